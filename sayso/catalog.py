@@ -1,0 +1,416 @@
+"""The action catalog: what sayso can do, declared as data.
+
+An action has a name, a description, examples, typed parameters (a pydantic
+model), a kind (read or write), a risk rule, the resource it touches and the
+connector operation that performs it. Actions come from Python (the
+:func:`action` decorator over a function whose one parameter is a pydantic
+model; the function turns validated parameters into the connector's request)
+and from YAML files in the workspace's ``actions/`` folder.
+
+Parameters that name things carry a marker in their JSON Schema so grounding
+knows what to resolve: ``x-record`` (a record type), ``x-person`` (a directory
+person) and ``x-recipient`` (a person or a ``#channel``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .errors import InvalidArguments, UnknownAction, WorkspaceError
+
+__all__ = [
+    "Action",
+    "Catalog",
+    "RiskRule",
+    "Tier",
+    "action",
+    "load_yaml_actions",
+]
+
+
+class Tier(StrEnum):
+    """Risk tiers, in order."""
+
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _TIER_ORDER.index(self)
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Tier):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Tier):
+            return NotImplemented
+        return self.rank > other.rank
+
+
+_TIER_ORDER = [Tier.NONE, Tier.LOW, Tier.MEDIUM, Tier.HIGH, Tier.CRITICAL]
+
+
+class RiskCondition(BaseModel):
+    """One argument test; every given test must hold for the condition to match."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    arg: str
+    tier: Tier
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    equals: Any = None
+    one_of: list[Any] | None = Field(default=None, alias="in")
+    startswith: str | None = None
+    count_gt: int | None = None
+    count_gte: int | None = None
+
+    def matches(self, args: dict[str, Any]) -> bool:
+        if self.arg not in args or args[self.arg] is None:
+            return False
+        value = args[self.arg]
+        items = value if isinstance(value, list | tuple) else [value]
+        checks: list[bool] = []
+        if self.count_gt is not None:
+            checks.append(len(items) > self.count_gt)
+        if self.count_gte is not None:
+            checks.append(len(items) >= self.count_gte)
+        if self.startswith is not None:
+            checks.append(any(str(v).startswith(self.startswith) for v in items))
+        if self.equals is not None:
+            checks.append(value == self.equals)
+        if self.one_of is not None:
+            checks.append(value in self.one_of)
+        bounds: list[tuple[float | None, Callable[[Any, Any], bool]]] = [
+            (self.gt, operator.gt), (self.gte, operator.ge), (self.lt, operator.lt), (self.lte, operator.le),
+        ]
+        for bound, test in bounds:
+            if bound is not None:
+                checks.append(isinstance(value, int | float) and test(value, bound))
+        return bool(checks) and all(checks)
+
+
+class RiskRule(BaseModel):
+    """A fixed tier, raised by argument conditions: the highest matching tier wins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: Tier
+    when: list[RiskCondition] = Field(default_factory=list)
+
+    def evaluate(self, args: dict[str, Any]) -> Tier:
+        tier = self.tier
+        for condition in self.when:
+            if condition.matches(args) and condition.tier > tier:
+                tier = condition.tier
+        return tier
+
+    def describe(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@dataclass
+class ResourceSpec:
+    """Which entity a policy sees as the resource: a record param, or a fixed type."""
+
+    type: str
+    param: str | None = None
+
+
+@dataclass
+class Action:
+    name: str
+    description: str
+    params: type[BaseModel]
+    kind: Literal["read", "write"]
+    risk: RiskRule
+    connector: str
+    operation: str
+    resource: ResourceSpec
+    examples: list[str] = field(default_factory=list)
+    preview: bool = False
+    undo: bool = False
+    prepare: Callable[[BaseModel], dict[str, Any]] | None = None
+    source: str = ""
+
+    @property
+    def is_write(self) -> bool:
+        return self.kind == "write"
+
+    def json_schema(self) -> dict[str, Any]:
+        schema = self.params.model_json_schema()
+        schema.pop("title", None)
+        return schema
+
+    def validate(self, args: dict[str, Any]) -> BaseModel:
+        if not isinstance(args, dict):
+            raise InvalidArguments(f"{self.name}: arguments must be a JSON object")
+        try:
+            return self.params.model_validate(args)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+            )
+            raise InvalidArguments(f"{self.name}: {problems}") from None
+
+    def request(self, params: BaseModel) -> dict[str, Any]:
+        """The connector request for validated parameters, as JSON-ready data."""
+        if self.prepare is not None:
+            return self.prepare(params)
+        return params.model_dump(mode="json", exclude_none=True)
+
+    def marked(self, marker: str) -> dict[str, Any]:
+        """Parameters carrying a grounding marker (``x-record``...), with the marker's value."""
+        found: dict[str, Any] = {}
+        for name, info in self.params.model_fields.items():
+            extra = info.json_schema_extra
+            if isinstance(extra, dict) and marker in extra:
+                found[name] = extra[marker]
+        return found
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "risk": self.risk.describe(),
+            "resource": self.resource.type,
+            "connector": f"{self.connector}.{self.operation}",
+            "examples": self.examples,
+            "preview": self.preview,
+            "undo": self.undo,
+            "parameters": self.json_schema(),
+        }
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class Catalog:
+    """Actions by name."""
+
+    def __init__(self, actions: Sequence[Action] = ()) -> None:
+        self._actions: dict[str, Action] = {}
+        for item in actions:
+            self.add(item)
+
+    def add(self, item: Action) -> None:
+        if item.name in self._actions:
+            raise WorkspaceError(f"action {item.name!r} is declared twice", file=item.source or None)
+        self._actions[item.name] = item
+
+    def get(self, name: str) -> Action:
+        try:
+            return self._actions[name]
+        except KeyError:
+            raise UnknownAction(f"no action named {name!r}; `sayso actions` lists them") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._actions
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(sorted(self._actions.values(), key=lambda a: a.name))
+
+    def __len__(self) -> int:
+        return len(self._actions)
+
+    def action(
+        self,
+        name: str,
+        *,
+        kind: Literal["read", "write"],
+        risk: Tier | RiskRule | str,
+        connector: str,
+        operation: str | None = None,
+        resource: str,
+        resource_param: str | None = None,
+        examples: Sequence[str] = (),
+        preview: bool = False,
+        undo: bool = False,
+        description: str | None = None,
+    ) -> Callable[[Callable[[P], dict[str, Any]]], Callable[[P], dict[str, Any]]]:
+        """Declare an action over a function ``f(params: Model) -> request``."""
+
+        def decorate(fn: Callable[[P], dict[str, Any]]) -> Callable[[P], dict[str, Any]]:
+            model = next(iter(fn.__annotations__.values()))
+            if isinstance(model, str):
+                model = fn.__globals__[model]
+            rule = risk if isinstance(risk, RiskRule) else RiskRule(tier=Tier(risk))
+            self.add(
+                Action(
+                    name=name,
+                    description=description or (fn.__doc__ or "").strip(),
+                    params=model,
+                    kind=kind,
+                    risk=rule,
+                    connector=connector,
+                    operation=operation or name.split(".", 1)[-1],
+                    resource=ResourceSpec(resource, resource_param),
+                    examples=list(examples),
+                    preview=preview,
+                    undo=undo,
+                    prepare=fn,  # type: ignore[arg-type]
+                    source=f"{fn.__module__}.{fn.__name__}",
+                )
+            )
+            return fn
+
+        return decorate
+
+    def extend_from_module(self, module_name: str) -> None:
+        """Add the actions of a Python module that exposes a ``catalog``."""
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise WorkspaceError(f"cannot import action module {module_name!r}: {exc}") from None
+        found = getattr(module, "catalog", None)
+        if not isinstance(found, Catalog):
+            raise WorkspaceError(f"module {module_name!r} has no `catalog` of actions")
+        for item in found:
+            self.add(item)
+
+
+def action(
+    catalog: Catalog, name: str, **options: Any
+) -> Callable[[Callable[[P], dict[str, Any]]], Callable[[P], dict[str, Any]]]:
+    """Module-level form of :meth:`Catalog.action`."""
+    return catalog.action(name, **options)
+
+
+# --- YAML actions -----------------------------------------------------------------
+
+_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "date": date,
+    "datetime": datetime,
+    "array": list[str],
+}
+_MARKERS = {"record": "x-record", "person": "x-person", "recipient": "x-recipient"}
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers each mapping's line as ``__line__``."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping  # type: ignore[return-value]
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+_ACTION_KEYS = {
+    "name", "description", "examples", "kind", "risk", "resource", "connector", "operation",
+    "params", "preview", "undo", "__line__",
+}
+
+
+def _param_field(action_name: str, pname: str, spec: dict[str, Any], where: tuple[str, int]) -> tuple[Any, Any]:
+    type_name = spec.get("type", "string")
+    if type_name not in _TYPES:
+        raise WorkspaceError(
+            f"action {action_name}: parameter {pname!r} has unknown type {type_name!r} "
+            f"(known: {', '.join(_TYPES)})",
+            file=where[0],
+            line=spec.get("__line__", where[1]),
+        )
+    annotation: Any = _TYPES[type_name]
+    if "enum" in spec:
+        annotation = Literal[tuple(spec["enum"])]
+    extra: dict[str, Any] = {}
+    for key, marker in _MARKERS.items():
+        if spec.get(key):
+            extra[marker] = spec[key]
+    required = bool(spec.get("required", False))
+    if not required:
+        annotation = annotation | None
+    info = Field(
+        default=... if required else spec.get("default"),
+        description=spec.get("description"),
+        json_schema_extra=extra or None,
+    )
+    return annotation, info
+
+
+def load_yaml_actions(path: Path, catalog: Catalog) -> None:
+    """Add the actions declared in one YAML file; problems name the file and line."""
+    file = str(path)
+    try:
+        data = yaml.load(path.read_text(), Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise WorkspaceError(f"not valid YAML: {exc}", file=file, line=mark.line + 1 if mark else None) from None
+    entries = data.get("actions") if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise WorkspaceError("expected a list under 'actions'", file=file, line=1)
+    for entry in entries:
+        line = entry.get("__line__", 1) if isinstance(entry, dict) else 1
+        if not isinstance(entry, dict):
+            raise WorkspaceError("each action must be a mapping", file=file, line=line)
+        unknown = set(entry) - _ACTION_KEYS
+        if unknown:
+            raise WorkspaceError(f"unknown keys {sorted(unknown)}", file=file, line=line)
+        missing = [k for k in ("name", "kind", "connector", "operation") if k not in entry]
+        if missing:
+            raise WorkspaceError(f"action is missing {', '.join(missing)}", file=file, line=line)
+        name = str(entry["name"])
+        if entry["kind"] not in ("read", "write"):
+            raise WorkspaceError(f"action {name}: kind must be read or write", file=file, line=line)
+        fields = {}
+        for pname, spec in (entry.get("params") or {}).items():
+            if pname == "__line__":
+                continue
+            fields[pname] = _param_field(name, pname, spec if isinstance(spec, dict) else {}, (file, line))
+        model = create_model(  # type: ignore[call-overload]
+            "Params_" + name.replace(".", "_"), __config__=ConfigDict(extra="forbid"), **fields
+        )
+        raw_risk = entry.get("risk", "none" if entry["kind"] == "read" else "high")
+        try:
+            if isinstance(raw_risk, str):
+                rule = RiskRule(tier=Tier(raw_risk))
+            else:
+                clean = {k: v for k, v in raw_risk.items() if k != "__line__"}
+                clean["when"] = [{k: v for k, v in c.items() if k != "__line__"} for c in clean.get("when", [])]
+                rule = RiskRule.model_validate(clean)
+        except (ValueError, ValidationError, AttributeError) as exc:
+            raise WorkspaceError(f"action {name}: invalid risk rule: {exc}", file=file, line=line) from None
+        resource = entry.get("resource") or {"type": "System"}
+        if isinstance(resource, str):
+            resource = {"type": resource}
+        catalog.add(
+            Action(
+                name=name,
+                description=str(entry.get("description", "")),
+                params=model,
+                kind=entry["kind"],
+                risk=rule,
+                connector=str(entry["connector"]),
+                operation=str(entry["operation"]),
+                resource=ResourceSpec(str(resource["type"]), resource.get("param")),
+                examples=list(entry.get("examples") or []),
+                preview=bool(entry.get("preview", False)),
+                undo=bool(entry.get("undo", False)),
+                source=f"{file}:{line}",
+            )
+        )

@@ -1,0 +1,123 @@
+"""``sayso.toml``: a workspace's settings, validated, with secrets kept apart.
+
+Secrets never live in ``sayso.toml`` itself: they come from environment
+variables named under ``[secrets.env]`` or from a TOML file named by
+``[secrets] file``, and connectors refer to them by name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import WorkspaceError
+
+__all__ = ["GuardSettings", "Settings", "load_settings"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkspaceInfo(_Section):
+    name: str = "sayso workspace"
+    reference_day: date | None = None
+    demo: bool = False
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///state.db"
+
+
+class CatalogSettings(_Section):
+    modules: list[str] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=lambda: ["actions"])
+
+
+class GuardSettings(_Section):
+    confirm_medium: bool = False
+    allow_critical: bool = False
+    confirmation_ttl_minutes: int = Field(default=15, gt=0, le=7 * 24 * 60)
+
+
+class LimitSettings(_Section):
+    max_text_chars: int = Field(default=4000, gt=0)
+    max_args_bytes: int = Field(default=65536, gt=0)
+
+
+class SecretSettings(_Section):
+    file: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class Settings(_Section):
+    workspace: WorkspaceInfo = Field(default_factory=WorkspaceInfo)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    secrets: SecretSettings = Field(default_factory=SecretSettings)
+    systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def database_url(self, root: Path) -> str:
+        """The state database URL; a relative SQLite path is inside the workspace."""
+        url = os.environ.get("SAYSO_DATABASE_URL") or self.store.url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            return f"sqlite:///{(root / url.removeprefix('sqlite:///')).resolve()}"
+        return url
+
+    def load_secrets(self, root: Path) -> dict[str, str]:
+        found: dict[str, str] = {}
+        if self.secrets.file:
+            path = root / self.secrets.file
+            try:
+                data = tomllib.loads(path.read_text())
+            except FileNotFoundError:
+                raise WorkspaceError("the secrets file is missing", file=str(path)) from None
+            except tomllib.TOMLDecodeError as exc:
+                raise WorkspaceError(f"not valid TOML: {exc}", file=str(path), line=_toml_line(exc)) from None
+            found.update({str(k): str(v) for k, v in data.items()})
+        for name, variable in self.secrets.env.items():
+            if variable in os.environ:
+                found[name] = os.environ[variable]
+        return found
+
+
+def _toml_line(exc: tomllib.TOMLDecodeError) -> int | None:
+    match = re.search(r"line (\d+)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate ``sayso.toml``; each problem names the file and, where it can, the line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise WorkspaceError(
+            "no sayso.toml here; `sayso init DIR` makes a workspace", file=str(path)
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkspaceError(f"not valid TOML: {exc}", file=str(path), line=_toml_line(exc)) from None
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return_line = _key_line(text, str(first["loc"][-1])) if first["loc"] else None
+        raise WorkspaceError(f"{where}: {first['msg']}", file=str(path), line=return_line) from None
+
+
+def _key_line(text: str, key: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith(f"{key} ") or stripped.startswith(f"{key}=") or stripped == f"[{key}]":
+            return number
+    return None

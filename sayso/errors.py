@@ -1,0 +1,125 @@
+"""One error hierarchy for sayso, split by whose fault it is.
+
+    SaysoError                        code, message; exit_code and http_status by branch
+    ├── RequestError                  the user's request is invalid (exit 2, HTTP 4xx)
+    │   ├── InvalidArguments          400 invalid_arguments
+    │   ├── UnknownAction             404 unknown_action
+    │   ├── UnknownUser               404 unknown_user
+    │   ├── UnknownRecord             404 unknown_record
+    │   ├── InputTooLarge             413 input_too_large
+    │   └── ConfirmationError         409 confirmation_* (unknown, expired, used, not yours)
+    ├── ConfigurationError            the workspace is wrong (exit 3, HTTP 500)
+    │   └── WorkspaceError            workspace_invalid: a file, a line, a problem
+    └── SystemFailure                 a system behind sayso failed (exit 4, HTTP 502)
+        └── ConnectorError            connector_failed
+
+Only ``RequestError`` and ``ConfigurationError`` end a turn with status ``error``;
+a ``SystemFailure`` during execution ends it as ``failed`` with the steps that ran.
+``exit_code`` and ``http_status`` are the single mapping used by the CLI and HTTP.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "ConfirmationError",
+    "ConnectorError",
+    "InputTooLarge",
+    "InvalidArguments",
+    "RequestError",
+    "SaysoError",
+    "SystemFailure",
+    "UnknownAction",
+    "UnknownRecord",
+    "UnknownUser",
+    "WorkspaceError",
+]
+
+
+class SaysoError(Exception):
+    """Base of every error sayso raises on purpose."""
+
+    code = "error"
+    exit_code = 1
+    http_status = 500
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class RequestError(SaysoError):
+    """The request itself is invalid; nothing was changed."""
+
+    code = "invalid_request"
+    exit_code = 2
+    http_status = 400
+
+
+class InvalidArguments(RequestError):
+    code = "invalid_arguments"
+    http_status = 400
+
+
+class UnknownAction(RequestError):
+    code = "unknown_action"
+    http_status = 404
+
+
+class UnknownUser(RequestError):
+    code = "unknown_user"
+    http_status = 404
+
+
+class UnknownRecord(RequestError):
+    code = "unknown_record"
+    http_status = 404
+
+
+class InputTooLarge(RequestError):
+    code = "input_too_large"
+    http_status = 413
+
+
+class ConfirmationError(RequestError):
+    """A confirmation that is unknown, expired, already used or not the caller's."""
+
+    code = "confirmation_invalid"
+    http_status = 409
+
+
+class ConfigurationError(SaysoError):
+    """The workspace or the deployment is misconfigured."""
+
+    code = "configuration_error"
+    exit_code = 3
+    http_status = 500
+
+
+class WorkspaceError(ConfigurationError):
+    """A workspace file is malformed; names the file and line when known."""
+
+    code = "workspace_invalid"
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        where = file if file is None or line is None else f"{file}:{line}"
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file = file
+        self.line = line
+
+
+class SystemFailure(SaysoError):
+    """A system behind sayso failed or could not be reached."""
+
+    code = "system_failure"
+    exit_code = 4
+    http_status = 502
+
+
+class ConnectorError(SystemFailure):
+    code = "connector_failed"

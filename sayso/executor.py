@@ -1,0 +1,284 @@
+"""The executor: approved plans run as durable, idempotent steps.
+
+A plan is written to the state database (with its steps, each keyed by its
+idempotency key) before anything runs, and held under a lease by one process.
+Each step's effect is applied by its connector with the key, then recorded in
+the effect ledger with its audit records in one transaction: two commits for
+a one-step plan. After a crash, ``recover`` takes plans whose lease is free
+(expired, or held by a dead process on this host), asks each connector to look
+the key up before any retry, and records what happened instead of repeating
+it. A connector that cannot look keys up gets ``outcome_unknown``, surfaced to
+the person, never a silent retry.
+
+``SAYSO_FAULT=crash-after-effect`` makes the process exit (status 137) right
+after the first effect is applied and before it is recorded, so tests can
+prove exactly-once from outside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from .audit import AuditEvent, AuditLog
+from .clock import Clock
+from .connectors import Effect
+from .errors import RequestError, SaysoError
+from .store.schema import plans, steps
+from .turn import StepResult, StepStatus
+from .workspace import Workspace
+
+__all__ = ["Executor", "Plan", "PlannedStep", "step_key"]
+
+log = logging.getLogger("sayso")
+
+LEASE_SECONDS = 60.0
+_HOST = socket.gethostname()
+
+
+def step_key(conversation: str, turn: str, index: int, action: str, args: dict[str, Any]) -> str:
+    """The idempotency key of one step: the same step of the same turn, the same key."""
+    canonical = json.dumps([conversation, turn, index, action, args], sort_keys=True, separators=(",", ":"),
+                           default=str)
+    return "sk_" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+@dataclass
+class PlannedStep:
+    index: int
+    action: str
+    connector: str
+    operation: str
+    args: dict[str, Any]
+    risk: str
+    key: str
+    shown_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    id: str
+    conversation: str
+    turn: str
+    actor: str
+    channel: str
+    steps: list[PlannedStep]
+    origin: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Plan:
+        items = [PlannedStep(**s) for s in data["steps"]]
+        return cls(**{**data, "steps": items})
+
+
+FinalEvents = Callable[[list[StepResult]], list[AuditEvent]]
+
+
+class Executor:
+    def __init__(self, workspace: Workspace, audit: AuditLog, clock: Clock) -> None:
+        self.workspace = workspace
+        self.audit = audit
+        self.clock = clock
+        self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    # --- running ---------------------------------------------------------------
+
+    def run(
+        self, plan: Plan, *, before: Sequence[AuditEvent], after: FinalEvents,
+        prepare: Callable[[Connection], None] | None = None,
+    ) -> list[StepResult]:
+        """Persist the plan with ``before`` events, run its steps, and record ``after`` with the last one.
+
+        ``prepare`` runs in the same transaction as the plan's insertion (e.g. claiming its confirmation),
+        so either both happen or neither does.
+        """
+        now = self.clock.now().isoformat()
+        with self.workspace.store.write() as conn:
+            if prepare is not None:
+                prepare(conn)
+            self.audit.append(conn, before)
+            conn.execute(plans.insert().values(
+                id=plan.id, conversation=plan.conversation, turn=plan.turn, actor=plan.actor,
+                status="running", lease_owner=self.owner, lease_until=time.time() + LEASE_SECONDS,
+                payload=plan.payload(), created_at=now,
+            ))
+            conn.execute(steps.insert(), [
+                {"key": s.key, "plan_id": plan.id, "idx": s.index, "actor": plan.actor, "action": s.action,
+                 "status": StepStatus.PENDING.value, "at": now}
+                for s in plan.steps
+            ])
+        return self._run_steps(plan, {}, after, recovering=False)
+
+    def _run_steps(
+        self, plan: Plan, done: dict[str, StepResult], after: FinalEvents, *, recovering: bool
+    ) -> list[StepResult]:
+        results: list[StepResult] = []
+        failed = False
+        for position, item in enumerate(plan.steps):
+            last = position == len(plan.steps) - 1
+            if item.key in done:
+                results.append(done[item.key])
+                continue
+            if failed:
+                results.append(self._result(item, StepStatus.SKIPPED))
+                continue
+            events, status, effect, error = self._apply(plan, item, recovering=recovering)
+            result = self._result(item, status, effect=effect, error=error)
+            results.append(result)
+            failed = status is not StepStatus.EXECUTED
+            finishing = last or failed
+            skipped = [self._result(s, StepStatus.SKIPPED) for s in plan.steps[position + 1:]] if failed else []
+            with self.workspace.store.write() as conn:
+                conn.execute(update(steps).where(steps.c.key == item.key).values(
+                    status=status.value, effect=effect.model_dump(mode="json") if effect else None, error=error,
+                    at=self.clock.now().isoformat(),
+                ))
+                if skipped:
+                    rest = [s.key for s in plan.steps[position + 1:]]
+                    conn.execute(update(steps).where(steps.c.key.in_(rest))
+                                 .values(status=StepStatus.SKIPPED.value))
+                if finishing:
+                    conn.execute(update(plans).where(plans.c.id == plan.id).values(
+                        status="failed" if failed else "done", lease_owner=None, lease_until=None))
+                else:
+                    conn.execute(update(plans).where(plans.c.id == plan.id).values(
+                        lease_until=time.time() + LEASE_SECONDS))
+                self.audit.append(conn, events + (after(results + skipped) if finishing else []))
+            if finishing:
+                return results + skipped
+        return results
+
+    def _apply(
+        self, plan: Plan, item: PlannedStep, *, recovering: bool
+    ) -> tuple[list[AuditEvent], StepStatus, Effect | None, str | None]:
+        connector = self.workspace.connector(item.connector)
+        base = {"actor": plan.actor, "conversation": plan.conversation, "turn": plan.turn,
+                "channel": plan.channel, "action": item.action}
+        call: dict[str, Any] = {"connector": item.connector, "operation": item.operation, "idempotency_key": item.key,
+                "guarantee": connector.guarantee.value, "request": item.args}
+        effect: Effect | None = None
+        if recovering:
+            if not connector.guarantee.can_lookup:
+                note = f"{item.connector} cannot tell whether the step happened before the crash"
+                return ([AuditEvent("call", status=StepStatus.OUTCOME_UNKNOWN.value, detail={**call, "note": note},
+                                    **base)], StepStatus.OUTCOME_UNKNOWN, None, note)
+            effect = connector.lookup(item.key)
+            call["recovered"] = effect is not None
+        try:
+            if effect is None:
+                effect = connector.execute(item.operation, item.args, key=item.key, origin=plan.origin)
+        except (SaysoError, NotImplementedError, OSError, ValueError) as exc:
+            message = exc.message if isinstance(exc, SaysoError) else str(exc)
+            log.warning("step %s of plan %s failed: %s", item.action, plan.id, message,
+                        extra={"conversation": plan.conversation})
+            code = exc.code if isinstance(exc, SaysoError) else "connector_failed"
+            return ([AuditEvent("call", status="failed", detail=call, **base),
+                     AuditEvent("error", status="failed", detail={"code": code, "message": message,
+                                                                  "invalid_request": isinstance(exc, RequestError)},
+                                **base)], StepStatus.FAILED, None, message)
+        if os.environ.get("SAYSO_FAULT") == "crash-after-effect":
+            os._exit(137)
+        detail = {"connector": item.connector, "idempotency_key": item.key, "summary": effect.summary,
+                  "changes": [c.model_dump(mode="json") for c in effect.changes], "result": effect.result}
+        return ([AuditEvent("call", status="ok", detail=call, **base),
+                 AuditEvent("effect", status="ok", detail=detail, **base)], StepStatus.EXECUTED, effect, None)
+
+    @staticmethod
+    def _result(item: PlannedStep, status: StepStatus, *, effect: Effect | None = None,
+                error: str | None = None) -> StepResult:
+        return StepResult(
+            action=item.action, args=item.shown_args or item.args, risk=item.risk, status=status,
+            effect=effect.model_dump(mode="json", exclude={"key"}) if effect else None, error=error,
+        )
+
+    # --- recovery --------------------------------------------------------------
+
+    def recover(self) -> list[tuple[Plan, list[StepResult]]]:
+        """Finish every unfinished plan that no live process holds."""
+        finished = []
+        with self.workspace.store.read() as conn:
+            rows = conn.execute(select(plans.c.id, plans.c.lease_owner, plans.c.lease_until)
+                                .where(plans.c.status == "running")).all()
+        for row in rows:
+            if not self._claimable(row.lease_owner, row.lease_until):
+                continue
+            with self.workspace.store.write() as conn:
+                claimed = conn.execute(update(plans).where(and_(
+                    plans.c.id == row.id, plans.c.status == "running",
+                    or_(plans.c.lease_owner.is_(None), plans.c.lease_owner == row.lease_owner),
+                )).values(lease_owner=self.owner, lease_until=time.time() + LEASE_SECONDS)).rowcount
+                payload = conn.execute(select(plans.c.payload).where(plans.c.id == row.id)).scalar_one()
+                done = self._done_steps(conn, row.id)
+            if not claimed:
+                continue
+            plan = Plan.from_payload(payload)
+            log.info("recovering plan %s (%d steps)", plan.id, len(plan.steps),
+                     extra={"conversation": plan.conversation})
+            results = self._run_steps(plan, done, lambda results: [], recovering=True)
+            finished.append((plan, results))
+        return finished
+
+    def _claimable(self, owner: str | None, until: float | None) -> bool:
+        if owner is None or until is None or until < time.time():
+            return True
+        host, _, rest = owner.partition(":")
+        pid = rest.partition(":")[0]
+        if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def _done_steps(self, conn: Connection, plan_id: str) -> dict[str, StepResult]:
+        done: dict[str, StepResult] = {}
+        for row in conn.execute(select(steps).where(and_(steps.c.plan_id == plan_id,
+                                                         steps.c.status != StepStatus.PENDING.value))):
+            done[row.key] = StepResult(action=row.action, args={}, risk="", status=StepStatus(row.status),
+                                       effect=row.effect, error=row.error)
+        return done
+
+    # --- undo ------------------------------------------------------------------
+
+    def last_undoable(self, actor: str, undoable: Callable[[str], bool]) -> Any:
+        with self.workspace.store.read() as conn:
+            rows = conn.execute(select(steps).where(and_(steps.c.actor == actor,
+                                                         steps.c.status == StepStatus.EXECUTED.value))
+                                .order_by(steps.c.at.desc(), steps.c.idx.desc()).limit(50)).all()
+        return next((r for r in rows if undoable(r.action)), None)
+
+    def undo(self, row: Any, plan_payload: dict[str, Any], *, channel: str) -> StepResult:
+        plan = Plan.from_payload(plan_payload)
+        item = next(s for s in plan.steps if s.key == row.key)
+        connector = self.workspace.connector(item.connector)
+        effect = Effect.model_validate(row.effect)
+        undone = connector.compensate(effect, key=f"{row.key}:undo")
+        detail = {"connector": item.connector, "idempotency_key": f"{row.key}:undo", "undoes": row.key,
+                  "summary": undone.summary, "changes": [c.model_dump(mode="json") for c in undone.changes]}
+        with self.workspace.store.write() as conn:
+            conn.execute(update(steps).where(steps.c.key == row.key).values(status=StepStatus.UNDONE.value))
+            self.audit.append(conn, [AuditEvent("effect", plan.actor, StepStatus.UNDONE.value, item.action,
+                                                plan.conversation, plan.turn, channel, detail)])
+        return StepResult(action=item.action, args=item.args, risk=item.risk, status=StepStatus.UNDONE,
+                          effect=undone.model_dump(mode="json", exclude={"key"}))
+
+    def plan_payload(self, plan_id: str) -> dict[str, Any]:
+        with self.workspace.store.read() as conn:
+            payload: dict[str, Any] = conn.execute(select(plans.c.payload).where(plans.c.id == plan_id)).scalar_one()
+        return payload

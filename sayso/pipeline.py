@@ -1,0 +1,495 @@
+"""The pipeline of one turn: validation, grounding, policy, guard, confirmation,
+executor and audit, in that order, with data flowing one way.
+
+``Pipeline.run_plan`` takes the steps a person asked for (from ``sayso do``, or
+from an interpreter) and ends in exactly one turn status. A confirmation
+resumes the same pipeline later, possibly in another process: the stored plan
+is planned again from its arguments, so a changed record, rule or plan needs a
+new confirmation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from .audit import AuditEvent, AuditLog, Redactor
+from .catalog import Action, Tier
+from .clock import Clock
+from .confirmation import Confirmation, Confirmations
+from .connectors import Change, Record
+from .directory import Person
+from .errors import ConfirmationError, InputTooLarge, RequestError, SaysoError
+from .executor import Executor, Plan, PlannedStep, step_key
+from .grounding import Clarification, Grounded, ground
+from .guard import CRITICAL_RULE, Guard, Verdict
+from .policy import Decision, Entity
+from .turn import StepResult, StepStatus, TurnResult, TurnStatus
+from .workspace import Workspace
+
+__all__ = ["Pipeline", "Request"]
+
+log = logging.getLogger("sayso")
+
+_PERSON_ATTRS = ("owner", "assignee", "reporter")
+
+
+@dataclass
+class Request:
+    """One step a person asked for: an action and its arguments, before grounding."""
+
+    action: str
+    args: dict[str, Any]
+
+
+@dataclass
+class _Step:
+    """One step after validation, grounding, policy and guard."""
+
+    index: int
+    action: Action
+    args: dict[str, Any]
+    grounded: Grounded
+    tier: Tier
+    decision: Decision | None = None
+    verdict: Verdict = Verdict.RUN
+    records: list[Record] = field(default_factory=list)
+
+    def versions(self) -> dict[str, int]:
+        return {r.ref(): r.version for r in self.grounded.records.values()}
+
+
+@dataclass
+class _Turn:
+    person: Person
+    conversation: str
+    turn: str
+    channel: str
+    request: Any
+
+    def event(self, event: str, status: str, action: str | None = None, **detail: Any) -> AuditEvent:
+        return AuditEvent(event, self.person.id, status, action, self.conversation, self.turn, self.channel,
+                          detail)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+class Pipeline:
+    """Runs turns against one workspace; cheap to keep, safe to share across turns."""
+
+    def __init__(self, workspace: Workspace, clock: Clock | None = None, *, channel: str = "cli") -> None:
+        self.ws = workspace
+        self.clock = clock or Clock()
+        self.channel = channel
+        self.audit = AuditLog(workspace.store, self.clock, Redactor(workspace.secrets.values()))
+        self.guard = Guard(workspace.settings.guard)
+        self.confirmations = Confirmations(
+            workspace.store, self.clock, workspace.settings.guard.confirmation_ttl_minutes
+        )
+        self.executor = Executor(workspace, self.audit, self.clock)
+
+    # --- entry points ------------------------------------------------------------
+
+    def do(self, user: str, action: str, args: Any, *, conversation: str | None = None) -> TurnResult:
+        """A direct action: everything but interpretation (``sayso do``)."""
+        request = {"action": action, "args": args}
+        return self._guarded(user, conversation, request,
+                             lambda turn: self.run_plan(turn, [Request(action, args)]))
+
+    def confirm(self, user: str, confirmation_id: str) -> TurnResult:
+        request = {"confirm": confirmation_id}
+        return self._guarded(user, None, request, lambda turn: self._confirm(turn, confirmation_id))
+
+    def cancel(self, user: str, confirmation_id: str) -> TurnResult:
+        request = {"cancel": confirmation_id}
+        return self._guarded(user, None, request, lambda turn: self._cancel(turn, confirmation_id))
+
+    def undo(self, user: str) -> TurnResult:
+        return self._guarded(user, None, {"undo": "last"}, self._undo)
+
+    def explain(self, user: str, action: str, args: Any) -> dict[str, Any]:
+        """What the policy would decide, without doing or recording anything."""
+        person = self.ws.directory.get(user)
+        step = self._prepare(person, 0, Request(action, args))
+        if step.grounded.question:
+            return {"allowed": None, "question": step.grounded.question.question,
+                    "options": [o.model_dump() for o in step.grounded.question.options]}
+        assert step.decision is not None
+        return {**step.decision.as_dict(), "action": action, "args": step.args, "risk": step.tier.value,
+                "guard": step.verdict.value}
+
+    def pending(self, user: str) -> list[Confirmation]:
+        self.ws.directory.get(user)
+        return self.confirmations.pending(user)
+
+    def recover(self) -> list[TurnResult]:
+        results = []
+        for plan, steps in self.executor.recover():
+            status = TurnStatus.EXECUTED if all(s.status is StepStatus.EXECUTED for s in steps) \
+                else TurnStatus.FAILED
+            results.append(TurnResult(status=status, reply=f"recovered plan {plan.id}: " + "; ".join(
+                f"{s.action} {s.status.value}" for s in steps), steps=steps, conversation=plan.conversation,
+                turn=plan.turn))
+        return results
+
+    # --- the turn ----------------------------------------------------------------
+
+    def _guarded(self, user: str, conversation: str | None, request: Any, body: Any) -> TurnResult:
+        """Run ``body(turn)``; a request error ends the turn as ``error`` and is audited."""
+        conversation = conversation or _new_id("c")
+        turn_id = _new_id("t")
+        try:
+            person = self.ws.directory.get(user)
+        except SaysoError as exc:
+            self.audit.record([AuditEvent("error", str(user)[:128], "error", None, conversation, turn_id,
+                                          self.channel, {"request": request, **exc.as_dict()})])
+            return TurnResult.from_error(exc, conversation=conversation, turn=turn_id)
+        turn = _Turn(person, conversation, turn_id, self.channel, request)
+        try:
+            result: TurnResult = body(turn)
+        except RequestError as exc:
+            self.audit.record([turn.event("turn", "received", request=request),
+                               turn.event("error", "error", **exc.as_dict())])
+            result = TurnResult.from_error(exc)
+        result.conversation, result.turn = conversation, turn_id
+        return result
+
+    def run_plan(self, turn: _Turn, requests: Sequence[Request]) -> TurnResult:
+        """Plan, check and run the steps of one turn."""
+        self._check_size(turn.request)
+        received = turn.event("turn", "received", request=turn.request)
+        steps = [self._prepare(turn.person, i, r) for i, r in enumerate(requests)]
+        events = [received]
+        for step in steps:
+            events.append(turn.event("grounding", "ok" if not step.grounded.question else "ambiguous",
+                                     step.action.name, **step.grounded.describe()))
+            if step.grounded.question:
+                return self._clarify(turn, events, step, step.grounded.question)
+        for step in steps:
+            assert step.decision is not None
+            events.append(self._decision_event(turn, step))
+        denied = next((s for s in steps if s.decision and not s.decision.allowed), None)
+        refused = next((s for s in steps if s.verdict is Verdict.REFUSE), None)
+        if denied is not None or refused is not None:
+            return self._deny(turn, events, steps, denied or refused)  # type: ignore[arg-type]
+        reads = [s for s in steps if not s.action.is_write]
+        for step in reads:
+            step.records = self.ws.connector(step.action.connector).read(step.action.operation, step.args)
+            events.append(turn.event("call", "ok", step.action.name, connector=step.action.connector,
+                                     operation=step.action.operation, request=step.args,
+                                     records=[r.ref() for r in step.records]))
+        writes = [s for s in steps if s.action.is_write]
+        if not writes:
+            results = [self._read_result(s) for s in steps]
+            reply = "\n".join(_render_records(s) for s in steps)
+            events.append(turn.event("turn", TurnStatus.ANSWERED.value))
+            self.audit.record(events)
+            return TurnResult(status=TurnStatus.ANSWERED, reply=reply, steps=results)
+        plan = self._plan(turn, writes)
+        if max((s.verdict for s in writes), key=lambda v: v.rank) is Verdict.CONFIRM:
+            return self._ask(turn, events, steps, plan)
+        return self._execute(turn, events, steps, plan)
+
+    def _prepare(self, person: Person, index: int, request: Request) -> _Step:
+        """Validate, ground, decide and weigh one requested step (no side effects)."""
+        action = self.ws.catalog.get(request.action)
+        self._check_size(request.args)
+        params = action.validate(request.args)
+        grounded = ground(action, action.request(params), directory=self.ws.directory, find=self._find)
+        if grounded.question:
+            return _Step(index, action, grounded.args, grounded, action.risk.tier)
+        args = action.request(action.validate(grounded.args))
+        tier = action.risk.evaluate(args)
+        resource, context = self._policy_inputs(action, grounded, args)
+        decision = self.ws.policies.decide(principal=person, action=action.name, resource=resource,
+                                           context=context, directory=self.ws.directory)
+        return _Step(index, action, args, grounded, tier, decision, self.guard.verdict(tier))
+
+    def _find(self, record_type: str, text: str) -> list[Record]:
+        found: list[Record] = []
+        for connector in self.ws.connectors_for(record_type):
+            found.extend(connector.search(record_type, text))
+        return found
+
+    def _policy_inputs(self, action: Action, grounded: Grounded,
+                       args: dict[str, Any]) -> tuple[Entity, dict[str, Any]]:
+        """The resource entity and the context a policy sees for one step."""
+        directory = self.ws.directory
+        spec = action.resource
+        record = grounded.records.get(spec.param) if spec.param else None
+        if record is not None:
+            attrs: dict[str, Any] = {}
+            for key, value in record.attrs.items():
+                if key in _PERSON_ATTRS and isinstance(value, str) and value in directory:
+                    attrs[key] = Entity("User", value)
+                    attrs[f"{key}_team"] = directory.team_of(value)
+                elif isinstance(value, bool | int | str):
+                    attrs[key] = value
+                elif isinstance(value, float):
+                    attrs[key] = int(value)
+            resource = Entity(record.type, record.id, attrs)
+        elif spec.param and spec.param in grounded.channels:
+            resource = Entity("Channel", grounded.channels[spec.param])
+        elif spec.param and spec.param in grounded.people:
+            resource = Entity("User", grounded.people[spec.param][0].id)
+        elif spec.param and args.get(spec.param) is not None:
+            resource = Entity(spec.type, str(args[spec.param]))
+        else:
+            resource = Entity("System", action.connector)
+        context: dict[str, Any] = {}
+        for key, value in args.items():
+            if isinstance(value, bool | int | str):
+                context[key] = value
+            elif isinstance(value, float):
+                context[key] = int(value) + (0 if value.is_integer() else 1)
+            elif isinstance(value, list):
+                context[key] = [str(v) for v in value]
+        for key, people in grounded.people.items():
+            if len(people) == 1:
+                context[f"{key}_team"] = people[0].team
+                context[f"{key}_role"] = people[0].role
+        return resource, context
+
+    def _plan(self, turn: _Turn, writes: list[_Step], plan_id: str | None = None) -> Plan:
+        items = [PlannedStep(
+            index=s.index, action=s.action.name, connector=s.action.connector, operation=s.action.operation,
+            args=s.args, risk=s.tier.value, key=step_key(turn.conversation, turn.turn, s.index, s.action.name,
+                                                         s.args),
+        ) for s in writes]
+        related = sorted({r.id for s in writes for r in s.grounded.records.values()})
+        origin = {"actor": turn.person.id, "actor_name": turn.person.name, "conversation": turn.conversation,
+                  "turn": turn.turn, "request": _request_text(turn.request), "related": related}
+        return Plan(plan_id or _new_id("pl"), turn.conversation, turn.turn, turn.person.id, turn.channel,
+                    items, origin)
+
+    def _decision_event(self, turn: _Turn, step: _Step) -> AuditEvent:
+        assert step.decision is not None
+        return turn.event("decision", "allow" if step.decision.allowed else "deny", step.action.name,
+                          rule=step.decision.rule, reason=step.decision.reason,
+                          policy_hash=step.decision.policy_hash, risk=step.tier.value, guard=step.verdict.value,
+                          args=step.args)
+
+    # --- outcomes ----------------------------------------------------------------
+
+    def _clarify(self, turn: _Turn, events: list[AuditEvent], step: _Step,
+                 question: Clarification) -> TurnResult:
+        events.append(turn.event("turn", TurnStatus.NEEDS_CLARIFICATION.value, step.action.name,
+                                 question=question.question, options=[o.value for o in question.options]))
+        self.audit.record(events)
+        return TurnResult(status=TurnStatus.NEEDS_CLARIFICATION, reply=question.question + " " + "; ".join(
+            o.label for o in question.options), options=question.options,
+            steps=[StepResult(action=step.action.name, args=step.args, risk=step.tier.value,
+                              status=StepStatus.PENDING)])
+
+    def _deny(self, turn: _Turn, events: list[AuditEvent], steps: list[_Step], step: _Step) -> TurnResult:
+        assert step.decision is not None
+        if step.decision.allowed:  # allowed by policy, refused by the guard's critical tier
+            rule, reason = CRITICAL_RULE, self.guard.refusal(step.action.name)
+        else:
+            rule, reason = step.decision.rule, step.decision.reason
+        events.append(turn.event("turn", TurnStatus.DENIED.value, step.action.name, rule=rule, reason=reason))
+        self.audit.record(events)
+        results = [StepResult(action=s.action.name, args=s.args, risk=s.tier.value, status=StepStatus.SKIPPED)
+                   for s in steps]
+        return TurnResult(status=TurnStatus.DENIED, reply=f"Not done: {reason} (rule {rule})", rule=rule,
+                          steps=results)
+
+    def _ask(self, turn: _Turn, events: list[AuditEvent], steps: list[_Step], plan: Plan,
+             note: str = "") -> TurnResult:
+        writes = [s for s in steps if s.action.is_write]
+        changes: list[Change] = []
+        for step in writes:
+            connector = self.ws.connector(step.action.connector)
+            changes.extend(connector.preview(step.action.operation, step.args) if step.action.preview else [])
+        versions = {ref: v for s in writes for ref, v in s.versions().items()}
+        payload = plan.payload()
+        with self.ws.store.write() as conn:
+            item = self.confirmations.create(
+                conn, approver=turn.person.id, requester=turn.person.id, conversation=turn.conversation,
+                plan=payload, policy_hash=self.ws.policies.hash, versions=versions,
+            )
+            events.append(turn.event("confirmation", "pending", writes[0].action.name, id=item.id,
+                                     plan_hash=item.plan_hash, approver=item.approver,
+                                     expires_at=item.expires_at.isoformat(),
+                                     changes=[c.model_dump(mode="json") for c in changes]))
+            events.append(turn.event("turn", TurnStatus.NEEDS_CONFIRMATION.value, writes[0].action.name))
+            self.audit.append(conn, events)
+        results = [self._read_result(s) if not s.action.is_write else StepResult(
+            action=s.action.name, args=s.args, risk=s.tier.value, status=StepStatus.PENDING,
+            effect={"preview": [c.model_dump(mode="json") for c in changes
+                                if s.action.preview]} if s.action.preview else None)
+            for s in steps]
+        lines = [note] if note else []
+        lines.append("This needs your confirmation:")
+        for step in writes:
+            lines.append(f"  {step.action.name} {_args_text(step.args)} (risk {step.tier.value})")
+        lines += [f"    {_change_text(c)}" for c in changes]
+        lines.append(f"Confirm with `sayso confirm {item.id}` (expires {item.expires_at.isoformat()}).")
+        return TurnResult(status=TurnStatus.NEEDS_CONFIRMATION, reply="\n".join(lines), steps=results,
+                          confirmation={"id": item.id, "expires_at": item.expires_at.isoformat()})
+
+    def _execute(self, turn: _Turn, events: list[AuditEvent], steps: list[_Step], plan: Plan,
+                 confirmation: Confirmation | None = None) -> TurnResult:
+        final: dict[str, TurnResult] = {}
+
+        def after(results: list[StepResult]) -> list[AuditEvent]:
+            ok = all(r.status is StepStatus.EXECUTED for r in results)
+            status = TurnStatus.EXECUTED if ok else TurnStatus.FAILED
+            final["result"] = TurnResult(status=status, reply=_effects_text(results), steps=results)
+            return [turn.event("turn", status.value, plan.steps[0].action)]
+
+        def claim(conn: Connection) -> None:
+            if confirmation is not None:
+                self.confirmations.settle(conn, confirmation, "approved")
+
+        try:
+            written = self.executor.run(plan, before=events, after=after, prepare=claim)
+        except IntegrityError:
+            raise ConfirmationError("this confirmation was already used", code="confirmation_used") from None
+        result = final["result"]
+        reads = {s.index: self._read_result(s) for s in steps if not s.action.is_write}
+        ordered = [reads.get(s.index) or written.pop(0) for s in steps]
+        result.steps = [r for r in ordered if r is not None]
+        if reads:
+            result.reply = "\n".join([_render_records(s) for s in steps if not s.action.is_write]
+                                     + [result.reply])
+        return result
+
+    # --- confirmations ------------------------------------------------------------
+
+    def _confirm(self, turn: _Turn, confirmation_id: str) -> TurnResult:
+        with self.ws.store.read() as conn:
+            item = self.confirmations.usable(conn, confirmation_id, turn.person.id)
+        turn.conversation = item.conversation
+        stored = Plan.from_payload(item.plan)
+        original = _Turn(turn.person, stored.conversation, stored.turn, turn.channel, turn.request)
+        steps = [self._prepare(turn.person, s.index, Request(s.action, s.args)) for s in stored.steps]
+        events = [turn.event("turn", "received", request=turn.request)]
+        events += [self._decision_event(turn, s) for s in steps if s.decision is not None]
+        blocked = next((s for s in steps if s.grounded.question or (s.decision and not s.decision.allowed)
+                        or s.verdict is Verdict.REFUSE), None)
+        if blocked is not None:
+            with self.ws.store.write() as conn:
+                self.confirmations.settle(conn, item, "cancelled")
+            if blocked.grounded.question:
+                return self._clarify(turn, events, blocked, blocked.grounded.question)
+            return self._deny(turn, events, steps, blocked)
+        versions = {ref: v for s in steps for ref, v in s.versions().items()}
+        replanned = self._plan(original, steps, plan_id=stored.id)
+        changed = []
+        if versions != item.versions:
+            changed.append("the records it changes were changed since")
+        if self.ws.policies.hash != item.policy_hash:
+            changed.append("the policies changed since")
+        if [(s.action, s.args) for s in replanned.steps] != [(s.action, s.args) for s in stored.steps]:
+            changed.append("the plan changed since")
+        if changed:
+            with self.ws.store.write() as conn:
+                self.confirmations.settle(conn, item, "superseded")
+                self.audit.append(conn, [turn.event("confirmation", "superseded", stored.steps[0].action,
+                                                    id=item.id, why=changed)])
+            fresh = _Turn(turn.person, item.conversation, turn.turn, turn.channel, turn.request)
+            note = f"Not done yet: {' and '.join(changed)}, so here is the plan again."
+            return self._ask(fresh, events, steps, self._plan(fresh, steps), note=note)
+        events.append(turn.event("confirmation", "approved", stored.steps[0].action, id=item.id,
+                                 plan_hash=item.plan_hash, approver=turn.person.id))
+        return self._execute(turn, events, steps, stored, confirmation=item)
+
+    def _cancel(self, turn: _Turn, confirmation_id: str) -> TurnResult:
+        with self.ws.store.write() as conn:
+            item = self.confirmations.usable(conn, confirmation_id, turn.person.id)
+            self.confirmations.settle(conn, item, "cancelled")
+            turn.conversation = item.conversation
+            self.audit.append(conn, [
+                turn.event("turn", "received", request=turn.request),
+                turn.event("confirmation", "cancelled", item.plan["steps"][0]["action"], id=item.id),
+                turn.event("turn", TurnStatus.CANCELLED.value, item.plan["steps"][0]["action"]),
+            ])
+        steps = [StepResult(action=s["action"], args=s["args"], risk=s["risk"], status=StepStatus.SKIPPED)
+                 for s in item.plan["steps"]]
+        return TurnResult(status=TurnStatus.CANCELLED, reply="Cancelled; nothing was changed.", steps=steps)
+
+    def _undo(self, turn: _Turn) -> TurnResult:
+        catalog = self.ws.catalog
+        row = self.executor.last_undoable(turn.person.id, lambda name: name in catalog and catalog.get(name).undo)
+        if row is None:
+            self.audit.record([turn.event("turn", "received", request=turn.request),
+                               turn.event("turn", TurnStatus.NO_ACTION.value)])
+            return TurnResult(status=TurnStatus.NO_ACTION, reply="Nothing of yours can be undone.")
+        result = self.executor.undo(row, self.executor.plan_payload(row.plan_id), channel=turn.channel)
+        self.audit.record([turn.event("turn", TurnStatus.EXECUTED.value, result.action, undone=row.key)])
+        summary = (result.effect or {}).get("summary", "")
+        return TurnResult(status=TurnStatus.EXECUTED, reply=f"Undone: {result.action}. {summary}".strip(),
+                          steps=[result])
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _check_size(self, value: Any) -> None:
+        limits = self.ws.settings.limits
+        size = len(json.dumps(value, default=str))
+        if size > limits.max_args_bytes:
+            raise InputTooLarge(f"the request is {size} bytes; the limit is {limits.max_args_bytes}")
+
+    @staticmethod
+    def _read_result(step: _Step) -> StepResult:
+        return StepResult(action=step.action.name, args=step.args, risk=step.tier.value,
+                          status=StepStatus.EXECUTED, records=[_record_dict(r) for r in step.records])
+
+
+def _record_dict(record: Record) -> dict[str, Any]:
+    return {"type": record.type, "id": record.id, "title": record.title, **record.attrs,
+            "version": record.version}
+
+
+def _request_text(request: Any) -> str:
+    if isinstance(request, dict) and "text" in request:
+        return str(request["text"])
+    return json.dumps(request, sort_keys=True, default=str)
+
+
+def _args_text(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in args.items())
+
+
+def _change_text(change: Change) -> str:
+    name = change.record_id if change.title in ("", change.record_id) else f"{change.record_id} {change.title}"
+    if change.before is None:
+        return f"{name}: new " + _args_text(change.after or {})
+    if change.after is None:
+        return f"{name}: deleted"
+    keys = list(dict.fromkeys([*change.before, *change.after]))
+    parts = [f"{k} {change.before.get(k)} -> {change.after.get(k)}" if change.before.get(k) != change.after.get(k)
+             else f"{k} {change.after.get(k)}" for k in keys]
+    return f"{name}: " + ", ".join(parts)
+
+
+def _effects_text(results: list[StepResult]) -> str:
+    lines = []
+    for result in results:
+        effect = result.effect or {}
+        if result.status is StepStatus.EXECUTED:
+            changes = [Change.model_validate(c) for c in effect.get("changes", [])]
+            detail = "; ".join(_change_text(c) for c in changes) or effect.get("summary", "")
+            lines.append(f"Done: {result.action}. {detail}".strip())
+        else:
+            lines.append(f"{result.status.value}: {result.action}" + (f" ({result.error})" if result.error
+                                                                       else ""))
+    return "\n".join(lines)
+
+
+def _render_records(step: _Step) -> str:
+    if not step.records:
+        return f"{step.action.name}: nothing found."
+    rows = [f"{r.id}  {r.title}  " + ", ".join(f"{k}={v}" for k, v in r.attrs.items()
+                                              if isinstance(v, str | int | float) and k != "description")
+            for r in step.records]
+    return f"{step.action.name}: {len(step.records)} found\n" + "\n".join(rows)

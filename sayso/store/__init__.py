@@ -1,0 +1,138 @@
+"""The state store: one SQLAlchemy code path for SQLite and PostgreSQL.
+
+``Store.open(url)`` picks the subclass from the URL. The schema is created or
+upgraded with Alembic on first use. Writes run in short transactions; on
+SQLite each one takes the write lock up front (``BEGIN IMMEDIATE``) so two
+processes never deadlock upgrading a read lock, and on PostgreSQL the audit
+chain's head row is locked ``FOR UPDATE`` so appends stay in order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy.exc import OperationalError
+
+from ..errors import ConfigurationError
+from . import schema
+
+__all__ = ["PostgresStore", "SQLiteStore", "Store", "schema"]
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_HEAD = "0001"
+
+
+class Store:
+    """Base store: transactions, migrations and a commit counter for benchmarks."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.commits = 0
+        self._lock = threading.Lock()
+        event.listen(engine, "commit", self._count_commit)
+
+    def _count_commit(self, _conn: Connection) -> None:
+        self.commits += 1
+
+    @staticmethod
+    def open(url: str) -> Store:
+        if url.startswith("sqlite"):
+            store: Store = SQLiteStore(url)
+        elif url.startswith("postgresql"):
+            store = PostgresStore(url)
+        else:
+            raise ConfigurationError(f"unsupported database URL {url.split(':', 1)[0]!r}: use sqlite or postgresql")
+        store.migrate()
+        return store
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction, committed on success."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(sayso_read=True) as conn:
+            yield conn
+            conn.rollback()
+
+    def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
+        """The chain's head (last seq, last hash); SQLite's write lock already orders appends."""
+        row = conn.execute(
+            select(schema.audit_head.c.seq, schema.audit_head.c.hash).where(schema.audit_head.c.id == 1)
+        ).one()
+        return int(row.seq), str(row.hash)
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the current head (a no-op when current)."""
+        try:
+            with self.engine.connect() as conn:
+                if inspect(conn).has_table("alembic_version"):
+                    current = conn.execute(text("select version_num from alembic_version")).scalar()
+                    if current == _HEAD:
+                        conn.rollback()
+                        return
+                conn.rollback()
+        except OperationalError as exc:
+            raise ConfigurationError(f"cannot open the state database: {exc.orig}") from None
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self._lock, self.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class SQLiteStore(Store):
+    """A SQLite file: WAL journal, full sync on commit, write lock taken at BEGIN."""
+
+    def __init__(self, url: str) -> None:
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # sayso issues BEGIN itself
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            deferred = conn.get_execution_options().get("sayso_read", False)
+            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+        super().__init__(engine)
+
+
+class PostgresStore(Store):
+    """PostgreSQL, for several workers sharing one database."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        try:
+            engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        except ImportError:
+            raise ConfigurationError('PostgreSQL needs its driver: pip install "sayso[postgres]"') from None
+        super().__init__(engine)
+
+    def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
+        row = conn.execute(
+            select(schema.audit_head.c.seq, schema.audit_head.c.hash)
+            .where(schema.audit_head.c.id == 1)
+            .with_for_update()
+        ).one()
+        return int(row.seq), str(row.hash)

@@ -1,0 +1,91 @@
+"""The state database's tables: conversations, plans and their steps (the
+effect ledger), confirmations, and the audit chain.
+
+Idempotency lives in the schema: a step's primary key is its idempotency key.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(128), nullable=False, index=True),
+    Column("channel", String(32), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("state", JSON, nullable=False),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("conversation", String(64), nullable=False, index=True),
+    Column("turn", String(64), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("status", String(24), nullable=False, index=True),
+    Column("lease_owner", String(200)),
+    Column("lease_until", Float),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("plan_id", String(64), nullable=False, index=True),
+    Column("idx", Integer, nullable=False),
+    Column("actor", String(128), nullable=False, index=True),
+    Column("action", String(200), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("effect", JSON),
+    Column("error", Text),
+    Column("at", String(40)),
+)
+
+confirmations = Table(
+    "confirmations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("approver", String(128), nullable=False, index=True),
+    Column("requester", String(128), nullable=False),
+    Column("conversation", String(64), nullable=False),
+    Column("plan", JSON, nullable=False),
+    Column("plan_hash", String(64), nullable=False),
+    Column("policy_hash", String(64), nullable=False),
+    Column("versions", JSON, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("expires_at", String(40), nullable=False),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("at", String(40), nullable=False),
+    Column("actor", String(128), nullable=False, index=True),
+    Column("channel", String(32), nullable=False),
+    Column("conversation", String(64), index=True),
+    Column("turn", String(64)),
+    Column("event", String(24), nullable=False),
+    Column("action", String(200)),
+    Column("status", String(32), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

@@ -1,0 +1,180 @@
+"""A workspace: the folder that holds one deployment's configuration and state.
+
+    sayso.toml        settings (store, catalog, guard, systems, secrets)
+    directory.yaml    people, roles, teams, managers, time zones, channels
+    actions/*.yaml    actions declared as data (Python modules listed in sayso.toml too)
+    policies/*.cedar  who may do what
+    state.db          the state database (SQLite by default)
+    systems/          the demo systems' own storage
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+
+from .catalog import Catalog, load_yaml_actions
+from .config import Settings, load_settings
+from .connectors import Connector, SystemContext, registry
+from .directory import Directory
+from .errors import ConfigurationError, SaysoError, WorkspaceError
+from .policy import PolicyEngine
+from .store import Store
+
+__all__ = ["Workspace", "resolve_root"]
+
+_DEMO_FILES = Path(__file__).parent / "demo" / "files"
+
+_EMPTY_TOML = """\
+# sayso workspace settings; docs/operations.md describes every key.
+[workspace]
+name = "{name}"
+
+[store]
+url = "sqlite:///state.db"
+
+[catalog]
+modules = []
+paths = ["actions"]
+
+[guard]
+confirm_medium = false
+allow_critical = false
+confirmation_ttl_minutes = 15
+"""
+
+_EMPTY_POLICY = """\
+// Who may do what. Every policy carries an @id and a @reason; docs/policies.md explains.
+@id("admin-all")
+@reason("admins may do everything the catalog offers")
+permit(principal, action, resource) when { principal.role == "admin" };
+"""
+
+_EMPTY_ACTIONS = """\
+# Actions declared as data; docs/catalog.md shows every key.
+actions: []
+"""
+
+
+def resolve_root(option: str | None) -> Path:
+    """--workspace, else $SAYSO_WORKSPACE, else the current folder."""
+    return Path(option or os.environ.get("SAYSO_WORKSPACE") or ".").resolve()
+
+
+@dataclass
+class Workspace:
+    root: Path
+    settings: Settings
+
+    @classmethod
+    def load(cls, root: Path) -> Workspace:
+        return cls(root, load_settings(root / "sayso.toml"))
+
+    @staticmethod
+    def init(root: Path, *, demo: bool = False, force: bool = False, reference: date | None = None) -> Path:
+        """Make an empty workspace, or the Lumen Labs demo, in ``root``."""
+        if root.exists() and any(root.iterdir()) and not force:
+            raise WorkspaceError(f"{root} is not empty; use --force to overwrite it")
+        if force and root.exists():
+            for child in root.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        root.mkdir(parents=True, exist_ok=True)
+        if demo:
+            from .connectors.demo import seed
+
+            reference = reference or date.today()
+            shutil.copytree(_DEMO_FILES, root, dirs_exist_ok=True)
+            toml = (root / "sayso.toml").read_text().replace("{reference_day}", reference.isoformat())
+            (root / "sayso.toml").write_text(toml)
+            seed(root, reference)
+        else:
+            (root / "sayso.toml").write_text(_EMPTY_TOML.format(name=root.name))
+            Directory([], []).save(root / "directory.yaml")
+            (root / "policies").mkdir()
+            (root / "policies" / "base.cedar").write_text(_EMPTY_POLICY)
+            (root / "actions").mkdir()
+            (root / "actions" / "actions.yaml").write_text(_EMPTY_ACTIONS)
+        return root
+
+    @cached_property
+    def directory(self) -> Directory:
+        return Directory.load(self.root / "directory.yaml")
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        catalog = Catalog()
+        for module in self.settings.catalog.modules:
+            catalog.extend_from_module(module)
+        for folder in self.settings.catalog.paths:
+            path = self.root / folder
+            files = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml")) if path.is_dir() else []
+            for file in files:
+                load_yaml_actions(file, catalog)
+        return catalog
+
+    @cached_property
+    def policies(self) -> PolicyEngine:
+        return PolicyEngine.load(self.root / "policies")
+
+    @cached_property
+    def secrets(self) -> dict[str, str]:
+        return self.settings.load_secrets(self.root)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store.open(self.settings.database_url(self.root))
+
+    @cached_property
+    def _connectors(self) -> dict[str, Connector]:
+        return {}
+
+    def connector(self, name: str) -> Connector:
+        if name not in self._connectors:
+            settings = self.settings.systems.get(name)
+            if settings is None:
+                raise ConfigurationError(f"no system {name!r} in sayso.toml [systems]")
+            context = SystemContext(self.root, self.directory, self.secrets)
+            self._connectors[name] = registry.create(name, settings, context)
+        return self._connectors[name]
+
+    def connectors_for(self, record_type: str) -> list[Connector]:
+        """The systems holding records of a type (e.g. Deal -> crm)."""
+        found = []
+        for name in self.settings.systems:
+            connector = self.connector(name)
+            if record_type in connector.record_types:
+                found.append(connector)
+        return found
+
+    def check(self) -> list[SaysoError]:
+        """Every problem with the workspace, each naming its file and line where known."""
+        problems: list[SaysoError] = []
+        for load in (lambda: self.directory, lambda: self.catalog, lambda: self.secrets):
+            try:
+                load()
+            except SaysoError as exc:
+                problems.append(exc)
+        problems.extend(PolicyEngine.problems(self.root / "policies"))
+        if not problems:
+            for item in self.catalog:
+                if item.connector not in self.settings.systems:
+                    problems.append(WorkspaceError(
+                        f"action {item.name} uses system {item.connector!r}, which sayso.toml does not configure",
+                        file=item.source or None,
+                    ))
+            for name in self.settings.systems:
+                try:
+                    self.connector(name)
+                except SaysoError as exc:
+                    problems.append(exc)
+        return problems
+
+    def close(self) -> None:
+        for connector in self._connectors.values():
+            connector.close()
+        if "store" in self.__dict__:
+            self.store.dispose()
