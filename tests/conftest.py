@@ -81,9 +81,11 @@ def make_demo(root: Path, backend: str = "sqlite") -> tuple[Path, str | None]:
 
 
 @pytest.fixture
-def demo_root(tmp_path: Path, backend: str) -> Iterator[Path]:
+def demo_root(tmp_path: Path, backend: str, _close_workspaces: None) -> Iterator[Path]:
     root, pg = make_demo(tmp_path / "ws", backend)
     yield root
+    while _OPEN:
+        _OPEN.pop().close()
     if pg:
         _drop_pg_database(pg)
 
@@ -93,8 +95,20 @@ def sqlite_root(tmp_path: Path) -> Path:
     return make_demo(tmp_path / "ws")[0]
 
 
+_OPEN: list[Workspace] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_workspaces() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def pipeline_for(root: Path, user: str = "alice", now: str = NOW) -> Pipeline:
+    """A pipeline on a workspace that is closed when the test ends."""
     ws = Workspace.load(root)
+    _OPEN.append(ws)
     return Pipeline(ws, Clock(parse_time(now, ws.directory.get(user).timezone)))
 
 

@@ -1,0 +1,514 @@
+"""What every demo system shares: one SQLite file, typed tables and an effects ledger.
+
+A system keeps its records and its ``effects`` table in the same file and writes
+both in one transaction, so an effect and its idempotency key commit together
+(``Guarantee.TRANSACTIONAL``). Operations are plain functions over a :class:`Tx`;
+a subclass of :class:`DemoSystem` lists its tables, reads, writes and undos.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from rapidfuzz import fuzz, process
+
+from ...directory import Directory, Person
+from ...errors import ConnectorError, InvalidArguments, UnknownRecord
+from ..base import Change, Connector, Effect, Guarantee, Record
+
+P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R")
+
+Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+"""A string with something in it besides spaces."""
+
+# Column types of Table.columns.
+TEXT, INTEGER, OPTIONAL = "TEXT NOT NULL", "INTEGER NOT NULL", "TEXT"
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS effects (
+    key TEXT PRIMARY KEY, operation TEXT NOT NULL, effect TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, next INTEGER NOT NULL);
+"""
+
+
+def quote(name: str) -> str:
+    """An SQL identifier, quoted: columns such as ``to`` and ``end`` are keywords."""
+    return f'"{name}"'
+
+
+def words(*parts: object) -> str:
+    """The lowercase words of ``parts``, each after a space, so ``LIKE '% word%'`` finds a word prefix."""
+    tokens = re.findall(r"[^\W_]+", " ".join(str(p) for p in parts if p is not None).lower())
+    return "".join(f" {token}" for token in tokens)
+
+
+def short(text: str, size: int = 60) -> str:
+    """``text`` cut to ``size`` characters, for one-line summaries."""
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "none" if value is None else str(value)
+
+
+def describe(change: Change) -> str:
+    """One change in words: ``D-101 stage proposal -> negotiation``; a field shown for context,
+    the same before and after, appears once: ``amount 240,000``."""
+    if change.before is None:
+        return f"created {change.record_id} {change.title!r}"
+    if change.after is None:
+        return f"deleted {change.record_id} {change.title!r}"
+    before = change.before
+    fields = ", ".join(
+        f"{k} {_show(v)}" if k in before and before[k] == v else f"{k} {_show(before.get(k))} -> {_show(v)}"
+        for k, v in change.after.items()
+    )
+    return f"{change.record_id} {fields}"
+
+
+class Params(BaseModel):
+    """The arguments of one operation; unknown names are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One record type kept in one SQL table; ``columns`` are the record's attributes.
+
+    Every table also has ``id``, ``words`` (for search), ``origin`` (who asked for a
+    record sayso created) and ``version`` (1, then one more on every change).
+    """
+
+    type: str
+    name: str
+    columns: Mapping[str, str]  # attribute -> SQL type
+    title: str | None = "name"  # the column that names a record for people; None: its id
+    search: tuple[str, ...] = ()  # more columns whose words find a record
+    lists: frozenset[str] = frozenset()  # JSON lists
+    flags: frozenset[str] = frozenset()  # 0/1 in SQL, booleans in attrs
+
+    def ddl(self) -> str:
+        columns = "".join(f"    {quote(c)} {kind},\n" for c, kind in self.columns.items())
+        sql = (
+            f"CREATE TABLE IF NOT EXISTS {self.name} (\n    id TEXT PRIMARY KEY,\n{columns}"
+            "    words TEXT NOT NULL DEFAULT '',\n    origin TEXT,\n"
+            "    version INTEGER NOT NULL DEFAULT 1\n);\n"
+        )
+        if self.title:
+            index = f"{self.name}_title ON {self.name} (lower({quote(self.title)}))"
+            sql += f"CREATE INDEX IF NOT EXISTS {index};\n"
+        return sql
+
+    def encode(self, column: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if column in self.lists:
+            return json.dumps(value)
+        if column in self.flags:
+            return int(bool(value))
+        return value
+
+    def decode(self, column: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if column in self.lists:
+            return json.loads(value)
+        if column in self.flags:
+            return bool(value)
+        return value
+
+    def attrs(self, row: sqlite3.Row) -> dict[str, Any]:
+        return {c: self.decode(c, row[c]) for c in self.columns if row[c] is not None}
+
+    def title_of(self, row: sqlite3.Row) -> str:
+        return str(row[self.title] if self.title else row["id"])
+
+    def record(self, row: sqlite3.Row, system: str) -> Record:
+        return Record(
+            type=self.type, id=row["id"], title=self.title_of(row), attrs=self.attrs(row),
+            version=row["version"], system=system,
+        )
+
+
+@dataclass
+class Outcome:
+    """What a write did: its changes, a sentence for people and a result for programs."""
+
+    changes: list[Change]
+    summary: str
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def updated(change: Change | None, record_id: str) -> Outcome:
+    """The outcome of an update of one record; ``None`` means it already had those values."""
+    if change is None:
+        return Outcome([], f"{record_id} unchanged: it already has those values", {"id": record_id})
+    return Outcome([change], describe(change), {"id": record_id, "version": change.version})
+
+
+@dataclass
+class Tx:
+    """One operation's view of a system: its connection and tables, the directory, and
+    the ``origin`` and idempotency ``key`` of the write (None for reads and previews)."""
+
+    conn: sqlite3.Connection
+    system: str
+    tables: Mapping[str, Table]
+    directory: Directory
+    origin: Mapping[str, Any] | None = None
+    key: str | None = None
+
+    @property
+    def actor(self) -> str | None:
+        actor = (self.origin or {}).get("actor")
+        return str(actor) if actor else None
+
+    def person(self, person_id: str) -> Person:
+        """A person of the directory; raises ``UnknownUser`` for anyone else."""
+        return self.directory.get(person_id)
+
+    def find(self, table: Table, record_id: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(
+            f"SELECT * FROM {table.name} WHERE id = ?", (record_id,)
+        ).fetchone()
+        return row
+
+    def row(self, table: Table, record_id: str) -> sqlite3.Row:
+        row = self.find(table, record_id)
+        if row is None:
+            raise UnknownRecord(f"{self.system} has no {table.type} {record_id!r}")
+        return row
+
+    def find_any(self, tables: Sequence[Table], record_id: str) -> tuple[Table, sqlite3.Row]:
+        """The record with ``record_id`` in the first of ``tables`` that has one."""
+        for table in tables:
+            row = self.find(table, record_id)
+            if row is not None:
+                return table, row
+        kinds = " or ".join(t.type for t in tables)
+        raise UnknownRecord(f"{self.system} has no {kinds} {record_id!r}")
+
+    def records(
+        self,
+        table: Table,
+        where: str = "1",
+        params: Sequence[Any] | Mapping[str, Any] = (),
+        *,
+        order: str = "id",
+        limit: int | None = None,
+    ) -> list[Record]:
+        sql = f"SELECT * FROM {table.name} WHERE {where} ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [table.record(row, self.system) for row in self.conn.execute(sql, params)]
+
+    def next_number(self, counter: str) -> int:
+        """The next number of a sequence (CN-1, CN-2, ...); numbers are never reused."""
+        row = self.conn.execute(
+            "INSERT INTO counters (name, next) VALUES (?, 2)"
+            " ON CONFLICT (name) DO UPDATE SET next = next + 1 RETURNING next - 1",
+            (counter,),
+        ).fetchone()
+        return int(row[0])
+
+    def start_counter(self, counter: str, first: int) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO counters (name, next) VALUES (?, ?)", (counter, first))
+
+    def create(self, table: Table, record_id: str, values: Mapping[str, Any]) -> Change:
+        """Insert a record, stamped with the origin of the write."""
+        columns = [c for c in table.columns if values.get(c) is not None]
+        search = words(*(values.get(c) for c in (table.title, *table.search) if c))
+        origin = None if self.origin is None else json.dumps(dict(self.origin), sort_keys=True)
+        names = ", ".join(quote(c) for c in ["id", *columns, "words", "origin"])
+        marks = ", ".join(["?"] * (len(columns) + 3))
+        self.conn.execute(
+            f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
+            [record_id, *(table.encode(c, values[c]) for c in columns), search, origin],
+        )
+        title = str(values[table.title]) if table.title else record_id
+        after = {c: values[c] for c in columns}
+        return Change(record_type=table.type, record_id=record_id, title=title, after=after, version=1)
+
+    def update(
+        self, table: Table, record_id: str, values: Mapping[str, Any], *, context: Sequence[str] = ()
+    ) -> Change | None:
+        """Set ``values`` on a record and bump its version; None if nothing differs. The
+        ``context`` columns join the change unchanged, for people reading it."""
+        row = self.row(table, record_id)
+        changed = {c: v for c, v in values.items() if table.decode(c, row[c]) != v}
+        if not changed:
+            return None
+        shown = {c: table.decode(c, row[c]) for c in context}
+        sets = ", ".join(f"{quote(c)} = ?" for c in changed)
+        self.conn.execute(
+            f"UPDATE {table.name} SET {sets}, version = version + 1 WHERE id = ?",
+            [*(table.encode(c, v) for c, v in changed.items()), record_id],
+        )
+        return Change(
+            record_type=table.type, record_id=record_id, title=table.title_of(row),
+            before={**{c: table.decode(c, row[c]) for c in changed}, **shown}, after={**changed, **shown},
+            version=row["version"] + 1,
+        )
+
+    def delete(self, table: Table, record_id: str) -> Change:
+        row = self.row(table, record_id)
+        self.conn.execute(f"DELETE FROM {table.name} WHERE id = ?", (record_id,))
+        return Change(
+            record_type=table.type, record_id=record_id, title=table.title_of(row),
+            before=table.attrs(row), version=row["version"],
+        )
+
+    def restore(self, change: Change) -> Change | None:
+        """Put back the ``before`` values of an update, unless the record has moved on since."""
+        table = self.tables[change.record_type]
+        row = self.row(table, change.record_id)
+        after = change.after or {}
+        now = {c: table.decode(c, row[c]) for c in after}
+        if now != after:
+            moved = ", ".join(f"{c} is now {_show(now[c])}" for c in after if now[c] != after[c])
+            raise InvalidArguments(f"{change.record_id} changed since ({moved}); not undone")
+        return self.update(table, change.record_id, change.before or {})
+
+
+Undo = Callable[[Tx, Effect], Outcome]
+
+
+def restore_all(tx: Tx, effect: Effect) -> Outcome:
+    """Undo an update: every changed record gets its ``before`` values back."""
+    changes = [c for c in (tx.restore(change) for change in effect.changes) if c is not None]
+    return Outcome(changes, "undo: " + ("; ".join(map(describe, changes)) or "nothing to change"))
+
+
+def remove_created(tx: Tx, effect: Effect) -> Outcome:
+    """Undo a create by deleting what it created."""
+    changes = [tx.delete(tx.tables[c.record_type], c.record_id) for c in effect.changes]
+    return Outcome(changes, "undo: " + "; ".join(map(describe, changes)))
+
+
+def mark_created(values: Mapping[str, Any]) -> Undo:
+    """Undo a create by setting ``values`` (status void, cancelled, deleted) on what it created."""
+
+    def undo(tx: Tx, effect: Effect) -> Outcome:
+        found = (tx.update(tx.tables[c.record_type], c.record_id, values) for c in effect.changes)
+        changes = [c for c in found if c is not None]
+        return Outcome(changes, "undo: " + ("; ".join(map(describe, changes)) or "nothing to change"))
+
+    return undo
+
+
+@dataclass(frozen=True)
+class Op(Generic[P, R]):
+    """One operation of a system: the model of its arguments and the function that runs it."""
+
+    params: type[P]
+    run: Callable[[Tx, P], R]
+
+    def __call__(self, tx: Tx, operation: str, args: Mapping[str, Any]) -> R:
+        try:
+            params = self.params.model_validate(dict(args))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, error['loc'])) or 'arguments'}: {error['msg']}" for error in exc.errors()
+            )
+            raise InvalidArguments(f"{operation}: {problems}") from None
+        return self.run(tx, params)
+
+
+def open_database(path: Path, schema: str) -> sqlite3.Connection:
+    """Open (creating if needed) a system's file in WAL mode, with its schema."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.executescript(schema)
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """Commit what the block wrote, or nothing at all if it raised."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class DemoSystem(Connector):
+    """A demo system on its own SQLite file: one connection, used under a lock."""
+
+    guarantee = Guarantee.TRANSACTIONAL
+    tables: ClassVar[tuple[Table, ...]] = ()
+    reads: ClassVar[Mapping[str, Op[Any, list[Record]]]] = {}
+    writes: ClassVar[Mapping[str, Op[Any, Outcome]]] = {}
+    undos: ClassVar[Mapping[str, Undo]] = {}
+
+    def __init__(self, name: str, path: Path, directory: Directory) -> None:
+        self.name = name
+        self.path = path
+        self._directory = directory
+        self._types = {table.type: table for table in self.tables}
+        self._lock = threading.Lock()
+        self._conn = open_database(path, self.schema())
+
+    @classmethod
+    def schema(cls) -> str:
+        return _LEDGER + "".join(table.ddl() for table in cls.tables)
+
+    @staticmethod
+    def populate(tx: Tx, reference: date) -> None:
+        """Write this system's Lumen Labs records, dated from ``reference`` (none by default)."""
+
+    @contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
+        """The connection, held under the lock; SQLite failures become ``ConnectorError``."""
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise ConnectorError(f"{self.name} ({self.path.name}): {exc}") from exc
+
+    def _tx(self, origin: Mapping[str, Any] | None = None, key: str | None = None) -> Tx:
+        return Tx(self._conn, self.name, self._types, self._directory, origin, key)
+
+    def _operation(self, ops: Mapping[str, Op[Any, R]], operation: str) -> Op[Any, R]:
+        if operation not in ops:
+            known = ", ".join(sorted(ops)) or "none"
+            raise InvalidArguments(f"{self.name} has no operation {operation!r} (it has: {known})")
+        return ops[operation]
+
+    def _stored(self, key: str) -> Effect | None:
+        row = self._conn.execute("SELECT effect FROM effects WHERE key = ?", (key,)).fetchone()
+        return None if row is None else Effect.model_validate_json(row[0])
+
+    def _replay(self, key: str, operation: str) -> Effect | None:
+        """The effect already recorded under ``key``, if any; a key names one operation only."""
+        stored = self._stored(key)
+        if stored is not None and stored.operation != operation:
+            raise InvalidArguments(f"key {key!r} was used for {stored.operation!r}, not {operation!r}")
+        return stored
+
+    def _record(self, key: str, operation: str, outcome: Outcome) -> Effect:
+        effect = Effect(
+            key=key, operation=operation, changes=outcome.changes, result=outcome.result,
+            summary=outcome.summary,
+        )
+        self._conn.execute(
+            "INSERT INTO effects (key, operation, effect, at) VALUES (?, ?, ?, ?)",
+            (key, operation, effect.model_dump_json(), datetime.now(UTC).isoformat()),
+        )
+        return effect
+
+    def get(self, record_type: str, record_id: str) -> Record | None:
+        table = self._types.get(record_type)
+        if table is None:
+            return None
+        with self._session():
+            row = self._tx().find(table, record_id)
+        return None if row is None else table.record(row, self.name)
+
+    def search(self, record_type: str, text: str, *, limit: int = 10) -> list[Record]:
+        """Exact id or name first (score 100, alone); then names with every word as a word
+        prefix (90), articles and the type's own name aside; then close spellings (WRatio >= 85)."""
+        table = self._types.get(record_type)
+        needle = text.strip()
+        if table is None or not needle or limit < 1:
+            return []
+        with self._session():
+            tx = self._tx()
+            by_name = f" OR lower({quote(table.title)}) = lower(:text)" if table.title else ""
+            exact = tx.records(table, f"id = :text COLLATE NOCASE{by_name}", {"text": needle}, limit=limit)
+            if exact:
+                return [r.model_copy(update={"score": 100.0}) for r in exact]
+            noise = {"the", "a", "an", table.type.lower(), f"{table.type.lower()}s"}  # "the Kestrel deal"
+            tokens = [token for token in words(needle).split() if token not in noise]
+            if tokens:
+                where = " AND ".join(f"words LIKE :w{i}" for i in range(len(tokens)))
+                patterns = {f"w{i}": f"% {token}%" for i, token in enumerate(tokens)}
+                found = tx.records(table, where, patterns, limit=limit)
+                if found:
+                    return [r.model_copy(update={"score": 90.0}) for r in found]
+            candidates = {r.id: r for r in tx.records(table)}
+        names = {record_id: r.title.lower() for record_id, r in candidates.items()}
+        hits = process.extract(needle.lower(), names, scorer=fuzz.WRatio, score_cutoff=85, limit=limit)
+        return [candidates[found].model_copy(update={"score": round(score, 1)}) for _, score, found in hits]
+
+    def read(self, operation: str, args: dict[str, Any]) -> list[Record]:
+        op = self._operation(self.reads, operation)
+        with self._session():
+            return op(self._tx(), operation, args)
+
+    def preview(self, operation: str, args: dict[str, Any]) -> list[Change]:
+        """The changes ``execute`` would make now: the same code, in a transaction rolled back."""
+        op = self._operation(self.writes, operation)
+        with self._session() as conn:
+            conn.execute("BEGIN")
+            try:
+                return op(self._tx(), operation, args).changes
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+    def execute(
+        self, operation: str, args: dict[str, Any], *, key: str, origin: dict[str, Any] | None = None
+    ) -> Effect:
+        op = self._operation(self.writes, operation)
+        with self._session() as conn, transaction(conn):  # the key check too, against other processes
+            done = self._replay(key, operation)
+            if done is not None:
+                return done
+            return self._record(key, operation, op(self._tx(origin, key), operation, args))
+
+    def lookup(self, key: str) -> Effect | None:
+        with self._session():
+            return self._stored(key)
+
+    def compensate(self, effect: Effect, *, key: str) -> Effect:
+        """Undo a recorded effect once; recorded under ``key`` like any write."""
+        operation = f"undo:{effect.operation}"
+        with self._session() as conn, transaction(conn):
+            done = self._replay(key, operation)
+            if done is not None:
+                return done
+            original = self._stored(effect.key)
+            if original is None:
+                raise UnknownRecord(f"{self.name} has no effect with key {effect.key!r}")
+            undo = self.undos.get(original.operation)
+            if undo is None:
+                raise NotImplementedError(f"{self.name} cannot undo {original.operation!r}")
+            earlier = conn.execute(
+                "SELECT key FROM effects WHERE json_extract(effect, '$.result.undoes') = ?", (original.key,)
+            ).fetchone()
+            if earlier is not None:
+                undone = f"{original.operation} {original.key!r} was already undone by {earlier[0]!r}"
+                raise InvalidArguments(undone)
+            outcome = undo(self._tx(None, key), original)
+            outcome.result["undoes"] = original.key
+            return self._record(key, operation, outcome)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
