@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from .clock import Clock
 from .errors import RequestError
@@ -32,12 +32,26 @@ EVENTS = ("turn", "interpretation", "grounding", "decision", "confirmation", "ca
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|credential|private[_-]?key", re.I)
 REDACTED = "[redacted]"
 
+_INSERT = audit.insert()
+_SET_HEAD = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
+
 
 class Redactor:
     """Removes secret values and secret-looking fields from audit details."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def canonical(self, detail: Mapping[str, Any]) -> str:
+        """The detail as canonical JSON with secrets removed.
+
+        Fast path: one serialisation; the walk below runs only when the text holds a
+        secret-looking key or a known secret value.
+        """
+        text = _canonical(detail)
+        if _SECRET_KEY.search(text) or any(secret in text for secret in self._values):
+            text = _canonical(self(detail))
+        return text
 
     def __call__(self, value: Any, key: str = "") -> Any:
         if key and _SECRET_KEY.search(key):
@@ -78,10 +92,14 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
-def _row_hash(prev: str, row: Mapping[str, Any]) -> str:
-    body = {k: row[k] for k in ("seq", "id", "at", "actor", "channel", "conversation", "turn", "event",
-                                "action", "status", "detail")}
-    return hashlib.sha256((prev + _canonical(body)).encode()).hexdigest()
+_HASHED = ("seq", "id", "at", "actor", "channel", "conversation", "turn", "event", "action", "status")
+
+
+def _row_hash(prev: str, row: Mapping[str, Any], detail: str | None = None) -> str:
+    """sha256 over the previous hash, the record's fields and its canonical detail."""
+    fields = _canonical([row[k] for k in _HASHED])
+    detail = _canonical(row["detail"]) if detail is None else detail
+    return hashlib.sha256(f"{prev}\n{fields}\n{detail}".encode()).hexdigest()
 
 
 class AuditLog:
@@ -114,14 +132,15 @@ class AuditLog:
                 "event": item.event,
                 "action": item.action,
                 "status": item.status,
-                # A JSON round trip so the hash is computed over exactly what is stored.
-                "detail": json.loads(_canonical(self.redact(item.detail))),
                 "prev_hash": prev,
             }
-            row["hash"] = prev = _row_hash(prev, row)
+            detail = self.redact.canonical(item.detail)
+            # Stored as parsed JSON; canonical JSON round-trips, so verify recomputes the same text.
+            row["detail"] = json.loads(detail)
+            row["hash"] = prev = _row_hash(prev, row, detail)
             rows.append(row)
-        conn.execute(audit.insert(), rows)
-        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+        conn.execute(_INSERT, rows)
+        conn.execute(_SET_HEAD, {"b_seq": seq, "b_hash": prev})
         return [r["id"] for r in rows]
 
     def record(self, events: Iterable[AuditEvent]) -> list[str]:

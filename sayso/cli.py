@@ -98,7 +98,8 @@ def _show(result: TurnResult) -> None:
     records = [r for step in result.steps for r in (step.records or [])]
     if records:
         table = Table(show_lines=False)
-        keys = list(dict.fromkeys(k for r in records for k in r if k not in ("description", "version", "type")))
+        hidden = {"description", "version", "type", "name", "origin", "words"}
+        keys = list(dict.fromkeys(k for r in records for k in r if k not in hidden))
         for key in keys:
             table.add_column(key)
         for record in records:
@@ -375,8 +376,8 @@ def audit_export(
 # --- demo -----------------------------------------------------------------------------
 
 _SCRIPT = [
-    ("alice", "crm.find_deals", {"owner": "alice", "closing_before": "+30"}, "which of my deals close in the next "
-     "30 days?"),
+    ("alice", "crm.find_deals", {"owner": "alice", "closing_after": "+0", "closing_before": "+30"},
+     "which of my deals close in the next 30 days?"),
     ("alice", "crm.update_deal", {"deal": "Brightwater", "stage": "negotiation"}, "move the Brightwater one to "
      "negotiation"),
     ("alice", "tickets.create", {"project": "SALES", "title": "Follow up on the Orchid renewal",
@@ -408,7 +409,7 @@ def demo(
         out.print(f"[bold cyan]{user}[/bold cyan]: {said}")
         out.print(f"[dim]  sayso do --user {user} --action {action} --args '{json.dumps(args)}'[/dim]")
         pipeline = Pipeline(ws, Clock.from_option(when, ws.directory.get(user).timezone))
-        result = pipeline.do(user, action, args)
+        result = pipeline.do(user, action, args, said=said)
         _show(result)
         if result.status is TurnStatus.NEEDS_CONFIRMATION and result.confirmation:
             out.print(f"[bold cyan]{user}[/bold cyan]: yes")

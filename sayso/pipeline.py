@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from .audit import AuditEvent, AuditLog, Redactor
 from .catalog import Action, Tier
@@ -26,7 +25,7 @@ from .clock import Clock
 from .confirmation import Confirmation, Confirmations
 from .connectors import Change, Record
 from .directory import Person
-from .errors import ConfirmationError, InputTooLarge, RequestError, SaysoError
+from .errors import InputTooLarge, RequestError, SaysoError
 from .executor import Executor, Plan, PlannedStep, step_key
 from .grounding import Clarification, Grounded, ground
 from .guard import CRITICAL_RULE, Guard, Verdict
@@ -99,9 +98,12 @@ class Pipeline:
 
     # --- entry points ------------------------------------------------------------
 
-    def do(self, user: str, action: str, args: Any, *, conversation: str | None = None) -> TurnResult:
-        """A direct action: everything but interpretation (``sayso do``)."""
-        request = {"action": action, "args": args}
+    def do(self, user: str, action: str, args: Any, *, conversation: str | None = None,
+           said: str | None = None) -> TurnResult:
+        """A direct action: everything but interpretation (``sayso do``); ``said`` keeps the person's words."""
+        request: dict[str, Any] = {"action": action, "args": args}
+        if said:
+            request["text"] = said
         return self._guarded(user, conversation, request,
                              lambda turn: self.run_plan(turn, [Request(action, args)]))
 
@@ -351,10 +353,7 @@ class Pipeline:
             if confirmation is not None:
                 self.confirmations.settle(conn, confirmation, "approved")
 
-        try:
-            written = self.executor.run(plan, before=events, after=after, prepare=claim)
-        except IntegrityError:
-            raise ConfirmationError("this confirmation was already used", code="confirmation_used") from None
+        written = self.executor.run(plan, before=events, after=after, prepare=claim)
         result = final["result"]
         reads = {s.index: self._read_result(s) for s in steps if not s.action.is_write}
         ordered = [reads.get(s.index) or written.pop(0) for s in steps]
@@ -463,7 +462,8 @@ def _args_text(args: dict[str, Any]) -> str:
 def _change_text(change: Change) -> str:
     name = change.record_id if change.title in ("", change.record_id) else f"{change.record_id} {change.title}"
     if change.before is None:
-        return f"{name}: new " + _args_text(change.after or {})
+        shown = {k: v for k, v in (change.after or {}).items() if k not in ("description", "origin", "title", "text")}
+        return f"{name}: new " + _args_text(shown)
     if change.after is None:
         return f"{name}: deleted"
     keys = list(dict.fromkeys([*change.before, *change.after]))

@@ -146,8 +146,9 @@ def test_bad_input_is_an_error_and_changes_nothing(sqlite_root: Path, user: str,
 
 
 def test_low_risk_task_carries_who_and_why(demo_root: Path) -> None:
-    result = pipeline_for(demo_root).do("alice", "tickets.create", {
-        "title": "Follow up on the Orchid renewal", "assignee": "devi", "due": "2026-12-01", "related": "Orchid Renewal"})
+    args = {"title": "Follow up on the Orchid renewal", "assignee": "devi", "due": "2026-12-01",
+            "related": "Orchid Renewal"}
+    result = pipeline_for(demo_root).do("alice", "tickets.create", args)
     assert result.status is TurnStatus.EXECUTED, result.reply
     key = (result.steps[0].effect or {})["result"]["id"]
     with sqlite3.connect(demo_root / "systems" / "tickets.db") as conn:

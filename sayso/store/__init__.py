@@ -24,6 +24,8 @@ from . import schema
 __all__ = ["PostgresStore", "SQLiteStore", "Store", "schema"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_HEAD_ROW = select(schema.audit_head.c.seq, schema.audit_head.c.hash).where(schema.audit_head.c.id == 1)
+_HEAD_ROW_LOCKED = _HEAD_ROW.with_for_update()
 _HEAD = "0001"
 
 
@@ -64,9 +66,7 @@ class Store:
 
     def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
         """The chain's head (last seq, last hash); SQLite's write lock already orders appends."""
-        row = conn.execute(
-            select(schema.audit_head.c.seq, schema.audit_head.c.hash).where(schema.audit_head.c.id == 1)
-        ).one()
+        row = conn.execute(_HEAD_ROW).one()
         return int(row.seq), str(row.hash)
 
     def migrate(self) -> None:
@@ -130,9 +130,5 @@ class PostgresStore(Store):
         super().__init__(engine)
 
     def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
-        row = conn.execute(
-            select(schema.audit_head.c.seq, schema.audit_head.c.hash)
-            .where(schema.audit_head.c.id == 1)
-            .with_for_update()
-        ).one()
+        row = conn.execute(_HEAD_ROW_LOCKED).one()
         return int(row.seq), str(row.hash)
