@@ -385,6 +385,7 @@ _SCRIPT = [
      "create a follow-up for the account owner of the Orchid deal next Tuesday"),
     ("alice", "crm.close_deal", {"deal": "Kestrel Aerospace Platform", "outcome": "won"},
      "close Kestrel Aerospace as won"),
+    ("alice", "chat.send", {"to": "carol", "text": "{denied}"}, "let carol know"),
     ("carol", "crm.close_deal", {"deal": "D-102", "outcome": "won"}, "(as carol) close Kestrel Aerospace as won"),
 ]
 
@@ -403,14 +404,20 @@ def demo(
     Workspace.init(root, demo=True, force=True, reference=reference)
     ws = Workspace.load(root)
     out.print(f"[bold]Lumen Labs demo[/bold] in {root} (reference day {reference})\n")
+    denied = ""
     for user, action, raw, said in _SCRIPT:
         args = {k: (reference + timedelta(days=int(v))).isoformat() if isinstance(v, str) and v.startswith("+")
                 else v for k, v in raw.items()}
+        if args.get("text") == "{denied}":  # the context of the denied request travels with the message
+            args["text"] = denied
         out.print(f"[bold cyan]{user}[/bold cyan]: {said}")
         out.print(f"[dim]  sayso do --user {user} --action {action} --args '{json.dumps(args)}'[/dim]")
         pipeline = Pipeline(ws, Clock.from_option(when, ws.directory.get(user).timezone))
         result = pipeline.do(user, action, args, said=said)
         _show(result)
+        if result.status is TurnStatus.DENIED:
+            denied = (f"{ws.directory.get(user).name} asked me to \"{said}\" (conversation {result.conversation}) "
+                      f"and it was denied: {result.reply.removeprefix('Not done: ')}")
         if result.status is TurnStatus.NEEDS_CONFIRMATION and result.confirmation:
             out.print(f"[bold cyan]{user}[/bold cyan]: yes")
             _show(pipeline.confirm(user, result.confirmation["id"]))
