@@ -178,3 +178,50 @@ def test_every_turn_is_audited_and_chain_verifies(demo_root: Path) -> None:
     assert ("decision", "deny") in events
     assert ("error", "error") in events
     assert alice.audit.verify().ok
+
+
+def test_changed_policy_needs_a_new_confirmation(sqlite_root: Path) -> None:
+    asked = pipeline_for(sqlite_root, "carol").do("carol", "crm.close_deal", {"deal": "D-102", "outcome": "won"})
+    assert asked.confirmation is not None
+    rules = sqlite_root / "policies" / "rule-5-sales-manager.cedar"
+    rules.write_text(rules.read_text() + "\n// reviewed by ines\n")
+    again = pipeline_for(sqlite_root, "carol").confirm("carol", asked.confirmation["id"])
+    assert again.status is TurnStatus.NEEDS_CONFIRMATION and "policies changed" in again.reply
+    assert stage(sqlite_root, "D-102") == "negotiation"
+
+
+def test_policy_revoked_after_asking_denies_at_confirmation(sqlite_root: Path) -> None:
+    asked = pipeline_for(sqlite_root, "carol").do("carol", "crm.close_deal", {"deal": "D-102", "outcome": "won"})
+    assert asked.confirmation is not None
+    (sqlite_root / "policies" / "rule-5-sales-manager.cedar").unlink()
+    again = pipeline_for(sqlite_root, "carol").confirm("carol", asked.confirmation["id"])
+    assert again.status is TurnStatus.DENIED
+    assert stage(sqlite_root, "D-102") == "negotiation"
+
+
+def test_workspace_can_make_medium_ask(sqlite_root: Path) -> None:
+    toml = sqlite_root / "sayso.toml"
+    toml.write_text(toml.read_text().replace("confirm_medium = false", "confirm_medium = true"))
+    result = pipeline_for(sqlite_root).do("alice", "crm.update_deal", {"deal": "D-101", "stage": "negotiation"})
+    assert result.status is TurnStatus.NEEDS_CONFIRMATION
+    assert stage(sqlite_root, "D-101") == "proposal"
+
+
+def test_allowing_critical_still_leaves_the_policy_in_charge(sqlite_root: Path) -> None:
+    toml = sqlite_root / "sayso.toml"
+    toml.write_text(toml.read_text().replace("allow_critical = false", "allow_critical = true"))
+    result = pipeline_for(sqlite_root, "ines").do("ines", "crm.delete", {"record": "D-107"})
+    assert result.status is TurnStatus.DENIED and result.rule == "rule-8-no-delete"
+
+
+def test_guard_verdicts() -> None:
+    from sayso.catalog import Tier
+    from sayso.config import GuardSettings
+    from sayso.guard import Guard, Verdict
+
+    guard = Guard(GuardSettings())
+    assert [guard.verdict(t) for t in Tier] == [Verdict.RUN, Verdict.RUN, Verdict.SHOW, Verdict.CONFIRM,
+                                               Verdict.REFUSE]
+    assert guard.plan_verdict([Tier.LOW, Tier.HIGH, Tier.MEDIUM]) is Verdict.CONFIRM
+    strict = Guard(GuardSettings(confirm_medium=True, allow_critical=True))
+    assert strict.verdict(Tier.MEDIUM) is Verdict.CONFIRM and strict.verdict(Tier.CRITICAL) is Verdict.CONFIRM
