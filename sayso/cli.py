@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .clock import Clock, parse_time
@@ -55,7 +56,7 @@ def _fail(exc: SaysoError, as_json: bool) -> None:
     if as_json:
         print(json.dumps(TurnResult.from_error(exc).to_json()))
     else:
-        err.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        err.print(f"[red]error[/red] ({exc.code}): {escape(exc.message)}")
     raise typer.Exit(exc.exit_code)
 
 
@@ -103,13 +104,13 @@ def _show(result: TurnResult) -> None:
         for key in keys:
             table.add_column(key)
         for record in records:
-            table.add_row(*[_cell(record.get(k)) for k in keys])
+            table.add_row(*[escape(_cell(record.get(k))) for k in keys])
         out.print(table)
         if result.status is TurnStatus.ANSWERED:
             return
-    out.print(result.reply)
+    out.print(result.reply, markup=False)  # text from people and systems is never markup
     for option in result.options or []:
-        out.print(f"  - {option.label}  [dim](value: {option.value})[/dim]")
+        out.print(f"  - {escape(option.label)}  [dim](value: {escape(option.value)})[/dim]")
 
 
 def _cell(value: Any) -> str:
@@ -158,7 +159,7 @@ def check(workspace: WorkspaceOpt = None) -> None:
         return
     problems = ws.check()
     for problem in problems:
-        out.print(f"[red]problem[/red] {problem.message}")
+        out.print(f"[red]problem[/red] {escape(problem.message)}")
     if problems:
         raise typer.Exit(3)
     out.print(f"[green]ok[/green] {ws.root}: {len(ws.directory)} people, {len(ws.catalog)} actions, "
@@ -181,7 +182,7 @@ def actions(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     for item in items:
         params = item["parameters"].get("properties", {})
         required = set(item["parameters"].get("required", []))
-        names = ", ".join(p if p in required else f"[{p}]" for p in params)
+        names = escape(", ".join(p if p in required else f"[{p}]" for p in params))
         table.add_row(item["name"], item["kind"], item["risk"]["tier"] + ("+" if item["risk"].get("when") else ""),
                       names, item["description"])
     out.print(table)
@@ -257,7 +258,7 @@ def pending(user: UserOpt, workspace: WorkspaceOpt = None, now: NowOpt = None, a
     if not items:
         out.print(f"Nothing waits for {user}.")
     for item in items:
-        out.print(f"{item['id']}  {', '.join(item['actions'])}  expires {item['expires_at']}")
+        out.print(f"{item['id']}  {', '.join(item['actions'])}  expires {item['expires_at']}", markup=False)
 
 
 @app.command()
@@ -277,7 +278,7 @@ def recover(workspace: WorkspaceOpt = None, now: NowOpt = None, as_json: JsonOpt
         return
     out.print(f"Recovered {len(results)} plan(s).")
     for result in results:
-        out.print(result.reply)
+        out.print(result.reply, markup=False)
 
 
 @policy_app.command("check")
@@ -299,8 +300,8 @@ def policy_check(
         print(json.dumps(decision, default=str))
         return
     verdict = {True: "[green]allow[/green]", False: "[red]deny[/red]", None: "[yellow]ambiguous[/yellow]"}
-    out.print(f"{verdict[decision.get('allowed')]} {decision.get('rule', '')}: "
-              f"{decision.get('reason', decision.get('question', ''))}")
+    explanation = escape(str(decision.get("reason", decision.get("question", ""))))
+    out.print(f"{verdict[decision.get('allowed')]} {decision.get('rule', '')}: {explanation}")
 
 
 # --- audit ----------------------------------------------------------------------------
@@ -330,8 +331,8 @@ def audit_list(
         return
     table = Table("id", "at", "actor", "conversation", "event", "action", "status")
     for row in rows:
-        table.add_row(row["id"], row["at"], row["actor"], row["conversation"] or "", row["event"],
-                      row["action"] or "", row["status"])
+        table.add_row(*[escape(str(row[k] or "")) for k in ("id", "at", "actor", "conversation", "event",
+                                                            "action", "status")])
     out.print(table)
 
 
@@ -410,8 +411,8 @@ def demo(
                 else v for k, v in raw.items()}
         if args.get("text") == "{denied}":  # the context of the denied request travels with the message
             args["text"] = denied
-        out.print(f"[bold cyan]{user}[/bold cyan]: {said}")
-        out.print(f"[dim]  sayso do --user {user} --action {action} --args '{json.dumps(args)}'[/dim]")
+        out.print(f"[bold cyan]{user}[/bold cyan]: {escape(said)}")
+        out.print(f"[dim]  sayso do --user {user} --action {action} --args '{escape(json.dumps(args))}'[/dim]")
         pipeline = Pipeline(ws, Clock.from_option(when, ws.directory.get(user).timezone))
         result = pipeline.do(user, action, args, said=said)
         _show(result)

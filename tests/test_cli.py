@@ -148,3 +148,10 @@ def test_scripted_demo_runs(tmp_path: Path) -> None:
     done = sayso(None, "demo", "--workspace", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr
     assert "denied" in done.stdout and "needs_confirmation" in done.stdout and "chain intact" in done.stdout
+
+
+def test_text_from_people_is_never_terminal_markup(sqlite_root: Path) -> None:
+    done = sayso(sqlite_root, "do", "--user", "alice", "--action", "chat.send", "--args",
+                 json.dumps({"to": "carol", "text": "[/red] [bold]see [link]"}))
+    assert done.returncode == 0, done.stderr
+    assert "[/red] [bold]see [link]" in done.stdout
