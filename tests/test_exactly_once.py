@@ -72,17 +72,17 @@ def test_crash_after_effect_then_recover_leaves_one_effect(
     assert sayso(demo_root, "audit", "verify").returncode == 0
 
 
-def test_same_confirmation_twice_concurrently_executes_once(sqlite_root: Path) -> None:
-    code, asked = sayso_json(sqlite_root, "do", "--user", "carol", "--action", "crm.close_deal", "--args",
+def test_same_confirmation_twice_concurrently_executes_once(demo_root: Path) -> None:
+    code, asked = sayso_json(demo_root, "do", "--user", "carol", "--action", "crm.close_deal", "--args",
                              '{"deal": "D-102", "outcome": "won"}', "--now", NOW)
     assert asked["status"] == "needs_confirmation"
     command = [sys.executable, "-m", "sayso", "confirm", asked["confirmation"]["id"], "--user", "carol",
-               "--now", NOW, "--json", "--workspace", str(sqlite_root)]
+               "--now", NOW, "--json", "--workspace", str(demo_root)]
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(4)]
     outputs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     statuses = sorted(o["status"] for o in outputs)
     assert statuses.count("executed") == 1, outputs
     assert all(o["error"]["code"] == "confirmation_used" for o in outputs if o["status"] == "error")
-    assert target_count(sqlite_root, "crm", "select count(*) from effects") == 1
-    assert target_count(sqlite_root, "crm", "select count(*) from deals where id='D-102' and stage='closed_won'") == 1
+    assert target_count(demo_root, "crm", "select count(*) from effects") == 1
+    assert target_count(demo_root, "crm", "select count(*) from deals where id='D-102' and stage='closed_won'") == 1
