@@ -46,9 +46,20 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object")]
 UserOpt = Annotated[str, typer.Option("--user", "-u", help="Who is acting (a directory id)")]
 
 
+class _ConversationDefault(logging.Filter):
+    """Every record names its conversation ("-" when there is none)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "conversation"):
+            record.conversation = "-"
+        return True
+
+
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("SAYSO_LOG", "WARNING").upper(), stream=sys.stderr,
-                        format="%(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ConversationDefault())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(conversation)s] %(message)s"))
+    logging.basicConfig(level=os.environ.get("SAYSO_LOG", "WARNING").upper(), handlers=[handler])
     app()
 
 
