@@ -64,4 +64,9 @@ class TurnResult(BaseModel):
         return cls(status=TurnStatus.ERROR, reply=exc.message, error=exc.as_dict(), **extra)
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        """Top-level keys appear when they apply; every step has all its keys (null when empty)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        for step in data["steps"]:
+            step.setdefault("effect", None)
+            step.setdefault("records", None)
+        return data

@@ -38,7 +38,7 @@ def test_read_returns_records_and_a_table(sqlite_root: Path) -> None:
                  '{"status": "overdue"}').stdout
     assert "INV-2041" in text and "INV-2044" in text
     code, out = sayso_json(sqlite_root, "do", "--user", "alice", "--action", "billing.list_invoices")
-    assert out["status"] == "denied" and "records" not in out["steps"][0]
+    assert out["status"] == "denied" and out["steps"][0]["records"] is None
 
 
 def test_confirm_flow_and_pending(sqlite_root: Path) -> None:
