@@ -33,7 +33,6 @@ __all__ = [
     "Catalog",
     "RiskRule",
     "Tier",
-    "action",
     "load_yaml_actions",
 ]
 
@@ -285,13 +284,6 @@ class Catalog:
             raise WorkspaceError(f"module {module_name!r} has no `catalog` of actions")
         for item in found:
             self.add(item)
-
-
-def action(
-    catalog: Catalog, name: str, **options: Any
-) -> Callable[[Callable[[P], dict[str, Any]]], Callable[[P], dict[str, Any]]]:
-    """Module-level form of :meth:`Catalog.action`."""
-    return catalog.action(name, **options)
 
 
 # --- YAML actions -----------------------------------------------------------------

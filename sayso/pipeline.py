@@ -197,7 +197,7 @@ class Pipeline:
             self.audit.record(events)
             return TurnResult(status=TurnStatus.ANSWERED, reply=reply, steps=results)
         plan = self._plan(turn, writes)
-        if max((s.verdict for s in writes), key=lambda v: v.rank) is Verdict.CONFIRM:
+        if self.guard.plan_verdict(s.tier for s in writes) is Verdict.CONFIRM:
             return self._ask(turn, events, steps, plan)
         return self._execute(turn, events, steps, plan)
 
