@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
@@ -235,9 +236,17 @@ class Executor:
             plan = Plan.from_payload(payload)
             log.info("recovering plan %s (%d steps)", plan.id, len(plan.steps),
                      extra={"conversation": plan.conversation})
-            results = self._run_steps(plan, done, lambda results: [], recovering=True)
+            closing: FinalEvents = partial(self._recovered, plan)
+            results = self._run_steps(plan, done, closing, recovering=True)
             finished.append((plan, results))
         return finished
+
+    @staticmethod
+    def _recovered(plan: Plan, results: list[StepResult]) -> list[AuditEvent]:
+        """The turn's closing record, written by recovery in the crashed turn's place."""
+        ok = all(r.status is StepStatus.EXECUTED for r in results)
+        return [AuditEvent("turn", plan.actor, "executed" if ok else "failed", plan.steps[0].action,
+                           plan.conversation, plan.turn, plan.channel, {"recovered": True})]
 
     def _claimable(self, owner: str | None, until: float | None) -> bool:
         if owner is None or until is None or until < time.time():

@@ -25,7 +25,7 @@ from .clock import Clock
 from .confirmation import Confirmation, Confirmations
 from .connectors import Change, Record
 from .directory import Person
-from .errors import InputTooLarge, RequestError, SaysoError
+from .errors import ConfigurationError, InputTooLarge, RequestError, SaysoError, SystemFailure
 from .executor import Executor, Plan, PlannedStep, step_key
 from .grounding import Clarification, Grounded, ground
 from .guard import CRITICAL_RULE, Guard, Verdict
@@ -157,12 +157,17 @@ class Pipeline:
             return TurnResult.from_error(exc, conversation=conversation, turn=turn_id)
         turn = _Turn(person, conversation, turn_id, self.channel, request)
         try:
+            self._check_text(request)
             result: TurnResult = body(turn)
-        except RequestError as exc:
+        except (RequestError, ConfigurationError) as exc:
             self.audit.record([turn.event("turn", "received", request=request),
                                turn.event("error", "error", **exc.as_dict())])
             result = TurnResult.from_error(exc)
-        result.conversation, result.turn = conversation, turn_id
+        except SystemFailure as exc:  # a system failed while answering a read; nothing was written
+            self.audit.record([turn.event("turn", "received", request=request),
+                               turn.event("error", TurnStatus.FAILED.value, **exc.as_dict())])
+            result = TurnResult(status=TurnStatus.FAILED, reply=exc.message, error=exc.as_dict())
+        result.conversation, result.turn = turn.conversation, turn_id
         return result
 
     def run_plan(self, turn: _Turn, requests: Sequence[Request]) -> TurnResult:
@@ -420,10 +425,11 @@ class Pipeline:
     def _undo(self, turn: _Turn) -> TurnResult:
         catalog = self.ws.catalog
         row = self.executor.last_undoable(turn.person.id, lambda name: name in catalog and catalog.get(name).undo)
+        received = turn.event("turn", "received", request=turn.request)
         if row is None:
-            self.audit.record([turn.event("turn", "received", request=turn.request),
-                               turn.event("turn", TurnStatus.NO_ACTION.value)])
+            self.audit.record([received, turn.event("turn", TurnStatus.NO_ACTION.value)])
             return TurnResult(status=TurnStatus.NO_ACTION, reply="Nothing of yours can be undone.")
+        self.audit.record([received])
         result = self.executor.undo(row, self.executor.plan_payload(row.plan_id), channel=turn.channel)
         self.audit.record([turn.event("turn", TurnStatus.EXECUTED.value, result.action, undone=row.key)])
         summary = (result.effect or {}).get("summary", "")
@@ -431,6 +437,11 @@ class Pipeline:
                           steps=[result])
 
     # --- helpers -----------------------------------------------------------------
+
+    def _check_text(self, request: Any) -> None:
+        limit = self.ws.settings.limits.max_text_chars
+        if isinstance(request, dict) and len(str(request.get("text", ""))) > limit:
+            raise InputTooLarge(f"the message is {len(str(request['text']))} characters; the limit is {limit}")
 
     def _check_size(self, value: Any) -> None:
         limits = self.ws.settings.limits

@@ -225,3 +225,24 @@ def test_guard_verdicts() -> None:
     assert guard.plan_verdict([Tier.LOW, Tier.HIGH, Tier.MEDIUM]) is Verdict.CONFIRM
     strict = Guard(GuardSettings(confirm_medium=True, allow_critical=True))
     assert strict.verdict(Tier.MEDIUM) is Verdict.CONFIRM and strict.verdict(Tier.CRITICAL) is Verdict.CONFIRM
+
+
+def test_confirm_answers_in_the_requests_conversation(sqlite_root: Path) -> None:
+    carol = pipeline_for(sqlite_root, "carol")
+    asked = carol.do("carol", "crm.close_deal", {"deal": "D-102", "outcome": "won"})
+    assert asked.confirmation is not None
+    done = carol.confirm("carol", asked.confirmation["id"])
+    assert done.conversation == asked.conversation
+
+
+def test_oversized_message_is_refused(sqlite_root: Path) -> None:
+    result = pipeline_for(sqlite_root).do("alice", "chat.send", {"to": "carol", "text": "hi"}, said="x" * 5000)
+    assert result.status is TurnStatus.ERROR and result.error and result.error["code"] == "input_too_large"
+    assert count(sqlite_root, "chat", "messages") == 0
+
+
+def test_broken_policy_file_mid_turn_is_an_error_not_a_crash(sqlite_root: Path) -> None:
+    (sqlite_root / "policies" / "zz.cedar").write_text("permit(principal, action, resource) when {;\n")
+    result = pipeline_for(sqlite_root).do("alice", "crm.get", {"record": "D-101"})
+    assert result.status is TurnStatus.ERROR and result.error and result.error["code"] == "workspace_invalid"
+    assert "zz.cedar" in result.reply
