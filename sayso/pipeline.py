@@ -172,7 +172,6 @@ class Pipeline:
 
     def run_plan(self, turn: _Turn, requests: Sequence[Request]) -> TurnResult:
         """Plan, check and run the steps of one turn."""
-        self._check_size(turn.request)
         received = turn.event("turn", "received", request=turn.request)
         steps = [self._prepare(turn.person, i, r) for i, r in enumerate(requests)]
         events = [received]
