@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .clock import Clock, parse_time
-from .errors import InvalidArguments, SaysoError
+from .errors import InputTooLarge, InvalidArguments, SaysoError
 from .pipeline import Pipeline
 from .turn import TurnResult, TurnStatus
 from .workspace import Workspace, resolve_root
@@ -385,54 +385,284 @@ def audit_export(
             handle.close()
 
 
+# --- conversation ---------------------------------------------------------------------
+
+_HELP = """Say what you want done, in your own words, e.g.
+  which of my deals close in the next 30 days?
+  move the Brightwater one to negotiation
+  create a follow-up for the account owner of the Orchid deal next Tuesday
+Answer "yes" or "no" to a confirmation, or pick an option by its number or words.
+Commands: /help  /audit (this conversation's record)  /undo (your last undoable change)
+          /new (a new conversation)  /as USER (demo workspaces: speak as someone else)  /quit"""
+
+
+def _interpreter(ws: Workspace, name: str | None) -> Any:
+    from .interpreter import registry
+
+    settings = ws.settings.interpreter
+    return registry.create(name or settings.name, settings.model_dump())
+
+
+class _Session:
+    """One person's chat on one workspace, for ``sayso chat`` and ``sayso demo``."""
+
+    def __init__(self, ws: Workspace, user: str, now: str | None, conversation: str | None,
+                 interpreter: str | None) -> None:
+        from .conversation import Chat
+
+        self.ws, self.now, self.conversation = ws, now, conversation
+        self.engine = _interpreter(ws, interpreter)
+        self.user = ws.directory.get(user).id
+        self.chat = Chat(self._pipeline(), self.engine)
+        if conversation is not None:
+            self.chat.conversations.get(conversation, self.user)
+
+    def _pipeline(self) -> Pipeline:
+        tz = self.ws.directory.get(self.user).timezone
+        return Pipeline(self.ws, Clock.from_option(self.now, tz), channel="chat")
+
+    def switch(self, user: str) -> None:
+        from .conversation import Chat
+
+        if not self.ws.settings.workspace.demo:
+            raise InvalidArguments("/as works only in a demo workspace")
+        self.user = self.ws.directory.get(user.strip()).id
+        self.chat = Chat(self._pipeline(), self.engine)
+        self.conversation = None
+
+    def say(self, text: str) -> TurnResult:
+        result = self.chat.say(self.user, text, self.conversation)
+        if result.conversation and result.status is not TurnStatus.ERROR or self.conversation is None:
+            self.conversation = result.conversation
+        return result
+
+    def command(self, line: str) -> TurnResult | str:
+        """A slash command: a turn (``/undo``) or text to show."""
+        name, _, rest = line[1:].partition(" ")
+        if name == "help":
+            return _HELP
+        if name == "as":
+            self.switch(rest)
+            return f"Now speaking as {self.user} (new conversation)."
+        if name == "new":
+            self.conversation = None
+            return "New conversation."
+        if name == "undo":
+            return self.chat.pipeline.undo(self.user)
+        if name == "audit":
+            if not self.conversation:
+                return "Nothing recorded in this conversation yet."
+            rows = self.chat.pipeline.audit.list(conversation=self.conversation)
+            return "\n".join(f"{r['at'][:19]}  {r['event']:<14} {r['status']:<20} {r['action'] or ''}  "
+                             f"{_audit_detail(r)}" for r in rows) or "Nothing recorded yet."
+        raise InvalidArguments(f"unknown command /{name}; try /help")
+
+
+def _audit_detail(row: dict[str, Any]) -> str:
+    detail = row.get("detail") or {}
+    for key in ("rule", "question", "id"):
+        if detail.get(key):
+            return f"{key}={detail[key]}"
+    request = detail.get("request")
+    if isinstance(request, dict) and request.get("text"):
+        return f"said={str(request['text'])[:60]!r}"
+    return ""
+
+
+def _card(result: TurnResult) -> None:
+    """A confirmation card: exactly what will change, and how to answer."""
+    from rich.panel import Panel
+
+    lines = [escape(line) for line in result.reply.splitlines() if not line.startswith("Confirm with")]
+    lines.append("[bold]Reply yes to confirm, no to cancel.[/bold]")
+    out.print(Panel("\n".join(lines), title="needs your confirmation", border_style="yellow"))
+
+
+def _chat_loop(session: _Session, as_json: bool) -> None:
+    interactive = sys.stdin.isatty() and not as_json
+    if interactive:
+        out.print(f"[dim]{escape(session.ws.settings.workspace.name)} - you are {session.user}. /help for help, "
+                  "/quit to leave.[/dim]")
+    while True:
+        try:
+            line = out.input(f"[bold cyan]{session.user}[/bold cyan]> ") if interactive else sys.stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not interactive and line == "":
+            break
+        text = line.rstrip("\n")
+        if text.strip() in ("/quit", "/exit"):
+            break
+        try:
+            if text.startswith("/"):
+                outcome: TurnResult | str = session.command(text.strip())
+            elif not text.strip():
+                if interactive:
+                    continue
+                raise InvalidArguments("empty message")
+            else:
+                outcome = session.say(text)
+        except SaysoError as exc:
+            outcome = TurnResult.from_error(exc, conversation=session.conversation)
+        if as_json:
+            data = outcome.to_json() if isinstance(outcome, TurnResult) else {"status": "info", "reply": outcome}
+            if session.conversation:
+                data.setdefault("conversation", session.conversation)
+            print(json.dumps(data, default=str), flush=True)
+        elif isinstance(outcome, str):
+            out.print(outcome, markup=False)
+        elif outcome.status is TurnStatus.NEEDS_CONFIRMATION:
+            _card(outcome)
+        else:
+            _show(outcome)
+
+
+@app.command()
+def chat(
+    user: UserOpt,
+    workspace: WorkspaceOpt = None,
+    now: NowOpt = None,
+    conversation: Annotated[str | None, typer.Option("--conversation", help="Go on with this conversation")] = None,
+    interpreter: Annotated[str | None, typer.Option("--interpreter", help="Interpreter (default: sayso.toml, "
+                                                    "else offline)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Read one message per line from standard input, "
+                                          "write one JSON line for each")] = False,
+) -> None:
+    """Talk to sayso: requests in your own words, confirmations, questions, reads as tables."""
+    ws = _open(workspace, as_json)
+    try:
+        session = _Session(ws, user, now, conversation, interpreter)
+    except SaysoError as exc:
+        _fail(exc, as_json)
+        return
+    _chat_loop(session, as_json)
+
+
+@app.command()
+def interpret(
+    text: str,
+    user: UserOpt = "alice",
+    workspace: WorkspaceOpt = None,
+    now: NowOpt = None,
+    conversation: Annotated[str | None, typer.Option("--conversation")] = None,
+    interpreter: Annotated[str | None, typer.Option("--interpreter")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show how a message is understood, without grounding, deciding or executing anything."""
+    from .conversation import Chat, ConversationState
+
+    ws = _open(workspace, as_json)
+    try:
+        person = ws.directory.get(user)
+        pipeline = Pipeline(ws, Clock.from_option(now, person.timezone))
+        chat_ = Chat(pipeline, _interpreter(ws, interpreter))
+        state = chat_.conversations.get(conversation, person.id) if conversation else ConversationState()
+        limit = ws.settings.limits.max_text_chars
+        if len(text) > limit:
+            raise InputTooLarge(f"the message is {len(text)} characters; the limit is {limit}")
+        result = chat_.interpreter.interpret(text, chat_._context(state, person), ws.catalog, person)
+    except SaysoError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        print(json.dumps(result.audit(), default=str))
+        return
+    out.print(f"[bold]{result.kind}[/bold] ({result.interpreter} {result.version})")
+    for step in result.steps:
+        out.print(f"  {step.action} {escape(json.dumps(step.args, default=str))} confidence {step.confidence}")
+    for line in (result.question, result.reply):
+        if line:
+            out.print(f"  {line}", markup=False)
+
+
+@app.command("eval")
+def eval_(
+    cases: Path,
+    interpreter: Annotated[str | None, typer.Option("--interpreter")] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Only this category")] = None,
+    fail_under: Annotated[float | None, typer.Option("--fail-under", help="Exit 1 below this accuracy")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run conversations with expected outcomes on fresh demo workspaces; print accuracy and failures."""
+    from .evaluation import load_cases, run_cases, summary_rows
+    from .interpreter import registry
+
+    try:
+        loaded = [c for c in load_cases(cases) if category is None or c.category == category]
+        engine = registry.create(interpreter or "offline")
+    except SaysoError as exc:
+        _fail(exc, as_json)
+        return
+
+    def progress(n: int, _case: Any) -> None:
+        if not as_json and n % 25 == 0:
+            err.print(f"[dim]{n}/{len(loaded)} conversations[/dim]")
+
+    report = run_cases(loaded, interpreter=engine, progress=progress)
+    if as_json:
+        print(json.dumps(report.as_dict()))
+    else:
+        table = Table("category", "correct", "total", "accuracy")
+        for name, correct, total, accuracy in summary_rows(report):
+            table.add_row(name, str(correct), str(total), f"{accuracy:.1%}")
+        table.add_row("[bold]all[/bold]", str(report.correct), str(report.conversations), f"{report.accuracy:.1%}")
+        out.print(table)
+        out.print(f"turns: {report.turns_correct}/{report.turns} right")
+        for failure in report.failures:
+            out.print(f"[red]FAIL[/red] {escape(failure.case)} ({failure.category}) turn {failure.turn}: "
+                      f"{escape(failure.said)!r}")
+            for problem in failure.problems:
+                out.print(f"    {escape(problem)}")
+    if fail_under is not None and report.accuracy < fail_under:
+        raise typer.Exit(1)
+
+
 # --- demo -----------------------------------------------------------------------------
 
-_SCRIPT = [
-    ("alice", "crm.find_deals", {"owner": "alice", "closing_after": "+0", "closing_before": "+30"},
-     "which of my deals close in the next 30 days?"),
-    ("alice", "crm.update_deal", {"deal": "Brightwater", "stage": "negotiation"}, "move the Brightwater one to "
-     "negotiation"),
-    ("alice", "tickets.create", {"project": "SALES", "title": "Follow up on the Orchid renewal",
-                                 "assignee": "devi", "due": "+6", "related": "D-104"},
-     "create a follow-up for the account owner of the Orchid deal next Tuesday"),
-    ("alice", "crm.close_deal", {"deal": "Kestrel Aerospace Platform", "outcome": "won"},
-     "close Kestrel Aerospace as won"),
-    ("alice", "chat.send", {"to": "carol", "text": "{denied}"}, "let carol know"),
-    ("carol", "crm.close_deal", {"deal": "D-102", "outcome": "won"}, "(as carol) close Kestrel Aerospace as won"),
+_TOUR = [
+    ("alice", "which of my deals close in the next 30 days?"),
+    ("alice", "move the Brightwater one to negotiation"),
+    ("alice", "create a follow-up for the account owner of the Orchid deal next Tuesday"),
+    ("alice", "close Kestrel Aerospace as won"),
+    ("alice", "let carol know"),
+    ("carol", "close Kestrel Aerospace as won"),
+    ("carol", "yes"),
 ]
 
 
 @app.command()
 def demo(
     workspace: WorkspaceOpt = None,
-    now: Annotated[str | None, typer.Option("--now")] = None,
+    user: Annotated[str, typer.Option("--user", "-u", help="Who you are (change with /as)")] = "alice",
+    now: Annotated[str | None, typer.Option("--now", help="The demo's reference time")] = None,
+    tour: Annotated[bool, typer.Option("--tour", help="Play the first conversation instead of chatting")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="As chat --json")] = False,
 ) -> None:
-    """Run the Lumen Labs demo on a fresh workspace: reads, a change, a denial, a confirmation."""
-    from datetime import timedelta
-
+    """Chat with Lumen Labs, the built-in demo company, on a fresh workspace (no account, no network)."""
     root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="sayso-demo-"))
     when = now or "2026-11-25T09:00"
     reference = parse_time(when).date()
     Workspace.init(root, demo=True, force=True, reference=reference)
     ws = Workspace.load(root)
-    out.print(f"[bold]Lumen Labs demo[/bold] in {root} (reference day {reference})\n")
-    denied = ""
-    for user, action, raw, said in _SCRIPT:
-        args = {k: (reference + timedelta(days=int(v))).isoformat() if isinstance(v, str) and v.startswith("+")
-                else v for k, v in raw.items()}
-        if args.get("text") == "{denied}":  # the context of the denied request travels with the message
-            args["text"] = denied
-        out.print(f"[bold cyan]{user}[/bold cyan]: {escape(said)}")
-        out.print(f"[dim]  sayso do --user {user} --action {action} --args '{escape(json.dumps(args))}'[/dim]")
-        pipeline = Pipeline(ws, Clock.from_option(when, ws.directory.get(user).timezone))
-        result = pipeline.do(user, action, args, said=said)
-        _show(result)
-        if result.status is TurnStatus.DENIED:
-            denied = (f"{ws.directory.get(user).name} asked me to \"{said}\" (conversation {result.conversation}) "
-                      f"and it was denied: {result.reply.removeprefix('Not done: ')}")
-        if result.status is TurnStatus.NEEDS_CONFIRMATION and result.confirmation:
-            out.print(f"[bold cyan]{user}[/bold cyan]: yes")
-            _show(pipeline.confirm(user, result.confirmation["id"]))
+    session = _Session(ws, user, when, None, None)
+    if not as_json:
+        out.print(f"[bold]Lumen Labs demo[/bold] in {escape(str(root))} (reference day {reference}). People: "
+                  + ", ".join(f"{p.id} ({p.role})" for p in ws.directory) + ".")
+    if not tour:
+        if not as_json:
+            out.print(_HELP, markup=False)
+        _chat_loop(session, as_json)
+        return
+    for speaker, text in _TOUR:
+        if speaker != session.user:
+            session.switch(speaker)
+            out.print(f"[dim]/as {speaker}[/dim]")
+        out.print(f"[bold cyan]{speaker}[/bold cyan]> {escape(text)}")
+        result = session.say(text)
+        if result.status is TurnStatus.NEEDS_CONFIRMATION:
+            _card(result)
+        else:
+            _show(result)
         out.print()
     verification = Pipeline(ws).audit.verify()
     out.print(f"Audit: {verification.count} records, chain {'intact' if verification.ok else 'BROKEN'}. "

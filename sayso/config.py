@@ -51,6 +51,13 @@ class LimitSettings(_Section):
     max_args_bytes: int = Field(default=65536, gt=0)
 
 
+class InterpreterSettings(BaseModel):
+    """Which interpreter reads messages (``offline`` needs no model); other keys go to it."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "offline"
+
+
 class SecretSettings(_Section):
     file: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
@@ -62,6 +69,7 @@ class Settings(_Section):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    interpreter: InterpreterSettings = Field(default_factory=InterpreterSettings)
     secrets: SecretSettings = Field(default_factory=SecretSettings)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -6,6 +6,7 @@
     │   ├── UnknownAction             404 unknown_action
     │   ├── UnknownUser               404 unknown_user
     │   ├── UnknownRecord             404 unknown_record
+    │   ├── UnknownConversation       404 conversation_unknown (missing or another person's)
     │   ├── InputTooLarge             413 input_too_large
     │   └── ConfirmationError         409 confirmation_* (unknown, expired, used, not yours)
     ├── ConfigurationError            the workspace is wrong (exit 3, HTTP 500)
@@ -30,6 +31,7 @@ __all__ = [
     "SaysoError",
     "SystemFailure",
     "UnknownAction",
+    "UnknownConversation",
     "UnknownRecord",
     "UnknownUser",
     "WorkspaceError",
@@ -78,6 +80,13 @@ class UnknownUser(RequestError):
 
 class UnknownRecord(RequestError):
     code = "unknown_record"
+    http_status = 404
+
+
+class UnknownConversation(RequestError):
+    """No such conversation, or another person's (both look the same, on purpose)."""
+
+    code = "conversation_unknown"
     http_status = 404
 
 

@@ -1,14 +1,20 @@
 """Grounding: names in arguments become concrete records and people, deterministically.
 
-A parameter marked ``x-record`` is looked up in the systems holding that
-record type; ``x-person`` in the directory; ``x-recipient`` is a ``#channel``
-or a person. One match is used; several plausible matches become a question
-listing them; none is an error. Grounding finds records; it never filters
-them by permission (that is the policy's job).
+A parameter marked ``x-record`` is looked up, in this order: in the
+conversation's focus ("it" is the last record talked about, "the first one" the
+first of the last list shown, "the Brightwater one" a record of the focus whose
+name has that word), then in the systems holding that record type (exact id or
+name, word prefixes, close spellings). ``x-person`` is a person of the
+directory, or a relation of a record ("the account owner of the Orchid deal",
+"its owner"); ``x-recipient`` is a ``#channel`` or a person. One match is used;
+several plausible matches become a question listing them; none is an error.
+Grounding finds records; it never filters them by permission (that is the
+policy's job).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +25,26 @@ from .directory import Directory, Person
 from .errors import UnknownRecord, UnknownUser
 from .turn import Option
 
-__all__ = ["Clarification", "Grounded", "ground"]
+__all__ = ["Clarification", "Focus", "Grounded", "ground"]
 
 # Records scoring at least this are plausible; an exact id or name scores 100.
 PLAUSIBLE = 85.0
 
 RecordFinder = Callable[[str, str], list[Record]]
+
+
+@dataclass
+class Focus:
+    """What a conversation has been about: records, most recent first, and the last list shown."""
+
+    records: list[Record] = field(default_factory=list)
+    last_list: list[Record] = field(default_factory=list)
+    types: tuple[str, ...] = ()  # every record type the workspace's systems hold (for relations)
+
+
+_RELATION = re.compile(r"^(?:the\s+)?(?P<rel>(?:account\s+)?owner|assignee|manager)\s+(?:of|on|for)\s+(?P<of>.+)$",
+                       re.IGNORECASE)
+_NOISE = frozenset({"the", "a", "an", "one", "ones", "that", "this", "deal", "deals", "account", "ticket", "record"})
 
 
 @dataclass
@@ -53,14 +73,16 @@ class Grounded:
         }
 
 
-def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: RecordFinder) -> Grounded:
+def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: RecordFinder,
+           focus: Focus | None = None) -> Grounded:
     """Resolve every marked argument of ``args``; stops at the first question."""
     out = Grounded(dict(args))
+    focus = focus or Focus()
     for param, types in action.marked("x-record").items():
         value = args.get(param)
         if value is None:
             continue
-        candidates = _candidates(find, str(types), str(value))
+        candidates = _in_focus(focus, str(types), str(value)) or _candidates(find, str(types), str(value))
         if len(candidates) == 1:
             record = candidates[0]
             out.records[param] = record
@@ -87,6 +109,11 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
             if mode == "or-email" and "@" in text and not directory.find(text):
                 resolved.append(text)
                 continue
+            related = _related_person(text, directory, find, focus)
+            if related is not None:
+                people.append(related)
+                resolved.append(related.id)
+                continue
             person = _person(directory, text, param, out)
             if person is None:
                 return out
@@ -105,12 +132,61 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
             out.channels[param] = text.lower()
             out.args[param] = text.lower()
             continue
-        person = _person(directory, text, param, out)
+        person = _related_person(text, directory, find, focus) or _person(directory, text, param, out)
         if person is None:
             return out
         out.people[param] = [person]
         out.args[param] = person.id
     return out
+
+
+def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
+    """"@it", "@2" and names of records the conversation already showed."""
+    wanted = types.split("|")
+    if text.startswith("@"):
+        if text == "@it":
+            found = [r for r in focus.records if r.type in wanted]
+            if not found:
+                raise UnknownRecord(f"nothing in this conversation is a {' or '.join(wanted).lower()} to refer to")
+            return found[:1]
+        shown = [r for r in focus.last_list if r.type in wanted] or [r for r in focus.records if r.type in wanted]
+        n = int(text[1:]) if text[1:].lstrip("-").isdigit() else 0
+        if not shown or n == 0 or abs(n) > len(shown):
+            raise UnknownRecord(f"there is no item {text[1:]} in the last list shown")
+        return [shown[n - 1 if n > 0 else n]]
+    words = [w for w in re.findall(r"[^\W_]+", text.lower()) if w not in _NOISE]
+    if not words:
+        return []
+    pool = focus.last_list + [r for r in focus.records if r not in focus.last_list]
+    hits = [r for r in pool if r.type in wanted and all(
+        any(part.startswith(w) for part in re.findall(r"[^\W_]+", " ".join(
+            [r.id, r.title, str(r.attrs.get("account", ""))]).lower())) for w in words)]
+    return _unique(hits) if len(_unique(hits)) == 1 else []
+
+
+def _related_person(text: str, directory: Directory, find: RecordFinder, focus: Focus) -> Person | None:
+    """"the account owner of the Orchid deal", "owner of it": a person attribute of a record."""
+    match = _RELATION.match(text.strip())
+    if match is None:
+        return None
+    path = match.group("rel").lower().split()
+    of = match.group("of").strip()
+    types = "|".join(focus.types or ("Deal", "Account", "Ticket"))
+    records = _in_focus(focus, types, of) or _candidates(find, types, of)
+    if len(records) != 1:
+        if not records:
+            raise UnknownRecord(f"no record matches {of!r}")
+        raise UnknownRecord(f"{of!r} matches several records ({', '.join(r.id for r in records)}); name one")
+    record = records[0]
+    for step in path[:-1]:  # "account owner": the deal's account, then its owner
+        linked = record.attrs.get(step)
+        found = _candidates(find, step.capitalize(), str(linked)) if linked else []
+        if len(found) == 1:
+            record = found[0]
+    value = record.attrs.get(path[-1])
+    if not isinstance(value, str) or value not in directory:
+        raise UnknownUser(f"{record.id} has no {' '.join(path)} in the directory")
+    return directory.get(value)
 
 
 def _person(directory: Directory, text: str, param: str, out: Grounded) -> Person | None:
@@ -128,7 +204,9 @@ def _person(directory: Directory, text: str, param: str, out: Grounded) -> Perso
 
 def _candidates(find: RecordFinder, types: str, text: str) -> list[Record]:
     found: list[Record] = []
-    for record_type in types.split("|"):
+    kinds = types.split("|")
+    named = [t for t in kinds if re.search(rf"\b{t.lower()}s?\b", text.lower())]
+    for record_type in named if len(named) == 1 else kinds:  # "the Orchid deal" is a deal, not the account
         found.extend(find(record_type, text))
     exact = [r for r in found if (r.score or 0) >= 100]
     if exact:

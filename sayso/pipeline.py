@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,13 +27,13 @@ from .connectors import Change, Record
 from .directory import Person
 from .errors import ConfigurationError, InputTooLarge, RequestError, SaysoError, SystemFailure
 from .executor import Executor, Plan, PlannedStep, step_key
-from .grounding import Clarification, Grounded, ground
+from .grounding import Clarification, Focus, Grounded, ground
 from .guard import CRITICAL_RULE, Guard, Verdict
 from .policy import Decision, Entity
 from .turn import StepResult, StepStatus, TurnResult, TurnStatus
 from .workspace import Workspace
 
-__all__ = ["Pipeline", "Request"]
+__all__ = ["Pipeline", "Request", "Turn"]
 
 log = logging.getLogger("sayso")
 
@@ -72,10 +72,16 @@ class _Turn:
     turn: str
     channel: str
     request: Any
+    focus: Focus | None = None  # the conversation's records, for "it" and "the first one"
+    prelude: list[AuditEvent] = field(default_factory=list)  # e.g. the interpretation, audited with the turn
+    records: list[Record] = field(default_factory=list)  # what grounding found, for the next turn's focus
 
     def event(self, event: str, status: str, action: str | None = None, **detail: Any) -> AuditEvent:
         return AuditEvent(event, self.person.id, status, action, self.conversation, self.turn, self.channel,
                           detail)
+
+
+Turn = _Turn
 
 
 def _new_id(prefix: str) -> str:
@@ -145,6 +151,20 @@ class Pipeline:
 
     # --- the turn ----------------------------------------------------------------
 
+    def turn(self, user: str, conversation: str | None, request: Any,
+             body: Callable[[Turn], TurnResult]) -> TurnResult:
+        """Run ``body`` as one audited turn of ``user`` (the conversation layer's entry point)."""
+        return self._guarded(user, conversation, request, body)
+
+    def confirm_in(self, turn: Turn, confirmation_id: str) -> TurnResult:
+        return self._confirm(turn, confirmation_id)
+
+    def cancel_in(self, turn: Turn, confirmation_id: str) -> TurnResult:
+        return self._cancel(turn, confirmation_id)
+
+    def undo_in(self, turn: Turn) -> TurnResult:
+        return self._undo(turn)
+
     def _guarded(self, user: str, conversation: str | None, request: Any, body: Any) -> TurnResult:
         """Run ``body(turn)``; a request error ends the turn as ``error`` and is audited."""
         conversation = conversation or _new_id("c")
@@ -160,11 +180,11 @@ class Pipeline:
             self._check_text(request)
             result: TurnResult = body(turn)
         except (RequestError, ConfigurationError) as exc:
-            self.audit.record([turn.event("turn", "received", request=request),
+            self.audit.record([turn.event("turn", "received", request=request), *turn.prelude,
                                turn.event("error", "error", **exc.as_dict())])
             result = TurnResult.from_error(exc)
         except SystemFailure as exc:  # a system failed while answering a read; nothing was written
-            self.audit.record([turn.event("turn", "received", request=request),
+            self.audit.record([turn.event("turn", "received", request=request), *turn.prelude,
                                turn.event("error", TurnStatus.FAILED.value, **exc.as_dict())])
             result = TurnResult(status=TurnStatus.FAILED, reply=exc.message, error=exc.as_dict())
         result.conversation, result.turn = turn.conversation, turn_id
@@ -173,8 +193,14 @@ class Pipeline:
     def run_plan(self, turn: _Turn, requests: Sequence[Request]) -> TurnResult:
         """Plan, check and run the steps of one turn."""
         received = turn.event("turn", "received", request=turn.request)
-        steps = [self._prepare(turn.person, i, r) for i, r in enumerate(requests)]
-        events = [received]
+        events = [received, *turn.prelude]
+        steps = []
+        for i, request in enumerate(requests):
+            step = self._prepare(turn.person, i, request, turn.focus)
+            turn.records.extend(step.grounded.records.values())
+            steps.append(step)
+            if step.grounded.question:
+                break
         for step in steps:
             events.append(turn.event("grounding", "ok" if not step.grounded.question else "ambiguous",
                                      step.action.name, **step.grounded.describe()))
@@ -205,12 +231,13 @@ class Pipeline:
             return self._ask(turn, events, steps, plan)
         return self._execute(turn, events, steps, plan)
 
-    def _prepare(self, person: Person, index: int, request: Request) -> _Step:
+    def _prepare(self, person: Person, index: int, request: Request, focus: Focus | None = None) -> _Step:
         """Validate, ground, decide and weigh one requested step (no side effects)."""
         action = self.ws.catalog.get(request.action)
         self._check_size(request.args)
         params = action.validate(request.args)
-        grounded = ground(action, action.request(params), directory=self.ws.directory, find=self._find)
+        grounded = ground(action, action.request(params), directory=self.ws.directory, find=self._find,
+                          focus=focus)
         if grounded.question:
             return _Step(index, action, grounded.args, grounded, action.risk.tier)
         args = action.request(action.validate(grounded.args))
@@ -293,6 +320,7 @@ class Pipeline:
         self.audit.record(events)
         return TurnResult(status=TurnStatus.NEEDS_CLARIFICATION, reply=question.question + " " + "; ".join(
             o.label for o in question.options), options=question.options,
+            question={"param": question.param, "step": step.index},
             steps=[StepResult(action=step.action.name, args=step.args, risk=step.tier.value,
                               status=StepStatus.PENDING)])
 

@@ -54,6 +54,7 @@ class TurnResult(BaseModel):
     steps: list[StepResult] = Field(default_factory=list)
     confirmation: dict[str, Any] | None = None
     options: list[Option] | None = None
+    question: dict[str, Any] | None = None  # what a clarification asks for: {"param": ..., "step": ...}
     rule: str | None = None
     error: dict[str, str] | None = None
     conversation: str | None = None

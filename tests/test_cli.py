@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from .conftest import NOW, sayso, sayso_json
@@ -144,10 +146,23 @@ def test_undo_from_cli(sqlite_root: Path) -> None:
         assert conn.execute("select count(*) from notes").fetchone()[0] == 0
 
 
-def test_scripted_demo_runs(tmp_path: Path) -> None:
-    done = sayso(None, "demo", "--workspace", str(tmp_path / "demo"))
+def test_demo_tour_plays_the_first_conversation(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    done = sayso(None, "demo", "--tour", "--workspace", str(root))
     assert done.returncode == 0, done.stderr
-    assert "denied" in done.stdout and "needs_confirmation" in done.stdout and "chain intact" in done.stdout
+    assert "denied" in done.stdout and "needs your confirmation" in done.stdout and "chain intact" in done.stdout
+    with sqlite3.connect(root / "systems" / "crm.db") as conn:
+        assert conn.execute("select stage from deals where id = 'D-102'").fetchone()[0] == "closed_won"
+        assert conn.execute("select stage from deals where id = 'D-101'").fetchone()[0] == "negotiation"
+
+
+def test_demo_chats_on_standard_input(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "sayso", "demo", "--workspace", str(tmp_path / "demo"), "--json"],
+                          input="which of my deals close in the next 30 days?\n/as carol\nthanks\n",
+                          capture_output=True, text=True, timeout=120)
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["status"] for line in lines] == ["answered", "info", "no_action"]
+    assert [r["id"] for r in lines[0]["steps"][0]["records"]] == ["D-101"]
 
 
 def test_text_from_people_is_never_terminal_markup(sqlite_root: Path) -> None:

@@ -18,6 +18,21 @@ conversations = Table(
     Column("channel", String(32), nullable=False),
     Column("created_at", String(40), nullable=False),
     Column("state", JSON, nullable=False),
+    Column("updated_at", String(40)),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation", String(64), nullable=False, index=True),
+    Column("at", String(40), nullable=False),
+    Column("role", String(16), nullable=False),  # person | sayso
+    Column("user_id", String(128), nullable=False),
+    Column("turn", String(64)),
+    Column("text", Text, nullable=False),
+    Column("status", String(32)),
+    Column("data", JSON),
 )
 
 plans = Table(

@@ -1,0 +1,338 @@
+"""Conversations: what was said, what it was about, and what waits for an answer.
+
+A conversation belongs to one person. Its state lives in the state database
+(table ``conversations``: focus, last list shown, pending confirmation or
+clarification, last denial; table ``messages``: every message), so it survives
+restarts and any process can serve the next turn.
+
+``Chat.say`` is one conversational turn: the interpreter proposes from the
+person's words and this state; the pipeline grounds, decides, confirms and
+executes; the state is then updated from what happened. Only the person's
+own message is ever interpreted: records read from systems go into the focus
+as ids, names and attributes, never as text to follow.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import insert, select, update
+
+from .clock import Clock
+from .connectors import Record
+from .directory import Person
+from .errors import SaysoError, UnknownConversation
+from .grounding import Focus
+from .interpreter import Context, FocusItem, Interpretation, Interpreter, registry
+from .interpreter.offline.schema import params_of
+from .pipeline import Pipeline, Request, Turn
+from .store import schema
+from .turn import Option, StepResult, StepStatus, TurnResult, TurnStatus
+
+__all__ = ["Chat", "ConversationState", "Conversations", "Pending"]
+
+_FOCUS_SIZE = 10
+_LIST_SIZE = 50
+
+
+class Pending(BaseModel):
+    kind: Literal["confirmation", "clarification"]
+    confirmation: str | None = None
+    mode: Literal["record", "value", "action"] | None = None
+    param: str | None = None
+    step: int = 0
+    steps: list[dict[str, Any]] = Field(default_factory=list)  # [{"action", "args"}], the person's words
+    options: list[Option] = Field(default_factory=list)
+    text: str = ""  # what the person asked, for the audit and for context
+
+
+class ConversationState(BaseModel):
+    focus: list[Record] = Field(default_factory=list)  # most recent first
+    last_list: list[Record] = Field(default_factory=list)
+    pending: Pending | None = None
+    last_denied: dict[str, Any] | None = None
+    last_request: dict[str, Any] | None = None  # {"text", "status", "reply"} of the last turn
+
+
+def _slim(record: Record) -> Record:
+    """What the focus keeps of a record: id, name and short plain attributes (never long text)."""
+    attrs = {k: v for k, v in record.attrs.items()
+             if isinstance(v, str | int | float | bool) and not (isinstance(v, str) and len(v) > 80)}
+    return Record(type=record.type, id=record.id, title=record.title[:120], attrs=attrs, version=record.version,
+                  system=record.system)
+
+
+class Conversations:
+    """The conversations table and its messages."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.store = pipeline.ws.store
+        self.clock: Clock = pipeline.clock
+
+    def create(self, user: str, channel: str, conversation: str | None = None) -> str:
+        conversation = conversation or f"c_{uuid.uuid4().hex[:16]}"
+        now = self.clock.now().isoformat()
+        with self.store.write() as conn:
+            conn.execute(insert(schema.conversations).values(
+                id=conversation, user_id=user, channel=channel, created_at=now, updated_at=now,
+                state=ConversationState().model_dump(mode="json")))
+        return conversation
+
+    def load(self, conversation: str, user: str) -> ConversationState | None:
+        """The state of ``user``'s conversation; None when there is none by that id; another person's
+        conversation raises, with the same message as a missing one."""
+        with self.store.read() as conn:
+            row = conn.execute(select(schema.conversations.c.user_id, schema.conversations.c.state)
+                               .where(schema.conversations.c.id == conversation)).first()
+        if row is None:
+            return None
+        if row.user_id != user:
+            raise UnknownConversation(f"no conversation {conversation!r}")
+        return ConversationState.model_validate(row.state)
+
+    def get(self, conversation: str, user: str) -> ConversationState:
+        state = self.load(conversation, user)
+        if state is None:
+            raise UnknownConversation(f"no conversation {conversation!r}")
+        return state
+
+    def save(self, conversation: str, state: ConversationState, messages: list[dict[str, Any]]) -> None:
+        now = self.clock.now().isoformat()
+        with self.store.write() as conn:
+            conn.execute(update(schema.conversations).where(schema.conversations.c.id == conversation)
+                         .values(state=state.model_dump(mode="json"), updated_at=now))
+            for message in messages:
+                conn.execute(insert(schema.messages).values(conversation=conversation, at=now, **message))
+
+    def messages(self, conversation: str, user: str, limit: int = 200) -> list[dict[str, Any]]:
+        self.get(conversation, user)
+        with self.store.read() as conn:
+            rows = conn.execute(select(schema.messages).where(schema.messages.c.conversation == conversation)
+                                .order_by(schema.messages.c.id.desc()).limit(limit)).mappings().all()
+        return [dict(row) for row in reversed(rows)]
+
+    def of(self, user: str) -> list[dict[str, Any]]:
+        table = schema.conversations
+        with self.store.read() as conn:
+            rows = conn.execute(select(table.c.id, table.c.channel, table.c.created_at, table.c.updated_at)
+                                .where(table.c.user_id == user).order_by(table.c.created_at.desc())).mappings()
+            return [dict(row) for row in rows]
+
+
+class Chat:
+    """Conversational turns over one pipeline."""
+
+    def __init__(self, pipeline: Pipeline, interpreter: Interpreter | None = None) -> None:
+        self.pipeline = pipeline
+        self.ws = pipeline.ws
+        self.interpreter = interpreter or registry.create("offline")
+        self.conversations = Conversations(pipeline)
+
+    def new(self, user: str) -> str:
+        person = self.ws.directory.get(user)
+        return self.conversations.create(person.id, self.pipeline.channel)
+
+    def say(self, user: str, text: str, conversation: str | None = None) -> TurnResult:
+        """One message from ``user``: interpreted, grounded, decided, confirmed or executed, remembered."""
+        conversation = conversation or f"c_{uuid.uuid4().hex[:16]}"
+
+        def body(turn: Turn) -> TurnResult:
+            state = self.conversations.load(conversation, turn.person.id)
+            if state is None:
+                self.conversations.create(turn.person.id, self.pipeline.channel, conversation)
+                state = ConversationState()
+            messages: list[dict[str, Any]] = [
+                {"role": "person", "user_id": turn.person.id, "turn": turn.turn, "text": text}]
+            try:
+                result = self._turn(turn, state, text)
+            except SaysoError as exc:
+                state.pending = None
+                messages.append({"role": "sayso", "user_id": turn.person.id, "turn": turn.turn,
+                                 "text": exc.message, "status": TurnStatus.ERROR.value, "data": exc.as_dict()})
+                self.conversations.save(conversation, state, messages)
+                raise
+            state.last_request = {"text": text, "status": result.status.value, "reply": result.reply[:500]}
+            messages.append({"role": "sayso", "user_id": turn.person.id, "turn": turn.turn, "text": result.reply,
+                             "status": result.status.value, "data": result.to_json()})
+            self.conversations.save(conversation, state, messages)
+            return result
+
+        return self.pipeline.turn(user, conversation, {"text": text}, body)
+
+    # --- one turn ---------------------------------------------------------------------
+
+    def _turn(self, turn: Turn, state: ConversationState, text: str) -> TurnResult:
+        context = self._context(state, turn.person)
+        found = self.interpreter.interpret(text, context, self.ws.catalog, turn.person)
+        first = found.steps[0].action if found.steps else None
+        turn.prelude.append(turn.event("interpretation", found.kind, first, **found.audit()))
+        pending = state.pending
+        if found.kind == "reply":
+            return self._reply(turn, state, found, pending)
+        if pending is not None and pending.kind == "confirmation" and found.kind in ("plan", "question"):
+            state.pending = None  # a new request: the old confirmation stays listed in `sayso pending`
+        if found.kind == "none":
+            if found.reason == "decline" and pending is not None:
+                state.pending = None
+                if pending.kind == "confirmation" and pending.confirmation:
+                    return self.pipeline.cancel_in(turn, pending.confirmation)
+            return self._say(turn, TurnStatus.NO_ACTION, found.reply or "Nothing to do.")
+        steps = [{"action": s.action, "args": dict(s.args)} for s in found.steps]
+        if found.kind == "question":
+            param = found.param
+            if param is not None and steps and self._fill_context(turn.person, state, steps, param, text):
+                return self._run(turn, state, steps, text)
+            state.pending = Pending(kind="clarification", mode="value" if param else "action", param=param,
+                                    step=max(len(steps) - 1, 0), steps=steps, options=found.options, text=text)
+            return self._ask(turn, found.question or "Could you say more?", found.options, steps, param)
+        return self._run(turn, state, steps, text)
+
+    def _reply(self, turn: Turn, state: ConversationState, found: Interpretation,
+               pending: Pending | None) -> TurnResult:
+        if pending is None:
+            return self._say(turn, TurnStatus.NO_ACTION, "Nothing is waiting for an answer.")
+        state.pending = None
+        if pending.kind == "confirmation" and pending.confirmation:
+            if found.reason == "affirm":
+                return self.pipeline.confirm_in(turn, pending.confirmation)
+            return self.pipeline.cancel_in(turn, pending.confirmation)
+        if found.reason == "negate":
+            return self._say(turn, TurnStatus.CANCELLED, "Okay, dropped; nothing was changed.")
+        steps = pending.steps
+        target = steps[pending.step]
+        if pending.mode == "action" and found.value:
+            chosen = self.ws.catalog.get(found.value)
+            names = {p.name for p in params_of(chosen)}
+            steps[pending.step] = {"action": chosen.name,
+                                   "args": {k: v for k, v in target["args"].items() if k in names}}
+        elif pending.param:
+            value: Any = found.value
+            if found.steps and pending.param in found.steps[0].args:
+                value = found.steps[0].args[pending.param]
+            target["args"][pending.param] = value
+        return self._run(turn, state, steps, pending.text)
+
+    def _run(self, turn: Turn, state: ConversationState, steps: list[dict[str, Any]], text: str) -> TurnResult:
+        for step in steps:
+            self._fill_origin(turn, step, text)
+        turn.focus = Focus(records=state.focus, last_list=state.last_list, types=self._types())
+        result = self.pipeline.run_plan(turn, [Request(s["action"], s["args"]) for s in steps])
+        self._remember(turn, state, result, steps, text)
+        return result
+
+    # --- context ----------------------------------------------------------------------
+
+    def _context(self, state: ConversationState, person: Person) -> Context:
+        pending = state.pending
+        return Context(
+            now=self.pipeline.clock.now_in(person.timezone),
+            focus=[_item(r) for r in state.focus],
+            last_list=[_item(r) for r in state.last_list],
+            pending=pending.kind if pending else None,
+            pending_param=pending.param if pending else None,
+            pending_action=pending.steps[pending.step]["action"] if pending and pending.steps else None,
+            pending_options=pending.options if pending else [],
+            last_denied=state.last_denied,
+            directory=self.ws.directory,
+        )
+
+    def _remember(self, turn: Turn, state: ConversationState, result: TurnResult, steps: list[dict[str, Any]],
+                  text: str) -> None:
+        touched = [_slim(r) for r in turn.records]
+        listed: list[Record] = []
+        for step in result.steps:
+            for data in step.records or []:
+                listed.append(_slim(Record(type=data["type"], id=data["id"], title=data.get("title", ""),
+                                           attrs={k: v for k, v in data.items()
+                                                  if k not in ("type", "id", "title", "version")},
+                                           version=data.get("version", 0))))
+        if listed:
+            state.last_list = listed[:_LIST_SIZE]
+        fresh = (touched + listed[:1]) if touched else listed[:1]
+        if len(listed) > 1:
+            fresh = touched  # a list is reached by "the first one", not by "it"
+        seen = {r.ref() for r in fresh}
+        state.focus = (fresh + [r for r in state.focus if r.ref() not in seen])[:_FOCUS_SIZE]
+        if result.status is TurnStatus.NEEDS_CONFIRMATION and result.confirmation:
+            state.pending = Pending(kind="confirmation", confirmation=result.confirmation["id"], steps=steps,
+                                    text=text)
+        elif result.status is TurnStatus.NEEDS_CLARIFICATION and result.question:
+            state.pending = Pending(kind="clarification", mode="record", param=result.question.get("param"),
+                                    step=int(result.question.get("step", 0)), steps=steps,
+                                    options=result.options or [], text=text)
+        else:
+            state.pending = None
+        if result.status is TurnStatus.DENIED:
+            state.last_denied = {"text": text, "action": result.steps[0].action if result.steps else None,
+                                 "rule": result.rule, "reply": result.reply}
+
+    def _fill_context(self, person: Person, state: ConversationState, steps: list[dict[str, Any]], param: str,
+                      text: str) -> bool:
+        """Text the person did not spell out but the conversation holds: "let carol know" right after a
+        denial sends what was asked and why it was not done; "... and remind me Friday" reminds of the rest."""
+        step = steps[-1]
+        action = self.ws.catalog.get(step["action"])
+        params = params_of(action)
+        spec = next((p for p in params if p.name == param), None)
+        if spec is None or spec.kind != "text" or not action.is_write:
+            return False
+        if len(steps) > 1:
+            step["args"][param] = f"Follow up: {text}"[:1000]
+            return True
+        addressed = any(p.kind in ("person", "recipient") and p.name in step["args"] for p in params)
+        if not addressed or len([w for w in text.split() if len(w) > 2]) > 6:
+            return False
+        denied, last = state.last_denied, state.last_request
+        if denied and last and last.get("status") == TurnStatus.DENIED.value:
+            message = (f"{person.name} asked: \"{denied['text']}\". It was not done: {denied['reply']}"
+                       .replace("Not done: ", ""))
+        elif last and last.get("text"):
+            message = f"{person.name} asked: \"{last['text']}\". Outcome: {last.get('reply', '')}"
+        else:
+            return False
+        step["args"][param] = message[:1000]
+        for other in params_of(action):
+            if other.kind == "text" and other.required and other.name not in step["args"]:
+                step["args"][other.name] = f"From {person.name}: {denied['text'] if denied else last['text']}"[:300]
+        return True
+
+    def _fill_origin(self, turn: Turn, step: dict[str, Any], text: str) -> None:
+        """A task made from a conversation says who asked and why (its description, when it has one)."""
+        action = self.ws.catalog.get(step["action"])
+        if not action.is_write or "description" in step["args"]:
+            return
+        if any(p.name == "description" and p.kind == "text" for p in params_of(action)):
+            step["args"]["description"] = (f"Asked by {turn.person.name} ({turn.person.id}) in conversation "
+                                           f"{turn.conversation}: \"{text}\"")[:2000]
+
+    def _types(self) -> tuple[str, ...]:
+        types: list[str] = []
+        for action in self.ws.catalog:
+            for value in action.marked("x-record").values():
+                types += [t for t in str(value).split("|") if t not in types]
+        return tuple(types)
+
+    # --- replies that need no system --------------------------------------------------
+
+    def _say(self, turn: Turn, status: TurnStatus, reply: str) -> TurnResult:
+        self.pipeline.audit.record([turn.event("turn", "received", request=turn.request), *turn.prelude,
+                                    turn.event("turn", status.value)])
+        return TurnResult(status=status, reply=reply)
+
+    def _ask(self, turn: Turn, question: str, options: list[Option], steps: list[dict[str, Any]],
+             param: str | None) -> TurnResult:
+        self.pipeline.audit.record([turn.event("turn", "received", request=turn.request), *turn.prelude,
+                                    turn.event("turn", TurnStatus.NEEDS_CLARIFICATION.value, question=question,
+                                               options=[o.value for o in options])])
+        step = steps[-1] if steps else None
+        results = [] if step is None else [StepResult(
+            action=step["action"], args=step["args"], risk=self.ws.catalog.get(step["action"]).risk.tier.value,
+            status=StepStatus.PENDING)]
+        return TurnResult(status=TurnStatus.NEEDS_CLARIFICATION, reply=question, options=options or None,
+                          question={"param": param, "step": len(steps) - 1} if steps else None, steps=results)
+
+
+def _item(record: Record) -> FocusItem:
+    return FocusItem(type=record.type, id=record.id, title=record.title, attrs=record.attrs)

@@ -1,0 +1,305 @@
+"""The offline interpreter: no model, no network, the catalog is all it knows.
+
+For each message: an answer to something pending ("yes", "the aerospace
+one")? Small talk or thanks? Otherwise the message is cut into clauses
+("move it to negotiation and remind me Friday"), each clause ranks the
+catalog's actions (``ranking``), the best few try to take their arguments
+from the clause (``arguments``), and the action whose words and typed values
+fit best wins. A clause no action fits gets no action; two that fit equally
+get a question; a missing required argument gets a question for exactly it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from ...catalog import Catalog
+from ...directory import Person
+from ...turn import Option
+from .. import Context, Interpretation, InterpreterRegistry, ProposedStep
+from .arguments import Extraction, extract
+from .ranking import CatalogIndex, Entry, index_for
+from .schema import Param
+from .words import STOP, concepts, stem, tokens
+
+__all__ = ["OfflineInterpreter", "register"]
+
+VERSION = "1.0"
+
+_AFFIRM = re.compile(
+    r"^(?:yes|y|yeah|yep|yup|sure|ok|okay|confirm(?:ed)?|approve[d]?|go ahead|do it|please do|proceed|correct|"
+    r"sounds good|absolutely|definitely|affirmative|yes please|go for it)\b", re.I)
+_NEGATE = re.compile(
+    r"^(?:no|n|nope|nah|cancel|don'?t|do not|stop|abort|never\s?mind|decline[d]?|forget it|scratch that)\b", re.I)
+_THANKS = re.compile(r"^(?:thanks?|thank you|thx|ty|cheers|great|awesome|perfect|cool|nice|got it|great thanks|"
+                     r"much appreciated|appreciate it)\b", re.I)
+_GREETING = re.compile(r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|yo|howdy|hiya)\b", re.I)
+_SMALLTALK = re.compile(
+    r"\b(?:joke|how are you|who are you|what are you|what can you do|help me\??$|^help$|meaning of life|"
+    r"your name|are you (?:a )?(?:bot|human|real)|sing|poem|weather)\b", re.I)
+_DECLINE = re.compile(r"^(?:no|nope|nah|not now|nothing(?: else)?|that'?s (?:all|it|everything)|that will be all|"
+                      r"that is all|i'?m (?:good|done|all set)|all set)\b", re.I)
+_QUESTION = re.compile(
+    r"^\s*(?:which|what|what's|whats|who|whose|where|when|how many|how much|show|list|find|any|do i have|"
+    r"are there|is there|give me|get me|pull up|display|search|look up|tell me about|see|view|check)\b", re.I)
+_SPLIT = re.compile(r"\s*(?:;|\.\s+|,?\s+and\s+then\s+|,\s*then\s+|\s+then\s+|,?\s+and\s+also\s+|,?\s+also\s+|"
+                    r",?\s+and\s+|,\s+)", re.I)
+_MIN_SCORE = 1.2
+_WRITE_CONCEPTS = frozenset({"change", "close", "create", "send", "remind", "meeting", "email", "note", "assign",
+                             "delete", "comment", "credit", "reserve", "buy", "rent", "play", "transfer"})
+
+
+class OfflineInterpreter:
+    name = "offline"
+    version = VERSION
+
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        self.settings = settings or {}
+
+    def interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
+        started = time.perf_counter()
+        result = self._interpret(text.strip(), context, catalog, person)
+        result.interpreter, result.version = self.name, self.version
+        result.raw = {"elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+        return result
+
+    # --- the steps ---------------------------------------------------------------
+
+    def _interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
+        if not text:
+            return _none("empty", "Say what you would like done, for example: show my deals closing this month.")
+        index = index_for(catalog)
+        if context.pending:
+            answer = self._answer(text, context, index, person)
+            if answer is not None:
+                return answer
+        words = [t for t in tokens(text) if t.lower not in STOP]
+        if _THANKS.match(text) and len(words) <= 4:
+            return _none("thanks", "You're welcome.")
+        if _GREETING.match(text) and len(words) <= 3:
+            return _none("smalltalk", _capabilities(catalog))
+        if _DECLINE.match(text) and not _has_action_words(text, index):
+            return _none("decline", "Okay, nothing more.")
+        if _SMALLTALK.search(text) and not _has_action_words(text, index, strict=True):
+            return _none("out_of_scope", _capabilities(catalog))
+        clauses = self._clauses(text, index)
+        steps: list[ProposedStep] = []
+        for clause in clauses:
+            outcome = self._clause(clause, context, index, person)
+            if isinstance(outcome, Interpretation):
+                if len(clauses) > 1 and outcome.kind == "none":
+                    continue
+                if outcome.kind == "question" and steps:
+                    outcome.steps = steps + outcome.steps
+                return outcome
+            _link_references(outcome, steps)
+            steps.append(outcome)
+        if not steps:
+            return _none("out_of_scope", _capabilities(catalog))
+        return Interpretation(kind="plan", steps=steps)
+
+    def _clauses(self, text: str, index: CatalogIndex) -> list[str]:
+        """Cut at "and", "then", ";" only where the next part starts with an action word."""
+        parts: list[str] = []
+        last = 0
+        for match in _SPLIT.finditer(text):
+            rest = text[match.end():]
+            head = tokens(rest)[:2]
+            if not head or not _starts_action(head[0].lower, index):
+                continue
+            piece = text[last:match.start()].strip()
+            if piece and _has_action_words(piece, index):
+                parts.append(piece)
+                last = match.end()
+        tail = text[last:].strip()
+        if tail:
+            parts.append(tail)
+        return parts or [text]
+
+    def _clause(self, text: str, context: Context, index: CatalogIndex,
+                person: Person) -> ProposedStep | Interpretation:
+        words = tokens(text)
+        scores = index.score(words)
+        if not scores:
+            return _none("out_of_scope", "")
+        question = bool(_QUESTION.match(text)) or text.rstrip().endswith("?")
+        lead = next((w for w in words if w.lower not in STOP), None)
+        imperative = lead is not None and bool(concepts(lead.stem) & _WRITE_CONCEPTS)
+        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:8]
+        judged: list[tuple[float, Entry, Extraction, float]] = []
+        for i, lexical in ranked:
+            entry = index.entries[i]
+            found = extract(text, entry, index, context, person)
+            total = lexical + found.evidence - 0.4 * len(found.missing)
+            if entry.action.is_write:
+                total += 1.0 if imperative and not question else 0.0
+                total -= 1.5 if question and not imperative else 0.0
+            else:
+                total += 1.5 if question else 0.0
+                total -= 0.8 if imperative and not question else 0.0
+            judged.append((total, entry, found, lexical))
+        judged.sort(key=lambda item: -item[0])
+        best_total, best, found, lexical = judged[0]
+        if lexical < _MIN_SCORE and found.evidence < 1.5:
+            return _none("out_of_scope", "")
+        alternatives = [e.action.name for t, e, _, _ in judged[1:4] if t >= best_total * 0.75]
+        close = [(t, e) for t, e, _, _ in judged[1:3] if t >= best_total * 0.93 and t > 0]
+        step = ProposedStep(action=best.action.name, args=found.args, mentions=found.mentions,
+                            confidence=round(min(1.0, best_total / (best_total + 2.0)), 3) if best_total > 0 else 0.0,
+                            alternatives=alternatives)
+        if close and best.action.is_write:
+            options = [Option(label=f"{e.action.name}: {e.action.description}", value=e.action.name)
+                       for e in [best] + [e for _, e in close]]
+            return Interpretation(kind="question", steps=[step], options=options,
+                                  question="Which do you mean? " + " / ".join(o.label for o in options))
+        if found.missing:
+            param = found.missing[0]
+            return Interpretation(kind="question", steps=[step], param=param.name,
+                                  question=_ask_for(best, param), options=_options_for(param))
+        return step
+
+    # --- answers to what is pending ----------------------------------------------------
+
+    def _answer(self, text: str, context: Context, index: CatalogIndex, person: Person) -> Interpretation | None:
+        short = len(tokens(text)) <= 6
+        if context.pending == "confirmation":
+            if _AFFIRM.match(text) and short and not _NEGATE.search(text):
+                return Interpretation(kind="reply", reason="affirm")
+            if _NEGATE.match(text) and (short or not _has_action_words(text, index, strict=True)):
+                return Interpretation(kind="reply", reason="negate")
+            return None
+        if _NEGATE.match(text) and short:
+            return Interpretation(kind="reply", reason="negate")
+        options = context.pending_options
+        if options:
+            chosen = _choose(text, options)
+            if chosen is not None:
+                return Interpretation(kind="reply", reason="choice", value=chosen)
+        if context.pending_param and context.pending_action and context.pending_action in index.by_name:
+            if len(tokens(text)) > 3 and _starts_action(tokens(text)[0].lower, index):
+                return None  # a new request, not an answer
+            entry = index.by_name[context.pending_action]
+            param = next((p for p in entry.params if p.name == context.pending_param), None)
+            if param is not None:
+                value, said = _answer_value(text, param, entry, index, context, person)
+                return Interpretation(kind="reply", reason="answer", param=param.name, value=said,
+                                      steps=[ProposedStep(action=entry.action.name, args={param.name: value},
+                                                          mentions={param.name: said})])
+        return None
+
+
+def _none(reason: str, reply: str) -> Interpretation:
+    return Interpretation(kind="none", reason=reason, reply=reply)
+
+
+def _capabilities(catalog: Catalog) -> str:
+    groups = sorted({a.name.split(".")[0] for a in catalog})
+    return ("I can act on your company's systems (" + ", ".join(groups) + "): for example "
+            "show my deals closing this month, move a deal to negotiation, create a follow-up, "
+            "or message a colleague. Type /help for more.")
+
+
+def _has_action_words(text: str, index: CatalogIndex, strict: bool = False) -> bool:
+    words = [t for t in tokens(text) if t.lower not in STOP]
+    scores = index.score(words)
+    top = max(scores.values(), default=0.0)
+    return top >= (_MIN_SCORE * 2 if strict else _MIN_SCORE)
+
+
+_VERB_CACHE: dict[int, frozenset[str]] = {}
+
+
+def _starts_action(word: str, index: CatalogIndex) -> bool:
+    """Whether ``word`` begins a request: a verb that starts an action's description or example."""
+    key = id(index)
+    if key not in _VERB_CACHE:
+        verbs: set[str] = set()
+        for entry in index.entries:
+            for text in [entry.action.description, *entry.action.examples]:
+                first = tokens(text)[:1]
+                if first:
+                    verbs.add(first[0].stem)
+        _VERB_CACHE[key] = frozenset(verbs)
+    base = stem(word)
+    return base in _VERB_CACHE[key] or bool(concepts(base) & _WRITE_CONCEPTS) or word in ("let", "ping", "tell")
+
+
+def _link_references(step: ProposedStep, earlier: list[ProposedStep]) -> None:
+    """"move the Orchid deal to negotiation and log a note on it": "it" is the earlier step's record."""
+    for name, value in list(step.args.items()):
+        if value == "@it" and earlier:
+            for previous in reversed(earlier):
+                named = next((v for k, v in previous.args.items() if isinstance(v, str)
+                              and k in previous.mentions and not v.startswith("@")
+                              and k in ("deal", "record", "account", "ticket", "related")), None)
+                if named:
+                    step.args[name] = named
+                    break
+
+
+def _choose(text: str, options: list[Option]) -> str | None:
+    lowered = text.lower().strip(" .!?")
+    for option in options:
+        if lowered == option.value.lower() or re.search(rf"\b{re.escape(option.value.lower())}\b", lowered):
+            return option.value
+    ordinal = re.search(r"\b(first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th|[1-9])\b", lowered)
+    if ordinal and len(tokens(text)) <= 4:
+        names = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+                 "fifth": 5, "5th": 5, "last": len(options)}
+        word = ordinal.group(1)
+        n = int(word) if word.isdigit() else names[word]
+        if 1 <= n <= len(options):
+            return options[n - 1].value
+    wanted = {t.stem for t in tokens(lowered) if t.lower not in STOP and t.lower not in ("one", "deal", "account")}
+    if not wanted:
+        return None
+    fits = []
+    for option in options:
+        label = {t.stem for t in tokens(option.label.lower())}
+        overlap = len(wanted & label)
+        if overlap:
+            fits.append((overlap, option.value))
+    fits.sort(reverse=True)
+    if fits and (len(fits) == 1 or fits[0][0] > fits[1][0]):
+        return fits[0][1]
+    return None
+
+
+def _answer_value(text: str, param: Param, entry: Entry, index: CatalogIndex, context: Context,
+                  person: Person) -> tuple[Any, str]:
+    """The value an answer gives for one parameter: typed when it can be, else the words themselves."""
+    only = Entry(entry.action, [Param(**{**param.__dict__, "required": True})], entry.terms)
+    found = extract(text, only, index, context, person)
+    if param.name in found.args:
+        return found.args[param.name], found.mentions.get(param.name, text)
+    if param.kind in ("text", "name", "place", "record"):
+        return text.strip(), text.strip()
+    if param.kind == "person":
+        return ([text.strip()] if param.many else text.strip()), text.strip()
+    return text.strip(), text.strip()
+
+
+def _ask_for(entry: Entry, param: Param) -> str:
+    thing = param.record.split("|")[0].lower() if param.record else ""
+    if param.kind == "record":
+        return f"Which {thing or param.name}?"
+    if param.kind in ("person", "recipient"):
+        return f"Who should be the {param.name.replace('_', ' ')}?"
+    if param.kind in ("date", "datetime", "time"):
+        return f"When? ({param.name.replace('_', ' ')})"
+    if param.kind == "text":
+        what = {"text": "it say", "body": "the email say", "reason": "the reason be"}.get(param.name)
+        return f"What should {what}?" if what else f"What should the {param.name.replace('_', ' ')} be?"
+    if param.enum:
+        return f"Which {param.name.replace('_', ' ')}: {', '.join(param.enum)}?"
+    return f"What is the {param.name.replace('_', ' ')}?" + (f" ({param.description})" if param.description else "")
+
+
+def _options_for(param: Param) -> list[Option]:
+    return [Option(label=v, value=v) for v in param.enum]
+
+
+def register(registry: InterpreterRegistry) -> None:
+    registry.add("offline", OfflineInterpreter)

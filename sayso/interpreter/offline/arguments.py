@@ -1,0 +1,400 @@
+"""Arguments: which words of a message fill which parameter of the chosen action.
+
+The message is cut into marked pieces (``Piece``): typed values (dates, money,
+numbers, emails), record ids, channels, people, relations ("the account owner
+of the Orchid deal"), references to the conversation ("it", "the first one"),
+enum values and free text (after a colon, in quotes, after "to call...",
+"that...", "know..."). Each parameter then takes the pieces of its kind;
+what is left over names records ("the Brightwater one"). Values stay as the
+person said them; grounding turns names into records afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from ...directory import Directory, Person
+from .. import Context
+from ..values import Span, find_choices, find_values
+from .ranking import CatalogIndex, Entry
+from .schema import Param
+from .words import STOP, Token, tokens
+
+__all__ = ["Extraction", "Piece", "extract", "find_pieces"]
+
+
+@dataclass
+class Piece:
+    start: int
+    end: int
+    kind: str  # value kinds of values.Span, or id|channel|person|self|mine|relation|reference|choice|text|chunk
+    value: Any
+    text: str
+    prep: str = ""  # the preposition just before it ("for", "to", "with", "in")
+
+
+@dataclass
+class Extraction:
+    args: dict[str, Any]
+    mentions: dict[str, str]
+    missing: list[Param]
+    evidence: float  # how strongly the message's pieces fit this action's parameters
+
+
+_ID = re.compile(r"\b[A-Za-z]{1,8}-\d+\b")
+_CHANNEL = re.compile(r"(?<![\w#])#[a-z0-9][a-z0-9_-]*", re.IGNORECASE)
+_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]")
+_ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+             "fifth": 5, "5th": 5, "last": -1}
+_TYPE_WORDS = r"deal|deals|account|ticket|invoice|record|opportunity|one|customer|task|contact"
+_REFERENCE = re.compile(
+    rf"\b(?:(?:the\s+)?(?P<ord>first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)(?:\s+(?:{_TYPE_WORDS}))?"
+    rf"|(?P<dem>this|that|same|the\s+same)\s+(?:{_TYPE_WORDS})"
+    r"|(?P<it>it|its|this\s+one|that\s+one|them))\b",
+    re.IGNORECASE,
+)
+_RELATION = re.compile(
+    r"\b(?:the\s+)?(?P<rel>(?:account\s+)?owner|assignee|manager|contact)\s+(?:of|on|for)\s+(?P<of>.+)"
+    r"|\b(?P<its>its|their)\s+(?P<rel2>(?:account\s+)?owner|assignee|manager)\b",
+    re.IGNORECASE,
+)
+_TEXT_MARKERS = [
+    re.compile(r":\s*(?P<t>.+)$"),
+    re.compile(r"\b(?:saying|says|say|with\s+the\s+(?:message|note|text)|message)\s*:?\s+(?P<t>.+)$", re.I),
+    re.compile(r"\bknow\s+(?:that\s+)?(?P<t>.+)$", re.I),
+    re.compile(r"\b(?:because|since|due\s+to|as\s+the)\s+(?P<t>.+)$", re.I),
+    re.compile(r"\bthat\s+(?!deal|account|ticket|one\b)(?P<t>.+)$", re.I),
+    re.compile(r"\bto\s+(?P<t>(?!the\b|my\b|a\b|an\b|me\b|us\b|him\b|her\b|them\b|#)[a-z]+\b.*)$", re.I),
+    re.compile(r"\babout\s+(?P<t>.+)$", re.I),
+]
+_EVIDENCE = {"choice": 2.0, "id": 1.0, "channel": 1.5, "relation": 1.0, "reference": 0.5, "date": 0.6,
+             "datetime": 0.8, "time": 0.5, "range": 1.0, "money": 1.0, "number": 0.3, "duration": 0.6,
+             "email": 0.8, "person": 0.5, "self": 0.2, "mine": 0.3, "text": 0.6, "chunk": 0.15}
+_PREPS = ("for", "to", "with", "in", "on", "at", "from", "of", "about", "by", "into", "near", "around", "as")
+
+
+def _people_index(directory: Directory | None) -> list[tuple[re.Pattern[str], str]]:
+    if directory is None:
+        return []
+    out: list[tuple[re.Pattern[str], str]] = []
+    for person in directory:
+        names = {person.name, person.name.split()[0], person.id}
+        for name in sorted(names, key=len, reverse=True):
+            out.append((re.compile(rf"(?<![\w@#-]){re.escape(name)}(?![\w-])", re.IGNORECASE), person.id))
+    return out
+
+
+_PEOPLE_CACHE: dict[int, list[tuple[re.Pattern[str], str]]] = {}
+
+
+def _counted(text: str, end: int) -> bool:
+    """Whether "one" counts something ("one ticket") rather than standing for a thing ("the Brightwater one")."""
+    following = re.match(r"\s+([a-z]+)", text[end:], re.IGNORECASE)
+    return following is not None and following.group(1).lower() not in STOP and following.group(1).lower() not in _PREPS
+
+
+def _prep_before(text: str, start: int) -> str:
+    match = re.search(r"(\w+)\s*$", text[:start])
+    word = match.group(1).lower() if match else ""
+    return word if word in _PREPS else ""
+
+
+def find_pieces(text: str, context: Context, person: Person, params: list[Param]) -> list[Piece]:
+    """Every marked piece of ``text``, without overlaps (earlier kinds in the list win)."""
+    now = context.now
+    found: list[Piece] = []
+    found += [Piece(m.start(), m.end(), "id", m.group().upper(), m.group()) for m in _ID.finditer(text)]
+    found += [Piece(m.start(), m.end(), "channel", m.group().lower(), m.group()) for m in _CHANNEL.finditer(text)]
+    wants_text = any(p.kind == "text" for p in params)
+    if wants_text:
+        for m in _QUOTED.finditer(text):
+            found.append(Piece(m.start(), m.end(), "text", m.group(1).strip(), m.group(1)))
+        colon = _TEXT_MARKERS[0].search(text)
+        if colon:
+            found.append(Piece(colon.start("t"), len(text), "text", colon.group("t").strip(), colon.group("t")))
+    values = [Piece(s.start, s.end, s.kind, s.value, s.text) for s in find_values(text, now)
+              if not (s.kind == "number" and s.text.lower() == "one" and not _counted(text, s.end))]
+    for m in _RELATION.finditer(text):
+        if m.group("rel"):
+            # "the account owner of the Orchid deal next Tuesday": the record's name stops at the date
+            end = min([v.start for v in values if v.start >= m.start("of")] + [m.end()])
+            of = text[m.start("of"):end].strip(" ,")
+            found.append(Piece(m.start(), m.start("of") + len(of), "relation", (m.group("rel").lower(), of),
+                               text[m.start():m.start("of") + len(of)]))
+        else:
+            found.append(Piece(m.start(), m.end(), "relation", (m.group("rel2").lower(), "@it"), m.group()))
+    found += values
+    for param in params:
+        if param.enum:
+            found += [Piece(s.start, s.end, "choice", (param.name, s.value), s.text)
+                      for s in find_choices(text, param.enum)]
+    directory = context.directory
+    if directory is not None:
+        key = id(directory)
+        if key not in _PEOPLE_CACHE:
+            _PEOPLE_CACHE[key] = _people_index(directory)
+        for pattern, pid in _PEOPLE_CACHE[key]:
+            found += [Piece(m.start(), m.end(), "person", pid, m.group()) for m in pattern.finditer(text)]
+    for m in re.finditer(r"\b(me|myself|I)\b", text):
+        found.append(Piece(m.start(), m.end(), "self", person.id, m.group()))
+    for m in re.finditer(r"\b(my|mine)\b", text, re.IGNORECASE):
+        found.append(Piece(m.start(), m.end(), "mine", person.id, m.group()))
+    for m in _REFERENCE.finditer(text):
+        if m.group("ord"):
+            ordinal = _ORDINALS[m.group("ord").lower()]
+            if not context.last_list and not (context.pending_options and context.pending == "clarification"):
+                continue
+            found.append(Piece(m.start(), m.end(), "reference", f"@{ordinal}", m.group()))
+        else:
+            found.append(Piece(m.start(), m.end(), "reference", "@it", m.group()))
+    if wants_text:
+        for pattern in _TEXT_MARKERS[1:]:
+            marked = pattern.search(text)
+            if marked:
+                found.append(Piece(marked.start("t"), len(text), "soft-text", marked.group("t").strip(),
+                                   marked.group("t")))
+    chosen: list[Piece] = []
+    for piece in found:  # earlier kinds win overlaps, except that soft text yields to everything
+        if piece.kind == "soft-text":
+            continue
+        if all(piece.end <= c.start or piece.start >= c.end for c in chosen):
+            chosen.append(piece)
+    soft = [p for p in found if p.kind == "soft-text"]
+    for piece in sorted(soft, key=lambda p: p.start):
+        inside = [c for c in chosen if c.start >= piece.start]
+        if any(c.kind == "text" for c in chosen):
+            break
+        # Free text swallows the people and records it mentions, but gives back a date at its end.
+        trailing = [c for c in inside if c.kind in ("date", "datetime", "time") and c.end >= len(text.rstrip(" .!?"))]
+        end = trailing[0].start if trailing else len(text)
+        body = text[piece.start:end].strip(" ,.")
+        if not body or any(c.start < piece.start < c.end for c in chosen):
+            continue
+        chosen = [c for c in chosen if c.start < piece.start or c.start >= end]
+        chosen.append(Piece(piece.start, piece.start + len(body), "text", body.rstrip(" ,"), body))
+        break
+    for piece in chosen:
+        piece.prep = _prep_before(text, piece.start)
+    return sorted(chosen, key=lambda p: p.start)
+
+
+def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, index: CatalogIndex) -> list[Piece]:
+    """Runs of words no piece explains and the action does not use as its own words: names of records."""
+    covered = [(p.start, p.end) for p in pieces]
+    out: list[Piece] = []
+    run: list[Token] = []
+
+    def flush() -> None:
+        while run and (run[-1].lower in STOP):
+            run.pop()
+        while run and (run[0].lower in STOP):
+            run.pop(0)
+        if run:
+            start, end = run[0].start, run[-1].end
+            out.append(Piece(start, end, "chunk", text[start:end], text[start:end], _prep_before(text, start)))
+        run.clear()
+
+    kinds = {t.lower() for p in entry.params for t in p.record.split("|") if t}
+    for token in words:
+        inside = any(s <= token.start < e for s, e in covered)
+        if run and not inside and token.lower.rstrip("s") in kinds:
+            run.append(token)  # "the Orchid deal": the type word tells grounding which kind of record
+            flush()
+            continue
+        own = index.matched(entry, token) and not token.text[:1].isupper()
+        if inside or own or token.lower in _PREPS:
+            flush()
+            continue
+        if token.lower in STOP and not run:
+            continue
+        run.append(token)
+    flush()
+    return out
+
+
+def _as_datetime(value: Any, now: datetime, default_hour: int = 9) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time(default_hour, 0), tzinfo=now.tzinfo)
+    if isinstance(value, time):
+        moment = datetime.combine(now.date(), value, tzinfo=now.tzinfo)
+        return moment if moment > now else moment + timedelta(days=1)
+    return None
+
+
+def _clean_title(text: str, pieces: list[Piece], words: list[Token]) -> str:
+    """A short title from the message itself: its words without the leading verb and the dates."""
+    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range")]
+    kept = "".join(ch for i, ch in enumerate(text) if not any(p.start <= i < p.end for p in cut))
+    kept = re.sub(r"\s+", " ", kept).strip(" ,.")
+    first = tokens(kept)
+    if first and first[0].lower in {"create", "add", "open", "make", "file", "log", "set", "raise", "start", "new"}:
+        kept = kept[first[0].end:].strip()
+    kept = re.sub(r"^(?:a|an|the)\s+", "", kept, flags=re.IGNORECASE)
+    return (kept[:1].upper() + kept[1:])[:300] if kept else ""
+
+
+def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, person: Person) -> Extraction:
+    params = entry.params
+    pieces = find_pieces(text, context, person, params)
+    words = tokens(text)
+    args: dict[str, Any] = {}
+    mentions: dict[str, str] = {}
+    used: set[int] = set()
+
+    def take(param: Param, piece: Piece, value: Any) -> None:
+        args[param.name] = value
+        mentions[param.name] = piece.text
+        used.add(id(piece))
+
+    def free(kind: str) -> list[Piece]:
+        return [p for p in pieces if p.kind == kind and id(p) not in used]
+
+    by_kind: dict[str, list[Param]] = {}
+    for param in params:
+        by_kind.setdefault(param.kind, []).append(param)
+
+    # Enums first: "negotiation", "won", "high".
+    for piece in pieces:
+        if piece.kind == "choice":
+            name, value = piece.value
+            if name not in args:
+                param = next(p for p in params if p.name == name)
+                take(param, piece, value)
+    # Ids, references and relations are records (or, for relations, people).
+    record_params = by_kind.get("record", [])
+    person_params = by_kind.get("person", []) + by_kind.get("recipient", [])
+    for piece in free("relation"):
+        relation, of = piece.value
+        target = next((p for p in person_params if p.name not in args), None)
+        if target is not None:
+            take(target, piece, f"{relation} of {of}".strip())
+            related = next((p for p in record_params if p.name not in args), None)
+            if related is not None and of != "@it":
+                args[related.name] = of
+                mentions[related.name] = of
+    for kind in ("id", "reference"):
+        for piece in free(kind):
+            target = next((p for p in record_params if p.name not in args), None)
+            if target is None:
+                break
+            take(target, piece, piece.value)
+    # Channels and people.
+    for piece in free("channel"):
+        target = next((p for p in by_kind.get("recipient", []) if p.name not in args), None)
+        if target is not None:
+            take(target, piece, piece.value)
+    people = [p for p in pieces if p.kind in ("person", "self", "mine") and id(p) not in used]
+    for param in person_params:
+        if param.name in args:
+            continue
+        chosen = [p for p in people if (p.kind != "mine" or param.kind == "person")
+                  and (p.kind != "self" or p.prep in ("to", "for", "by", "with"))]  # "show me" is not "mine"
+        if param.many:
+            picked = [p for p in chosen if p.kind == "person"] or chosen
+            if picked:
+                args[param.name] = list(dict.fromkeys(p.value for p in picked))
+                mentions[param.name] = ", ".join(p.text for p in picked)
+                used.update(id(p) for p in picked)
+        elif chosen:
+            others = [p for p in chosen if p.kind == "person"]
+            if entry.action.kind == "read" and any(p.kind == "mine" for p in chosen):
+                others = [p for p in chosen if p.kind == "mine"] + others
+            piece = (others or chosen)[0]
+            if piece.kind == "self" and piece.prep not in ("to", "for") and param.kind == "recipient":
+                continue
+            take(param, piece, piece.value)
+    # Dates and times.
+    now = context.now
+    date_params = by_kind.get("date", []) + by_kind.get("datetime", []) + by_kind.get("time", [])
+    for piece in free("range"):
+        start, end = piece.value
+        lows = [p for p in date_params if re.search(r"after|from|start|since|begin", p.words) and p.name not in args]
+        highs = [p for p in date_params if re.search(r"before|until|end|to\b|by", p.words) and p.name not in args]
+        if lows and start is not None:
+            take(lows[0], piece, start.isoformat())
+        if highs and end is not None:
+            take(highs[0], piece, end.isoformat())
+    for piece in free("datetime") + free("date") + free("time"):
+        target = next((p for p in date_params if p.name not in args
+                       and not re.search(r"after|before", p.words)), None)
+        if target is None:
+            target = next((p for p in date_params if p.name not in args), None)
+        if target is None:
+            break
+        if target.kind == "datetime":
+            moment = _as_datetime(piece.value, now)
+            if moment is not None:
+                take(target, piece, moment.isoformat())
+        elif target.kind == "date":
+            value = piece.value.date() if isinstance(piece.value, datetime) else piece.value
+            if isinstance(value, date):
+                take(target, piece, value.isoformat())
+        else:
+            take(target, piece, piece.text)
+    # Money, durations, numbers, emails.
+    for kind, param_kinds in (("money", ("money", "number")), ("duration", ("duration",)),
+                              ("number", ("number", "money")), ("email", ("email", "person"))):
+        for piece in free(kind):
+            target = next((p for k in param_kinds for p in by_kind.get(k, []) if p.name not in args), None)
+            if target is None:
+                continue
+            taken: Any = [piece.value] if target.kind == "person" and target.many else piece.value
+            take(target, piece, taken)
+    # Free text: the first text parameter gets it.
+    text_params = [p for p in by_kind.get("text", []) if p.name not in args]
+    for piece in free("text"):
+        if not text_params:
+            break
+        target = next((p for p in text_params if re.search(r"text|body|message|note|comment|reason|description",
+                                                           p.name)), text_params[0])
+        take(target, piece, piece.value)
+        text_params.remove(target)
+    # What is left names records, places and things.
+    chunks = _chunks(text, words, [p for p in pieces if id(p) in used or p.kind not in ("choice",)], entry, index)
+    for piece in chunks:
+        target = next((p for p in record_params if p.name not in args), None)
+        if target is None:
+            target = _name_param(piece, [p for p in params if p.kind in ("name", "place") and p.name not in args])
+        if target is None:
+            continue
+        pieces.append(piece)
+        take(target, piece, piece.value)
+    # Defaults a person expects: a title from the message itself.
+    for param in text_params:
+        if param.required and param.name not in args and re.search(r"title|subject|summary", param.name):
+            title = _clean_title(text, pieces, words)
+            if title:
+                args[param.name] = title
+                mentions[param.name] = text
+    missing = [p for p in params if p.required and p.name not in args and p.default is None]
+    evidence = sum(_EVIDENCE.get(p.kind, 0.0) for p in pieces if id(p) in used)
+    evidence += 0.5 * sum(1 for p in params if p.required and p.name in args)
+    return Extraction(args, mentions, missing, evidence)
+
+
+def _name_param(piece: Piece, candidates: list[Param]) -> Param | None:
+    if not candidates:
+        return None
+    if piece.prep in ("in", "at", "near", "around"):
+        place = next((p for p in candidates if p.kind == "place"), None)
+        if place is not None:
+            return place
+    if piece.prep == "from":
+        origin = next((p for p in candidates if re.search(r"from|origin|depart|leav|pickup|source", p.words)), None)
+        if origin is not None:
+            return origin
+    if piece.prep == "to":
+        destination = next((p for p in candidates if re.search(r"\bto\b|destination|arriv|going", p.words)), None)
+        if destination is not None:
+            return destination
+    names = [p for p in candidates if p.kind == "name"]
+    return names[0] if names else candidates[0]
+
+
+def describe_span(span: Span) -> str:
+    return f"{span.kind}:{span.text}"

@@ -1,0 +1,121 @@
+"""Action ranking: which catalog actions a message is about, from the catalog's own text.
+
+Each action is indexed once by the words of its name, description, examples
+(proper names left out) and parameters, each word also under the concepts it
+belongs to (``words.SYNONYMS``), weighted by where it appears and by how rare
+it is across the catalog (idf). Scoring a message walks an inverted index, so a
+2,000-action catalog costs about as much as the words of the message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import weakref
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ...catalog import Action, Catalog
+from .schema import Param, params_of
+from .words import STOP, Token, concepts, stem, tokens
+
+__all__ = ["CatalogIndex", "Entry", "index_for"]
+
+_ID = re.compile(r"^([a-z]{1,8})-\d+$")
+_FIELD = {"name": 3.0, "description": 2.0, "example": 1.2, "param": 0.8}
+_CONCEPT = 0.8  # a synonym counts a little less than the word itself
+
+
+@dataclass
+class Entry:
+    action: Action
+    params: list[Param]
+    terms: dict[str, float]
+
+
+def _terms(word: str) -> list[str]:
+    """The index terms of one lowercase word: its stem, an id's prefix, and its concepts."""
+    match = _ID.match(word)
+    if match:
+        return [match.group(1)]
+    if word in STOP or not any(c.isalpha() for c in word):
+        return []
+    base = stem(word)
+    plural = len(word) > 3 and word.endswith("s") and not word.endswith("ss") and base != word
+    # "the deal" and "deals" share a stem; the number tells one record from a list.
+    return [base, f"{base}#{'pl' if plural else 'sg'}", *(f"~{c}" for c in concepts(base))]
+
+
+def query_terms(token: Token) -> list[tuple[str, float]]:
+    """A message word's terms with their weight (concepts count a little less)."""
+    return [(t, _CONCEPT if t.startswith("~") else 0.6 if "#" in t else 1.0) for t in _terms(token.lower)]
+
+
+def _add(terms: dict[str, float], text: str, where: str, names: bool = True) -> None:
+    for token in tokens(text):
+        if not names and token.text[:1].isupper() and token.start > 0 and not _ID.match(token.lower):
+            continue  # "Orchid" in an example is a record, not what the action is about
+        for term in _terms(token.lower):
+            weight = _FIELD[where] * (_CONCEPT if term.startswith("~") else 0.6 if "#" in term else 1.0)
+            terms[term] = max(terms.get(term, 0.0), weight)
+
+
+class CatalogIndex:
+    def __init__(self, catalog: Catalog) -> None:
+        self.entries: list[Entry] = []
+        postings: dict[str, dict[int, float]] = defaultdict(dict)
+        for i, action in enumerate(catalog):
+            params = params_of(action)
+            terms: dict[str, float] = {}
+            _add(terms, " ".join(re.split(r"[._\-]", action.name)), "name")
+            _add(terms, action.description, "description")
+            for example in action.examples:
+                _add(terms, example, "example", names=False)
+            for param in params:
+                _add(terms, param.words, "param")
+            self.entries.append(Entry(action, params, terms))
+            for term, weight in terms.items():
+                postings[term][i] = weight
+        n = max(len(self.entries), 1)
+        self.idf = {term: math.log(1 + n / len(hits)) for term, hits in postings.items()}
+        self.postings = dict(postings)
+        self.by_name = {e.action.name: e for e in self.entries}
+
+    def score(self, words: list[Token]) -> dict[int, float]:
+        """Lexical score per action index (only actions sharing a term with the message)."""
+        totals: dict[int, float] = defaultdict(float)
+        for token in words:
+            best: dict[int, float] = {}
+            for term, weight in query_terms(token):
+                hits = self.postings.get(term)
+                if not hits:
+                    continue
+                idf = self.idf[term]
+                if "#" in term:  # grammatical number: on top of the word's own match
+                    for i, w in hits.items():
+                        totals[i] += w * weight * idf
+                    continue
+                for i, w in hits.items():
+                    value = w * weight * idf
+                    if value > best.get(i, 0.0):
+                        best[i] = value
+            for i, value in best.items():
+                totals[i] += value
+        return totals
+
+    def matched(self, entry: Entry, token: Token) -> bool:
+        """Whether a message word is one of the action's own words (so it is not an argument)."""
+        return any(term in entry.terms for term, _ in query_terms(token))
+
+
+_CACHE: weakref.WeakKeyDictionary[Catalog, tuple[int, CatalogIndex]] = weakref.WeakKeyDictionary()
+
+
+def index_for(catalog: Catalog) -> CatalogIndex:
+    """The index of ``catalog``, built once (rebuilt when actions are added)."""
+    cached = _CACHE.get(catalog)
+    if cached is not None and cached[0] == len(catalog):
+        return cached[1]
+    index = CatalogIndex(catalog)
+    _CACHE[catalog] = (len(catalog), index)
+    return index

@@ -1,0 +1,111 @@
+"""What the offline interpreter reads from an action's JSON Schema: each parameter's kind.
+
+The kind decides which values of a message can fill the parameter. It comes
+from the schema's type, format, enum and grounding markers, and, for plain
+strings, from the parameter's name and description ("date", "city",
+"number of seats"), so an action added in YAML is understood as well as one
+written in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...catalog import Action
+
+__all__ = ["Param", "params_of"]
+
+_TEXT_NAMES = re.compile(r"text|note|message|body|description|comment|reason|title|subject|summary|details|content")
+_MONEY = re.compile(r"amount|price|cost|balance|usd|dollar|fee|budget|fare|rent|salary")
+_COUNT = re.compile(r"number|count|seats|people|persons|passengers|guests|tickets|rooms|quantity|adults|travelers")
+_PLACE = re.compile(r"city|location|address|destination|origin|place|area|town|from|to_|where|airport|station")
+
+
+@dataclass
+class Param:
+    name: str
+    kind: str  # record|person|recipient|enum|date|datetime|time|money|number|duration|email|bool|text|name|place
+    required: bool
+    description: str = ""
+    enum: list[str] = field(default_factory=list)
+    record: str = ""  # "Deal|Account" for kind record
+    many: bool = False  # an array of values
+    default: Any = None
+    words: str = ""  # name and description, lowercase, for cue matching
+
+
+def _unwrap(spec: dict[str, Any]) -> dict[str, Any]:
+    """``Optional[X]`` is ``anyOf [X, null]`` in JSON Schema: keep X, with the outer keys."""
+    for key in ("anyOf", "oneOf"):
+        if key in spec:
+            options = [o for o in spec[key] if o.get("type") != "null"]
+            if len(options) == 1:
+                merged = {k: v for k, v in spec.items() if k != key}
+                merged.update(options[0])
+                return merged
+    return spec
+
+
+def _kind(name: str, spec: dict[str, Any]) -> str:
+    if spec.get("x-recipient"):
+        return "recipient"
+    if spec.get("x-person"):
+        return "person"
+    if spec.get("x-record"):
+        return "record"
+    item = _unwrap(spec.get("items", {})) if spec.get("type") == "array" else spec
+    words = f"{name} {spec.get('description', '')}".lower()
+    if item.get("enum"):
+        values = {str(v).lower() for v in item["enum"]}
+        return "bool" if values <= {"true", "false"} else "enum"
+    kind = item.get("type")
+    fmt = item.get("format")
+    if kind == "boolean":
+        return "bool"
+    if fmt == "date":
+        return "date"
+    if fmt == "date-time":
+        return "datetime"
+    if fmt == "time":
+        return "time"
+    if fmt == "email" or "email" in name:
+        return "email"
+    if kind in ("integer", "number"):
+        if _MONEY.search(words):
+            return "money"
+        if "minute" in words or "duration" in words:
+            return "duration"
+        return "number"
+    lname = name.lower()
+    if re.search(r"(^|_)(date|day)s?($|_)", lname):
+        return "date"
+    if re.search(r"(^|_)time($|_)", lname):
+        return "time"
+    if _COUNT.search(lname):
+        return "number"
+    if _MONEY.search(lname):
+        return "money"
+    if _TEXT_NAMES.search(lname):
+        return "text"
+    if _PLACE.search(lname) or re.search(r"\b(city|location|address|destination|place)\b", words):
+        return "place"
+    return "name"
+
+
+def params_of(action: Action) -> list[Param]:
+    schema = action.json_schema()
+    required = set(schema.get("required", []))
+    out: list[Param] = []
+    for name, raw in schema.get("properties", {}).items():
+        spec = _unwrap(raw)
+        item = _unwrap(spec.get("items", {})) if spec.get("type") == "array" else spec
+        enum = [str(v) for v in item.get("enum", [])]
+        description = str(spec.get("description", ""))
+        out.append(Param(
+            name=name, kind=_kind(name, spec), required=name in required, description=description, enum=enum,
+            record=str(spec.get("x-record", "")), many=spec.get("type") == "array", default=spec.get("default"),
+            words=f"{name.replace('_', ' ')} {description}".lower(),
+        ))
+    return out

@@ -1,0 +1,105 @@
+"""Words: tokens, a light stemmer and the synonyms the offline interpreter knows.
+
+Everything here is generic English, not tied to any catalog: the catalog's own
+descriptions, examples and parameters supply the domain.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+__all__ = ["STOP", "SYNONYMS", "Token", "concepts", "stem", "tokens"]
+
+_WORD = re.compile(r"#?[\w][\w'’-]*", re.UNICODE)
+
+
+class Token:
+    """A word of the message with where it is, its lowercase form and its stem."""
+
+    __slots__ = ("end", "lower", "start", "stem", "text")
+
+    def __init__(self, text: str, start: int) -> None:
+        self.text = text
+        self.start = start
+        self.end = start + len(text)
+        self.lower = text.lower().replace("’", "'")
+        self.stem = stem(self.lower)
+
+    def __repr__(self) -> str:
+        return f"Token({self.text!r}@{self.start})"
+
+
+def tokens(text: str) -> list[Token]:
+    return [Token(m.group().rstrip("'’-"), m.start()) for m in _WORD.finditer(text) if m.group().strip("'’-")]
+
+
+# Little words that carry no meaning for ranking.
+STOP = frozenset(
+    """a an the of to for in on at by with from into onto about as and or but if then so than that this these those
+    is are was were be been being am do does did doing have has had having can could would should will shall may
+    might must i me my mine myself we us our you your yours it its it's he him his she her they them their there
+    here what which who whom whose when where why how please pls plz kindly just also too very really some any all
+    each every one ones thing things want wanted like would'd need needs i'd i'm i'll let's hey hi ok okay
+    up out over under again now then""".split()
+)
+
+_SUFFIXES = ("ations", "ation", "ings", "ing", "ied", "ies", "ed", "es", "s", "ly")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """A light suffix stripper: enough to meet "closing", "closes", "closed" at "clos"."""
+    word = word.lower().strip("#'’")
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            base = word[: -len(suffix)]
+            if suffix in ("ied", "ies"):
+                base += "y"
+            if len(base) > 3 and base[-1] == base[-2] and base[-1] not in "aeiouls":
+                base = base[:-1]  # "stopped" -> "stop"
+            return base.rstrip("e") if len(base) > 4 else base
+    return word.rstrip("e") if len(word) > 4 else word
+
+
+# Common synonyms, by concept. A word's stem maps to every concept it belongs to;
+# a catalog text and a message meet when they share a concept.
+_GROUPS: dict[str, str] = {
+    "find": "find search look list show display which what view see get fetch pull lookup browse check",
+    "change": "change update set move bump advance push modify edit adjust switch shift progress",
+    "close": "close won lost win lose closed",
+    "create": "create add open new make start log file raise",
+    "task": "task follow-up followup follow todo to-do ticket action item chore",
+    "send": "send message tell ping notify inform let know dm post text write chat shout",
+    "remind": "remind reminder alert nudge",
+    "meeting": "meeting meet schedule sync call appointment invite",
+    "email": "email e-mail mail",
+    "note": "note jot record",
+    "assign": "assign reassign give transfer hand handover own",
+    "delete": "delete remove erase drop destroy purge wipe",
+    "comment": "comment reply respond annotate",
+    "credit": "credit refund compensate",
+    "invoice": "invoice bill billing",
+    "deal": "deal opportunity oppty opp",
+    "account": "account customer client company",
+    "reserve": "reserve reservation book booking",
+    "buy": "buy purchase",
+    "rent": "rent rental hire",
+    "play": "play listen stream",
+    "weather": "weather forecast temperature rain",
+    "money": "money cash fund",
+    "balance": "balance",
+    "transfer": "transfer send wire",
+}
+
+SYNONYMS: dict[str, frozenset[str]] = {}
+for _concept, _words in _GROUPS.items():
+    for _word in _words.split():
+        _key = stem(_word)
+        SYNONYMS[_key] = SYNONYMS.get(_key, frozenset()) | {_concept}
+
+
+def concepts(word_stem: str) -> frozenset[str]:
+    return SYNONYMS.get(word_stem, frozenset())
