@@ -37,8 +37,8 @@ _THANKS = re.compile(r"^(?:thanks?|thank you|thx|ty|cheers|great|awesome|perfect
                      r"much appreciated|appreciate it)\b", re.I)
 _GREETING = re.compile(r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|yo|howdy|hiya)\b", re.I)
 _SMALLTALK = re.compile(
-    r"\b(?:joke|how are you|who are you|what are you|what can you do|help me\??$|^help$|meaning of life|"
-    r"your name|are you (?:a )?(?:bot|human|real)|sing|poem|weather)\b", re.I)
+    r"\b(?:jokes?|how are you|who are you|what are you|what can you do|help me\??$|^help$|meaning of life|"
+    r"your name|are you (?:a )?(?:bot|human|real)|sing me|poem|riddle|how'?s it going)\b", re.I)
 _DECLINE = re.compile(r"^(?:no|nope|nah|not now|nothing(?: else)?|that'?s (?:all|it|everything)|that will be all|"
                       r"that is all|i'?m (?:good|done|all set)|all set)\b", re.I)
 _QUESTION = re.compile(
@@ -82,7 +82,7 @@ class OfflineInterpreter:
             return _none("smalltalk", _capabilities(catalog))
         if _DECLINE.match(text) and not _has_action_words(text, index):
             return _none("decline", "Okay, nothing more.")
-        if _SMALLTALK.search(text) and not _has_action_words(text, index, strict=True):
+        if _SMALLTALK.search(text):
             return _none("out_of_scope", _capabilities(catalog))
         clauses = self._clauses(text, index)
         steps: list[ProposedStep] = []
