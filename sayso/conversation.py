@@ -54,6 +54,7 @@ class ConversationState(BaseModel):
     pending: Pending | None = None
     last_denied: dict[str, Any] | None = None
     last_request: dict[str, Any] | None = None  # {"text", "status", "reply"} of the last turn
+    last_read: dict[str, Any] | None = None  # {"action", "args"} of the last read answered
 
 
 def _slim(record: Record) -> Record:
@@ -235,6 +236,7 @@ class Chat:
             pending_action=pending.steps[pending.step]["action"] if pending and pending.steps else None,
             pending_options=pending.options if pending else [],
             last_denied=state.last_denied,
+            last_read=state.last_read,
             directory=self.ws.directory,
         )
 
@@ -264,6 +266,8 @@ class Chat:
                                     options=result.options or [], text=text)
         else:
             state.pending = None
+        if result.status is TurnStatus.ANSWERED and result.steps:
+            state.last_read = {"action": result.steps[0].action, "args": result.steps[0].args}
         if result.status is TurnStatus.DENIED:
             state.last_denied = {"text": text, "action": result.steps[0].action if result.steps else None,
                                  "rule": result.rule, "reply": result.reply}

@@ -114,6 +114,12 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
                 people.append(related)
                 resolved.append(related.id)
                 continue
+            if mode == "or-email" and not directory.find(text):
+                contact = _contact_email(find, text, param, out)  # "email Priya Shah": a CRM contact
+                if contact is None:
+                    return out
+                resolved.append(contact)
+                continue
             person = _person(directory, text, param, out)
             if person is None:
                 return out
@@ -162,6 +168,17 @@ def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
         any(part.startswith(w) for part in re.findall(r"[^\W_]+", " ".join(
             [r.id, r.title, str(r.attrs.get("account", ""))]).lower())) for w in words)]
     return _unique(hits) if len(_unique(hits)) == 1 else []
+
+
+def _contact_email(find: RecordFinder, text: str, param: str, out: Grounded) -> str | None:
+    found = [r for r in _candidates(find, "Contact", text) if r.attrs.get("email")]
+    if len(found) == 1:
+        return str(found[0].attrs["email"])
+    if not found:
+        raise UnknownUser(f"no person or contact matches {text!r}")
+    out.question = Clarification(param, f"Which contact do you mean by {text!r}?",
+                                 [Option(label=_label(r), value=str(r.attrs["email"])) for r in found])
+    return None
 
 
 def _related_person(text: str, directory: Directory, find: RecordFinder, focus: Focus) -> Person | None:

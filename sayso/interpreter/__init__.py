@@ -64,7 +64,8 @@ class Context(BaseModel):
     pending_param: str | None = None  # the argument a pending clarification asks for
     pending_action: str | None = None  # the action of the pending plan or of the last step
     pending_options: list[Option] = Field(default_factory=list)
-    last_denied: dict[str, Any] | None = None  # {"action", "text", "rule", "reason", "could"} of the last denial
+    last_denied: dict[str, Any] | None = None  # {"action", "text", "rule", "reply"} of the last denial
+    last_read: dict[str, Any] | None = None  # {"action", "args"} of the last read, for "which of those..."
     directory: Directory | None = Field(default=None, exclude=True)
 
     model_config = {"arbitrary_types_allowed": True}

@@ -5,18 +5,23 @@ compiled at import, because the offline interpreter runs these on each message. 
 as a :class:`Span` with its offsets and its verbatim text, so a caller can quote, score or strip
 exactly the words that were read. Span texts leave out leading prepositions and articles
 ("on Friday" gives "Friday", "the day after tomorrow" gives "day after tomorrow") except where the
-word is the value ("the 5th", "in 3 days", "within 30 days", "between Dec 1 and Dec 15").
+word is the value ("the 5th", "in 3 days", "within 30 days", "between Dec 1 and Dec 15"). So an open
+range keeps its date's words: "by Friday" is the range (None, Friday) over the text "Friday", and
+"from March 4th till 7th of March" stays two dates (a pick-up and a return, as people say them).
+
+A bare hour means business hours: 1 to 6 are afternoon, 7 to 11 morning, 12 noon ("at 3" is 15:00).
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from calendar import monthrange
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from rapidfuzz import fuzz
 
@@ -182,12 +187,10 @@ def _count(word: str) -> int | None:
     word = " ".join(word.lower().replace("-", " ").split())
     if word.isdigit():
         return int(word)
-    if word in ("a", "an", "one"):
+    if word in ("a", "an"):
         return 1
-    if word.endswith("couple of") or word == "a couple":
+    if word.endswith("couple of"):
         return 2
-    if word == "a dozen":
-        return 12
     if word in _UNITS:
         return _UNITS[word]
     tens, _, unit = word.partition(" ")
@@ -225,6 +228,8 @@ class _Clock:
             h = 0 if h == 12 else h
         elif period in ("pm", "afternoon", "evening"):
             h = h if h == 12 else h + 12
+        elif period == "morning":
+            pass  # 12 stays noon, so "quarter to 12 in the morning" is 11:45
         elif period == "night":
             h = 0 if h == 12 else h + 12 if h >= 5 else h
         elif period is None and 1 <= h <= 6:  # a bare "at 3" is in business hours: 15:00
@@ -268,7 +273,7 @@ def _day_value(m: re.Match[str]) -> int | None:
 
 
 def _relative_word(m: re.Match[str], today: date, text: str) -> _Atom:
-    word = " ".join(m.group(0).lower().split())
+    word = " ".join(m.group(0).split())
     days = {"yesterday": -1, "tomorrow": 1, "tmrw": 1, "tmr": 1}
     if word == "day after tomorrow":
         offset = 2
@@ -283,9 +288,9 @@ def _relative_word(m: re.Match[str], today: date, text: str) -> _Atom:
 def _weekday(m: re.Match[str], today: date, text: str) -> _Atom | None:
     if not _wordlike_ok(m, "wd", text):
         return None
-    wd = _WEEKDAYS[m.group("wd").lower().rstrip(".")]
-    week = (m.group("wk") or m.group("wkpre") or "").lower()
-    mod = " ".join((m.group("mod") or "").lower().split())
+    wd = _WEEKDAYS[m.group("wd").rstrip(".")]
+    week = m.group("wk") or m.group("wkpre") or ""
+    mod = " ".join((m.group("mod") or "").split())
     if week:
         shift = {"this": 0, "next": 1, "last": -1}[week]
         found = _monday(today) + timedelta(weeks=shift, days=wd)
@@ -319,7 +324,7 @@ def _day_of_rel_month(m: re.Match[str], today: date, text: str) -> _Atom | None:
     day = _day_value(m)
     if day is None:
         return None
-    rel = m.group("rel").lower()
+    rel = m.group("rel")
     if rel == "the":
         found = _day_of_month(today, day)
     else:
@@ -347,13 +352,13 @@ def _in_n_units(m: re.Match[str], today: date, text: str) -> _Atom | None:
     n = _count(m.group("n"))
     if n is None:
         return None
-    sign = -1 if (m.groupdict().get("dir") or "").lower() == "ago" else 1
+    sign = -1 if (m.groupdict().get("dir") or "") == "ago" else 1
     return _atom(m, "date", _shift(today, sign * n, m.group("unit")))
 
 
 def _next_unit(m: re.Match[str], today: date, text: str) -> _Atom:
-    unit = m.group("unit").lower()
-    if m.group("rel").lower() == "next":
+    unit = m.group("unit")
+    if m.group("rel") == "next":
         found = {
             "week": _monday(today) + timedelta(weeks=1),
             "month": _add_months(today.replace(day=1), 1),
@@ -383,23 +388,23 @@ def _period_end(d: date, unit: str) -> date:
 
 
 def _this_unit(m: re.Match[str], today: date, text: str) -> _Atom:
-    return _atom(m, "range", (today, _period_end(today, m.group("unit").lower())))
+    return _atom(m, "range", (today, _period_end(today, m.group("unit"))))
 
 
 def _weekend(m: re.Match[str], today: date, text: str) -> _Atom:
-    saturday = _monday(today) + timedelta(days=5, weeks=1 if (m.group("rel") or "").lower() == "next" else 0)
+    saturday = _monday(today) + timedelta(days=5, weeks=1 if (m.group("rel") or "") == "next" else 0)
     return _atom(m, "range", (max(saturday, today), saturday + timedelta(days=1)))
 
 
 def _edge(m: re.Match[str], today: date, text: str) -> _Atom | None:
     """Edges of a period: "end of the month", "start of next week", "year-end", "EOM"."""
-    abbr = (m.group("abbr") or "").lower()
+    abbr = m.group("abbr") or ""
     if abbr:
         which, unit, rel = "end", {"d": "day", "w": "week", "m": "month", "q": "quarter", "y": "year"}[abbr[2]], ""
     else:
-        which = (m.group("which") or "end").lower()
-        unit = (m.group("unit") or m.group("unit2")).lower()
-        rel = (m.group("rel") or m.group("rel2") or "").lower()
+        which = m.group("which") or "end"
+        unit = m.group("unit") or m.group("unit2")
+        rel = m.group("rel") or m.group("rel2") or ""
     if unit == "day":
         return _atom(m, "date", today) if which == "end" and rel in ("", "this") else None
     anchor = today
@@ -435,7 +440,7 @@ def _month_edge(m: re.Match[str], today: date, text: str) -> _Atom | None:
     if word.lower() in _WORDLIKE and word.islower():
         return None
     month = _MONTHS[word.lower()]
-    which = "middle" if m.group("mid") else m.group("which").lower()
+    which = "middle" if m.group("mid") else m.group("which")
     year = int(m.group("year")) if m.group("year") else None
     day = {"end": monthrange(year or today.year, month)[1], "middle": 15}.get(which, 1)
     found = _month_day(today, month, day, year)
@@ -454,15 +459,15 @@ def _next_n(m: re.Match[str], today: date, text: str) -> _Atom | None:
 
 
 def _clock_hour(word: str) -> int:
-    return int(word) if word.isdigit() else _HOUR_WORDS[word.lower()]
+    return int(word) if word.isdigit() else _HOUR_WORDS[word]
 
 
 def _period(m: re.Match[str]) -> str | None:
     groups = m.groupdict()
     ampm = groups.get("ampm") or groups.get("ampm2")
     if ampm:
-        return "am" if ampm.lower() == "a" else "pm"
-    return (groups.get("pods") or groups.get("podn") or groups.get("pod") or "").lower() or None
+        return "am" if ampm == "a" else "pm"
+    return (groups.get("pods") or groups.get("podn") or groups.get("pod") or "") or None
 
 
 def _one_is_a_word(text: str, start: int) -> bool:
@@ -485,7 +490,7 @@ def _time_hm(m: re.Match[str], today: date, text: str) -> _Atom | None:
 
 def _time_hour(m: re.Match[str], today: date, text: str) -> _Atom | None:
     """An hour with its period: "9am", "one pm", "5 o'clock", "6 in the evening", "evening 7", "afternoon 12:30"."""
-    if m.group("h").lower() == "one" and _one_is_a_word(m.string, m.start("h")):
+    if m.group("h") == "one" and _one_is_a_word(m.string, m.start("h")):
         return None  # "the one in the evening"
     hour = _clock_hour(m.group("h"))
     minute = int(m.groupdict().get("m") or 0)
@@ -499,7 +504,7 @@ def _time_hour(m: re.Match[str], today: date, text: str) -> _Atom | None:
 
 def _time_fraction(m: re.Match[str], today: date, text: str) -> _Atom | None:
     """Times said around an hour: "half past 11", "quarter to 5", "20 minutes past 3"."""
-    direction = m.group("dir").lower()
+    direction = m.group("dir")
     if m.group("half"):
         if direction not in ("past", "after"):
             return None
@@ -517,14 +522,14 @@ def _time_fraction(m: re.Match[str], today: date, text: str) -> _Atom | None:
 
 
 def _time_noon(m: re.Match[str], today: date, text: str) -> _Atom:
-    word = m.group("nm").lower()
+    word = m.group("nm")
     return _atom(m, "time", _Clock(0 if word == "midnight" else 12, 0, "24h"))
 
 
 def _time_after_word(m: re.Match[str], today: date, text: str) -> _Atom | None:
     """A bare hour after "at", "around", "until"...: the span is the hour alone ("at 9" gives "9")."""
     word = m.group("h")
-    if word.lower() == "one" and _ONE_AFTER.match(m.string, m.end("h")):
+    if word == "one" and _ONE_AFTER.match(m.string, m.end("h")):
         return None
     hour = _clock_hour(word)
     return _atom(m, "time", _Clock(hour, 0, "24h" if hour > 12 else None), group="h")
@@ -668,7 +673,8 @@ _DATE_RULES = (
     ),
     _Rule(
         _c(
-            rf"(?:\b(?P<dir>next|coming)|(?<=the\s)(?P<back>past|last|previous))\s+(?P<n>{_COUNT}|couple\s+of)\s+(?P<unit>days?|weeks?|months?)\b"
+            r"(?:\b(?P<dir>next|coming)|(?<=the\s)(?P<back>past|last|previous))"  # "last 7 days" alone is a verb
+            rf"\s+(?P<n>{_COUNT}|couple\s+of)\s+(?P<unit>days?|weeks?|months?)\b"
         ),
         _next_n,
         _g({"next", "coming", "past", "last", "previous"}, _PERIODS),
@@ -729,7 +735,7 @@ _DATE_TIME_GAP = _c(
     r"\s*,?\s*(?:in\s+the\s+)?(?:(?P<pod>morning|afternoon|evening|night)\s*,?\s*)?"
     r"(?:at|@|around|about|by|for|from)?\s*(?:around\s+|about\s+)?"
 )
-_TIME_DATE_GAP = _c(r"\s*,?\s*(?:on|for)?\s*")
+_TIME_DATE_GAP = _c(r"\s*,?\s*(?:on|for)?\s*(?:the\s+)?")
 _RANGE_OPERATOR = _c(
     r"\b(?P<op>before|by|no\s+later\s+than|not\s+later\s+than|prior\s+to|not\s+after|earlier\s+than"
     r"|after|from|starting(?:\s+(?:on|from))?|not\s+before|later\s+than)\s+(?:on\s+)?(?:the\s+)?$"
@@ -744,7 +750,10 @@ def _date_atoms(msg: _Msg, today: date) -> list[_Atom]:
     for rule in _RULES:
         if _admits(rule.needs, msg.lexemes):
             for m in rule.pattern.finditer(msg.low):
-                atom = rule.handler(m, today, msg.text)
+                try:
+                    atom = rule.handler(m, today, msg.text)
+                except (ValueError, OverflowError):  # "in 9999999 years" is beyond the calendar
+                    continue
                 if atom is not None:
                     found.append(atom)
     # "this evening 6:30": the part of the day belongs to the date and to the time both.
@@ -760,11 +769,25 @@ def _date_atoms(msg: _Msg, today: date) -> list[_Atom]:
 
 def _longest_first(items: list[_Atom]) -> list[_Atom]:
     """Non-overlapping items, longer ones first, earlier on a tie; returned in text order."""
-    kept: list[_Atom] = []
-    for item in sorted(items, key=lambda a: (a.start - a.end, a.start)):
-        if all(item.end <= k.start or item.start >= k.end for k in kept):
-            kept.append(item)
-    return sorted(kept, key=lambda a: a.start)
+    return _disjoint(sorted(items, key=lambda a: (a.start - a.end, a.start)))
+
+
+_Extent = TypeVar("_Extent", _Atom, Span)
+
+
+def _disjoint(preferred: Iterable[_Extent]) -> list[_Extent]:
+    """Keeps each item, best first, that overlaps none kept before it; returns them in text order."""
+    starts: list[int] = []
+    ends: list[int] = []
+    kept: list[_Extent] = []
+    for item in preferred:
+        i = bisect_right(starts, item.start)
+        if (i and ends[i - 1] > item.start) or (i < len(starts) and starts[i] < item.end):
+            continue
+        starts.insert(i, item.start)
+        ends.insert(i, item.end)
+        kept.insert(i, item)
+    return kept
 
 
 def _span(text: str, start: int, end: int, kind: str, value: Any, parts: tuple[Span, ...] = ()) -> Span:
@@ -790,7 +813,7 @@ def _find_dates(msg: _Msg, now: datetime) -> list[Span]:
         nxt = atoms[i + 1] if i + 1 < len(atoms) else None
         gap = low[atom.end : nxt.start] if nxt else ""
         if nxt and atom.kind == "date" and nxt.kind == "time" and (g := _DATE_TIME_GAP.fullmatch(gap)):
-            spans.append(_datetime(text, now, atom, nxt, atom.hint or (g.group("pod") or "").lower() or None))
+            spans.append(_datetime(text, now, atom, nxt, atom.hint or (g.group("pod") or "") or None))
             i += 2
             continue
         if nxt and atom.kind == "time" and nxt.kind == "date" and _TIME_DATE_GAP.fullmatch(gap):
@@ -844,7 +867,7 @@ def _open_range_or_date(msg: _Msg, atom: _Atom, nxt: _Atom | None, gap: str) -> 
     op = _RANGE_OPERATOR.search(msg.low, max(0, atom.start - 24), atom.start)
     if op is None:
         return _span(text, atom.start, atom.end, "date", atom.value)
-    word = " ".join(op.group("op").lower().split())
+    word = " ".join(op.group("op").split())
     if word.startswith(("after", "from", "starting", "not before", "later")):
         if word == "from" and nxt and nxt.kind == "date" and _UNTIL_GAP.fullmatch(gap):
             return _span(text, atom.start, atom.end, "date", atom.value)
@@ -907,14 +930,14 @@ def _find_money(msg: _Msg, words: list[tuple[int, int, int, int]]) -> list[Span]
         for m in pattern.finditer(msg.low):
             groups = m.groupdict()
             amount = Decimal((groups.get("num") or m.group(0)).replace(",", ""))
-            amount *= _MULTIPLIERS.get((groups.get("mult") or groups.get("multw") or "").lower(), 1)
-            if (groups.get("curw") or "").lower().startswith("cent"):
+            amount *= _MULTIPLIERS.get((groups.get("mult") or groups.get("multw") or ""), 1)
+            if (groups.get("curw") or "").startswith("cent"):
                 amount /= 100
             found.append(_Atom(m.start(), m.end(), "money", _as_number(amount)))
     for start, end, value, scale in words:
         currency = _CURRENCY_NEXT.match(msg.low, end)
         if currency:
-            cents = currency.group("curw").lower().startswith("cent")
+            cents = currency.group("curw").startswith("cent")
             found.append(_Atom(start, currency.end(), "money", _as_number(Decimal(value) / (100 if cents else 1))))
         elif scale >= 1000 and not msg.low.startswith("a ", start):  # not "thanks a million"
             found.append(_Atom(start, end, "money", value))
@@ -1035,19 +1058,19 @@ def _duration_minutes(m: re.Match[str]) -> int | None:
         return 30
     if groups.get("quarter"):
         return 15
-    count = groups["n"].lower()
+    count = groups["n"]
     half = " and a half" in " ".join(count.split())
     if half:
         count = count.split()[0]
     if re.fullmatch(r"\d+(?:\.\d+)?", count):
         amount = Decimal(count)
-    elif groups["unit"].lower() == "h":
+    elif groups["unit"] == "h":
         return None  # "an h" is not a duration
     else:
         amount = Decimal(_count(count) or 0)
     if half or groups.get("half"):
         amount += Decimal("0.5")
-    hours = groups["unit"].lower().startswith("h")
+    hours = groups["unit"].startswith("h")
     minutes = amount * 60 if hours else amount
     extra = groups.get("n2") or groups.get("n3")
     if extra:
@@ -1107,11 +1130,7 @@ def find_values(text: str, now: datetime) -> list[Span]:
         *_find_money(msg, words),
         *_find_numbers(msg, words),
     ]
-    kept: list[Span] = []
-    for span in sorted(candidates, key=lambda s: (_PRIORITY[s.kind], s.start - s.end, s.start)):
-        if all(span.end <= k.start or span.start >= k.end for k in kept):
-            kept.append(span)
-    return sorted(kept, key=lambda s: s.start)
+    return _disjoint(sorted(candidates, key=lambda s: (_PRIORITY[s.kind], s.start - s.end, s.start)))
 
 
 # --- choices --------------------------------------------------------------------------------------

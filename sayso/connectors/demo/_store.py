@@ -49,9 +49,18 @@ def quote(name: str) -> str:
 
 
 def words(*parts: object) -> str:
-    """The lowercase words of ``parts``, each after a space, so ``LIKE '% word%'`` finds a word prefix."""
+    """The lowercase words of ``parts``, each after a space, so ``LIKE '% word%'`` finds a word prefix.
+
+    A word is a run of letters and digits: never a space, quote, backslash or control character,
+    which lets the word index's triggers split ``words`` as a JSON list (see :meth:`Table.ddl`).
+    """
     tokens = re.findall(r"[^\W_]+", " ".join(str(p) for p in parts if p is not None).lower())
     return "".join(f" {token}" for token in tokens)
+
+
+def _each_word(column: str) -> str:
+    """SQL for the words of a ``words`` column, one row each: ``' a b'`` read as ``'["a","b"]'``."""
+    return f"""json_each('["' || replace(substr({column}, 2), ' ', '","') || '"]')"""
 
 
 def short(text: str, size: int = 60) -> str:
@@ -106,16 +115,42 @@ class Table:
     lists: frozenset[str] = frozenset()  # JSON lists
     flags: frozenset[str] = frozenset()  # 0/1 in SQL, booleans in attrs
 
+    @property
+    def searched(self) -> tuple[str, ...]:
+        """The columns whose words find a record: its title, then ``search``."""
+        return tuple(c for c in (self.title, *self.search) if c)
+
+    def words_of(self, values: Mapping[str, Any]) -> str:
+        """The ``words`` column of a record with these values."""
+        return words(*(values.get(c) for c in self.searched))
+
     def ddl(self) -> str:
+        """The table and what search reads instead of scanning it: indexes on ``id`` regardless of
+        case and on the lowercase title, and the word index ``<name>_words`` (one row per word and
+        record, so a word prefix is a range of it), which triggers keep in step with ``words``
+        inside the writing transaction, whoever writes."""
+        name = self.name
         columns = "".join(f"    {quote(c)} {kind},\n" for c, kind in self.columns.items())
         sql = (
-            f"CREATE TABLE IF NOT EXISTS {self.name} (\n    id TEXT PRIMARY KEY,\n{columns}"
+            f"CREATE TABLE IF NOT EXISTS {name} (\n    id TEXT PRIMARY KEY,\n{columns}"
             "    words TEXT NOT NULL DEFAULT '',\n    origin TEXT,\n"
             "    version INTEGER NOT NULL DEFAULT 1\n);\n"
+            f"CREATE INDEX IF NOT EXISTS {name}_id ON {name} (id COLLATE NOCASE);\n"
         )
         if self.title:
-            index = f"{self.name}_title ON {self.name} (lower({quote(self.title)}))"
-            sql += f"CREATE INDEX IF NOT EXISTS {index};\n"
+            sql += f"CREATE INDEX IF NOT EXISTS {name}_title ON {name} (lower({quote(self.title)}));\n"
+        add = f"INSERT OR IGNORE INTO {name}_words (word, id)\n" \
+            f"        SELECT value, new.id FROM {_each_word('new.words')} WHERE value <> '';\n"
+        remove = f"DELETE FROM {name}_words\n" \
+            f"        WHERE id = old.id AND word IN (SELECT value FROM {_each_word('old.words')});\n"
+        sql += (
+            f"CREATE TABLE IF NOT EXISTS {name}_words (\n"
+            "    word TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (word, id)\n) WITHOUT ROWID;\n"
+            f"CREATE TRIGGER IF NOT EXISTS {name}_words_insert AFTER INSERT ON {name} BEGIN\n    {add}END;\n"
+            f"CREATE TRIGGER IF NOT EXISTS {name}_words_delete AFTER DELETE ON {name} BEGIN\n    {remove}END;\n"
+            f"CREATE TRIGGER IF NOT EXISTS {name}_words_update AFTER UPDATE OF id, words ON {name} BEGIN\n"
+            f"    {remove}    {add}END;\n"
+        )
         return sql
 
     def encode(self, column: str, value: Any) -> Any:
@@ -236,7 +271,7 @@ class Tx:
     def create(self, table: Table, record_id: str, values: Mapping[str, Any]) -> Change:
         """Insert a record, stamped with the origin of the write."""
         columns = [c for c in table.columns if values.get(c) is not None]
-        search = words(*(values.get(c) for c in (table.title, *table.search) if c))
+        search = table.words_of(values)
         origin = None if self.origin is None else json.dumps(dict(self.origin), sort_keys=True)
         names = ", ".join(quote(c) for c in ["id", *columns, "words", "origin"])
         marks = ", ".join(["?"] * (len(columns) + 3))
@@ -258,10 +293,13 @@ class Tx:
         if not changed:
             return None
         shown = {c: table.decode(c, row[c]) for c in context}
-        sets = ", ".join(f"{quote(c)} = ?" for c in changed)
+        sets = "".join(f"{quote(c)} = ?, " for c in changed)
+        params = [table.encode(c, v) for c, v in changed.items()]
+        if changed.keys() & set(table.searched):  # renamed: its words follow, and the word index with them
+            sets += "words = ?, "
+            params.append(table.words_of({**{c: table.decode(c, row[c]) for c in table.searched}, **changed}))
         self.conn.execute(
-            f"UPDATE {table.name} SET {sets}, version = version + 1 WHERE id = ?",
-            [*(table.encode(c, v) for c, v in changed.items()), record_id],
+            f"UPDATE {table.name} SET {sets}version = version + 1 WHERE id = ?", [*params, record_id]
         )
         return Change(
             record_type=table.type, record_id=record_id, title=table.title_of(row),
@@ -357,6 +395,73 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
+# Search reads indexes only (see Table.ddl); these bound the work of one search at any size.
+_TOP = "\U0010ffff"  # above every character of a word (a noncharacter): "kes" <= word < "kes" + _TOP
+_COMMON = 5_000  # a word prefix held by more records than this counts as common; counting stops here
+_VOCABULARY = 5_000  # at most this many indexed words are compared with one word of a misspelled name
+_SCORED = 500  # at most this many records are scored for a misspelled name
+_ALIKE = 70  # fuzz.ratio from which an indexed word is spelled like a word of the query
+
+
+def _exact(tx: Tx, table: Table, text: str, limit: int) -> list[Record]:
+    """Records whose id (in any case) or title (in any ASCII case) is ``text``."""
+    by_name = f" OR lower({quote(table.title)}) = lower(:text)" if table.title else ""
+    return tx.records(table, f"id = :text COLLATE NOCASE{by_name}", {"text": text}, limit=limit)
+
+
+def _prefixed(tx: Tx, table: Table, tokens: Sequence[str], limit: int) -> list[Record]:
+    """Records with, for each token, a word starting with it, by id. The range of the word index
+    for the rarest token picks the rows; the ``LIKE`` test of every token checks just those."""
+    index = f"{table.name}_words"
+    counted = f"SELECT count(*) FROM (SELECT 1 FROM {index} WHERE word >= ? AND word < ? LIMIT {_COMMON})"
+    held = {token: int(tx.conn.execute(counted, (token, token + _TOP)).fetchone()[0]) for token in tokens}
+    rarest = min(tokens, key=lambda token: (held[token], -len(token)))
+    if held[rarest] == 0:
+        return []
+    where = f"id IN (SELECT id FROM {index} WHERE word >= :lo AND word < :hi)"
+    where += "".join(f" AND words LIKE :w{i}" for i in range(len(tokens)))
+    params = {"lo": rarest, "hi": rarest + _TOP, **{f"w{i}": f"% {token}%" for i, token in enumerate(tokens)}}
+    return tx.records(table, where, params, limit=limit)
+
+
+def _spelled_like(tx: Tx, table: Table, token: str) -> list[str]:
+    """Indexed words spelled like ``token``: those sharing its first two characters (a loose index
+    scan visits each distinct word once) that start with it or have a fuzz.ratio of _ALIKE or more."""
+    if len(token) < 2:
+        return []
+    index = f"{table.name}_words"
+    distinct = f"""WITH RECURSIVE vocabulary(word) AS (
+        SELECT min(word) FROM {index} WHERE word >= :lo AND word < :hi
+        UNION ALL
+        SELECT (SELECT min(word) FROM {index} WHERE word > vocabulary.word AND word < :hi)
+        FROM vocabulary WHERE vocabulary.word IS NOT NULL LIMIT {_VOCABULARY}
+    ) SELECT word FROM vocabulary WHERE word IS NOT NULL"""
+    vocabulary = [row[0] for row in tx.conn.execute(distinct, {"lo": token[:2], "hi": token[:2] + _TOP})]
+    return [word for word in vocabulary if word.startswith(token) or fuzz.ratio(token, word) >= _ALIKE]
+
+
+def _close(tx: Tx, table: Table, text: str, tokens: Sequence[str], limit: int) -> list[Record]:
+    """Records whose title has a WRatio of 85 or more with ``text``, best first, among the records
+    holding a word spelled like one of ``tokens``: those of the rarest word first, _SCORED at most."""
+    holding = f"SELECT DISTINCT id FROM {table.name}_words WHERE word IN (SELECT value FROM json_each(?))"
+    holding += f" LIMIT {_SCORED}"
+    holders: list[list[str]] = []
+    for token in tokens:
+        alike = _spelled_like(tx, table, token)
+        if alike:
+            holders.append([row[0] for row in tx.conn.execute(holding, (json.dumps(alike),))])
+    chosen = list(dict.fromkeys(record_id for ids in sorted(holders, key=len) for record_id in ids))[:_SCORED]
+    if not chosen:
+        return []
+    title = quote(table.title) if table.title else "id"
+    named = f"SELECT id, {title} FROM {table.name} WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id"
+    names = {row[0]: str(row[1]).lower() for row in tx.conn.execute(named, (json.dumps(chosen),))}
+    hits = process.extract(text.lower(), names, scorer=fuzz.WRatio, score_cutoff=85, limit=limit)
+    where = "id IN (SELECT value FROM json_each(?))"
+    found = {r.id: r for r in tx.records(table, where, (json.dumps([key for _, _, key in hits]),))}
+    return [found[key].model_copy(update={"score": round(score, 1)}) for _, score, key in hits]
+
+
 class DemoSystem(Connector):
     """A demo system on its own SQLite file: one connection, used under a lock."""
 
@@ -432,29 +537,23 @@ class DemoSystem(Connector):
 
     def search(self, record_type: str, text: str, *, limit: int = 10) -> list[Record]:
         """Exact id or name first (score 100, alone); then names with every word as a word
-        prefix (90), articles and the type's own name aside; then close spellings (WRatio >= 85)."""
+        prefix (90), articles and the type's own name aside; then close spellings (WRatio >= 85).
+        Each stage reads indexes, never the whole table, so its cost barely grows with the table."""
         table = self._types.get(record_type)
         needle = text.strip()
         if table is None or not needle or limit < 1:
             return []
+        noise = {"the", "a", "an", table.type.lower(), f"{table.type.lower()}s"}  # "the Kestrel deal"
+        tokens = list(dict.fromkeys(token for token in words(needle).split() if token not in noise))
         with self._session():
             tx = self._tx()
-            by_name = f" OR lower({quote(table.title)}) = lower(:text)" if table.title else ""
-            exact = tx.records(table, f"id = :text COLLATE NOCASE{by_name}", {"text": needle}, limit=limit)
+            exact = _exact(tx, table, needle, limit)
             if exact:
                 return [r.model_copy(update={"score": 100.0}) for r in exact]
-            noise = {"the", "a", "an", table.type.lower(), f"{table.type.lower()}s"}  # "the Kestrel deal"
-            tokens = [token for token in words(needle).split() if token not in noise]
-            if tokens:
-                where = " AND ".join(f"words LIKE :w{i}" for i in range(len(tokens)))
-                patterns = {f"w{i}": f"% {token}%" for i, token in enumerate(tokens)}
-                found = tx.records(table, where, patterns, limit=limit)
-                if found:
-                    return [r.model_copy(update={"score": 90.0}) for r in found]
-            candidates = {r.id: r for r in tx.records(table)}
-        names = {record_id: r.title.lower() for record_id, r in candidates.items()}
-        hits = process.extract(needle.lower(), names, scorer=fuzz.WRatio, score_cutoff=85, limit=limit)
-        return [candidates[found].model_copy(update={"score": round(score, 1)}) for _, score, found in hits]
+            found = _prefixed(tx, table, tokens, limit) if tokens else []
+            if found:
+                return [r.model_copy(update={"score": 90.0}) for r in found]
+            return _close(tx, table, needle, tokens, limit)
 
     def read(self, operation: str, args: dict[str, Any]) -> list[Record]:
         op = self._operation(self.reads, operation)

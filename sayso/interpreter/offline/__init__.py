@@ -42,11 +42,14 @@ _SMALLTALK = re.compile(
 _DECLINE = re.compile(r"^(?:no|nope|nah|not now|nothing(?: else)?|that'?s (?:all|it|everything)|that will be all|"
                       r"that is all|i'?m (?:good|done|all set)|all set)\b", re.I)
 _QUESTION = re.compile(
-    r"^\s*(?:which|what|what's|whats|who|whose|where|when|how many|how much|show|list|find|any|do i have|"
+    r"^\s*(?:(?:can|could|would) you\s+|please\s+)?(?:which|what|what's|whats|who|who's|whose|where|when|how|"
+    r"show|list|find|any|anything|do i have|do we have|have we|did|does|is|are|"
     r"are there|is there|give me|get me|pull up|display|search|look up|tell me about|see|view|check)\b", re.I)
 _SPLIT = re.compile(r"\s*(?:;|\.\s+|,?\s+and\s+then\s+|,\s*then\s+|\s+then\s+|,?\s+and\s+also\s+|,?\s+also\s+|"
                     r",?\s+and\s+|,\s+)", re.I)
 _MIN_SCORE = 1.2
+_REFINE = re.compile(r"\b(?:of|among|from|in)\s+(?:those|them|these|that list)\b", re.I)
+_LEADERS = frozenset("please can could would will you i we want need like to let's just also and then now".split())
 _WRITE_CONCEPTS = frozenset({"change", "close", "create", "send", "remind", "meeting", "email", "note", "assign",
                              "delete", "comment", "credit", "reserve", "buy", "rent", "play", "transfer"})
 
@@ -125,7 +128,7 @@ class OfflineInterpreter:
         if not scores:
             return _none("out_of_scope", "")
         question = bool(_QUESTION.match(text)) or text.rstrip().endswith("?")
-        lead = next((w for w in words if w.lower not in STOP), None)
+        lead = _lead(words)
         imperative = lead is not None and bool(concepts(lead.stem) & _WRITE_CONCEPTS)
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:8]
         judged: list[tuple[float, Entry, Extraction, float]] = []
@@ -145,7 +148,10 @@ class OfflineInterpreter:
         if lexical < _MIN_SCORE and found.evidence < 1.5:
             return _none("out_of_scope", "")
         alternatives = [e.action.name for t, e, _, _ in judged[1:4] if t >= best_total * 0.75]
-        close = [(t, e) for t, e, _, _ in judged[1:3] if t >= best_total * 0.93 and t > 0]
+        close = [(t, e) for t, e, _, _ in judged[1:3] if t >= best_total * 0.97 and t > 0]
+        if context.last_read and context.last_read.get("action") == best.action.name and _REFINE.search(text):
+            # "which of those are in negotiation?": the last list, narrowed
+            found.args = {**context.last_read.get("args", {}), **found.args}
         step = ProposedStep(action=best.action.name, args=found.args, mentions=found.mentions,
                             confidence=round(min(1.0, best_total / (best_total + 2.0)), 3) if best_total > 0 else 0.0,
                             alternatives=alternatives)
@@ -188,6 +194,14 @@ class OfflineInterpreter:
                                       steps=[ProposedStep(action=entry.action.name, args={param.name: value},
                                                           mentions={param.name: said})])
         return None
+
+
+def _lead(words: list[Any]) -> Any:
+    """The word a request starts with, after "please", "can you", "I want to"."""
+    for word in words:
+        if word.lower not in _LEADERS:
+            return word
+    return None
 
 
 def _none(reason: str, reply: str) -> Interpretation:

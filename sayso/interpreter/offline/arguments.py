@@ -52,7 +52,7 @@ _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, 
 _TYPE_WORDS = r"deal|deals|account|ticket|invoice|record|opportunity|one|customer|task|contact"
 _REFERENCE = re.compile(
     rf"\b(?:(?:the\s+)?(?P<ord>first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)(?:\s+(?:{_TYPE_WORDS}))?"
-    rf"|(?P<dem>this|that|same|the\s+same)\s+(?:{_TYPE_WORDS})"
+    rf"|(?P<dem>this|that|these|those|same|the\s+same|the)\s+(?:{_TYPE_WORDS})(?!\s+(?:of|for|owner))"
     r"|(?P<it>it|its|this\s+one|that\s+one|them))\b",
     re.IGNORECASE,
 )
@@ -67,12 +67,15 @@ _TEXT_MARKERS = [
     re.compile(r"\bknow\s+(?:that\s+)?(?P<t>.+)$", re.I),
     re.compile(r"\b(?:because|since|due\s+to|as\s+the)\s+(?P<t>.+)$", re.I),
     re.compile(r"\bthat\s+(?!deal|account|ticket|one\b)(?P<t>.+)$", re.I),
-    re.compile(r"\bto\s+(?P<t>(?!the\b|my\b|a\b|an\b|me\b|us\b|him\b|her\b|them\b|#)[a-z]+\b.*)$", re.I),
+    re.compile(r"\b[Tt]o\s+(?P<t>(?!the\b|my\b|a\b|an\b|me\b|us\b|him\b|her\b|them\b|#)[a-z]+\b.*)$"),
     re.compile(r"\babout\s+(?P<t>.+)$", re.I),
 ]
 _EVIDENCE = {"choice": 2.0, "id": 1.0, "channel": 1.5, "relation": 1.0, "reference": 0.5, "date": 0.6,
              "datetime": 0.8, "time": 0.5, "range": 1.0, "money": 1.0, "number": 0.3, "duration": 0.6,
              "email": 0.8, "person": 0.5, "self": 0.2, "mine": 0.3, "text": 0.6, "chunk": 0.15}
+_DASH = re.compile(r"\s[-–—]\s+(?P<t>.+)$")
+_REASON = re.compile(r"\b(?:for|over)\s+(?P<t>(?:the|a|an|our|their|its|some|all)\s+.+)$", re.I)
+_NAMING_PREPS = ("for", "with", "about", "on", "to", "of", "in", "from")
 _PREPS = ("for", "to", "with", "in", "on", "at", "from", "of", "about", "by", "into", "near", "around", "as")
 
 
@@ -106,15 +109,18 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
     """Every marked piece of ``text``, without overlaps (earlier kinds in the list win)."""
     now = context.now
     found: list[Piece] = []
-    found += [Piece(m.start(), m.end(), "id", m.group().upper(), m.group()) for m in _ID.finditer(text)]
-    found += [Piece(m.start(), m.end(), "channel", m.group().lower(), m.group()) for m in _CHANNEL.finditer(text)]
     wants_text = any(p.kind == "text" for p in params)
-    if wants_text:
+    if wants_text:  # quoted words and what follows a colon or a dash are the person's own text
         for m in _QUOTED.finditer(text):
             found.append(Piece(m.start(), m.end(), "text", m.group(1).strip(), m.group(1)))
-        colon = _TEXT_MARKERS[0].search(text)
-        if colon:
-            found.append(Piece(colon.start("t"), len(text), "text", colon.group("t").strip(), colon.group("t")))
+        for marker in (_TEXT_MARKERS[0], _DASH):
+            explicit = marker.search(text)
+            if explicit and not any(p.start <= explicit.start("t") < p.end for p in found):
+                found.append(Piece(explicit.start("t"), len(text), "text", explicit.group("t").strip(),
+                                   explicit.group("t")))
+                break
+    found += [Piece(m.start(), m.end(), "id", m.group().upper(), m.group()) for m in _ID.finditer(text)]
+    found += [Piece(m.start(), m.end(), "channel", m.group().lower(), m.group()) for m in _CHANNEL.finditer(text)]
     values = [Piece(s.start, s.end, s.kind, s.value, s.text) for s in find_values(text, now)
               if not (s.kind == "number" and s.text.lower() == "one" and not _counted(text, s.end))]
     for m in _RELATION.finditer(text):
@@ -150,27 +156,39 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
             found.append(Piece(m.start(), m.end(), "reference", f"@{ordinal}", m.group()))
         else:
             found.append(Piece(m.start(), m.end(), "reference", "@it", m.group()))
+    soft: list[Piece] = []
     if wants_text:
-        for pattern in _TEXT_MARKERS[1:]:
+        markers = list(_TEXT_MARKERS[1:])
+        if any(p.kind == "text" and re.search(r"reason|why", p.name) for p in params):
+            markers.append(_REASON)
+        for pattern in markers:
             marked = pattern.search(text)
             if marked:
-                found.append(Piece(marked.start("t"), len(text), "soft-text", marked.group("t").strip(),
-                                   marked.group("t")))
+                soft.append(Piece(marked.start("t"), len(text), "soft-text", marked.group("t").strip(),
+                                  marked.group("t")))
     chosen: list[Piece] = []
-    for piece in found:  # earlier kinds win overlaps, except that soft text yields to everything
-        if piece.kind == "soft-text":
-            continue
+    for piece in found:  # earlier kinds win overlaps
         if all(piece.end <= c.start or piece.start >= c.end for c in chosen):
             chosen.append(piece)
-    soft = [p for p in found if p.kind == "soft-text"]
+    if wants_text and any(p.kind in ("person", "recipient") for p in params):
+        # "tell wes the Cobalt demo went well": what follows the person addressed is the message
+        for piece in chosen:
+            if piece.kind in ("person", "channel", "relation"):
+                rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:that|about|know|:)?\s*", text[piece.end:])
+                start = piece.end + (rest.end() if rest else 0)
+                if len(text[start:].split()) >= 2 and not any(c.start <= start < c.end for c in chosen):
+                    soft.append(Piece(start, len(text), "soft-text", text[start:].strip(), text[start:]))
+    has_dates = any(p.kind in ("date", "datetime", "time") for p in params)
     for piece in sorted(soft, key=lambda p: p.start):
-        inside = [c for c in chosen if c.start >= piece.start]
         if any(c.kind == "text" for c in chosen):
             break
         # Free text swallows the people and records it mentions, but gives back a date at its end.
+        inside = [c for c in chosen if c.start >= piece.start]
         trailing = [c for c in inside if c.kind in ("date", "datetime", "time") and c.end >= len(text.rstrip(" .!?"))]
-        end = trailing[0].start if trailing else len(text)
+        end = trailing[0].start if trailing and has_dates else len(text)
         body = text[piece.start:end].strip(" ,.")
+        if re.match(r"(?:on|at|by|for)$", body.split()[-1] if body.split() else "", re.I):
+            body = body.rsplit(None, 1)[0] if len(body.split()) > 1 else body
         if not body or any(c.start < piece.start < c.end for c in chosen):
             continue
         chosen = [c for c in chosen if c.start < piece.start or c.start >= end]
@@ -194,7 +212,8 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
             run.pop(0)
         if run:
             start, end = run[0].start, run[-1].end
-            out.append(Piece(start, end, "chunk", text[start:end], text[start:end], _prep_before(text, start)))
+            value = re.sub(r"['’]s\b", "", text[start:end])  # "Orchid's amount": the record is Orchid
+            out.append(Piece(start, end, "chunk", value, text[start:end], _prep_before(text, start)))
         run.clear()
 
     kinds = {t.lower() for p in entry.params for t in p.record.split("|") if t}
@@ -204,7 +223,9 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
             run.append(token)  # "the Orchid deal": the type word tells grounding which kind of record
             flush()
             continue
-        own = index.matched(entry, token) and not token.text[:1].isupper()
+        lower = not token.text[:1].isupper()
+        # Lowercase words the catalog itself uses ("give", "deals", "status") are not names of records.
+        own = lower and (index.matched(entry, token) or token.stem in index.vocabulary)
         if inside or own or token.lower in _PREPS:
             flush()
             continue
@@ -277,12 +298,14 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
             if related is not None and of != "@it":
                 args[related.name] = of
                 mentions[related.name] = of
-    for kind in ("id", "reference"):
-        for piece in free(kind):
-            target = next((p for p in record_params if p.name not in args), None)
-            if target is None:
-                break
-            take(target, piece, piece.value)
+    bonus = 0.0
+    for piece in free("id"):
+        target = next((p for p in record_params if p.name not in args), None)
+        if target is None:
+            break
+        take(target, piece, piece.value)
+        # "SUP-17" fits actions whose own words mention SUP ids; a deal action is a worse fit.
+        bonus += 1.5 if piece.value.split("-")[0].lower() in entry.terms else -0.5
     # Channels and people.
     for piece in free("channel"):
         target = next((p for p in by_kind.get("recipient", []) if p.name not in args), None)
@@ -357,22 +380,40 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     # What is left names records, places and things.
     chunks = _chunks(text, words, [p for p in pieces if id(p) in used or p.kind not in ("choice",)], entry, index)
     for piece in chunks:
-        target = next((p for p in record_params if p.name not in args), None)
+        named = any(c.isupper() or c.isdigit() for c in piece.text) or piece.prep in _NAMING_PREPS
+        target = next((p for p in record_params if p.name not in args and (p.required or named)), None)
+        if target is None and named and piece.text[:1].isupper():
+            target = next((p for p in person_params if p.name not in args and p.mode == "or-email"), None)
         if target is None:
             target = _name_param(piece, [p for p in params if p.kind in ("name", "place") and p.name not in args])
         if target is None:
             continue
         pieces.append(piece)
+        take(target, piece, [piece.value] if target.many else piece.value)
+    for piece in free("reference"):  # "it", "the first one": only where no name was given
+        target = next((p for p in record_params if p.name not in args), None)
+        if target is None:
+            break
         take(target, piece, piece.value)
     # Defaults a person expects: a title from the message itself.
+    content = any(name in args for name in (p.name for p in record_params)) or any(
+        p.kind == "relation" for p in pieces if id(p) in used)
     for param in text_params:
-        if param.required and param.name not in args and re.search(r"title|subject|summary", param.name):
+        if param.required and param.name not in args and re.search(r"title|subject|summary", param.name) \
+                and content:
             title = _clean_title(text, pieces, words)
             if title:
                 args[param.name] = title
                 mentions[param.name] = text
     missing = [p for p in params if p.required and p.name not in args and p.default is None]
-    evidence = sum(_EVIDENCE.get(p.kind, 0.0) for p in pieces if id(p) in used)
+    if entry.action.is_write and not missing:
+        # "change the amount on the Brightwater deal": a parameter named without a value is asked for
+        given = [p for p in params if p.name in args and p.kind not in ("record", "person", "recipient", "text")]
+        named_only = [p for p in params if p.name not in args and p.kind in ("money", "number", "date", "datetime")
+                      and re.search(rf"\b{re.escape(p.name.replace('_', ' '))}\b", text, re.I)]
+        if named_only and not given:
+            missing = named_only[:1]
+    evidence = bonus + sum(_EVIDENCE.get(p.kind, 0.0) for p in pieces if id(p) in used)
     evidence += 0.5 * sum(1 for p in params if p.required and p.name in args)
     return Extraction(args, mentions, missing, evidence)
 

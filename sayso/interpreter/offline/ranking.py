@@ -76,6 +76,7 @@ class CatalogIndex:
             self.entries.append(Entry(action, params, terms))
             for term, weight in terms.items():
                 postings[term][i] = weight
+        self.vocabulary = frozenset(t for t in postings if "#" not in t and not t.startswith("~"))
         n = max(len(self.entries), 1)
         self.idf = {term: math.log(1 + n / len(hits)) for term, hits in postings.items()}
         self.postings = dict(postings)
@@ -86,7 +87,9 @@ class CatalogIndex:
         totals: dict[int, float] = defaultdict(float)
         for token in words:
             best: dict[int, float] = {}
+            name = token.text[:1].isupper() and token.start > 0  # "Meridian Credit Union" is a name, not "credit"
             for term, weight in query_terms(token):
+                weight *= 0.4 if name else 1.0
                 hits = self.postings.get(term)
                 if not hits:
                     continue

@@ -34,6 +34,7 @@ class Param:
     many: bool = False  # an array of values
     default: Any = None
     words: str = ""  # name and description, lowercase, for cue matching
+    mode: str = ""  # x-person's value: "or-email" when an email address may stand for a person
 
 
 def _unwrap(spec: dict[str, Any]) -> dict[str, Any]:
@@ -107,5 +108,6 @@ def params_of(action: Action) -> list[Param]:
             name=name, kind=_kind(name, spec), required=name in required, description=description, enum=enum,
             record=str(spec.get("x-record", "")), many=spec.get("type") == "array", default=spec.get("default"),
             words=f"{name.replace('_', ' ')} {description}".lower(),
+            mode=str(spec.get("x-person")) if isinstance(spec.get("x-person"), str) else "",
         ))
     return out
