@@ -185,9 +185,12 @@ class Chat:
             param = found.param
             if param is not None and steps and self._fill_context(turn.person, state, steps, param, text):
                 return self._run(turn, state, steps, text)
+            question = found.question or "Could you say more?"
+            if param is None and steps:
+                question = self._look_around(turn, state, steps[-1]) + question
             state.pending = Pending(kind="clarification", mode="value" if param else "action", param=param,
                                     step=max(len(steps) - 1, 0), steps=steps, options=found.options, text=text)
-            return self._ask(turn, found.question or "Could you say more?", found.options, steps, param)
+            return self._ask(turn, question, found.options, steps, param)
         return self._run(turn, state, steps, text)
 
     def _reply(self, turn: Turn, state: ConversationState, found: Interpretation,
@@ -310,6 +313,23 @@ class Chat:
         if any(p.name == "description" and p.kind == "text" for p in params_of(action)):
             step["args"]["description"] = (f"Asked by {turn.person.name} ({turn.person.id}) in conversation "
                                            f"{turn.conversation}: \"{text}\"")[:2000]
+
+    def _look_around(self, turn: Turn, state: ConversationState, step: dict[str, Any]) -> str:
+        """A bare name ("Orchid"): find what it names, keep it in focus, and say what was found."""
+        action = self.ws.catalog.get(step["action"])
+        found: list[Record] = []
+        for param, types in action.marked("x-record").items():
+            value = step["args"].get(param)
+            if isinstance(value, str) and not value.startswith("@"):
+                for record_type in str(types).split("|"):
+                    found += [r for r in self.pipeline.find(record_type, value) if (r.score or 0) >= 85]
+        if not found:
+            return ""
+        fresh = [_slim(r) for r in found[:5]]
+        seen = {r.ref() for r in fresh}
+        state.focus = (fresh + [r for r in state.focus if r.ref() not in seen])[:_FOCUS_SIZE]
+        return "I found " + "; ".join(f"{r.id} {r.title}".strip() if r.title != r.id else r.id
+                                      for r in fresh) + ". "
 
     def _types(self) -> tuple[str, ...]:
         types: list[str] = []

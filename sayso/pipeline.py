@@ -247,6 +247,10 @@ class Pipeline:
                                            context=context, directory=self.ws.directory)
         return _Step(index, action, args, grounded, tier, decision, self.guard.verdict(tier))
 
+    def find(self, record_type: str, text: str) -> list[Record]:
+        """Records of a type whose id or name matches ``text`` (a read: grounding's search)."""
+        return self._find(record_type, text)
+
     def _find(self, record_type: str, text: str) -> list[Record]:
         found: list[Record] = []
         for connector in self.ws.connectors_for(record_type):

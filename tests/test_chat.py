@@ -17,7 +17,7 @@ from sayso import Workspace
 from sayso.conversation import Chat
 from sayso.errors import UnknownConversation
 
-from .conftest import NOW, _OPEN, pipeline_for
+from .conftest import _OPEN, NOW, pipeline_for
 
 
 def chat_for(root: Path, user: str = "alice", now: str = NOW) -> Chat:

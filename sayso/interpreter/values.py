@@ -800,7 +800,28 @@ def find_dates(text: str, now: datetime) -> list[Span]:
     Kinds: "date" (a ``date``), "time" (a ``time``), "datetime" (aware, in ``now``'s zone) and
     "range" (``(start, end)``, either ``None`` when open).
     """
-    return _find_dates(_msg(text), now)
+    spans = _find_dates(_msg(text), now)
+    return sorted(spans + _month_ranges(text, now, spans), key=lambda span: span.start)
+
+
+_IN_MONTH = re.compile(
+    rf"\b(?:in|during|throughout|over|for)\s+(?:the\s+month\s+of\s+)?{_MONTH}(?!\s*[\d,.])", re.IGNORECASE
+)
+
+
+def _month_ranges(text: str, now: datetime, taken: list[Span]) -> list[Span]:
+    """"closing in December": the whole month, this year or, once past, next year."""
+    out: list[Span] = []
+    for match in _IN_MONTH.finditer(text):
+        start, end = match.start("month"), match.end("month")
+        if any(span.start < end and start < span.end for span in taken):
+            continue
+        month = _MONTHS[match.group("month").lower().rstrip(".")]
+        year = now.year if month >= now.month else now.year + 1
+        first = date(year, month, 1)
+        last = (date(year + (month == 12), month % 12 + 1, 1)) - timedelta(days=1)
+        out.append(_span(text, start, end, "range", (max(first, now.date()) if month == now.month else first, last)))
+    return out
 
 
 def _find_dates(msg: _Msg, now: datetime) -> list[Span]:
@@ -1123,9 +1144,11 @@ def find_values(text: str, now: datetime) -> list[Span]:
     """
     msg = _msg(text)
     words = _word_numbers(msg)
+    dates = _find_dates(msg, now)
     candidates = [
         *_find_emails(msg),
-        *_find_dates(msg, now),
+        *dates,
+        *_month_ranges(text, now, dates),
         *_find_durations(msg),
         *_find_money(msg, words),
         *_find_numbers(msg, words),
@@ -1228,8 +1251,18 @@ def find_choices(text: str, choices: Sequence[str]) -> list[Span]:
             word = tokens[i].group(0)
             if len(word) >= _FUZZY_MIN and (near := _nearest(word.lower(), single)) is not None:
                 spans.append(_span(text, tokens[i].start(), tokens[i].end(), "choice", near))
+            elif (tail := _tail(stems[i], wanted)) is not None:  # "won" for "closed_won"
+                spans.append(_span(text, tokens[i].start(), tokens[i].end(), "choice", tail))
             i += 1
     return spans
+
+
+def _tail(word_stem: str, wanted: Sequence[tuple[tuple[str, ...], str]]) -> str | None:
+    """The one compound choice whose last word is ``word_stem``, unless a choice is that word itself."""
+    if any(stems == (word_stem,) for stems, _ in wanted):
+        return None
+    tails = [choice for stems, choice in wanted if len(stems) > 1 and stems[-1] == word_stem]
+    return tails[0] if len(tails) == 1 else None
 
 
 def _nearest(word: str, candidates: Sequence[tuple[str, str]]) -> str | None:

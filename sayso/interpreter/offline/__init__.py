@@ -32,7 +32,8 @@ _AFFIRM = re.compile(
     r"^(?:yes|y|yeah|yep|yup|sure|ok|okay|confirm(?:ed)?|approve[d]?|go ahead|do it|please do|proceed|correct|"
     r"sounds good|absolutely|definitely|affirmative|yes please|go for it)\b", re.I)
 _NEGATE = re.compile(
-    r"^(?:no|n|nope|nah|cancel|don'?t|do not|stop|abort|never\s?mind|decline[d]?|forget it|scratch that)\b", re.I)
+    r"^(?:(?:actually|hmm+|wait|oh|ah|um+|erm)[\s,]+)?(?:no|n|nope|nah|cancel|don'?t|do not|stop|abort|never\s?mind|"
+    r"decline[d]?|forget it|scratch that|hold off|not now|not yet|skip it|leave it)\b", re.I)
 _THANKS = re.compile(r"^(?:thanks?|thank you|thx|ty|cheers|great|awesome|perfect|cool|nice|got it|great thanks|"
                      r"much appreciated|appreciate it)\b", re.I)
 _GREETING = re.compile(r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|yo|howdy|hiya)\b", re.I)
@@ -89,10 +90,16 @@ class OfflineInterpreter:
             return _none("out_of_scope", _capabilities(catalog))
         clauses = self._clauses(text, index)
         steps: list[ProposedStep] = []
-        for clause in clauses:
+        carried = ""
+        for n, clause in enumerate(clauses):
+            clause = f"{carried}, {clause}" if carried else clause
+            carried = ""
             outcome = self._clause(clause, context, index, person)
             if isinstance(outcome, Interpretation):
-                if len(clauses) > 1 and outcome.kind == "none":
+                if n + 1 < len(clauses) and outcome.kind == "none":
+                    carried = clause  # "we lost the Kestrel pilot, close it out": one request
+                    continue
+                if len(clauses) > 1 and outcome.kind == "none" and steps:
                     continue
                 if outcome.kind == "question" and steps:
                     outcome.steps = steps + outcome.steps
@@ -125,6 +132,12 @@ class OfflineInterpreter:
                 person: Person) -> ProposedStep | Interpretation:
         words = tokens(text)
         scores = index.score(words)
+        for i in index.by_choice(text):  # "anything still in prospecting?": an enum value names the action
+            scores[i] = scores.get(i, 0.0) + 0.5
+        if not scores or max(scores.values()) < _MIN_SCORE:
+            named = _name_only(text, words)
+            if named:
+                return self._about(named, text, index)
         if not scores:
             return _none("out_of_scope", "")
         question = bool(_QUESTION.match(text)) or text.rstrip().endswith("?")
@@ -135,6 +148,9 @@ class OfflineInterpreter:
         for i, lexical in ranked:
             entry = index.entries[i]
             found = extract(text, entry, index, context, person)
+            if found.free_text:  # words inside the message it carries do not choose the action
+                lexical = index.score_entry(entry, [w for w in words if not any(
+                    a <= w.start < b for a, b in found.free_text)]) + (0.5 if i in index.by_choice(text) else 0.0)
             total = lexical + found.evidence - 0.4 * len(found.missing)
             if entry.action.is_write:
                 total += 1.0 if imperative and not question else 0.0
@@ -166,6 +182,26 @@ class OfflineInterpreter:
                                   question=_ask_for(best, param), options=_options_for(param))
         return step
 
+    def _about(self, named: str, text: str, index: CatalogIndex) -> Interpretation:
+        """A name and nothing else: show it when asked ("who's Tom Becker?"), else ask what to do with it."""
+        readers = [e for e in index.entries if not e.action.is_write
+                   and any(p.kind == "record" and p.required for p in e.params)]
+        readers.sort(key=lambda e: -max((len(p.record.split("|")) for p in e.params if p.kind == "record"),
+                                        default=0))
+        if _QUESTION.match(text) and readers:
+            entry = readers[0]
+            param = next(p for p in entry.params if p.kind == "record" and p.required)
+            return Interpretation(kind="plan", steps=[ProposedStep(
+                action=entry.action.name, args={param.name: named}, mentions={param.name: named}, confidence=0.4)])
+        options = [Option(label=f"{e.action.name}: {e.action.description}", value=e.action.name)
+                   for e in readers[:3]]
+        steps = [ProposedStep(action=readers[0].action.name,
+                              args={next(p.name for p in readers[0].params if p.kind == "record" and p.required):
+                                    named})] if readers else []
+        return Interpretation(kind="question", steps=steps, options=options,
+                              question=f"What would you like to do with {named}? You can ask me to show it, "
+                                       "change it, or create a task about it.")
+
     # --- answers to what is pending ----------------------------------------------------
 
     def _answer(self, text: str, context: Context, index: CatalogIndex, person: Person) -> Interpretation | None:
@@ -194,6 +230,15 @@ class OfflineInterpreter:
                                       steps=[ProposedStep(action=entry.action.name, args={param.name: value},
                                                           mentions={param.name: said})])
         return None
+
+
+def _name_only(text: str, words: list[Any]) -> str:
+    """The name a message consists of ("Orchid", "Meridian?", "who's Tom Becker again?"), if that is all it is."""
+    names = [w for w in words if w.text[:1].isupper() and w.lower not in STOP]
+    rest = [w for w in words if w.lower not in STOP and w not in names and w.lower not in ("again", "about")]
+    if not names or rest:
+        return ""
+    return text[names[0].start:names[-1].end]
 
 
 def _lead(words: list[Any]) -> Any:
@@ -266,7 +311,7 @@ def _choose(text: str, options: list[Option]) -> str | None:
         n = int(word) if word.isdigit() else names[word]
         if 1 <= n <= len(options):
             return options[n - 1].value
-    wanted = {t.stem for t in tokens(lowered) if t.lower not in STOP and t.lower not in ("one", "deal", "account")}
+    wanted = {t.stem for t in tokens(lowered) if t.lower not in STOP}
     if not wanted:
         return None
     fits = []

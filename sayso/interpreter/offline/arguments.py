@@ -12,7 +12,7 @@ person said them; grounding turns names into records afterwards.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ class Extraction:
     mentions: dict[str, str]
     missing: list[Param]
     evidence: float  # how strongly the message's pieces fit this action's parameters
+    free_text: list[tuple[int, int]] = field(default_factory=list)  # where the free text it took is
 
 
 _ID = re.compile(r"\b[A-Za-z]{1,8}-\d+\b")
@@ -63,7 +64,7 @@ _RELATION = re.compile(
 )
 _TEXT_MARKERS = [
     re.compile(r":\s*(?P<t>.+)$"),
-    re.compile(r"\b(?:saying|says|say|with\s+the\s+(?:message|note|text)|message)\s*:?\s+(?P<t>.+)$", re.I),
+    re.compile(r"\b(?:saying|says|say|with\s+the\s+(?:message|note|text))\s*:?\s+(?P<t>.+)$", re.I),
     re.compile(r"\bknow\s+(?:that\s+)?(?P<t>.+)$", re.I),
     re.compile(r"\b(?:because|since|due\s+to|as\s+the)\s+(?P<t>.+)$", re.I),
     re.compile(r"\bthat\s+(?!deal|account|ticket|one\b)(?P<t>.+)$", re.I),
@@ -182,6 +183,8 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
     for piece in sorted(soft, key=lambda p: p.start):
         if any(c.kind == "text" for c in chosen):
             break
+        if any(c.start == piece.start and c.kind in ("person", "email", "channel", "id", "self") for c in chosen):
+            continue  # "assigned to sam", "to priya@...": an addressee, not a message
         # Free text swallows the people and records it mentions, but gives back a date at its end.
         inside = [c for c in chosen if c.start >= piece.start]
         trailing = [c for c in inside if c.kind in ("date", "datetime", "time") and c.end >= len(text.rstrip(" .!?"))]
@@ -210,6 +213,9 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
             run.pop()
         while run and (run[0].lower in STOP):
             run.pop(0)
+        capital = next((i for i, t in enumerate(run) if t.text[:1].isupper()), None)
+        if capital:  # "how big is the Tallgrass deal": the name starts at its first capital
+            del run[:capital]
         if run:
             start, end = run[0].start, run[-1].end
             value = re.sub(r"['’]s\b", "", text[start:end])  # "Orchid's amount": the record is Orchid
@@ -217,12 +223,18 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
         run.clear()
 
     kinds = {t.lower() for p in entry.params for t in p.record.split("|") if t}
+    lead = next((t for t in words if t.lower not in STOP), None)
     for token in words:
         inside = any(s <= token.start < e for s, e in covered)
         if run and not inside and token.lower.rstrip("s") in kinds:
             run.append(token)  # "the Orchid deal": the type word tells grounding which kind of record
             flush()
             continue
+        if run and not inside and token.lower.rstrip("s") in index.record_types:
+            run.clear()  # "the Kestrel deal" names a deal: not for a parameter that takes accounts
+            continue
+        if token is lead and token.text.islower():
+            continue  # the verb a request starts with ("give", "book", "put") is not a name
         lower = not token.text[:1].isupper()
         # Lowercase words the catalog itself uses ("give", "deals", "status") are not names of records.
         own = lower and (index.matched(entry, token) or token.stem in index.vocabulary)
@@ -248,14 +260,15 @@ def _as_datetime(value: Any, now: datetime, default_hour: int = 9) -> datetime |
 
 
 def _clean_title(text: str, pieces: list[Piece], words: list[Token]) -> str:
-    """A short title from the message itself: its words without the leading verb and the dates."""
-    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range")]
+    """A short title from the message itself: its words without the leading verb, dates and quoted text."""
+    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "text", "person", "self")]
     kept = "".join(ch for i, ch in enumerate(text) if not any(p.start <= i < p.end for p in cut))
     kept = re.sub(r"\s+", " ", kept).strip(" ,.")
     first = tokens(kept)
-    if first and first[0].lower in {"create", "add", "open", "make", "file", "log", "set", "raise", "start", "new"}:
-        kept = kept[first[0].end:].strip()
-    kept = re.sub(r"^(?:a|an|the)\s+", "", kept, flags=re.IGNORECASE)
+    if first and first[0].text.islower():
+        kept = kept[first[0].end:].strip()  # the verb: "create", "email", "open"
+    kept = re.sub(r"^(?:(?:me|us|him|her|them|and|a|an|the)\s+)+", "", kept, flags=re.IGNORECASE)
+    kept = re.sub(r"\s+(?:for|to|with|on|by|due|and)$", "", re.sub(r"[\s,]+$", "", kept), flags=re.IGNORECASE)
     return (kept[:1].upper() + kept[1:])[:300] if kept else ""
 
 
@@ -373,8 +386,9 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     for piece in free("text"):
         if not text_params:
             break
-        target = next((p for p in text_params if re.search(r"text|body|message|note|comment|reason|description",
-                                                           p.name)), text_params[0])
+        required = [p for p in text_params if p.required] or text_params
+        target = next((p for p in required if re.search(r"text|body|message|note|comment|reason|description",
+                                                        p.name)), required[0])
         take(target, piece, piece.value)
         text_params.remove(target)
     # What is left names records, places and things.
@@ -397,11 +411,11 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         take(target, piece, piece.value)
     # Defaults a person expects: a title from the message itself.
     content = any(name in args for name in (p.name for p in record_params)) or any(
-        p.kind == "relation" for p in pieces if id(p) in used)
+        p.kind in ("relation", "date", "datetime", "chunk", "id") for p in pieces if id(p) in used)
     for param in text_params:
         if param.required and param.name not in args and re.search(r"title|subject|summary", param.name) \
                 and content:
-            title = _clean_title(text, pieces, words)
+            title = _clean_title(text, [p for p in pieces if id(p) in used], words)
             if title:
                 args[param.name] = title
                 mentions[param.name] = text
@@ -415,7 +429,8 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
             missing = named_only[:1]
     evidence = bonus + sum(_EVIDENCE.get(p.kind, 0.0) for p in pieces if id(p) in used)
     evidence += 0.5 * sum(1 for p in params if p.required and p.name in args)
-    return Extraction(args, mentions, missing, evidence)
+    spans = [(p.start, p.end) for p in pieces if id(p) in used and p.kind == "text"]
+    return Extraction(args, mentions, missing, evidence, spans)
 
 
 def _name_param(piece: Piece, candidates: list[Param]) -> Param | None:

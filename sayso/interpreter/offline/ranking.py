@@ -76,6 +76,15 @@ class CatalogIndex:
             self.entries.append(Entry(action, params, terms))
             for term, weight in terms.items():
                 postings[term][i] = weight
+        choices: dict[str, set[int]] = defaultdict(set)
+        for i, entry in enumerate(self.entries):
+            for param in entry.params:
+                for value in param.enum:
+                    if len(value) > 3 and value.lower() not in ("true", "false"):
+                        choices[value.lower().replace("_", " ")].add(i)
+        self.choices = {k: sorted(v) for k, v in choices.items()}
+        self.record_types = frozenset(t.lower() for e in self.entries for p in e.params
+                                      for t in p.record.split("|") if t)
         self.vocabulary = frozenset(t for t in postings if "#" not in t and not t.startswith("~"))
         n = max(len(self.entries), 1)
         self.idf = {term: math.log(1 + n / len(hits)) for term, hits in postings.items()}
@@ -105,6 +114,30 @@ class CatalogIndex:
             for i, value in best.items():
                 totals[i] += value
         return totals
+
+    def by_choice(self, text: str) -> list[int]:
+        """Actions with an enum parameter whose value the message names ("in prospecting")."""
+        lowered = f" {text.lower()} "
+        return [i for value, hits in self.choices.items() if f" {value} " in lowered or f" {value}?" in lowered
+                for i in hits]
+
+    def score_entry(self, entry: Entry, words: list[Token]) -> float:
+        """The lexical score of one action over some words (e.g. all but the free text it takes)."""
+        total = 0.0
+        for token in words:
+            best = 0.0
+            weight_name = 0.4 if token.text[:1].isupper() and token.start > 0 else 1.0
+            for term, weight in query_terms(token):
+                w = entry.terms.get(term)
+                if w is None:
+                    continue
+                value = w * weight * weight_name * self.idf[term]
+                if "#" in term:
+                    total += value
+                elif value > best:
+                    best = value
+            total += best
+        return total
 
     def matched(self, entry: Entry, token: Token) -> bool:
         """Whether a message word is one of the action's own words (so it is not an argument)."""

@@ -41,7 +41,9 @@ STOP = frozenset(
     might must i me my mine myself we us our you your yours it its it's he him his she her they them their there
     here what which who whom whose when where why how please pls plz kindly just also too very really some any all
     each every one ones thing things want wanted like would'd need needs i'd i'm i'll let's hey hi ok okay
-    up out over under again now then""".split()
+    up out over under again now then instead back still already anyway actually currently right whole across
+    everything anything something nothing stuff far yet too again what's who's where's how's it's that's there's
+    i've we've don't doesn't didn't isn't aren't can't won't we're they're you're""".split()
 )
 
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ied", "ies", "ed", "es", "s", "ly")
@@ -80,6 +82,7 @@ _GROUPS: dict[str, str] = {
     "assign": "assign reassign give transfer hand handover own",
     "delete": "delete remove erase drop destroy purge wipe",
     "comment": "comment reply respond annotate",
+    "related": "related linked link connected attached associated regarding",
     "credit": "credit refund compensate",
     "invoice": "invoice bill billing",
     "deal": "deal opportunity oppty opp",

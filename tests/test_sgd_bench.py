@@ -1,0 +1,382 @@
+"""The SGD benchmark's adapter and scorer (bench/sgd.py), on hand-made services and cases."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from sayso.catalog import Catalog, Tier
+from sayso.directory import Person
+from sayso.interpreter import Context, Interpretation, ProposedStep
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "bench" / "sgd.py"
+
+
+def _load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_sgd", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+sgd = _load_bench()
+
+SERVICES: list[dict[str, Any]] = [
+    {
+        "service_name": "Tables_1",
+        "description": "Find restaurants and book tables",
+        "slots": [
+            {"name": "city", "description": "City of the restaurant", "is_categorical": False, "possible_values": []},
+            {"name": "restaurant", "description": "Name of the restaurant", "is_categorical": False,
+             "possible_values": []},
+            {"name": "party_size", "description": "Number of people", "is_categorical": True,
+             "possible_values": ["1", "2", "3", "4"]},
+            {"name": "date", "description": "Date of the booking", "is_categorical": False, "possible_values": []},
+            {"name": "phone", "description": "Phone number", "is_categorical": False, "possible_values": []},
+        ],
+        "intents": [
+            {"name": "FindPlaces", "description": "Find restaurants in a city", "is_transactional": False,
+             "required_slots": ["city"], "optional_slots": {"party_size": "dontcare"}, "result_slots": ["phone"]},
+            {"name": "BookTable", "description": "Book a table at a restaurant", "is_transactional": True,
+             "required_slots": ["restaurant", "date"], "optional_slots": {"party_size": "2"}, "result_slots": []},
+        ],
+    },
+    {
+        "service_name": "Feeds_2",
+        "description": "Read data feeds",
+        "slots": [
+            {"name": "json", "description": "The feed's format", "is_categorical": True,
+             "possible_values": ["compact", "pretty"]},
+        ],
+        "intents": [
+            {"name": "FindPlaces", "description": "Find feeds near you", "is_transactional": False,
+             "required_slots": [], "optional_slots": {"json": "compact"}, "result_slots": []},
+        ],
+    },
+]
+
+
+def _case(
+    utterance: str,
+    gold: str,
+    prev: str = "NONE",
+    slots: dict[str, str] | None = None,
+    canonical: dict[str, str] | None = None,
+    not_verbatim: dict[str, list[str]] | None = None,
+    service: str = "Tables_1",
+) -> dict[str, Any]:
+    return {
+        "dialogue_id": "1_00000", "turn_index": 0, "service": service, "utterance": utterance,
+        "prev_system_utterance": "", "gold_active_intent": gold, "prev_active_intent": prev,
+        "intent_in_turn": gold != prev, "user_acts": [], "gold_slots": slots or {},
+        "gold_slots_canonical": canonical if canonical is not None else dict(slots or {}),
+        "informed_not_verbatim": not_verbatim or {}, "requested_slots": [], "n_frames_in_turn": 1,
+        "seen_service": False,
+    }
+
+
+CASES = [
+    _case("Find me a place to eat in San Jose", "FindPlaces", slots={"city": "San Jose"}),
+    _case("Book Sino for the 2nd of March", "BookTable", "FindPlaces",
+          slots={"restaurant": "Sino", "date": "2nd of March"},
+          canonical={"restaurant": "Sino Restaurant", "date": "2019-03-02"}),
+    _case("Four of us, please", "BookTable", "BookTable", not_verbatim={"party_size": ["4"]}),
+    _case("No, that's all, thanks", "NONE", "BookTable"),
+    _case("Show me pretty feeds", "FindPlaces", slots={"json": "pretty"}, service="Feeds_2"),
+]
+
+
+class Fake:
+    """An interpreter that answers from a function of (text, context, catalog)."""
+
+    name = "fake"
+    version = "1"
+
+    def __init__(self, answer: Callable[[str, Context, Catalog], Interpretation]) -> None:
+        self.answer = answer
+        self.seen: list[tuple[str, Context, Catalog]] = []
+
+    def interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
+        self.seen.append((text, context, catalog))
+        return self.answer(text, context, catalog)
+
+
+def _oracle(cases: list[dict[str, Any]]) -> Fake:
+    """Answers each case's gold: a plan with the gold intent and slots, or a decline for NONE."""
+    by_text = {c["utterance"]: c for c in cases}
+
+    def answer(text: str, context: Context, catalog: Catalog) -> Interpretation:
+        case = by_text[text]
+        if case["gold_active_intent"] == "NONE":
+            return Interpretation(kind="none", reason="decline")
+        action = f"{case['service']}.{case['gold_active_intent']}"
+        assert action in catalog
+        return Interpretation(kind="plan", steps=[ProposedStep(action=action, mentions=case["gold_slots"])])
+
+    return Fake(answer)
+
+
+def _plan(action: str, args: dict[str, Any] | None = None, mentions: dict[str, str] | None = None) -> Interpretation:
+    return Interpretation(kind="plan", steps=[ProposedStep(action=action, args=args or {}, mentions=mentions or {})])
+
+
+def _score(cases: list[dict[str, Any]], fake: Fake, setting: str = "own") -> dict[str, Any]:
+    report: dict[str, Any] = sgd.run_cases(fake, SERVICES, cases, setting).report()
+    return report
+
+
+# --- the schema as a catalog -----------------------------------------------------------------
+
+
+def test_schema_becomes_a_catalog_of_typed_actions() -> None:
+    catalog = sgd.build_catalog(SERVICES)
+    assert [a.name for a in catalog] == ["Feeds_2.FindPlaces", "Tables_1.BookTable", "Tables_1.FindPlaces"]
+
+    book = catalog.get("Tables_1.BookTable")
+    assert book.kind == "write" and book.risk.tier == Tier.LOW
+    assert catalog.get("Tables_1.FindPlaces").kind == "read"
+    assert (book.connector, book.resource.type, book.examples) == ("sgd", "System", [])
+    assert book.description == "Book a table at a restaurant. Find restaurants and book tables."
+    alone = sgd.build_catalog(SERVICES, "intent").get("Tables_1.BookTable").description
+    assert alone == "Book a table at a restaurant."
+
+    schema = book.json_schema()
+    assert set(schema["properties"]) == {"restaurant", "date", "party_size"}  # result slots are not parameters
+    assert sorted(schema["required"]) == ["date", "restaurant"]
+    assert schema["properties"]["date"]["description"] == "Date of the booking"
+    fields = book.params.model_fields
+    assert fields["party_size"].default is None and not fields["party_size"].is_required()
+
+    book.validate({"restaurant": "Sino", "date": "tomorrow", "party_size": "3"})
+    with pytest.raises(Exception, match="party_size"):
+        book.validate({"restaurant": "Sino", "date": "tomorrow", "party_size": "12"})
+    with pytest.raises(Exception, match="phone"):
+        book.validate({"restaurant": "Sino", "date": "tomorrow", "phone": "555"})  # extra="forbid"
+    with pytest.raises(Exception, match="date"):
+        book.validate({"restaurant": "Sino"})
+
+
+def test_categorical_slots_are_literal_enums_and_odd_names_keep_their_slot_name() -> None:
+    catalog = sgd.build_catalog(SERVICES)
+    party = catalog.get("Tables_1.FindPlaces").json_schema()["properties"]["party_size"]
+    assert party["anyOf"][0]["enum"] == ["1", "2", "3", "4"]
+    feeds = catalog.get("Feeds_2.FindPlaces")
+    # a slot named like a BaseModel method gets another field name, with the slot's name as its alias
+    assert list(feeds.json_schema()["properties"]) == ["json"]
+    assert feeds.validate({"json": "pretty"}) is not None
+    for key in ("json", *feeds.params.model_fields):
+        pred = sgd.predict(_plan("Feeds_2.FindPlaces", mentions={key: "pretty"}), "NONE", catalog)
+        assert pred.slots == {"json": ("pretty",)}
+
+
+def test_own_setting_sees_its_service_only_and_all_sees_every_service() -> None:
+    own = sgd.Catalogs(SERVICES, "own")
+    tables = own.for_service("Tables_1")
+    assert [a.name for a in tables] == ["Tables_1.BookTable", "Tables_1.FindPlaces"]
+    assert own.for_service("Tables_1") is tables  # built once per service
+    everything = sgd.Catalogs(SERVICES, "all")
+    assert len(everything.for_service("Tables_1")) == 3
+    assert everything.for_service("Feeds_2") is everything.for_service("Tables_1")
+
+
+def test_each_case_is_read_with_its_previous_intent_pending() -> None:
+    fake = _oracle(CASES)
+    sgd.run_cases(fake, SERVICES, CASES)
+    contexts = [context for _, context, _ in fake.seen]
+    assert [c.pending_action for c in contexts] == [
+        None, "Tables_1.FindPlaces", "Tables_1.BookTable", "Tables_1.BookTable", None,
+    ]
+    assert all(c.now.year == 2019 and c.now.month == 3 and c.now.utcoffset() is not None for c in contexts)
+
+
+# --- from an interpretation to a dialogue state -----------------------------------------------
+
+
+def test_interpretations_map_to_dialogue_states() -> None:
+    catalog = sgd.build_catalog(SERVICES)
+    step = ProposedStep(action="Tables_1.BookTable", args={"restaurant": "Sino", "date": "2019-03-02"},
+                        mentions={"date": "the 2nd"})
+    plan = sgd.predict(Interpretation(kind="plan", steps=[step]), "FindPlaces", catalog)
+    assert (plan.intent, plan.outcome) == ("BookTable", "plan")
+    assert plan.slots == {"date": ("the 2nd", "2019-03-02"), "restaurant": ("Sino",)}
+    asking = sgd.predict(Interpretation(kind="question", steps=[step], param="date"), "NONE", catalog)
+    assert asking.intent == "BookTable"
+
+    declined = sgd.predict(Interpretation(kind="none", reason="decline"), "BookTable", catalog)
+    assert (declined.intent, declined.slots) == ("NONE", {})
+    for other in (
+        Interpretation(kind="none", reason="thanks"),
+        Interpretation(kind="none", reason="smalltalk"),
+        Interpretation(kind="reply", reason="affirm"),
+        Interpretation(kind="reply", reason="negate"),
+        Interpretation(kind="question", question="Which one?"),
+    ):
+        carried = sgd.predict(other, "BookTable", catalog)
+        assert (carried.intent, carried.slots) == ("BookTable", {}), other
+        assert carried.outcome.startswith("carry:")
+
+    answer = Interpretation(kind="reply", reason="answer", steps=[ProposedStep(
+        action="Tables_1.BookTable", args={"date": "2019-03-02"}, mentions={"date": "Saturday"})])
+    filled = sgd.predict(answer, "BookTable", catalog)
+    assert (filled.intent, filled.outcome, filled.slots) == ("BookTable", "carry:reply:answer",
+                                                             {"date": ("Saturday", "2019-03-02")})
+    assert sgd.predict(answer, "FindPlaces", catalog).slots == {}  # a reply for another action: no slots
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting", ["own", "all"])
+def test_an_interpreter_answering_gold_scores_one_everywhere(setting: str) -> None:
+    report = _score(CASES, _oracle(CASES), setting)
+    assert report["n"] == len(CASES)
+    for key in ("intent_accuracy", "slot_precision", "slot_recall", "slot_f1", "no_action_precision",
+                "no_action_recall"):
+        assert report[key] == 1.0, key
+    assert report["errors"] == 0
+    assert all(fig["intent_accuracy"] == 1.0 for fig in report["per_service"].values())
+    if setting == "all":
+        assert report["service_accuracy"] == 1.0
+
+
+def test_always_declining_gives_the_share_of_no_action_turns() -> None:
+    report = _score(CASES, Fake(lambda *_: Interpretation(kind="none", reason="decline")))
+    assert report["predicted_none"] == len(CASES)
+    assert report["gold_none"] == 1
+    assert report["no_action_precision"] == pytest.approx(1 / len(CASES))
+    assert report["no_action_recall"] == 1.0
+    assert report["intent_accuracy"] == pytest.approx(1 / len(CASES))
+    assert report["slot_recall"] == 0.0
+    assert report["slot_precision"] is None  # nothing predicted
+    assert report["slot_f1"] is None
+
+
+def test_no_action_precision_is_absent_without_gold_none_turns_and_null_when_nothing_is_predicted_none() -> None:
+    without = [c for c in CASES if c["gold_active_intent"] != "NONE"]
+    assert "no_action_precision" not in _score(without, _oracle(without))
+    first = CASES[0]
+    carry = Fake(lambda *_: _plan("Tables_1.FindPlaces"))
+    report = _score([first, CASES[3]], carry)
+    assert report["predicted_none"] == 0
+    assert report["no_action_precision"] is None
+    assert report["no_action_recall"] == 0.0
+
+
+def test_carry_over_keeps_the_previous_intent() -> None:
+    report = _score(CASES[1:4], Fake(lambda *_: Interpretation(kind="reply", reason="affirm")))
+    # case 1: FindPlaces -> BookTable (wrong), case 2: BookTable kept (right), case 3: gold NONE (wrong)
+    assert report["intent_accuracy"] == pytest.approx(1 / 3)
+    assert report["outcomes"] == {"carry": 3}
+
+
+def test_slots_match_as_said_or_canonical_ignoring_case_and_spaces() -> None:
+    case = CASES[1]
+    said = Fake(lambda *_: _plan("Tables_1.BookTable", mentions={"restaurant": " sino ", "date": "2ND OF MARCH"}))
+    assert _score([case], said)["slot_f1"] == 1.0
+    canonical = Fake(lambda *_: _plan("Tables_1.BookTable", args={"restaurant": "Sino Restaurant",
+                                                                  "date": "2019-03-02"}))
+    assert _score([case], canonical)["slot_f1"] == 1.0
+    # a mention that is off is saved by an argument in canonical form
+    mixed = Fake(lambda *_: _plan("Tables_1.BookTable", args={"date": "2019-03-02"}, mentions={"date": "on the 2nd"}))
+    report = _score([case], mixed)
+    assert (report["slot_precision"], report["slot_recall"]) == (1.0, 0.5)
+    wrong = Fake(lambda *_: _plan("Tables_1.BookTable", mentions={"restaurant": "Sino Express", "city": "Paris"}))
+    report = _score([case], wrong)
+    assert (report["slot_precision"], report["slot_recall"], report["slot_f1"]) == (0.0, 0.0, 0.0)
+    assert report["slots_predicted"] == 2 and report["slots_gold"] == 2
+
+
+def test_predictions_for_slots_given_in_other_words_are_ignored() -> None:
+    case = CASES[2]  # "Four of us": party_size 4 was informed, but not verbatim
+    fake = Fake(lambda *_: _plan("Tables_1.BookTable", args={"party_size": "4"}, mentions={"party_size": "Four"}))
+    report = _score([case], fake)
+    assert report["slots_ignored"] == 1
+    assert report["slots_predicted"] == 0 and report["slots_gold"] == 0
+    assert report["slot_precision"] is None
+    extra = Fake(lambda *_: _plan("Tables_1.BookTable", mentions={"party_size": "Four", "city": "Four"}))
+    report = _score([case], extra)
+    assert (report["slots_ignored"], report["slots_predicted"], report["slot_precision"]) == (1, 1, 0.0)
+
+
+def test_in_the_all_setting_intent_names_are_compared_without_the_service() -> None:
+    wrong_service = Fake(lambda *_: _plan("Feeds_2.FindPlaces"))
+    report = _score([CASES[0]], wrong_service, "all")
+    assert report["intent_accuracy"] == 1.0
+    assert report["service_accuracy"] == 0.0
+
+
+def test_a_crashing_interpreter_is_counted_and_carried_over() -> None:
+    def crash(*_: Any) -> Interpretation:
+        raise ValueError("boom")
+
+    run = sgd.run_cases(Fake(crash), SERVICES, CASES[1:3])
+    report = run.report()
+    assert report["errors"] == 2 and "boom" in run.errors[0]
+    assert report["intent_accuracy"] == 0.5
+
+
+def test_failure_examples_are_sampled_per_kind() -> None:
+    fake = Fake(lambda *_: _plan("Tables_1.FindPlaces", mentions={"city": "Paris"}))
+    run = sgd.run_cases(fake, SERVICES, CASES, failures=1)
+    text = sgd.failures_report(run.failures)
+    for kind in ("wrong intent", "missed none", "missed slot", "wrong value", "spurious slot"):
+        assert f"--- {kind}:" in text
+    assert all(len(kept) == 1 for kept in run.failures.kept.values())
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> tuple[Path, Path]:
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SERVICES))
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps(c) + "\n" for c in CASES))
+    return schema, cases
+
+
+EXPECTED_KEYS = {"n", "intent_accuracy", "slot_precision", "slot_recall", "slot_f1", "no_action_precision"}
+
+
+def test_main_ends_with_one_json_line(data: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    schema, cases = data
+    dump = tmp_path / "dump.jsonl"
+    argv = ["--schema", str(schema), "--cases", str(cases), "--setting", "all", "--json", "--limit", "4",
+            "--failures", "2", "--dump", str(dump)]
+    assert sgd.main(argv, interpreter=_oracle(CASES)) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    figures = json.loads(out[-1])
+    assert EXPECTED_KEYS <= set(figures)
+    assert figures["n"] == 4 and figures["intent_accuracy"] == 1.0 and figures["setting"] == "all"
+    assert "intent accuracy" in "\n".join(out[:-1])
+    assert len(dump.read_text().splitlines()) == 4
+
+
+def test_command_line_with_the_offline_interpreter(data: tuple[Path, Path]) -> None:
+    try:
+        from sayso.interpreter.offline import OfflineInterpreter  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"sayso.interpreter.offline is not available yet: {exc}")
+    schema, cases = data
+    for setting in ("own", "all"):
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--schema", str(schema), "--cases", str(cases), "--setting", setting,
+             "--json", "--limit", "50"],
+            capture_output=True, text=True, check=True, cwd=ROOT,
+        )
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        assert EXPECTED_KEYS <= set(figures)
+        assert figures["n"] == len(CASES) and figures["errors"] == 0
