@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from ...directory import Directory, Person
 from .. import Context
 from ..values import Span, find_choices, find_values
+from . import slots
 from .ranking import CatalogIndex, Entry
 from .schema import Param
 from .words import STOP, Token, tokens
@@ -248,17 +248,6 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
     return out
 
 
-def _as_datetime(value: Any, now: datetime, default_hour: int = 9) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, date):
-        return datetime.combine(value, time(default_hour, 0), tzinfo=now.tzinfo)
-    if isinstance(value, time):
-        moment = datetime.combine(now.date(), value, tzinfo=now.tzinfo)
-        return moment if moment > now else moment + timedelta(days=1)
-    return None
-
-
 def _clean_title(text: str, pieces: list[Piece], words: list[Token]) -> str:
     """A short title from the message itself: its words without the leading verb, dates and quoted text."""
     cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "text", "person", "self")]
@@ -344,34 +333,9 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
             if piece.kind == "self" and piece.prep not in ("to", "for") and param.kind == "recipient":
                 continue
             take(param, piece, piece.value)
-    # Dates and times.
-    now = context.now
+    # Dates and times (slots.py: which date goes to which parameter).
     date_params = by_kind.get("date", []) + by_kind.get("datetime", []) + by_kind.get("time", [])
-    for piece in free("range"):
-        start, end = piece.value
-        lows = [p for p in date_params if re.search(r"after|from|start|since|begin", p.words) and p.name not in args]
-        highs = [p for p in date_params if re.search(r"before|until|end|to\b|by", p.words) and p.name not in args]
-        if lows and start is not None:
-            take(lows[0], piece, start.isoformat())
-        if highs and end is not None:
-            take(highs[0], piece, end.isoformat())
-    for piece in free("datetime") + free("date") + free("time"):
-        target = next((p for p in date_params if p.name not in args
-                       and not re.search(r"after|before", p.words)), None)
-        if target is None:
-            target = next((p for p in date_params if p.name not in args), None)
-        if target is None:
-            break
-        if target.kind == "datetime":
-            moment = _as_datetime(piece.value, now)
-            if moment is not None:
-                take(target, piece, moment.isoformat())
-        elif target.kind == "date":
-            value = piece.value.date() if isinstance(piece.value, datetime) else piece.value
-            if isinstance(value, date):
-                take(target, piece, value.isoformat())
-        else:
-            take(target, piece, piece.text)
+    slots.assign_dates(text, [p for p in pieces if id(p) not in used], date_params, args, take, context.now)
     # Money, durations, numbers, emails.
     for kind, param_kinds in (("money", ("money", "number")), ("duration", ("duration",)),
                               ("number", ("number", "money")), ("email", ("email", "person"))):
@@ -399,11 +363,14 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         if target is None and named and piece.text[:1].isupper():
             target = next((p for p in person_params if p.name not in args and p.mode == "or-email"), None)
         if target is None:
-            target = _name_param(piece, [p for p in params if p.kind in ("name", "place") and p.name not in args])
-        if target is None:
             continue
         pieces.append(piece)
         take(target, piece, [piece.value] if target.many else piece.value)
+    # Names, places, counts and yes/no answers of generic catalogs (slots.py).
+    leftover = [c for c in chunks if id(c) not in used]
+    pieces.extend(leftover)  # counted as evidence when a slot takes them
+    slots.assign_names(text, words, leftover, [p for p in pieces if id(p) not in used], params, args, take,
+                       context)
     for piece in free("reference"):  # "it", "the first one": only where no name was given
         target = next((p for p in record_params if p.name not in args), None)
         if target is None:
@@ -431,25 +398,6 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     evidence += 0.5 * sum(1 for p in params if p.required and p.name in args)
     spans = [(p.start, p.end) for p in pieces if id(p) in used and p.kind == "text"]
     return Extraction(args, mentions, missing, evidence, spans)
-
-
-def _name_param(piece: Piece, candidates: list[Param]) -> Param | None:
-    if not candidates:
-        return None
-    if piece.prep in ("in", "at", "near", "around"):
-        place = next((p for p in candidates if p.kind == "place"), None)
-        if place is not None:
-            return place
-    if piece.prep == "from":
-        origin = next((p for p in candidates if re.search(r"from|origin|depart|leav|pickup|source", p.words)), None)
-        if origin is not None:
-            return origin
-    if piece.prep == "to":
-        destination = next((p for p in candidates if re.search(r"\bto\b|destination|arriv|going", p.words)), None)
-        if destination is not None:
-            return destination
-    names = [p for p in candidates if p.kind == "name"]
-    return names[0] if names else candidates[0]
 
 
 def describe_span(span: Span) -> str:
