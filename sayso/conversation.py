@@ -215,6 +215,8 @@ class Chat:
             value: Any = found.value
             if found.steps and pending.param in found.steps[0].args:
                 value = found.steps[0].args[pending.param]
+                for key, extra in found.steps[0].args.items():  # more values said in the same answer
+                    target["args"].setdefault(key, extra)
             target["args"][pending.param] = value
         return self._run(turn, state, steps, pending.text)
 

@@ -149,6 +149,9 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
 def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
     """"@it", "@2" and names of records the conversation already showed."""
     wanted = types.split("|")
+    if text.startswith("@it:"):  # "that deal": the last deal talked about
+        wanted = [t for t in wanted if t.lower() == text[4:].lower()] or wanted
+        text = "@it"
     if text.startswith("@"):
         if text == "@it":
             found = [r for r in focus.records if r.type in wanted]

@@ -34,6 +34,10 @@ def _deal(description: str = "A deal, by id (D-101) or name") -> Any:
     return Field(description=description, json_schema_extra={"x-record": "Deal"})
 
 
+def _ticket() -> Any:
+    return Field(description="A ticket key such as SUP-17, SALES-5 or FIN-1", json_schema_extra={"x-record": "Ticket"})
+
+
 def _person(description: str) -> Any:
     return Field(description=description, json_schema_extra={"x-person": True})
 
@@ -191,7 +195,7 @@ class CreateTicket(_Params):
     due: date | None = Field(None, description="Due date")
     priority: Priority | None = Field(None, description="low, medium or high")
     related: str | None = Field(
-        None, description="A related deal or account", json_schema_extra={"x-record": "Deal|Account"}
+        None, description="A related deal (D-104) or account", json_schema_extra={"x-record": "Deal|Account"}
     )
     description: str | None = Field(None, max_length=10000, description="Details")
 
@@ -207,7 +211,7 @@ def create_ticket(params: CreateTicket) -> dict[str, Any]:
 
 
 class UpdateTicket(_Params):
-    ticket: str = Field(description="The ticket key, e.g. SUP-17", json_schema_extra={"x-record": "Ticket"})
+    ticket: str = _ticket()
     status: TicketStatus | None = None
     priority: Priority | None = None
     assignee: str | None = Field(None, description="New assignee", json_schema_extra={"x-person": True})
@@ -224,7 +228,7 @@ def update_ticket(params: UpdateTicket) -> dict[str, Any]:
 
 
 class CommentTicket(_Params):
-    ticket: str = Field(description="The ticket key", json_schema_extra={"x-record": "Ticket"})
+    ticket: str = _ticket()
     text: str = Field(min_length=1, max_length=4000)
 
 
@@ -238,7 +242,7 @@ def comment_ticket(params: CommentTicket) -> dict[str, Any]:
 
 
 class GetTicket(_Params):
-    ticket: str = Field(description="The ticket key", json_schema_extra={"x-record": "Ticket"})
+    ticket: str = _ticket()
 
 
 @catalog.action(

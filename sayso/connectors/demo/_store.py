@@ -425,8 +425,9 @@ def _prefixed(tx: Tx, table: Table, tokens: Sequence[str], limit: int) -> list[R
 
 
 def _spelled_like(tx: Tx, table: Table, token: str) -> list[str]:
-    """Indexed words spelled like ``token``: those sharing its first two characters (a loose index
-    scan visits each distinct word once) that start with it or have a fuzz.ratio of _ALIKE or more."""
+    """Indexed words spelled like ``token``, closest first: of the words sharing its first two
+    characters (a loose index scan visits each distinct word once), those starting with it, then
+    those with a fuzz.ratio of _ALIKE or more, highest first."""
     if len(token) < 2:
         return []
     index = f"{table.name}_words"
@@ -437,20 +438,35 @@ def _spelled_like(tx: Tx, table: Table, token: str) -> list[str]:
         FROM vocabulary WHERE vocabulary.word IS NOT NULL LIMIT {_VOCABULARY}
     ) SELECT word FROM vocabulary WHERE word IS NOT NULL"""
     vocabulary = [row[0] for row in tx.conn.execute(distinct, {"lo": token[:2], "hi": token[:2] + _TOP})]
-    return [word for word in vocabulary if word.startswith(token) or fuzz.ratio(token, word) >= _ALIKE]
+    closeness = {word: (word.startswith(token), fuzz.ratio(token, word)) for word in vocabulary}
+    alike = [word for word, (starts, ratio) in closeness.items() if starts or ratio >= _ALIKE]
+    return sorted(alike, key=closeness.__getitem__, reverse=True)
+
+
+def _holders(tx: Tx, table: Table, alike: Sequence[str]) -> tuple[int, list[str]]:
+    """How many records hold one of the words ``alike`` (counting stops at _COMMON), and up to
+    _SCORED of them, those holding the first words first."""
+    index = f"{table.name}_words"
+    held: dict[str, None] = {}
+    for word in alike:
+        if len(held) >= _SCORED:
+            break
+        ids = tx.conn.execute(f"SELECT id FROM {index} WHERE word = ? LIMIT ?", (word, _SCORED - len(held)))
+        held.update(dict.fromkeys(row[0] for row in ids))
+    if len(held) < _SCORED:
+        return len(held), list(held)
+    counted = f"SELECT count(*) FROM (SELECT DISTINCT id FROM {index}"
+    counted += f" WHERE word IN (SELECT value FROM json_each(?)) LIMIT {_COMMON})"
+    return int(tx.conn.execute(counted, (json.dumps(list(alike)),)).fetchone()[0]), list(held)
 
 
 def _close(tx: Tx, table: Table, text: str, tokens: Sequence[str], limit: int) -> list[Record]:
-    """Records whose title has a WRatio of 85 or more with ``text``, best first, among the records
-    holding a word spelled like one of ``tokens``: those of the rarest word first, _SCORED at most."""
-    holding = f"SELECT DISTINCT id FROM {table.name}_words WHERE word IN (SELECT value FROM json_each(?))"
-    holding += f" LIMIT {_SCORED}"
-    holders: list[list[str]] = []
-    for token in tokens:
-        alike = _spelled_like(tx, table, token)
-        if alike:
-            holders.append([row[0] for row in tx.conn.execute(holding, (json.dumps(alike),))])
-    chosen = list(dict.fromkeys(record_id for ids in sorted(holders, key=len) for record_id in ids))[:_SCORED]
+    """Records whose title has a WRatio of 85 or more with ``text``, best first, among at most
+    _SCORED records holding a word spelled like one of ``tokens``: first those of the token held
+    by the fewest records (a name's telling word), each token's closest words first."""
+    holders = [_holders(tx, table, alike) for alike in (_spelled_like(tx, table, token) for token in tokens) if alike]
+    rarest_first = sorted(holders, key=lambda counted: counted[0])
+    chosen = list(dict.fromkeys(record_id for _, ids in rarest_first for record_id in ids))[:_SCORED]
     if not chosen:
         return []
     title = quote(table.title) if table.title else "id"

@@ -18,9 +18,10 @@ from typing import Any
 from ...catalog import Catalog
 from ...directory import Person
 from ...turn import Option
-from .. import Context, Interpretation, InterpreterRegistry, ProposedStep
+from .. import Context, FocusItem, Interpretation, InterpreterRegistry, ProposedStep
+from ..values import find_values
 from .arguments import Extraction, extract
-from .ranking import CatalogIndex, Entry, index_for
+from .ranking import CatalogIndex, Entry, index_for, query_terms
 from .schema import Param
 from .words import STOP, concepts, stem, tokens
 
@@ -40,8 +41,9 @@ _GREETING = re.compile(r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|yo|
 _SMALLTALK = re.compile(
     r"\b(?:jokes?|how are you|who are you|what are you|what can you do|help me\??$|^help$|meaning of life|"
     r"your name|are you (?:a )?(?:bot|human|real)|sing me|poem|riddle|how'?s it going)\b", re.I)
-_DECLINE = re.compile(r"^(?:no|nope|nah|not now|nothing(?: else)?|that'?s (?:all|it|everything)|that will be all|"
-                      r"that is all|i'?m (?:good|done|all set)|all set)\b", re.I)
+_DECLINE = re.compile(r"^(?:no|nope|nah|not now|not right now|not (?:quite )?yet|(?:maybe |perhaps )?later|"
+                      r"maybe another time|another time|nothing(?: else)?|that'?s (?:all|it|everything)|"
+                      r"that will be all|that is all|i'?m (?:good|done|all set|fine)|all set|never ?mind)\b", re.I)
 _QUESTION = re.compile(
     r"^\s*(?:(?:can|could|would) you\s+|please\s+)?(?:which|what|what's|whats|who|who's|whose|where|when|how|"
     r"show|list|find|any|anything|do i have|do we have|have we|did|does|is|are|"
@@ -49,6 +51,9 @@ _QUESTION = re.compile(
 _SPLIT = re.compile(r"\s*(?:;|\.\s+|,?\s+and\s+then\s+|,\s*then\s+|\s+then\s+|,?\s+and\s+also\s+|,?\s+also\s+|"
                     r",?\s+and\s+|,\s+)", re.I)
 _MIN_SCORE = 1.2
+_WH = re.compile(r"^\s*(?:who|what|what's|whats|which|when|where|why|how|whose)\b(?!\s+(?:about|if)\b)", re.I)
+_AGREE = re.compile(r"\b(?:exactly|correct|right|proceed|go ahead|okay|ok|sure|yes|perfect|works|good)\b", re.I)
+_CONTINUE = 1.5
 _REFINE = re.compile(r"\b(?:of|among|from|in)\s+(?:those|them|these|that list)\b", re.I)
 _LEADERS = frozenset("please can could would will you i we want need like to let's just also and then now".split())
 _WRITE_CONCEPTS = frozenset({"change", "close", "create", "send", "remind", "meeting", "email", "note", "assign",
@@ -80,12 +85,19 @@ class OfflineInterpreter:
             if answer is not None:
                 return answer
         words = [t for t in tokens(text) if t.lower not in STOP]
-        if _THANKS.match(text) and len(words) <= 4:
-            return _none("thanks", "You're welcome.")
+        thanks = _THANKS.match(text)
+        if thanks:
+            rest = text[thanks.end():].lstrip(" ,.!;:-")
+            if not _has_action_words(rest, index, core=True) and not _values_in(rest, context):
+                return _none("thanks", "You're welcome.")
+            text = rest  # "thanks, can you also find me a hotel": the request after the thanks
         if _GREETING.match(text) and len(words) <= 3:
             return _none("smalltalk", _capabilities(catalog))
-        if _DECLINE.match(text) and not _has_action_words(text, index):
-            return _none("decline", "Okay, nothing more.")
+        decline = _DECLINE.match(text)
+        if decline and not _AGREE.search(text[decline.end():]):  # "that's it exactly" agrees
+            rest = text[decline.end():]
+            if not _has_action_words(rest, index, core=True) and not _values_in(rest, context):
+                return _none("decline", "Okay, nothing more.")
         if _SMALLTALK.search(text):
             return _none("out_of_scope", _capabilities(catalog))
         clauses = self._clauses(text, index)
@@ -94,7 +106,7 @@ class OfflineInterpreter:
         for n, clause in enumerate(clauses):
             clause = f"{carried}, {clause}" if carried else clause
             carried = ""
-            outcome = self._clause(clause, context, index, person)
+            outcome = self._clause(clause, _after(context, steps, index), index, person)
             if isinstance(outcome, Interpretation):
                 if n + 1 < len(clauses) and outcome.kind == "none":
                     carried = clause  # "we lost the Kestrel pilot, close it out": one request
@@ -104,7 +116,12 @@ class OfflineInterpreter:
                 if outcome.kind == "question" and steps:
                     outcome.steps = steps + outcome.steps
                 return outcome
-            _link_references(outcome, steps)
+            if steps and steps[-1].action == outcome.action and _refers_back(outcome):
+                merged = steps[-1]  # "we lost the Kestrel pilot, close it out": one close, not two
+                merged.args.update({k: v for k, v in outcome.args.items() if k not in merged.args})
+                merged.mentions.update({k: v for k, v in outcome.mentions.items() if k not in merged.mentions})
+                continue
+            _link_references(outcome, steps, index)
             steps.append(outcome)
         if not steps:
             return _none("out_of_scope", _capabilities(catalog))
@@ -134,15 +151,24 @@ class OfflineInterpreter:
         scores = index.score(words)
         for i in index.by_choice(text):  # "anything still in prospecting?": an enum value names the action
             scores[i] = scores.get(i, 0.0) + 0.5
+        pending = index.by_name.get(context.pending_action or "")
         if not scores or max(scores.values()) < _MIN_SCORE:
+            if pending is not None:  # "I want to go to Phoenix.": more for what is under way
+                found = extract(text, pending, index, context, person)
+                if found.args:
+                    return ProposedStep(action=pending.action.name, args=found.args, mentions=found.mentions,
+                                        confidence=0.3)
             named = _name_only(text, words)
             if named:
                 return self._about(named, text, index)
         if not scores:
             return _none("out_of_scope", "")
+        if pending is not None:
+            scores[index.entries.index(pending)] = scores.get(index.entries.index(pending), 0.0)
         question = bool(_QUESTION.match(text)) or text.rstrip().endswith("?")
         lead = _lead(words)
         imperative = lead is not None and bool(concepts(lead.stem) & _WRITE_CONCEPTS)
+        asking = bool(_WH.match(text))
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:8]
         judged: list[tuple[float, Entry, Extraction, float]] = []
         for i, lexical in ranked:
@@ -152,16 +178,19 @@ class OfflineInterpreter:
                 lexical = index.score_entry(entry, [w for w in words if not any(
                     a <= w.start < b for a, b in found.free_text)]) + (0.5 if i in index.by_choice(text) else 0.0)
             total = lexical + found.evidence - 0.4 * len(found.missing)
+            if entry is pending:
+                total += _CONTINUE  # what the conversation is doing goes on unless the words say otherwise
             if entry.action.is_write:
                 total += 1.0 if imperative and not question else 0.0
                 total -= 1.5 if question and not imperative else 0.0
+                total -= 4.0 if asking else 0.0  # "what did I send to carol?" asks; it does not send
             else:
                 total += 1.5 if question else 0.0
                 total -= 0.8 if imperative and not question else 0.0
             judged.append((total, entry, found, lexical))
         judged.sort(key=lambda item: -item[0])
         best_total, best, found, lexical = judged[0]
-        if lexical < _MIN_SCORE and found.evidence < 1.5:
+        if lexical < _MIN_SCORE and found.evidence < 1.5 and not (best is pending and found.args):
             return _none("out_of_scope", "")
         alternatives = [e.action.name for t, e, _, _ in judged[1:4] if t >= best_total * 0.75]
         close = [(t, e) for t, e, _, _ in judged[1:3] if t >= best_total * 0.97 and t > 0]
@@ -215,20 +244,24 @@ class OfflineInterpreter:
         if _NEGATE.match(text) and short:
             return Interpretation(kind="reply", reason="negate")
         options = context.pending_options
+        choosing_action = context.pending_param is None and options and all(o.value in index.by_name for o in options)
+        if choosing_action and len(tokens(text)) > 2 and _has_action_words(text, index, core=True):
+            return None  # "show me the deal": a request of its own
         if options:
             chosen = _choose(text, options)
             if chosen is not None:
                 return Interpretation(kind="reply", reason="choice", value=chosen)
         if context.pending_param and context.pending_action and context.pending_action in index.by_name:
-            if len(tokens(text)) > 3 and _starts_action(tokens(text)[0].lower, index):
-                return None  # a new request, not an answer
             entry = index.by_name[context.pending_action]
             param = next((p for p in entry.params if p.name == context.pending_param), None)
-            if param is not None:
-                value, said = _answer_value(text, param, entry, index, context, person)
-                return Interpretation(kind="reply", reason="answer", param=param.name, value=said,
-                                      steps=[ProposedStep(action=entry.action.name, args={param.name: value},
-                                                          mentions={param.name: said})])
+            if param is None:
+                return None
+            if param.kind != "text" and len(tokens(text)) > 3 and _starts_action(tokens(text)[0].lower, index):
+                return None  # a new request, not an answer
+            value, said, extras = _answer_value(text, param, entry, index, context, person)
+            return Interpretation(kind="reply", reason="answer", param=param.name, value=said,
+                                  steps=[ProposedStep(action=entry.action.name, args={**extras, param.name: value},
+                                                      mentions={param.name: said})])
         return None
 
 
@@ -260,8 +293,14 @@ def _capabilities(catalog: Catalog) -> str:
             "or message a colleague. Type /help for more.")
 
 
-def _has_action_words(text: str, index: CatalogIndex, strict: bool = False) -> bool:
+def _values_in(text: str, context: Context) -> bool:
+    return bool(find_values(text, context.now)) or bool(re.search(r"\b[A-Z][a-z]+", text[1:]))
+
+
+def _has_action_words(text: str, index: CatalogIndex, strict: bool = False, core: bool = False) -> bool:
     words = [t for t in tokens(text) if t.lower not in STOP]
+    if core:  # words of an action's name, description or examples, not of its parameters alone
+        return any(term in index.core_vocabulary for w in words for term, _ in query_terms(w) if "#" not in term)
     scores = index.score(words)
     top = max(scores.values(), default=0.0)
     return top >= (_MIN_SCORE * 2 if strict else _MIN_SCORE)
@@ -285,14 +324,34 @@ def _starts_action(word: str, index: CatalogIndex) -> bool:
     return base in _VERB_CACHE[key] or bool(concepts(base) & _WRITE_CONCEPTS) or word in ("let", "ping", "tell")
 
 
-def _link_references(step: ProposedStep, earlier: list[ProposedStep]) -> None:
+def _refers_back(step: ProposedStep) -> bool:
+    return any(isinstance(v, str) and v.startswith("@it") for v in step.args.values())
+
+
+def _records_of(step: ProposedStep, index: CatalogIndex) -> list[tuple[str, str]]:
+    """(record types, named value) of a step's record arguments, e.g. ("Ticket", "SUP-17")."""
+    entry = index.by_name.get(step.action)
+    if entry is None:
+        return []
+    return [(p.record, step.args[p.name]) for p in entry.params
+            if p.kind == "record" and isinstance(step.args.get(p.name), str)]
+
+
+def _after(context: Context, earlier: list[ProposedStep], index: CatalogIndex) -> Context:
+    """The context of a later clause: the records of the earlier clauses come first in focus."""
+    if not earlier:
+        return context
+    items = [FocusItem(type=t, id=value) for types, value in _records_of(earlier[-1], index)
+             for t in types.split("|")]
+    return context.model_copy(update={"focus": items + context.focus}) if items else context
+
+
+def _link_references(step: ProposedStep, earlier: list[ProposedStep], index: CatalogIndex) -> None:
     """"move the Orchid deal to negotiation and log a note on it": "it" is the earlier step's record."""
     for name, value in list(step.args.items()):
-        if value == "@it" and earlier:
+        if isinstance(value, str) and value.startswith("@it") and earlier:
             for previous in reversed(earlier):
-                named = next((v for k, v in previous.args.items() if isinstance(v, str)
-                              and k in previous.mentions and not v.startswith("@")
-                              and k in ("deal", "record", "account", "ticket", "related")), None)
+                named = next((v for _, v in _records_of(previous, index) if not v.startswith("@")), None)
                 if named:
                     step.args[name] = named
                     break
@@ -327,17 +386,25 @@ def _choose(text: str, options: list[Option]) -> str | None:
 
 
 def _answer_value(text: str, param: Param, entry: Entry, index: CatalogIndex, context: Context,
-                  person: Person) -> tuple[Any, str]:
-    """The value an answer gives for one parameter: typed when it can be, else the words themselves."""
+                  person: Person) -> tuple[Any, str, dict[str, Any]]:
+    """The value an answer gives for one parameter (typed when it can be, else the words themselves), and
+    what else it says ("call Grace about the rollout, due Friday" also gives the due date)."""
+    if param.kind == "text":
+        found = extract(text, entry, index, context, person)
+        extras = {k: v for k, v in found.args.items() if k != param.name and k in found.mentions
+                  and entry.params and any(p.name == k and p.kind in ("date", "datetime", "money", "number", "enum")
+                                           for p in entry.params)}
+        said = text.strip()
+        for k in extras:  # the words that gave another value are not part of the text
+            said = re.sub(rf"[,;]?\s*(?:due|by|on|at)?\s*{re.escape(found.mentions[k])}\s*$", "", said).strip()
+        return said or text.strip(), said or text.strip(), extras
     only = Entry(entry.action, [Param(**{**param.__dict__, "required": True})], entry.terms)
     found = extract(text, only, index, context, person)
     if param.name in found.args:
-        return found.args[param.name], found.mentions.get(param.name, text)
-    if param.kind in ("text", "name", "place", "record"):
-        return text.strip(), text.strip()
+        return found.args[param.name], found.mentions.get(param.name, text), {}
     if param.kind == "person":
-        return ([text.strip()] if param.many else text.strip()), text.strip()
-    return text.strip(), text.strip()
+        return ([text.strip()] if param.many else text.strip()), text.strip(), {}
+    return text.strip(), text.strip(), {}
 
 
 def _ask_for(entry: Entry, param: Param) -> str:

@@ -64,7 +64,8 @@ _RELATION = re.compile(
 )
 _TEXT_MARKERS = [
     re.compile(r":\s*(?P<t>.+)$"),
-    re.compile(r"\b(?:saying|says|say|with\s+the\s+(?:message|note|text))\s*:?\s+(?P<t>.+)$", re.I),
+    re.compile(r"\b(?:saying|says|say|with\s+the\s+(?:message|note|text)|asking(?:\s+(?:him|her|them))?)\s*:?\s+"
+               r"(?P<t>.+)$", re.I),
     re.compile(r"\bknow\s+(?:that\s+)?(?P<t>.+)$", re.I),
     re.compile(r"\b(?:because|since|due\s+to|as\s+the)\s+(?P<t>.+)$", re.I),
     re.compile(r"\bthat\s+(?!deal|account|ticket|one\b)(?P<t>.+)$", re.I),
@@ -75,7 +76,8 @@ _EVIDENCE = {"choice": 2.0, "id": 1.0, "channel": 1.5, "relation": 1.0, "referen
              "datetime": 0.8, "time": 0.5, "range": 1.0, "money": 1.0, "number": 0.3, "duration": 0.6,
              "email": 0.8, "person": 0.5, "self": 0.2, "mine": 0.3, "text": 0.6, "chunk": 0.15}
 _DASH = re.compile(r"\s[-–—]\s+(?P<t>.+)$")
-_REASON = re.compile(r"\b(?:for|over)\s+(?P<t>(?:the|a|an|our|their|its|some|all)\s+.+)$", re.I)
+_REASON = re.compile(r"(?:\b(?:for|over)\s+|,\s+)(?P<t>(?:the|a|an|our|their|its|some|all|we|they|it)\s+.+)$",
+                     re.I)
 _NAMING_PREPS = ("for", "with", "about", "on", "to", "of", "in", "from")
 _PREPS = ("for", "to", "with", "in", "on", "at", "from", "of", "about", "by", "into", "near", "around", "as")
 
@@ -92,6 +94,22 @@ def _people_index(directory: Directory | None) -> list[tuple[re.Pattern[str], st
 
 
 _PEOPLE_CACHE: dict[int, list[tuple[re.Pattern[str], str]]] = {}
+
+
+def _reference_types(value: str, context: Context) -> set[str] | None:
+    """What a reference can be: "@it:deal" a deal; "@2" the type of the second record shown; None: unknown."""
+    if ":" in value:
+        return {value.split(":", 1)[1]}
+    if value == "@it":
+        if not context.focus:
+            return None
+        first = context.focus[0].id
+        return {f.type.lower() for f in context.focus if f.id == first}
+    n = int(value[1:]) if value[1:].lstrip("-").isdigit() else 0
+    shown = context.last_list
+    if n and abs(n) <= len(shown):
+        return {shown[n - 1 if n > 0 else n].type.lower()}
+    return None
 
 
 def _counted(text: str, end: int) -> bool:
@@ -156,7 +174,10 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
                 continue
             found.append(Piece(m.start(), m.end(), "reference", f"@{ordinal}", m.group()))
         else:
-            found.append(Piece(m.start(), m.end(), "reference", "@it", m.group()))
+            kind = re.search(rf"({_TYPE_WORDS})$", m.group().lower())
+            word = kind.group(1).rstrip("s") if kind else ""
+            typed = f"@it:{word}" if word in ("deal", "account", "ticket", "contact", "invoice") else "@it"
+            found.append(Piece(m.start(), m.end(), "reference", typed, m.group()))
     soft: list[Piece] = []
     if wants_text:
         markers = list(_TEXT_MARKERS[1:])
@@ -317,8 +338,9 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     for param in person_params:
         if param.name in args:
             continue
+        creates = not any(p.kind == "record" and p.required for p in params)
         chosen = [p for p in people if (p.kind != "mine" or param.kind == "person")
-                  and (p.kind != "self" or p.prep in ("to", "for", "by", "with"))]  # "show me" is not "mine"
+                  and (p.kind != "self" or p.prep in ("to", "by", "with") or (p.prep == "for" and creates))]
         if param.many:
             picked = [p for p in chosen if p.kind == "person"] or chosen
             if picked:
@@ -335,6 +357,10 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
             take(param, piece, piece.value)
     # Dates and times (slots.py: which date goes to which parameter).
     date_params = by_kind.get("date", []) + by_kind.get("datetime", []) + by_kind.get("time", [])
+    if not any(re.search(r"after|before|from|until|start|end", p.words) for p in date_params):
+        for piece in pieces:  # "due by Friday": one date, not a range, when nothing takes ranges
+            if piece.kind == "range" and piece.value[0] is None and piece.value[1] is not None:
+                piece.kind, piece.value = "date", piece.value[1]
     slots.assign_dates(text, [p for p in pieces if id(p) not in used], date_params, args, take, context.now)
     # Money, durations, numbers, emails.
     for kind, param_kinds in (("money", ("money", "number")), ("duration", ("duration",)),
@@ -366,19 +392,33 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
             continue
         pieces.append(piece)
         take(target, piece, [piece.value] if target.many else piece.value)
+    for param in [p for p in by_kind.get("text", []) if p.required and p.name not in args]:
+        addressed = [c for c in chunks if id(c) in used and any(mentions.get(q.name) == c.text for q in person_params)]
+        if addressed:  # "email Priya Shah the renewal terms": the message follows the name
+            rest = text[addressed[-1].end:].strip(" ,:")
+            if len(rest.split()) >= 2:
+                piece = Piece(len(text) - len(rest), len(text), "text", rest, rest)
+                pieces.append(piece)
+                take(param, piece, rest)
+            break
     # Names, places, counts and yes/no answers of generic catalogs (slots.py).
     leftover = [c for c in chunks if id(c) not in used]
     pieces.extend(leftover)  # counted as evidence when a slot takes them
     slots.assign_names(text, words, leftover, [p for p in pieces if id(p) not in used], params, args, take,
                        context)
     for piece in free("reference"):  # "it", "the first one": only where no name was given
-        target = next((p for p in record_params if p.name not in args), None)
+        types = _reference_types(piece.value, context)
+        target = next((p for p in record_params if p.name not in args
+                       and (types is None or types & {t.lower() for t in p.record.split("|")})), None)
         if target is None:
-            break
+            bonus -= 1.0 if types is not None and record_params else 0.0  # "close the first one" of tickets
+            continue
+        bonus += 1.0 if types is not None else 0.0
         take(target, piece, piece.value)
     # Defaults a person expects: a title from the message itself.
     content = any(name in args for name in (p.name for p in record_params)) or any(
-        p.kind in ("relation", "date", "datetime", "chunk", "id") for p in pieces if id(p) in used)
+        p.kind in ("relation", "date", "datetime", "chunk", "id") for p in pieces if id(p) in used) or any(
+        id(c) not in used for c in chunks)
     for param in text_params:
         if param.required and param.name not in args and re.search(r"title|subject|summary", param.name) \
                 and content:
@@ -387,6 +427,10 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
                 args[param.name] = title
                 mentions[param.name] = text
     missing = [p for p in params if p.required and p.name not in args and p.default is None]
+    if not entry.action.is_write:
+        # "what stage is the Brightwater deal in?" asks about one record, it does not filter by stage
+        bonus -= 0.7 * sum(1 for p in params if p.name not in args and p.kind not in ("record", "text")
+                           and re.search(rf"\b{re.escape(p.name.replace('_', ' '))}\b", text, re.I))
     if entry.action.is_write and not missing:
         # "change the amount on the Brightwater deal": a parameter named without a value is asked for
         given = [p for p in params if p.name in args and p.kind not in ("record", "person", "recipient", "text")]

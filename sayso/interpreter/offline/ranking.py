@@ -22,8 +22,11 @@ from .words import STOP, Token, concepts, stem, tokens
 __all__ = ["CatalogIndex", "Entry", "index_for"]
 
 _ID = re.compile(r"^([a-z]{1,8})-\d+$")
-_FIELD = {"name": 3.0, "description": 2.0, "example": 1.2, "param": 0.8}
+_FIELD = {"name": 2.5, "object": 3.5, "description": 2.0, "example": 1.2, "param": 0.8}
 _CONCEPT = 0.8  # a synonym counts a little less than the word itself
+# Nouns whose number matters: one record ("the deal") or a list ("deals").
+_NOUNS = frozenset(stem(w) for w in "deal account contact ticket invoice task note message event record reminder "
+                   "meeting email opportunity customer".split())
 
 
 @dataclass
@@ -41,9 +44,11 @@ def _terms(word: str) -> list[str]:
     if word in STOP or not any(c.isalpha() for c in word):
         return []
     base = stem(word)
-    plural = len(word) > 3 and word.endswith("s") and not word.endswith("ss") and base != word
-    # "the deal" and "deals" share a stem; the number tells one record from a list.
-    return [base, f"{base}#{'pl' if plural else 'sg'}", *(f"~{c}" for c in concepts(base))]
+    terms = [base, *(f"~{c}" for c in concepts(base))]
+    if base in _NOUNS:  # "the deal" and "deals" share a stem; the number tells one record from a list
+        plural = len(word) > 3 and word.endswith("s") and not word.endswith("ss") and base != word
+        terms.append(f"{base}#{'pl' if plural else 'sg'}")
+    return terms
 
 
 def query_terms(token: Token) -> list[tuple[str, float]]:
@@ -63,14 +68,18 @@ def _add(terms: dict[str, float], text: str, where: str, names: bool = True) -> 
 class CatalogIndex:
     def __init__(self, catalog: Catalog) -> None:
         self.entries: list[Entry] = []
+        core: set[str] = set()
         postings: dict[str, dict[int, float]] = defaultdict(dict)
         for i, action in enumerate(catalog):
             params = params_of(action)
             terms: dict[str, float] = {}
-            _add(terms, " ".join(re.split(r"[._\-]", action.name)), "name")
+            parts = re.split(r"[._\-]", action.name)
+            _add(terms, " ".join(parts[:2]), "name")  # the system and the verb: "crm find"
+            _add(terms, " ".join(parts[2:]), "object")  # what it acts on weighs more: "deals"
             _add(terms, action.description, "description")
             for example in action.examples:
                 _add(terms, example, "example", names=False)
+            core.update(t for t in terms if "#" not in t)
             for param in params:
                 _add(terms, param.words, "param")
             self.entries.append(Entry(action, params, terms))
@@ -85,6 +94,7 @@ class CatalogIndex:
         self.choices = {k: sorted(v) for k, v in choices.items()}
         self.record_types = frozenset(t.lower() for e in self.entries for p in e.params
                                       for t in p.record.split("|") if t)
+        self.core_vocabulary = frozenset(core)
         self.vocabulary = frozenset(t for t in postings if "#" not in t and not t.startswith("~"))
         n = max(len(self.entries), 1)
         self.idf = {term: math.log(1 + n / len(hits)) for term, hits in postings.items()}

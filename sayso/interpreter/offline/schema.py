@@ -19,8 +19,10 @@ __all__ = ["Param", "params_of"]
 
 _TEXT_NAMES = re.compile(r"text|note|message|body|description|comment|reason|title|subject|summary|details|content")
 _MONEY = re.compile(r"amount|price|cost|balance|usd|dollar|fee|budget|fare|rent|salary")
-_COUNT = re.compile(r"number|count|seats|people|persons|passengers|guests|tickets|rooms|quantity|adults|travelers")
-_PLACE = re.compile(r"city|location|address|destination|origin|place|area|town|from|to_|where|airport|station")
+_COUNT = re.compile(r"number|count|seats|people|persons|passengers|guests|tickets|rooms|quantity|adults|travelers"
+                    r"|riders|length|nights")
+_PLACE = re.compile(r"city|location|address|destination|origin|area|town|from|to_|airport|station|country|state")
+_LOOSE_PLACE = re.compile(r"place|where")  # "place_name" is a name, "meeting_place" a place
 
 
 @dataclass
@@ -60,7 +62,10 @@ def _kind(name: str, spec: dict[str, Any]) -> str:
     words = f"{name} {spec.get('description', '')}".lower()
     if item.get("enum"):
         values = {str(v).lower() for v in item["enum"]}
-        return "bool" if values <= {"true", "false"} else "enum"
+        if values <= {"true", "false"}:
+            return "bool"
+        # "number_of_seats: 1..6" is a count a person says as "4 tickets" or "two people", not a choice
+        return "number" if all(v.isdigit() for v in values) else "enum"
     kind = item.get("type")
     fmt = item.get("format")
     if kind == "boolean":
@@ -80,17 +85,22 @@ def _kind(name: str, spec: dict[str, Any]) -> str:
             return "duration"
         return "number"
     lname = name.lower()
+    description = str(spec.get("description", "")).lower().strip()
+    if _COUNT.search(lname) or re.match(r"(?:the\s+)?(?:number|count|length)\s+of\b", description):
+        return "number"  # "number_of_days", "stay_length: Length of stay in days"
     if re.search(r"(^|_)(date|day)s?($|_)", lname):
         return "date"
     if re.search(r"(^|_)time($|_)", lname):
         return "time"
-    if _COUNT.search(lname):
-        return "number"
     if _MONEY.search(lname):
         return "money"
     if _TEXT_NAMES.search(lname):
         return "text"
-    if _PLACE.search(lname) or re.search(r"\b(city|location|address|destination|place)\b", words):
+    if _PLACE.search(lname):
+        return "place"
+    if lname.endswith("name") or description.startswith(("name of", "the name of")):
+        return "name"
+    if _LOOSE_PLACE.search(lname) or re.search(r"\b(city|location|address|destination|place)\b", words):
         return "place"
     return "name"
 

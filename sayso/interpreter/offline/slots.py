@@ -4,26 +4,79 @@
 text); this module decides, for parameters described only by their name and
 description (dates and times, places, names, counts, yes/no), which piece
 or leftover words fill them: "from Fresno" is an origin, "until the 14th" an
-end date, "4 tickets" a number of seats.
+end date, "4 tickets" a number of seats, "with wifi" a yes.
+
+Mentions stay verbatim: a value split off a longer one ("the 2nd at 12:30"
+gives a date and a time) is a new piece whose text is exactly its own words.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import Context
 from .schema import Param
-from .words import Token
+from .words import DISCOURSE, STOP, Token, stem, tokens
 
 if TYPE_CHECKING:
     from .arguments import Piece
 
-__all__ = ["assign_dates", "assign_names"]
+__all__ = ["assign_bools", "assign_counts", "assign_dates", "assign_names"]
 
 Take = Callable[[Param, "Piece", Any], None]
+
+# Which end of a stay, trip or rental a date or time parameter stands for, from its name and description.
+_END_PARAM = re.compile(r"\b(?:end|ends|ending|until|before|return|returning|back|drop ?-?off|check ?-?out|due|"
+                        r"deadline|expir\w*|arriv\w*|to)\b")
+_START_PARAM = re.compile(r"\b(?:start|starting|from|after|since|begin\w*|depart\w*|leav\w*|pick ?-?up|"
+                          r"check ?-?in|outbound|onward)\b")
+# ...and which end the words just before a value point at.
+_END_CUE = frozenset("until till til thru through return returning returns back drop dropping dropped off "
+                     "checkout before by end ending".split())
+_START_CUE = frozenset("from starting start since after leaving leave depart departing departure pick picking "
+                       "pickup up checkin beginning".split())
+_CLAUSE_END = re.compile(r"[.!?;]")
+
+
+def _role(param: Param) -> str:
+    """ "end", "start" or "" for a date or time parameter (its name speaks louder than its description)."""
+    for words in (param.name.replace("_", " ").lower(), param.description.lower()):
+        if _END_PARAM.search(words) and not re.search(r"\bto\b", words.replace(" to the ", " ")) or \
+                re.search(r"\b(?:end|until|return|drop ?-?off|check ?-?out|due|deadline|before)\b", words):
+            return "end"
+        if _START_PARAM.search(words):
+            return "start"
+    return ""
+
+
+def _cue(text: str, start: int) -> str:
+    """ "end" or "start" when the few words before ``start`` ("until", "drop it off on", "from") say so."""
+    before = text[:start]
+    stop = max((m.end() for m in _CLAUSE_END.finditer(before)), default=0)
+    words = [t.lower for t in tokens(before[stop:])][-4:]
+    for word in reversed(words):
+        if word in ("to", "by") and word != words[-1]:
+            continue  # "to" and "by" count only right before the value ("until" or "to the 9th")
+        if word in _END_CUE or (word == "to" and words[-1] == "to"):
+            return "end"
+        if word in _START_CUE:
+            return "start"
+    return ""
+
+
+def _pick(params: list[Param], args: dict[str, Any], role: str) -> Param | None:
+    """A free parameter for a value whose role is ``role``: the same role first, then neutral, then any."""
+    free = [p for p in params if p.name not in args]
+    order = {"end": ("end", "", "start"), "start": ("start", "", "end"), "": ("", "start", "end")}[role]
+    for wanted in order:
+        found = next((p for p in free if _role(p) == wanted), None)
+        if found is not None:
+            return found
+    return None
 
 
 def _as_datetime(value: Any, now: datetime, default_hour: int = 9) -> datetime | None:
@@ -37,60 +90,366 @@ def _as_datetime(value: Any, now: datetime, default_hour: int = 9) -> datetime |
     return None
 
 
+def _clock(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        value = value.time()
+    return value.strftime("%H:%M") if isinstance(value, time) else None
+
+
+def _day(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    return value.isoformat() if isinstance(value, date) else None
+
+
+def _sub(piece: Piece, part: Any) -> Piece:
+    """A piece for one part of a combined value (a span of ``values``), with its own words as text."""
+    return replace(piece, start=part.start, end=part.end, kind=part.kind, value=part.value, text=part.text)
+
+
 def assign_dates(text: str, pieces: list[Piece], date_params: list[Param], args: dict[str, Any], take: Take,
                  now: datetime) -> None:
-    """Ranges to after/before pairs; dates and times to date, date-time and time parameters."""
-    for piece in [p for p in pieces if p.kind == "range"]:
-        start, end = piece.value
-        lows = [p for p in date_params if re.search(r"after|from|start|since|begin", p.words) and p.name not in args]
-        highs = [p for p in date_params if re.search(r"before|until|end|to\b|by", p.words) and p.name not in args]
-        if lows and start is not None:
-            take(lows[0], piece, start.isoformat())
-        if highs and end is not None:
-            take(highs[0], piece, end.isoformat())
-    for piece in [p for p in pieces if p.kind in ("datetime", "date", "time")]:
-        target = next((p for p in date_params if p.name not in args
-                       and not re.search(r"after|before", p.words)), None)
-        if target is None:
-            target = next((p for p in date_params if p.name not in args), None)
-        if target is None:
-            break
-        if target.kind == "datetime":
+    """Ranges to start/end pairs; dates and times to date, date-time and time parameters, by role.
+
+    A parameter's role (start or end: "pickup_date", "return_date") meets the words before a value
+    ("until the 14th", "drop it off on the 4th"); a date and time said together go to a date-time
+    parameter whole, or split to a date and a time parameter.
+    """
+    days = [p for p in date_params if p.kind == "date"]
+    clocks = [p for p in date_params if p.kind == "time"]
+    moments = [p for p in date_params if p.kind == "datetime"]
+    values = sorted([p for p in pieces if p.kind in ("range", "datetime", "date", "time")], key=lambda p: p.start)
+    for piece in values:
+        if piece.kind == "range":
+            _assign_range(text, piece, days + moments, args, take, now)
+            continue
+        role = _cue(text, piece.start)
+        if piece.kind == "datetime":
+            whole = _pick(moments, args, role)
+            if whole is not None:
+                take(whole, piece, piece.value.isoformat())
+                continue
+            parts = {part.kind: part for part in getattr(piece, "parts", ())}
+            _take_day(text, _sub(piece, parts["date"]) if "date" in parts else piece, days, args, take, role)
+            _take_clock(_sub(piece, parts["time"]) if "time" in parts else piece, clocks, args, take, role)
+        elif piece.kind == "date":
+            if not _take_day(text, piece, days, args, take, role):
+                target = _pick(moments, args, role)
+                moment = _as_datetime(piece.value, now)
+                if target is not None and moment is not None:
+                    take(target, piece, moment.isoformat())
+        elif not _take_clock(piece, clocks, args, take, role):
+            target = _pick(moments, args, role)
             moment = _as_datetime(piece.value, now)
-            if moment is not None:
+            if target is not None and moment is not None:
                 take(target, piece, moment.isoformat())
-        elif target.kind == "date":
-            value = piece.value.date() if isinstance(piece.value, datetime) else piece.value
-            if isinstance(value, date):
-                take(target, piece, value.isoformat())
-        else:
-            take(target, piece, piece.text)
+
+
+def _take_day(text: str, piece: Piece, days: list[Param], args: dict[str, Any], take: Take, role: str) -> bool:
+    target = _pick(days, args, role)
+    value = _day(piece.value)
+    if target is None or value is None:
+        return False
+    take(target, piece, value)
+    return True
+
+
+def _take_clock(piece: Piece, clocks: list[Param], args: dict[str, Any], take: Take, role: str) -> bool:
+    target = _pick(clocks, args, role)
+    value = _clock(piece.value)
+    if target is None or value is None:
+        return False
+    take(target, piece, value)
+    return True
+
+
+def _assign_range(text: str, piece: Piece, params: list[Param], args: dict[str, Any], take: Take,
+                  now: datetime) -> None:
+    start, end = piece.value
+    parts = list(getattr(piece, "parts", ()))
+    ends = [(start, _sub(piece, parts[0]) if len(parts) == 2 else piece, "start"),
+            (end, _sub(piece, parts[1]) if len(parts) == 2 else piece, "end")]
+    free = [p for p in params if p.name not in args]
+    paired = any(_role(p) == "start" for p in free) and any(_role(p) == "end" for p in free)
+    for value, said, role in ends:
+        if value is None:
+            continue
+        if not paired and end is not None and start is not None:
+            if role == "end":
+                break  # "this week" for one date parameter: its first day, said once
+            role = ""
+        if start is not None and end is None:
+            role = _cue(text, piece.start) or "start"  # "from the 8th": an open range is its start
+        target = next((p for p in free if p.name not in args and _role(p) == role), None)
+        if target is None and not paired:
+            target = _pick(free, args, role)
+        if target is None:
+            continue
+        moment = _as_datetime(value, now, 9 if role != "end" else 17) if target.kind == "datetime" else None
+        take(target, said, moment.isoformat() if moment else value.isoformat())
+
+
+# --- counts ---------------------------------------------------------------------------------------
+
+# Words that count people, whatever the parameter calls them.
+_PEOPLE = frozenset(stem(w) for w in "people person persons passenger passengers traveler travelers traveller "
+                    "travellers rider riders guest guests adult adults seat seats ticket tickets attendee attendees "
+                    "participant participants party head heads member members pax of us".split())
+_PEOPLE_PARAM = re.compile(r"people|person|passenger|travel+er|rider|guest|adult|seat|ticket|attendee|participant|"
+                           r"party|member")
+_NUMBER_NOUN = re.compile(r"\s*(?:-\s*)?([A-Za-z][\w'-]*)(?:[\s-]+([A-Za-z][\w'-]*))?")
+
+
+def _param_stems(param: Param) -> set[str]:
+    return {stem(t.lower) for t in tokens(param.words) if t.lower not in STOP and len(t.lower) > 2} - {
+        "number", "numb", "count", "amount", "total", "quantity", "name", "which", "many"}
+
+
+def _meets(word: str, stems: set[str]) -> bool:
+    """A message word meets a parameter's words: same stem, or one starts the other ("bedroom" and "bed")."""
+    base = stem(word.lower())
+    return any(base == s or (len(s) >= 3 and base.startswith(s)) or (len(base) >= 4 and s.startswith(base))
+               for s in stems)
+
+
+def assign_counts(text: str, pieces: list[Piece], params: list[Param], args: dict[str, Any], take: Take) -> None:
+    """Numbers to number parameters by the noun after them ("4 tickets", "two people", "a 3 star hotel").
+
+    A number followed by a noun no number parameter names ("3 stars" where only rooms are counted)
+    fills nothing; a bare number ("a table for 3") fills the parameter counting people, or the first.
+    Money parameters take a bare number only when no count parameter is free.
+    """
+    counts = [p for p in params if p.kind == "number"]
+    for piece in sorted([p for p in pieces if p.kind == "number"], key=lambda p: p.start):
+        free = [p for p in counts if p.name not in args]
+        if not free:
+            money = next((p for p in params if p.kind == "money" and p.name not in args), None)
+            if money is not None and not _noun_after(text, piece.end):
+                take(money, piece, piece.value)
+            continue
+        nouns = _noun_after(text, piece.end)
+        target = None
+        for noun in nouns:
+            target = next((p for p in free if _meets(noun, _param_stems(p))), None)
+            if target is None and stem(noun.lower()) in _PEOPLE:
+                target = next((p for p in free if _PEOPLE_PARAM.search(p.words)), None)
+            if target is not None:
+                break
+        if target is None and nouns:
+            continue  # "3 stars", "5 days": counts something no free parameter counts
+        if target is None:
+            people = re.search(r"\b(?:for|of)\s*$", text[:piece.start], re.I)
+            target = next((p for p in free if people and _PEOPLE_PARAM.search(p.words)), free[0])
+        value = _enum_value(target, piece.value)
+        if value is not None:
+            take(target, piece, value)
+
+
+def _noun_after(text: str, end: int) -> list[str]:
+    """The word or two after a number that say what it counts ("tickets", "star hotel"), if any."""
+    match = _NUMBER_NOUN.match(text[end:])
+    if not match:
+        return []
+    words = [w for w in match.groups() if w]
+    if words[0].lower() in STOP or words[0].lower() in ("more", "other", "or", "and", "to"):
+        return []
+    return [w for w in words if w.lower() not in STOP]
+
+
+def _enum_value(param: Param, value: Any) -> Any:
+    """The value a count parameter takes: one of its listed values when it lists them (as strings)."""
+    if not param.enum:
+        return value
+    said = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    return said if said in param.enum else None
+
+
+# --- yes/no ----------------------------------------------------------------------------------------
+
+_BOOL_GENERIC = frozenset("has have is are allowed allow allows good option options flag boolean whether indicating "
+                          "available availability offer offers entry with".split())
+_NEGATION = re.compile(r"\b(?:no|not|non|without|don'?t|doesn'?t|isn'?t|aren'?t|never|nor)\b[\s-]*(?:\w+[\s-]+)?$",
+                       re.I)
+
+
+def assign_bools(text: str, params: list[Param], args: dict[str, Any], take: Take, make: Callable[..., Piece]) \
+        -> None:
+    """Yes/no parameters named in the message: "with wifi" is True, "no pets"/"non-smoking" False."""
+    lowered = text.lower().replace("wi-fi", "wifi ")
+    for param in params:
+        if param.kind != "bool" or param.name in args:
+            continue
+        keys = {stem(w) for w in re.split(r"[_\W]+", param.name.lower()) if w and w not in _BOOL_GENERIC
+                and w not in STOP and len(w) > 2}
+        if not keys:
+            continue
+        for token in tokens(lowered):
+            if stem(token.lower.removeprefix("non-")) in keys or stem(token.lower.rstrip("s")) in keys:
+                negated = token.lower.startswith("non-") or bool(_NEGATION.search(lowered[:token.start]))
+                value = "False" if negated else "True"
+                if param.enum and value not in param.enum:
+                    value = value.lower()
+                take(param, make(token.start, token.end, "bool", value, text[token.start:token.end]),
+                     value if param.enum else value == "True")
+                break
+
+
+# --- names and places -----------------------------------------------------------------------------
+
+# Prepositions that point at a place, at where one goes, and at where one comes from.
+_PLACE_PREPS = frozenset({"in", "at", "near", "around", "within", "inside"})
+_TO_PREPS = frozenset({"to", "into", "towards", "toward"})
+_FROM_PREPS = frozenset({"from"})
+_NAME_CUES = frozenset({"called", "named", "titled", "by", "for", "with", "starring", "featuring", "at", "about"})
+_DESTINATION = re.compile(r"\bto\b|destination|arriv|going|dest\b|target")
+_ORIGIN = re.compile(r"\bfrom\b|origin|depart|leav|pick ?-?up|source|start")
+_CONNECTORS = frozenset({"of", "the", "and", "&", "de", "la", "le", "du", "del", "von", "van", "a", "on", "in"})
 
 
 def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: list[Piece], params: list[Param],
                  args: dict[str, Any], take: Take, context: Context) -> None:
-    """Leftover words (``chunks``) to name and place parameters, by the preposition before them."""
-    for piece in chunks:
-        candidates = [p for p in params if p.kind in ("name", "place") and p.name not in args]
-        target = _name_param(piece, candidates)
-        if target is not None:
-            take(target, piece, [piece.value] if target.many else piece.value)
+    """Leftover words to name and place parameters, by their capitals and the words around them.
 
-
-def _name_param(piece: Piece, candidates: list[Param]) -> Param | None:
+    A value is a proper name ("Bourbon Steak", "San Fran") or words right after a cue ("to
+    Phoenix", "starring serena altschul", "in the comic genre"), never a word of conversation
+    ("yeah", "help", "available") or one of the parameters' own words. The parameter is the one
+    whose words stand next to the value ("directed by", "album"), else by the preposition
+    ("to" a destination, "from" an origin, "in" a place), else the first name parameter.
+    """
+    make = _maker(chunks, pieces)
+    if make is not None:
+        assign_bools(text, params, args, take, make)
+    candidates = [p for p in params if p.kind in ("name", "place")]
     if not candidates:
-        return None
-    if piece.prep in ("in", "at", "near", "around"):
-        place = next((p for p in candidates if p.kind == "place"), None)
-        if place is not None:
-            return place
-    if piece.prep == "from":
-        origin = next((p for p in candidates if re.search(r"from|origin|depart|leav|pickup|source", p.words)), None)
-        if origin is not None:
-            return origin
-    if piece.prep == "to":
-        destination = next((p for p in candidates if re.search(r"\bto\b|destination|arriv|going", p.words)), None)
-        if destination is not None:
-            return destination
+        return
+    vocabulary = set().union(*(_param_stems(p) for p in params))
+    for piece in chunks:
+        for span in _spans(text, piece, vocabulary):
+            free = [p for p in candidates if p.name not in args]
+            if not free:
+                return
+            target = _name_param(text, span, free)
+            if target is not None:
+                take(target, span, [span.value] if target.many else span.value)
+
+
+def _maker(chunks: list[Piece], pieces: list[Piece]) -> Callable[..., Piece] | None:
+    """How to build a piece here (the class lives in ``arguments``, which imports this module)."""
+    sample = next(iter(chunks or pieces), None)
+    if sample is None:
+        from .arguments import Piece
+
+        return Piece
+    return type(sample)
+
+
+def _sentence_start(text: str, start: int) -> bool:
+    return not text[:start].strip() or bool(re.search(r"[.!?:;\"“(]\s*$", text[:start]))
+
+
+def _proper(text: str, token: Token) -> bool:
+    """A word written with a capital that is not just the first word of a sentence, or a digit in a name."""
+    if not token.text[:1].isupper():
+        return False
+    if token.lower in DISCOURSE or token.lower in STOP:
+        return False
+    return not _sentence_start(text, token.start) or token.text.isupper() and len(token.text) > 1
+
+
+def _spans(text: str, piece: Piece, vocabulary: set[str]) -> list[Piece]:
+    """The values inside a leftover chunk: proper-name runs, and words right after a cue preposition."""
+    inside = [t for t in tokens(text[piece.start:piece.end])]
+    for t in inside:
+        t.start += piece.start
+        t.end += piece.start
+    out: list[Piece] = []
+    run: list[Token] = []
+
+    def flush(cued: bool) -> None:
+        while run and (run[-1].lower in _CONNECTORS or run[-1].lower in STOP):
+            run.pop()
+        if run and (cued or any(_proper(text, t) for t in run)):
+            start, end = run[0].start, run[-1].end
+            said = text[start:end]
+            value = re.sub(r"['’]s$", "", said)
+            prep = _prep_before(text, start)
+            out.append(replace(piece, start=start, end=end, value=value, text=said, prep=prep))
+        run.clear()
+
+    cued = piece.prep in _PLACE_PREPS | _TO_PREPS | _FROM_PREPS | _NAME_CUES
+    previous_end = piece.start
+    for token in inside:
+        gap = text[previous_end:token.start]
+        if run and _CLAUSE_END.search(gap) or (run and "," in gap):
+            flush(cued)
+            cued = False
+        previous_end = token.end
+        word = token.lower
+        if word in DISCOURSE or (word in STOP and word not in _CONNECTORS) or _meets_all(word, vocabulary):
+            flush(cued)
+            cued = False
+            continue
+        if not run and word in _CONNECTORS:
+            continue
+        proper = _proper(text, token) or token.text[:1].isdigit()
+        if run and not proper and not cued and any(_proper(text, t) for t in run) and word not in _CONNECTORS:
+            flush(cued)  # "Drama film": the name ends where the capitals end
+            continue
+        if not run and not proper and not cued and not _after_cue(text, token.start, vocabulary):
+            continue
+        if not run and not proper and not cued:
+            cued = True  # right after a parameter's own word: "genre comedy", "album thriller"
+        run.append(token)
+        if cued and len(run) >= 4 and not any(_proper(text, t) for t in run):
+            flush(cued)
+            cued = False
+    flush(cued)
+    return out
+
+
+def _meets_all(word: str, vocabulary: set[str]) -> bool:
+    base = stem(word)
+    return base in vocabulary
+
+
+def _after_cue(text: str, start: int, vocabulary: set[str]) -> bool:
+    """Whether the word at ``start`` comes right after a cue: a preposition or a parameter's own word."""
+    before = [t.lower for t in tokens(text[max(0, start - 40):start])]
+    if re.search(r"[.!?;,]\s*$", text[:start]):
+        return False
+    last = next((w for w in reversed(before) if w not in ("the", "a", "an", "some")), "")
+    return last in _PLACE_PREPS | _TO_PREPS | _FROM_PREPS | _NAME_CUES or stem(last) in vocabulary
+
+
+def _prep_before(text: str, start: int) -> str:
+    match = re.search(r"(\w+)\s*$", text[:start])
+    word = match.group(1).lower() if match else ""
+    preps = _PLACE_PREPS | _TO_PREPS | _FROM_PREPS | _NAME_CUES
+    if word in preps:
+        return word
+    article = re.search(r"(\w+)\s+(?:the|a|an)\s*$", text[:start])
+    return article.group(1).lower() if article and article.group(1).lower() in preps else ""
+
+
+def _name_param(text: str, span: Piece, candidates: list[Param]) -> Param | None:
+    """Which name or place parameter a value fills: its neighbouring words, then its preposition."""
+    around = tokens(text[max(0, span.start - 30):span.start])[-3:] + tokens(text[span.end:span.end + 25])[:2]
+    near = [t.lower for t in around if t.lower not in STOP]
+    for param in candidates:
+        own = _param_stems(param) - {"city", "location", "place", "area"}
+        if any(_meets(w, own) for w in near):
+            return param
+    places = [p for p in candidates if p.kind == "place"]
     names = [p for p in candidates if p.kind == "name"]
-    return names[0] if names else candidates[0]
+    if span.prep in _TO_PREPS:
+        return next((p for p in places if _DESTINATION.search(p.words)), None) or next(
+            (p for p in places if not _ORIGIN.search(p.words)), None)
+    if span.prep in _FROM_PREPS:
+        return next((p for p in places if _ORIGIN.search(p.words)), None) or next(
+            (p for p in places if not _DESTINATION.search(p.words)), None)
+    if span.prep in _PLACE_PREPS:
+        plain = [p for p in places if not _DESTINATION.search(p.words) and not _ORIGIN.search(p.words)]
+        if span.prep == "at" and names:
+            return names[0] if not plain and places == [] else (plain or names)[0]
+        return (plain or places or names or [None])[0]
+    return (names or places or [None])[0]

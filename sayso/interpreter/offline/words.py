@@ -69,7 +69,8 @@ def stem(word: str) -> str:
 # Common synonyms, by concept. A word's stem maps to every concept it belongs to;
 # a catalog text and a message meet when they share a concept.
 _GROUPS: dict[str, str] = {
-    "find": "find search look list show display which what view see get fetch pull lookup browse check",
+    "find": "find search look list show display which what view see get fetch pull lookup browse check summarise "
+            "summarize summary describe details detail read open",
     "change": "change update set move bump advance push modify edit adjust switch shift progress",
     "close": "close won lost win lose closed",
     "create": "create add open new make start log file raise",
