@@ -159,6 +159,12 @@ def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
                 raise UnknownRecord(f"nothing in this conversation is a {' or '.join(wanted).lower()} to refer to")
             return found[:1]
         shown = [r for r in focus.last_list if r.type in wanted] or [r for r in focus.records if r.type in wanted]
+        if text == "@other":  # "the other one": the one of the last list not just acted on
+            current = focus.records[0].ref() if focus.records else None
+            others = [r for r in shown if r.ref() != current]
+            if len(others) != 1:
+                raise UnknownRecord("which one is 'the other one'? name it")
+            return others
         n = int(text[1:]) if text[1:].lstrip("-").isdigit() else 0
         if not shown or n == 0 or abs(n) > len(shown):
             raise UnknownRecord(f"there is no item {text[1:]} in the last list shown")

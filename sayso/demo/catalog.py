@@ -17,6 +17,7 @@ from ..catalog import Catalog, RiskCondition, RiskRule, Tier
 catalog = Catalog()
 
 Stage = Literal["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"]
+OpenStage = Literal["prospecting", "qualification", "proposal", "negotiation"]
 Priority = Literal["low", "medium", "high"]
 Project = Literal["SALES", "SUPPORT", "FIN"]
 TicketStatus = Literal["open", "in_progress", "closed"]
@@ -79,7 +80,8 @@ def get_record(params: GetRecord) -> dict[str, Any]:
 
 class UpdateDeal(_Params):
     deal: str = _deal()
-    stage: Stage | None = Field(None, description="New pipeline stage")
+    # Closing is crm.close_deal, with its own risk and rules: an update cannot close a deal.
+    stage: OpenStage | None = Field(None, description="New pipeline stage (an open one; closing is a close)")
     amount: int | None = Field(None, gt=0, description="New amount in USD")
     close_date: date | None = Field(None, description="New expected close date")
 

@@ -49,10 +49,11 @@ _ID = re.compile(r"\b[A-Za-z]{1,8}-\d+\b")
 _CHANNEL = re.compile(r"(?<![\w#])#[a-z0-9][a-z0-9_-]*", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]")
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
-             "fifth": 5, "5th": 5, "last": -1}
+             "fifth": 5, "5th": 5, "last": -1, "other": 0}
 _TYPE_WORDS = r"deal|deals|account|ticket|invoice|record|opportunity|one|customer|task|contact"
 _REFERENCE = re.compile(
-    rf"\b(?:(?:the\s+)?(?P<ord>first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)(?:\s+(?:{_TYPE_WORDS}))?"
+    rf"\b(?:(?:the\s+)?(?P<ord>first|second|third|fourth|fifth|last|other|1st|2nd|3rd|4th|5th)"
+    rf"(?:\s+(?:{_TYPE_WORDS}))?"
     rf"|(?P<dem>this|that|these|those|same|the\s+same|the)\s+(?:{_TYPE_WORDS})(?!\s+(?:of|for|owner))"
     r"|(?P<it>it|its|this\s+one|that\s+one|them))\b",
     re.IGNORECASE,
@@ -96,6 +97,12 @@ def _people_index(directory: Directory | None) -> list[tuple[re.Pattern[str], st
 _PEOPLE_CACHE: dict[int, list[tuple[re.Pattern[str], str]]] = {}
 
 
+def _after_lead(piece: Piece, words: list[Token]) -> bool:
+    """Whether ``piece`` comes right after the verb a request starts with ("ping zoe ...")."""
+    lead = next((i for i, t in enumerate(words) if t.lower not in STOP), None)
+    return lead is not None and lead + 1 < len(words) and words[lead + 1].start == piece.start
+
+
 def _reference_types(value: str, context: Context) -> set[str] | None:
     """What a reference can be: "@it:deal" a deal; "@2" the type of the second record shown; None: unknown."""
     if ":" in value:
@@ -105,8 +112,10 @@ def _reference_types(value: str, context: Context) -> set[str] | None:
             return None
         first = context.focus[0].id
         return {f.type.lower() for f in context.focus if f.id == first}
-    n = int(value[1:]) if value[1:].lstrip("-").isdigit() else 0
     shown = context.last_list
+    if value == "@other":
+        return {r.type.lower() for r in shown} or None
+    n = int(value[1:]) if value[1:].lstrip("-").isdigit() else 0
     if n and abs(n) <= len(shown):
         return {shown[n - 1 if n > 0 else n].type.lower()}
     return None
@@ -145,7 +154,9 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
     for m in _RELATION.finditer(text):
         if m.group("rel"):
             # "the account owner of the Orchid deal next Tuesday": the record's name stops at the date
-            end = min([v.start for v in values if v.start >= m.start("of")] + [m.end()])
+            stop = re.search(r"\s+(?:asking|saying|that|to|about|because|with|and)\b|[:,;]", text[m.start("of"):])
+            end = min([v.start for v in values if v.start >= m.start("of")] + [m.end()]
+                      + ([m.start("of") + stop.start()] if stop else []))
             of = text[m.start("of"):end].strip(" ,")
             found.append(Piece(m.start(), m.start("of") + len(of), "relation", (m.group("rel").lower(), of),
                                text[m.start():m.start("of") + len(of)]))
@@ -163,8 +174,12 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
             _PEOPLE_CACHE[key] = _people_index(directory)
         for pattern, pid in _PEOPLE_CACHE[key]:
             found += [Piece(m.start(), m.end(), "person", pid, m.group()) for m in pattern.finditer(text)]
+    if person.manager:
+        for m in re.finditer(r"\bmy\s+(?:manager|boss|lead)\b", text, re.IGNORECASE):
+            found.append(Piece(m.start(), m.end(), "person", person.manager, m.group()))
     for m in re.finditer(r"\b(me|myself|I)\b", text):
-        found.append(Piece(m.start(), m.end(), "self", person.id, m.group()))
+        owning = re.match(r"\s+(?:own|have|manage|run|got|hold)\b", text[m.end():], re.IGNORECASE)
+        found.append(Piece(m.start(), m.end(), "mine" if owning else "self", person.id, m.group()))
     for m in re.finditer(r"\b(my|mine)\b", text, re.IGNORECASE):
         found.append(Piece(m.start(), m.end(), "mine", person.id, m.group()))
     for m in _REFERENCE.finditer(text):
@@ -172,7 +187,8 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
             ordinal = _ORDINALS[m.group("ord").lower()]
             if not context.last_list and not (context.pending_options and context.pending == "clarification"):
                 continue
-            found.append(Piece(m.start(), m.end(), "reference", f"@{ordinal}", m.group()))
+            found.append(Piece(m.start(), m.end(), "reference", "@other" if ordinal == 0 else f"@{ordinal}",
+                               m.group()))
         else:
             kind = re.search(rf"({_TYPE_WORDS})$", m.group().lower())
             word = kind.group(1).rstrip("s") if kind else ""
@@ -208,7 +224,8 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
             continue  # "assigned to sam", "to priya@...": an addressee, not a message
         # Free text swallows the people and records it mentions, but gives back a date at its end.
         inside = [c for c in chosen if c.start >= piece.start]
-        trailing = [c for c in inside if c.kind in ("date", "datetime", "time") and c.end >= len(text.rstrip(" .!?"))]
+        trailing = [c for c in inside if c.kind in ("date", "datetime", "time", "range")
+                    and c.end >= len(text.rstrip(" .!?"))]
         end = trailing[0].start if trailing and has_dates else len(text)
         body = text[piece.start:end].strip(" ,.")
         if re.match(r"(?:on|at|by|for)$", body.split()[-1] if body.split() else "", re.I):
@@ -426,6 +443,22 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
             if title:
                 args[param.name] = title
                 mentions[param.name] = text
+    for param in record_params:
+        # "set the amount to 290k" right after the Cobalt deal was shown: that deal
+        if param.required and param.name not in args and context.focus and args:
+            kinds = {t.lower() for t in param.record.split("|")}
+            if context.focus[0].type.lower() in kinds:
+                args[param.name] = "@it"
+                mentions[param.name] = "(the record in focus)"
+    for param in person_params:
+        # "ping zoe ...", "assign SUP-17 to Zach": a name where a person goes, even one we do not know
+        if param.name in args:
+            continue
+        near = next((c for c in chunks if id(c) not in used and (c.prep in ("to", "for", "with") and
+                                                                 c.text[:1].isupper() or _after_lead(c, words))), None)
+        if near is not None and not any(p.required and p.name not in args for p in record_params):
+            value = near.text.split()[0] if _after_lead(near, words) else near.text
+            take(param, near, [value] if param.many else value)
     missing = [p for p in params if p.required and p.name not in args and p.default is None]
     if not entry.action.is_write:
         # "what stage is the Brightwater deal in?" asks about one record, it does not filter by stage

@@ -15,9 +15,11 @@ import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 
+from rapidfuzz import fuzz, process
+
 from ...catalog import Action, Catalog
 from .schema import Param, params_of
-from .words import STOP, Token, concepts, stem, tokens
+from .words import STOP, SYNONYMS_WORDS, Token, concepts, stem, tokens
 
 __all__ = ["CatalogIndex", "Entry", "index_for"]
 
@@ -36,31 +38,42 @@ class Entry:
     terms: dict[str, float]
 
 
-def _terms(word: str) -> list[str]:
+def _terms(word: str, numbers: bool = True) -> list[str]:
     """The index terms of one lowercase word: its stem, an id's prefix, and its concepts."""
     match = _ID.match(word)
     if match:
         return [match.group(1)]
+    if "-" in word.strip("-"):  # "ticket-wise", "follow-up": each part too
+        parts = [p for p in word.split("-") if p]
+        joined = [t for t in _terms(word.replace("-", ""), numbers)]
+        return list(dict.fromkeys(joined + [t for p in parts for t in _terms(p, numbers)]))
     if word in STOP or not any(c.isalpha() for c in word):
         return []
     base = stem(word)
     terms = [base, *(f"~{c}" for c in concepts(base))]
-    if base in _NOUNS:  # "the deal" and "deals" share a stem; the number tells one record from a list
+    if base in _NOUNS and numbers:  # "the deal" and "deals" share a stem; the number tells one record from a list
         plural = len(word) > 3 and word.endswith("s") and not word.endswith("ss") and base != word
         terms.append(f"{base}#{'pl' if plural else 'sg'}")
     return terms
 
 
-def query_terms(token: Token) -> list[tuple[str, float]]:
-    """A message word's terms with their weight (concepts count a little less)."""
-    return [(t, _CONCEPT if t.startswith("~") else 0.6 if "#" in t else 1.0) for t in _terms(token.lower)]
+def query_terms(token: Token, index: CatalogIndex | None = None) -> list[tuple[str, float]]:
+    """A message word's terms with their weight (concepts count a little less). With ``index``, a word the
+    catalog does not know is read as the catalog word it is a typo of ("moev" -> "move")."""
+    terms = [(t, _CONCEPT if t.startswith("~") else 0.6 if "#" in t else 1.0) for t in _terms(token.lower)]
+    if index is not None and terms and not any(t in index.postings for t, _ in terms) and len(token.lower) >= 4 \
+            and token.lower.isalpha() and not token.text[:1].isupper():
+        near = index.near(token.lower)
+        if near is not None:
+            terms = [(t, w * 0.8) for t, w in ((t, _CONCEPT if t.startswith("~") else 1.0) for t in _terms(near))]
+    return terms
 
 
-def _add(terms: dict[str, float], text: str, where: str, names: bool = True) -> None:
+def _add(terms: dict[str, float], text: str, where: str, names: bool = True, numbers: bool = True) -> None:
     for token in tokens(text):
         if not names and token.text[:1].isupper() and token.start > 0 and not _ID.match(token.lower):
             continue  # "Orchid" in an example is a record, not what the action is about
-        for term in _terms(token.lower):
+        for term in _terms(token.lower, numbers):
             weight = _FIELD[where] * (_CONCEPT if term.startswith("~") else 0.6 if "#" in term else 1.0)
             terms[term] = max(terms.get(term, 0.0), weight)
 
@@ -68,13 +81,15 @@ def _add(terms: dict[str, float], text: str, where: str, names: bool = True) -> 
 class CatalogIndex:
     def __init__(self, catalog: Catalog) -> None:
         self.entries: list[Entry] = []
+        self._words: list[str] | None = None
         core: set[str] = set()
         postings: dict[str, dict[int, float]] = defaultdict(dict)
         for i, action in enumerate(catalog):
             params = params_of(action)
             terms: dict[str, float] = {}
             parts = re.split(r"[._\-]", action.name)
-            _add(terms, " ".join(parts[:2]), "name")  # the system and the verb: "crm find"
+            _add(terms, parts[0], "name", numbers=False)  # the system: "tickets" says nothing of how many
+            _add(terms, " ".join(parts[1:2]), "name")  # the verb: "find"
             _add(terms, " ".join(parts[2:]), "object")  # what it acts on weighs more: "deals"
             _add(terms, action.description, "description")
             for example in action.examples:
@@ -107,7 +122,7 @@ class CatalogIndex:
         for token in words:
             best: dict[int, float] = {}
             name = token.text[:1].isupper() and token.start > 0  # "Meridian Credit Union" is a name, not "credit"
-            for term, weight in query_terms(token):
+            for term, weight in query_terms(token, self):
                 weight *= 0.4 if name else 1.0
                 hits = self.postings.get(term)
                 if not hits:
@@ -124,6 +139,15 @@ class CatalogIndex:
             for i, value in best.items():
                 totals[i] += value
         return totals
+
+    def near(self, word: str) -> str | None:
+        """The catalog word ``word`` is most likely a typo of (a close spelling of one it knows)."""
+        if self._words is None:
+            self._words = sorted({t.lower for e in self.entries for t in tokens(
+                " ".join([e.action.description, *e.action.examples, *(p.words for p in e.params)]))
+                if t.lower.isalpha() and len(t.lower) >= 4} | set(SYNONYMS_WORDS))
+        hit = process.extractOne(word, self._words, scorer=fuzz.ratio, score_cutoff=80)
+        return str(hit[0]) if hit else None
 
     def by_choice(self, text: str) -> list[int]:
         """Actions with an enum parameter whose value the message names ("in prospecting")."""

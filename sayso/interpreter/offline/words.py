@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["STOP", "SYNONYMS", "Token", "concepts", "stem", "tokens"]
+__all__ = ["STOP", "SYNONYMS", "SYNONYMS_WORDS", "Token", "concepts", "stem", "tokens"]
 
 _WORD = re.compile(r"#?[\w][\w'’-]*", re.UNICODE)
 
@@ -46,6 +46,24 @@ STOP = frozenset(
     i've we've don't doesn't didn't isn't aren't can't won't we're they're you're""".split()
 )
 
+# Words of conversation rather than of content: never the value of a name or a place ("yeah", "help",
+# "available"), whatever parameter is free. Kept apart from STOP, which ranking reads.
+DISCOURSE = frozenset(
+    """yes yeah yep yup no nope nah ok okay sure alright right fine good great cool awesome perfect nice excellent
+    wonderful lovely sounds sound thanks thank cheers please hello hi hey hmm um uh well oh ah wow indeed exactly
+    help helpful assist assistance available availability recommend recommendation recommendations suggest
+    suggestion interested interesting fun favorite favourite prefer preference rather maybe perhaps possible
+    possibly probably definitely certainly specifically particular particularly especially instead else another other
+    others different more less same similar nearby somewhere anywhere everywhere someplace elsewhere there here
+    today tonight tomorrow now later soon then again once time times day days week weeks something anything
+    everything nothing someone anyone somebody anybody thing things stuff kind sort type lot lots bit little much
+    many few several enough sorry mind mood idea plan plans trip option options choice choices one ones way
+    find search look looking show tell give get got book reserve make try check know go going went come coming
+    want wanted wants need needs needed like likes liked love loves would could should can will let see hear
+    think thought wish hope guess say said going gonna wanna looking searching finding also too either neither
+    yet still already just only even really very quite pretty so such""".split()
+)
+
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ied", "ies", "ed", "es", "s", "ly")
 
 
@@ -70,12 +88,12 @@ def stem(word: str) -> str:
 # a catalog text and a message meet when they share a concept.
 _GROUPS: dict[str, str] = {
     "find": "find search look list show display which what view see get fetch pull lookup browse check summarise "
-            "summarize summary describe details detail read open",
+            "summarize summary describe details detail read",
     "change": "change update set move bump advance push modify edit adjust switch shift progress",
     "close": "close won lost win lose closed",
     "create": "create add open new make start log file raise",
     "task": "task follow-up followup follow todo to-do ticket action item chore",
-    "send": "send message tell ping notify inform let know dm post text write chat shout",
+    "send": "send message tell ping notify inform let know dm post text write chat shout ask",
     "remind": "remind reminder alert nudge",
     "meeting": "meeting meet schedule sync call appointment invite",
     "email": "email e-mail mail",
@@ -98,6 +116,7 @@ _GROUPS: dict[str, str] = {
     "transfer": "transfer send wire",
 }
 
+SYNONYMS_WORDS = frozenset(w for words in _GROUPS.values() for w in words.split() if w.isalpha() and len(w) >= 4)
 SYNONYMS: dict[str, frozenset[str]] = {}
 for _concept, _words in _GROUPS.items():
     for _word in _words.split():
