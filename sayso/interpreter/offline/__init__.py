@@ -158,11 +158,9 @@ class OfflineInterpreter:
                 if found.args:
                     return ProposedStep(action=pending.action.name, args=found.args, mentions=found.mentions,
                                         confidence=0.3)
-            named = _name_only(text, words)
-            if named:
-                return self._about(named, text, index)
+        named = _name_only(text, words)
         if not scores:
-            return _none("out_of_scope", "")
+            return self._about(named, text, index) if named else _none("out_of_scope", "")
         if pending is not None:
             scores[index.entries.index(pending)] = scores.get(index.entries.index(pending), 0.0)
         question = bool(_QUESTION.match(text)) or text.rstrip().endswith("?")
@@ -191,7 +189,9 @@ class OfflineInterpreter:
         judged.sort(key=lambda item: -item[0])
         best_total, best, found, lexical = judged[0]
         if lexical < _MIN_SCORE and found.evidence < 1.5 and not (best is pending and found.args):
-            return _none("out_of_scope", "")
+            return self._about(named, text, index) if named else _none("out_of_scope", "")
+        if asking and best.action.is_write:
+            return _none("out_of_scope", "")  # "who won the game last night?" asks about the world
         alternatives = [e.action.name for t, e, _, _ in judged[1:4] if t >= best_total * 0.75]
         close = [(t, e) for t, e, _, _ in judged[1:3] if t >= best_total * 0.97 and t > 0]
         if context.last_read and context.last_read.get("action") == best.action.name and _REFINE.search(text):

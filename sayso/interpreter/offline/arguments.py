@@ -344,8 +344,14 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         if target is None:
             break
         take(target, piece, piece.value)
-        # "SUP-17" fits actions whose own words mention SUP ids; a deal action is a worse fit.
-        bonus += 1.5 if piece.value.split("-")[0].lower() in entry.terms else -0.5
+        # "SUP-17" fits a parameter whose kind of record has SUP ids in the catalog; an account does not.
+        owners = index.id_prefixes.get(piece.value.split("-")[0].lower())
+        if owners is None:
+            bonus += 0.0
+        elif owners & {t.lower() for t in target.record.split("|")}:
+            bonus += 1.5
+        else:
+            bonus -= 2.0
     # Channels and people.
     for piece in free("channel"):
         target = next((p for p in by_kind.get("recipient", []) if p.name not in args), None)
@@ -474,7 +480,13 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     evidence = bonus + sum(_EVIDENCE.get(p.kind, 0.0) for p in pieces if id(p) in used)
     evidence += 0.5 * sum(1 for p in params if p.required and p.name in args)
     spans = [(p.start, p.end) for p in pieces if id(p) in used and p.kind == "text"]
-    return Extraction(args, mentions, missing, evidence, spans)
+    taken = [(p.start, p.end) for p in pieces if id(p) in used]
+    # Words nothing explains (not a value it took, not the action's own words) count against it:
+    # "pull up the orchid deal" leaves "orchid" unexplained by a search over all deals.
+    said = taken + [(p.start, p.end) for p in pieces if p.kind in ("self", "mine", "reference")]
+    unexplained = sum(1 for w in words if w.lower not in STOP and w.lower not in _PREPS
+                      and not any(a <= w.start < b for a, b in said) and not index.matched(entry, w))
+    return Extraction(args, mentions, missing, evidence - 0.8 * unexplained, spans)
 
 
 def describe_span(span: Span) -> str:

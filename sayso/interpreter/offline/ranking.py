@@ -110,6 +110,13 @@ class CatalogIndex:
         self.record_types = frozenset(t.lower() for e in self.entries for p in e.params
                                       for t in p.record.split("|") if t)
         self.core_vocabulary = frozenset(core)
+        prefixes: dict[str, set[str]] = defaultdict(set)  # "sup" -> {"ticket"}: ids the catalog shows
+        for entry in self.entries:
+            for param in entry.params:
+                if param.record:
+                    for found in re.finditer(r"\b([A-Za-z]{1,8})-\d+\b", param.description):
+                        prefixes[found.group(1).lower()].update(t.lower() for t in param.record.split("|"))
+        self.id_prefixes = {k: frozenset(v) for k, v in prefixes.items()}
         self.vocabulary = frozenset(t for t in postings if "#" not in t and not t.startswith("~"))
         n = max(len(self.entries), 1)
         self.idf = {term: math.log(1 + n / len(hits)) for term, hits in postings.items()}
@@ -138,6 +145,12 @@ class CatalogIndex:
                         best[i] = value
             for i, value in best.items():
                 totals[i] += value
+            for term, _ in query_terms(token, self):
+                if term.endswith("#sg"):  # "the deal": actions only about lists of deals fit less
+                    plural = term[:-3] + "#pl"
+                    for i in self.postings.get(plural, {}):
+                        if term not in self.entries[i].terms:
+                            totals[i] -= self.idf.get(plural, 1.0)
         return totals
 
     def near(self, word: str) -> str | None:
