@@ -82,7 +82,8 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
         value = args.get(param)
         if value is None:
             continue
-        candidates = _in_focus(focus, str(types), str(value)) or _candidates(find, str(types), str(value))
+        candidates = _fresh(find, _in_focus(focus, str(types), str(value))) or _candidates(find, str(types),
+                                                                                           str(value))
         if len(candidates) == 1:
             record = candidates[0]
             out.records[param] = record
@@ -146,6 +147,18 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
     return out
 
 
+def _fresh(find: RecordFinder, records: list[Record]) -> list[Record]:
+    """The records as their system holds them now: the focus remembers which, never what they contain
+    (a policy must see today's amount, a confirmation today's version)."""
+    out: list[Record] = []
+    for record in records:
+        now = [r for r in find(record.type, record.id) if r.id == record.id and r.type == record.type]
+        if not now:
+            raise UnknownRecord(f"{record.id} no longer exists")
+        out.append(now[0])
+    return out
+
+
 def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
     """"@it", "@2" and names of records the conversation already showed."""
     wanted = types.split("|")
@@ -198,7 +211,7 @@ def _related_person(text: str, directory: Directory, find: RecordFinder, focus: 
     path = match.group("rel").lower().split()
     of = match.group("of").strip()
     types = "|".join(focus.types or ("Deal", "Account", "Ticket"))
-    records = _in_focus(focus, types, of) or _candidates(find, types, of)
+    records = _fresh(find, _in_focus(focus, types, of)) or _candidates(find, types, of)
     if len(records) != 1:
         if not records:
             raise UnknownRecord(f"no record matches {of!r}")

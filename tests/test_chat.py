@@ -178,3 +178,12 @@ def test_interpret_shows_without_executing(sqlite_root: Path) -> None:
     ws = Workspace.load(sqlite_root)
     _OPEN.append(ws)
     assert rows(sqlite_root, "crm", "select count(*) from effects") == [(0,)]
+
+
+def test_policy_sees_the_record_as_it_is_now_not_as_remembered(sqlite_root: Path) -> None:
+    chat = chat_for(sqlite_root, "devi")
+    raised = chat.say("devi", "set the orchid amount to 120k")
+    assert raised.status.value == "executed" and raised.steps[0].args["amount"] == 120000
+    closing = chat.say("devi", "now close it as won", raised.conversation)  # "it" is in focus, from before
+    assert closing.status.value == "denied" and closing.rule == "rule-4-ae-close"
+    assert rows(sqlite_root, "crm", "select stage, amount from deals where id = 'D-104'") == [("negotiation", 120000)]
