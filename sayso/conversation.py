@@ -14,6 +14,7 @@ as ids, names and attributes, never as text to follow.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from .clock import Clock
 from .connectors import Record
 from .directory import Person
 from .errors import SaysoError, UnknownConversation
-from .grounding import Focus
+from .grounding import Focus, check_names
 from .interpreter import Context, FocusItem, Interpretation, Interpreter, registry
 from .interpreter.offline.schema import params_of
 from .pipeline import Pipeline, Request, Turn
@@ -180,9 +181,12 @@ class Chat:
                 if pending.kind == "confirmation" and pending.confirmation:
                     return self.pipeline.cancel_in(turn, pending.confirmation)
             return self._say(turn, TurnStatus.NO_ACTION, found.reply or "Nothing to do.")
-        steps = [{"action": s.action, "args": dict(s.args)} for s in found.steps]
+        steps: list[dict[str, Any]] = [{"action": s.action, "args": dict(s.args)} for s in found.steps]
         if found.kind == "question":
             param = found.param
+            if param is not None and steps:
+                check_names(self.ws.catalog.get(steps[-1]["action"]), steps[-1]["args"],
+                            directory=self.ws.directory, find=self.pipeline.find)
             if param is not None and steps and self._fill_context(turn.person, state, steps, param, text):
                 return self._run(turn, state, steps, text)
             question = found.question or "Could you say more?"
@@ -289,6 +293,9 @@ class Chat:
             return False
         if len(steps) > 1:
             step["args"][param] = f"Follow up: {text}"[:1000]
+            return True
+        if re.search(r"\b(?:too|as well|also)\W*$", text, re.I) and state.last_request:
+            step["args"][param] = f"Follow up: {state.last_request['text']}"[:1000]  # "remind me Thursday too"
             return True
         addressed = any(p.kind in ("person", "recipient") and p.name in step["args"] for p in params)
         if not addressed or len([w for w in text.split() if len(w) > 2]) > 6:

@@ -25,7 +25,7 @@ from .directory import Directory, Person
 from .errors import UnknownRecord, UnknownUser
 from .turn import Option
 
-__all__ = ["Clarification", "Focus", "Grounded", "ground"]
+__all__ = ["Clarification", "Focus", "Grounded", "check_names", "ground"]
 
 # Records scoring at least this are plausible; an exact id or name scores 100.
 PLAUSIBLE = 85.0
@@ -145,6 +145,23 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
         out.people[param] = [person]
         out.args[param] = person.id
     return out
+
+
+def check_names(action: Action, args: dict[str, Any], *, directory: Directory, find: RecordFinder) -> None:
+    """Say at once when a record or person named in ``args`` does not exist, before asking for anything
+    else ("close the Zebra deal" should not first ask "won or lost?")."""
+    for param, types in action.marked("x-record").items():
+        value = args.get(param)
+        if isinstance(value, str) and not value.startswith("@") and not _candidates(find, str(types), value):
+            raise UnknownRecord(f"no {' or '.join(str(types).lower().split('|'))} matches {value!r}")
+    people = {**action.marked("x-person"), **action.marked("x-recipient")}
+    for param, mode in people.items():
+        values = args.get(param)
+        for value in values if isinstance(values, list) else [values]:
+            if not isinstance(value, str) or value.startswith(("@", "#")) or _RELATION.match(value) or "@" in value:
+                continue
+            if not directory.find(value) and mode != "or-email":
+                raise UnknownUser(f"no person matches {value!r}")
 
 
 def _fresh(find: RecordFinder, records: list[Record]) -> list[Record]:

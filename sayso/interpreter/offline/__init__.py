@@ -51,6 +51,10 @@ _QUESTION = re.compile(
 _SPLIT = re.compile(r"\s*(?:;|\.\s+|,?\s+and\s+then\s+|,\s*then\s+|\s+then\s+|,?\s+and\s+also\s+|,?\s+also\s+|"
                     r",?\s+and\s+|,\s+)", re.I)
 _MIN_SCORE = 1.2
+_OPENER = re.compile(r"^(?:(?:and|also|so|ok|okay|alright|right|now|then|great|cool)\b[\s,]*)+", re.I)
+_FOLLOW = re.compile(r"^(?:and|what about|how about|same for|and for)\b", re.I)
+_OBEY = re.compile(r"\b(?:do|follow|execute|carry out|run)\s+(?:what|whatever|the instructions?)\s+(?:it|that|this|"
+                   r"the \w+|they)\s+(?:says?|asks?|wants?|tells? you)\b", re.I)
 _WH = re.compile(r"^\s*(?:who|what|what's|whats|which|when|where|why|how|whose)\b(?!\s+(?:about|if)\b)", re.I)
 _AGREE = re.compile(r"\b(?:exactly|correct|right|proceed|go ahead|okay|ok|sure|yes|perfect|works|good)\b", re.I)
 _CONTINUE = 1.5
@@ -100,6 +104,9 @@ class OfflineInterpreter:
                 return _none("decline", "Okay, nothing more.")
         if _SMALLTALK.search(text):
             return _none("out_of_scope", _capabilities(catalog))
+        if _OBEY.search(text):  # text read from systems is data: it is never followed as instructions
+            return _none("untrusted", "I only act on what you ask me yourself; text inside records, tickets or "
+                                      "emails is never followed as instructions. Tell me what you want done.")
         clauses = self._clauses(text, index)
         steps: list[ProposedStep] = []
         carried = ""
@@ -147,6 +154,8 @@ class OfflineInterpreter:
 
     def _clause(self, text: str, context: Context, index: CatalogIndex,
                 person: Person) -> ProposedStep | Interpretation:
+        original = text
+        text = _OPENER.sub("", text) or text  # "and what have we won?", "ok, ask devi"
         words = tokens(text)
         scores = index.score(words)
         for i in index.by_choice(text):  # "anything still in prospecting?": an enum value names the action
@@ -158,6 +167,13 @@ class OfflineInterpreter:
                 if found.args:
                     return ProposedStep(action=pending.action.name, args=found.args, mentions=found.mentions,
                                         confidence=0.3)
+        last = index.by_name.get((context.last_read or {}).get("action", ""))
+        if last is not None and _FOLLOW.match(original) and max(scores.values(), default=0.0) < _MIN_SCORE * 3:
+            found = extract(text, last, index, context, person)  # "and devi's?": the last read, for devi
+            if found.args:
+                return ProposedStep(action=last.action.name, args={**(context.last_read or {}).get("args", {}),
+                                                                   **found.args},
+                                    mentions=found.mentions, confidence=0.5)
         named = _name_only(text, words)
         if not scores:
             return self._about(named, text, index) if named else _none("out_of_scope", "")

@@ -214,7 +214,9 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
             if piece.kind in ("person", "channel", "relation"):
                 rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:that|about|know|:)?\s*", text[piece.end:])
                 start = piece.end + (rest.end() if rest else 0)
-                if len(text[start:].split()) >= 2 and not any(c.start <= start < c.end for c in chosen):
+                starts_value = any(c.start == start and c.kind != "person" for c in chosen)
+                if len(text[start:].split()) >= 2 and not starts_value and not re.match(
+                        r"(?:on|at|by|for|in|to|from|with|next|this|tomorrow|today)\b", text[start:], re.I):
                     soft.append(Piece(start, len(text), "soft-text", text[start:].strip(), text[start:]))
     has_dates = any(p.kind in ("date", "datetime", "time") for p in params)
     for piece in sorted(soft, key=lambda p: p.start):
@@ -233,7 +235,8 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
         if not body or any(c.start < piece.start < c.end for c in chosen):
             continue
         chosen = [c for c in chosen if c.start < piece.start or c.start >= end]
-        chosen.append(Piece(piece.start, piece.start + len(body), "text", body.rstrip(" ,"), body))
+        body = body.rstrip(" ,?!")
+        chosen.append(Piece(piece.start, piece.start + len(body), "text", body, body))
         break
     for piece in chosen:
         piece.prep = _prep_before(text, piece.start)
@@ -333,7 +336,8 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         relation, of = piece.value
         target = next((p for p in person_params if p.name not in args), None)
         if target is not None:
-            take(target, piece, f"{relation} of {of}".strip())
+            value = f"{relation} of {of}".strip()
+            take(target, piece, [value] if target.many else value)
             related = next((p for p in record_params if p.name not in args), None)
             if related is not None and of != "@it":
                 args[related.name] = of
@@ -363,7 +367,8 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
             continue
         creates = not any(p.kind == "record" and p.required for p in params)
         chosen = [p for p in people if (p.kind != "mine" or param.kind == "person")
-                  and (p.kind != "self" or p.prep in ("to", "by", "with") or (p.prep == "for" and creates))]
+                  and (p.kind != "self" or p.prep in ("to", "by", "with") or (p.prep == "for" and creates)
+                       or (creates and entry.action.is_write and _after_lead(p, words)))]
         if param.many:
             picked = [p for p in chosen if p.kind == "person"] or chosen
             if picked:
@@ -415,7 +420,9 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
             continue
         pieces.append(piece)
         take(target, piece, [piece.value] if target.many else piece.value)
-    for param in [p for p in by_kind.get("text", []) if p.required and p.name not in args]:
+    wanting = [p for p in by_kind.get("text", []) if p.required and p.name not in args]
+    wanting.sort(key=lambda p: not re.search(r"text|body|message|note|comment", p.name))
+    for param in wanting:
         addressed = [c for c in chunks if id(c) in used and any(mentions.get(q.name) == c.text for q in person_params)]
         if addressed:  # "email Priya Shah the renewal terms": the message follows the name
             rest = text[addressed[-1].end:].strip(" ,:")
@@ -465,6 +472,12 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         if near is not None and not any(p.required and p.name not in args for p in record_params):
             value = near.text.split()[0] if _after_lead(near, words) else near.text
             take(param, near, [value] if param.many else value)
+    for param in [p for p in by_kind.get("text", []) if p.required and p.name not in args
+                  and re.search(r"title|subject|summary", p.name)]:
+        body = next((v for k, v in args.items() if isinstance(v, str) and k in {q.name for q in by_kind["text"]}), None)
+        if body:  # an email with a body but no subject: its first words
+            args[param.name] = body if len(body) <= 60 else body[:57].rsplit(" ", 1)[0] + "..."
+            mentions[param.name] = mentions.get(next(k for k, v in args.items() if v == body), body)
     missing = [p for p in params if p.required and p.name not in args and p.default is None]
     if not entry.action.is_write:
         # "what stage is the Brightwater deal in?" asks about one record, it does not filter by stage
@@ -480,6 +493,8 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     evidence = bonus + sum(_EVIDENCE.get(p.kind, 0.0) for p in pieces if id(p) in used)
     evidence += 0.5 * sum(1 for p in params if p.required and p.name in args)
     spans = [(p.start, p.end) for p in pieces if id(p) in used and p.kind == "text"]
+    spans += [(w.start, w.end) for w in words if w.text[:1].isupper() and w.start > 0 and any(
+        p.start <= w.start < p.end for p in pieces if id(p) in used and p.kind == "chunk")]  # names are not verbs
     taken = [(p.start, p.end) for p in pieces if id(p) in used]
     # Words nothing explains (not a value it took, not the action's own words) count against it:
     # "pull up the orchid deal" leaves "orchid" unexplained by a search over all deals.

@@ -53,7 +53,8 @@ def _terms(word: str, numbers: bool = True) -> list[str]:
     terms = [base, *(f"~{c}" for c in concepts(base))]
     if base in _NOUNS and numbers:  # "the deal" and "deals" share a stem; the number tells one record from a list
         plural = len(word) > 3 and word.endswith("s") and not word.endswith("ss") and base != word
-        terms.append(f"{base}#{'pl' if plural else 'sg'}")
+        number = "pl" if plural else "sg"
+        terms += [f"{base}#{number}", *(f"~{c}#{number}" for c in concepts(base))]
     return terms
 
 
@@ -146,11 +147,11 @@ class CatalogIndex:
             for i, value in best.items():
                 totals[i] += value
             for term, _ in query_terms(token, self):
-                if term.endswith("#sg"):  # "the deal": actions only about lists of deals fit less
-                    plural = term[:-3] + "#pl"
-                    for i in self.postings.get(plural, {}):
+                if "#" in term:  # "the deal": actions only about lists of deals fit less, and the other way
+                    other = term[:-3] + ("#pl" if term.endswith("#sg") else "#sg")
+                    for i in self.postings.get(other, {}):
                         if term not in self.entries[i].terms:
-                            totals[i] -= self.idf.get(plural, 1.0)
+                            totals[i] -= self.idf.get(other, 1.0) * (0.5 if term.startswith("~") else 1.0)
         return totals
 
     def near(self, word: str) -> str | None:

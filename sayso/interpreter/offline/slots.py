@@ -19,6 +19,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import Context
+from ..values import Span, find_values
 from .schema import Param
 from .words import DISCOURSE, STOP, Token, stem, tokens
 
@@ -30,8 +31,8 @@ __all__ = ["assign_bools", "assign_counts", "assign_dates", "assign_names"]
 Take = Callable[[Param, "Piece", Any], None]
 
 # Which end of a stay, trip or rental a date or time parameter stands for, from its name and description.
-_END_PARAM = re.compile(r"\b(?:end|ends|ending|until|before|return|returning|back|drop ?-?off|check ?-?out|due|"
-                        r"deadline|expir\w*|arriv\w*|to)\b")
+_END_PARAM = re.compile(r"\b(?:end|ends|ending|until|before|return|returning|drop ?-?off|check ?-?out|due|deadline|"
+                        r"expir\w*)\b")
 _START_PARAM = re.compile(r"\b(?:start|starting|from|after|since|begin\w*|depart\w*|leav\w*|pick ?-?up|"
                           r"check ?-?in|outbound|onward)\b")
 # ...and which end the words just before a value point at.
@@ -45,8 +46,7 @@ _CLAUSE_END = re.compile(r"[.!?;]")
 def _role(param: Param) -> str:
     """ "end", "start" or "" for a date or time parameter (its name speaks louder than its description)."""
     for words in (param.name.replace("_", " ").lower(), param.description.lower()):
-        if _END_PARAM.search(words) and not re.search(r"\bto\b", words.replace(" to the ", " ")) or \
-                re.search(r"\b(?:end|until|return|drop ?-?off|check ?-?out|due|deadline|before)\b", words):
+        if _END_PARAM.search(words):
             return "end"
         if _START_PARAM.search(words):
             return "start"
@@ -102,9 +102,19 @@ def _day(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, date) else None
 
 
-def _sub(piece: Piece, part: Any) -> Piece:
-    """A piece for one part of a combined value (a span of ``values``), with its own words as text."""
+def _sub(piece: Piece, part: Span) -> Piece:
+    """A piece for one part of a combined value, with its own words as text."""
     return replace(piece, start=part.start, end=part.end, kind=part.kind, value=part.value, text=part.text)
+
+
+def _parts(piece: Piece, now: datetime) -> list[Span]:
+    """The date and time of a "datetime", the ends of a "between" range: their spans in the message."""
+    parts: tuple[Span, ...] = getattr(piece, "parts", ())
+    if not parts:  # pieces made before they carried their parts: read the value's own words again
+        again = next((s for s in find_values(piece.text, now) if s.kind == piece.kind), None)
+        parts = again.parts if again is not None else ()
+    return [replace(p, start=p.start + piece.start, end=p.end + piece.start)
+            if not getattr(piece, "parts", ()) else p for p in parts]
 
 
 def assign_dates(text: str, pieces: list[Piece], date_params: list[Param], args: dict[str, Any], take: Take,
@@ -129,7 +139,7 @@ def assign_dates(text: str, pieces: list[Piece], date_params: list[Param], args:
             if whole is not None:
                 take(whole, piece, piece.value.isoformat())
                 continue
-            parts = {part.kind: part for part in getattr(piece, "parts", ())}
+            parts = {part.kind: part for part in _parts(piece, now)}
             _take_day(text, _sub(piece, parts["date"]) if "date" in parts else piece, days, args, take, role)
             _take_clock(_sub(piece, parts["time"]) if "time" in parts else piece, clocks, args, take, role)
         elif piece.kind == "date":
@@ -165,28 +175,30 @@ def _take_clock(piece: Piece, clocks: list[Param], args: dict[str, Any], take: T
 
 def _assign_range(text: str, piece: Piece, params: list[Param], args: dict[str, Any], take: Take,
                   now: datetime) -> None:
+    """ "this week" to a start and an end parameter; "from the 8th" (open) to a start, "by Friday" to an end."""
     start, end = piece.value
-    parts = list(getattr(piece, "parts", ()))
-    ends = [(start, _sub(piece, parts[0]) if len(parts) == 2 else piece, "start"),
-            (end, _sub(piece, parts[1]) if len(parts) == 2 else piece, "end")]
+    parts = _parts(piece, now)
     free = [p for p in params if p.name not in args]
     paired = any(_role(p) == "start" for p in free) and any(_role(p) == "end" for p in free)
-    for value, said, role in ends:
+    if start is not None and end is not None and not paired:
+        target = _pick(free, args, _cue(text, piece.start))  # "this weekend" for one date: its first day
+        if target is not None:
+            _take_date(target, piece, start, take, now, "start")
+        return
+    for value, role, part in ((start, "start", 0), (end, "end", 1)):
         if value is None:
             continue
-        if not paired and end is not None and start is not None:
-            if role == "end":
-                break  # "this week" for one date parameter: its first day, said once
-            role = ""
-        if start is not None and end is None:
-            role = _cue(text, piece.start) or "start"  # "from the 8th": an open range is its start
+        said = _sub(piece, parts[part]) if len(parts) == 2 else piece
         target = next((p for p in free if p.name not in args and _role(p) == role), None)
         if target is None and not paired:
             target = _pick(free, args, role)
-        if target is None:
-            continue
-        moment = _as_datetime(value, now, 9 if role != "end" else 17) if target.kind == "datetime" else None
-        take(target, said, moment.isoformat() if moment else value.isoformat())
+        if target is not None:
+            _take_date(target, said, value, take, now, role)
+
+
+def _take_date(target: Param, piece: Piece, value: date, take: Take, now: datetime, role: str) -> None:
+    moment = _as_datetime(value, now, 17 if role == "end" else 9) if target.kind == "datetime" else None
+    take(target, piece, moment.isoformat() if moment is not None else value.isoformat())
 
 
 # --- counts ---------------------------------------------------------------------------------------
@@ -228,21 +240,34 @@ def assign_counts(text: str, pieces: list[Piece], params: list[Param], args: dic
                 take(money, piece, piece.value)
             continue
         nouns = _noun_after(text, piece.end)
-        target = None
-        for noun in nouns:
-            target = next((p for p in free if _meets(noun, _param_stems(p))), None)
-            if target is None and stem(noun.lower()) in _PEOPLE:
-                target = next((p for p in free if _PEOPLE_PARAM.search(p.words)), None)
-            if target is not None:
-                break
+        target = _counted_param(nouns, free)
         if target is None and nouns:
             continue  # "3 stars", "5 days": counts something no free parameter counts
         if target is None:
-            people = re.search(r"\b(?:for|of)\s*$", text[:piece.start], re.I)
-            target = next((p for p in free if people and _PEOPLE_PARAM.search(p.words)), free[0])
+            people = [p for p in free if _PEOPLE_PARAM.search(p.words)]
+            if people and (re.search(r"\b(?:for|of)\s*$", text[:piece.start], re.I) or len(free) > 1):
+                target = people[0]
+            elif len(free) == 1:
+                target = free[0]
+            else:
+                continue  # "I need 3" with rooms and stars to count: which is not said
         value = _enum_value(target, piece.value)
         if value is not None:
             take(target, piece, value)
+
+
+def _counted_param(nouns: list[str], free: list[Param]) -> Param | None:
+    """The count parameter the nouns after a number name: by its name's words, then its description's."""
+    best: tuple[int, int, Param] | None = None
+    for i, param in enumerate(free):
+        own = {stem(w) for w in re.split(r"[_\W]+", param.name.lower()) if w} - {"number", "numb", "count"}
+        told = _param_stems(param)
+        score = max((2 if _meets(n, own) else 1 if _meets(n, told) else 0 for n in nouns), default=0)
+        if not score and any(stem(n.lower()) in _PEOPLE for n in nouns) and _PEOPLE_PARAM.search(param.words):
+            score = 1
+        if score and (best is None or (score, -i) > best[:2]):
+            best = (score, -i, param)
+    return best[2] if best is not None else None
 
 
 def _noun_after(text: str, end: int) -> list[str]:
@@ -300,10 +325,15 @@ def assign_bools(text: str, params: list[Param], args: dict[str, Any], take: Tak
 _PLACE_PREPS = frozenset({"in", "at", "near", "around", "within", "inside"})
 _TO_PREPS = frozenset({"to", "into", "towards", "toward"})
 _FROM_PREPS = frozenset({"from"})
-_NAME_CUES = frozenset({"called", "named", "titled", "by", "for", "with", "starring", "featuring", "at", "about"})
-_DESTINATION = re.compile(r"\bto\b|destination|arriv|going|dest\b|target")
-_ORIGIN = re.compile(r"\bfrom\b|origin|depart|leav|pick ?-?up|source|start")
-_CONNECTORS = frozenset({"of", "the", "and", "&", "de", "la", "le", "du", "del", "von", "van", "a", "on", "in"})
+# Words after which even a lowercase word is a value ("called cleaning", "to vegas", "starring serena altschul").
+_CUES = frozenset({"in", "near", "around", "from", "called", "named", "titled", "starring", "featuring", "by"})
+_PREPS = _PLACE_PREPS | _TO_PREPS | _FROM_PREPS | {"for", "with", "by", "called", "named", "titled", "about", "of"}
+_SKIP = frozenset({"the", "a", "an", "some", "any", "my", "our", "this", "that", "by", "called", "named", "titled",
+                   "as", "of"})
+_CONNECTORS = frozenset({"of", "the", "and", "&", "de", "la", "le", "du", "del", "von", "van", "a", "on", "in", "at"})
+_DESTINATION = re.compile(r"\bto\b|destination|arriv|going|dest\b|target|end")
+_ORIGIN = re.compile(r"\bfrom\b|origin|depart|leav|pick ?-?up|source|start|begin")
+_GENERIC_PLACE = frozenset({"city", "locat", "location", "place", "area", "town", "name"})
 
 
 def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: list[Piece], params: list[Param],
@@ -311,20 +341,22 @@ def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: lis
     """Leftover words to name and place parameters, by their capitals and the words around them.
 
     A value is a proper name ("Bourbon Steak", "San Fran") or words right after a cue ("to
-    Phoenix", "starring serena altschul", "in the comic genre"), never a word of conversation
+    vegas", "starring serena altschul", "in the comic genre"), never a word of conversation
     ("yeah", "help", "available") or one of the parameters' own words. The parameter is the one
-    whose words stand next to the value ("directed by", "album"), else by the preposition
-    ("to" a destination, "from" an origin, "in" a place), else the first name parameter.
+    whose own word stands next to the value ("directed by", "album", "genre"), else the one the
+    preposition points at ("to" a destination, "from" an origin, "in" a place), else the first
+    name parameter. Yes/no parameters named in the message are answered too (``assign_bools``).
     """
-    make = _maker(chunks, pieces)
-    if make is not None:
-        assign_bools(text, params, args, take, make)
+    sample = next(iter(chunks or pieces), None)
+    if sample is not None:
+        assign_bools(text, params, args, take, type(sample))
     candidates = [p for p in params if p.kind in ("name", "place")]
     if not candidates:
         return
     vocabulary = set().union(*(_param_stems(p) for p in params))
+    names = {stem(w) for p in candidates for w in re.split(r"[_\W]+", p.name.lower()) if w} - _GENERIC_PLACE
     for piece in chunks:
-        for span in _spans(text, piece, vocabulary):
+        for span in _spans(text, piece, vocabulary, names):
             free = [p for p in candidates if p.name not in args]
             if not free:
                 return
@@ -333,123 +365,113 @@ def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: lis
                 take(target, span, [span.value] if target.many else span.value)
 
 
-def _maker(chunks: list[Piece], pieces: list[Piece]) -> Callable[..., Piece] | None:
-    """How to build a piece here (the class lives in ``arguments``, which imports this module)."""
-    sample = next(iter(chunks or pieces), None)
-    if sample is None:
-        from .arguments import Piece
-
-        return Piece
-    return type(sample)
-
-
 def _sentence_start(text: str, start: int) -> bool:
     return not text[:start].strip() or bool(re.search(r"[.!?:;\"“(]\s*$", text[:start]))
 
 
 def _proper(text: str, token: Token) -> bool:
-    """A word written with a capital that is not just the first word of a sentence, or a digit in a name."""
-    if not token.text[:1].isupper():
+    """A word written with a capital that is not just the first word of a sentence."""
+    if not token.text[:1].isupper() or token.lower in DISCOURSE or token.lower in STOP:
         return False
-    if token.lower in DISCOURSE or token.lower in STOP:
-        return False
-    return not _sentence_start(text, token.start) or token.text.isupper() and len(token.text) > 1
+    return not _sentence_start(text, token.start) or (token.text.isupper() and len(token.text) > 1)
 
 
-def _spans(text: str, piece: Piece, vocabulary: set[str]) -> list[Piece]:
-    """The values inside a leftover chunk: proper-name runs, and words right after a cue preposition."""
-    inside = [t for t in tokens(text[piece.start:piece.end])]
-    for t in inside:
-        t.start += piece.start
-        t.end += piece.start
+def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str]) -> list[Piece]:
+    """The values inside a leftover chunk: runs of proper names, and words right after a cue."""
+    inside = [Token(t.text, t.start + piece.start) for t in tokens(text[piece.start:piece.end])]
     out: list[Piece] = []
     run: list[Token] = []
+    cued = False
 
-    def flush(cued: bool) -> None:
-        while run and (run[-1].lower in _CONNECTORS or run[-1].lower in STOP):
+    def flush() -> None:
+        while run and run[-1].lower in _CONNECTORS:
             run.pop()
-        if run and (cued or any(_proper(text, t) for t in run)):
+        if run:
             start, end = run[0].start, run[-1].end
             said = text[start:end]
-            value = re.sub(r"['’]s$", "", said)
-            prep = _prep_before(text, start)
-            out.append(replace(piece, start=start, end=end, value=value, text=said, prep=prep))
+            out.append(replace(piece, start=start, end=end, value=re.sub(r"['’]s$", "", said), text=said,
+                               prep=_prep_before(text, start)))
         run.clear()
 
-    cued = piece.prep in _PLACE_PREPS | _TO_PREPS | _FROM_PREPS | _NAME_CUES
-    previous_end = piece.start
+    last_end = piece.start
     for token in inside:
-        gap = text[previous_end:token.start]
-        if run and _CLAUSE_END.search(gap) or (run and "," in gap):
-            flush(cued)
-            cued = False
-        previous_end = token.end
+        if run and re.search(r"[.!?;,:]", text[last_end:token.start]):
+            flush()
+        last_end = token.end
         word = token.lower
-        if word in DISCOURSE or (word in STOP and word not in _CONNECTORS) or _meets_all(word, vocabulary):
-            flush(cued)
-            cued = False
+        proper = _proper(text, token) or (bool(run) and token.text[:1].isdigit())
+        if word in DISCOURSE or (word in STOP and not (run and word in _CONNECTORS)) or (
+                stem(word) in vocabulary and not (run and proper)):
+            flush()
             continue
-        if not run and word in _CONNECTORS:
-            continue
-        proper = _proper(text, token) or token.text[:1].isdigit()
-        if run and not proper and not cued and any(_proper(text, t) for t in run) and word not in _CONNECTORS:
-            flush(cued)  # "Drama film": the name ends where the capitals end
-            continue
-        if not run and not proper and not cued and not _after_cue(text, token.start, vocabulary):
-            continue
-        if not run and not proper and not cued:
-            cued = True  # right after a parameter's own word: "genre comedy", "album thriller"
-        run.append(token)
-        if cued and len(run) >= 4 and not any(_proper(text, t) for t in run):
-            flush(cued)
-            cued = False
-    flush(cued)
+        if run:
+            named = any(_proper(text, t) for t in run)
+            if proper or word in _CONNECTORS or (cued and not named and len(run) < 3):
+                run.append(token)
+                continue
+            flush()
+        cued = not proper and (_after_cue(text, token.start, names) or _before_noun(text, token, vocabulary))
+        if proper or cued:
+            run.append(token)
+    flush()
     return out
 
 
-def _meets_all(word: str, vocabulary: set[str]) -> bool:
-    base = stem(word)
-    return base in vocabulary
+def _word_before(text: str, start: int) -> str:
+    """The word before ``start`` in its clause, past articles and "by" ("directed by", "the album")."""
+    before = text[:start]
+    if re.search(r"[.!?;,:]\s*$", before):
+        return ""
+    for token in reversed(tokens(before)[-4:]):
+        if token.lower not in _SKIP:
+            return token.lower
+        if re.search(r"[.!?;,:]\s*$", text[:token.start]):
+            return ""
+    return ""
+
+
+def _before_noun(text: str, token: Token, vocabulary: set[str]) -> bool:
+    """A lowercase word right before a parameter's own noun: "comedy movie", "country music"."""
+    if re.search(r"(?:ed|ing|ly)$", token.lower) or len(token.lower) < 3:
+        return False
+    after = re.match(r"\s+([A-Za-z]+)", text[token.end:])
+    return after is not None and stem(after.group(1).lower()) in vocabulary
 
 
 def _after_cue(text: str, start: int, vocabulary: set[str]) -> bool:
     """Whether the word at ``start`` comes right after a cue: a preposition or a parameter's own word."""
-    before = [t.lower for t in tokens(text[max(0, start - 40):start])]
-    if re.search(r"[.!?;,]\s*$", text[:start]):
-        return False
-    last = next((w for w in reversed(before) if w not in ("the", "a", "an", "some")), "")
-    return last in _PLACE_PREPS | _TO_PREPS | _FROM_PREPS | _NAME_CUES or stem(last) in vocabulary
+    word = _word_before(text, start)
+    return word in _CUES or (bool(word) and stem(word) in vocabulary)
 
 
 def _prep_before(text: str, start: int) -> str:
-    match = re.search(r"(\w+)\s*$", text[:start])
+    match = re.search(r"(\w+)\s+(?:(?:the|a|an)\s+)?$", text[:start])
     word = match.group(1).lower() if match else ""
-    preps = _PLACE_PREPS | _TO_PREPS | _FROM_PREPS | _NAME_CUES
-    if word in preps:
-        return word
-    article = re.search(r"(\w+)\s+(?:the|a|an)\s*$", text[:start])
-    return article.group(1).lower() if article and article.group(1).lower() in preps else ""
+    return word if word in _PREPS else ""
 
 
 def _name_param(text: str, span: Piece, candidates: list[Param]) -> Param | None:
-    """Which name or place parameter a value fills: its neighbouring words, then its preposition."""
-    around = tokens(text[max(0, span.start - 30):span.start])[-3:] + tokens(text[span.end:span.end + 25])[:2]
-    near = [t.lower for t in around if t.lower not in STOP]
-    for param in candidates:
-        own = _param_stems(param) - {"city", "location", "place", "area"}
-        if any(_meets(w, own) for w in near):
-            return param
+    """Which name or place parameter a value fills: the parameter word next to it, then its preposition."""
+    after = tokens(re.split(r"[.!?;,:]", text[span.end:span.end + 30])[0])[:1]
+    near = [w for w in (_word_before(text, span.start), after[0].lower if after else "") if w]
+    scores: list[tuple[int, int, Param]] = []
+    for i, param in enumerate(candidates):
+        own = {stem(w) for w in re.split(r"[_\W]+", param.name.lower()) if w} - _GENERIC_PLACE
+        told = _param_stems(param) - _GENERIC_PLACE - own
+        score = 2 * sum(_meets(w, own) for w in near) + sum(_meets(w, told) for w in near)
+        if score:
+            scores.append((score, -i, param))
+    if scores:
+        return max(scores, key=lambda s: (s[0], s[1]))[2]
     places = [p for p in candidates if p.kind == "place"]
     names = [p for p in candidates if p.kind == "name"]
-    if span.prep in _TO_PREPS:
+    if span.prep in _TO_PREPS and places:
         return next((p for p in places if _DESTINATION.search(p.words)), None) or next(
             (p for p in places if not _ORIGIN.search(p.words)), None)
-    if span.prep in _FROM_PREPS:
+    if span.prep in _FROM_PREPS and places:
         return next((p for p in places if _ORIGIN.search(p.words)), None) or next(
             (p for p in places if not _DESTINATION.search(p.words)), None)
-    if span.prep in _PLACE_PREPS:
+    if span.prep in _PLACE_PREPS and span.prep != "at" and places:
         plain = [p for p in places if not _DESTINATION.search(p.words) and not _ORIGIN.search(p.words)]
-        if span.prep == "at" and names:
-            return names[0] if not plain and places == [] else (plain or names)[0]
-        return (plain or places or names or [None])[0]
-    return (names or places or [None])[0]
+        return (plain or places)[0]
+    return (names or places)[0] if names or places else None

@@ -61,7 +61,9 @@ DISCOURSE = frozenset(
     find search look looking show tell give get got book reserve make try check know go going went come coming
     want wanted wants need needs needed like likes liked love loves would could should can will let see hear
     think thought wish hope guess say said going gonna wanna looking searching finding also too either neither
-    yet still already just only even really very quite pretty so such""".split()
+    yet still already just only even really very quite pretty so such area vicinity neighborhood neighbourhood
+    town city place places location spot eat dine visit stay watch hear listen play online cab taxi ride new old
+    latest recent popular famous best top own home work office mood""".split()
 )
 
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ied", "ies", "ed", "es", "s", "ly")
