@@ -120,6 +120,11 @@ class OfflineInterpreter:
                     continue
                 if len(clauses) > 1 and outcome.kind == "none" and steps:
                     continue
+                if steps and outcome.steps and outcome.steps[-1].action == steps[-1].action \
+                        and _refers_back(outcome.steps[-1]):
+                    last = outcome.steps[-1]  # "we lost the Kestrel pilot, close it out": the same close
+                    steps[-1].args.update({k: v for k, v in last.args.items() if k not in steps[-1].args})
+                    continue
                 if outcome.kind == "question" and steps:
                     outcome.steps = steps + outcome.steps
                 return outcome
@@ -188,6 +193,7 @@ class OfflineInterpreter:
         for i, lexical in ranked:
             entry = index.entries[i]
             found = extract(text, entry, index, context, person)
+            said = lexical  # how much the message is about this action at all (for the threshold)
             if found.free_text:  # words inside the message it carries do not choose the action
                 lexical = index.score_entry(entry, [w for w in words if not any(
                     a <= w.start < b for a, b in found.free_text)]) + (0.5 if i in index.by_choice(text) else 0.0)
@@ -201,13 +207,18 @@ class OfflineInterpreter:
             else:
                 total += 1.5 if question else 0.0
                 total -= 0.8 if imperative and not question else 0.0
-            judged.append((total, entry, found, lexical))
+            judged.append((total, entry, found, said))
         judged.sort(key=lambda item: -item[0])
         best_total, best, found, lexical = judged[0]
         if lexical < _MIN_SCORE and found.evidence < 1.5 and not (best is pending and found.args):
             return self._about(named, text, index) if named else _none("out_of_scope", "")
-        if asking and best.action.is_write:
-            return _none("out_of_scope", "")  # "who won the game last night?" asks about the world
+        if asking and best.action.is_write:  # "what stage is the deal in?" asks; a read may answer it
+            reads = [item for item in judged if not item[1].action.is_write]
+            if not reads or reads[0][3] < _MIN_SCORE:
+                return _none("out_of_scope", "")
+            best_total, best, found, lexical = reads[0]
+        if found.unexplained >= 2 and found.unexplained > found.explained:
+            return _none("out_of_scope", "")  # "who won the game last night?": most of it is not about us
         alternatives = [e.action.name for t, e, _, _ in judged[1:4] if t >= best_total * 0.75]
         close = [(t, e) for t, e, _, _ in judged[1:3] if t >= best_total * 0.97 and t > 0]
         if context.last_read and context.last_read.get("action") == best.action.name and _REFINE.search(text):

@@ -42,6 +42,8 @@ class Extraction:
     mentions: dict[str, str]
     missing: list[Param]
     evidence: float  # how strongly the message's pieces fit this action's parameters
+    unexplained: int = 0  # content words neither a value it took nor one of its own words
+    explained: int = 0
     free_text: list[tuple[int, int]] = field(default_factory=list)  # where the free text it took is
 
 
@@ -73,7 +75,7 @@ _TEXT_MARKERS = [
     re.compile(r"\b[Tt]o\s+(?P<t>(?!the\b|my\b|a\b|an\b|me\b|us\b|him\b|her\b|them\b|#)[a-z]+\b.*)$"),
     re.compile(r"\babout\s+(?P<t>.+)$", re.I),
 ]
-_EVIDENCE = {"choice": 2.0, "id": 1.0, "channel": 1.5, "relation": 1.0, "reference": 0.5, "date": 0.6,
+_EVIDENCE = {"choice": 2.0, "id": 1.0, "channel": 3.0, "relation": 1.0, "reference": 0.5, "date": 0.6,
              "datetime": 0.8, "time": 0.5, "range": 1.0, "money": 1.0, "number": 0.3, "duration": 0.6,
              "email": 0.8, "person": 0.5, "self": 0.2, "mine": 0.3, "text": 0.6, "chunk": 0.15}
 _DASH = re.compile(r"\s[-–—]\s+(?P<t>.+)$")
@@ -212,7 +214,8 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
         # "tell wes the Cobalt demo went well": what follows the person addressed is the message
         for piece in chosen:
             if piece.kind in ("person", "channel", "relation"):
-                rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:that|about|know|:)?\s*", text[piece.end:])
+                rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:(?:a|an|the)\s+\w+\s+(?=that|saying|about))?"
+                                r"(?:that|saying|about|know|:)?\s*", text[piece.end:])
                 start = piece.end + (rest.end() if rest else 0)
                 starts_value = any(c.start == start and c.kind != "person" for c in chosen)
                 if len(text[start:].split()) >= 2 and not starts_value and not re.match(
@@ -499,9 +502,11 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     # Words nothing explains (not a value it took, not the action's own words) count against it:
     # "pull up the orchid deal" leaves "orchid" unexplained by a search over all deals.
     said = taken + [(p.start, p.end) for p in pieces if p.kind in ("self", "mine", "reference")]
-    unexplained = sum(1 for w in words if w.lower not in STOP and w.lower not in _PREPS
-                      and not any(a <= w.start < b for a, b in said) and not index.matched(entry, w))
-    return Extraction(args, mentions, missing, evidence - 0.8 * unexplained, spans)
+    meaningful = [w for w in words if w.lower not in STOP and w.lower not in _PREPS]
+    unexplained = sum(1 for w in meaningful if not any(a <= w.start < b for a, b in said)
+                      and not index.matched(entry, w))
+    return Extraction(args, mentions, missing, evidence - 0.8 * unexplained, free_text=spans,
+                      unexplained=unexplained, explained=len(meaningful) - unexplained)
 
 
 def describe_span(span: Span) -> str:

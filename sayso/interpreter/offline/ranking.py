@@ -114,7 +114,7 @@ class CatalogIndex:
         prefixes: dict[str, set[str]] = defaultdict(set)  # "sup" -> {"ticket"}: ids the catalog shows
         for entry in self.entries:
             for param in entry.params:
-                if param.record:
+                if param.record and "|" not in param.record:  # only where the kind of record is certain
                     for found in re.finditer(r"\b([A-Za-z]{1,8})-\d+\b", param.description):
                         prefixes[found.group(1).lower()].update(t.lower() for t in param.record.split("|"))
         self.id_prefixes = {k: frozenset(v) for k, v in prefixes.items()}

@@ -440,8 +440,13 @@ def _before_noun(text: str, token: Token, vocabulary: set[str]) -> bool:
 
 def _after_cue(text: str, start: int, vocabulary: set[str]) -> bool:
     """Whether the word at ``start`` comes right after a cue: a preposition or a parameter's own word."""
+    if re.search(r"[.!?;,:]\s*$", text[:start]):
+        return False
+    previous = tokens(text[max(0, start - 20):start])[-1:]
+    if previous and previous[0].lower in _CUES:
+        return True
     word = _word_before(text, start)
-    return word in _CUES or (bool(word) and stem(word) in vocabulary)
+    return word in _CUES or (bool(word) and _meets(word, vocabulary))
 
 
 def _prep_before(text: str, start: int) -> str:

@@ -100,7 +100,7 @@ _GROUPS: dict[str, str] = {
     "meeting": "meeting meet schedule sync call appointment invite",
     "email": "email e-mail mail",
     "note": "note jot record",
-    "assign": "assign reassign give transfer hand handover own",
+    "assign": "assign reassign assignee give transfer hand handover own",
     "delete": "delete remove erase drop destroy purge wipe",
     "comment": "comment reply respond annotate",
     "related": "related linked link connected attached associated regarding",
