@@ -217,7 +217,7 @@ class OfflineInterpreter:
             if not reads or reads[0][3] < _MIN_SCORE:
                 return _none("out_of_scope", "")
             best_total, best, found, lexical = reads[0]
-        if found.unexplained >= 2 and found.unexplained > found.explained:
+        if not best.action.is_write and found.unexplained >= 2 and found.unexplained > found.explained:
             return _none("out_of_scope", "")  # "who won the game last night?": most of it is not about us
         alternatives = [e.action.name for t, e, _, _ in judged[1:4] if t >= best_total * 0.75]
         close = [(t, e) for t, e, _, _ in judged[1:3] if t >= best_total * 0.97 and t > 0]

@@ -217,7 +217,8 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
                 rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:(?:a|an|the)\s+\w+\s+(?=that|saying|about))?"
                                 r"(?:that|saying|about|know|:)?\s*", text[piece.end:])
                 start = piece.end + (rest.end() if rest else 0)
-                starts_value = any(c.start == start and c.kind != "person" for c in chosen)
+                starts_value = any(c.start == start and c.kind in ("date", "datetime", "time", "range", "money",
+                                                                   "duration") for c in chosen)
                 if len(text[start:].split()) >= 2 and not starts_value and not re.match(
                         r"(?:on|at|by|for|in|to|from|with|next|this|tomorrow|today)\b", text[start:], re.I):
                     soft.append(Piece(start, len(text), "soft-text", text[start:].strip(), text[start:]))
@@ -225,7 +226,8 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
     for piece in sorted(soft, key=lambda p: p.start):
         if any(c.kind == "text" for c in chosen):
             break
-        if any(c.start == piece.start and c.kind in ("person", "email", "channel", "id", "self") for c in chosen):
+        if re.search(r"\bto\s*$", text[:piece.start], re.I) and any(
+                c.start == piece.start and c.kind in ("person", "email", "channel", "id", "self") for c in chosen):
             continue  # "assigned to sam", "to priya@...": an addressee, not a message
         # Free text swallows the people and records it mentions, but gives back a date at its end.
         inside = [c for c in chosen if c.start >= piece.start]
