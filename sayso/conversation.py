@@ -56,6 +56,7 @@ class ConversationState(BaseModel):
     last_denied: dict[str, Any] | None = None
     last_request: dict[str, Any] | None = None  # {"text", "status", "reply"} of the last turn
     last_read: dict[str, Any] | None = None  # {"action", "args"} of the last read answered
+    people: list[str] = Field(default_factory=list)  # for "him", "her": most recent first
 
 
 def _slim(record: Record) -> Record:
@@ -246,6 +247,7 @@ class Chat:
             pending_options=pending.options if pending else [],
             last_denied=state.last_denied,
             last_read=state.last_read,
+            people=state.people,
             directory=self.ws.directory,
         )
 
@@ -261,11 +263,18 @@ class Chat:
                                            version=data.get("version", 0))))
         if listed:
             state.last_list = listed[:_LIST_SIZE]
-        fresh = (touched + listed[:1]) if touched else listed[:1]
+        fresh = listed[:1] + touched  # one record shown: "it" is that record, before what the query named
         if len(listed) > 1:
             fresh = touched  # a list is reached by "the first one", not by "it"
         seen = {r.ref() for r in fresh}
         state.focus = (fresh + [r for r in state.focus if r.ref() not in seen])[:_FOCUS_SIZE]
+        people = [v for r in fresh[:1] for k, v in r.attrs.items() if k in ("owner", "assignee")]
+        for step in result.steps:
+            for value in step.args.values():
+                people += [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
+        people = [p for p in dict.fromkeys(people) if p in self.ws.directory and p != turn.person.id]
+        if people:
+            state.people = (people + [p for p in state.people if p not in people])[:_FOCUS_SIZE]
         if result.status is TurnStatus.NEEDS_CONFIRMATION and result.confirmation:
             state.pending = Pending(kind="confirmation", confirmation=result.confirmation["id"], steps=steps,
                                     text=text)

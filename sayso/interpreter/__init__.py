@@ -66,6 +66,7 @@ class Context(BaseModel):
     pending_options: list[Option] = Field(default_factory=list)
     last_denied: dict[str, Any] | None = None  # {"action", "text", "rule", "reply"} of the last denial
     last_read: dict[str, Any] | None = None  # {"action", "args"} of the last read, for "which of those..."
+    people: list[str] = Field(default_factory=list)  # people the conversation was about, most recent first
     directory: Directory | None = Field(default=None, exclude=True)
 
     model_config = {"arbitrary_types_allowed": True}

@@ -141,8 +141,8 @@ def find_tickets(tx: Tx, p: FindTickets) -> list[Record]:
             where.append(f"{column} = ?")
             params.append(value)
     for token in words(p.text).split():
-        where.append("words LIKE ?")
-        params.append(f"% {token}%")
+        where.append("words LIKE ?")  # "exports" finds "export": a plural's stem, as a word prefix
+        params.append(f"% {token[:-1] if len(token) > 3 and token.endswith('s') else token}%")
     return tx.records(TICKET, " AND ".join(where) or "1", params, order="project, length(id), id")
 
 

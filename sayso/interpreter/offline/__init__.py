@@ -51,6 +51,13 @@ _QUESTION = re.compile(
 _SPLIT = re.compile(r"\s*(?:;|\.\s+|,?\s+and\s+then\s+|,\s*then\s+|\s+then\s+|,?\s+and\s+also\s+|,?\s+also\s+|"
                     r",?\s+and\s+|,\s+)", re.I)
 _MIN_SCORE = 1.2
+# Chat shorthand and idioms, read as the words they stand for.
+_SHORTHAND = {"tmrw": "tomorrow", "tmr": "tomorrow", "tmw": "tomorrow", "2moro": "tomorrow", "2day": "today",
+              "pls": "please", "plz": "please", "thx": "thanks", "msg": "message", "mtg": "meeting",
+              "on my plate": "assigned to me", "on our plate": "assigned to us", "eom": "end of month"}
+_SHORTHAND_RE = re.compile(r"\b(?:" + "|".join(re.escape(k) for k in sorted(_SHORTHAND, key=len, reverse=True))
+                           + r")\b", re.I)
+_POINTS = re.compile(r"\b(?:first|second|third|last|other|it|that one|this one|them)\b", re.I)
 _OPENER = re.compile(r"^(?:(?:and|also|so|ok|okay|alright|right|now|then|great|cool)\b[\s,]*)+", re.I)
 _FOLLOW = re.compile(r"^(?:and|what about|how about|same for|and for)\b", re.I)
 _OBEY = re.compile(r"\b(?:do|follow|execute|carry out|run)\s+(?:what|whatever|the instructions?)\s+(?:it|that|this|"
@@ -81,6 +88,7 @@ class OfflineInterpreter:
     # --- the steps ---------------------------------------------------------------
 
     def _interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
+        text = _SHORTHAND_RE.sub(lambda m: _SHORTHAND[m.group(0).lower()], text)
         if not text:
             return _none("empty", "Say what you would like done, for example: show my deals closing this month.")
         index = index_for(catalog)
@@ -173,7 +181,8 @@ class OfflineInterpreter:
                     return ProposedStep(action=pending.action.name, args=found.args, mentions=found.mentions,
                                         confidence=0.3)
         last = index.by_name.get((context.last_read or {}).get("action", ""))
-        if last is not None and _FOLLOW.match(original) and max(scores.values(), default=0.0) < _MIN_SCORE * 3:
+        if last is not None and _FOLLOW.match(original) and not _POINTS.search(text) \
+                and max(scores.values(), default=0.0) < _MIN_SCORE * 3:
             found = extract(text, last, index, context, person)  # "and devi's?": the last read, for devi
             if found.args:
                 return ProposedStep(action=last.action.name, args={**(context.last_read or {}).get("args", {}),

@@ -21,7 +21,7 @@ from ..values import Span, find_choices, find_values
 from . import slots
 from .ranking import CatalogIndex, Entry
 from .schema import Param
-from .words import STOP, Token, tokens
+from .words import STOP, Token, stem, tokens
 
 __all__ = ["Extraction", "Piece", "extract", "find_pieces"]
 
@@ -182,6 +182,12 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
     for m in re.finditer(r"\b(me|myself|I)\b", text):
         owning = re.match(r"\s+(?:own|have|manage|run|got|hold)\b", text[m.end():], re.IGNORECASE)
         found.append(Piece(m.start(), m.end(), "mine" if owning else "self", person.id, m.group()))
+    if context.people:  # "set up a meeting with him": the person the conversation was just about
+        for m in re.finditer(r"\b(him|her)\b", text, re.IGNORECASE):
+            after = re.match(r"\s+([a-z]+)", text[m.end():], re.IGNORECASE)
+            if after and after.group(1).lower() not in STOP and after.group(1).lower() not in _PREPS:
+                continue  # "her company": a possessive, not a person
+            found.append(Piece(m.start(), m.end(), "person", context.people[0], m.group()))
     for m in re.finditer(r"\b(my|mine)\b", text, re.IGNORECASE):
         found.append(Piece(m.start(), m.end(), "mine", person.id, m.group()))
     for m in _REFERENCE.finditer(text):
@@ -207,8 +213,9 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
                 soft.append(Piece(marked.start("t"), len(text), "soft-text", marked.group("t").strip(),
                                   marked.group("t")))
     chosen: list[Piece] = []
-    for piece in found:  # earlier kinds win overlaps
-        if all(piece.end <= c.start or piece.start >= c.end for c in chosen):
+    for piece in found:  # earlier kinds win overlaps; an enum value also counts inside free text
+        if all(piece.end <= c.start or piece.start >= c.end or (piece.kind == "choice" and c.kind == "text")
+               for c in chosen):
             chosen.append(piece)
     if wants_text and any(p.kind in ("person", "recipient") for p in params):
         # "tell wes the Cobalt demo went well": what follows the person addressed is the message
@@ -239,7 +246,8 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
             body = body.rsplit(None, 1)[0] if len(body.split()) > 1 else body
         if not body or any(c.start < piece.start < c.end for c in chosen):
             continue
-        chosen = [c for c in chosen if c.start < piece.start or c.start >= end]
+        # the text takes what it covers, but an enum value said in it still counts ("..., we lost it")
+        chosen = [c for c in chosen if c.start < piece.start or c.start >= end or c.kind == "choice"]
         body = body.rstrip(" ,?!")
         chosen.append(Piece(piece.start, piece.start + len(body), "text", body, body))
         break
@@ -483,6 +491,20 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         if body:  # an email with a body but no subject: its first words
             args[param.name] = body if len(body) <= 60 else body[:57].rsplit(" ", 1)[0] + "..."
             mentions[param.name] = mentions.get(next(k for k, v in args.items() if v == body), body)
+    limit = next((p for p in params if p.name in ("limit", "count", "top") and p.kind == "number"
+                  and p.name not in args), None)
+    latest = re.search(r"\b(?:last|latest|most recent|newest)\s+(?:(\d+)\s+)?([a-z]+)", text, re.I)
+    if limit is not None and latest:  # "the last message I sent": one; "the last 5 notes": five
+        n = int(latest.group(1)) if latest.group(1) else (1 if not latest.group(2).lower().endswith("s") else None)
+        if n:
+            args[limit.name] = n
+            mentions[limit.name] = latest.group(0)
+    for name, value in list(args.items()):  # "exports in the tickets": the catalog's own noun is not the text
+        if isinstance(value, str) and name in {p.name for p in by_kind.get("text", [])}:
+            trimmed = re.sub(r"\s+(?:in|on|among|from)\s+(?:the\s+|my\s+|our\s+)?(\w+)$",
+                             lambda m: "" if stem(m.group(1).lower()) in index.vocabulary else m.group(0), value)
+            if trimmed and trimmed != value:
+                args[name] = trimmed
     missing = [p for p in params if p.required and p.name not in args and p.default is None]
     if not entry.action.is_write:
         # "what stage is the Brightwater deal in?" asks about one record, it does not filter by stage
@@ -503,7 +525,8 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     taken = [(p.start, p.end) for p in pieces if id(p) in used]
     # Words nothing explains (not a value it took, not the action's own words) count against it:
     # "pull up the orchid deal" leaves "orchid" unexplained by a search over all deals.
-    said = taken + [(p.start, p.end) for p in pieces if p.kind in ("self", "mine", "reference")]
+    said = taken + [(p.start, p.end) for p in pieces if p.kind in ("self", "mine", "reference", "date", "datetime",
+                                                                   "time", "range")]
     meaningful = [w for w in words if w.lower not in STOP and w.lower not in _PREPS]
     unexplained = sum(1 for w in meaningful if not any(a <= w.start < b for a, b in said)
                       and not index.matched(entry, w))

@@ -395,8 +395,10 @@ def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str]) -> li
 
     last_end = piece.start
     for token in inside:
-        if run and re.search(r"[.!?;,:]", text[last_end:token.start]):
-            flush()
+        gap = text[last_end:token.start]
+        if run and re.search(r"[.!?;,:]", gap) and not (gap.strip() == "," and _proper(text, token) and any(
+                _proper(text, t) for t in run) and (token.text.isupper() or token is inside[-1])):
+            flush()  # "Long Beach, CA" and "Paris, France" stay one place
         last_end = token.end
         word = token.lower
         proper = _proper(text, token) or (bool(run) and token.text[:1].isdigit())

@@ -95,7 +95,7 @@ _GROUPS: dict[str, str] = {
     "close": "close won lost win lose closed",
     "create": "create add open new make start log file raise",
     "task": "task follow-up followup follow todo to-do ticket action item chore",
-    "send": "send message tell ping notify inform let know dm post text write chat shout ask",
+    "send": "send message tell ping notify inform let know dm post text write chat shout ask sent told pinged messaged",
     "remind": "remind reminder alert nudge",
     "meeting": "meeting meet schedule sync call appointment invite",
     "email": "email e-mail mail",
