@@ -368,7 +368,7 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         elif owners & {t.lower() for t in target.record.split("|")}:
             bonus += 1.5
         else:
-            bonus -= 2.0
+            bonus -= 50.0  # an id of another kind of record: this cannot be the action
     # Channels and people.
     for piece in free("channel"):
         target = next((p for p in by_kind.get("recipient", []) if p.name not in args), None)
@@ -459,6 +459,7 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         bonus += 1.0 if types is not None else 0.0
         take(target, piece, piece.value)
     # Defaults a person expects: a title from the message itself.
+    earned = {p.name for p in params if p.required and p.name in args}  # said, not derived below
     content = any(name in args for name in (p.name for p in record_params)) or any(
         p.kind in ("relation", "date", "datetime", "chunk", "id") for p in pieces if id(p) in used) or any(
         id(c) not in used for c in chunks)
@@ -476,6 +477,7 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
             if context.focus[0].type.lower() in kinds:
                 args[param.name] = "@it"
                 mentions[param.name] = "(the record in focus)"
+                bonus += 0.5
     for param in person_params:
         # "ping zoe ...", "assign SUP-17 to Zach": a name where a person goes, even one we do not know
         if param.name in args:
@@ -499,6 +501,7 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         if n:
             args[limit.name] = n
             mentions[limit.name] = latest.group(0)
+            bonus += 1.0
     for name, value in list(args.items()):  # "exports in the tickets": the catalog's own noun is not the text
         if isinstance(value, str) and name in {p.name for p in by_kind.get("text", [])}:
             trimmed = re.sub(r"\s+(?:in|on|among|from)\s+(?:the\s+|my\s+|our\s+)?(\w+)$",
@@ -518,7 +521,7 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         if named_only and not given:
             missing = named_only[:1]
     evidence = bonus + sum(_EVIDENCE.get(p.kind, 0.0) for p in pieces if id(p) in used)
-    evidence += 0.5 * sum(1 for p in params if p.required and p.name in args)
+    evidence += 0.5 * len(earned)
     spans = [(p.start, p.end) for p in pieces if id(p) in used and p.kind == "text"]
     spans += [(w.start, w.end) for w in words if w.text[:1].isupper() and w.start > 0 and any(
         p.start <= w.start < p.end for p in pieces if id(p) in used and p.kind == "chunk")]  # names are not verbs
