@@ -263,7 +263,7 @@ class Chat:
                                            version=data.get("version", 0))))
         if listed:
             state.last_list = listed[:_LIST_SIZE]
-        fresh = listed[:1] + touched  # one record shown: "it" is that record, before what the query named
+        fresh = list({r.ref(): r for r in listed[:1] + touched}.values())  # one record shown: "it" is that one
         if len(listed) > 1:
             fresh = touched  # a list is reached by "the first one", not by "it"
         seen = {r.ref() for r in fresh}

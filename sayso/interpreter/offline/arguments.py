@@ -21,7 +21,7 @@ from ..values import Span, find_choices, find_values
 from . import slots
 from .ranking import CatalogIndex, Entry
 from .schema import Param
-from .words import STOP, Token, stem, tokens
+from .words import DISCOURSE, STOP, Token, stem, tokens
 
 __all__ = ["Extraction", "Piece", "extract", "find_pieces"]
 
@@ -81,6 +81,8 @@ _EVIDENCE = {"choice": 2.0, "id": 1.0, "channel": 3.0, "relation": 1.0, "referen
 _DASH = re.compile(r"\s[-–—]\s+(?P<t>.+)$")
 _REASON = re.compile(r"(?:\b(?:for|over)\s+|,\s+)(?P<t>(?:the|a|an|our|their|its|some|all|we|they|it)\s+.+)$",
                      re.I)
+_DATEISH = frozenset("today tomorrow tonight next this monday tuesday wednesday thursday friday saturday sunday "
+                     "morning afternoon evening".split())
 _NAMING_PREPS = ("for", "with", "about", "on", "to", "of", "in", "from")
 _PREPS = ("for", "to", "with", "in", "on", "at", "from", "of", "about", "by", "into", "near", "around", "as")
 
@@ -109,11 +111,8 @@ def _reference_types(value: str, context: Context) -> set[str] | None:
     """What a reference can be: "@it:deal" a deal; "@2" the type of the second record shown; None: unknown."""
     if ":" in value:
         return {value.split(":", 1)[1]}
-    if value == "@it":
-        if not context.focus:
-            return None
-        first = context.focus[0].id
-        return {f.type.lower() for f in context.focus if f.id == first}
+    if value == "@it":  # the most recent records talked about, of whatever kind fits
+        return {f.type.lower() for f in context.focus[:3]} or None
     shown = context.last_list
     if value == "@other":
         return {r.type.lower() for r in shown} or None
@@ -185,7 +184,8 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
     if context.people:  # "set up a meeting with him": the person the conversation was just about
         for m in re.finditer(r"\b(him|her)\b", text, re.IGNORECASE):
             after = re.match(r"\s+([a-z]+)", text[m.end():], re.IGNORECASE)
-            if after and after.group(1).lower() not in STOP and after.group(1).lower() not in _PREPS:
+            if m.group(1).lower() == "her" and after and after.group(1).lower() not in STOP | _DATEISH \
+                    and after.group(1).lower() not in _PREPS:
                 continue  # "her company": a possessive, not a person
             found.append(Piece(m.start(), m.end(), "person", context.people[0], m.group()))
     for m in re.finditer(r"\b(my|mine)\b", text, re.IGNORECASE):
@@ -327,6 +327,8 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         args[param.name] = value
         mentions[param.name] = piece.text
         used.add(id(piece))
+        if all(p is not piece for p in pieces):  # slots may make new pieces (a date split from its time)
+            pieces.append(piece)
 
     def free(kind: str) -> list[Piece]:
         return [p for p in pieces if p.kind == kind and id(p) not in used]
@@ -404,8 +406,9 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
                 piece.kind, piece.value = "date", piece.value[1]
     slots.assign_dates(text, [p for p in pieces if id(p) not in used], date_params, args, take, context.now)
     # Money, durations, numbers, emails.
+    slots.assign_counts(text, [p for p in pieces if id(p) not in used], params, args, take)
     for kind, param_kinds in (("money", ("money", "number")), ("duration", ("duration",)),
-                              ("number", ("number", "money")), ("email", ("email", "person"))):
+                              ("email", ("email", "person"))):
         for piece in free(kind):
             target = next((p for k in param_kinds for p in by_kind.get(k, []) if p.name not in args), None)
             if target is None:
@@ -474,7 +477,7 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         # "set the amount to 290k" right after the Cobalt deal was shown: that deal
         if param.required and param.name not in args and context.focus and args:
             kinds = {t.lower() for t in param.record.split("|")}
-            if context.focus[0].type.lower() in kinds:
+            if any(f.type.lower() in kinds for f in context.focus[:2]):
                 args[param.name] = "@it"
                 mentions[param.name] = "(the record in focus)"
                 bonus += 0.5
@@ -530,7 +533,7 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     # "pull up the orchid deal" leaves "orchid" unexplained by a search over all deals.
     said = taken + [(p.start, p.end) for p in pieces if p.kind in ("self", "mine", "reference", "date", "datetime",
                                                                    "time", "range")]
-    meaningful = [w for w in words if w.lower not in STOP and w.lower not in _PREPS]
+    meaningful = [w for w in words if w.lower not in STOP and w.lower not in _PREPS and w.lower not in DISCOURSE]
     unexplained = sum(1 for w in meaningful if not any(a <= w.start < b for a, b in said)
                       and not index.matched(entry, w))
     return Extraction(args, mentions, missing, evidence - 0.8 * unexplained, free_text=spans,

@@ -1,0 +1,157 @@
+"""Slots of generic catalogs: dates and times by role, counts by their noun, names and places, yes/no."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pytest
+from pydantic import BaseModel, Field
+
+from sayso.catalog import Catalog, Tier
+from sayso.directory import Person
+from sayso.interpreter import Context
+from sayso.interpreter.offline import slots
+from sayso.interpreter.offline.arguments import Piece, extract, find_pieces
+from sayso.interpreter.offline.ranking import index_for
+from sayso.interpreter.offline.schema import Param, params_of
+
+NOW = datetime(2019, 3, 1, 9, 0, tzinfo=UTC)
+PERSON = Person(id="user", name="User", role="user", timezone="UTC")
+
+catalog = Catalog()
+
+
+class RentCar(BaseModel):
+    pickup_city: str = Field(description="City to pick up the rental car")
+    pickup_date: str = Field(description="Date of rental car pickup")
+    pickup_time: str = Field(description="Time of rental car pickup")
+    dropoff_date: str = Field(description="Date of rental car drop-off")
+
+
+class FindHotel(BaseModel):
+    location: str = Field(description="City or town where the hotel is located")
+    star_rating: Literal["1", "2", "3", "4", "5"] | None = Field(None, description="Star rating of the hotel")
+    number_of_rooms: Literal["1", "2", "3"] | None = Field(None, description="Number of rooms to reserve")
+    has_wifi: Literal["True", "False"] | None = Field(None, description="Whether the hotel has wifi")
+
+
+class BookBus(BaseModel):
+    from_location: str = Field(description="City where bus is leaving from")
+    to_location: str = Field(description="City where bus is going to")
+    travelers: Literal["1", "2", "3", "4", "5"] = Field(description="Number of travelers for journey")
+
+
+class FindMovie(BaseModel):
+    genre: str | None = Field(None, description="Genre of the movie")
+    starring: str | None = Field(None, description="Name of actor starring in movie")
+    director: str | None = Field(None, description="Name of director of the movie")
+
+
+class ReserveHotel(BaseModel):
+    place_name: str = Field(description="Name of the accommodation")
+    stay_length: str = Field(description="Length of stay in days")
+
+
+def _noop(params: Any) -> dict[str, Any]:
+    return {}
+
+
+for _name, _model in (("cars.rent", RentCar), ("hotels.find", FindHotel), ("buses.book", BookBus),
+                      ("movies.find", FindMovie), ("hotels.reserve", ReserveHotel)):
+    def _handler(params: Any) -> dict[str, Any]:
+        return {}
+
+    _handler.__annotations__["params"] = _model
+    _handler.__doc__ = f"{_name.replace('.', ' ')}."
+    catalog.action(_name, kind="write", risk=Tier.LOW, connector="test", resource="System")(_handler)
+
+
+def _extract(action: str, text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    index = index_for(catalog)
+    found = extract(text, index.by_name[action], index, Context(now=NOW), PERSON)
+    return found.args, found.mentions
+
+
+def _params(action: str) -> dict[str, Param]:
+    return {p.name: p for p in params_of(catalog.get(action))}
+
+
+def test_kinds_from_names_and_values() -> None:
+    hotel = _params("hotels.find")
+    assert hotel["star_rating"].kind == "number"  # a choice among digits is a count
+    assert hotel["has_wifi"].kind == "bool"
+    assert hotel["location"].kind == "place"
+    reserve = _params("hotels.reserve")
+    assert reserve["place_name"].kind == "name"  # "Name of the accommodation", not a place
+    assert reserve["stay_length"].kind == "number"  # "Length of stay in days"
+
+
+def test_time_and_date_split_and_end_date_by_cue() -> None:
+    args, mentions = _extract("cars.rent", "I need a car in Fresno on the 2nd of March at around 12:30 until the 9th")
+    assert mentions["pickup_date"] == "2nd of March" and args["pickup_date"] == "2019-03-02"
+    assert mentions["pickup_time"] == "12:30" and args["pickup_time"] == "12:30"
+    assert mentions["dropoff_date"] == "the 9th" and args["dropoff_date"] == "2019-03-09"
+    assert mentions["pickup_city"] == "Fresno"
+
+
+def test_drop_off_words_point_at_the_end_date() -> None:
+    args, _ = _extract("cars.rent", "pick it up around 16:30, I'll be dropping it off on the 4th")
+    assert args["pickup_time"] == "16:30"
+    assert args["dropoff_date"] == "2019-03-04"
+    assert "pickup_date" not in args
+
+
+def test_places_by_preposition_never_discourse_words() -> None:
+    args, mentions = _extract("buses.book", "Yeah, can you help me get a bus from San Diego to Long Beach?")
+    assert mentions["from_location"] == "San Diego"
+    assert mentions["to_location"] == "Long Beach"
+    args, _ = _extract("hotels.find", "Sounds good. Can you help me find something available in that area?")
+    assert "location" not in args
+
+
+def test_names_by_the_parameter_word_next_to_them() -> None:
+    args, _ = _extract("movies.find", "a movie starring serena altschul and directed by harry elfont")
+    assert args["starring"] == "serena altschul"
+    assert args["director"] == "harry elfont"
+
+
+def test_names_stop_at_sentence_ends() -> None:
+    args, _ = _extract("movies.find", "I feel like watching a Drama film. Maybe something by Alfred Hitchcock?")
+    assert args["genre"] == "Drama"
+    assert "Maybe" not in str(args)
+
+
+def test_bool_from_its_word_and_negation() -> None:
+    args, _ = _extract("hotels.find", "a hotel in Paris with wifi")
+    assert args["has_wifi"] == "True"
+    args, _ = _extract("hotels.find", "a hotel in Paris, no wi-fi needed")
+    assert args["has_wifi"] == "False"
+
+
+def _counts(action: str, text: str) -> dict[str, Any]:
+    """``assign_counts`` alone, on the number pieces of ``text``."""
+    params = params_of(catalog.get(action))
+    args: dict[str, Any] = {}
+
+    def take(param: Param, piece: Piece, value: Any) -> None:
+        args[param.name] = value
+
+    pieces = find_pieces(text, Context(now=NOW), PERSON, params)
+    slots.assign_counts(text, pieces, params, args, take)
+    return args
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("I need 2 hotel rooms at a 3 star hotel", {"number_of_rooms": "2", "star_rating": "3"}),
+    ("a 4 star hotel", {"star_rating": "4"}),
+    ("I need 3", {}),  # rooms or stars: not said
+])
+def test_counts_by_the_noun_after_them(text: str, expected: dict[str, Any]) -> None:
+    assert _counts("hotels.find", text) == expected
+
+
+def test_counts_of_people() -> None:
+    assert _counts("buses.book", "4 tickets to Fresno") == {"travelers": "4"}
+    assert _counts("buses.book", "a bus for two") == {"travelers": "2"}
+    assert _counts("buses.book", "7 people") == {}  # not one of the listed values
