@@ -96,15 +96,18 @@ class OfflineInterpreter:
             answer = self._answer(text, context, index, person)
             if answer is not None:
                 return answer
-        words = [t for t in tokens(text) if t.lower not in STOP]
         thanks = _THANKS.match(text)
         if thanks:
             rest = text[thanks.end():].lstrip(" ,.!;:-")
             if not _has_action_words(rest, index, core=True) and not _values_in(rest, context):
                 return _none("thanks", "You're welcome.")
             text = rest  # "thanks, can you also find me a hotel": the request after the thanks
-        if _GREETING.match(text) and len(words) <= 3:
-            return _none("smalltalk", _capabilities(catalog))
+        greeting = _GREETING.match(text)
+        if greeting:
+            rest = text[greeting.end():].lstrip(" ,.!;:-")
+            if not _has_action_words(rest, index, core=True) and not _values_in(rest, context):
+                return _none("smalltalk", _capabilities(catalog))
+            text = rest  # "Hello. I want to reserve a bus.": the request after the greeting
         decline = _DECLINE.match(text)
         if decline and not _AGREE.search(text[decline.end():]):  # "that's it exactly" agrees
             rest = text[decline.end():]
@@ -195,7 +198,10 @@ class OfflineInterpreter:
             scores[index.entries.index(pending)] = scores.get(index.entries.index(pending), 0.0)
         question = bool(_QUESTION.match(text)) or text.rstrip().endswith("?")
         lead = _lead(words)
-        imperative = lead is not None and bool(concepts(lead.stem) & _WRITE_CONCEPTS)
+        verbs = [concepts(w.stem) for w in words if not w.text[:1].isupper() or w is words[0]]
+        acting = any(c & _WRITE_CONCEPTS for c in verbs)  # "book it", "reserve", "move", "send"
+        seeking = any("find" in c for c in verbs) or question
+        imperative = (lead is not None and bool(concepts(lead.stem) & _WRITE_CONCEPTS)) or (acting and not seeking)
         asking = bool(_WH.match(text))
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:8]
         judged: list[tuple[float, Entry, Extraction, float]] = []
@@ -207,8 +213,10 @@ class OfflineInterpreter:
                 lexical = index.score_entry(entry, [w for w in words if not any(
                     a <= w.start < b for a, b in found.free_text)]) + (0.5 if i in index.by_choice(text) else 0.0)
             total = lexical + found.evidence - 0.4 * len(found.missing)
-            if entry is pending:
+            if entry is pending and not (acting or seeking):
                 total += _CONTINUE  # what the conversation is doing goes on unless the words say otherwise
+            elif entry is pending:
+                total += _CONTINUE / 3
             if entry.action.is_write:
                 total += 1.0 if imperative and not question else 0.0
                 total -= 1.5 if question and not imperative else 0.0

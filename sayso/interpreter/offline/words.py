@@ -76,14 +76,20 @@ def stem(word: str) -> str:
     if len(word) <= 3 or not word.isalpha():
         return word
     for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+        if word.endswith(suffix) and len(word) - len(suffix) >= (4 if suffix == "ly" else 3):
             base = word[: -len(suffix)]
             if suffix in ("ied", "ies"):
-                base += "y"
+                base += "i"  # "movies" and "movie", "parties" and "party" meet at "movi", "parti"
             if len(base) > 3 and base[-1] == base[-2] and base[-1] not in "aeiouls":
                 base = base[:-1]  # "stopped" -> "stop"
-            return base.rstrip("e") if len(base) > 4 else base
-    return word.rstrip("e") if len(word) > 4 else word
+            return _tail(base)
+    return _tail(word)
+
+
+def _tail(base: str) -> str:
+    if len(base) > 4 and base.endswith("y") and base[-2] not in "aeiou":
+        return base[:-1] + "i"
+    return base.rstrip("e") if len(base) > 4 else base
 
 
 # Common synonyms, by concept. A word's stem maps to every concept it belongs to;
@@ -108,11 +114,25 @@ _GROUPS: dict[str, str] = {
     "invoice": "invoice bill billing",
     "deal": "deal opportunity oppty opp",
     "account": "account customer client company",
-    "reserve": "reserve reservation book booking",
-    "buy": "buy purchase",
+    "reserve": "reserve reservation book booking buy purchase order",
+    "buy": "buy purchase book order",
     "rent": "rent rental hire",
     "play": "play listen stream",
-    "weather": "weather forecast temperature rain",
+    "weather": "weather forecast temperature rain sunny windy humid",
+    # Everyday nouns for the things services deal in.
+    "restaurant": "restaurant diner eatery bistro cafe food eat dine dinner lunch breakfast brunch meal cuisine",
+    "movie": "movie film flick cinema",
+    "taxi": "taxi cab ride uber lyft rideshare",
+    "song": "song music track tune album",
+    "hotel": "hotel accommodation lodging motel inn hostel",
+    "apartment": "apartment flat home house property condo residence",
+    "attraction": "attraction sights sightseeing landmark museum activities activity tourist",
+    "event": "event concert show game match gig festival performance",
+    "flight": "flight fly plane airline airfare",
+    "bus": "bus coach",
+    "car": "car vehicle automobile",
+    "therapist": "therapist counselor psychologist psychiatrist doctor",
+    "alarm": "alarm wake",
     "money": "money cash fund",
     "balance": "balance",
     "transfer": "transfer send wire",
