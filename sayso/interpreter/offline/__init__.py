@@ -244,6 +244,17 @@ class OfflineInterpreter:
         step = ProposedStep(action=best.action.name, args=found.args, mentions=found.mentions,
                             confidence=round(min(1.0, best_total / (best_total + 2.0)), 3) if best_total > 0 else 0.0,
                             alternatives=alternatives)
+        if close and best.action.is_write and not found.missing:
+            # Equally likely, and both complete: the simpler one (fewer things to get wrong) wins.
+            def needs(entry: Entry) -> int:
+                return sum(1 for p in entry.params if p.required)
+            fewest = min([best] + [e for _, e in close], key=needs)
+            if sum(1 for e in [best] + [e for _, e in close] if needs(e) == needs(fewest)) == 1 and fewest is not best:
+                chosen = next(item for item in judged if item[1] is fewest)
+                best_total, best, found, lexical = chosen
+                close = []
+            elif needs(best) < min(needs(e) for _, e in close):
+                close = []
         if close and best.action.is_write:
             options = [Option(label=f"{e.action.name}: {e.action.description}", value=e.action.name)
                        for e in [best] + [e for _, e in close]]

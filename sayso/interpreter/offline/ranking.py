@@ -43,10 +43,12 @@ def _terms(word: str, numbers: bool = True) -> list[str]:
     match = _ID.match(word)
     if match:
         return [match.group(1)]
-    if "-" in word.strip("-"):  # "ticket-wise", "follow-up": each part too
+    if word.startswith("#"):
+        return ["#channel"]  # "#deal-desk" is where a message goes, not what it is about
+    if "-" in word.strip("-"):  # "ticket-wise", "follow-up": each part too (their number means nothing)
         parts = [p for p in word.split("-") if p]
-        joined = [t for t in _terms(word.replace("-", ""), numbers)]
-        return list(dict.fromkeys(joined + [t for p in parts for t in _terms(p, numbers)]))
+        joined = [t for t in _terms(word.replace("-", ""), False)]
+        return list(dict.fromkeys(joined + [t for p in parts for t in _terms(p, False)]))
     if word in STOP or not any(c.isalpha() for c in word):
         return []
     base = stem(word)
@@ -120,7 +122,8 @@ class CatalogIndex:
         self.id_prefixes = {k: frozenset(v) for k, v in prefixes.items()}
         self.vocabulary = frozenset(t for t in postings if "#" not in t and not t.startswith("~"))
         n = max(len(self.entries), 1)
-        self.idf = {term: math.log(1 + n / len(hits)) for term, hits in postings.items()}
+        # smoothed, so a word every action shares still counts in a catalog of one or two actions
+        self.idf = {term: math.log(1 + n / len(hits)) + 0.5 for term, hits in postings.items()}
         self.postings = dict(postings)
         self.by_name = {e.action.name: e for e in self.entries}
 
