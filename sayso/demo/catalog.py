@@ -331,7 +331,7 @@ class ChatHistory(_Params):
     examples=["what did I send to carol?"],
 )
 def chat_history(params: ChatHistory) -> dict[str, Any]:
-    """Show recent chat messages."""
+    """Show your recent chat messages (the last ones, or those to a person or a channel)."""
     return _plain(params)
 
 

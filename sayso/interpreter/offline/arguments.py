@@ -241,6 +241,11 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
         trailing = [c for c in inside if c.kind in ("date", "datetime", "time", "range")
                     and c.end >= len(text.rstrip(" .!?"))]
         end = trailing[0].start if trailing and has_dates else len(text)
+        names = "|".join(re.escape(w) for p in params for w in p.name.split("_") if len(w) > 2)
+        stop = re.search(rf",\s*(?:(?:{names})\b|(?:low|medium|high|urgent)\s+priority)", text[piece.start:end], re.I) \
+            if names else None
+        if stop:  # "..., due December 2, high priority": what follows the comma is other arguments
+            end = piece.start + stop.start()
         body = text[piece.start:end].strip(" ,.")
         if re.match(r"(?:on|at|by|for)$", body.split()[-1] if body.split() else "", re.I):
             body = body.rsplit(None, 1)[0] if len(body.split()) > 1 else body

@@ -178,7 +178,7 @@ class CatalogIndex:
         for token in words:
             best = 0.0
             weight_name = 0.4 if token.text[:1].isupper() and token.start > 0 else 1.0
-            for term, weight in query_terms(token):
+            for term, weight in query_terms(token, self):
                 w = entry.terms.get(term)
                 if w is None:
                     continue
