@@ -60,8 +60,9 @@ _SHORTHAND_RE = re.compile(r"\b(?:" + "|".join(re.escape(k) for k in sorted(_SHO
 _POINTS = re.compile(r"\b(?:first|second|third|last|other|it|that one|this one|them)\b", re.I)
 _OPENER = re.compile(r"^(?:(?:and|also|so|ok|okay|alright|right|now|then|great|cool)\b[\s,]*)+", re.I)
 _FOLLOW = re.compile(r"^(?:and|what about|how about|same for|and for)\b", re.I)
-_OBEY = re.compile(r"\b(?:do|follow|execute|carry out|run)\s+(?:what|whatever|the instructions?)\s+(?:it|that|this|"
-                   r"the \w+|they)\s+(?:says?|asks?|wants?|tells? you)\b", re.I)
+_OBEY = re.compile(r"\b(?:do|follow|execute|carry out|run|obey|apply)\s+(?:what(?:ever)?|the (?:instructions?|steps?|"
+                   r"requests?|orders?))\b(?:.{0,40}?\b(?:says?|said|asks?|wants?|tells?|instructs?|in|from)\b|\s*$)",
+                   re.I)
 _WH = re.compile(r"^\s*(?:who|what|what's|whats|which|when|where|why|how|whose)\b(?!\s+(?:about|if)\b)", re.I)
 _AGREE = re.compile(r"\b(?:exactly|correct|right|proceed|go ahead|okay|ok|sure|yes|perfect|works|good)\b", re.I)
 _CONTINUE = 1.5
@@ -126,6 +127,8 @@ class OfflineInterpreter:
             carried = ""
             outcome = self._clause(clause, _after(context, steps, index), index, person)
             if isinstance(outcome, Interpretation):
+                if outcome.kind == "none" and not outcome.reply:
+                    outcome.reply = _capabilities(catalog)
                 if n + 1 < len(clauses) and outcome.kind == "none":
                     carried = clause  # "we lost the Kestrel pilot, close it out": one request
                     continue
@@ -361,22 +364,10 @@ def _has_action_words(text: str, index: CatalogIndex, strict: bool = False, core
     return top >= (_MIN_SCORE * 2 if strict else _MIN_SCORE)
 
 
-_VERB_CACHE: dict[int, frozenset[str]] = {}
-
-
 def _starts_action(word: str, index: CatalogIndex) -> bool:
     """Whether ``word`` begins a request: a verb that starts an action's description or example."""
-    key = id(index)
-    if key not in _VERB_CACHE:
-        verbs: set[str] = set()
-        for entry in index.entries:
-            for text in [entry.action.description, *entry.action.examples]:
-                first = tokens(text)[:1]
-                if first:
-                    verbs.add(first[0].stem)
-        _VERB_CACHE[key] = frozenset(verbs)
     base = stem(word)
-    return base in _VERB_CACHE[key] or bool(concepts(base) & _WRITE_CONCEPTS) or word in ("let", "ping", "tell")
+    return base in index.verbs or bool(concepts(base) & _WRITE_CONCEPTS) or word in ("let", "ping", "tell")
 
 
 def _refers_back(step: ProposedStep) -> bool:

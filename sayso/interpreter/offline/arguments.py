@@ -12,6 +12,7 @@ person said them; grounding turns names into records afterwards.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +99,8 @@ def _people_index(directory: Directory | None) -> list[tuple[re.Pattern[str], st
     return out
 
 
-_PEOPLE_CACHE: dict[int, list[tuple[re.Pattern[str], str]]] = {}
+_PEOPLE_CACHE: weakref.WeakKeyDictionary[Directory, list[tuple[re.Pattern[str], str]]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _after_lead(piece: Piece, words: list[Token]) -> bool:
@@ -170,10 +172,9 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
                       for s in find_choices(text, param.enum)]
     directory = context.directory
     if directory is not None:
-        key = id(directory)
-        if key not in _PEOPLE_CACHE:
-            _PEOPLE_CACHE[key] = _people_index(directory)
-        for pattern, pid in _PEOPLE_CACHE[key]:
+        if directory not in _PEOPLE_CACHE:
+            _PEOPLE_CACHE[directory] = _people_index(directory)
+        for pattern, pid in _PEOPLE_CACHE[directory]:
             found += [Piece(m.start(), m.end(), "person", pid, m.group()) for m in pattern.finditer(text)]
     if person.manager:
         for m in re.finditer(r"\bmy\s+(?:manager|boss|lead)\b", text, re.IGNORECASE):

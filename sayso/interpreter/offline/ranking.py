@@ -126,6 +126,10 @@ class CatalogIndex:
         self.idf = {term: math.log(1 + n / len(hits)) + 0.5 for term, hits in postings.items()}
         self.postings = dict(postings)
         self.by_name = {e.action.name: e for e in self.entries}
+        # Verbs a request may start with: the first word of each description and example.
+        self.verbs = frozenset(first[0].stem for e in self.entries for text in [e.action.description,
+                                                                               *e.action.examples]
+                               if (first := tokens(text)[:1]))
 
     def score(self, words: list[Token]) -> dict[int, float]:
         """Lexical score per action index (only actions sharing a term with the message)."""

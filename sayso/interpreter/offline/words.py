@@ -76,7 +76,7 @@ def stem(word: str) -> str:
     if len(word) <= 3 or not word.isalpha():
         return word
     for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= (4 if suffix == "ly" else 3):
+        if word.endswith(suffix) and len(word) - len(suffix) >= (5 if suffix == "ly" else 3):
             base = word[: -len(suffix)]
             if suffix in ("ied", "ies"):
                 base += "i"  # "movies" and "movie", "parties" and "party" meet at "movi", "parti"
