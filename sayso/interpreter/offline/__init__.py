@@ -51,6 +51,7 @@ _QUESTION = re.compile(
 _SPLIT = re.compile(r"\s*(?:;|\.\s+|,?\s+and\s+then\s+|,\s*then\s+|\s+then\s+|,?\s+and\s+also\s+|,?\s+also\s+|"
                     r",?\s+and\s+|,\s+)", re.I)
 _MIN_SCORE = 1.2
+_COURTESY = frozenset("thanks thank you cheers bye goodbye no yes ok okay great i have have a nice day good".split())
 # Chat shorthand and idioms, read as the words they stand for.
 _SHORTHAND = {"tmrw": "tomorrow", "tmr": "tomorrow", "tmw": "tomorrow", "2moro": "tomorrow", "2day": "today",
               "pls": "please", "plz": "please", "thx": "thanks", "msg": "message", "mtg": "meeting",
@@ -64,7 +65,7 @@ _OBEY = re.compile(r"\b(?:do|follow|execute|carry out|run|obey|apply)\s+(?:what(
                    r"requests?|orders?))\b(?:.{0,40}?\b(?:says?|said|asks?|wants?|tells?|instructs?|in|from)\b|\s*$)",
                    re.I)
 _WH = re.compile(r"^\s*(?:who|what|what's|whats|which|when|where|why|how|whose)\b(?!\s+(?:about|if)\b)", re.I)
-_AGREE = re.compile(r"\b(?:exactly|correct|right|proceed|go ahead|okay|ok|sure|yes|perfect|works|good)\b", re.I)
+_AGREE = re.compile(r"\b(?:exactly|correct|that'?s right|proceed|go ahead|works|sounds good|please do)\b", re.I)
 _CONTINUE = 1.5
 _REFINE = re.compile(r"\b(?:of|among|from|in)\s+(?:those|them|these|that list)\b", re.I)
 _LEADERS = frozenset("please can could would will you i we want need like to let's just also and then now".split())
@@ -237,8 +238,9 @@ class OfflineInterpreter:
             if not reads or reads[0][3] < _MIN_SCORE:
                 return _none("out_of_scope", "")
             best_total, best, found, lexical = reads[0]
-        if not best.action.is_write and found.unexplained >= 2 and found.unexplained > found.explained:
-            return _none("out_of_scope", "")  # "who won the game last night?": most of it is not about us
+        if not best.action.is_write and found.unexplained >= 3 and found.unexplained > 2 * found.explained \
+                and lexical < 2 * _MIN_SCORE:
+            return _none("out_of_scope", "")  # barely about us, and mostly about something else
         alternatives = [e.action.name for t, e, _, _ in judged[1:4] if t >= best_total * 0.75]
         close = [(t, e) for t, e, _, _ in judged[1:3] if t >= best_total * 0.97 and t > 0]
         if context.last_read and context.last_read.get("action") == best.action.name and _REFINE.search(text):
@@ -345,14 +347,19 @@ def _none(reason: str, reply: str) -> Interpretation:
 
 
 def _capabilities(catalog: Catalog) -> str:
+    """What sayso can do here, from the catalog itself: its systems and a few of its examples."""
     groups = sorted({a.name.split(".")[0] for a in catalog})
-    return ("I can act on your company's systems (" + ", ".join(groups) + "): for example "
-            "show my deals closing this month, move a deal to negotiation, create a follow-up, "
-            "or message a colleague. Type /help for more.")
+    examples = [a.examples[0] for a in catalog if a.examples][:4]
+    said = ""
+    if examples:
+        said = " For example: " + "; ".join(f'"{e}"' for e in examples) + "."
+    return f"I can act on these systems: {', '.join(groups)}.{said} Type /help for more."
 
 
 def _values_in(text: str, context: Context) -> bool:
-    return bool(find_values(text, context.now)) or bool(re.search(r"\b[A-Z][a-z]+", text[1:]))
+    """Whether ``text`` holds a value (a date, an amount) or a name (a capital not starting a sentence)."""
+    names = [m.group() for m in re.finditer(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", text.strip(" ,.!;:-"))]
+    return bool(find_values(text, context.now)) or any(n.lower() not in _COURTESY for n in names)
 
 
 def _has_action_words(text: str, index: CatalogIndex, strict: bool = False, core: bool = False) -> bool:
