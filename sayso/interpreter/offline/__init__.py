@@ -111,7 +111,8 @@ class OfflineInterpreter:
                 return _none("smalltalk", _capabilities(catalog))
             text = rest  # "Hello. I want to reserve a bus.": the request after the greeting
         decline = _DECLINE.match(text)
-        if decline and not _AGREE.search(text[decline.end():]):  # "that's it exactly" agrees
+        if decline and not _AGREE.search(text[decline.end():]) and "?" not in text[decline.end():]:
+            # "that's it exactly" agrees; "that's it. what will it cost?" asks on
             rest = text[decline.end():]
             if not _has_action_words(rest, index, core=True) and not _values_in(rest, context):
                 return _none("decline", "Okay, nothing more.")
