@@ -475,7 +475,7 @@ def _card(result: TurnResult) -> None:
 
     lines = [escape(line) for line in result.reply.splitlines() if not line.startswith("Confirm with")]
     lines.append("[bold]Reply yes to confirm, no to cancel.[/bold]")
-    out.print(Panel("\n".join(lines), title="needs your confirmation", border_style="yellow"))
+    out.print(Panel("\n".join(lines), title="needs your confirmation", border_style="yellow"), soft_wrap=False)
 
 
 def _chat_loop(session: _Session, as_json: bool) -> None:
