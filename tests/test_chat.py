@@ -187,3 +187,23 @@ def test_policy_sees_the_record_as_it_is_now_not_as_remembered(sqlite_root: Path
     closing = chat.say("devi", "now close it as won", raised.conversation)  # "it" is in focus, from before
     assert closing.status.value == "denied" and closing.rule == "rule-4-ae-close"
     assert rows(sqlite_root, "crm", "select stage, amount from deals where id = 'D-104'") == [("negotiation", 120000)]
+
+
+def test_first_conversation_through_chat_json(sqlite_root: Path) -> None:
+    said = ["which of my deals close in the next 30 days?", "move the Brightwater one to negotiation",
+            "create a follow-up for the account owner of the Orchid deal next Tuesday",
+            "close Kestrel Aerospace as won", "let carol know"]
+    done = subprocess.run([sys.executable, "-m", "sayso", "chat", "--workspace", str(sqlite_root), "--user", "alice",
+                           "--now", NOW, "--json"], input="\n".join(said) + "\n", capture_output=True, text=True,
+                          timeout=120)
+    out = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [o["status"] for o in out] == ["answered", "executed", "executed", "denied", "executed"], done.stderr
+    assert [r["id"] for r in out[0]["steps"][0]["records"]] == ["D-101"]
+    assert out[2]["steps"][0]["args"]["assignee"] == "devi" and out[2]["steps"][0]["args"]["due"] == "2026-12-01"
+    assert out[3]["rule"] == "rule-4-ae-close" and out[4]["steps"][0]["args"]["to"] == "carol"
+    carol = subprocess.run([sys.executable, "-m", "sayso", "chat", "--workspace", str(sqlite_root), "--user",
+                            "carol", "--now", NOW, "--json"], input="close Kestrel Aerospace as won\nyes\n",
+                           capture_output=True, text=True, timeout=120)
+    answers = [json.loads(line) for line in carol.stdout.splitlines()]
+    assert [a["status"] for a in answers] == ["needs_confirmation", "executed"]
+    assert rows(sqlite_root, "crm", "select count(*) from effects where operation = 'close_deal'") == [(1,)]
