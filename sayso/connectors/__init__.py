@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import import_module
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from ..directory import Directory
 from ..errors import ConfigurationError
+from ..plugins import PluginRegistry
 from .base import Change, Connector, Effect, Guarantee, Record
 
 __all__ = [
@@ -53,38 +52,18 @@ _DEFAULT_PLUGINS = ("sayso.connectors.demo",)
 ConnectorFactory = Callable[[str, Mapping[str, Any], SystemContext], Connector]
 
 
-class ConnectorRegistry:
-    """Connector kinds by name, filled from entry points on first use."""
+class ConnectorRegistry(PluginRegistry[ConnectorFactory]):
+    """Connector kinds by name, filled from entry points (``sayso.connectors``) on first use."""
 
     def __init__(self) -> None:
-        self._kinds: dict[str, ConnectorFactory] = {}
-        self._loaded = False
-
-    def add(self, kind: str, factory: ConnectorFactory) -> None:
-        self._kinds[kind] = factory
-
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        for module in _DEFAULT_PLUGINS:
-            import_module(module).register(self)
-        for point in entry_points(group="sayso.connectors"):
-            point.load()(self)
+        super().__init__("sayso.connectors", _DEFAULT_PLUGINS, "connector kind")
 
     def kinds(self) -> list[str]:
-        self._load()
-        return sorted(self._kinds)
+        return self.names()
 
     def create(self, name: str, settings: Mapping[str, Any], context: SystemContext) -> Connector:
-        self._load()
-        kind = str(settings.get("kind", ""))
-        if kind not in self._kinds:
-            known = ", ".join(sorted(self._kinds)) or "none"
-            raise ConfigurationError(
-                f"system {name!r} has unknown connector kind {kind!r} (installed: {known})"
-            )
-        connector = self._kinds[kind](name, settings, context)
+        factory = self.factory(str(settings.get("kind", "")), where=f"system {name!r} has ")
+        connector = factory(name, settings, context)
         connector.name = name
         return connector
 

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
 from ..catalog import Catalog
 from ..directory import Directory, Person
-from ..errors import ConfigurationError
+from ..plugins import PluginRegistry
 from ..turn import Option
 
 __all__ = [
@@ -113,34 +111,14 @@ InterpreterFactory = Callable[[dict[str, Any]], Interpreter]
 _DEFAULT_PLUGINS: Sequence[str] = ("sayso.interpreter.offline",)
 
 
-class InterpreterRegistry:
+class InterpreterRegistry(PluginRegistry[InterpreterFactory]):
     """Interpreters by name, from entry points (``sayso.interpreters``) on first use."""
 
     def __init__(self) -> None:
-        self._kinds: dict[str, InterpreterFactory] = {}
-        self._loaded = False
-
-    def add(self, name: str, factory: InterpreterFactory) -> None:
-        self._kinds[name] = factory
-
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        for module in _DEFAULT_PLUGINS:
-            import_module(module).register(self)
-        for point in entry_points(group="sayso.interpreters"):
-            point.load()(self)
-
-    def names(self) -> list[str]:
-        self._load()
-        return sorted(self._kinds)
+        super().__init__("sayso.interpreters", _DEFAULT_PLUGINS, "interpreter")
 
     def create(self, name: str, settings: dict[str, Any] | None = None) -> Interpreter:
-        self._load()
-        if name not in self._kinds:
-            raise ConfigurationError(f"unknown interpreter {name!r} (installed: {', '.join(self.names())})")
-        return self._kinds[name](settings or {})
+        return self.factory(name)(settings or {})
 
 
 registry = InterpreterRegistry()
