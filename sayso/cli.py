@@ -396,22 +396,31 @@ Commands: /help  /audit (this conversation's record)  /undo (your last undoable 
           /new (a new conversation)  /as USER (demo workspaces: speak as someone else)  /quit"""
 
 
-def _interpreter(ws: Workspace, name: str | None) -> Any:
+def _interpreter(ws: Workspace, name: str | None, model: str | None = None) -> Any:
+    """The interpreter the workspace configures, or the one named on the command line (with its model)."""
     from .interpreter import registry
 
-    settings = ws.settings.interpreter
-    return registry.create(name or settings.name, settings.model_dump())
+    settings = ws.settings.interpreter.model_dump()
+    if model:
+        settings["model"] = model
+    return registry.create(name or str(settings.get("name", "offline")), settings)
+
+
+ModelOpt = Annotated[str | None, typer.Option("--model", help="The model, for a model interpreter (default: "
+                                              "sayso.toml's [interpreter] model)")]
+InterpreterOpt = Annotated[str | None, typer.Option("--interpreter", help="offline, openai, anthropic or a plugin "
+                                                    "(default: sayso.toml's [interpreter] name, else offline)")]
 
 
 class _Session:
     """One person's chat on one workspace, for ``sayso chat`` and ``sayso demo``."""
 
     def __init__(self, ws: Workspace, user: str, now: str | None, conversation: str | None,
-                 interpreter: str | None) -> None:
+                 interpreter: str | None, model: str | None = None) -> None:
         from .conversation import Chat
 
         self.ws, self.now, self.conversation = ws, now, conversation
-        self.engine = _interpreter(ws, interpreter)
+        self.engine = _interpreter(ws, interpreter, model)
         self.user = ws.directory.get(user).id
         self.chat = Chat(self._pipeline(), self.engine)
         if conversation is not None:
@@ -523,15 +532,15 @@ def chat(
     workspace: WorkspaceOpt = None,
     now: NowOpt = None,
     conversation: Annotated[str | None, typer.Option("--conversation", help="Go on with this conversation")] = None,
-    interpreter: Annotated[str | None, typer.Option("--interpreter", help="Interpreter (default: sayso.toml, "
-                                                    "else offline)")] = None,
+    interpreter: InterpreterOpt = None,
+    model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Read one message per line from standard input, "
                                           "write one JSON line for each")] = False,
 ) -> None:
     """Talk to sayso: requests in your own words, confirmations, questions, reads as tables."""
     ws = _open(workspace, as_json)
     try:
-        session = _Session(ws, user, now, conversation, interpreter)
+        session = _Session(ws, user, now, conversation, interpreter, model)
     except SaysoError as exc:
         _fail(exc, as_json)
         return
@@ -545,7 +554,8 @@ def interpret(
     workspace: WorkspaceOpt = None,
     now: NowOpt = None,
     conversation: Annotated[str | None, typer.Option("--conversation")] = None,
-    interpreter: Annotated[str | None, typer.Option("--interpreter")] = None,
+    interpreter: InterpreterOpt = None,
+    model: ModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show how a message is understood, without grounding, deciding or executing anything."""
@@ -555,7 +565,7 @@ def interpret(
     try:
         person = ws.directory.get(user)
         pipeline = Pipeline(ws, Clock.from_option(now, person.timezone))
-        chat_ = Chat(pipeline, _interpreter(ws, interpreter))
+        chat_ = Chat(pipeline, _interpreter(ws, interpreter, model))
         state = chat_.conversations.get(conversation, person.id) if conversation else ConversationState()
         limit = ws.settings.limits.max_text_chars
         if len(text) > limit:
@@ -636,6 +646,8 @@ def demo(
     user: Annotated[str, typer.Option("--user", "-u", help="Who you are (change with /as)")] = "alice",
     now: Annotated[str | None, typer.Option("--now", help="The demo's reference time")] = None,
     tour: Annotated[bool, typer.Option("--tour", help="Play the first conversation instead of chatting")] = False,
+    interpreter: InterpreterOpt = None,
+    model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="As chat --json")] = False,
 ) -> None:
     """Chat with Lumen Labs, the built-in demo company, on a fresh workspace (no account, no network)."""
@@ -644,7 +656,11 @@ def demo(
     reference = parse_time(when).date()
     Workspace.init(root, demo=True, force=True, reference=reference)
     ws = Workspace.load(root)
-    session = _Session(ws, user, when, None, None)
+    try:
+        session = _Session(ws, user, when, None, interpreter, model)
+    except SaysoError as exc:
+        _fail(exc, as_json)
+        return
     if not as_json:
         out.print(f"[bold]Lumen Labs demo[/bold] in {escape(str(root))} (reference day {reference}). People: "
                   + ", ".join(f"{p.id} ({p.role})" for p in ws.directory) + ".")

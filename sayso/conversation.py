@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy import insert, select, update
 
+from .catalog import Tier
 from .clock import Clock
 from .connectors import Record
 from .directory import Person
@@ -56,6 +57,7 @@ class ConversationState(BaseModel):
     last_denied: dict[str, Any] | None = None
     last_request: dict[str, Any] | None = None  # {"text", "status", "reply"} of the last turn
     last_read: dict[str, Any] | None = None  # {"action", "args"} of the last read answered
+    history: list[dict[str, str]] = Field(default_factory=list)  # recent messages, for model interpreters
     people: list[str] = Field(default_factory=list)  # for "him", "her": most recent first
 
 
@@ -130,7 +132,10 @@ class Chat:
     def __init__(self, pipeline: Pipeline, interpreter: Interpreter | None = None) -> None:
         self.pipeline = pipeline
         self.ws = pipeline.ws
-        self.interpreter = interpreter or registry.create("offline")
+        if interpreter is None:  # the workspace's own choice ([interpreter] in sayso.toml), else offline
+            settings = self.ws.settings.interpreter.model_dump()
+            interpreter = registry.create(str(settings.get("name", "offline")), settings)
+        self.interpreter = interpreter
         self.conversations = Conversations(pipeline)
 
     def new(self, user: str) -> str:
@@ -157,6 +162,9 @@ class Chat:
                 self.conversations.save(conversation, state, messages)
                 raise
             state.last_request = {"text": text, "status": result.status.value, "reply": result.reply[:500]}
+            state.history = (state.history + [{"role": "user", "text": text[:1000]},
+                                              {"role": "assistant", "text": result.reply[:1000],
+                                               "tainted": "yes" if turn.tainted else ""}])[-12:]
             messages.append({"role": "sayso", "user_id": turn.person.id, "turn": turn.turn, "text": result.reply,
                              "status": result.status.value, "data": result.to_json()})
             self.conversations.save(conversation, state, messages)
@@ -171,6 +179,40 @@ class Chat:
         found = self.interpreter.interpret(text, context, self.ws.catalog, turn.person)
         first = found.steps[0].action if found.steps else None
         turn.prelude.append(turn.event("interpretation", found.kind, first, **found.audit()))
+        turn.confirm_from = self._confirm_from(found)
+        result = self._outcome(turn, state, text, found)
+        if found.notice:
+            result.reply = f"{found.notice}\n{result.reply}"
+        if result.status is TurnStatus.ANSWERED and getattr(self.interpreter, "answer_reads", False):
+            self._answer_with_model(turn, text, result)
+        return result
+
+    def _confirm_from(self, found: Interpretation) -> Tier | None:
+        """From which risk tier writes ask for confirmation in this turn, because of who proposed them."""
+        if found.trust == "untrusted":
+            return Tier.LOW  # the context held text from systems: every write is confirmed
+        if found.trust == "model":
+            return Tier(str(getattr(self.ws.settings.interpreter, "confirm_model_writes", "medium")))
+        return None
+
+    def _answer_with_model(self, turn: Turn, text: str, result: TurnResult) -> None:
+        """The model phrases the answer to a read from its records, in a call with no tools."""
+        records = [r for step in result.steps for r in (step.records or [])]
+        answer = getattr(self.interpreter, "answer", None)
+        if not records or answer is None:
+            return
+        try:
+            said, detail = answer(text, records, turn.person)
+        except SaysoError as exc:
+            self.pipeline.audit.record([turn.event("interpretation", "answer_failed", None, error=exc.message)])
+            return
+        self.pipeline.audit.record([turn.event("interpretation", "answer", result.steps[0].action,
+                                               interpreter=self.interpreter.name, reply=said, **detail)])
+        if said:
+            result.reply = said
+            turn.tainted = True
+
+    def _outcome(self, turn: Turn, state: ConversationState, text: str, found: Interpretation) -> TurnResult:
         pending = state.pending
         if found.kind == "reply":
             return self._reply(turn, state, found, pending)
@@ -248,6 +290,8 @@ class Chat:
             last_denied=state.last_denied,
             last_read=state.last_read,
             people=state.people,
+            history=[{"role": m["role"], "text": m["text"]} for m in state.history[-6:]],
+            tainted=any(m.get("tainted") for m in state.history[-6:]),
             directory=self.ws.directory,
         )
 

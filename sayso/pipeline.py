@@ -75,6 +75,8 @@ class _Turn:
     focus: Focus | None = None  # the conversation's records, for "it" and "the first one"
     prelude: list[AuditEvent] = field(default_factory=list)  # e.g. the interpretation, audited with the turn
     records: list[Record] = field(default_factory=list)  # what grounding found, for the next turn's focus
+    confirm_from: Tier | None = None  # writes at or above this tier ask for confirmation (model proposals)
+    tainted: bool = False  # the reply holds text read from systems (an answer a model phrased from records)
 
     def event(self, event: str, status: str, action: str | None = None, **detail: Any) -> AuditEvent:
         return AuditEvent(event, self.person.id, status, action, self.conversation, self.turn, self.channel,
@@ -227,8 +229,16 @@ class Pipeline:
             self.audit.record(events)
             return TurnResult(status=TurnStatus.ANSWERED, reply=reply, steps=results)
         plan = self._plan(turn, writes)
+        proposed = turn.confirm_from is not None and any(s.tier >= turn.confirm_from for s in writes)
         if self.guard.plan_verdict(s.tier for s in writes) is Verdict.CONFIRM:
             return self._ask(turn, events, steps, plan)
+        if proposed:  # a model proposed it: the person confirms what will run, whatever its tier
+            events.append(turn.event("decision", "confirm", writes[0].action.name, rule="model-proposal",
+                                     reason=f"proposed by an interpreter ({turn.channel}); writes from "
+                                            f"{turn.confirm_from.value if turn.confirm_from else ''} risk up "
+                                            "are confirmed by the person"))
+            return self._ask(turn, events, steps, plan, note="Proposed by a language model, so it needs your "
+                             "confirmation:")
         return self._execute(turn, events, steps, plan)
 
     def _prepare(self, person: Person, index: int, request: Request, focus: Focus | None = None) -> _Step:

@@ -65,6 +65,8 @@ class Context(BaseModel):
     last_denied: dict[str, Any] | None = None  # {"action", "text", "rule", "reply"} of the last denial
     last_read: dict[str, Any] | None = None  # {"action", "args"} of the last read, for "which of those..."
     people: list[str] = Field(default_factory=list)  # people the conversation was about, most recent first
+    history: list[dict[str, str]] = Field(default_factory=list)  # recent messages: {"role": user|assistant, "text"}
+    tainted: bool = False  # the history holds text from systems (answers phrased from records)
     directory: Directory | None = Field(default=None, exclude=True)
 
     model_config = {"arbitrary_types_allowed": True}
@@ -89,6 +91,10 @@ class Interpretation(BaseModel):
     reply: str | None = None  # for ``none``: what to say
     reason: str | None = None  # none: smalltalk|thanks|decline|out_of_scope; reply: affirm|negate|choice
     value: str | None = None  # reply: the option chosen, or the answer to a pending question
+    notice: str | None = None  # said to the person with the result (e.g. the model could not be reached)
+    # Who the proposal comes from: the person's own words read deterministically, a model, or a model whose
+    # context held text from systems. Writes from a model or untrusted context ask for confirmation.
+    trust: Literal["person", "model", "untrusted"] = "person"
     interpreter: str = ""
     version: str = ""
     raw: Any = None  # what the interpreter produced before shaping, for the audit
@@ -108,7 +114,7 @@ class Interpreter(Protocol):
 
 InterpreterFactory = Callable[[dict[str, Any]], Interpreter]
 
-_DEFAULT_PLUGINS: Sequence[str] = ("sayso.interpreter.offline",)
+_DEFAULT_PLUGINS: Sequence[str] = ("sayso.interpreter.offline", "sayso.interpreter.llm")
 
 
 class InterpreterRegistry(PluginRegistry[InterpreterFactory]):
