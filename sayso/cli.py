@@ -588,7 +588,8 @@ def interpret(
 @app.command("eval")
 def eval_(
     cases: Path,
-    interpreter: Annotated[str | None, typer.Option("--interpreter")] = None,
+    interpreter: InterpreterOpt = None,
+    model: ModelOpt = None,
     category: Annotated[str | None, typer.Option("--category", help="Only this category")] = None,
     fail_under: Annotated[float | None, typer.Option("--fail-under", help="Exit 1 below this accuracy")] = None,
     as_json: JsonOpt = False,
@@ -599,7 +600,7 @@ def eval_(
 
     try:
         loaded = [c for c in load_cases(cases) if category is None or c.category == category]
-        engine = registry.create(interpreter or "offline")
+        engine = registry.create(interpreter or "offline", {"model": model} if model else {})
     except SaysoError as exc:
         _fail(exc, as_json)
         return

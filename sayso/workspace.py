@@ -171,6 +171,13 @@ class Workspace:
                     self.connector(name)
                 except SaysoError as exc:
                     problems.append(exc)
+        try:  # the interpreter named in [interpreter] exists and has what it needs (no call is made)
+            from .interpreter import registry
+
+            settings = self.settings.interpreter.model_dump()
+            registry.create(str(settings.get("name", "offline")), settings)
+        except SaysoError as exc:
+            problems.append(WorkspaceError(f"[interpreter]: {exc.message}", file="sayso.toml"))
         return problems
 
     def close(self) -> None:
