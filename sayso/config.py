@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import WorkspaceError
 
@@ -72,6 +72,21 @@ class Settings(_Section):
     interpreter: InterpreterSettings = Field(default_factory=InterpreterSettings)
     secrets: SecretSettings = Field(default_factory=SecretSettings)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _interpreter_shorthand(cls, data: Any) -> Any:
+        """``interpreter = "openai"`` and ``model = "..."`` at the top level mean the [interpreter] section."""
+        if isinstance(data, dict):
+            data = dict(data)
+            section = data.get("interpreter")
+            if isinstance(section, str):
+                section = {"name": section}
+            if "model" in data:
+                section = {**(section or {}), "model": data.pop("model")}
+            if section is not None:
+                data["interpreter"] = section
+        return data
 
     def database_url(self, root: Path) -> str:
         """The state database URL; a relative SQLite path is inside the workspace."""
