@@ -372,10 +372,12 @@ def audit_verify(workspace: WorkspaceOpt = None) -> None:
 @audit_app.command("export")
 def audit_export(
     workspace: WorkspaceOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: standard output)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default or -: standard output)")] = None,
 ) -> None:
     """Export the whole audit log as JSON lines, hashes included."""
     ws = _open(workspace)
+    if output is not None and str(output) == "-":
+        output = None
     handle = output.open("w") if output else sys.stdout
     try:
         for row in Pipeline(ws).audit.iter_rows():
