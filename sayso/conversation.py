@@ -163,7 +163,7 @@ class Chat:
                 raise
             state.last_request = {"text": text, "status": result.status.value, "reply": result.reply[:500]}
             state.history = (state.history + [{"role": "user", "text": text[:1000]},
-                                              {"role": "assistant", "text": result.reply[:1000],
+                                              {"role": "assistant", "text": _summary(result, turn.tainted),
                                                "tainted": "yes" if turn.tainted else ""}])[-12:]
             messages.append({"role": "sayso", "user_id": turn.person.id, "turn": turn.turn, "text": result.reply,
                              "status": result.status.value, "data": result.to_json()})
@@ -418,6 +418,21 @@ class Chat:
             status=StepStatus.PENDING)]
         return TurnResult(status=TurnStatus.NEEDS_CLARIFICATION, reply=question, options=options or None,
                           question={"param": param, "step": len(steps) - 1} if steps else None, steps=results)
+
+
+def _summary(result: TurnResult, tainted: bool) -> str:
+    """What a model may be told of an earlier turn: its outcome, actions and record ids, never the text of
+    records (a reply phrased by a model from records is kept, and marks the history as untrusted)."""
+    if tainted:
+        return result.reply[:1000]
+    ids = [str(r.get("id")) for step in result.steps for r in (step.records or [])][:20]
+    actions = ", ".join(dict.fromkeys(step.action for step in result.steps)) or "nothing"
+    said = f"[{result.status.value}] {actions}"
+    if ids:
+        said += ": " + ", ".join(ids)
+    if result.rule:
+        said += f" (rule {result.rule})"
+    return said
 
 
 def _item(record: Record) -> FocusItem:

@@ -225,3 +225,13 @@ def test_sup18_read_and_summarised_through_the_model_causes_no_action(sqlite_roo
     assert answer["detail"]["ignored_tool_calls"][0]["name"] == "billing__issue_credit_note"
     proposal = [e for e in events if e["event"] == "interpretation"][-1]
     assert proposal["detail"]["trust"] == "untrusted"
+
+
+def test_the_history_a_model_sees_holds_outcomes_and_ids_not_record_text(sqlite_root: Path) -> None:
+    chat, backend = chat_with(sqlite_root, "sam", lambda s, m, t: reply(call("tickets.find", project="SUPPORT")))
+    first = chat.say("sam", "open support tickets")
+    chat.say("sam", "and the ones about exports", first.conversation)
+    history = backend.calls[-1]["messages"]
+    assert history[0].content == "open support tickets"
+    assert history[1].role == "assistant" and history[1].content.startswith("[answered] tickets.find: SUP-17")
+    assert "Orchid data export times out" not in " ".join(m.content for m in history)
