@@ -111,6 +111,8 @@ def test_plain_text_is_an_answer_and_does_nothing(sqlite_root: Path) -> None:
     chat, _ = chat_with(sqlite_root, "alice", lambda s, m, t: reply(text="Done! I closed every deal."))
     result = chat.say("alice", "what can you do?")
     assert result.status.value == "no_action" and result.steps == []
+    claimed = chat.say("alice", "close Kestrel Aerospace as won")  # a request answered in words only
+    assert claimed.status.value == "no_action" and "Nothing was done" in claimed.reply
     assert rows(sqlite_root, "crm", "select count(*) from deals where stage like 'closed%'") == [(1,)]
 
 

@@ -182,6 +182,11 @@ class ModelInterpreter:
                 found.notice = (f"The model could not be reached ({exc.message}); this was understood by the "
                                 "offline interpreter.")
                 raw["fallback"] = "offline"
+        if found.kind == "none" and found.reason == "model_answer" and _looks_like_a_request(
+                self.offline.interpret(text, context, catalog, person), catalog):
+            # The model answered in words where the person asked for a change: say plainly that nothing ran.
+            found.reply = (found.reply or "") + "\n(Nothing was done: the model proposed no action. Say it again " \
+                "in other words, or name what to change.)"
         raw["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         found.interpreter, found.version = self.name, self.version
         found.raw = raw
@@ -257,6 +262,11 @@ class ModelInterpreter:
                   "ignored_tool_calls": [{"name": c.name, "arguments": c.raw_arguments or c.arguments}
                                          for c in reply.tool_calls]}
         return reply.text.strip()[:4000], detail
+
+
+def _looks_like_a_request(found: Interpretation, catalog: Catalog) -> bool:
+    return found.kind in ("plan", "question") and any(
+        s.action in catalog and catalog.get(s.action).is_write for s in found.steps)
 
 
 def _missing_from_message(message: str, action: Action) -> list[str]:
