@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .clock import Clock, parse_time
-from .errors import InputTooLarge, InvalidArguments, SaysoError
+from .errors import ConfigurationError, InputTooLarge, InvalidArguments, SaysoError, UnknownRecord
 from .pipeline import Pipeline
 from .turn import TurnResult, TurnStatus
 from .workspace import Workspace, resolve_root
@@ -31,9 +31,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="sayso: say i
 audit_app = typer.Typer(no_args_is_help=True, help="Query, verify and export the audit log.")
 policy_app = typer.Typer(no_args_is_help=True, help="Explain policy decisions.")
 directory_app = typer.Typer(no_args_is_help=True, help="Manage the directory of people.")
+token_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke HTTP API access tokens.")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(directory_app, name="directory")
+app.add_typer(token_app, name="token")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -387,6 +389,85 @@ def audit_export(
             handle.close()
 
 
+# --- tokens ---------------------------------------------------------------------------
+
+
+def _need_serve() -> None:
+    """Access tokens belong to the HTTP API, an extra."""
+    try:
+        import sayso.serve  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("sayso"):
+            raise
+        raise ConfigurationError('access tokens come with the HTTP API: pip install "sayso[serve]"') from None
+
+
+@token_app.command("create")
+def token_create(
+    user: UserOpt,
+    expires: Annotated[int | None, typer.Option("--expires", help="Days until it expires; 0 = never "
+                                                "(default: [serve] token_days)")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="What the token is for")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Make an access token for a person; it is shown once, on the last line."""
+    ws = _open(workspace)
+    try:
+        _need_serve()
+        from .serve.auth import Tokens
+
+        ws.directory.get(user)
+        tokens = Tokens(ws.store, Clock(), default_days=ws.settings.serve.token_days)
+        token_id, token = tokens.create(user, days=expires, label=label)
+    except SaysoError as exc:
+        _fail(exc, False)
+        return
+    expiry = next(t["expires_at"] for t in tokens.list(user) if t["id"] == token_id) or "never"
+    out.print(f"Token {token_id} for {escape(user)}, expires {expiry}. It is shown once; keep it secret:")
+    print(token)
+
+
+@token_app.command("list")
+def token_list(user: UserOpt, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """A person's tokens: ids and dates, never the tokens themselves."""
+    ws = _open(workspace, as_json)
+    try:
+        _need_serve()
+        from .serve.auth import Tokens
+
+        items = Tokens(ws.store, Clock()).list(user)
+    except SaysoError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        print(json.dumps({"tokens": items}))
+        return
+    if not items:
+        out.print(f"{escape(user)} has no tokens.")
+        return
+    table = Table("id", "label", "created", "expires", "revoked")
+    for item in items:
+        table.add_row(*[escape(str(item[k] or "")) for k in ("id", "label", "created_at", "expires_at")],
+                      escape(item["revoked_at"] or "no"))
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, workspace: WorkspaceOpt = None) -> None:
+    """Revoke a token; it stops working at once."""
+    ws = _open(workspace)
+    try:
+        _need_serve()
+        from .serve.auth import Tokens
+
+        if not Tokens(ws.store, Clock()).revoke(token_id):
+            raise UnknownRecord(f"no token {token_id!r}")
+    except SaysoError as exc:
+        _fail(exc, False)
+        return
+    out.print(f"Revoked {escape(token_id)}.")
+
+
 # --- conversation ---------------------------------------------------------------------
 
 _HELP = """Say what you want done, in your own words, e.g.
@@ -686,3 +767,36 @@ def demo(
     verification = Pipeline(ws).audit.verify()
     out.print(f"Audit: {verification.count} records, chain {'intact' if verification.ok else 'BROKEN'}. "
               f"Try: sayso audit list --workspace {root}")
+
+
+# --- serve -----------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on")] = 8000,
+    now: NowOpt = None,
+    interpreter: InterpreterOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Serve the HTTP API (/v1, OpenAPI at /openapi.json) and the web page (/) for a workspace."""
+    try:
+        import uvicorn
+
+        from .serve import create_app
+    except ImportError:
+        _fail(SaysoError('the HTTP service needs its extra: pip install "sayso[serve]"'), False)
+        return
+    ws = _open(workspace)
+    root = ws.root
+    ws.close()
+    try:
+        engine = _interpreter(Workspace.load(root), interpreter, model) if (interpreter or model) else None
+        application = create_app(root, now=now, interpreter=engine)
+    except SaysoError as exc:
+        _fail(exc, False)
+        return
+    err.print(f"sayso serving {escape(str(root))} on http://{host}:{port} (API docs at /docs)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")

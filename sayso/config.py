@@ -58,6 +58,21 @@ class InterpreterSettings(BaseModel):
     name: str = "offline"
 
 
+class ServeSettings(_Section):
+    """``sayso serve``: who may call the API (sayso tokens, or OIDC JWTs when configured) and its limits."""
+
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_public_key: str | None = None  # PEM, a static key instead of a JWKS URL
+    oidc_user_claim: str = "preferred_username"  # holds a directory id, or a person's email
+    oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    rate_per_minute: int = Field(default=600, gt=0)  # per person
+    max_body_bytes: int = Field(default=262144, gt=0)
+    cors_origins: list[str] = Field(default_factory=list)
+    token_days: int = Field(default=90, ge=0)  # default expiry of new tokens; 0 = never
+
+
 class SecretSettings(_Section):
     file: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
@@ -71,6 +86,7 @@ class Settings(_Section):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     interpreter: InterpreterSettings = Field(default_factory=InterpreterSettings)
     secrets: SecretSettings = Field(default_factory=SecretSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -142,11 +143,15 @@ class Chat:
         person = self.ws.directory.get(user)
         return self.conversations.create(person.id, self.pipeline.channel)
 
-    def say(self, user: str, text: str, conversation: str | None = None) -> TurnResult:
-        """One message from ``user``: interpreted, grounded, decided, confirmed or executed, remembered."""
+    def say(self, user: str, text: str, conversation: str | None = None,
+            progress: Callable[[str], None] | None = None) -> TurnResult:
+        """One message from ``user``: interpreted, grounded, decided, confirmed or executed, remembered.
+        ``progress`` is told each stage as it starts (interpreting, grounding, checking, executing...)."""
         conversation = conversation or f"c_{uuid.uuid4().hex[:16]}"
 
         def body(turn: Turn) -> TurnResult:
+            turn.progress = progress
+            turn.stage("interpreting")
             state = self.conversations.load(conversation, turn.person.id)
             if state is None:
                 self.conversations.create(turn.person.id, self.pipeline.channel, conversation)

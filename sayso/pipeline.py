@@ -77,6 +77,11 @@ class _Turn:
     records: list[Record] = field(default_factory=list)  # what grounding found, for the next turn's focus
     confirm_from: Tier | None = None  # writes at or above this tier ask for confirmation (model proposals)
     tainted: bool = False  # the reply holds text read from systems (an answer a model phrased from records)
+    progress: Callable[[str], None] | None = None  # told each stage as it starts (server-sent events)
+
+    def stage(self, name: str) -> None:
+        if self.progress is not None:
+            self.progress(name)
 
     def event(self, event: str, status: str, action: str | None = None, **detail: Any) -> AuditEvent:
         return AuditEvent(event, self.person.id, status, action, self.conversation, self.turn, self.channel,
@@ -196,6 +201,7 @@ class Pipeline:
         """Plan, check and run the steps of one turn."""
         received = turn.event("turn", "received", request=turn.request)
         events = [received, *turn.prelude]
+        turn.stage("grounding")
         steps = []
         for i, request in enumerate(requests):
             step = self._prepare(turn.person, i, request, turn.focus)
@@ -208,6 +214,7 @@ class Pipeline:
                                      step.action.name, **step.grounded.describe()))
             if step.grounded.question:
                 return self._clarify(turn, events, step, step.grounded.question)
+        turn.stage("checking")
         for step in steps:
             assert step.decision is not None
             events.append(self._decision_event(turn, step))
@@ -229,6 +236,9 @@ class Pipeline:
             self.audit.record(events)
             return TurnResult(status=TurnStatus.ANSWERED, reply=reply, steps=results)
         plan = self._plan(turn, writes)
+        turn.stage("awaiting_confirmation" if self.guard.plan_verdict(s.tier for s in writes) is Verdict.CONFIRM
+                   or (turn.confirm_from is not None and any(s.tier >= turn.confirm_from for s in writes))
+                   else "executing")
         proposed = turn.confirm_from is not None and any(s.tier >= turn.confirm_from for s in writes)
         if self.guard.plan_verdict(s.tier for s in writes) is Verdict.CONFIRM:
             return self._ask(turn, events, steps, plan)

@@ -104,3 +104,26 @@ audit_head = Table(
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(128), nullable=False, index=True),
+    Column("hash", String(64), nullable=False, unique=True),  # sha256 of the token; the token is never stored
+    Column("created_at", String(40), nullable=False),
+    Column("expires_at", String(40)),
+    Column("revoked_at", String(40)),
+    Column("label", String(200)),
+)
+
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("user_id", String(128), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", String(40), nullable=False),
+)

@@ -1,0 +1,434 @@
+"""The FastAPI application: routes, errors, idempotent POSTs, limits, progress events.
+
+Requests are handled in FastAPI's thread pool; the workspace, its catalog,
+policies, directory and systems are loaded once at start, and each request
+builds a cheap ``Pipeline`` with the caller's clock. ``create_app`` also
+finishes any plan a crashed process left (``recover``) before serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException
+
+from ..clock import Clock, parse_time
+from ..conversation import Chat
+from ..directory import Person
+from ..errors import ConfirmationError, InputTooLarge, RequestError, SaysoError
+from ..interpreter import Interpreter, registry
+from ..pipeline import Pipeline
+from ..store import schema
+from ..turn import TurnResult, TurnStatus
+from ..workspace import Workspace
+from .auth import Authenticator
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("sayso.serve")
+WEB = Path(__file__).resolve().parent / "web"
+
+
+class RateLimited(RequestError):
+    code = "rate_limited"
+    http_status = 429
+
+
+class IdempotencyError(RequestError):
+    code = "idempotency_key_reused"
+    http_status = 422
+
+
+class MessageIn(BaseModel):
+    text: str = Field(description="What the person says")
+
+
+class ActionIn(BaseModel):
+    args: dict[str, Any] = Field(default_factory=dict, description="The action's arguments")
+
+
+Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer TOKEN")]
+Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                   description="Retry safely: the same key returns the stored result")]
+Limit = Annotated[int, Query(ge=1, le=10000)]
+Seconds = Annotated[float, Query(ge=1, le=3600)]
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class _Buckets:
+    """Per-person token buckets: ``rate`` requests a minute, a burst of a tenth of that."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = max(rate, 1) / 60.0
+        self.burst = max(rate // 10, 10)
+        self.state: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def take(self, who: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            level, then = self.state.get(who, (float(self.burst), now))
+            level = min(float(self.burst), level + (now - then) * self.rate)
+            if level < 1.0:
+                raise RateLimited("too many requests; slow down and retry in a moment")
+            self.state[who] = (level - 1.0, now)
+
+
+class _Events:
+    """Progress of turns, by conversation, for server-sent events (in this process)."""
+
+    def __init__(self) -> None:
+        self.listeners: dict[str, list[queue.Queue[dict[str, Any] | None]]] = defaultdict(list)
+        self.lock = threading.Lock()
+
+    def publish(self, conversation: str, event: dict[str, Any]) -> None:
+        with self.lock:
+            for listener in self.listeners.get(conversation, []):
+                listener.put(event)
+
+    def subscribe(self, conversation: str) -> queue.Queue[dict[str, Any] | None]:
+        listener: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        with self.lock:
+            self.listeners[conversation].append(listener)
+        return listener
+
+    def unsubscribe(self, conversation: str, listener: queue.Queue[dict[str, Any] | None]) -> None:
+        with self.lock:
+            if listener in self.listeners.get(conversation, []):
+                self.listeners[conversation].remove(listener)
+
+
+class Service:
+    """What the routes share: the workspace, the interpreter, authentication, limits, events."""
+
+    def __init__(self, root: Path, now: str | None, interpreter: Interpreter | None) -> None:
+        self.ws = Workspace.load(root)
+        problems = self.ws.check()
+        if problems:
+            raise problems[0]
+        for name in self.ws.settings.systems:  # connect every system once, before threads share them
+            self.ws.connector(name)
+        self.now = now
+        settings = self.ws.settings.interpreter.model_dump()
+        self.interpreter = interpreter or registry.create(str(settings.get("name", "offline")), settings)
+        self.auth = Authenticator(self.ws, self.clock(None))
+        self.buckets = _Buckets(self.ws.settings.serve.rate_per_minute)
+        self.events = _Events()
+        recovered = Pipeline(self.ws, self.clock(None), channel="api").recover()
+        if recovered:
+            log.warning("recovered %d plan(s) a crashed process left", len(recovered))
+
+    def clock(self, person: Person | None) -> Clock:
+        return Clock.from_option(self.now, person.timezone if person else None)
+
+    def pipeline(self, person: Person) -> Pipeline:
+        return Pipeline(self.ws, self.clock(person), channel="api")
+
+    def chat(self, person: Person) -> Chat:
+        return Chat(self.pipeline(person), self.interpreter)
+
+    def caller(self, authorization: str | None) -> Person:
+        person = self.auth.person(authorization)
+        self.buckets.take(person.id)
+        return person
+
+
+def _status_for(result: TurnResult) -> int:
+    if result.status is TurnStatus.ERROR and result.error:
+        code = result.error.get("code", "")
+        return 404 if code in ("confirmation_unknown", "confirmation_not_yours") else _HTTP.get(code, 400)
+    return 200
+
+
+_HTTP = {"unknown_action": 404, "unknown_user": 404, "unknown_record": 404, "conversation_unknown": 404,
+         "input_too_large": 413, "confirmation_used": 409, "confirmation_expired": 409, "invalid_arguments": 400,
+         "invalid_request": 400, "workspace_invalid": 500, "configuration_error": 500}
+
+
+def _turn(result: TurnResult) -> JSONResponse:
+    body = result.to_json()
+    if body.get("error", {}).get("code") == "confirmation_not_yours":  # another person's: as if it did not exist
+        body["error"] = {"code": "confirmation_unknown", "message": "no such confirmation"}
+        body["reply"] = "no such confirmation"
+    return JSONResponse(body, status_code=_status_for(result))
+
+
+def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpreter | None = None) -> FastAPI:
+    """The application for the workspace at ``root`` (``now`` pins the clock, as ``--now`` does)."""
+    service = Service(Path(root), now, interpreter)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.ws.close()
+
+    app = FastAPI(title="sayso", version="1", summary="Say it, and it is done, safely.", lifespan=lifespan,
+                  description="The sayso API: conversations, confirmations, actions and the audit log. Every "
+                              "request but health checks needs `Authorization: Bearer TOKEN`.")
+    app.state.service = service
+    limits = service.ws.settings.limits
+    max_body = service.ws.settings.serve.max_body_bytes
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > max_body:
+            return _error(413, "input_too_large", f"the request is {size} bytes; the limit is {max_body}")
+        response: Response = await call_next(request)
+        return response
+
+    @app.exception_handler(SaysoError)
+    async def _sayso_error(_request: Request, exc: SaysoError) -> JSONResponse:
+        status = exc.http_status
+        body = exc.as_dict()
+        if isinstance(exc, ConfirmationError) and exc.code in ("confirmation_unknown", "confirmation_not_yours"):
+            status, body = 404, {"code": "confirmation_unknown", "message": "no such confirmation"}
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _error(422, "invalid_request", problems[:1000] or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _crash(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(500, "internal_error", "something went wrong on the server; it is in the server's log")
+
+    def idempotent(person: Person, key: str | None, request: dict[str, Any],
+                   handle: Callable[[], JSONResponse]) -> JSONResponse:
+        """Run ``handle`` once per (caller, key); a retry returns what the first run returned."""
+        if not key:
+            return handle()
+        digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+        table = schema.idempotency
+        store = service.ws.store
+        try:
+            with store.write() as conn:
+                conn.execute(insert(table).values(user_id=person.id, key=key, request_hash=digest, status=0,
+                                                  response={}, created_at=service.clock(person).now().isoformat()))
+        except IntegrityError:
+            with store.read() as conn:
+                row = conn.execute(select(table).where(table.c.user_id == person.id, table.c.key == key)).first()
+            if row is None or row.request_hash != digest:
+                raise IdempotencyError("this Idempotency-Key was used with a different request") from None
+            if row.status == 0:
+                return _error(409, "idempotency_in_progress", "a request with this Idempotency-Key is running")
+            return JSONResponse(row.response, status_code=row.status, headers={"Idempotent-Replay": "true"})
+        try:
+            response = handle()
+        except Exception:
+            with store.write() as conn:  # nothing stored: a retry may run it
+                conn.execute(table.delete().where(table.c.user_id == person.id, table.c.key == key))
+            raise
+        with store.write() as conn:
+            conn.execute(update(table).where(table.c.user_id == person.id, table.c.key == key).values(
+                status=response.status_code, response=json.loads(bytes(response.body))))
+        return response
+
+    # --- health --------------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        try:
+            with service.ws.store.read() as conn:
+                conn.execute(text("select 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return _error(503, "not_ready", f"the state database does not answer: {type(exc).__name__}")
+        return JSONResponse({"status": "ready", "actions": len(service.ws.catalog)})
+
+    # --- who ----------------------------------------------------------------------------
+
+    @app.get("/v1/me", tags=["people"])
+    def me(authorization: Auth = None) -> dict[str, Any]:
+        person = service.caller(authorization)
+        return {"id": person.id, "name": person.name, "role": person.role, "team": person.team,
+                "timezone": person.timezone}
+
+    @app.get("/v1/auth", tags=["people"])
+    def auth_info() -> dict[str, Any]:
+        serve = service.ws.settings.serve
+        return {"oidc": {"issuer": serve.oidc_issuer, "audience": serve.oidc_audience} if serve.oidc_issuer
+                else None}
+
+    # --- conversations -------------------------------------------------------------------
+
+    @app.post("/v1/conversations", tags=["conversations"], status_code=201)
+    def new_conversation(authorization: Auth = None, key: Key = None) -> JSONResponse:
+        person = service.caller(authorization)
+        return idempotent(person, key, {"new": "conversation"}, lambda: JSONResponse(
+            {"id": service.chat(person).new(person.id)}, status_code=201))
+
+    @app.get("/v1/conversations", tags=["conversations"])
+    def conversations(authorization: Auth = None) -> list[dict[str, Any]]:
+        person = service.caller(authorization)
+        return service.chat(person).conversations.of(person.id)
+
+    @app.get("/v1/conversations/{conversation}", tags=["conversations"])
+    def conversation(conversation: str, authorization: Auth = None) -> dict[str, Any]:
+        person = service.caller(authorization)
+        chat = service.chat(person)
+        state = chat.conversations.get(conversation, person.id)
+        messages = chat.conversations.messages(conversation, person.id)
+        return {"id": conversation, "messages": [
+            {"role": m["role"], "text": m["text"], "status": m["status"], "at": m["at"], "turn": m["turn"],
+             "data": m["data"]} for m in messages],
+            "pending": state.pending.model_dump(mode="json") if state.pending else None}
+
+    @app.post("/v1/conversations/{conversation}/messages", tags=["conversations"])
+    def say(conversation: str, message: Annotated[MessageIn, Body()], authorization: Auth = None,
+            key: Key = None) -> JSONResponse:
+        person = service.caller(authorization)
+        if len(message.text) > limits.max_text_chars:
+            raise InputTooLarge(f"the message is {len(message.text)} characters; the limit is "
+                                f"{limits.max_text_chars}")
+        chat = service.chat(person)
+        chat.conversations.get(conversation, person.id)  # someone else's, or none: 404 before anything
+
+        def handle() -> JSONResponse:
+            def progress(stage: str) -> None:
+                service.events.publish(conversation, {"stage": stage})
+
+            result = chat.say(person.id, message.text, conversation, progress=progress)
+            service.events.publish(conversation, {"stage": "done", "turn": result.to_json()})
+            return _turn(result)
+
+        return idempotent(person, key, {"conversation": conversation, "text": message.text}, handle)
+
+    @app.get("/v1/conversations/{conversation}/timeline", tags=["conversations"])
+    def timeline(conversation: str, authorization: Auth = None) -> list[dict[str, Any]]:
+        person = service.caller(authorization)
+        pipeline = service.pipeline(person)
+        Chat(pipeline, service.interpreter).conversations.get(conversation, person.id)
+        rows = pipeline.audit.list(conversation=conversation)
+        return [{"at": r["at"], "event": r["event"], "status": r["status"], "action": r["action"],
+                 "actor": r["actor"], "detail": r["detail"]} for r in rows]
+
+    @app.get("/v1/conversations/{conversation}/events", tags=["conversations"],
+             response_class=StreamingResponse)
+    def events(conversation: str, authorization: Auth = None,
+               timeout: Seconds = 300) -> StreamingResponse:
+        """Server-sent events: each turn's progress (interpreting, grounding, checking, awaiting_confirmation,
+        executing, done with the turn JSON). The stream ends after ``timeout`` seconds."""
+        person = service.caller(authorization)
+        service.chat(person).conversations.get(conversation, person.id)
+        listener = service.events.subscribe(conversation)
+
+        def stream() -> Iterator[str]:
+            end = time.monotonic() + timeout
+            try:
+                yield ": connected\n\n"
+                while time.monotonic() < end:
+                    try:
+                        item = listener.get(timeout=min(15.0, max(end - time.monotonic(), 0.1)))
+                    except queue.Empty:
+                        yield ": keep-alive\n\n"
+                        continue
+                    if item is None:
+                        break
+                    yield f"event: {item['stage']}\ndata: {json.dumps(item, default=str)}\n\n"
+            finally:
+                service.events.unsubscribe(conversation, listener)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    # --- confirmations ---------------------------------------------------------------------
+
+    @app.get("/v1/confirmations", tags=["confirmations"])
+    def confirmations(authorization: Auth = None) -> list[dict[str, Any]]:
+        person = service.caller(authorization)
+        return [{**c.summary(), "conversation": c.conversation, "plan": c.plan}
+                for c in service.pipeline(person).pending(person.id)]
+
+    def _answer(confirmation: str, approve: bool, authorization: str | None, key: str | None) -> JSONResponse:
+        person = service.caller(authorization)
+        pipeline = service.pipeline(person)
+
+        def handle() -> JSONResponse:
+            result = (pipeline.confirm if approve else pipeline.cancel)(person.id, confirmation)
+            if result.conversation:
+                service.events.publish(result.conversation, {"stage": "done", "turn": result.to_json()})
+            return _turn(result)
+
+        return idempotent(person, key, {"confirmation": confirmation, "approve": approve}, handle)
+
+    @app.post("/v1/confirmations/{confirmation}/approve", tags=["confirmations"])
+    def approve(confirmation: str, authorization: Auth = None, key: Key = None) -> JSONResponse:
+        return _answer(confirmation, True, authorization, key)
+
+    @app.post("/v1/confirmations/{confirmation}/decline", tags=["confirmations"])
+    def decline(confirmation: str, authorization: Auth = None, key: Key = None) -> JSONResponse:
+        return _answer(confirmation, False, authorization, key)
+
+    # --- actions and audit -----------------------------------------------------------------
+
+    @app.get("/v1/actions", tags=["actions"])
+    def actions(authorization: Auth = None) -> list[dict[str, Any]]:
+        service.caller(authorization)
+        return [a.describe() for a in service.ws.catalog]
+
+    @app.post("/v1/actions/{name}", tags=["actions"])
+    def act(name: str, payload: Annotated[ActionIn, Body()], authorization: Auth = None,
+            key: Key = None) -> JSONResponse:
+        person = service.caller(authorization)
+        pipeline = service.pipeline(person)
+        return idempotent(person, key, {"action": name, "args": payload.args},
+                          lambda: _turn(pipeline.do(person.id, name, payload.args)))
+
+    @app.get("/v1/audit", tags=["audit"])
+    def audit(authorization: Auth = None, conversation: str | None = None, user: str | None = None,
+              action: str | None = None, since: str | None = None,
+              limit: Limit = 500) -> list[dict[str, Any]]:
+        """Audit records: a person sees their own; an admin sees everyone's."""
+        person = service.caller(authorization)
+        if person.role != "admin":
+            user = person.id
+        when = parse_time(since, person.timezone) if since else None
+        return service.pipeline(person).audit.list(user=user, conversation=conversation, action=action,
+                                                   since=when, limit=limit)
+
+    # --- the web page ------------------------------------------------------------------------
+
+    if WEB.is_dir():
+        app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def page() -> FileResponse:
+            return FileResponse(WEB / "index.html")
+
+    return app
+
+
+def request_id() -> str:
+    return uuid.uuid4().hex[:12]

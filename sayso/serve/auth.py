@@ -1,0 +1,210 @@
+"""Who is calling the HTTP API: sayso access tokens, or OIDC JWTs when configured.
+
+A sayso token is ``sayso_`` and 43 URL-safe characters. The store keeps only its
+SHA-256, so checking one is an indexed lookup by hash on every request; nothing
+is cached, so a revoked or expired token stops working at once. An OIDC JWT is
+verified against the issuer's keys (a JWKS URL, or a static PEM key) and its
+claim is mapped to a person in the directory. Every failure is ``Unauthorized``
+and no message or log line ever contains a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from sqlalchemy import select, update
+
+from ..clock import Clock
+from ..config import ServeSettings
+from ..directory import Directory, Person
+from ..errors import ConfigurationError, InvalidArguments, RequestError, SystemFailure
+from ..store import Store, schema
+from ..workspace import Workspace
+
+__all__ = ["Authenticator", "OidcVerifier", "Tokens", "Unauthorized"]
+
+log = logging.getLogger("sayso")
+
+PREFIX = "sayso_"
+_TOKEN = re.compile(r"sayso_[A-Za-z0-9_-]{43}")
+_INVALID = "invalid or expired token"
+_LEEWAY_SECONDS = 30  # clock skew allowed between sayso and the identity provider
+_PublicKey = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
+
+
+class Unauthorized(RequestError):
+    """No valid credentials: missing, malformed, unknown, expired or revoked (all alike, on purpose)."""
+
+    code = "unauthorized"
+    http_status = 401
+    www_authenticate = 'Bearer realm="sayso"'  # the challenge a 401 response carries
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+class Tokens:
+    """sayso access tokens: created for a person, shown once, stored as a hash, revocable."""
+
+    def __init__(self, store: Store, clock: Clock, *, default_days: int = 90) -> None:
+        self.store = store
+        self.clock = clock
+        self.default_days = default_days
+
+    def create(self, user_id: str, *, days: int | None = None, label: str | None = None) -> tuple[str, str]:
+        """A new token for ``user_id``: (its id, the token). ``days`` None = the default, 0 = never expires."""
+        days = self.default_days if days is None else days
+        if days < 0:
+            raise InvalidArguments("a token's lifetime is a number of days, 0 for never")
+        token_id = "tok_" + secrets.token_hex(8)
+        token = PREFIX + secrets.token_urlsafe(32)
+        now = self.clock.now()
+        with self.store.write() as conn:
+            conn.execute(schema.tokens.insert().values(
+                id=token_id, user_id=user_id, hash=_hash(token), created_at=_iso(now),
+                expires_at=_iso(now + timedelta(days=days)) if days else None, label=label,
+            ))
+        return token_id, token
+
+    def list(self, user_id: str) -> list[dict[str, Any]]:
+        """A person's tokens, oldest first, without the tokens or their hashes."""
+        t = schema.tokens
+        query = (select(t.c.id, t.c.user_id, t.c.label, t.c.created_at, t.c.expires_at, t.c.revoked_at)
+                 .where(t.c.user_id == user_id).order_by(t.c.created_at, t.c.id))
+        with self.store.read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def revoke(self, token_id: str) -> bool:
+        """Revoke a token; False when there is no such token. Revoking twice keeps the first time."""
+        t = schema.tokens
+        with self.store.write() as conn:
+            conn.execute(update(t).where(t.c.id == token_id, t.c.revoked_at.is_(None))
+                         .values(revoked_at=_iso(self.clock.now())))
+            return conn.execute(select(t.c.id).where(t.c.id == token_id)).first() is not None
+
+    def user_for(self, token: str) -> str:
+        """The id of the person a live token belongs to."""
+        if not _TOKEN.fullmatch(token):
+            raise Unauthorized(_INVALID)
+        t = schema.tokens
+        with self.store.read() as conn:
+            row = conn.execute(select(t.c.user_id, t.c.expires_at, t.c.revoked_at)
+                               .where(t.c.hash == _hash(token))).first()
+        if row is None or row.revoked_at is not None:
+            raise Unauthorized(_INVALID)
+        if row.expires_at is not None and self.clock.now() >= datetime.fromisoformat(row.expires_at):
+            raise Unauthorized(_INVALID)
+        return str(row.user_id)
+
+
+class OidcVerifier:
+    """Verifies an identity provider's JWTs (signature, iss, aud, exp, nbf) and maps them to a person."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        if not (settings.oidc_issuer and settings.oidc_audience):
+            raise ConfigurationError("[serve] OIDC needs both oidc_issuer and oidc_audience")
+        if bool(settings.oidc_jwks_url) == bool(settings.oidc_public_key):
+            raise ConfigurationError("[serve] OIDC needs exactly one of oidc_jwks_url and oidc_public_key")
+        # Only public-key algorithms: "none" or a shared secret (HS*) would let anyone mint tokens.
+        weak = [a for a in settings.oidc_algorithms if a.lower() == "none" or a.upper().startswith("HS")]
+        if weak or not settings.oidc_algorithms:
+            raise ConfigurationError(f"[serve] oidc_algorithms must be public-key algorithms, not {weak}")
+        self.settings = settings
+        self.algorithms = list(settings.oidc_algorithms)
+        # The key for a token: from the identity provider's published keys (cached), or the one static key.
+        self._key_for: Callable[[str], _PublicKey | jwt.PyJWK]
+        if settings.oidc_jwks_url:
+            client = jwt.PyJWKClient(settings.oidc_jwks_url, cache_keys=True, timeout=10)
+            self._key_for = client.get_signing_key_from_jwt
+        else:
+            key = _load_key(str(settings.oidc_public_key))
+            self._key_for = lambda _token: key
+
+    def user_for(self, token: str, directory: Directory) -> str:
+        """The directory id of the person a valid JWT names."""
+        s = self.settings
+        try:
+            claims = jwt.decode(
+                token, self._key_for(token), algorithms=self.algorithms, audience=s.oidc_audience, issuer=s.oidc_issuer,
+                leeway=_LEEWAY_SECONDS, options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.PyJWKClientConnectionError as exc:
+            log.warning("cannot fetch the OIDC keys: %s", exc)
+            raise SystemFailure("cannot fetch the identity provider's keys") from None
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            log.debug("OIDC token rejected: %s", type(exc).__name__)
+            raise Unauthorized(_INVALID) from None
+        person = _match(claims.get(s.oidc_user_claim), directory)
+        if person is None:
+            log.info("OIDC token names no person in the directory (claim %s)", s.oidc_user_claim)
+            raise Unauthorized("the token names no person in the sayso directory")
+        return person.id
+
+
+def _load_key(pem: str) -> _PublicKey:
+    try:
+        key = load_pem_public_key(pem.encode())
+    except ValueError as exc:
+        raise ConfigurationError(f"[serve] oidc_public_key is not a PEM public key: {exc}") from None
+    if not isinstance(key, _PublicKey):
+        raise ConfigurationError("[serve] oidc_public_key must be an RSA, EC or EdDSA key")
+    return key
+
+
+def _match(value: Any, directory: Directory) -> Person | None:
+    """A person by exact id, else by email when the claim holds one (and only one person has it)."""
+    if not isinstance(value, str) or not value:
+        return None
+    if value in directory:
+        return directory.get(value)
+    if "@" in value:
+        found = [p for p in directory if p.email and p.email.lower() == value.lower()]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+class Authenticator:
+    """Turns an ``Authorization`` header into the person making the request."""
+
+    def __init__(self, ws: Workspace, clock: Clock) -> None:
+        settings = ws.settings.serve
+        self.ws = ws
+        self.tokens = Tokens(ws.store, clock, default_days=settings.token_days)
+        configured = settings.oidc_jwks_url or settings.oidc_public_key or settings.oidc_issuer
+        self.oidc = OidcVerifier(settings) if configured else None
+
+    def person(self, authorization: str | None) -> Person:
+        """``Bearer sayso_...`` is a sayso token; any other bearer token is an OIDC JWT when OIDC is set up."""
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        credentials = credentials.strip()
+        if scheme.lower() != "bearer" or not credentials:
+            raise Unauthorized("send an access token: Authorization: Bearer TOKEN")
+        directory = self.ws.directory
+        if credentials.startswith(PREFIX):
+            user_id = self.tokens.user_for(credentials)
+        elif self.oidc is not None:
+            user_id = self.oidc.user_for(credentials, directory)
+        else:
+            raise Unauthorized(_INVALID)
+        if user_id not in directory:
+            log.info("a valid token names %s, who is no longer in the directory", user_id)
+            raise Unauthorized(_INVALID)
+        return directory.get(user_id)

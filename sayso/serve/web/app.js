@@ -1,0 +1,500 @@
+// The sayso web page: sign in with a token, chat, confirm, and follow the audit timeline.
+// Text from people and systems only ever reaches the page through text nodes (never innerHTML).
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "sayso.token";
+  const CONVERSATION_KEY = "sayso.conversation";
+  // Keys a table leaves out: long text and bookkeeping (the CLI hides the same ones).
+  const HIDDEN_KEYS = new Set(["description", "version", "type", "name", "origin", "words"]);
+  const LONG_CELL = 120;
+
+  const state = { token: null, me: null, conversation: null, pendingConfirmation: null, busy: false };
+  const $ = (id) => document.getElementById(id);
+
+  class ApiError extends Error {
+    constructor(code, message, status) {
+      super(message);
+      this.code = code;
+      this.status = status;
+    }
+  }
+
+  // el("p", {className: "x"}, "text", child): strings become text nodes, never markup.
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === "className") node.className = value;
+      else if (key === "onclick") node.addEventListener("click", value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (state.token) headers.Authorization = `Bearer ${state.token}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (err) {
+      throw new ApiError("network", "The server could not be reached.", 0);
+    }
+    const raw = await response.text();
+    let data = null;
+    if (raw) {
+      try { data = JSON.parse(raw); } catch (err) { data = null; }
+    }
+    if (!response.ok) {
+      const error = (data && data.error) || {};
+      const failure = new ApiError(error.code || `http_${response.status}`,
+        error.message || `The server answered ${response.status}.`, response.status);
+      if (response.status === 401 && state.token) signOut("Your session has ended: sign in again.");
+      throw failure;
+    }
+    return data;
+  }
+
+  function notify(message) {
+    const notice = $("notice");
+    notice.textContent = message || "";
+    notice.hidden = !message;
+  }
+
+  function formatValue(value) {
+    if (value === null || value === undefined) return "";
+    if (Array.isArray(value)) return value.map(formatValue).join(", ");
+    if (typeof value === "object") return JSON.stringify(value);
+    return String(value);
+  }
+
+  function formatArgs(args) {
+    return Object.entries(args || {}).map(([key, value]) => `${key}=${formatValue(value)}`).join(", ");
+  }
+
+  function formatTime(at, options = { dateStyle: "medium", timeStyle: "short" }) {
+    if (!at) return "";
+    const when = new Date(at);
+    if (Number.isNaN(when.getTime())) return String(at);
+    try {
+      return when.toLocaleString(undefined, { ...options, timeZone: (state.me && state.me.timezone) || undefined });
+    } catch (err) {
+      return when.toLocaleString(undefined, options);
+    }
+  }
+
+  // "D-102 Kestrel Aerospace Platform: stage negotiation → closed_won, amount 240000"
+  function describeChange(change) {
+    const head = [change.record_id, change.title].filter(Boolean).join(" ");
+    const before = change.before || null;
+    const after = change.after || null;
+    if (!before && after) return `${head}: new ${formatArgs(after)}`;
+    if (before && !after) return `${head}: deleted`;
+    const keys = [...new Set([...Object.keys(before || {}), ...Object.keys(after || {})])];
+    const parts = keys.map((key) => {
+      const old = formatValue(before[key]);
+      const now = formatValue(after[key]);
+      return old === now ? `${key} ${now}` : `${key} ${old} → ${now}`;
+    });
+    return `${head}: ${parts.join(", ")}`;
+  }
+
+  // ---- sign in -------------------------------------------------------------
+
+  async function signIn(token) {
+    state.token = token;
+    try {
+      state.me = await api("GET", "/v1/me");
+    } catch (err) {
+      state.token = null;
+      sessionStorage.removeItem(TOKEN_KEY);
+      notify(err.status === 401 ? "That token was not accepted." : err.message);
+      return false;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    notify("");
+    $("who-name").textContent = state.me.name || state.me.id;
+    $("who-role").textContent = (state.me.role || "").replaceAll("_", " ");
+    $("who").hidden = false;
+    $("signin").hidden = true;
+    $("app").hidden = false;
+    await loadConversations(sessionStorage.getItem(CONVERSATION_KEY));
+    $("message").focus();
+    return true;
+  }
+
+  function signOut(message) {
+    state.token = null;
+    state.me = null;
+    state.conversation = null;
+    state.pendingConfirmation = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(CONVERSATION_KEY);
+    $("who").hidden = true;
+    $("app").hidden = true;
+    $("signin").hidden = false;
+    $("messages").replaceChildren();
+    $("timeline").replaceChildren();
+    $("conversation-list").replaceChildren();
+    $("token").value = "";
+    notify(message || "");
+    $("token").focus();
+  }
+
+  // TODO(oidc): when the server names an OIDC issuer, run the authorization-code flow with PKCE
+  // here and use the ID token as the bearer token. Until then the page only says SSO exists.
+  async function showSso() {
+    let auth = null;
+    try {
+      auth = await api("GET", "/v1/auth");
+    } catch (err) {
+      return;
+    }
+    const oidc = auth && auth.oidc;
+    if (!oidc) return;
+    const sso = $("sso");
+    sso.textContent = `Single sign-on is configured (${oidc.issuer}). Sign in with SSO is not available `
+      + "on this page yet: paste a token from your identity provider instead.";
+    sso.hidden = false;
+  }
+
+  // ---- conversations -------------------------------------------------------
+
+  async function loadConversations(preferred) {
+    const list = await api("GET", "/v1/conversations");
+    const sorted = [...(list || [])].sort((a, b) => String(b.updated_at).localeCompare(String(a.updated_at)));
+    renderConversationList(sorted);
+    const pick = sorted.find((c) => c.id === (preferred || state.conversation)) || sorted[0];
+    if (pick) await selectConversation(pick.id);
+    else clearConversation();
+  }
+
+  function renderConversationList(list) {
+    const items = list.map((c) => el("li", {},
+      el("button", {
+        type: "button",
+        className: "conversation",
+        "data-id": c.id,
+        "aria-current": c.id === state.conversation ? "true" : null,
+        onclick: () => selectConversation(c.id).catch((err) => notify(err.message)),
+      }, el("span", {}, formatTime(c.updated_at || c.created_at)), el("span", { className: "id" }, c.id))));
+    if (!items.length) items.push(el("li", { className: "empty" }, "No conversations yet: say something to start one."));
+    $("conversation-list").replaceChildren(...items);
+  }
+
+  function markCurrent() {
+    for (const button of $("conversation-list").querySelectorAll("button.conversation")) {
+      if (button.dataset.id === state.conversation) button.setAttribute("aria-current", "true");
+      else button.removeAttribute("aria-current");
+    }
+  }
+
+  function clearConversation() {
+    state.conversation = null;
+    state.pendingConfirmation = null;
+    sessionStorage.removeItem(CONVERSATION_KEY);
+    $("messages").replaceChildren();
+    $("timeline").replaceChildren();
+    $("chat-heading").textContent = "Conversation";
+  }
+
+  async function newConversation() {
+    const created = await api("POST", "/v1/conversations");
+    clearConversation();
+    state.conversation = created.id;
+    sessionStorage.setItem(CONVERSATION_KEY, created.id);
+    await refreshConversationList();
+    $("chat-heading").textContent = "New conversation";
+    $("message").focus();
+  }
+
+  async function refreshConversationList() {
+    const list = await api("GET", "/v1/conversations");
+    renderConversationList([...(list || [])].sort((a, b) => String(b.updated_at).localeCompare(String(a.updated_at))));
+  }
+
+  async function selectConversation(id) {
+    const conversation = await api("GET", `/v1/conversations/${encodeURIComponent(id)}`);
+    state.conversation = conversation.id;
+    sessionStorage.setItem(CONVERSATION_KEY, conversation.id);
+    state.pendingConfirmation = pendingConfirmationId(conversation.pending);
+    $("chat-heading").textContent = "Conversation";
+    const messages = $("messages");
+    messages.setAttribute("aria-busy", "true");
+    messages.replaceChildren(...(conversation.messages || []).map(renderStoredMessage));
+    messages.setAttribute("aria-busy", "false");
+    markCurrent();
+    scrollToEnd();
+    await refreshTimeline();
+  }
+
+  function pendingConfirmationId(pending) {
+    if (!pending) return null;
+    const confirmation = pending.confirmation;
+    if (typeof confirmation === "string") return confirmation;
+    if (confirmation && confirmation.id) return confirmation.id;
+    return pending.kind === "confirmation" ? pending.id || null : null;
+  }
+
+  // ---- messages ------------------------------------------------------------
+
+  function renderStoredMessage(message) {
+    if (message.role === "person") return personMessage(message.text, message.at);
+    if (message.data) return turnMessage(message.data, message.at);
+    return el("li", { className: "message sayso" }, el("p", { className: "speaker" }, "sayso"),
+      el("p", { className: "reply" }, message.text || ""));
+  }
+
+  function personMessage(text, at) {
+    return el("li", { className: "message person" },
+      el("p", { className: "speaker" }, "You", at ? el("time", { datetime: at }, ` · ${formatTime(at)}`) : null),
+      el("p", { className: "text" }, text));
+  }
+
+  function noteMessage(text) {
+    return el("li", { className: "message note" }, el("p", {}, text));
+  }
+
+  function turnMessage(turn, at) {
+    const status = turn.status || "error";
+    const item = el("li", { className: `message sayso status-${status}`, "data-status": status, "data-turn": turn.turn });
+    item.append(el("p", { className: "speaker" }, "sayso ",
+      el("span", { className: "badge" }, status.replaceAll("_", " ")),
+      at ? el("time", { datetime: at }, ` · ${formatTime(at)}`) : null));
+
+    const steps = turn.steps || [];
+    const reads = steps.filter((step) => Array.isArray(step.records));
+    const onlyReads = status === "answered" && reads.length > 0 && reads.length === steps.length;
+    if (status === "needs_confirmation") {
+      item.append(confirmationCard(turn));
+    } else if (!onlyReads) {
+      item.append(el("p", { className: "reply" }, turn.reply || ""));
+    }
+    for (const step of reads) item.append(recordsTable(step));
+    if (turn.rule) item.append(el("p", { className: "rule" }, "Rule: ", el("code", {}, turn.rule)));
+    if (turn.error && turn.error.code) item.append(el("p", { className: "rule" }, "Error: ", el("code", {}, turn.error.code)));
+    if (turn.options && turn.options.length) item.append(optionButtons(turn.options));
+    return item;
+  }
+
+  function recordsTable(step) {
+    const records = step.records || [];
+    const caption = `${step.action}: ${records.length ? `${records.length} found` : "nothing found"}`;
+    if (!records.length) return el("p", { className: "reply" }, caption);
+    const keys = [...new Set(["id", "title", ...records.flatMap((r) => Object.keys(r))])]
+      .filter((key) => !HIDDEN_KEYS.has(key) && records.some((r) => r[key] !== undefined));
+    const cell = (value) => {
+      const text = formatValue(value);
+      return text.length > LONG_CELL ? el("td", { title: text }, `${text.slice(0, LONG_CELL)}…`) : el("td", {}, text);
+    };
+    const table = el("table", {},
+      el("caption", {}, caption),
+      el("thead", {}, el("tr", {}, keys.map((key) => el("th", { scope: "col" }, key.replaceAll("_", " "))))),
+      el("tbody", {}, records.map((record) => el("tr", {}, keys.map((key) => cell(record[key]))))));
+    return el("div", { className: "table-wrap", role: "region", "aria-label": caption, tabindex: "0" }, table);
+  }
+
+  function confirmationCard(turn) {
+    const confirmation = turn.confirmation || {};
+    const headingId = `card-${confirmation.id || turn.turn || Math.random().toString(36).slice(2)}`;
+    const card = el("section", { className: "card", "aria-labelledby": headingId, "data-confirmation": confirmation.id });
+    card.append(el("h3", { id: headingId }, "Needs your confirmation"));
+    for (const step of turn.steps || []) {
+      card.append(el("p", { className: "step" }, el("code", {}, step.action), " ", formatArgs(step.args),
+        step.risk ? el("span", { className: "risk" }, ` (risk ${step.risk})`) : null));
+      const preview = (step.effect && step.effect.preview) || [];
+      if (preview.length) card.append(el("ul", { className: "changes" }, preview.map((c) => el("li", {}, describeChange(c)))));
+    }
+    if (confirmation.expires_at) card.append(el("p", { className: "hint" }, `Expires ${formatTime(confirmation.expires_at)}.`));
+    const outcome = el("p", { className: "outcome", role: "status" });
+    const approve = el("button", { type: "button", className: "approve" }, "Approve");
+    const decline = el("button", { type: "button", className: "decline" }, "Decline");
+    const active = Boolean(confirmation.id) && confirmation.id === state.pendingConfirmation;
+    approve.disabled = decline.disabled = !active;
+    if (!active) outcome.textContent = "No longer waiting: see the activity for what happened.";
+    const settle = (verb) => async () => {
+      approve.disabled = decline.disabled = true;
+      outcome.textContent = verb === "approve" ? "Approving…" : "Declining…";
+      try {
+        const result = await api("POST", `/v1/confirmations/${encodeURIComponent(confirmation.id)}/${verb}`);
+        outcome.textContent = verb === "approve" ? "You approved this." : "You declined this.";
+        state.pendingConfirmation = null;
+        showTurn(result);
+      } catch (err) {
+        outcome.textContent = err.message;
+        if (err.status === 0 || err.status >= 500) approve.disabled = decline.disabled = false;
+      }
+      $("message").focus();
+      await refreshTimeline();
+    };
+    approve.addEventListener("click", settle("approve"));
+    decline.addEventListener("click", settle("decline"));
+    card.append(el("div", { className: "actions" }, approve, decline), outcome);
+    return card;
+  }
+
+  function optionButtons(options) {
+    const group = el("div", { className: "options", role: "group", "aria-label": "Choose one" });
+    for (const option of options) {
+      group.append(el("button", {
+        type: "button",
+        className: "option",
+        onclick: (event) => {
+          for (const button of group.querySelectorAll("button")) button.disabled = true;
+          event.currentTarget.setAttribute("aria-pressed", "true");
+          send(option.value);
+        },
+      }, option.label));
+    }
+    return group;
+  }
+
+  // Show a turn the server just returned; earlier confirmation cards stop waiting.
+  function showTurn(turn) {
+    state.pendingConfirmation = turn.status === "needs_confirmation" && turn.confirmation ? turn.confirmation.id : null;
+    for (const card of $("messages").querySelectorAll(".card")) {
+      if (card.dataset.confirmation === state.pendingConfirmation) continue;
+      for (const button of card.querySelectorAll("button")) button.disabled = true;
+    }
+    $("messages").append(turnMessage(turn));
+    scrollToEnd();
+  }
+
+  function scrollToEnd() {
+    const messages = $("messages");
+    messages.scrollTop = messages.scrollHeight;
+  }
+
+  async function send(text) {
+    const message = (text || "").trim();
+    if (!message || state.busy) return;
+    state.busy = true;
+    $("send").disabled = true;
+    try {
+      if (!state.conversation) {
+        const created = await api("POST", "/v1/conversations");
+        state.conversation = created.id;
+        sessionStorage.setItem(CONVERSATION_KEY, created.id);
+      }
+      $("messages").append(personMessage(message));
+      scrollToEnd();
+      const turn = await api("POST", `/v1/conversations/${encodeURIComponent(state.conversation)}/messages`,
+        { text: message });
+      showTurn(turn);
+      await refreshConversationList();
+      markCurrent();
+    } catch (err) {
+      if (state.token) $("messages").append(noteMessage(`Not sent: ${err.message}`));
+    } finally {
+      state.busy = false;
+      $("send").disabled = false;
+    }
+    if (state.token) await refreshTimeline();
+  }
+
+  // ---- timeline ------------------------------------------------------------
+
+  const EVENT_LABELS = {
+    turn: "Asked", interpretation: "Understood", grounding: "Found", decision: "Decided",
+    confirmation: "Confirmation", call: "Called", effect: "Changed", error: "Error",
+  };
+
+  function describeEvent(item) {
+    const detail = item.detail || {};
+    const status = item.status || "";
+    switch (item.event) {
+      case "turn":
+        if (status === "received") return ["Asked", detail.request ? formatValue(detail.request.text) : ""];
+        return ["Result", status.replaceAll("_", " ")];
+      case "interpretation":
+        if (detail.kind === "plan") {
+          return ["Understood", (detail.steps || []).map((s) => `${s.action} ${formatArgs(s.args)}`.trim()).join("; ")];
+        }
+        if (detail.kind === "question") return ["Asked back", formatValue(detail.question)];
+        if (detail.kind === "reply") return ["Understood", `an answer: ${detail.reason || ""} ${formatValue(detail.value)}`.trim()];
+        return ["Understood", `no action${detail.reason ? ` (${detail.reason})` : ""}`];
+      case "grounding": {
+        const found = { ...(detail.records || {}), ...(detail.people || {}), ...(detail.channels || {}) };
+        return ["Found", Object.keys(found).length ? formatArgs(found) : "nothing to look up"];
+      }
+      case "decision": {
+        const rule = detail.rule ? `rule ${detail.rule}` : "no rule";
+        return ["Decided", `${status} by ${rule}${detail.reason ? `: ${detail.reason}` : ""}`];
+      }
+      case "confirmation": {
+        const who = detail.approver || item.actor || "";
+        const verbs = { pending: `asked of ${who}`, approved: `approved by ${item.actor || who}`,
+          cancelled: `declined by ${item.actor || who}`, superseded: "superseded" };
+        return ["Confirmation", verbs[status] || status];
+      }
+      case "call":
+        return ["Called", `${detail.connector || ""}${detail.operation ? `.${detail.operation}` : ""} (${status})`];
+      case "effect": {
+        const where = detail.connector ? `in ${detail.connector}: ` : "";
+        const what = detail.summary || (detail.changes || []).map(describeChange).join("; ");
+        return ["Changed", `${where}${what}`];
+      }
+      case "error":
+        return ["Error", [detail.code, detail.message].filter(Boolean).join(": ") || status];
+      default:
+        return [EVENT_LABELS[item.event] || item.event, status];
+    }
+  }
+
+  async function refreshTimeline() {
+    if (!state.conversation) return;
+    let events;
+    try {
+      events = await api("GET", `/v1/conversations/${encodeURIComponent(state.conversation)}/timeline`);
+    } catch (err) {
+      $("timeline").replaceChildren(el("li", { className: "empty" }, `The activity could not be loaded: ${err.message}`));
+      return;
+    }
+    const items = (events || []).map((item) => {
+      const [label, text] = describeEvent(item);
+      return el("li", { className: `event event-${item.event}`, "data-event": item.event },
+        el("p", { className: "event-head" },
+          el("strong", {}, label),
+          item.action ? el("code", {}, item.action) : null,
+          el("time", { datetime: item.at, title: formatTime(item.at) }, formatTime(item.at, { timeStyle: "short" })),
+          item.actor ? el("span", { className: "actor" }, item.actor) : null),
+        text ? el("p", { className: "event-text" }, text) : null);
+    });
+    if (!items.length) items.push(el("li", { className: "empty" }, "Nothing yet."));
+    $("timeline").replaceChildren(...items);
+  }
+
+  // ---- wiring --------------------------------------------------------------
+
+  function start() {
+    $("signin-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const token = $("token").value.trim();
+      if (token) signIn(token);
+    });
+    $("signout").addEventListener("click", () => signOut("You are signed out."));
+    $("composer").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const input = $("message");
+      const text = input.value;
+      if (!text.trim() || state.busy) return;
+      input.value = "";
+      send(text);
+    });
+    $("new-conversation").addEventListener("click", () => newConversation().catch((err) => notify(err.message)));
+    $("refresh-timeline").addEventListener("click", () => refreshTimeline());
+    showSso();
+    const saved = sessionStorage.getItem(TOKEN_KEY);
+    if (saved) signIn(saved);
+    else $("token").focus();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
