@@ -191,10 +191,19 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
 
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        started = time.perf_counter()
+        rid = request.headers.get("x-request-id", "")[:64] or request_id()
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) > max_body:
-            return _error(413, "input_too_large", f"the request is {size} bytes; the limit is {max_body}")
-        response: Response = await call_next(request)
+            response: Response = _error(413, "input_too_large", f"the request is {size} bytes; the limit is "
+                                                                  f"{max_body}")
+        else:
+            response = await call_next(request)
+        response.headers["X-Request-ID"] = rid
+        parts = request.url.path.split("/")
+        conversation = parts[3] if len(parts) > 3 and parts[2] == "conversations" else "-"
+        log.info("%s %s %s %.1fms request=%s", request.method, request.url.path, response.status_code,
+                 (time.perf_counter() - started) * 1000, rid, extra={"conversation": conversation})
         return response
 
     @app.exception_handler(SaysoError)

@@ -36,7 +36,10 @@
     return node;
   }
 
-  async function api(method, path, body) {
+  // A turn that ends in an error comes back as a 4xx whose body is still a turn: { status: "error", reply, error }.
+  const isTurn = (data) => Boolean(data) && typeof data.status === "string" && typeof data.reply === "string";
+
+  async function api(method, path, body, { turn = false } = {}) {
     const headers = { Accept: "application/json" };
     if (state.token) headers.Authorization = `Bearer ${state.token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -51,7 +54,7 @@
     if (raw) {
       try { data = JSON.parse(raw); } catch (err) { data = null; }
     }
-    if (!response.ok) {
+    if (!response.ok && !(turn && response.status !== 401 && isTurn(data))) {
       const error = (data && data.error) || {};
       const failure = new ApiError(error.code || `http_${response.status}`,
         error.message || `The server answered ${response.status}.`, response.status);
@@ -322,8 +325,10 @@
       approve.disabled = decline.disabled = true;
       outcome.textContent = verb === "approve" ? "Approving…" : "Declining…";
       try {
-        const result = await api("POST", `/v1/confirmations/${encodeURIComponent(confirmation.id)}/${verb}`);
-        outcome.textContent = verb === "approve" ? "You approved this." : "You declined this.";
+        const result = await api("POST", `/v1/confirmations/${encodeURIComponent(confirmation.id)}/${verb}`,
+          undefined, { turn: true });
+        const settled = result.status !== "error";
+        outcome.textContent = !settled ? result.reply : verb === "approve" ? "You approved this." : "You declined this.";
         state.pendingConfirmation = null;
         showTurn(result);
       } catch (err) {
@@ -385,8 +390,9 @@
       $("messages").append(personMessage(message));
       scrollToEnd();
       const turn = await api("POST", `/v1/conversations/${encodeURIComponent(state.conversation)}/messages`,
-        { text: message });
+        { text: message }, { turn: true });
       showTurn(turn);
+      $("chat-heading").textContent = "Conversation";
       await refreshConversationList();
       markCurrent();
     } catch (err) {
