@@ -32,6 +32,7 @@ from .interpreter import Context, FocusItem, Interpretation, Interpreter, regist
 from .interpreter.offline.schema import params_of
 from .pipeline import Pipeline, Request, Turn
 from .store import schema
+from .tracing import span
 from .turn import Option, StepResult, StepStatus, TurnResult, TurnStatus
 
 __all__ = ["Chat", "ConversationState", "Conversations", "Pending"]
@@ -175,13 +176,15 @@ class Chat:
             self.conversations.save(conversation, state, messages)
             return result
 
-        return self.pipeline.turn(user, conversation, {"text": text}, body)
+        with span("turn", user=user, conversation=conversation, channel=self.pipeline.channel):
+            return self.pipeline.turn(user, conversation, {"text": text}, body)
 
     # --- one turn ---------------------------------------------------------------------
 
     def _turn(self, turn: Turn, state: ConversationState, text: str) -> TurnResult:
         context = self._context(state, turn.person)
-        found = self.interpreter.interpret(text, context, self.ws.catalog, turn.person)
+        with span("interpret", interpreter=self.interpreter.name, conversation=turn.conversation):
+            found = self.interpreter.interpret(text, context, self.ws.catalog, turn.person)
         first = found.steps[0].action if found.steps else None
         turn.prelude.append(turn.event("interpretation", found.kind, first, **found.audit()))
         turn.confirm_from = self._confirm_from(found)

@@ -30,6 +30,7 @@ from .executor import Executor, Plan, PlannedStep, step_key
 from .grounding import Clarification, Focus, Grounded, ground
 from .guard import CRITICAL_RULE, Guard, Verdict
 from .policy import Decision, Entity
+from .tracing import mark, span
 from .turn import StepResult, StepStatus, TurnResult, TurnStatus
 from .workspace import Workspace
 
@@ -80,8 +81,10 @@ class _Turn:
     progress: Callable[[str], None] | None = None  # told each stage as it starts (server-sent events)
 
     def stage(self, name: str) -> None:
+        """A stage starts: told to the progress listener, and (with the ``otel`` extra) a span event."""
         if self.progress is not None:
             self.progress(name)
+        mark(name)
 
     def event(self, event: str, status: str, action: str | None = None, **detail: Any) -> AuditEvent:
         return AuditEvent(event, self.person.id, status, action, self.conversation, self.turn, self.channel,
@@ -203,12 +206,13 @@ class Pipeline:
         events = [received, *turn.prelude]
         turn.stage("grounding")
         steps = []
-        for i, request in enumerate(requests):
-            step = self._prepare(turn.person, i, request, turn.focus)
-            turn.records.extend(step.grounded.records.values())
-            steps.append(step)
-            if step.grounded.question:
-                break
+        with span("ground_and_decide", steps=len(requests)):
+            for i, request in enumerate(requests):
+                step = self._prepare(turn.person, i, request, turn.focus)
+                turn.records.extend(step.grounded.records.values())
+                steps.append(step)
+                if step.grounded.question:
+                    break
         for step in steps:
             events.append(turn.event("grounding", "ok" if not step.grounded.question else "ambiguous",
                                      step.action.name, **step.grounded.describe()))
@@ -409,7 +413,8 @@ class Pipeline:
             if confirmation is not None:
                 self.confirmations.settle(conn, confirmation, "approved")
 
-        written = self.executor.run(plan, before=events, after=after, prepare=claim)
+        with span("execute", plan=plan.id, steps=len(plan.steps)):
+            written = self.executor.run(plan, before=events, after=after, prepare=claim)
         result = final["result"]
         reads = {s.index: self._read_result(s) for s in steps if not s.action.is_write}
         ordered = [reads.get(s.index) or written.pop(0) for s in steps]
