@@ -445,11 +445,9 @@ def token_list(user: UserOpt, workspace: WorkspaceOpt = None, as_json: JsonOpt =
     if not items:
         out.print(f"{escape(user)} has no tokens.")
         return
-    table = Table("id", "label", "created", "expires", "revoked")
     for item in items:
-        table.add_row(*[escape(str(item[k] or "")) for k in ("id", "label", "created_at", "expires_at")],
-                      escape(item["revoked_at"] or "no"))
-    out.print(table)
+        state = f"revoked {item['revoked_at']}" if item["revoked_at"] else f"expires {item['expires_at'] or 'never'}"
+        out.print(f"{item['id']}  created {item['created_at']}  {state}  {item['label'] or ''}".rstrip(), markup=False)
 
 
 @token_app.command("revoke")

@@ -49,7 +49,6 @@ class Unauthorized(RequestError):
 
     code = "unauthorized"
     http_status = 401
-    www_authenticate = 'Bearer realm="sayso"'  # the challenge a 401 response carries
 
 
 def _hash(token: str) -> str:
@@ -57,7 +56,7 @@ def _hash(token: str) -> str:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
+    return value.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 class Tokens:

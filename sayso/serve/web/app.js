@@ -351,6 +351,7 @@
         type: "button",
         className: "option",
         onclick: (event) => {
+          if (state.busy) return;
           for (const button of group.querySelectorAll("button")) button.disabled = true;
           event.currentTarget.setAttribute("aria-pressed", "true");
           send(option.value);
@@ -393,15 +394,19 @@
         { text: message }, { turn: true });
       showTurn(turn);
       $("chat-heading").textContent = "Conversation";
-      await refreshConversationList();
-      markCurrent();
     } catch (err) {
       if (state.token) $("messages").append(noteMessage(`Not sent: ${err.message}`));
     } finally {
       state.busy = false;
       $("send").disabled = false;
     }
-    if (state.token) await refreshTimeline();
+    if (!state.token) return;
+    await refreshTimeline();
+    try {
+      await refreshConversationList();
+    } catch (err) {
+      notify(err.message);
+    }
   }
 
   // ---- timeline ------------------------------------------------------------
@@ -453,15 +458,21 @@
     }
   }
 
+  let timelineRequest = 0;
+
   async function refreshTimeline() {
     if (!state.conversation) return;
+    const ticket = ++timelineRequest;  // only the latest request may draw: answers can arrive out of order
     let events;
     try {
       events = await api("GET", `/v1/conversations/${encodeURIComponent(state.conversation)}/timeline`);
     } catch (err) {
-      $("timeline").replaceChildren(el("li", { className: "empty" }, `The activity could not be loaded: ${err.message}`));
+      if (ticket === timelineRequest) {
+        $("timeline").replaceChildren(el("li", { className: "empty" }, `The activity could not be loaded: ${err.message}`));
+      }
       return;
     }
+    if (ticket !== timelineRequest) return;
     const items = (events || []).map((item) => {
       const [label, text] = describeEvent(item);
       return el("li", { className: `event event-${item.event}`, "data-event": item.event },
