@@ -179,6 +179,25 @@ class Chat:
         with span("turn", user=user, conversation=conversation, channel=self.pipeline.channel):
             return self.pipeline.turn(user, conversation, {"text": text}, body)
 
+    def settle(self, user: str, confirmation: str, approve: bool) -> TurnResult:
+        """Approve or decline a confirmation from outside the chat (a button, the API), and keep the
+        conversation it belongs to in step: the answer and its outcome join its messages."""
+        result = (self.pipeline.confirm if approve else self.pipeline.cancel)(user, confirmation)
+        if result.conversation is None or result.error:
+            return result
+        state = self.conversations.load(result.conversation, user)
+        if state is None:
+            return result
+        if state.pending is not None and state.pending.confirmation == confirmation:
+            state.pending = None
+        said = f"{'approve' if approve else 'decline'} {confirmation}"
+        state.last_request = {"text": said, "status": result.status.value, "reply": result.reply[:500]}
+        self.conversations.save(result.conversation, state, [
+            {"role": "person", "user_id": user, "turn": result.turn, "text": said},
+            {"role": "sayso", "user_id": user, "turn": result.turn, "text": result.reply,
+             "status": result.status.value, "data": result.to_json()}])
+        return result
+
     # --- one turn ---------------------------------------------------------------------
 
     def _turn(self, turn: Turn, state: ConversationState, text: str) -> TurnResult:

@@ -127,6 +127,8 @@ def test_another_persons_conversation_and_confirmation_do_not_exist(api: Api) ->
         assert api.crm("select stage from deals where id = 'D-102'") == [("negotiation",)]
         done = carol.post(f"/v1/confirmations/{confirmation}/approve").json()
         assert done["status"] == "executed"
+        after = carol.get(f"/v1/conversations/{conversation}").json()
+        assert after["pending"] is None and after["messages"][-1]["status"] == "executed"
         again = carol.post(f"/v1/confirmations/{confirmation}/approve")
         assert again.status_code == 409 and again.json()["error"]["code"] == "confirmation_used"
         assert api.crm("select stage from deals where id = 'D-102'") == [("closed_won",)]

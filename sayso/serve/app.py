@@ -382,10 +382,10 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
 
     def _answer(confirmation: str, approve: bool, authorization: str | None, key: str | None) -> JSONResponse:
         person = service.caller(authorization)
-        pipeline = service.pipeline(person)
+        chat = service.chat(person)
 
         def handle() -> JSONResponse:
-            result = (pipeline.confirm if approve else pipeline.cancel)(person.id, confirmation)
+            result = chat.settle(person.id, confirmation, approve)
             if result.conversation:
                 service.events.publish(result.conversation, {"stage": "done", "turn": result.to_json()})
             return _turn(result)

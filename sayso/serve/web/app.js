@@ -485,6 +485,26 @@
     });
     if (!items.length) items.push(el("li", { className: "empty" }, "Nothing yet."));
     $("timeline").replaceChildren(...items);
+    settleCards(events || []);
+  }
+
+  // A confirmation the audit shows as settled no longer offers its buttons, whatever the page thought.
+  function settleCards(events) {
+    const settled = new Map();
+    for (const item of events) {
+      const id = item.event === "confirmation" && item.detail && item.detail.id;
+      if (id && ["approved", "cancelled", "superseded", "expired"].includes(item.status)) settled.set(id, item);
+    }
+    for (const card of $("messages").querySelectorAll(".card[data-confirmation]")) {
+      const item = settled.get(card.dataset.confirmation);
+      if (!item) continue;
+      for (const button of card.querySelectorAll("button")) button.disabled = true;
+      if (state.pendingConfirmation === card.dataset.confirmation) state.pendingConfirmation = null;
+      const [, text] = describeEvent(item);
+      const outcome = card.querySelector(".outcome");
+      const line = `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
+      if (outcome && outcome.textContent !== line) outcome.textContent = line;
+    }
   }
 
   // ---- wiring --------------------------------------------------------------
