@@ -18,19 +18,21 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Header, Query, Request
+from fastapi import Body, FastAPI, Header, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 
-from ..clock import Clock, parse_time
+from ..clock import Clock, zone
 from ..conversation import Chat
 from ..directory import Person
 from ..errors import ConfirmationError, InputTooLarge, RequestError, SaysoError
@@ -57,6 +59,25 @@ class IdempotencyError(RequestError):
     http_status = 422
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error: a stable code and a message for people."""
+
+    error: ErrorDetail
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what} for status, what in (
+        (400, "Invalid request"), (401, "No valid access token"), (404, "Not found, or someone else's"),
+        (409, "Conflict: a confirmation already used or expired, or a retry still running"),
+        (413, "Request or message too large"), (422, "Invalid request body or parameters"),
+        (429, "Too many requests"), (500, "Server error"), (502, "A system behind sayso failed"))}
+
+
 class MessageIn(BaseModel):
     text: str = Field(description="What the person says")
 
@@ -65,7 +86,8 @@ class ActionIn(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict, description="The action's arguments")
 
 
-Auth = Annotated[str | None, Header(alias="Authorization", description="Bearer TOKEN")]
+_bearer = HTTPBearer(auto_error=False, description="A sayso access token (`sayso token create`) or an OIDC token")
+Auth = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                    description="Retry safely: the same key returns the stored result")]
 Limit = Annotated[int, Query(ge=1, le=10000)]
@@ -106,6 +128,9 @@ class _Events:
         with self.lock:
             for listener in self.listeners.get(conversation, []):
                 listener.put(event)
+
+    def listening(self, conversation: str) -> bool:
+        return bool(self.listeners.get(conversation))
 
     def subscribe(self, conversation: str) -> queue.Queue[dict[str, Any] | None]:
         listener: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -148,8 +173,9 @@ class Service:
     def chat(self, person: Person) -> Chat:
         return Chat(self.pipeline(person), self.interpreter)
 
-    def caller(self, authorization: str | None) -> Person:
-        person = self.auth.person(authorization)
+    def caller(self, credentials: HTTPAuthorizationCredentials | None) -> Person:
+        header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+        person = self.auth.person(header)
         self.buckets.take(person.id)
         return person
 
@@ -183,6 +209,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         service.ws.close()
 
     app = FastAPI(title="sayso", version="1", summary="Say it, and it is done, safely.", lifespan=lifespan,
+                  responses=_ERRORS,
                   description="The sayso API: conversations, confirmations, actions and the audit log. Every "
                               "request but health checks needs `Authorization: Bearer TOKEN`.")
     app.state.service = service
@@ -328,9 +355,12 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
             def progress(stage: str) -> None:
                 service.events.publish(conversation, {"stage": stage})
 
-            result = chat.say(person.id, message.text, conversation, progress=progress)
-            service.events.publish(conversation, {"stage": "done", "turn": result.to_json()})
-            return _turn(result)
+            listening = service.events.listening(conversation)
+            result = chat.say(person.id, message.text, conversation, progress=progress if listening else None)
+            response = _turn(result)
+            if listening:
+                service.events.publish(conversation, {"stage": "done", "turn": json.loads(bytes(response.body))})
+            return response
 
         return idempotent(person, key, {"conversation": conversation, "text": message.text}, handle)
 
@@ -380,7 +410,8 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         return [{**c.summary(), "conversation": c.conversation, "plan": c.plan}
                 for c in service.pipeline(person).pending(person.id)]
 
-    def _answer(confirmation: str, approve: bool, authorization: str | None, key: str | None) -> JSONResponse:
+    def _answer(confirmation: str, approve: bool, authorization: HTTPAuthorizationCredentials | None,
+                key: str | None) -> JSONResponse:
         person = service.caller(authorization)
         chat = service.chat(person)
 
@@ -417,13 +448,14 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
 
     @app.get("/v1/audit", tags=["audit"])
     def audit(authorization: Auth = None, conversation: str | None = None, user: str | None = None,
-              action: str | None = None, since: str | None = None,
+              action: str | None = None, since: datetime | None = None,
               limit: Limit = 500) -> list[dict[str, Any]]:
-        """Audit records: a person sees their own; an admin sees everyone's."""
+        """Audit records: a person sees their own; an admin sees everyone's. ``since``: ISO 8601 (a time
+        without an offset is read in the caller's time zone)."""
         person = service.caller(authorization)
         if person.role != "admin":
             user = person.id
-        when = parse_time(since, person.timezone) if since else None
+        when = since.replace(tzinfo=zone(person.timezone)) if since and since.tzinfo is None else since
         return service.pipeline(person).audit.list(user=user, conversation=conversation, action=action,
                                                    since=when, limit=limit)
 

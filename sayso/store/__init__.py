@@ -99,6 +99,9 @@ class SQLiteStore(Store):
 
     def __init__(self, url: str) -> None:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # Writers in this process queue on a lock rather than on SQLite's busy handler, whose backoff sleeps
+        # (up to 100 ms each, in no order) make an unlucky writer wait seconds under load.
+        self._writers = threading.RLock()
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -115,6 +118,11 @@ class SQLiteStore(Store):
             conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         super().__init__(engine)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self._writers, super().write() as conn:
+            yield conn
 
 
 class PostgresStore(Store):
