@@ -52,3 +52,17 @@ def scrub(text: str, *secrets: str | None) -> str:
         for start in range(0, len(secret) - 7):
             text = text.replace(secret[start:start + 8], "***")
     return text
+
+
+def explain(client: Any, exc: Exception, server: str, timeout: float, key: str) -> str:
+    """Why a call through an official client (``openai`` or ``anthropic``, which name their errors alike)
+    failed, in words that name the server and never the key."""
+    if isinstance(exc, client.APITimeoutError):
+        text = f"{server} did not answer within {timeout:g} s"
+    elif isinstance(exc, client.APIConnectionError):
+        text = f"{server} could not be reached"
+    elif isinstance(exc, client.APIStatusError):
+        text = f"{server} answered HTTP {exc.status_code}: {describe_status(exc.status_code, exc.body)}"
+    else:
+        text = f"{server} sent a reply that could not be read ({type(exc).__name__})"
+    return scrub(text, key)

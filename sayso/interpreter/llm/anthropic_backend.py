@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...errors import ConfigurationError
-from ._http import describe_status, display_url, scrub
+from ._http import display_url, explain
 from .backend import Message, ModelReply, ModelUnavailable, ToolCall, ToolSpec
 
 if TYPE_CHECKING:
@@ -96,16 +96,7 @@ class AnthropicBackend:
                                    f"({type(exc).__name__})") from None
 
     def _explain(self, exc: Exception) -> str:
-        anthropic = self._anthropic
-        if isinstance(exc, anthropic.APITimeoutError):
-            text = f"{self.server} did not answer within {self.timeout:g} s"
-        elif isinstance(exc, anthropic.APIConnectionError):
-            text = f"{self.server} could not be reached"
-        elif isinstance(exc, anthropic.APIStatusError):
-            text = f"{self.server} answered HTTP {exc.status_code}: {describe_status(exc.status_code, exc.body)}"
-        else:
-            text = f"{self.server} sent a reply that could not be read ({type(exc).__name__})"
-        return scrub(text, self._key)
+        return explain(self._anthropic, exc, self.server, self.timeout, self._key)
 
 
 def _tool_call(index: int, block: Any) -> ToolCall:

@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...errors import ConfigurationError
-from ._http import describe_status, display_url, scrub
+from ._http import display_url, explain
 from .backend import Message, ModelReply, ModelUnavailable, ToolCall, ToolSpec
 
 if TYPE_CHECKING:
@@ -110,16 +110,7 @@ class OpenAIBackend:
                                    f"({type(exc).__name__})") from None
 
     def _explain(self, exc: Exception) -> str:
-        openai = self._openai
-        if isinstance(exc, openai.APITimeoutError):
-            text = f"{self.server} did not answer within {self.timeout:g} s"
-        elif isinstance(exc, openai.APIConnectionError):
-            text = f"{self.server} could not be reached"
-        elif isinstance(exc, openai.APIStatusError):
-            text = f"{self.server} answered HTTP {exc.status_code}: {describe_status(exc.status_code, exc.body)}"
-        else:
-            text = f"{self.server} sent a reply that could not be read ({type(exc).__name__})"
-        return scrub(text, self._key)
+        return explain(self._openai, exc, self.server, self.timeout, self._key)
 
 
 def _tool_call(index: int, call: Any) -> ToolCall:
