@@ -209,6 +209,9 @@ class OfflineInterpreter:
         imperative = (lead is not None and bool(concepts(lead.stem) & _WRITE_CONCEPTS)) or (acting and not seeking)
         asking = bool(_WH.match(text))
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:8]
+        if ranked:  # actions far behind on words rarely win on arguments: try at least three, then the close ones
+            floor = ranked[0][1] * 0.3
+            ranked = ranked[:3] + [item for item in ranked[3:] if item[1] >= floor]
         judged: list[tuple[float, Entry, Extraction, float]] = []
         for i, lexical in ranked:
             entry = index.entries[i]
