@@ -22,7 +22,7 @@ schemathesis = pytest.importorskip("schemathesis", reason="needs the test extra:
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import status_code_conformance  # noqa: E402
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance, status_code_conformance  # noqa: E402
 
 from .conftest import make_demo  # noqa: E402
 from .test_serve import Api, start  # noqa: E402
@@ -70,7 +70,8 @@ def exercise(operation: Any, alice: dict[str, str], conversation: str) -> None:
     cases = st.one_of(*(operation.as_strategy(mode, path_parameters=parameters)
                         for mode in MODES for parameters in variants))
     @given(case=cases)
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
     def check(case: Any) -> None:
         if operation.path == EVENTS:  # a live stream: end it after a second
             case.query = {**(case.query or {}), "timeout": 1}
@@ -79,7 +80,12 @@ def exercise(operation: Any, alice: dict[str, str], conversation: str) -> None:
             # Hypothesis draws the same few keys for different requests; a reused key is rightly
             # refused (422), so each call gets a key of its own and the rest of the request is tested.
             case.headers[KEY] = uuid.uuid4().hex + key
-        case.call_and_validate(headers=alice, timeout=10)
+        # Left out: negative_data_rejection (every call gets alice's token and the stream a valid timeout,
+        # which can turn a generated "invalid" request into a valid one; unknown query parameters are
+        # ignored on purpose) and positive_data_acceptance (a well-formed request can still be refused for
+        # what it means: an unknown record, an id that is someone else's, a message it cannot act on).
+        case.call_and_validate(headers=alice, timeout=10,
+                               excluded_checks=[negative_data_rejection, positive_data_acceptance])
 
     check()
 
