@@ -8,7 +8,10 @@
     │   ├── UnknownRecord             404 unknown_record
     │   ├── UnknownConversation       404 conversation_unknown (missing or another person's)
     │   ├── InputTooLarge             413 input_too_large
-    │   └── ConfirmationError         409 confirmation_* (unknown, expired, used, not yours)
+    │   ├── ConfirmationError         409 confirmation_used/_expired; 404 confirmation_unknown/_not_yours
+    │   ├── Unauthorized              401 unauthorized
+    │   ├── RateLimited               429 rate_limited
+    │   └── IdempotencyConflict       422 idempotency_key_reused
     ├── ConfigurationError            the workspace is wrong (exit 3, HTTP 500)
     │   └── WorkspaceError            workspace_invalid: a file, a line, a problem
     └── SystemFailure                 a system behind sayso failed (exit 4, HTTP 502)
@@ -25,16 +28,20 @@ __all__ = [
     "ConfigurationError",
     "ConfirmationError",
     "ConnectorError",
+    "IdempotencyConflict",
     "InputTooLarge",
     "InvalidArguments",
+    "RateLimited",
     "RequestError",
     "SaysoError",
     "SystemFailure",
+    "Unauthorized",
     "UnknownAction",
     "UnknownConversation",
     "UnknownRecord",
     "UnknownUser",
     "WorkspaceError",
+    "http_status",
 ]
 
 
@@ -100,6 +107,32 @@ class ConfirmationError(RequestError):
 
     code = "confirmation_invalid"
     http_status = 409
+    # The codes it is raised with; over HTTP, another person's confirmation is as missing as an unknown one.
+    STATUSES = {"confirmation_unknown": 404, "confirmation_not_yours": 404, "confirmation_used": 409,
+                "confirmation_expired": 409}
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.http_status = self.STATUSES.get(self.code, type(self).http_status)
+
+
+class Unauthorized(RequestError):
+    """No valid credentials: missing, malformed, unknown, expired or revoked (all alike, on purpose)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class RateLimited(RequestError):
+    code = "rate_limited"
+    http_status = 429
+
+
+class IdempotencyConflict(RequestError):
+    """An Idempotency-Key already used with a different request."""
+
+    code = "idempotency_key_reused"
+    http_status = 422
 
 
 class ConfigurationError(SaysoError):
@@ -132,3 +165,14 @@ class SystemFailure(SaysoError):
 
 class ConnectorError(SystemFailure):
     code = "connector_failed"
+
+
+def http_status(code: str) -> int:
+    """The HTTP status of an error code, from the class that owns it (400 for a code no class names)."""
+    statuses: dict[str, int] = dict(ConfirmationError.STATUSES)
+    pending: list[type[SaysoError]] = [SaysoError]
+    while pending:
+        cls = pending.pop()
+        statuses.setdefault(cls.code, cls.http_status)
+        pending.extend(cls.__subclasses__())
+    return statuses.get(code, 400)

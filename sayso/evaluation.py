@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from pathlib import Path
@@ -231,11 +230,6 @@ def compare(expect: Expect, result: TurnResult) -> list[str]:
 
 
 def summary_rows(report: Report) -> list[tuple[str, int, int, float]]:
-    rows = []
-    totals: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for category, (correct, total) in report.by_category.items():
-        totals[category] = [correct, total]
-    for category in sorted(totals):
-        correct, total = totals[category]
-        rows.append((category, correct, total, correct / total if total else 0.0))
-    return rows
+    """(category, correct, total, accuracy) per category, by name."""
+    return [(name, correct, total, correct / total if total else 0.0)
+            for name, (correct, total) in sorted(report.by_category.items())]

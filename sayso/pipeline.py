@@ -260,7 +260,7 @@ class Pipeline:
         action = self.ws.catalog.get(request.action)
         self._check_size(request.args)
         params = action.validate(request.args)
-        grounded = ground(action, action.request(params), directory=self.ws.directory, find=self._find,
+        grounded = ground(action, action.request(params), directory=self.ws.directory, find=self.find,
                           focus=focus)
         if grounded.question:
             return _Step(index, action, grounded.args, grounded, action.risk.tier)
@@ -273,9 +273,6 @@ class Pipeline:
 
     def find(self, record_type: str, text: str) -> list[Record]:
         """Records of a type whose id or name matches ``text`` (a read: grounding's search)."""
-        return self._find(record_type, text)
-
-    def _find(self, record_type: str, text: str) -> list[Record]:
         found: list[Record] = []
         for connector in self.ws.connectors_for(record_type):
             found.extend(connector.search(record_type, text))

@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException
 from ..clock import Clock, zone
 from ..conversation import Chat
 from ..directory import Person
-from ..errors import ConfirmationError, InputTooLarge, RequestError, SaysoError
+from ..errors import IdempotencyConflict, InputTooLarge, RateLimited, SaysoError, http_status
 from ..interpreter import Interpreter, registry
 from ..pipeline import Pipeline
 from ..store import schema
@@ -47,16 +47,6 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("sayso.serve")
 WEB = Path(__file__).resolve().parent / "web"
-
-
-class RateLimited(RequestError):
-    code = "rate_limited"
-    http_status = 429
-
-
-class IdempotencyError(RequestError):
-    code = "idempotency_key_reused"
-    http_status = 422
 
 
 class ErrorDetail(BaseModel):
@@ -180,24 +170,21 @@ class Service:
         return person
 
 
-def _status_for(result: TurnResult) -> int:
-    if result.status is TurnStatus.ERROR and result.error:
-        code = result.error.get("code", "")
-        return 404 if code in ("confirmation_unknown", "confirmation_not_yours") else _HTTP.get(code, 400)
-    return 200
-
-
-_HTTP = {"unknown_action": 404, "unknown_user": 404, "unknown_record": 404, "conversation_unknown": 404,
-         "input_too_large": 413, "confirmation_used": 409, "confirmation_expired": 409, "invalid_arguments": 400,
-         "invalid_request": 400, "workspace_invalid": 500, "configuration_error": 500}
+def _public(error: dict[str, str]) -> dict[str, str]:
+    """An error as callers see it: another person's confirmation is as missing as an unknown one."""
+    if error.get("code") in ("confirmation_unknown", "confirmation_not_yours"):
+        return {"code": "confirmation_unknown", "message": "no such confirmation"}
+    return error
 
 
 def _turn(result: TurnResult) -> JSONResponse:
     body = result.to_json()
-    if body.get("error", {}).get("code") == "confirmation_not_yours":  # another person's: as if it did not exist
-        body["error"] = {"code": "confirmation_unknown", "message": "no such confirmation"}
-        body["reply"] = "no such confirmation"
-    return JSONResponse(body, status_code=_status_for(result))
+    status = 200
+    if result.status is TurnStatus.ERROR and result.error:
+        body["error"] = _public(result.error)
+        body["reply"] = body["error"]["message"]
+        status = http_status(body["error"]["code"])
+    return JSONResponse(body, status_code=status)
 
 
 def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpreter | None = None) -> FastAPI:
@@ -235,12 +222,8 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
 
     @app.exception_handler(SaysoError)
     async def _sayso_error(_request: Request, exc: SaysoError) -> JSONResponse:
-        status = exc.http_status
-        body = exc.as_dict()
-        if isinstance(exc, ConfirmationError) and exc.code in ("confirmation_unknown", "confirmation_not_yours"):
-            status, body = 404, {"code": "confirmation_unknown", "message": "no such confirmation"}
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"error": body}, status_code=status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return JSONResponse({"error": _public(exc.as_dict())}, status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -273,7 +256,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
             with store.read() as conn:
                 row = conn.execute(select(table).where(table.c.user_id == person.id, table.c.key == key)).first()
             if row is None or row.request_hash != digest:
-                raise IdempotencyError("this Idempotency-Key was used with a different request") from None
+                raise IdempotencyConflict("this Idempotency-Key was used with a different request") from None
             if row.status == 0:
                 return _error(409, "idempotency_in_progress", "a request with this Idempotency-Key is running")
             return JSONResponse(row.response, status_code=row.status, headers={"Idempotent-Replay": "true"})

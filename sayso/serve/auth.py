@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from ..clock import Clock
 from ..config import ServeSettings
 from ..directory import Directory, Person
-from ..errors import ConfigurationError, InvalidArguments, RequestError, SystemFailure
+from ..errors import ConfigurationError, InvalidArguments, SystemFailure, Unauthorized
 from ..store import Store, schema
 from ..workspace import Workspace
 
@@ -42,13 +42,6 @@ _TOKEN = re.compile(r"sayso_[A-Za-z0-9_-]{43}")
 _INVALID = "invalid or expired token"
 _LEEWAY_SECONDS = 30  # clock skew allowed between sayso and the identity provider
 _PublicKey = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
-
-
-class Unauthorized(RequestError):
-    """No valid credentials: missing, malformed, unknown, expired or revoked (all alike, on purpose)."""
-
-    code = "unauthorized"
-    http_status = 401
 
 
 def _hash(token: str) -> str:

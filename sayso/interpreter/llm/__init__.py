@@ -34,8 +34,7 @@ from pydantic import ValidationError
 
 from ...catalog import Action, Catalog
 from ...directory import Person
-from ...errors import ConfigurationError
-from ...turn import Option
+from ...errors import ConfigurationError, InvalidArguments
 from .. import Context, Interpretation, InterpreterRegistry, ProposedStep
 from ..offline import OfflineInterpreter
 from ..offline.ranking import index_for
@@ -224,11 +223,9 @@ class ModelInterpreter:
             args = {k: v for k, v in call.arguments.items() if v is not None}
             try:
                 action.validate(args)
-            except Exception as exc:  # InvalidArguments wraps pydantic's errors
-                cause = exc.__cause__ or exc.__context__
+            except InvalidArguments as exc:  # raised from pydantic's ValidationError, kept as its context
+                cause = exc.__context__
                 missing = _missing_only(cause) if isinstance(cause, ValidationError) else []
-                if not missing:
-                    missing = _missing_from_message(str(exc), action)
                 if missing:
                     step = ProposedStep(action=action.name, args=args, confidence=0.5)
                     question = question or Interpretation(
@@ -267,11 +264,6 @@ class ModelInterpreter:
 def _looks_like_a_request(found: Interpretation, catalog: Catalog) -> bool:
     return found.kind in ("plan", "question") and any(
         s.action in catalog and catalog.get(s.action).is_write for s in found.steps)
-
-
-def _missing_from_message(message: str, action: Action) -> list[str]:
-    required = action.json_schema().get("required", [])
-    return [name for name in required if f"{name}: Field required" in message]
 
 
 def _describe(calls: list[ToolCall]) -> str:
@@ -315,7 +307,3 @@ def _anthropic(settings: dict[str, Any]) -> ModelInterpreter:
 def register(registry: InterpreterRegistry) -> None:
     registry.add("openai", _openai)
     registry.add("anthropic", _anthropic)
-
-
-def options_for(actions: list[Action]) -> list[Option]:
-    return [Option(label=f"{a.name}: {a.description}", value=a.name) for a in actions]

@@ -179,7 +179,9 @@ class OfflineInterpreter:
         text = _OPENER.sub("", text) or text  # "and what have we won?", "ok, ask devi"
         words = tokens(text)
         scores = index.score(words)
-        for i in index.by_choice(text):  # "anything still in prospecting?": an enum value names the action
+        valued = index.by_choice(text)
+        named_by_value = set(valued)
+        for i in valued:  # "anything still in prospecting?": an enum value names the action
             scores[i] = scores.get(i, 0.0) + 0.5
         pending = index.by_name.get(context.pending_action or "")
         if not scores or max(scores.values()) < _MIN_SCORE:
@@ -219,7 +221,7 @@ class OfflineInterpreter:
             said = lexical  # how much the message is about this action at all (for the threshold)
             if found.free_text:  # words inside the message it carries do not choose the action
                 lexical = index.score_entry(entry, [w for w in words if not any(
-                    a <= w.start < b for a, b in found.free_text)]) + (0.5 if i in index.by_choice(text) else 0.0)
+                    a <= w.start < b for a, b in found.free_text)]) + (0.5 if i in named_by_value else 0.0)
             total = lexical + found.evidence - 0.4 * len(found.missing)
             if entry is pending and not (acting or seeking):
                 total += _CONTINUE  # what the conversation is doing goes on unless the words say otherwise

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...directory import Directory, Person
 from .. import Context
-from ..values import Span, find_choices, find_values
+from ..values import find_choices, find_values
 from . import slots
 from .ranking import CatalogIndex, Entry
 from .schema import Param
@@ -544,7 +544,3 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
                       and not index.matched(entry, w))
     return Extraction(args, mentions, missing, evidence - 0.8 * unexplained, free_text=spans,
                       unexplained=unexplained, explained=len(meaningful) - unexplained)
-
-
-def describe_span(span: Span) -> str:
-    return f"{span.kind}:{span.text}"

@@ -136,9 +136,8 @@ class CatalogIndex:
         totals: dict[int, float] = defaultdict(float)
         for token in words:
             best: dict[int, float] = {}
-            name = token.text[:1].isupper() and token.start > 0  # "Meridian Credit Union" is a name, not "credit"
-            for term, weight in query_terms(token, self):
-                weight *= 0.4 if name else 1.0
+            terms = self._weighted(token)
+            for term, weight in terms:
                 hits = self.postings.get(term)
                 if not hits:
                     continue
@@ -153,13 +152,19 @@ class CatalogIndex:
                         best[i] = value
             for i, value in best.items():
                 totals[i] += value
-            for term, _ in query_terms(token, self):
+            for term, _ in terms:
                 if "#" in term:  # "the deal": actions only about lists of deals fit less, and the other way
                     other = term[:-3] + ("#pl" if term.endswith("#sg") else "#sg")
                     for i in self.postings.get(other, {}):
                         if term not in self.entries[i].terms:
                             totals[i] -= self.idf.get(other, 1.0) * (0.5 if term.startswith("~") else 1.0)
         return totals
+
+    def _weighted(self, token: Token) -> list[tuple[str, float]]:
+        """A message word's terms and weights, a capitalized word inside a sentence counting less: "Meridian
+        Credit Union" is a name, not a request for credit."""
+        factor = 0.4 if token.text[:1].isupper() and token.start > 0 else 1.0
+        return [(term, weight * factor) for term, weight in query_terms(token, self)]
 
     def near(self, word: str) -> str | None:
         """The catalog word ``word`` is most likely a typo of (a close spelling of one it knows)."""
@@ -181,12 +186,11 @@ class CatalogIndex:
         total = 0.0
         for token in words:
             best = 0.0
-            weight_name = 0.4 if token.text[:1].isupper() and token.start > 0 else 1.0
-            for term, weight in query_terms(token, self):
+            for term, weight in self._weighted(token):
                 w = entry.terms.get(term)
                 if w is None:
                     continue
-                value = w * weight * weight_name * self.idf[term]
+                value = w * weight * self.idf[term]
                 if "#" in term:
                     total += value
                 elif value > best:
