@@ -174,13 +174,14 @@ class Executor:
         self, plan: Plan, item: PlannedStep, *, recovering: bool
     ) -> tuple[list[AuditEvent], StepStatus, Effect | None, str | None]:
         connector = self.workspace.connector(item.connector)
+        guarantee = connector.guarantee_for(item.operation)
         base = {"actor": plan.actor, "conversation": plan.conversation, "turn": plan.turn,
                 "channel": plan.channel, "action": item.action}
         call: dict[str, Any] = {"connector": item.connector, "operation": item.operation, "idempotency_key": item.key,
-                "guarantee": connector.guarantee.value, "request": item.args}
+                "guarantee": guarantee.value, "request": item.args}
         effect: Effect | None = None
         if recovering:
-            if not connector.guarantee.can_lookup:
+            if not guarantee.can_lookup:
                 note = f"{item.connector} cannot tell whether the step happened before the crash"
                 return ([AuditEvent("call", status=StepStatus.OUTCOME_UNKNOWN.value, detail={**call, "note": note},
                                     **base)], StepStatus.OUTCOME_UNKNOWN, None, note)

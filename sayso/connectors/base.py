@@ -71,6 +71,11 @@ class Connector:
     guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
     record_types: frozenset[str] = frozenset()
 
+    def guarantee_for(self, operation: str) -> Guarantee:
+        """The guarantee of one write operation: ``guarantee`` unless the system's operations differ
+        (an MCP server's tools, say, where only some are idempotent)."""
+        return self.guarantee
+
     def get(self, record_type: str, record_id: str) -> Record | None:
         return None
 
