@@ -127,3 +127,36 @@ idempotency = Table(
     Column("response", JSON, nullable=False),
     Column("created_at", String(40), nullable=False),
 )
+
+instructions = Table(
+    "instructions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner", String(128), nullable=False, index=True),
+    Column("conversation", String(64)),
+    Column("kind", String(16), nullable=False),  # at | every | watch | after
+    Column("status", String(16), nullable=False, index=True),  # active | done | cancelled | suspended | expired
+    Column("words", Text, nullable=False),  # what the person said, for the why
+    Column("summary", Text, nullable=False),  # what sayso understood, in plain words
+    Column("trigger", JSON, nullable=False),
+    Column("action", String(200)),
+    Column("args", JSON),
+    Column("next_due", String(40), index=True),  # UTC ISO; null for follow-ups (they wait on an outcome)
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("fired", Integer, nullable=False, default=0),
+    Column("note", Text),  # why it was suspended or expired
+)
+
+firings = Table(
+    "firings",
+    metadata,
+    Column("key", String(200), primary_key=True),  # instruction id + scheduled time (+ record): acts once
+    Column("instruction", String(32), nullable=False, index=True),
+    Column("scheduled_for", String(40), nullable=False),
+    Column("started_at", String(40), nullable=False),
+    Column("status", String(24), nullable=False),  # running | executed | needs_confirmation | suspended | ...
+    Column("late", Integer, nullable=False, default=0),
+    Column("turn", String(64), nullable=False),
+    Column("result", JSON),
+)
