@@ -12,7 +12,7 @@ import re
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -67,6 +67,13 @@ class ServeSettings(_Section):
     oidc_public_key: str | None = None  # PEM, a static key instead of a JWKS URL
     oidc_user_claim: str = "preferred_username"  # holds a directory id, or a person's email
     oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    # Sign-in on the web page (authorization code with PKCE, a public client: no client secret anywhere).
+    oidc_client_id: str | None = None  # set: the page offers "Sign in with <issuer>"
+    oidc_scopes: str = "openid profile email"
+    oidc_login_token: Literal["id_token", "access_token"] = "id_token"  # the bearer the page sends
+    oidc_authorization_endpoint: str | None = None  # unset: from {issuer}/.well-known/openid-configuration
+    oidc_token_endpoint: str | None = None  # unset: discovered, as above
+    oidc_authorize_params: dict[str, str] = Field(default_factory=dict)  # e.g. Auth0's audience
     rate_per_minute: int = Field(default=600, gt=0)  # per person
     max_body_bytes: int = Field(default=262144, gt=0)
     cors_origins: list[str] = Field(default_factory=list)

@@ -300,6 +300,13 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         return {"oidc": {"issuer": serve.oidc_issuer, "audience": serve.oidc_audience} if serve.oidc_issuer
                 else None}
 
+    @app.get("/v1/auth/config", tags=["people"])
+    def auth_config() -> dict[str, Any]:
+        """How the web page signs a person in with the identity provider (authorization code with PKCE, a
+        public client), or ``{"oidc": null}`` when only tokens work. Needs no token and holds no secret."""
+        login = service.auth.login
+        return {"oidc": login.config() if login else None}
+
     # --- conversations -------------------------------------------------------------------
 
     @app.post("/v1/conversations", tags=["conversations"], status_code=201)
@@ -448,6 +455,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         app.mount("/static", StaticFiles(directory=WEB), name="static")
 
         @app.get("/", include_in_schema=False)
+        @app.get("/auth/callback", include_in_schema=False)  # where the identity provider sends people back
         def page() -> FileResponse:
             return FileResponse(WEB / "index.html")
 

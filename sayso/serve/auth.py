@@ -6,17 +6,27 @@ is cached, so a revoked or expired token stops working at once. An OIDC JWT is
 verified against the issuer's keys (a JWKS URL, or a static PEM key) and its
 claim is mapped to a person in the directory. Every failure is ``Unauthorized``
 and no message or log line ever contains a token.
+
+``OidcLogin`` tells the web page how to sign a person in with the identity
+provider (authorization code with PKCE, as a public client): the page runs the
+flow and sends the token it gets back as its bearer token; the server holds no
+client secret.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import secrets
+import threading
+import time
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -33,7 +43,7 @@ from ..errors import ConfigurationError, InvalidArguments, SystemFailure, Unauth
 from ..store import Store, schema
 from ..workspace import Workspace
 
-__all__ = ["Authenticator", "OidcVerifier", "Tokens", "Unauthorized"]
+__all__ = ["Authenticator", "OidcLogin", "OidcVerifier", "Tokens", "Unauthorized"]
 
 log = logging.getLogger("sayso")
 
@@ -42,6 +52,12 @@ _TOKEN = re.compile(r"sayso_[A-Za-z0-9_-]{43}")
 _INVALID = "invalid or expired token"
 _LEEWAY_SECONDS = 30  # clock skew allowed between sayso and the identity provider
 _PublicKey = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
+_DISCOVERY_RETRY_SECONDS = 10.0  # after a failed discovery, answer from the failure this long
+_DISCOVERY_MAX_BYTES = 1 << 20
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+# Parameters the page sets itself on the authorization request; the settings may not override them.
+_FLOW_PARAMS = {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
+                "code_challenge_method"}
 
 
 def _hash(token: str) -> str:
@@ -150,6 +166,103 @@ class OidcVerifier:
         return person.id
 
 
+class OidcLogin:
+    """How the web page signs a person in: the authorization-code flow with PKCE, as a public client.
+
+    Everything here is public (it is served without a token): the issuer, the client id, the endpoints,
+    the scopes and which token the page sends. The endpoints come from the settings or, when unset, from
+    ``{issuer}/.well-known/openid-configuration``, fetched on first use and kept.
+    """
+
+    REDIRECT_PATH = "/auth/callback"
+
+    def __init__(self, settings: ServeSettings) -> None:
+        issuer, client = settings.oidc_issuer, settings.oidc_client_id
+        if not (issuer and client):
+            raise ConfigurationError("[serve] OIDC sign-in needs oidc_issuer and oidc_client_id")
+        if "openid" not in settings.oidc_scopes.split():
+            raise ConfigurationError(f"[serve] oidc_scopes must include openid, not {settings.oidc_scopes!r}")
+        if settings.oidc_login_token == "id_token" and settings.oidc_audience != client:
+            raise ConfigurationError(
+                "[serve] the page sends the ID token, whose audience is the client id: set oidc_audience to "
+                "oidc_client_id, or oidc_login_token = \"access_token\" with the API's audience")
+        reserved = sorted(_FLOW_PARAMS & set(settings.oidc_authorize_params))
+        if reserved:
+            raise ConfigurationError(f"[serve] oidc_authorize_params may not set {reserved}: the page sets them")
+        for name in ("oidc_issuer", "oidc_authorization_endpoint", "oidc_token_endpoint"):
+            problem = _endpoint_problem(getattr(settings, name))
+            if getattr(settings, name) is not None and problem:
+                raise ConfigurationError(f"[serve] {name} {problem}")
+        self.settings = settings
+        self._endpoints: tuple[str, str] | None = None
+        if settings.oidc_authorization_endpoint and settings.oidc_token_endpoint:
+            self._endpoints = (settings.oidc_authorization_endpoint, settings.oidc_token_endpoint)
+        self._failed_at = -_DISCOVERY_RETRY_SECONDS
+        self._lock = threading.Lock()
+
+    def config(self) -> dict[str, Any]:
+        """What the page needs to run the flow; raises ``SystemFailure`` when discovery fails."""
+        s = self.settings
+        authorize, token = self.endpoints()
+        return {"issuer": s.oidc_issuer, "client_id": s.oidc_client_id, "authorization_endpoint": authorize,
+                "token_endpoint": token, "scopes": s.oidc_scopes, "token": s.oidc_login_token,
+                "redirect_path": self.REDIRECT_PATH, "params": dict(s.oidc_authorize_params)}
+
+    def endpoints(self) -> tuple[str, str]:
+        """The authorization and token endpoints: configured, else discovered once."""
+        with self._lock:
+            if self._endpoints is None:
+                if time.monotonic() - self._failed_at < _DISCOVERY_RETRY_SECONDS:
+                    raise SystemFailure("cannot reach the identity provider to sign in; try again shortly")
+                try:
+                    self._endpoints = self._discover()
+                except SystemFailure:
+                    self._failed_at = time.monotonic()
+                    raise
+            return self._endpoints
+
+    def _discover(self) -> tuple[str, str]:
+        s = self.settings
+        url = f"{str(s.oidc_issuer).rstrip('/')}/.well-known/openid-configuration"
+        try:
+            request = urllib.request.Request(url, headers={"Accept": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:  # the issuer: https, or this machine
+                document = json.loads(response.read(_DISCOVERY_MAX_BYTES + 1)[:_DISCOVERY_MAX_BYTES])
+        except (OSError, ValueError) as exc:
+            log.warning("cannot read the OIDC discovery document %s: %s", url, type(exc).__name__)
+            raise SystemFailure("cannot reach the identity provider to sign in; try again shortly") from None
+        if not isinstance(document, dict) or document.get("issuer") != s.oidc_issuer:
+            found = document.get("issuer") if isinstance(document, dict) else None
+            log.warning("the OIDC discovery document %s names issuer %r, not %r", url, found, s.oidc_issuer)
+            raise SystemFailure("the identity provider's discovery document names another issuer")
+        methods = document.get("code_challenge_methods_supported")
+        if isinstance(methods, list) and "S256" not in methods:
+            log.warning("the identity provider does not offer PKCE with S256 (%s)", methods)
+            raise SystemFailure("the identity provider does not support PKCE (S256)")
+        found_endpoints = []
+        for key, configured in (("authorization_endpoint", s.oidc_authorization_endpoint),
+                                ("token_endpoint", s.oidc_token_endpoint)):
+            value = configured or document.get(key)
+            problem = _endpoint_problem(value)
+            if problem:
+                log.warning("the OIDC discovery document %s: %s %s", url, key, problem)
+                raise SystemFailure(f"the identity provider's discovery document has no usable {key}")
+            found_endpoints.append(str(value))
+        return found_endpoints[0], found_endpoints[1]
+
+
+def _endpoint_problem(url: Any) -> str | None:
+    """Why ``url`` cannot be the issuer or an endpoint that codes and tokens go to, or None."""
+    if not isinstance(url, str) or not url:
+        return "is missing"
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
+        return None
+    return f"must be an https URL (plain http only on this machine), not {url!r}"
+
+
 def _load_key(pem: str) -> _PublicKey:
     try:
         key = load_pem_public_key(pem.encode())
@@ -182,6 +295,7 @@ class Authenticator:
         self.tokens = Tokens(ws.store, clock, default_days=settings.token_days)
         configured = settings.oidc_jwks_url or settings.oidc_public_key or settings.oidc_issuer
         self.oidc = OidcVerifier(settings) if configured else None
+        self.login = OidcLogin(settings) if settings.oidc_client_id else None
 
     def person(self, authorization: str | None) -> Person:
         """``Bearer sayso_...`` is a sayso token; any other bearer token is an OIDC JWT when OIDC is set up."""
