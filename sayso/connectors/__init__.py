@@ -47,7 +47,7 @@ class SystemContext:
 
 
 # Built-ins go through the same ``register`` hook as third-party plugins.
-_DEFAULT_PLUGINS = ("sayso.connectors.demo",)
+_DEFAULT_PLUGINS = ("sayso.connectors.demo", "sayso.connectors.mcp")
 
 ConnectorFactory = Callable[[str, Mapping[str, Any], SystemContext], Connector]
 
