@@ -216,6 +216,38 @@ def directory_import(csv_file: Path, workspace: WorkspaceOpt = None) -> None:
     out.print(f"Imported {len(imported)} people into {ws.root / 'directory.yaml'}")
 
 
+import_app = typer.Typer(no_args_is_help=True, help="Write actions from other descriptions (MCP servers, ...).")
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("mcp")
+def import_mcp(
+    system: Annotated[str, typer.Option("--system", help="An MCP system in sayso.toml [systems] (kind = \"mcp\")")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write actions/<prefix>.yaml from an MCP server's tools: a snapshot to review; run again to refresh."""
+    from .connectors.mcp import import_actions
+
+    ws = _open(workspace, as_json)
+    try:
+        done = import_actions(ws, system)
+    except SaysoError as exc:
+        _fail(exc, as_json)
+        return
+    finally:
+        ws.close()
+    if as_json:
+        print(json.dumps({"path": str(done.path), "actions": done.actions,
+                          "skipped": [{"tool": t, "reason": r} for t, r in done.skipped]}))
+        return
+    out.print(f"Wrote {len(done.actions)} actions to {done.path}", markup=False)
+    for item in done.actions:
+        out.print(f"  {item['name']}  {item['kind']}, risk {item['risk']}", markup=False)
+    for tool, reason in done.skipped:
+        out.print(f"  skipped {tool}: {reason}", markup=False)
+
+
 # --- turns ----------------------------------------------------------------------------
 
 
