@@ -1,0 +1,1 @@
+"""Small stateful stand-ins for vendor APIs that cannot run here, speaking their documented formats."""
