@@ -47,7 +47,8 @@ class SystemContext:
 
 
 # Built-ins go through the same ``register`` hook as third-party plugins.
-_DEFAULT_PLUGINS = ("sayso.connectors.demo", "sayso.connectors.mcp", "sayso.connectors.caldav")
+_DEFAULT_PLUGINS = ("sayso.connectors.demo", "sayso.connectors.mcp", "sayso.connectors.caldav",
+                    "sayso.connectors.jira")
 
 ConnectorFactory = Callable[[str, Mapping[str, Any], SystemContext], Connector]
 
