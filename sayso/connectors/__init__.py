@@ -48,7 +48,8 @@ class SystemContext:
 
 # Built-ins go through the same ``register`` hook as third-party plugins.
 _DEFAULT_PLUGINS = ("sayso.connectors.demo", "sayso.connectors.mcp", "sayso.connectors.caldav",
-                    "sayso.connectors.jira")
+                    "sayso.connectors.jira", "sayso.connectors.slack", "sayso.connectors.sql",
+                    "sayso.connectors.http")
 
 ConnectorFactory = Callable[[str, Mapping[str, Any], SystemContext], Connector]
 
