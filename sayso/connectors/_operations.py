@@ -1,0 +1,166 @@
+"""What the generic connectors (``sql``, ``http``) share: a YAML file of operations read with its
+line numbers and checked key by key, the catalog actions that use a system, the ``_asked_by``-style
+parameters filled from the origin, and the scoring of records found for grounding.
+
+A problem in an operations file is a :class:`~sayso.errors.WorkspaceError` naming the file and
+line, raised when the connector is created (``sayso check`` creates every connector).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rapidfuzz import fuzz
+
+from ..catalog import Action, Catalog, load_yaml_actions
+from ..config import load_settings
+from ..errors import ConfigurationError, WorkspaceError
+from .base import Record
+from .provenance import why_fields
+
+__all__ = [
+    "ORIGIN_PARAMS",
+    "Entry",
+    "actions_using",
+    "check_keys",
+    "load_operations",
+    "origin_values",
+    "scored",
+]
+
+# Parameters sayso fills itself, from who asked and why: never from the request's arguments.
+ORIGIN_PARAMS = ("_asked_by", "_asked_by_name", "_request", "_conversation", "_turn", "_key")
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers each mapping's line as ``__line__``."""
+
+
+def _mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping  # type: ignore[return-value]
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+class Entry:
+    """One operation's mapping from the file, with where it was written."""
+
+    def __init__(self, name: str, data: Mapping[str, Any], file: str) -> None:
+        self.name = name
+        self.line = int(data.get("__line__", 1))
+        self.file = file
+        self.data = {k: v for k, v in data.items() if k != "__line__"}
+
+    def error(self, message: str, line: int | None = None) -> WorkspaceError:
+        return WorkspaceError(f"operation {self.name}: {message}", file=self.file, line=line or self.line)
+
+    def mapping(self, key: str, allowed: Iterable[str], required: Iterable[str] = ()) -> dict[str, Any] | None:
+        """The sub-mapping under ``key`` (``record:``...), its keys checked; None when absent."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.error(f"{key} must be a mapping")
+        line = int(value.get("__line__", self.line))
+        clean = {k: v for k, v in value.items() if k != "__line__"}
+        unknown = sorted(set(clean) - set(allowed))
+        if unknown:
+            raise self.error(f"{key} has unknown keys {unknown} (known: {', '.join(sorted(allowed))})", line)
+        missing = [k for k in required if k not in clean]
+        if missing:
+            raise self.error(f"{key} is missing {', '.join(missing)}", line)
+        return clean
+
+
+def check_keys(entry: Entry, allowed: Iterable[str], required: Iterable[str]) -> None:
+    unknown = sorted(set(entry.data) - set(allowed))
+    if unknown:
+        raise entry.error(f"unknown keys {unknown} (known: {', '.join(sorted(allowed))})")
+    missing = [k for k in required if k not in entry.data]
+    if missing:
+        raise entry.error(f"missing {', '.join(missing)}")
+
+
+def operations_path(root: Path, system: str, settings: Mapping[str, Any]) -> Path:
+    """The operations file a system's ``operations`` setting names, inside the workspace."""
+    value = settings.get("operations")
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"system {system!r}: `operations` must name a YAML file "
+                                 f"(e.g. operations/{system}.yaml)")
+    return root / value
+
+
+def load_operations(path: Path) -> list[Entry]:
+    """The entries under ``operations:`` (a mapping of name to operation) of one YAML file."""
+    file = str(path)
+    try:
+        data = yaml.load(path.read_text(), Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except FileNotFoundError:
+        raise WorkspaceError("the operations file is missing", file=file) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise WorkspaceError(f"not valid YAML: {exc}", file=file, line=mark.line + 1 if mark else None) from None
+    operations = data.get("operations") if isinstance(data, dict) else None
+    if not isinstance(operations, dict):
+        raise WorkspaceError("expected a mapping of operation names under 'operations'", file=file, line=1)
+    entries = []
+    for name, body in operations.items():
+        if name == "__line__":
+            continue
+        if not isinstance(body, dict):
+            raise WorkspaceError(f"operation {name}: must be a mapping", file=file, line=operations["__line__"])
+        entries.append(Entry(str(name), body, file))
+    return entries
+
+
+def actions_using(root: Path, system: str) -> list[Action]:
+    """The YAML catalog actions of a workspace that name ``system``, for checking them against its
+    operations. A workspace whose own files are broken reports that itself, so this finds none."""
+    try:
+        settings = load_settings(root / "sayso.toml")
+        catalog = Catalog()
+        for folder in settings.catalog.paths:
+            path = root / folder
+            files = sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml")) if path.is_dir() else []
+            for file in files:
+                load_yaml_actions(file, catalog)
+    except WorkspaceError:
+        return []
+    return [item for item in catalog if item.connector == system]
+
+
+def action_where(item: Action) -> tuple[str | None, int | None]:
+    """The file and line an action was declared at (``source`` is ``file:line``)."""
+    file, _, line = item.source.rpartition(":")
+    return (file, int(line)) if file and line.isdigit() else (item.source or None, None)
+
+
+def origin_values(origin: Mapping[str, Any] | None, key: str | None) -> dict[str, Any]:
+    """The values of :data:`ORIGIN_PARAMS` for one write (None for what is unknown, e.g. in a preview)."""
+    why = why_fields(origin)
+    return {
+        "_asked_by": why.get("asked_by"),
+        "_asked_by_name": why.get("asked_by_name"),
+        "_request": why.get("request"),
+        "_conversation": why.get("conversation"),
+        "_turn": why.get("turn"),
+        "_key": key,
+    }
+
+
+def scored(records: Sequence[Record], text: str, limit: int) -> list[Record]:
+    """Records for grounding, best first: an exact id or title (any case) alone with score 100;
+    otherwise titles with a WRatio of 85 or more."""
+    needle = text.strip().casefold()
+    exact = [r for r in records if needle in (r.id.casefold(), r.title.casefold())]
+    if exact:
+        return [r.model_copy(update={"score": 100.0}) for r in exact[:limit]]
+    close = [(fuzz.WRatio(needle, r.title.casefold()), r) for r in records if r.title]
+    best = sorted((pair for pair in close if pair[0] >= 85), key=lambda pair: -pair[0])
+    return [r.model_copy(update={"score": round(score, 1)}) for score, r in best[:limit]]
