@@ -27,7 +27,7 @@ from .store.schema import audit, audit_head
 
 __all__ = ["EVENTS", "AuditEvent", "AuditLog", "Redactor", "Verification"]
 
-EVENTS = ("turn", "interpretation", "grounding", "decision", "confirmation", "call", "effect", "error")
+EVENTS = ("turn", "interpretation", "grounding", "decision", "confirmation", "call", "effect", "error", "instruction")
 
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|credential|private[_-]?key", re.I)
 REDACTED = "[redacted]"

@@ -28,6 +28,7 @@ from .connectors import Record
 from .directory import Person
 from .errors import SaysoError, UnknownConversation
 from .grounding import Focus, check_names
+from .instructions import Standing
 from .interpreter import Context, FocusItem, Interpretation, Interpreter, registry
 from .interpreter.offline.schema import params_of
 from .pipeline import Pipeline, Request, Turn
@@ -61,6 +62,7 @@ class ConversationState(BaseModel):
     last_read: dict[str, Any] | None = None  # {"action", "args"} of the last read answered
     history: list[dict[str, str]] = Field(default_factory=list)  # recent messages, for model interpreters
     people: list[str] = Field(default_factory=list)  # for "him", "her": most recent first
+    instruction: str | None = None  # the standing instruction spoken of last, for "make it Thursday instead"
 
 
 def _slim(record: Record) -> Record:
@@ -139,6 +141,7 @@ class Chat:
             interpreter = registry.create(str(settings.get("name", "offline")), settings)
         self.interpreter = interpreter
         self.conversations = Conversations(pipeline)
+        self.standing = Standing(pipeline)
 
     def new(self, user: str) -> str:
         person = self.ws.directory.get(user)
@@ -201,6 +204,9 @@ class Chat:
     # --- one turn ---------------------------------------------------------------------
 
     def _turn(self, turn: Turn, state: ConversationState, text: str) -> TurnResult:
+        standing = self._standing(turn, state, text)
+        if standing is not None:
+            return standing
         context = self._context(state, turn.person)
         with span("interpret", interpreter=self.interpreter.name, conversation=turn.conversation):
             found = self.interpreter.interpret(text, context, self.ws.catalog, turn.person)
@@ -212,6 +218,26 @@ class Chat:
             result.reply = f"{found.notice}\n{result.reply}"
         if result.status is TurnStatus.ANSWERED and getattr(self.interpreter, "answer_reads", False):
             self._answer_with_model(turn, text, result)
+        return result
+
+    def _standing(self, turn: Turn, state: ConversationState, text: str) -> TurnResult | None:
+        """Work for later ("every Monday at 8 ...", "if D-104 hasn't moved by Friday, ping me"), or listing,
+        changing and cancelling it; None for an ordinary message. An answer to a question is never one."""
+        if state.pending is not None and state.pending.kind == "clarification":
+            return None
+        focus = Focus(records=state.focus, last_list=state.last_list, types=self._types())
+
+        def interpret(words: str, records: list[Record]) -> Interpretation:
+            context = self._context(state, turn.person)
+            seen = {(r.type, r.id) for r in records}
+            context.focus = [_item(r) for r in records] + [f for f in context.focus if (f.type, f.id) not in seen]
+            return self.interpreter.interpret(words, context, self.ws.catalog, turn.person)
+
+        result = self.standing.handle(turn, text, focus, interpret, state.instruction)
+        if result is not None:
+            state.pending = None
+            made = [s.effect["result"]["id"] for s in result.steps if s.effect and "id" in s.effect.get("result", {})]
+            state.instruction = made[0] if made else state.instruction
         return result
 
     def _confirm_from(self, found: Interpretation) -> Tier | None:

@@ -94,6 +94,19 @@ class _Turn:
 Turn = _Turn
 
 
+@dataclass
+class Checked:
+    """What one step would be, checked now: grounded arguments, risk, the policy's decision."""
+
+    action: Action
+    args: dict[str, Any]
+    tier: Tier
+    decision: Decision | None
+    verdict: Verdict
+    question: Any
+    records: list[Record]
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
@@ -115,13 +128,14 @@ class Pipeline:
     # --- entry points ------------------------------------------------------------
 
     def do(self, user: str, action: str, args: Any, *, conversation: str | None = None,
-           said: str | None = None) -> TurnResult:
-        """A direct action: everything but interpretation (``sayso do``); ``said`` keeps the person's words."""
+           said: str | None = None, turn_id: str | None = None) -> TurnResult:
+        """A direct action: everything but interpretation (``sayso do``); ``said`` keeps the person's words.
+        ``turn_id`` fixes the turn's id (and so its steps' idempotency keys), for work that may be retried."""
         request: dict[str, Any] = {"action": action, "args": args}
         if said:
             request["text"] = said
         return self._guarded(user, conversation, request,
-                             lambda turn: self.run_plan(turn, [Request(action, args)]))
+                             lambda turn: self.run_plan(turn, [Request(action, args)]), turn_id=turn_id)
 
     def confirm(self, user: str, confirmation_id: str) -> TurnResult:
         request = {"confirm": confirmation_id}
@@ -175,10 +189,11 @@ class Pipeline:
     def undo_in(self, turn: Turn) -> TurnResult:
         return self._undo(turn)
 
-    def _guarded(self, user: str, conversation: str | None, request: Any, body: Any) -> TurnResult:
+    def _guarded(self, user: str, conversation: str | None, request: Any, body: Any,
+                 turn_id: str | None = None) -> TurnResult:
         """Run ``body(turn)``; a request error ends the turn as ``error`` and is audited."""
         conversation = conversation or _new_id("c")
-        turn_id = _new_id("t")
+        turn_id = turn_id or _new_id("t")
         try:
             person = self.ws.directory.get(user)
         except SaysoError as exc:
@@ -270,6 +285,13 @@ class Pipeline:
         decision = self.ws.policies.decide(principal=person, action=action.name, resource=resource,
                                            context=context, directory=self.ws.directory)
         return _Step(index, action, args, grounded, tier, decision, self.guard.verdict(tier))
+
+    def check(self, user: str, action: str, args: dict[str, Any], focus: Focus | None = None) -> Checked:
+        """Validate, ground, decide and weigh one step as ``user`` would run it now, doing and recording
+        nothing (standing instructions check what they will do when they are set up)."""
+        step = self._prepare(self.ws.directory.get(user), 0, Request(action, args), focus)
+        return Checked(step.action, step.args, step.tier, step.decision, step.verdict, step.grounded.question,
+                       list(step.grounded.records.values()))
 
     def find(self, record_type: str, text: str) -> list[Record]:
         """Records of a type whose id or name matches ``text`` (a read: grounding's search)."""
