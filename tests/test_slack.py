@@ -162,7 +162,7 @@ def test_a_channel_not_in_the_settings_is_found_by_name(tmp_path: Path, replay: 
     chat.execute("send", {"to": "#support", "text": "Priya reported an outage"}, key="sk_6", origin=ORIGIN)
     listed, post = slack.requests
     assert listed["method"] == "conversations.list"
-    assert listed["fields"]["types"] == "public_channel,private_channel"
+    assert listed["fields"]["types"] == "public_channel"
     assert listed["fields"]["exclude_archived"] == "1"
     assert post["fields"]["channel"] == "C0SUPPORT"
     with pytest.raises(InvalidArguments, match=r"no Slack channel #nowhere .*\[systems.chat.channels\]"):

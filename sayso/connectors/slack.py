@@ -12,7 +12,7 @@ on another machine) is looked for among the newest ``lookup_depth`` messages of 
 named in the settings.
 
 Settings (``[systems.<name>]``): ``token_secret`` (the name of the secret holding the bot
-token), ``base_url``, ``channels`` (``"#sales-east" = "C0123..."``; others are found by name),
+token), ``base_url``, ``channels`` (``"#sales-east" = "C0123..."``; other public channels are found by name),
 ``timeout`` (seconds), ``journal`` (a path in the workspace) and ``lookup_depth``.
 """
 
@@ -273,13 +273,14 @@ class Slack(Connector):
     # --- recipients ------------------------------------------------------------
 
     def _channel(self, name: str) -> str:
-        """The id of a ``#channel``: from the settings, else found by name (conversations.list)."""
+        """The id of a ``#channel``: from the settings, else found among the public channels by name
+        (conversations.list; a private channel's id belongs in the settings)."""
         name = _channel_name(name)
         if name not in self._channels and not self._listed:
             cursor = None
             while True:
-                page = self._call("conversations.list", types="public_channel,private_channel",
-                                  exclude_archived=True, limit=_PAGE, cursor=cursor)
+                page = self._call("conversations.list", types="public_channel", exclude_archived=True,
+                                  limit=_PAGE, cursor=cursor)
                 for channel in page.get("channels", []):
                     self._channels.setdefault(f"#{channel['name']}", str(channel["id"]))
                 cursor = (page.get("response_metadata") or {}).get("next_cursor")
