@@ -49,7 +49,7 @@ class SystemContext:
 # Built-ins go through the same ``register`` hook as third-party plugins.
 _DEFAULT_PLUGINS = ("sayso.connectors.demo", "sayso.connectors.mcp", "sayso.connectors.caldav",
                     "sayso.connectors.jira", "sayso.connectors.slack", "sayso.connectors.sql",
-                    "sayso.connectors.http", "sayso.connectors.smtp")
+                    "sayso.connectors.http", "sayso.connectors.smtp", "sayso.connectors.salesforce")
 
 ConnectorFactory = Callable[[str, Mapping[str, Any], SystemContext], Connector]
 
