@@ -285,6 +285,20 @@ def test_b_lookup_finds_a_post_only_when_it_happened(tmp_path: Path, stand_in: S
     assert len(stand_in.posted()) == 1
 
 
+def test_b_a_post_whose_answer_is_lost_is_found_not_repeated(tmp_path: Path, stand_in: SlackStandIn) -> None:
+    chat = make(tmp_path, stand_in.url)
+    stand_in.cut_next("chat.postMessage")
+    effect = chat.execute("send", {"to": "#sales-east", "text": "Orchid renewed"}, key="sk_b6", origin=ORIGIN)
+    [message] = stand_in.posted()
+    assert effect.result["ts"] == message["ts"]
+    # Lost again, and Slack cannot be asked either: the person is told it may have been posted.
+    stand_in.cut_next("chat.postMessage")
+    stand_in.fail_next("conversations.history", "service_unavailable")
+    with pytest.raises(ConnectorError, match="may have been posted: check carol before asking again"):
+        chat.execute("send", {"to": "carol", "text": "hi"}, key="sk_b7", origin=ORIGIN)
+    assert len(stand_in.posted()) == 2
+
+
 def test_b_undo_deletes_from_slack(tmp_path: Path, stand_in: SlackStandIn) -> None:
     chat = make(tmp_path, stand_in.url)
     sent = chat.execute("send", {"to": "#sales-east", "text": "Orchid renewed"}, key="sk_b3", origin=ORIGIN)

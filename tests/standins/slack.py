@@ -75,6 +75,7 @@ class SlackStandIn:
         self.messages: dict[str, list[dict[str, Any]]] = {cid: [] for cid in self.channels.values()}
         self.calls: list[Call] = []
         self._failures: dict[str, list[_Failure]] = {}
+        self._cuts: list[str] = []
         self._lock = threading.Lock()
         self._last_ts = 0.0
         self._server: ThreadingHTTPServer | None = None
@@ -121,6 +122,10 @@ class SlackStandIn:
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         self._failures.setdefault(method, []).append(_Failure(error, status, headers))
 
+    def cut_next(self, method: str) -> None:
+        """The next call of ``method`` is carried out, but its answer is lost: the connection closes."""
+        self._cuts.append(method)
+
     def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
         """Every message in the workspace (or in one conversation), oldest first."""
         with self._lock:
@@ -149,6 +154,12 @@ class SlackStandIn:
         with self._lock:
             self.calls.append(Call(method, headers, fields))
             status, extra, answer = self._answer(method, headers, fields)
+            cut = method in self._cuts
+            if cut:
+                self._cuts.remove(method)
+        if cut:
+            request.close_connection = True
+            return
         data = json.dumps(answer).encode()
         request.send_response(status)
         request.send_header("Content-Type", "application/json; charset=utf-8")
