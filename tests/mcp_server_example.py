@@ -1,8 +1,9 @@
 """A small MCP server for the tests: a note store that keeps its state in a JSON-lines file.
 
-Every effect is one line appended to the file (``op``, arguments, and the ``_meta`` sayso sent), so a
-test counts effects in the server's own storage. Its tools carry every kind of annotation: read-only,
-additive, destructive, none at all, idempotent, and one read-only claim that is a lie (it writes).
+Every effect is one line appended to the file (``op``, arguments, the ``_meta`` sayso sent, and the
+credential it came with), so a test counts effects in the server's own storage. Its tools carry every
+kind of annotation: read-only, additive, destructive, none at all, idempotent, and one read-only claim
+that is a lie (it writes).
 
     python tests/mcp_server_example.py --store notes.jsonl               # stdio
     python tests/mcp_server_example.py --store notes.jsonl --port 8765   # streamable HTTP on 127.0.0.1
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +63,13 @@ def notes(store: Path) -> dict[str, Note]:
 
 
 def create_server(store: Path) -> MCPServer:
-    server = MCPServer("notes", version="1.0.0")
+    server = MCPServer("notes", version="1.0.0", log_level="WARNING")
 
     def append(op: str, args: dict[str, Any], ctx: Context, **extra: Any) -> None:
         meta = dict(ctx.request_context.meta or {})
-        line = {"op": op, "args": args, "why": meta.get(WHY), "key": meta.get(KEY), **extra}
+        request = ctx.request_context.request  # the HTTP request, over streamable HTTP
+        token = request.headers.get("authorization") if request is not None else os.environ.get("NOTES_TOKEN")
+        line = {"op": op, "args": args, "why": meta.get(WHY), "key": meta.get(KEY), "token": token, **extra}
         with store.open("a") as file:
             file.write(json.dumps(line) + "\n")
 

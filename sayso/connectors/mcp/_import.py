@@ -143,7 +143,7 @@ def _param(pname: str, spec: dict[str, Any], required: bool) -> dict[str, Any]:
         out["type"] = _FORMATS.get(str(spec.get("format")), "string")
     elif kind in _SIMPLE:
         out["type"] = _SIMPLE[kind]
-    elif kind == "array" and (spec.get("items") or {}).get("type", "string") == "string":
+    elif kind == "array" and isinstance(spec.get("items"), dict) and spec["items"].get("type") == "string":
         out["type"] = "array"
     else:
         what = "a reference" if "$ref" in spec else f"of type {kind or 'unknown'}"
