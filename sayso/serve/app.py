@@ -24,18 +24,19 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Header, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..clock import Clock, zone
 from ..conversation import Chat
 from ..directory import Person
-from ..errors import IdempotencyConflict, InputTooLarge, RateLimited, SaysoError, http_status
+from ..errors import IdempotencyConflict, InputTooLarge, RateLimited, SaysoError, UnknownConversation, http_status
 from ..interpreter import Interpreter, registry
 from ..pipeline import Pipeline
 from ..store import schema
@@ -150,6 +151,8 @@ class Service:
         self.auth = Authenticator(self.ws, self.clock(None))
         self.buckets = _Buckets(self.ws.settings.serve.rate_per_minute)
         self.events = _Events()
+        self._chats: dict[str | None, Chat] = {}
+        self._owners: dict[str, str] = {}
         recovered = Pipeline(self.ws, self.clock(None), channel="api").recover()
         if recovered:
             log.warning("recovered %d plan(s) a crashed process left", len(recovered))
@@ -158,16 +161,40 @@ class Service:
         return Clock.from_option(self.now, person.timezone if person else None)
 
     def pipeline(self, person: Person) -> Pipeline:
-        return Pipeline(self.ws, self.clock(person), channel="api")
+        return self.chat(person).pipeline
 
     def chat(self, person: Person) -> Chat:
-        return Chat(self.pipeline(person), self.interpreter)
+        """The chat (and its pipeline) for the caller's time zone: built once per zone, shared by requests
+        (a pipeline holds no per-turn state)."""
+        chat = self._chats.get(person.timezone)
+        if chat is None:
+            chat = Chat(Pipeline(self.ws, self.clock(person), channel="api"), self.interpreter)
+            self._chats.setdefault(person.timezone, chat)
+        return chat
+
+    def check_owner(self, conversation: str, person: Person) -> None:
+        """404 unless ``conversation`` is the caller's. A conversation never changes hands and is never
+        deleted, so an owner once read is remembered."""
+        owner = self._owners.get(conversation)
+        if owner is None:
+            with self.ws.store.read() as conn:
+                owner = conn.execute(_OWNER, {"b_id": conversation}).scalar()
+            if owner is not None:
+                if len(self._owners) >= _OWNERS_KEPT:
+                    self._owners.clear()
+                self._owners[conversation] = owner
+        if owner != person.id:
+            raise UnknownConversation(f"no conversation {conversation!r}")
 
     def caller(self, credentials: HTTPAuthorizationCredentials | None) -> Person:
         header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
         person = self.auth.person(header)
         self.buckets.take(person.id)
         return person
+
+
+_OWNER = select(schema.conversations.c.user_id).where(schema.conversations.c.id == bindparam("b_id"))
+_OWNERS_KEPT = 100_000
 
 
 def _public(error: dict[str, str]) -> dict[str, str]:
@@ -187,6 +214,51 @@ def _turn(result: TurnResult) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+class _Edge:
+    """Every request: a request id, the body limit by Content-Length, and one log line.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` runs each
+    request through a task group and a memory stream, which cost more than a turn's policy check.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = size = ""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")[:64]
+            elif name == b"content-length":
+                size = value.decode("latin-1")
+        rid = rid or request_id()
+        status = 500
+
+        async def respond(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        if size.isdigit() and int(size) > self.max_body:
+            await _error(413, "input_too_large", f"the request is {size} bytes; the limit is {self.max_body}")(
+                scope, receive, respond)
+        else:
+            await self.app(scope, receive, respond)
+        if log.isEnabledFor(logging.INFO):
+            path: str = scope["path"]
+            parts = path.split("/")
+            conversation = parts[3] if len(parts) > 3 and parts[2] == "conversations" else "-"
+            log.info("%s %s %s %.1fms request=%s", scope["method"], path, status,
+                     (time.perf_counter() - started) * 1000, rid, extra={"conversation": conversation})
+
+
 def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpreter | None = None) -> FastAPI:
     """The application for the workspace at ``root`` (``now`` pins the clock, as ``--now`` does)."""
     service = Service(Path(root), now, interpreter)
@@ -203,22 +275,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
     limits = service.ws.settings.limits
     max_body = service.ws.settings.serve.max_body_bytes
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        started = time.perf_counter()
-        rid = request.headers.get("x-request-id", "")[:64] or request_id()
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > max_body:
-            response: Response = _error(413, "input_too_large", f"the request is {size} bytes; the limit is "
-                                                                  f"{max_body}")
-        else:
-            response = await call_next(request)
-        response.headers["X-Request-ID"] = rid
-        parts = request.url.path.split("/")
-        conversation = parts[3] if len(parts) > 3 and parts[2] == "conversations" else "-"
-        log.info("%s %s %s %.1fms request=%s", request.method, request.url.path, response.status_code,
-                 (time.perf_counter() - started) * 1000, rid, extra={"conversation": conversation})
-        return response
+    app.add_middleware(_Edge, max_body=max_body)
 
     @app.exception_handler(SaysoError)
     async def _sayso_error(_request: Request, exc: SaysoError) -> JSONResponse:
@@ -339,7 +396,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
             raise InputTooLarge(f"the message is {len(message.text)} characters; the limit is "
                                 f"{limits.max_text_chars}")
         chat = service.chat(person)
-        chat.conversations.get(conversation, person.id)  # someone else's, or none: 404 before anything
+        service.check_owner(conversation, person)  # someone else's, or none: 404 before anything
 
         def handle() -> JSONResponse:
             def progress(stage: str) -> None:

@@ -1,8 +1,11 @@
 """Who is calling the HTTP API: sayso access tokens, or OIDC JWTs when configured.
 
 A sayso token is ``sayso_`` and 43 URL-safe characters. The store keeps only its
-SHA-256, so checking one is an indexed lookup by hash on every request; nothing
-is cached, so a revoked or expired token stops working at once. An OIDC JWT is
+SHA-256, so checking one is an indexed lookup by hash. A process remembers a
+token it found live, by hash, for at most ``CACHE_SECONDS``: expiry is still
+checked on every request, and a revocation stops the token at once in the
+process that revoked it and within ``CACHE_SECONDS`` everywhere else (another
+worker, ``sayso token revoke`` from the command line). An OIDC JWT is
 verified against the issuer's keys (a JWKS URL, or a static PEM key) and its
 claim is mapped to a person in the directory. Every failure is ``Unauthorized``
 and no message or log line ever contains a token.
@@ -34,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ..clock import Clock
 from ..config import ServeSettings
@@ -51,6 +54,8 @@ PREFIX = "sayso_"
 _TOKEN = re.compile(r"sayso_[A-Za-z0-9_-]{43}")
 _INVALID = "invalid or expired token"
 _LEEWAY_SECONDS = 30  # clock skew allowed between sayso and the identity provider
+CACHE_SECONDS = 5.0  # how long a process trusts a token it found live (revocation elsewhere waits this long)
+_CACHE_SIZE = 10_000
 _PublicKey = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
 _DISCOVERY_RETRY_SECONDS = 10.0  # after a failed discovery, answer from the failure this long
 _DISCOVERY_MAX_BYTES = 1 << 20
@@ -58,6 +63,10 @@ _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 # Parameters the page sets itself on the authorization request; the settings may not override them.
 _FLOW_PARAMS = {"response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
                 "code_challenge_method"}
+
+
+_LOOKUP = select(schema.tokens.c.user_id, schema.tokens.c.expires_at, schema.tokens.c.revoked_at).where(
+    schema.tokens.c.hash == bindparam("b_hash"))
 
 
 def _hash(token: str) -> str:
@@ -75,6 +84,9 @@ class Tokens:
         self.store = store
         self.clock = clock
         self.default_days = default_days
+        # token hash -> (user id, expiry or None, monotonic time until which the row is trusted)
+        self._live: dict[str, tuple[str, datetime | None, float]] = {}
+        self._live_lock = threading.Lock()
 
     def create(self, user_id: str, *, days: int | None = None, label: str | None = None) -> tuple[str, str]:
         """A new token for ``user_id``: (its id, the token). ``days`` None = the default, 0 = never expires."""
@@ -105,21 +117,31 @@ class Tokens:
         with self.store.write() as conn:
             conn.execute(update(t).where(t.c.id == token_id, t.c.revoked_at.is_(None))
                          .values(revoked_at=_iso(self.clock.now())))
-            return conn.execute(select(t.c.id).where(t.c.id == token_id)).first() is not None
+            found = conn.execute(select(t.c.id).where(t.c.id == token_id)).first() is not None
+        with self._live_lock:
+            self._live.clear()
+        return found
 
     def user_for(self, token: str) -> str:
         """The id of the person a live token belongs to."""
         if not _TOKEN.fullmatch(token):
             raise Unauthorized(_INVALID)
-        t = schema.tokens
-        with self.store.read() as conn:
-            row = conn.execute(select(t.c.user_id, t.c.expires_at, t.c.revoked_at)
-                               .where(t.c.hash == _hash(token))).first()
-        if row is None or row.revoked_at is not None:
+        digest = _hash(token)
+        live = self._live.get(digest)
+        if live is None or live[2] < time.monotonic():
+            with self.store.read() as conn:
+                row = conn.execute(_LOOKUP, {"b_hash": digest}).first()
+            if row is None or row.revoked_at is not None:
+                raise Unauthorized(_INVALID)
+            expires = datetime.fromisoformat(row.expires_at) if row.expires_at is not None else None
+            live = (str(row.user_id), expires, time.monotonic() + CACHE_SECONDS)
+            with self._live_lock:
+                if len(self._live) >= _CACHE_SIZE:
+                    self._live.clear()
+                self._live[digest] = live
+        if live[1] is not None and self.clock.now() >= live[1]:
             raise Unauthorized(_INVALID)
-        if row.expires_at is not None and self.clock.now() >= datetime.fromisoformat(row.expires_at):
-            raise Unauthorized(_INVALID)
-        return str(row.user_id)
+        return live[0]
 
 
 class OidcVerifier:
