@@ -1,15 +1,20 @@
-// The sayso web page: sign in with a token, chat, confirm, and follow the audit timeline.
+// The sayso web page: sign in (with a token, or with the organisation's identity provider), chat, confirm,
+// and follow the audit timeline.
 // Text from people and systems only ever reaches the page through text nodes (never innerHTML).
 "use strict";
 
 (() => {
   const TOKEN_KEY = "sayso.token";
   const CONVERSATION_KEY = "sayso.conversation";
+  const VIA_KEY = "sayso.via";  // "token" or "oidc": how the stored token was obtained
+  const OIDC_KEY = "sayso.oidc";  // a sign-in under way: state, nonce and PKCE code_verifier, this tab only
+  const CALLBACK_PATH = "/auth/callback";
   // Keys a table leaves out: long text and bookkeeping (the CLI hides the same ones).
   const HIDDEN_KEYS = new Set(["description", "version", "type", "name", "origin", "words"]);
   const LONG_CELL = 120;
 
-  const state = { token: null, me: null, conversation: null, pendingConfirmation: null, busy: false };
+  const state = { token: null, via: null, oidc: null, me: null, conversation: null, pendingConfirmation: null,
+    busy: false };
   const $ = (id) => document.getElementById(id);
 
   class ApiError extends Error {
@@ -58,7 +63,7 @@
       const error = (data && data.error) || {};
       const failure = new ApiError(error.code || `http_${response.status}`,
         error.message || `The server answered ${response.status}.`, response.status);
-      if (response.status === 401 && state.token) signOut("Your session has ended: sign in again.");
+      if (response.status === 401 && state.token) signOut(endedMessage(state.token, state.via));
       throw failure;
     }
     return data;
@@ -110,17 +115,27 @@
 
   // ---- sign in -------------------------------------------------------------
 
-  async function signIn(token) {
+  // via: "token" (pasted) or "oidc" (from the identity provider); restored: taken back from sessionStorage.
+  async function signIn(token, { via = "token", restored = false } = {}) {
     state.token = token;
+    state.via = via;
     try {
       state.me = await api("GET", "/v1/me");
     } catch (err) {
       state.token = null;
+      state.via = null;
       sessionStorage.removeItem(TOKEN_KEY);
-      notify(err.status === 401 ? "That token was not accepted." : err.message);
+      sessionStorage.removeItem(VIA_KEY);
+      let message = err.message;
+      if (err.status === 401 && restored) message = endedMessage(token, via);
+      else if (err.status === 401 && via === "oidc") {
+        message = `${oidcHost()} signed you in, but sayso did not accept its token: ${err.message}`;
+      } else if (err.status === 401) message = "That token was not accepted.";
+      notify(message);
       return false;
     }
     sessionStorage.setItem(TOKEN_KEY, token);
+    sessionStorage.setItem(VIA_KEY, via);
     notify("");
     $("who-name").textContent = state.me.name || state.me.id;
     $("who-role").textContent = (state.me.role || "").replaceAll("_", " ");
@@ -134,10 +149,12 @@
 
   function signOut(message) {
     state.token = null;
+    state.via = null;
     state.me = null;
     state.conversation = null;
     state.pendingConfirmation = null;
     sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(VIA_KEY);
     sessionStorage.removeItem(CONVERSATION_KEY);
     $("who").hidden = true;
     $("app").hidden = true;
@@ -146,25 +163,166 @@
     $("timeline").replaceChildren();
     $("conversation-list").replaceChildren();
     $("token").value = "";
+    $("oidc-signin").disabled = false;
     notify(message || "");
-    $("token").focus();
+    focusSignIn();
   }
 
-  // TODO(oidc): when the server names an OIDC issuer, run the authorization-code flow with PKCE
-  // here and use the ID token as the bearer token. Until then the page only says SSO exists.
-  async function showSso() {
-    let auth = null;
+  function focusSignIn() {
+    ($("oidc").hidden ? $("token") : $("oidc-signin")).focus();
+  }
+
+  // Why a token stopped working: an identity provider's token says when it expires.
+  function endedMessage(token, via) {
+    if (via !== "oidc") return "Your session has ended: sign in again.";
+    const claims = jwtClaims(token);
+    const expired = claims && typeof claims.exp === "number" && claims.exp * 1000 <= Date.now();
+    return expired ? `Your sign-in with ${oidcHost()} has expired: sign in again.`
+      : `Your sign-in with ${oidcHost()} is no longer accepted: sign in again.`;
+  }
+
+  // ---- sign in with the identity provider (OIDC: authorization code + PKCE, a public client) ----------
+  // The page holds no secret. A random state, nonce and code_verifier are kept in this tab's sessionStorage
+  // while the identity provider's page is open; the answer must bring back the same state, the code is
+  // exchanged with the code_verifier, and the ID token must carry the same nonce.
+
+  function base64url(bytes) {
+    let binary = "";
+    for (const byte of bytes) binary += String.fromCharCode(byte);
+    return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function randomValue() {
+    return base64url(crypto.getRandomValues(new Uint8Array(32)));  // 43 characters, 256 bits
+  }
+
+  async function s256(verifier) {
+    return base64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))));
+  }
+
+  // A JWT's claims, read without checking the signature: only to compare the nonce and read the expiry
+  // (the server verifies every token it is sent).
+  function jwtClaims(token) {
+    const part = String(token || "").split(".")[1];
+    if (!part) return null;
+    try {
+      const padded = part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4);
+      const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(padded), (c) => c.charCodeAt(0))));
+      return claims && typeof claims === "object" ? claims : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function oidcHost() {
+    try {
+      return new URL(state.oidc.issuer).host;
+    } catch (err) {
+      return "your identity provider";
+    }
+  }
+
+  // An error code from a URL or an identity provider, shown as a short code only: never free text from a link.
+  const safeCode = (value) => String(value || "").replace(/[^A-Za-z0-9_.-]/g, "").slice(0, 60);
+
+  async function loadAuth() {
+    try {
+      state.oidc = (await api("GET", "/v1/auth/config")).oidc || null;
+    } catch (err) {
+      state.oidc = null;
+      $("sso").textContent = `Sign in with your identity provider is unavailable right now: ${err.message}`;
+      $("sso").hidden = false;
+      return;
+    }
+    if (state.oidc) {
+      $("oidc-host").textContent = oidcHost();
+      $("oidc").hidden = false;
+      return;
+    }
+    let auth = null;  // tokens from an identity provider may still be accepted when pasted
     try {
       auth = await api("GET", "/v1/auth");
     } catch (err) {
       return;
     }
-    const oidc = auth && auth.oidc;
+    if (auth && auth.oidc) {
+      $("sso").textContent = `Tokens from ${auth.oidc.issuer} are accepted too: paste one.`;
+      $("sso").hidden = false;
+    }
+  }
+
+  async function startOidc() {
+    const oidc = state.oidc;
     if (!oidc) return;
-    const sso = $("sso");
-    sso.textContent = `Single sign-on is configured (${oidc.issuer}). Sign in with SSO is not available `
-      + "on this page yet: paste a token from your identity provider instead.";
-    sso.hidden = false;
+    if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
+      notify(`Sign in with ${oidcHost()} needs this page over https.`);
+      return;
+    }
+    $("oidc-signin").disabled = true;
+    const pending = { state: randomValue(), nonce: randomValue(), verifier: randomValue(), issuer: oidc.issuer,
+      redirect_uri: new URL(oidc.redirect_path || CALLBACK_PATH, location.origin).href };
+    const url = new URL(oidc.authorization_endpoint);
+    for (const [key, value] of Object.entries(oidc.params || {})) url.searchParams.set(key, String(value));
+    const flow = { response_type: "code", client_id: oidc.client_id, redirect_uri: pending.redirect_uri,
+      scope: oidc.scopes, state: pending.state, nonce: pending.nonce, code_challenge: await s256(pending.verifier),
+      code_challenge_method: "S256" };
+    for (const [key, value] of Object.entries(flow)) url.searchParams.set(key, value);
+    sessionStorage.setItem(OIDC_KEY, JSON.stringify(pending));
+    location.assign(url.href);
+  }
+
+  // Back from the identity provider at /auth/callback?code=...&state=... (or ?error=...).
+  async function finishOidc() {
+    const params = new URLSearchParams(location.search);
+    history.replaceState(null, "", "/");  // the code leaves the address bar and the history at once
+    let pending = null;
+    try {
+      pending = JSON.parse(sessionStorage.getItem(OIDC_KEY) || "null");
+    } catch (err) {
+      pending = null;
+    }
+    sessionStorage.removeItem(OIDC_KEY);  // one answer per sign-in, whatever happens next
+    const oidc = state.oidc;
+    const fail = (message) => {
+      signOut(message);
+      return false;
+    };
+    if (!oidc) return fail("Sign in with your identity provider is not available on this server right now.");
+    const where = oidcHost();
+    if (params.get("error")) return fail(`${where} did not sign you in (${safeCode(params.get("error"))}).`);
+    if (!pending || !params.get("state") || params.get("state") !== pending.state) {
+      return fail("That sign-in answer does not match the sign-in this tab started (its state differs), "
+        + "so it was refused. Sign in again.");
+    }
+    if (pending.issuer !== oidc.issuer || (params.has("iss") && params.get("iss") !== oidc.issuer)) {
+      return fail("That sign-in answer came from another identity provider, so it was refused. Sign in again.");
+    }
+    if (!params.get("code")) return fail(`${where} sent no authorization code. Sign in again.`);
+    let tokens = null;
+    try {
+      const response = await fetch(oidc.token_endpoint, {
+        method: "POST",
+        headers: { Accept: "application/json" },
+        body: new URLSearchParams({ grant_type: "authorization_code", code: params.get("code"),
+          redirect_uri: pending.redirect_uri, client_id: oidc.client_id, code_verifier: pending.verifier }),
+        credentials: "omit",
+        cache: "no-store",
+      });
+      tokens = await response.json().catch(() => null);
+      if (!response.ok) {
+        const code = safeCode(tokens && tokens.error) || `HTTP ${response.status}`;
+        return fail(`${where} refused the sign-in (${code}). Sign in again.`);
+      }
+    } catch (err) {
+      return fail(`${where} could not be reached to finish signing in. Sign in again.`);
+    }
+    const claims = jwtClaims(tokens && tokens.id_token);
+    if (!claims || claims.nonce !== pending.nonce) {
+      return fail(`${where}'s answer does not carry this sign-in's nonce, so it was refused. Sign in again.`);
+    }
+    const bearer = oidc.token === "access_token" ? tokens.access_token : tokens.id_token;
+    if (typeof bearer !== "string" || !bearer) return fail(`${where} sent no ${oidc.token}. Sign in again.`);
+    return signIn(bearer, { via: "oidc" });
   }
 
   // ---- conversations -------------------------------------------------------
@@ -509,12 +667,16 @@
 
   // ---- wiring --------------------------------------------------------------
 
-  function start() {
+  async function start() {
     $("signin-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const token = $("token").value.trim();
       if (token) signIn(token);
     });
+    $("oidc-signin").addEventListener("click", () => startOidc().catch((err) => {
+      $("oidc-signin").disabled = false;
+      notify(`Sign in with ${oidcHost()} could not start: ${err.message}`);
+    }));
     $("signout").addEventListener("click", () => signOut("You are signed out."));
     $("composer").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -526,10 +688,14 @@
     });
     $("new-conversation").addEventListener("click", () => newConversation().catch((err) => notify(err.message)));
     $("refresh-timeline").addEventListener("click", () => refreshTimeline());
-    showSso();
+    await loadAuth();
+    if (location.pathname === CALLBACK_PATH) {
+      await finishOidc();
+      return;
+    }
     const saved = sessionStorage.getItem(TOKEN_KEY);
-    if (saved) signIn(saved);
-    else $("token").focus();
+    if (saved) await signIn(saved, { via: sessionStorage.getItem(VIA_KEY) || "token", restored: true });
+    else focusSignIn();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
