@@ -391,3 +391,41 @@ def test_the_sign_in_config_is_public_and_holds_no_secret(site: Site, provider: 
     assert _get(f"{site.url}/v1/me")[0] == 401  # while everything else still needs a token
     status, page_html = _get(f"{site.url}/auth/callback?code=x&state=y")
     assert status == 200 and 'id="oidc-signin"' in page_html
+
+
+def test_sign_in_settings_must_be_safe_and_discovery_must_match(provider: Provider) -> None:
+    from sayso.config import ServeSettings
+    from sayso.errors import ConfigurationError, SystemFailure
+    from sayso.serve.auth import OidcLogin
+
+    base: dict[str, Any] = {"oidc_issuer": "https://id.example", "oidc_audience": CLIENT_ID,
+                            "oidc_jwks_url": "https://id.example/jwks", "oidc_client_id": CLIENT_ID}
+    refused = {
+        "the client id": {"oidc_audience": "https://api.example"},  # an ID token's audience is the client id
+        "openid": {"oidc_scopes": "profile email"},
+        "oidc_issuer must be an https URL": {"oidc_issuer": "http://id.example"},
+        "oidc_token_endpoint must be an https URL": {"oidc_token_endpoint": "http://id.example/token"},
+        "may not set": {"oidc_authorize_params": {"state": "fixed"}},
+    }
+    for why, change in refused.items():
+        with pytest.raises(ConfigurationError, match=why):
+            OidcLogin(ServeSettings(**{**base, **change}))
+
+    # Configured endpoints need no discovery; an access token for an API audience is the bearer instead.
+    access = OidcLogin(ServeSettings(**{**base, "oidc_audience": "https://api.example", "oidc_login_token":
+                                        "access_token", "oidc_authorization_endpoint": "https://id.example/auth",
+                                        "oidc_token_endpoint": "https://id.example/token",
+                                        "oidc_authorize_params": {"audience": "https://api.example"}}))
+    config = access.config()
+    assert config["token"] == "access_token" and config["params"] == {"audience": "https://api.example"}
+    assert config["authorization_endpoint"] == "https://id.example/auth"
+
+    # A discovery document that names another issuer is refused, and not fetched again at once.
+    other = OidcLogin(ServeSettings(**{**base, "oidc_issuer": f"{provider.url}/", "oidc_jwks_url": None,
+                                       "oidc_public_key": "unused"}))
+    before = provider.discoveries
+    with pytest.raises(SystemFailure, match="another issuer"):
+        other.config()
+    with pytest.raises(SystemFailure, match="try again shortly"):
+        other.config()
+    assert provider.discoveries == before + 1
