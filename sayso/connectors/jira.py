@@ -441,7 +441,7 @@ class Jira(Connector):
             "summary": p.title,
             "issuetype": {"name": self.issue_type},
             "labels": [label],
-            "description": adf_document([*_paragraphs(p.description), why_text(origin)], self._links(related)),
+            "description": adf_document([*_paragraphs(p.description), _why(origin, related)], self._links(related)),
         }
         if p.assignee is not None:
             fields["assignee"] = {"id": self._account(p.assignee)}
@@ -623,6 +623,14 @@ class Jira(Connector):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _why(origin: Mapping[str, Any] | None, related: list[str]) -> str:
+    """The why of a new issue; its related records (the plan's and the ``related`` argument) are named in
+    it, which also lets a text search find the issue by them."""
+    if origin:
+        return why_text({**origin, "related": related})
+    return f"Related: {', '.join(related)}." if related else ""
 
 
 def _label(key: str) -> str:

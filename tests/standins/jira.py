@@ -98,6 +98,7 @@ class JiraStandIn:
         self.counters = {key: 0 for key in projects}
         self.search_lag = search_lag
         self.requests: list[dict[str, Any]] = []
+        self.faults: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self._ids = 10000
         self._clock = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
@@ -117,6 +118,18 @@ class JiraStandIn:
 
     def comments(self) -> list[dict[str, Any]]:
         return [c for i in self.issues.values() for c in i["comments"]]
+
+    def fail_once(self, method: str, pattern: str, status: int = 500, *, after: bool = False) -> None:
+        """The next matching request fails with ``status``: before it is applied, or ``after`` it was
+        applied (an answer lost on the way back)."""
+        self.faults.append({"method": method, "pattern": pattern, "status": status, "after": after})
+
+    def _fault(self, method: str, path: str) -> dict[str, Any] | None:
+        for fault in self.faults:
+            if fault["method"] == method and re.fullmatch(fault["pattern"], path):
+                self.faults.remove(fault)
+                return fault
+        return None
 
     def calls(self, method: str, pattern: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == method and re.fullmatch(pattern, r["path"])]
@@ -422,13 +435,18 @@ class JiraStandIn:
                     stand_in.requests.append({"method": self.command, "path": parts.path,
                                               "query": parse_qs(parts.query), "body": body,
                                               "headers": dict(self.headers.items())})
+                    fault = stand_in._fault(self.command, parts.path)
                     if not stand_in.authorized(self.headers.get("Authorization")):
                         status, answer = 401, recorded("error_401.json")
+                    elif fault is not None and not fault["after"]:
+                        status, answer = fault["status"], {"errorMessages": ["Internal server error"], "errors": {}}
                     else:
                         try:
                             status, answer = stand_in.handle(self.command, parts.path, parse_qs(parts.query), body)
                         except JiraError as exc:
                             status, answer = exc.status, exc.body
+                        if fault is not None:
+                            status, answer = fault["status"], {"errorMessages": ["Internal server error"], "errors": {}}
                 payload = b"" if answer is None else json.dumps(answer).encode()
                 self.send_response(status)
                 if payload:
