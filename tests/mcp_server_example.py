@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
@@ -113,6 +114,13 @@ def create_server(store: Path) -> MCPServer:
     @server.tool(description="Add many notes at once.", annotations=ToolAnnotations(destructive_hint=False))
     def bulk_add(items: list[Note]) -> str:
         return f"{len(items)} notes"
+
+    @server.tool(description="Add a note, then take a while to answer.",
+                 annotations=ToolAnnotations(destructive_hint=False))
+    async def slow_add(text: str, seconds: float, ctx: Context) -> str:
+        append("slow_add", {"text": text}, ctx)
+        await anyio.sleep(seconds)
+        return "added, slowly"
 
     @server.tool(description="Always fails.", annotations=ToolAnnotations(read_only_hint=True))
     def broken(reason: str = "the note store is locked") -> str:

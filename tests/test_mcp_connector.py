@@ -152,7 +152,8 @@ def test_notes_server_imported_tiers_and_writes_through_the_cli(
         "notes.count_notes": ("read", "none", "countNotes"),
         "notes.broken": ("read", "none", "broken"),
         "notes.add_note": ("write", "low", "add_note"),  # additive: the workspace's low stands
-        "notes.set_pinned": ("write", "medium", "set_pinned"),  # default_write_risk
+        "notes.set_pinned": ("write", "medium", "set_pinned"),  # not destructive: default_write_risk
+        "notes.slow_add": ("write", "medium", "slow_add"),
         "notes.delete_notes": ("write", "high", "delete_notes"),  # destructive
         "notes.tag_note": ("write", "high", "tag_note"),  # no annotations: destructive by MCP's default,
         # which raises the workspace's low
@@ -213,8 +214,6 @@ def test_crash_after_effect_is_outcome_unknown_and_never_called_again(tmp_path: 
     assert [e["op"] for e in effects(store)].count("add_note") == 1  # not called again
     assert [e["op"] for e in effects(store)].count("set_pinned") == 2  # called again, to the same end
     assert notes(store)["N-1"].pinned is True
-    code, again = sayso_json(root, "recover", "--now", NOW)
-    assert again["recovered"] == [] and len(effects(store)) == 3
 
 
 # --- risk, in-process ------------------------------------------------------------------------------
@@ -284,6 +283,7 @@ def test_failures_are_clear_errors(tmp_path: Path) -> None:
         '[systems.unset]\nkind = "mcp"\nurl = "http://127.0.0.1:1/mcp"\n'
         'headers = { Authorization = "Bearer {secret:not_set}" }\n',
         '[systems.crm]\nkind = "demo.crm"\n',
+        stdio_system("impatient", store, "timeout = 1\n"),
     ]))
     ws = Workspace.load(root)
     try:
@@ -312,6 +312,10 @@ def test_failures_are_clear_errors(tmp_path: Path) -> None:
         with pytest.raises(ConnectorError, match="'tag_note' is not a read-only tool for this workspace"):
             notes_server.read("tag_note", {"id": "N-1", "tag": "x"})
         assert notes_server.read("countNotes", {})[0].attrs["text"] == "0 notes"  # the session is still fine
+        assert effects(store) == []
+
+        with pytest.raises(ConnectorError, match="slow_add.* timed out .*may or may not have taken effect"):
+            ws.connector("impatient").execute("slow_add", {"text": "late", "seconds": 3}, key="sk_slow")
+        assert [e["op"] for e in effects(store)] == ["slow_add"]  # it did: why a cut-off write says so
     finally:
         ws.close()
-    assert effects(store) == []

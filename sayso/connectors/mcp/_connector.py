@@ -54,7 +54,8 @@ class McpSettings(BaseModel):
     default_write_risk: Tier = Tier.HIGH
     trust_read_only: bool = True  # False: every tool is a write, whatever the server says
     trust_idempotent: list[str] = Field(default_factory=list)  # tools whose idempotentHint the workspace believes
-    timeout: float = Field(default=30.0, gt=0, le=600)  # seconds: the handshake, and each call
+    timeout: float = Field(default=30.0, gt=0, le=600)  # seconds for each call
+    start_timeout: float = Field(default=60.0, gt=0, le=600)  # seconds to start the server and shake hands
 
 
 def snake_case(name: str) -> str:
@@ -174,7 +175,7 @@ class McpConnector(Connector):
             raise ConnectorError(f"{self.name}: tool {operation!r} is not a read-only tool for this workspace "
                                  f"(the server's annotations or [systems.{self.name}] risk changed); "
                                  f"run `sayso import mcp --system {self.name}` again")
-        result = self._call_tool(operation, args, meta={})
+        result = self._call_tool(operation, args, meta={}, write=False)
         return _records(self.name, operation, _output(result))
 
     def execute(
@@ -187,7 +188,7 @@ class McpConnector(Connector):
         why = why_fields(origin)
         if why:
             meta[WHY_META] = why
-        result = self._call_tool(operation, args, meta=meta)
+        result = self._call_tool(operation, args, meta=meta, write=True)
         output = _output(result)
         text = _one_line(output if isinstance(output, str) else json.dumps(output, default=str))
         return Effect(key=key, operation=operation, summary=f"{operation}: {_short(text)}" if text else operation,
@@ -199,28 +200,36 @@ class McpConnector(Connector):
 
     # --- calls -------------------------------------------------------------------
 
-    def _call_tool(self, tool: str, args: dict[str, Any], *, meta: dict[str, Any]) -> CallToolResult:
+    def _call_tool(self, tool: str, args: dict[str, Any], *, meta: dict[str, Any], write: bool) -> CallToolResult:
         async def call(client: Any) -> CallToolResult:
             result: CallToolResult = await client.call_tool(tool, args, meta=cast(Any, meta) or None)
             return result
 
-        result: CallToolResult = self._call(call, f"tool {tool!r}")
+        result: CallToolResult = self._call(call, f"tool {tool!r}", write=write)
         if result.is_error:
             reason = _one_line(_text(result)) or "no reason given"
             raise ConnectorError(f"{self.name}: MCP tool {tool!r} failed: {_short(reason, 500)}")
         return result
 
-    def _call(self, work: Any, what: str) -> Any:
+    def _call(self, work: Any, what: str, *, write: bool = False) -> Any:
         from mcp import MCPError
+        from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
+        # A write cut off after it was sent may have happened: say so, so nobody simply tries again.
+        unsure = " (it may or may not have taken effect: check the system before trying again)" if write else ""
         try:
             return self._session.call(work)
         except MCPError as exc:
-            raise ConnectorError(f"{self.name}: MCP {what} failed: {_short(_one_line(exc.message), 500)}") from None
+            note = unsure if exc.code in (CONNECTION_CLOSED, REQUEST_TIMEOUT) else ""
+            raise ConnectorError(f"{self.name}: MCP {what} failed: {_short(_one_line(exc.message), 500)}{note}") \
+                from None
+        except TimeoutError:
+            raise ConnectorError(f"{self.name}: MCP {what} got no answer within {self.settings.timeout:g}s"
+                                 f"{unsure}") from None
         except (ConfigurationError, ConnectorError):
             raise
         except (OSError, RuntimeError, ValueError) as exc:  # a transport failure, a validation of the answer
-            raise ConnectorError(f"{self.name}: MCP {what} failed: {_short(explain(exc), 500)}") from None
+            raise ConnectorError(f"{self.name}: MCP {what} failed: {_short(explain(exc), 500)}{unsure}") from None
 
 
 # --- outputs as data ---------------------------------------------------------------
@@ -320,7 +329,7 @@ def create(name: str, settings: Mapping[str, Any], context: SystemContext) -> Mc
         env = {k: _resolve(v, context) for k, v in parsed.env.items()}
         cwd = str((context.root / parsed.cwd) if parsed.cwd else context.root)
         session = Session(name, lambda: client_for_stdio(command, args, env, cwd, timeout), timeout=timeout,
-                          what=f"command {command!r}")
+                          start_timeout=parsed.start_timeout, what=f"command {command!r}")
     else:
         if parsed.args or parsed.env:
             raise ConfigurationError(f"[systems.{name}]: args and env are for a server over stdio (command)")
@@ -329,5 +338,5 @@ def create(name: str, settings: Mapping[str, Any], context: SystemContext) -> Mc
             raise ConfigurationError(f"[systems.{name}] url: expected http:// or https://, got {url!r}")
         headers = {k: _resolve(v, context) for k, v in parsed.headers.items()}
         session = Session(name, lambda: client_for_http(url, headers, timeout), timeout=timeout,
-                          what=f"URL {url.split('?')[0]}")
+                          start_timeout=parsed.start_timeout, what=f"URL {url.split('?')[0]}")
     return McpConnector(name, parsed, session)

@@ -14,6 +14,7 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...errors import ConfigurationError, ConnectorError, SaysoError
@@ -47,20 +48,30 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+@dataclass
+class _Running:
+    """One started session: its loop and thread, the task holding the client, and how to stop it."""
+
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+    stop: asyncio.Event
+    ended: concurrent.futures.Future[None]  # set when the holding task has left the client
+    holder: concurrent.futures.Future[None] | None = None
+    client: Client | None = None
+
+
 class Session:
     """A lazily started MCP client session; ``open_client`` builds the (not yet entered) client."""
 
-    def __init__(self, system: str, open_client: Callable[[], Client], *, timeout: float, what: str) -> None:
+    def __init__(self, system: str, open_client: Callable[[], Client], *, timeout: float, start_timeout: float,
+                 what: str) -> None:
         self.system = system
         self._open_client = open_client
         self._timeout = timeout
+        self._start_timeout = start_timeout
         self._what = what  # "command 'python'" or "URL http://...": for messages, never a secret
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._holder: concurrent.futures.Future[None] | None = None
-        self._stop: asyncio.Event | None = None
-        self._client: Client | None = None
+        self._running: _Running | None = None
 
     def call(self, work: Callable[[Client], Awaitable[T]]) -> T:
         """Run ``work(client)`` on the session's loop and return its result (starting the session if needed)."""
@@ -68,34 +79,35 @@ class Session:
         future = asyncio.run_coroutine_threadsafe(_awaited(work(client)), loop)
         try:
             return future.result(self._timeout + 5)  # the client's own read timeout fires first
-        except concurrent.futures.TimeoutError:
+        except TimeoutError:
             future.cancel()
-            raise ConnectorError(f"{self.system}: the MCP server did not answer within {self._timeout:g}s") from None
+            raise
 
     def _start(self) -> tuple[Client, asyncio.AbstractEventLoop]:
         with self._lock:
-            if self._client is not None and self._loop is not None and self._holder is not None \
-                    and not self._holder.done():
-                return self._client, self._loop
+            running = self._running
+            if running is not None and running.client is not None and not running.ended.done():
+                return running.client, running.loop
             self._shutdown()  # a session whose server went away is started again
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name=f"sayso-mcp-{self.system}", daemon=True)
+            running = _Running(loop, thread, asyncio.Event(), concurrent.futures.Future())
+            self._running = running
             thread.start()
-            self._loop, self._thread = loop, thread
             ready: concurrent.futures.Future[Client] = concurrent.futures.Future()
-            self._holder = asyncio.run_coroutine_threadsafe(self._hold(ready), loop)
+            running.holder = asyncio.run_coroutine_threadsafe(self._hold(running, ready), loop)
             try:
-                self._client = ready.result(self._timeout)
-            except concurrent.futures.TimeoutError:
+                running.client = ready.result(self._start_timeout)
+            except TimeoutError:
                 self._shutdown()
                 raise ConnectorError(
                     f"{self.system}: the MCP server ({self._what}) did not complete the handshake within "
-                    f"{self._timeout:g}s") from None
+                    f"{self._start_timeout:g}s") from None
             except Exception as exc:
                 self._shutdown()
                 raise self._start_error(exc) from None
             atexit.register(self.close)
-            return self._client, loop
+            return running.client, loop
 
     def _start_error(self, exc: BaseException) -> SaysoError:
         leaf = _leaf(exc)
@@ -104,20 +116,21 @@ class Session:
                                       f"{explain(leaf)}")
         return ConnectorError(f"{self.system}: cannot connect to the MCP server ({self._what}): {explain(leaf)}")
 
-    async def _hold(self, ready: concurrent.futures.Future[Client]) -> None:
+    async def _hold(self, running: _Running, ready: concurrent.futures.Future[Client]) -> None:
         """Enter the client, hand it over, and keep it open until asked to stop (same task throughout)."""
-        self._stop = asyncio.Event()
         try:
             async with self._open_client() as client:
                 ready.set_result(client)
-                await self._stop.wait()
+                await running.stop.wait()
         except BaseException as exc:
             if not ready.done():
                 ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(explain(exc)))
-            else:
+            elif not running.stop.is_set():
                 log.warning("%s: the MCP session ended: %s", self.system, explain(exc))
             if not isinstance(exc, Exception):
                 raise
+        finally:
+            running.ended.set_result(None)
 
     def close(self) -> None:
         """End the session: the stdio server is stopped, the HTTP session ended; safe to call twice."""
@@ -126,23 +139,22 @@ class Session:
         atexit.unregister(self.close)
 
     def _shutdown(self) -> None:
-        loop, thread, holder, stop = self._loop, self._thread, self._holder, self._stop
-        self._loop = self._thread = self._holder = self._stop = self._client = None
-        if loop is None:
+        running, self._running = self._running, None
+        if running is None:
             return
-        if holder is not None and not holder.done():
-            if stop is not None:
-                loop.call_soon_threadsafe(stop.set)
+        loop = running.loop
+        if not running.ended.done():
+            if running.client is not None:  # a clean end: leave the client as it was entered
+                loop.call_soon_threadsafe(running.stop.set)
+            elif running.holder is not None:  # still starting: stop where it is
+                running.holder.cancel()
             try:
-                holder.result(_CLOSE_SECONDS)
-            except concurrent.futures.TimeoutError:
-                holder.cancel()
-            except BaseException as exc:  # noqa: BLE001 - a failing close must not hide the caller's work
-                log.debug("%s: closing the MCP session: %s", self.system, explain(exc))
+                running.ended.result(_CLOSE_SECONDS)
+            except TimeoutError:
+                log.warning("%s: the MCP session did not end within %gs", self.system, _CLOSE_SECONDS)
         loop.call_soon_threadsafe(loop.stop)
-        if thread is not None:
-            thread.join(_CLOSE_SECONDS)
-        if thread is None or not thread.is_alive():
+        running.thread.join(_CLOSE_SECONDS)
+        if not running.thread.is_alive():
             loop.close()
 
 
