@@ -248,6 +248,36 @@ def import_mcp(
         out.print(f"  skipped {tool}: {reason}", markup=False)
 
 
+@import_app.command("openapi")
+def import_openapi(
+    spec: Annotated[str, typer.Argument(help="An OpenAPI 3.0 or 3.1 document (JSON or YAML): a file or a URL")],
+    prefix: Annotated[str | None, typer.Option("--prefix", help="The system's name and the actions' prefix "
+                                               "(default: from the document's title)")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="The API's address (default: the "
+                                                 "document's first server)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace what an earlier import wrote")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write actions/<prefix>.yaml and operations/<prefix>.yaml from an OpenAPI document; add [systems.<prefix>]."""
+    from .openapi import import_openapi as run
+
+    try:
+        done = run(spec, resolve_root(workspace), prefix=prefix, base_url=base_url, force=force)
+    except SaysoError as exc:
+        _fail(exc, False)
+        return
+    out.print(f"Imported {len(done.actions)} actions as {done.prefix}.*", markup=False)
+    for path in done.written:
+        out.print(f"  wrote {path}", markup=False)
+    if done.toml_added:
+        out.print(f"  added [systems.{done.prefix}] to sayso.toml: base_url {done.base_url}, allowed_hosts "
+                  f"{', '.join(done.hosts)}", markup=False)
+    for reason in done.skipped:
+        out.print(f"  skipped {reason}", markup=False)
+    out.print("Next: review the actions' risk, add a policy that permits them, set the API's credentials "
+              "(see the comments in sayso.toml), then `sayso check`.", markup=False)
+
+
 # --- turns ----------------------------------------------------------------------------
 
 
