@@ -444,7 +444,8 @@ class HttpSystem(Connector):
             title = attrs.get(spec.title) if spec and spec.title else None
             records.append(Record(type=spec.type if spec else "Item", id=str(record_id if record_id is not None
                                                                             else i + 1),
-                                  title="" if title is None else str(title), attrs=dict(attrs), system=self.name))
+                                  title="" if title is None else str(title),
+                                  attrs={k: v for k, v in attrs.items() if not spec or k != spec.id}, system=self.name))
         return records
 
     def read(self, operation: str, args: dict[str, Any]) -> list[Record]:
