@@ -139,6 +139,11 @@ def make_app(store: Store) -> FastAPI:
         time.sleep(1.0)
         return []
 
+    @app.post("/slow", operation_id="slowWrite", summary="Takes a write and answers late")
+    def slow_write() -> dict[str, Any]:
+        time.sleep(1.0)
+        return {}
+
     @app.post("/token", include_in_schema=False)
     async def token(request: Request) -> JSONResponse:
         form = dict((await request.form()).items())
@@ -230,7 +235,7 @@ def imported(root: Path, service: Service, *settings: str, cli: bool = False) ->
     (root / "directory.yaml").write_text(DIRECTORY)
     if cli:
         done = sayso(root, "import", "openapi", f"{service.url}/openapi.json", "--prefix", "pets", check=True)
-        assert "Imported 8 actions as pets.*" in done.stdout, done.stdout
+        assert "Imported 9 actions as pets.*" in done.stdout, done.stdout
     else:
         import_openapi(f"{service.url}/openapi.json", root, prefix="pets")
     (root / "secrets.toml").write_text(f'pets_token = "{BEARER}"\npets_api_key = "{API_KEY}"\n'
@@ -375,8 +380,11 @@ def test_hosts_not_allowed_are_refused_before_anything_is_sent(
 
 def test_timeouts_are_connector_errors(tmp_path: Path, service: Service) -> None:
     root = imported(tmp_path / "ws", service, "timeout = 0.2")
-    with pytest.raises(ConnectorError, match=r"pets.slow: GET /slow timed out"):
-        connector(root).read("slow", {})
+    system = connector(root)
+    with pytest.raises(ConnectorError, match=r"pets.slow: GET /slow timed out$"):
+        system.read("slow", {})
+    with pytest.raises(ConnectorError, match=r"POST /slow timed out \(it may or may not have taken effect"):
+        system.execute("slow_write", {}, key="k-slow")
 
 
 def test_retry_with_the_same_key_is_deduped_by_an_api_that_honours_it(tmp_path: Path, service: Service) -> None:

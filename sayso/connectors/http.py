@@ -388,10 +388,14 @@ class HttpSystem(Connector):
                                                 json=body if body or op.method in ("POST", "PUT", "PATCH") else None)
             try:
                 response = self._follow(request, op)
-            except httpx.TimeoutException:
-                raise ConnectorError(f"{where} timed out") from None
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
+                raise ConnectorError(f"{where}: cannot connect ({type(exc).__name__})") from None
             except httpx.HTTPError as exc:
-                raise ConnectorError(f"{where} failed: {type(exc).__name__}: {self.redact(str(exc))}") from None
+                # A write cut off after it was sent may have happened: say so, so nobody simply tries again.
+                unsure = " (it may or may not have taken effect: check the system before trying again)"
+                what = "timed out" if isinstance(exc, httpx.TimeoutException) else \
+                    f"failed: {type(exc).__name__}: {self.redact(str(exc))}"
+                raise ConnectorError(f"{where} {what}" + (unsure if op.kind == "write" else "")) from None
             if response.status_code == 401 and self._oauth is not None and attempt == 1:
                 self._oauth.forget()  # revoked or expired early: one new token, one more try
                 continue
