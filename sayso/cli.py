@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,8 +22,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .audit import AuditEvent
 from .clock import Clock, parse_time
-from .errors import ConfigurationError, InputTooLarge, InvalidArguments, SaysoError, UnknownRecord
+from .errors import ConfigurationError, InputTooLarge, InvalidArguments, RequestError, SaysoError, UnknownRecord
 from .pipeline import Pipeline
 from .turn import TurnResult, TurnStatus
 from .workspace import Workspace, resolve_root
@@ -860,3 +862,143 @@ def serve(
         return
     err.print(f"sayso serving {escape(str(root))} on http://{host}:{port} (API docs at /docs)")
     uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+# --- standing instructions -------------------------------------------------------------
+
+instructions_app = typer.Typer(no_args_is_help=True, help="List, show and cancel standing instructions.")
+app.add_typer(instructions_app, name="instructions")
+
+
+def _instruction_line(item: dict[str, Any]) -> str:
+    due = f"  next {item['next_due']}" if item.get("next_due") else ""
+    return f"{item['id']}  {item['status']:<9} {item['summary']}{due}"
+
+
+@instructions_app.command("list")
+def instructions_list(
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Whose instructions (all when omitted)")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Include done, cancelled and suspended ones")] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The standing instructions people set up in conversation (active ones unless --all)."""
+    from .instructions import InstructionBook
+
+    ws = _open(workspace, as_json)
+    try:
+        if user is not None:
+            ws.directory.get(user)
+        items = InstructionBook(ws.store).of(user, status=None if every else "active")
+    except SaysoError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        print(json.dumps([{"owner": i.owner, **i.brief()} for i in items]))
+        return
+    if not items:
+        out.print("No standing instructions." if every else "No active standing instructions.")
+    for item in items:
+        out.print(f"{item.owner:<8} " + _instruction_line(item.brief()), markup=False)
+
+
+@instructions_app.command("show")
+def instructions_show(instruction_id: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """One instruction: what was said, what was understood, its trigger and every firing."""
+    from .instructions import InstructionBook
+
+    ws = _open(workspace, as_json)
+    book = InstructionBook(ws.store)
+    try:
+        item = book.get(instruction_id)
+    except SaysoError as exc:
+        _fail(exc, as_json)
+        return
+    data = {**item.model_dump(), "firings": book.firings_of(item.id)}
+    if as_json:
+        print(json.dumps(data, default=str))
+        return
+    out.print(_instruction_line(item.brief()), markup=False)
+    out.print(f"  owner {item.owner}, conversation {item.conversation}, said: \"{item.words}\"", markup=False)
+    out.print(f"  trigger {json.dumps(item.trigger, default=str)}", markup=False)
+    if item.note:
+        out.print(f"  note: {item.note}", markup=False)
+    for firing in data["firings"]:
+        late = " (late)" if firing["late"] else ""
+        out.print(f"  fired for {firing['scheduled_for']}{late}: {firing['status']}", markup=False)
+
+
+@instructions_app.command("cancel")
+def instructions_cancel(instruction_id: str, user: UserOpt, workspace: WorkspaceOpt = None, now: NowOpt = None,
+                        as_json: JsonOpt = False) -> None:
+    """Cancel one of the person's instructions; it will not fire again."""
+    from .instructions import InstructionBook
+
+    ws = _open(workspace, as_json)
+    pipeline = _pipeline(ws, now, user, as_json)
+    try:
+        ws.directory.get(user)
+        book = InstructionBook(ws.store)
+        item = book.get(instruction_id, owner=user)
+        if item.status != "active":
+            raise RequestError(f"{item.id} is already {item.status}")
+        item = book.update(item, status="cancelled", next_due=None, updated_at=pipeline.clock.now().isoformat())
+    except SaysoError as exc:
+        _fail(exc, as_json)
+        return
+    pipeline.audit.record([AuditEvent("instruction", user, "cancelled", item.action, item.conversation, None, "cli",
+                                      {"instruction": item.id, "words": item.words})])
+    if as_json:
+        print(json.dumps(item.brief()))
+    else:
+        out.print(f"Cancelled {item.id}: {item.summary}", markup=False)
+
+
+@app.command()
+def tick(
+    workspace: WorkspaceOpt = None,
+    to: Annotated[str | None, typer.Option("--to", help="Run everything due up to this time (ISO 8601; no "
+                                                       "offset = UTC), as if the clock read it now")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the standing instructions due now (or up to --to) once, and return when done."""
+    from .instructions import Runner
+
+    ws = _open(workspace, as_json)
+    try:
+        until = parse_time(to) if to else None
+        reports = Runner(ws).tick(until)
+    except SaysoError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        print(json.dumps({"fired": reports}, default=str))
+        return
+    out.print(f"{len(reports)} firing(s).")
+    for report in reports:
+        late = " (late)" if report.get("late") else ""
+        out.print(f"{report['instruction']}  {report['status']}{late}  {str(report.get('reply', ''))[:200]}",
+                  markup=False)
+
+
+@app.command()
+def worker(
+    workspace: WorkspaceOpt = None,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between looks for due work")] = 15.0,
+    once: Annotated[bool, typer.Option("--once", help="Look once and exit (as `sayso tick`)")] = False,
+) -> None:
+    """Run only scheduled work (standing instructions), for deployments that keep it apart from `serve`."""
+    from .instructions import Runner
+
+    ws = _open(workspace)
+    runner = Runner(ws)
+    err.print(f"sayso worker on {escape(str(ws.root))}: looking for due instructions every {interval:g}s")
+    while True:
+        try:
+            for report in runner.tick():
+                err.print(f"{report['instruction']} {report['status']}", markup=False)
+        except SaysoError as exc:
+            err.print(f"[red]error[/red] ({exc.code}): {escape(exc.message)}")
+        if once:
+            return
+        time.sleep(interval)

@@ -78,6 +78,7 @@ class ServeSettings(_Section):
     max_body_bytes: int = Field(default=262144, gt=0)
     cors_origins: list[str] = Field(default_factory=list)
     token_days: int = Field(default=90, ge=0)  # default expiry of new tokens; 0 = never
+    instructions_every_seconds: float = Field(default=15.0, ge=0)  # run due standing instructions; 0 = a worker does
 
 
 class SecretSettings(_Section):

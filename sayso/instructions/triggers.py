@@ -103,12 +103,13 @@ _EVERY = re.compile(
     r"(?:\s+(?:at|@)\s+(?:\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.)?|noon|midday))?"
     r"(?:\s+in\s+the\s+(?:morning|afternoon|evening))?)"
     r"\s*,?\s+(?P<rest>.+)$", re.I | re.S)
-_TRAIL_EVERY = re.compile(r"^(?P<rest>.+?)\s+(?P<clause>(?:every|each)\s+\w+.*?|daily.*?|weekly.*?|"
+_TRAIL_EVERY = re.compile(r"^(?P<rest>.+?)\s+(?P<clause>(?:every|each)\s+(?:other\s+)?(?:day|morning|evening|"
+                          r"weekday|week|month|(?:mon|tues|wednes|thurs|fri|satur|sun)day)s?\b.*?|daily.*?|weekly.*?|"
                           r"on\s+the\s+\d{1,2}(?:st|nd|rd|th)?\s+of\s+(?:each|every)\s+month.*?)[.!]?\s*$",
                           re.I | re.S)
 _DELAY = re.compile(
-    r"^\s*(?P<clause>(?:tomorrow|tonight|later today|this (?:afternoon|evening)|in\s+\d+\s+(?:minutes?|mins?|hours?|"
-    r"hrs?|days?)|(?:on\s+)?(?:next\s+)?(?:mon|tues|wednes|thurs|fri|satur|sun)day|at\s+\d{1,2}(?::\d{2})?\s*"
+    r"^\s*(?P<clause>(?:tomorrow|yesterday|tonight|later today|last\s+\w+|this (?:afternoon|evening)|"
+    r"in\s+\d+\s+(?:minutes?|mins?|hours?|hrs?|days?)|(?:on\s+)?(?:next\s+)?(?:mon|tues|wednes|thurs|fri|satur|sun)day|at\s+\d{1,2}(?::\d{2})?\s*"
     r"(?:am|pm)?|on\s+\w+\s+\d{1,2}(?:st|nd|rd|th)?)(?:\s+(?:at|@)\s+\d{1,2}(?::\d{2})?\s*(?:am|pm)?|"
     r"\s+(?:morning|afternoon|evening))?)\s*,\s*(?P<rest>.+)$", re.I | re.S)
 
@@ -120,7 +121,7 @@ def split_trigger(text: str) -> Split | None:
     Friday at 9 to call Priya" stays an ordinary request whose time belongs to the reminder.
     """
     lead = _LEAD.match(text)
-    if lead:
+    if lead and (lead["word"].lower() == "after" or _looks_like_condition(lead["clause"])):
         word = lead["word"].lower()
         return Split("after" if word == "after" else "watch", lead["clause"].strip(), lead["rest"].strip())
     every = _EVERY.match(text)
@@ -139,7 +140,7 @@ def split_trigger(text: str) -> Split | None:
 
 
 def _looks_like_condition(clause: str) -> bool:
-    return bool(_NOT_BY.match(clause) or _BECOMES.match(clause))
+    return bool(_NOT_BY.match(clause.strip()) or _BECOMES.match(clause.strip()) or _CLOSES.match(clause.strip()))
 
 
 # --- schedules and times -------------------------------------------------------------------------------------

@@ -259,12 +259,36 @@ class _Edge:
                      (time.perf_counter() - started) * 1000, rid, extra={"conversation": conversation})
 
 
+def _run_instructions(service: Service) -> Callable[[], None]:
+    """Due standing instructions run in a background thread (``[serve] instructions_every_seconds``; 0 leaves
+    them to ``sayso worker``). Firings are claimed in the database, so several processes may look at once."""
+    from ..instructions import Runner
+
+    every = service.ws.settings.serve.instructions_every_seconds
+    if not every:
+        return lambda: None
+    done = threading.Event()
+    runner = Runner(service.ws, service.clock(None))
+
+    def loop() -> None:
+        while not done.wait(every):
+            try:
+                runner.tick()
+            except Exception:  # the loop must survive one bad pass; the log says why
+                log.exception("standing instructions: a pass failed")
+
+    threading.Thread(target=loop, name="sayso-instructions", daemon=True).start()
+    return done.set
+
+
 def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpreter | None = None) -> FastAPI:
     """The application for the workspace at ``root`` (``now`` pins the clock, as ``--now`` does)."""
     service = Service(Path(root), now, interpreter)
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = _run_instructions(service)
         yield
+        stop()
         service.ws.close()
 
     app = FastAPI(title="sayso", version="1", summary="Say it, and it is done, safely.", lifespan=lifespan,
