@@ -38,6 +38,7 @@ STAGES = {"Prospecting": False, "Qualification": False, "Needs Analysis": False,
           "Negotiation/Review": False, "Closed Won": True, "Closed Lost": True}  # name -> closed
 DEMO_STAGES = {"prospecting": "Prospecting", "qualification": "Qualification", "proposal": "Proposal/Price Quote",
                "negotiation": "Negotiation/Review", "closed_won": "Closed Won", "closed_lost": "Closed Lost"}
+UNEXPECTED = [{"message": "An unexpected error occurred.", "errorCode": "UNKNOWN_EXCEPTION"}]
 PREFIXES = {"User": "005", "Account": "001", "Contact": "003", "Opportunity": "006", "Task": "00T"}
 
 
@@ -81,6 +82,7 @@ class SalesforceStandIn:
                 self.fields[name].add(key_field)
         self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.fields}
         self.requests: list[dict[str, Any]] = []
+        self.faults: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self._numbers = 0
         self._clock = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
@@ -108,6 +110,18 @@ class SalesforceStandIn:
 
     def record(self, sobject: str, record_id: str) -> dict[str, Any]:
         return self.objects[sobject][record_id]
+
+    def fail_once(self, method: str, pattern: str, status: int = 500, *, after: bool = False) -> None:
+        """The next matching request fails with ``status``: before it is applied, or ``after`` it was
+        applied (an answer lost on the way back)."""
+        self.faults.append({"method": method, "pattern": pattern, "status": status, "after": after})
+
+    def _fault(self, method: str, path: str) -> dict[str, Any] | None:
+        for fault in self.faults:
+            if fault["method"] == method and re.fullmatch(fault["pattern"], path):
+                self.faults.remove(fault)
+                return fault
+        return None
 
     def calls(self, method: str, pattern: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == method and re.fullmatch(pattern, r["path"])]
@@ -296,13 +310,18 @@ class SalesforceStandIn:
                     stand_in.requests.append({"method": self.command, "path": parts.path,
                                               "query": parse_qs(parts.query), "body": body,
                                               "headers": dict(self.headers.items())})
+                    fault = stand_in._fault(self.command, parts.path)
                     if self.headers.get("Authorization") != f"Bearer {stand_in.session_id}":
                         status, answer = 401, recorded("error_401.json")
+                    elif fault is not None and not fault["after"]:
+                        status, answer = fault["status"], UNEXPECTED
                     else:
                         try:
                             status, answer = stand_in.handle(self.command, parts.path, parse_qs(parts.query), body)
                         except SalesforceError as exc:
                             status, answer = exc.status, exc.body
+                        if fault is not None:
+                            status, answer = fault["status"], UNEXPECTED
                 payload = b"" if answer is None else json.dumps(answer).encode()
                 self.send_response(status)
                 if payload:
@@ -321,7 +340,7 @@ class SalesforceStandIn:
         context.load_cert_chain(certificate, key)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         try:
             yield self
