@@ -107,9 +107,13 @@ class Conversations:
             raise UnknownConversation(f"no conversation {conversation!r}")
         return state
 
-    def save(self, conversation: str, state: ConversationState, messages: list[dict[str, Any]]) -> None:
+    def save(self, conversation: str, state: ConversationState, messages: list[dict[str, Any]],
+             turn: Turn | None = None) -> None:
+        """Save the state and new messages; with ``turn``, in the same transaction as what the turn held."""
         now = self.clock.now().isoformat()
         with self.store.write() as conn:
+            if turn is not None:
+                turn.flush(conn)
             conn.execute(update(schema.conversations).where(schema.conversations.c.id == conversation)
                          .values(state=state.model_dump(mode="json"), updated_at=now))
             for message in messages:
@@ -155,6 +159,7 @@ class Chat:
 
         def body(turn: Turn) -> TurnResult:
             turn.progress = progress
+            turn.later = []  # the turn's closing records are written with the conversation, in one commit
             turn.stage("interpreting")
             state = self.conversations.load(conversation, turn.person.id)
             if state is None:
@@ -168,7 +173,7 @@ class Chat:
                 state.pending = None
                 messages.append({"role": "sayso", "user_id": turn.person.id, "turn": turn.turn,
                                  "text": exc.message, "status": TurnStatus.ERROR.value, "data": exc.as_dict()})
-                self.conversations.save(conversation, state, messages)
+                self.conversations.save(conversation, state, messages, turn)
                 raise
             state.last_request = {"text": text, "status": result.status.value, "reply": result.reply[:500]}
             state.history = (state.history + [{"role": "user", "text": text[:1000]},
@@ -176,7 +181,7 @@ class Chat:
                                                "tainted": "yes" if turn.tainted else ""}])[-12:]
             messages.append({"role": "sayso", "user_id": turn.person.id, "turn": turn.turn, "text": result.reply,
                              "status": result.status.value, "data": result.to_json()})
-            self.conversations.save(conversation, state, messages)
+            self.conversations.save(conversation, state, messages, turn)
             return result
 
         with span("turn", user=user, conversation=conversation, channel=self.pipeline.channel):
@@ -257,10 +262,10 @@ class Chat:
         try:
             said, detail = answer(text, records, turn.person)
         except SaysoError as exc:
-            self.pipeline.audit.record([turn.event("interpretation", "answer_failed", None, error=exc.message)])
+            self.pipeline.close(turn, [turn.event("interpretation", "answer_failed", None, error=exc.message)])
             return
-        self.pipeline.audit.record([turn.event("interpretation", "answer", result.steps[0].action,
-                                               interpreter=self.interpreter.name, reply=said, **detail)])
+        self.pipeline.close(turn, [turn.event("interpretation", "answer", result.steps[0].action,
+                                              interpreter=self.interpreter.name, reply=said, **detail)])
         if said:
             result.reply = said
             turn.tainted = True
@@ -456,15 +461,15 @@ class Chat:
     # --- replies that need no system --------------------------------------------------
 
     def _say(self, turn: Turn, status: TurnStatus, reply: str) -> TurnResult:
-        self.pipeline.audit.record([turn.event("turn", "received", request=turn.request), *turn.prelude,
-                                    turn.event("turn", status.value)])
+        self.pipeline.close(turn, [turn.event("turn", "received", request=turn.request), *turn.prelude,
+                                   turn.event("turn", status.value)])
         return TurnResult(status=status, reply=reply)
 
     def _ask(self, turn: Turn, question: str, options: list[Option], steps: list[dict[str, Any]],
              param: str | None) -> TurnResult:
-        self.pipeline.audit.record([turn.event("turn", "received", request=turn.request), *turn.prelude,
-                                    turn.event("turn", TurnStatus.NEEDS_CLARIFICATION.value, question=question,
-                                               options=[o.value for o in options])])
+        self.pipeline.close(turn, [turn.event("turn", "received", request=turn.request), *turn.prelude,
+                                   turn.event("turn", TurnStatus.NEEDS_CLARIFICATION.value, question=question,
+                                              options=[o.value for o in options])])
         step = steps[-1] if steps else None
         results = [] if step is None else [StepResult(
             action=step["action"], args=step["args"], risk=self.ws.catalog.get(step["action"]).risk.tier.value,

@@ -110,11 +110,14 @@ class Executor:
     def run(
         self, plan: Plan, *, before: Sequence[AuditEvent], after: FinalEvents,
         prepare: Callable[[Connection], None] | None = None,
+        hold: Callable[[Callable[[Connection], Any]], None] | None = None,
     ) -> list[StepResult]:
         """Persist the plan with ``before`` events, run its steps, and record ``after`` with the last one.
 
         ``prepare`` runs in the same transaction as the plan's insertion (e.g. claiming its confirmation),
-        so either both happen or neither does.
+        so either both happen or neither does. ``hold`` takes the last step's record instead of writing it,
+        for a caller that writes it in a transaction of its own a moment later (the conversation's save);
+        until then the plan is ``running`` under this process's lease, as after a crash right after the effect.
         """
         now = self.clock.now().isoformat()
         with self.workspace.store.write() as conn:
@@ -131,10 +134,11 @@ class Executor:
                  "status": StepStatus.PENDING.value, "at": now}
                 for s in plan.steps
             ])
-        return self._run_steps(plan, {}, after, recovering=False)
+        return self._run_steps(plan, {}, after, recovering=False, hold=hold)
 
     def _run_steps(
-        self, plan: Plan, done: dict[str, StepResult], after: FinalEvents, *, recovering: bool
+        self, plan: Plan, done: dict[str, StepResult], after: FinalEvents, *, recovering: bool,
+        hold: Callable[[Callable[[Connection], Any]], None] | None = None,
     ) -> list[StepResult]:
         results: list[StepResult] = []
         failed = False
@@ -152,23 +156,35 @@ class Executor:
             failed = status is not StepStatus.EXECUTED
             finishing = last or failed
             skipped = [self._result(s, StepStatus.SKIPPED) for s in plan.steps[position + 1:]] if failed else []
-            with self.workspace.store.write() as conn:
-                conn.execute(_FINISH_STEP, {
-                    "b_key": item.key, "b_status": status.value, "b_error": error, "b_at": self.clock.now().isoformat(),
-                    "b_effect": effect.model_dump(mode="json") if effect else None,
-                })
-                if skipped:
-                    conn.execute(_SKIP_STEP, [{"b_key": s.key} for s in plan.steps[position + 1:]])
-                if finishing:
-                    conn.execute(_SET_PLAN, {"b_id": plan.id, "b_status": "failed" if failed else "done",
-                                             "b_owner": None, "b_until": None})
-                else:
-                    conn.execute(_SET_PLAN, {"b_id": plan.id, "b_status": "running", "b_owner": self.owner,
-                                             "b_until": time.time() + LEASE_SECONDS})
-                self.audit.append(conn, events + (after(results + skipped) if finishing else []))
+            finished = {"b_key": item.key, "b_status": status.value, "b_error": error,
+                        "b_at": self.clock.now().isoformat(), "b_effect": effect.model_dump(mode="json") if effect
+                        else None}
+            lease: dict[str, Any]
+            if finishing:
+                lease = {"b_id": plan.id, "b_status": "failed" if failed else "done", "b_owner": None, "b_until": None}
+            else:
+                lease = {"b_id": plan.id, "b_status": "running", "b_owner": self.owner,
+                         "b_until": time.time() + LEASE_SECONDS}
+            skipping = [{"b_key": s.key} for s in plan.steps[position + 1:]] if failed else []
+            closing = events + (after(results + skipped) if finishing else [])
+            record = partial(self._record_step, finished, skipping, lease, closing)
+            if finishing and hold is not None:
+                hold(record)
+            else:
+                with self.workspace.store.write() as conn:
+                    record(conn)
             if finishing:
                 return results + skipped
         return results
+
+    def _record_step(self, finished: dict[str, Any], skipped: list[dict[str, Any]], lease: dict[str, Any],
+                     events: list[AuditEvent], conn: Connection) -> None:
+        """A step's outcome in the effect ledger, the plan's lease or end, and their audit records."""
+        conn.execute(_FINISH_STEP, finished)
+        if skipped:
+            conn.execute(_SKIP_STEP, skipped)
+        conn.execute(_SET_PLAN, lease)
+        self.audit.append(conn, events)
 
     def _apply(
         self, plan: Plan, item: PlannedStep, *, recovering: bool

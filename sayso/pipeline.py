@@ -79,6 +79,9 @@ class _Turn:
     confirm_from: Tier | None = None  # writes at or above this tier ask for confirmation (model proposals)
     tainted: bool = False  # the reply holds text read from systems (an answer a model phrased from records)
     progress: Callable[[str], None] | None = None  # told each stage as it starts (server-sent events)
+    # The turn's closing writes, held for the transaction that saves its conversation (``Chat.say``):
+    # one commit fewer per turn. None: each is written at once, in a transaction of its own.
+    later: list[Callable[[Connection], Any]] | None = None
 
     def stage(self, name: str) -> None:
         """A stage starts: told to the progress listener, and (with the ``otel`` extra) a span event."""
@@ -89,6 +92,11 @@ class _Turn:
     def event(self, event: str, status: str, action: str | None = None, **detail: Any) -> AuditEvent:
         return AuditEvent(event, self.person.id, status, action, self.conversation, self.turn, self.channel,
                           detail)
+
+    def flush(self, conn: Connection) -> None:
+        """Write what the turn held, in order, inside the caller's transaction."""
+        while self.later:
+            self.later.pop(0)(conn)
 
 
 Turn = _Turn
@@ -189,6 +197,20 @@ class Pipeline:
     def undo_in(self, turn: Turn) -> TurnResult:
         return self._undo(turn)
 
+    def close(self, turn: Turn, events: list[AuditEvent]) -> None:
+        """Record a turn's closing audit records: at once, or with the conversation when the turn holds its
+        writes (``turn.later``)."""
+        if turn.later is None:
+            self.audit.record(events)
+        else:
+            turn.later.append(lambda conn: self.audit.append(conn, events))
+
+    def _record(self, turn: Turn, events: list[AuditEvent]) -> None:
+        """Write what the turn held, then ``events``, in one transaction."""
+        with self.ws.store.write() as conn:
+            turn.flush(conn)
+            self.audit.append(conn, events)
+
     def _guarded(self, user: str, conversation: str | None, request: Any, body: Any,
                  turn_id: str | None = None) -> TurnResult:
         """Run ``body(turn)``; a request error ends the turn as ``error`` and is audited."""
@@ -205,13 +227,19 @@ class Pipeline:
             self._check_text(request)
             result: TurnResult = body(turn)
         except (RequestError, ConfigurationError) as exc:
-            self.audit.record([turn.event("turn", "received", request=request), *turn.prelude,
-                               turn.event("error", "error", **exc.as_dict())])
+            self._record(turn, [turn.event("turn", "received", request=request), *turn.prelude,
+                                turn.event("error", "error", **exc.as_dict())])
             result = TurnResult.from_error(exc)
         except SystemFailure as exc:  # a system failed while answering a read; nothing was written
-            self.audit.record([turn.event("turn", "received", request=request), *turn.prelude,
-                               turn.event("error", TurnStatus.FAILED.value, **exc.as_dict())])
+            self._record(turn, [turn.event("turn", "received", request=request), *turn.prelude,
+                                turn.event("error", TurnStatus.FAILED.value, **exc.as_dict())])
             result = TurnResult(status=TurnStatus.FAILED, reply=exc.message, error=exc.as_dict())
+        except BaseException:
+            if turn.later:  # what already happened is still recorded (an executed step above all)
+                self._record(turn, [])
+            raise
+        if turn.later:  # held, but no conversation took them
+            self._record(turn, [])
         result.conversation, result.turn = turn.conversation, turn_id
         return result
 
@@ -252,7 +280,7 @@ class Pipeline:
             results = [self._read_result(s) for s in steps]
             reply = "\n".join(_render_records(s) for s in steps)
             events.append(turn.event("turn", TurnStatus.ANSWERED.value))
-            self.audit.record(events)
+            self.close(turn, events)
             return TurnResult(status=TurnStatus.ANSWERED, reply=reply, steps=results)
         plan = self._plan(turn, writes)
         turn.stage("awaiting_confirmation" if self.guard.plan_verdict(s.tier for s in writes) is Verdict.CONFIRM
@@ -364,7 +392,7 @@ class Pipeline:
                  question: Clarification) -> TurnResult:
         events.append(turn.event("turn", TurnStatus.NEEDS_CLARIFICATION.value, step.action.name,
                                  question=question.question, options=[o.value for o in question.options]))
-        self.audit.record(events)
+        self.close(turn, events)
         return TurnResult(status=TurnStatus.NEEDS_CLARIFICATION, reply=question.question + " " + "; ".join(
             o.label for o in question.options), options=question.options,
             question={"param": question.param, "step": step.index},
@@ -378,7 +406,7 @@ class Pipeline:
         else:
             rule, reason = step.decision.rule, step.decision.reason
         events.append(turn.event("turn", TurnStatus.DENIED.value, step.action.name, rule=rule, reason=reason))
-        self.audit.record(events)
+        self.close(turn, events)
         results = [StepResult(action=s.action.name, args=s.args, risk=s.tier.value, status=StepStatus.SKIPPED)
                    for s in steps]
         return TurnResult(status=TurnStatus.DENIED, reply=f"Not done: {reason} (rule {rule})", rule=rule,
@@ -433,7 +461,8 @@ class Pipeline:
                 self.confirmations.settle(conn, confirmation, "approved")
 
         with span("execute", plan=plan.id, steps=len(plan.steps)):
-            written = self.executor.run(plan, before=events, after=after, prepare=claim)
+            written = self.executor.run(plan, before=events, after=after, prepare=claim,
+                                        hold=turn.later.append if turn.later is not None else None)
         result = final["result"]
         reads = {s.index: self._read_result(s) for s in steps if not s.action.is_write}
         ordered = [reads.get(s.index) or written.pop(0) for s in steps]
