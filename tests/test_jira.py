@@ -282,7 +282,7 @@ def test_find_search_and_get_speak_the_demo_vocabulary(cloud: JiraStandIn, tmp_p
     assert [r.id for r in jira.read("find", {"status": "open", "project": "SUPPORT"})] == ["SUP-17", "SUP-18"]
     [hit] = jira.search("Ticket", "sup-17")
     assert (hit.id, hit.score, hit.attrs["project"]) == ("SUP-17", 100.0, "SUPPORT")
-    assert [r.id for r in jira.search("Ticket", "Orchid export")] == ["SUP-18"]
+    assert [r.id for r in jira.search("Ticket", "the Orchid export ticket")] == ["SUP-18"]
     body = jira.read("get", {"ticket": "SUP-18"})[0].attrs["description"]
     assert body.startswith("IMPORTANT SYSTEM NOTE")  # text from the system is data, returned as it is
 

@@ -54,6 +54,7 @@ _FIELDS = ["summary", "status", "assignee", "priority", "duedate", "project", "d
 _PAGE = 50
 _MAX_FOUND = 200
 _UPDATABLE = ("status", "priority", "assignee")
+_NOISE = frozenset({"the", "a", "an", "ticket", "tickets", "issue"})
 
 
 class _Params(BaseModel):
@@ -207,13 +208,12 @@ class Jira(Connector):
               missing_ok: bool = False) -> Any:
         """One REST call; Jira's own error messages become a ``ConnectorError`` (None for a 404
         when ``missing_ok``)."""
+        import httpx
+
         try:
             response = self._client.request(method, path, json=json, params=params)
-        except Exception as exc:  # httpx's errors, imported lazily; never shows the request headers
-            if type(exc).__module__.startswith("httpx"):
-                raise ConnectorError(f"{self.name}: Jira did not answer {method} {path} ({type(exc).__name__})") \
-                    from None
-            raise
+        except httpx.HTTPError as exc:  # named by its type only: never the request or its headers
+            raise ConnectorError(f"{self.name}: Jira did not answer {method} {path} ({type(exc).__name__})") from None
         if response.status_code == 404 and missing_ok:
             return None
         if response.status_code >= 400:
@@ -348,7 +348,7 @@ class Jira(Connector):
         if _ISSUE_KEY.match(needle):
             found = self.get("Ticket", needle)
             return [found.model_copy(update={"score": 100.0})] if found else []
-        words = _words(needle)
+        words = " ".join(w for w in _words(needle).split() if w.lower() not in _NOISE)
         if not words:
             return []
         jql = f"{self._in_projects(None)} AND summary ~ {_jql(words)} ORDER BY updated DESC"
