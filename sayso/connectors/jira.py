@@ -341,7 +341,8 @@ class Jira(Connector):
             return None
 
     def search(self, record_type: str, text: str, *, limit: int = 10) -> list[Record]:
-        """An issue key scores 100 alone; otherwise summaries matching the words, scored by WRatio."""
+        """An issue key or an exact summary scores 100 alone; a summary with every word as a word prefix
+        90; else WRatio >= 85."""
         needle = text.strip()
         if record_type != "Ticket" or not needle or limit < 1:
             return []
@@ -355,8 +356,14 @@ class Jira(Connector):
         scored = []
         for issue in self._search(jql, properties=["sayso"], limit=_PAGE):
             record = self._record(issue)
-            score = 100.0 if record.title.lower() == needle.lower() else fuzz.WRatio(needle.lower(),
-                                                                                      record.title.lower())
+            title = record.title.lower()
+            held = _words(title).lower().split()
+            if title == needle.lower():
+                score = 100.0
+            elif all(any(w.startswith(t) for w in held) for t in words.lower().split()):
+                score = 90.0  # every word starts a word of the title, as the demo tracker scores it
+            else:
+                score = fuzz.WRatio(words.lower(), title)
             if score >= 85:
                 scored.append(record.model_copy(update={"score": round(score, 1)}))
         scored.sort(key=lambda r: -(r.score or 0))
