@@ -74,7 +74,7 @@ def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def dav(url: str) -> Any:
-    return caldav.DAVClient(url=url, username=USER, password=PASSWORD, timeout=10, enable_rfc6764=False)
+    return caldav.DAVClient(url=url, username=USER, password=PASSWORD, timeout=10)
 
 
 @pytest.fixture
@@ -91,7 +91,8 @@ def server_events(radicale: str, path: str) -> list[Any]:
     import icalendar
 
     with dav(radicale) as client:
-        objects = client.calendar(url=client.url.join(path)).get_events()
+        calendar = client.calendar(url=client.url.join(path))
+        objects = (getattr(calendar, "get_events", None) or calendar.events)()
         return [icalendar.Calendar.from_ical(o.data).walk("VEVENT")[0] for o in objects]
 
 

@@ -158,13 +158,13 @@ class CalDAVCalendar(Connector):
         from caldav.davclient import DAVClient
 
         options: dict[str, Any] = {"url": self.url, "username": self.username, "password": self._password,
-                                   "timeout": self.timeout, "enable_rfc6764": False}
+                                   "timeout": self.timeout}
         client: Any = DAVClient(**options)
         self._client = client
         wanted = self.calendar_setting
         if wanted and (wanted.startswith("/") or "://" in wanted):
             return client.calendar(url=client.url.join(wanted))
-        calendars = client.principal().get_calendars()
+        calendars = _first(client.principal(), "get_calendars", "calendars")()
         if not wanted:
             if not calendars:
                 raise ConfigurationError(
@@ -186,7 +186,7 @@ class CalDAVCalendar(Connector):
 
         def search() -> Any:
             try:
-                return calendar.get_event_by_uid(uid)
+                return _first(calendar, "get_event_by_uid", "event_by_uid")(uid)
             except dav.NotFoundError:
                 return None
 
@@ -480,3 +480,12 @@ def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> C
 def register(registry: ConnectorRegistry) -> None:
     """Add the kind ``caldav``."""
     registry.add("caldav", _create)
+
+
+def _first(target: Any, *names: str) -> Any:
+    """The first of ``names`` the caldav object has (caldav 1.x/2.0 and 3.x name some methods differently)."""
+    for name in names:
+        found = getattr(target, name, None)
+        if found is not None:
+            return found
+    raise ConnectorError(f"this caldav library has none of {', '.join(names)}")
