@@ -31,6 +31,7 @@ from .grounding import Focus, check_names
 from .instructions import Standing
 from .interpreter import Context, FocusItem, Interpretation, Interpreter, registry
 from .interpreter.offline.schema import params_of
+from .notify import route
 from .pipeline import Pipeline, Request, Turn
 from .store import schema
 from .tracing import span
@@ -326,6 +327,7 @@ class Chat:
         return self._run(turn, state, steps, pending.text)
 
     def _run(self, turn: Turn, state: ConversationState, steps: list[dict[str, Any]], text: str) -> TurnResult:
+        steps[:] = [route(s, text, turn.person, self.ws.directory, self.ws.catalog) for s in steps]
         for step in steps:
             self._fill_origin(turn, step, text)
         turn.focus = Focus(records=state.focus, last_list=state.last_list, types=self._types())

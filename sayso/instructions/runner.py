@@ -25,6 +25,7 @@ from ..clock import Clock, zone
 from ..connectors.provenance import stable_id
 from ..directory import Person
 from ..errors import SaysoError
+from ..notify import notification
 from ..pipeline import Pipeline
 from ..store.schema import plans, steps
 from ..turn import TurnResult, TurnStatus
@@ -39,15 +40,6 @@ log = logging.getLogger("sayso")
 CHECK_EVERY = timedelta(minutes=1)  # watches on a condition are checked at least this often
 LATE_AFTER = timedelta(minutes=2)  # a firing this long after its time says it ran late
 CHANNEL = "instruction"
-
-
-def notification(person: Person, text: str, catalog: Any,
-                 subject: str = "A note from sayso") -> tuple[str, dict[str, Any]]:
-    """The action that reaches ``person`` where they live: email when their directory entry says
-    so and the workspace can send email, else a chat message."""
-    if person.notify == "email" and "email.send" in catalog:
-        return "email.send", {"to": [person.id], "subject": subject, "body": text}
-    return "chat.send", {"to": person.id, "text": text}
 
 
 def _when(iso: str, tz: str) -> str:
