@@ -167,6 +167,13 @@ class ConnectorError(SystemFailure):
     code = "connector_failed"
 
 
+class OutcomeUnknown(ConnectorError):
+    """A write was cut off after it was sent (a dropped connection, a timeout): the system may or may not
+    have applied it, and cannot be asked. The step becomes ``outcome_unknown``, surfaced, never retried."""
+
+    code = "outcome_unknown"
+
+
 def http_status(code: str) -> int:
     """The HTTP status of an error code, from the class that owns it (400 for a code no class names)."""
     statuses: dict[str, int] = dict(ConfirmationError.STATUSES)

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, and_, bindparam, or_, select, update
 from .audit import AuditEvent, AuditLog
 from .clock import Clock
 from .connectors import Effect
-from .errors import RequestError, SaysoError
+from .errors import OutcomeUnknown, RequestError, SaysoError
 from .store.schema import plans, steps
 from .turn import StepResult, StepStatus
 from .workspace import Workspace
@@ -211,6 +211,10 @@ class Executor:
             log.warning("step %s of plan %s failed: %s", item.action, plan.id, message,
                         extra={"conversation": plan.conversation})
             code = exc.code if isinstance(exc, SaysoError) else "connector_failed"
+            if isinstance(exc, OutcomeUnknown):  # sent, then cut off: neither failed nor done, and never retried
+                return ([AuditEvent("call", status=StepStatus.OUTCOME_UNKNOWN.value,
+                                    detail={**call, "note": message}, **base)], StepStatus.OUTCOME_UNKNOWN, None,
+                        message)
             return ([AuditEvent("call", status="failed", detail=call, **base),
                      AuditEvent("error", status="failed", detail={"code": code, "message": message,
                                                                   "invalid_request": isinstance(exc, RequestError)},

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from sayso import Connector, Effect, Guarantee, TurnStatus
 from sayso.connectors import SystemContext, registry
+from sayso.errors import OutcomeUnknown
 from sayso.pipeline import Request
 from sayso.store.schema import plans
 
@@ -96,6 +97,34 @@ def test_unknown_outcome_is_surfaced_not_repeated(sqlite_root: Path, monkeypatch
     assert any(r["event"] == "call" and r["status"] == "outcome_unknown" for r in rows)
     with pipeline.ws.store.read() as conn:
         assert conn.execute(select(plans.c.status)).scalar_one() == "failed"
+
+
+class CutOff(Connector):
+    """A system whose answer is lost after the write was sent (a dropped connection)."""
+
+    guarantee = Guarantee.AT_LEAST_ONCE
+    sent: list[str] = []
+
+    def execute(self, operation: str, args: dict[str, Any], *, key: str,
+                origin: dict[str, Any] | None = None) -> Effect:
+        self.sent.append(key)
+        raise OutcomeUnknown("the connection dropped after the send; it may or may not have happened")
+
+
+def test_a_write_cut_off_after_sending_is_outcome_unknown_and_never_retried(sqlite_root: Path) -> None:
+    registry.add("test.cut_off", lambda name, settings, context: CutOff())
+    toml = sqlite_root / "sayso.toml"
+    toml.write_text(toml.read_text().replace('kind = "demo.chat"', 'kind = "test.cut_off"'))
+    CutOff.sent = []
+    pipeline = pipeline_for(sqlite_root)
+    result = pipeline.do("alice", "chat.send", {"to": "carol", "text": "hello"})
+    assert result.status is TurnStatus.FAILED
+    assert result.steps[0].status.value == "outcome_unknown"
+    assert "may or may not" in (result.steps[0].error or "")
+    assert pipeline.recover() == []  # the plan is finished: nothing is retried
+    assert len(CutOff.sent) == 1
+    rows = pipeline.audit.list(action="chat.send")
+    assert any(r["event"] == "call" and r["status"] == "outcome_unknown" for r in rows)
 
 
 def test_multi_step_plan_is_confirmed_once_as_a_whole(sqlite_root: Path) -> None:

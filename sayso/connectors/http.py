@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
-from ..errors import ConfigurationError, ConnectorError, InvalidArguments, WorkspaceError
+from ..errors import ConfigurationError, ConnectorError, InvalidArguments, OutcomeUnknown, WorkspaceError
 from . import ConnectorRegistry, SystemContext
 from ._operations import (
     ORIGIN_PARAMS,
@@ -395,7 +395,8 @@ class HttpSystem(Connector):
                 unsure = " (it may or may not have taken effect: check the system before trying again)"
                 what = "timed out" if isinstance(exc, httpx.TimeoutException) else \
                     f"failed: {type(exc).__name__}: {self.redact(str(exc))}"
-                raise ConnectorError(f"{where} {what}" + (unsure if op.kind == "write" else "")) from None
+                failure = OutcomeUnknown if op.kind == "write" else ConnectorError
+                raise failure(f"{where} {what}" + (unsure if op.kind == "write" else "")) from None
             if response.status_code == 401 and self._oauth is not None and attempt == 1:
                 self._oauth.forget()  # revoked or expired early: one new token, one more try
                 continue

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from ..directory import Directory
-from ..errors import ConfigurationError, ConnectorError, InvalidArguments
+from ..errors import ConfigurationError, ConnectorError, InvalidArguments, OutcomeUnknown
 from . import ConnectorRegistry, SystemContext
 from .base import Change, Connector, Effect, Guarantee, Record
 from .provenance import why_fields
@@ -347,7 +347,7 @@ class Slack(Connector):
                 done = None
             if done is not None:
                 return done
-            raise ConnectorError(f"{exc.message}; the message may have been posted: "
+            raise OutcomeUnknown(f"{exc.message}; the message may have been posted: "
                                  f"check {params.to} before asking again") from None
         sender = why_fields(origin).get("asked_by") or "sayso"
         return _effect(key, params.to, str(posted.get("channel") or channel), str(posted["ts"]), params.text,

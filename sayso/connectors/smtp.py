@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from ..directory import Directory, Person
-from ..errors import ConfigurationError, ConnectorError, InvalidArguments
+from ..errors import ConfigurationError, ConnectorError, InvalidArguments, OutcomeUnknown
 from . import ConnectorRegistry, SystemContext
 from .base import Change, Connector, Effect, Guarantee
 from .demo._messaging import message_id
@@ -207,7 +207,8 @@ class SmtpEmail(Connector):
                                  "nothing was sent") from None
         except (smtplib.SMTPException, OSError) as exc:
             maybe = "; the message may or may not have been sent" if sending else ""
-            raise ConnectorError(f"{self._where()} failed: {type(exc).__name__}: {self._clean(exc)}{maybe}") from None
+            failure = OutcomeUnknown if sending else ConnectorError
+            raise failure(f"{self._where()} failed: {type(exc).__name__}: {self._clean(exc)}{maybe}") from None
         return refused
 
     # --- the connector interface -----------------------------------------------------

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...catalog import Tier
-from ...errors import ConfigurationError, ConnectorError
+from ...errors import ConfigurationError, ConnectorError, OutcomeUnknown
 from ..base import Connector, Effect, Guarantee, Record
 from ..provenance import why_fields
 from ._session import Session, client_for_http, client_for_stdio, explain
@@ -221,7 +221,8 @@ class McpConnector(Connector):
             return self._session.call(work)
         except MCPError as exc:
             note = unsure if exc.code in (CONNECTION_CLOSED, REQUEST_TIMEOUT) else ""
-            raise ConnectorError(f"{self.name}: MCP {what} failed: {_short(_one_line(exc.message), 500)}{note}") \
+            failure = OutcomeUnknown if note else ConnectorError
+            raise failure(f"{self.name}: MCP {what} failed: {_short(_one_line(exc.message), 500)}{note}") \
                 from None
         except TimeoutError:
             raise ConnectorError(f"{self.name}: MCP {what} got no answer within {self.settings.timeout:g}s"
