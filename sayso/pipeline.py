@@ -271,7 +271,9 @@ class Pipeline:
             return self._deny(turn, events, steps, denied or refused)  # type: ignore[arg-type]
         reads = [s for s in steps if not s.action.is_write]
         for step in reads:
-            step.records = self.ws.connector(step.action.connector).read(step.action.operation, step.args)
+            step.records = self.ws.connector(step.action.connector).read_as(
+                step.action.operation, step.args, origin={"actor": turn.person.id, "actor_name": turn.person.name,
+                                                          "conversation": turn.conversation, "turn": turn.turn})
             events.append(turn.event("call", "ok", step.action.name, connector=step.action.connector,
                                      operation=step.action.operation, request=step.args,
                                      records=[r.ref() for r in step.records]))

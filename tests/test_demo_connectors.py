@@ -304,3 +304,15 @@ def test_delete_cannot_be_undone(root: Path, systems: dict[str, Connector]) -> N
     with pytest.raises(NotImplementedError):
         crm.compensate(gone, key="k-del-undo")
     assert count(root, "crm", "accounts") == 8
+
+
+def test_chat_history_shows_channels_and_the_askers_own_messages_only(systems: dict[str, Connector]) -> None:
+    chat = systems["chat"]
+    chat.execute("send", {"to": "devi", "text": "private to devi"}, key="k-dm", origin={"actor": "carol"})
+    chat.execute("send", {"to": "#sales-east", "text": "for the team"}, key="k-ch", origin={"actor": "carol"})
+    seen = {name: {r.title for r in chat.read_as("history", {}, origin={"actor": name})}
+            for name in ("alice", "devi", "carol")}
+    assert seen["alice"] == {"for the team"}  # another person's direct message is never shown
+    assert seen["devi"] == {"private to devi", "for the team"}
+    assert seen["carol"] == {"private to devi", "for the team"}
+    assert chat.read_as("history", {"to": "devi"}, origin={"actor": "alice"}) == []

@@ -87,6 +87,11 @@ class Connector:
     def read(self, operation: str, args: dict[str, Any]) -> list[Record]:
         raise NotImplementedError(f"{self.name} has no read operation {operation!r}")
 
+    def read_as(self, operation: str, args: dict[str, Any], *, origin: dict[str, Any] | None = None) -> list[Record]:
+        """A read on behalf of the person in ``origin`` (who asks, in which conversation). Systems that show
+        each person only their own data (direct messages) override it; by default it is ``read``."""
+        return self.read(operation, args)
+
     def preview(self, operation: str, args: dict[str, Any]) -> list[Change]:
         return []
 

@@ -390,6 +390,9 @@ class Slack(Connector):
         return bool(me.bot_id and message.get("bot_id") == me.bot_id
                     or me.user_id and message.get("user") == me.user_id)
 
+    def read_as(self, operation: str, args: dict[str, Any], *, origin: dict[str, Any] | None = None) -> list[Record]:
+        return self.read(operation, args, origin=origin)
+
     def read(self, operation: str, args: dict[str, Any], *, origin: Mapping[str, Any] | None = None
              ) -> list[Record]:
         """``history``: the newest messages of a ``#channel``, or of the asker's own direct message

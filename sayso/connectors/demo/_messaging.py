@@ -85,9 +85,16 @@ def send_message(tx: Tx, p: SendMessage) -> Outcome:
 
 
 def history(tx: Tx, p: History) -> list[Record]:
-    """Messages not deleted, newest first (M-10 after M-9: ordered by length, then id)."""
-    where, params = ("deleted = 0 AND \"to\" = ?", [p.to]) if p.to else ("deleted = 0", [])
-    return tx.records(MESSAGE, where, params, order="length(id) DESC, id DESC", limit=p.limit)
+    """Messages not deleted, newest first (M-10 after M-9: ordered by length, then id). A person sees
+    channels and their own direct messages (sent or received), never other people's."""
+    where, params = ["deleted = 0"], []
+    if p.to:
+        where.append('"to" = ?')
+        params.append(p.to)
+    if tx.actor is not None:
+        where.append("(\"to\" LIKE '#%' OR \"to\" = ? OR sender = ?)")
+        params += [tx.actor, tx.actor]
+    return tx.records(MESSAGE, " AND ".join(where), params, order="length(id) DESC, id DESC", limit=p.limit)
 
 
 def message_id(key: str) -> str:

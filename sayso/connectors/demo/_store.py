@@ -572,9 +572,12 @@ class DemoSystem(Connector):
             return _close(tx, table, needle, tokens, limit)
 
     def read(self, operation: str, args: dict[str, Any]) -> list[Record]:
+        return self.read_as(operation, args)
+
+    def read_as(self, operation: str, args: dict[str, Any], *, origin: dict[str, Any] | None = None) -> list[Record]:
         op = self._operation(self.reads, operation)
         with self._session():
-            return op(self._tx(), operation, args)
+            return op(self._tx(origin), operation, args)
 
     def preview(self, operation: str, args: dict[str, Any]) -> list[Change]:
         """The changes ``execute`` would make now: the same code, in a transaction rolled back."""
