@@ -842,6 +842,8 @@ def serve(
     now: NowOpt = None,
     interpreter: InterpreterOpt = None,
     model: ModelOpt = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes on one socket "
+                                         "(see docs/serve.md)")] = 1,
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI at /openapi.json) and the web page (/) for a workspace."""
     try:
@@ -854,6 +856,16 @@ def serve(
     ws = _open(workspace)
     root = ws.root
     ws.close()
+    if workers > 1:
+        from .serve import workers as pool
+
+        try:
+            pool.check(root, interpreter, model)
+        except SaysoError as exc:
+            _fail(exc, False)
+        err.print(f"sayso serving {escape(str(root))} on http://{host}:{port}, {workers} workers (API docs at /docs)")
+        pool.run(root, host=host, port=port, workers=workers, now=now, interpreter=interpreter, model=model)
+        return
     try:
         engine = _interpreter(Workspace.load(root), interpreter, model) if (interpreter or model) else None
         application = create_app(root, now=now, interpreter=engine)

@@ -28,7 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,13 +36,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..clock import Clock, zone
 from ..conversation import Chat
 from ..directory import Person
-from ..errors import IdempotencyConflict, InputTooLarge, RateLimited, SaysoError, UnknownConversation, http_status
+from ..errors import IdempotencyConflict, InputTooLarge, SaysoError, UnknownConversation, http_status
 from ..interpreter import Interpreter, registry
 from ..pipeline import Pipeline
 from ..store import schema
 from ..turn import TurnResult, TurnStatus
 from ..workspace import Workspace
 from .auth import Authenticator
+from .limits import FILE_NAME as LIMITS_FILE
+from .limits import Buckets
 
 __all__ = ["create_app"]
 
@@ -89,27 +91,12 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-class _Buckets:
-    """Per-person token buckets: ``rate`` requests a minute, a burst of a tenth of that."""
-
-    def __init__(self, rate: int) -> None:
-        self.rate = max(rate, 1) / 60.0
-        self.burst = max(rate // 10, 10)
-        self.state: dict[str, tuple[float, float]] = {}
-        self.lock = threading.Lock()
-
-    def take(self, who: str) -> None:
-        now = time.monotonic()
-        with self.lock:
-            level, then = self.state.get(who, (float(self.burst), now))
-            level = min(float(self.burst), level + (now - then) * self.rate)
-            if level < 1.0:
-                raise RateLimited("too many requests; slow down and retry in a moment")
-            self.state[who] = (level - 1.0, now)
-
-
 class _Events:
-    """Progress of turns, by conversation, for server-sent events (in this process)."""
+    """Progress of turns, by conversation, for server-sent events, in this process.
+
+    Listeners also read each finished turn from the conversation's messages (``Service.done_since``), so a
+    turn another process ran reaches them too (its ``done``, without the stages before it).
+    """
 
     def __init__(self) -> None:
         self.listeners: dict[str, list[queue.Queue[dict[str, Any] | None]]] = defaultdict(list)
@@ -149,7 +136,7 @@ class Service:
         settings = self.ws.settings.interpreter.model_dump()
         self.interpreter = interpreter or registry.create(str(settings.get("name", "offline")), settings)
         self.auth = Authenticator(self.ws, self.clock(None))
-        self.buckets = _Buckets(self.ws.settings.serve.rate_per_minute)
+        self.buckets = Buckets(self.ws.settings.serve.rate_per_minute, self.ws.root / LIMITS_FILE)
         self.events = _Events()
         self._chats: dict[str | None, Chat] = {}
         self._owners: dict[str, str] = {}
@@ -171,6 +158,25 @@ class Service:
             chat = Chat(Pipeline(self.ws, self.clock(person), channel="api"), self.interpreter)
             self._chats.setdefault(person.timezone, chat)
         return chat
+
+    def done_since(self, conversation: str, after: int) -> tuple[int, list[dict[str, Any]]]:
+        """The ``done`` events of the conversation's turns saved after message ``after`` (by any process), and
+        the newest message id read."""
+        with self.ws.store.read() as conn:
+            rows = conn.execute(_SAID_SINCE, {"b_conversation": conversation, "b_after": after}).all()
+        done = []
+        for row in rows:
+            after = max(after, row.id)
+            data = row.data if isinstance(row.data, dict) else {}
+            if row.status == TurnStatus.ERROR.value and "status" not in data:  # a request error: the error itself
+                error = _public({"code": str(data.get("code", "error")), "message": row.text})
+                data = {"status": row.status, "reply": error["message"], "steps": [], "error": error}
+            done.append({"stage": "done", "turn": {**data, "conversation": conversation, "turn": row.turn}})
+        return after, done
+
+    def newest_message(self, conversation: str) -> int:
+        with self.ws.store.read() as conn:
+            return int(conn.execute(_NEWEST, {"b_conversation": conversation}).scalar() or 0)
 
     def check_owner(self, conversation: str, person: Person) -> None:
         """404 unless ``conversation`` is the caller's. A conversation never changes hands and is never
@@ -195,6 +201,13 @@ class Service:
 
 _OWNER = select(schema.conversations.c.user_id).where(schema.conversations.c.id == bindparam("b_id"))
 _OWNERS_KEPT = 100_000
+_messages = schema.messages
+_SAID_SINCE = (select(_messages.c.id, _messages.c.turn, _messages.c.text, _messages.c.status, _messages.c.data)
+               .where(_messages.c.conversation == bindparam("b_conversation"), _messages.c.id > bindparam("b_after"),
+                      _messages.c.role == "sayso").order_by(_messages.c.id))
+_NEWEST = select(func.max(_messages.c.id)).where(_messages.c.conversation == bindparam("b_conversation"))
+_POLL_SECONDS = 0.25  # how often an event stream looks for turns another process saved
+_KEEP_ALIVE_SECONDS = 15.0
 
 
 def _public(error: dict[str, str]) -> dict[str, str]:
@@ -289,6 +302,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         stop = _run_instructions(service)
         yield
         stop()
+        service.buckets.close()
         service.ws.close()
 
     app = FastAPI(title="sayso", version="1", summary="Say it, and it is done, safely.", lifespan=lifespan,
@@ -451,22 +465,41 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         """Server-sent events: each turn's progress (interpreting, grounding, checking, awaiting_confirmation,
         executing, done with the turn JSON). The stream ends after ``timeout`` seconds."""
         person = service.caller(authorization)
-        service.chat(person).conversations.get(conversation, person.id)
+        service.check_owner(conversation, person)
         listener = service.events.subscribe(conversation)
+        after = service.newest_message(conversation)
 
         def stream() -> Iterator[str]:
-            end = time.monotonic() + timeout
+            nonlocal after
+            told: set[str] = set()  # turns whose done was sent: each once, whichever way it came
+            now = time.monotonic()
+            end, poll, quiet = now + timeout, now + _POLL_SECONDS, now + _KEEP_ALIVE_SECONDS
             try:
                 yield ": connected\n\n"
-                while time.monotonic() < end:
+                while now < end:
+                    items: list[dict[str, Any]] = []
                     try:
-                        item = listener.get(timeout=min(15.0, max(end - time.monotonic(), 0.1)))
+                        item = listener.get(timeout=max(min(poll, end) - now, 0.01))
+                        if item is None:
+                            break
+                        items.append(item)
                     except queue.Empty:
+                        pass
+                    now = time.monotonic()
+                    if now >= poll:  # turns run by other processes (workers), from the conversation's messages
+                        after, done = service.done_since(conversation, after)
+                        items += done
+                        poll = now + _POLL_SECONDS
+                    for item in items:
+                        turn = str(item["turn"].get("turn")) if item["stage"] == "done" else ""
+                        if turn and turn in told:
+                            continue
+                        told.add(turn)
+                        quiet = now + _KEEP_ALIVE_SECONDS
+                        yield f"event: {item['stage']}\ndata: {json.dumps(item, default=str)}\n\n"
+                    if now >= quiet:
+                        quiet = now + _KEEP_ALIVE_SECONDS
                         yield ": keep-alive\n\n"
-                        continue
-                    if item is None:
-                        break
-                    yield f"event: {item['stage']}\ndata: {json.dumps(item, default=str)}\n\n"
             finally:
                 service.events.unsubscribe(conversation, listener)
 

@@ -5,10 +5,19 @@ upgraded with Alembic on first use. Writes run in short transactions; on
 SQLite each one takes the write lock up front (``BEGIN IMMEDIATE``) so two
 processes never deadlock upgrading a read lock, and on PostgreSQL the audit
 chain's head row is locked ``FOR UPDATE`` so appends stay in order.
+
+SQLite writers queue before ``BEGIN IMMEDIATE``: the threads of a process on a
+lock, and processes (``sayso serve --workers N``, the CLI beside a server) on
+an ``flock`` of ``<database>-writer``, so a writer waits for the one before it
+and is woken when it finishes, instead of polling in SQLite's busy handler
+(whose sleeps of up to 100 ms, in no order, made an unlucky writer wait seconds
+under load).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,9 +108,12 @@ class SQLiteStore(Store):
 
     def __init__(self, url: str) -> None:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        # Writers in this process queue on a lock rather than on SQLite's busy handler, whose backoff sleeps
-        # (up to 100 ms each, in no order) make an unlucky writer wait seconds under load.
+        # Writers queue on locks rather than on SQLite's busy handler (see the module's docstring).
         self._writers = threading.RLock()
+        self._depth = 0  # nested write() calls of the thread holding _writers
+        database = engine.url.database
+        self._lock_path = f"{database}-writer" if database and database != ":memory:" else None
+        self._lock_fd: int | None = None
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -121,8 +133,38 @@ class SQLiteStore(Store):
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self._writers, super().write() as conn:
-            yield conn
+        with self._writers:
+            outermost = self._depth == 0
+            self._depth += 1
+            try:
+                if outermost:
+                    self._lock_other_processes()
+                try:
+                    with super().write() as conn:
+                        yield conn
+                finally:
+                    if outermost and self._lock_fd is not None:
+                        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            finally:
+                self._depth -= 1
+
+    def _lock_other_processes(self) -> None:
+        if self._lock_path is None:
+            return
+        if self._lock_fd is None:
+            try:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:  # e.g. a read-only folder: SQLite's busy handler still orders the writers
+                self._lock_path = None
+                return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def dispose(self) -> None:
+        super().dispose()
+        with self._writers:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
 
 class PostgresStore(Store):
