@@ -237,7 +237,10 @@ class Chat:
             context = self._context(state, turn.person)
             seen = {(r.type, r.id) for r in records}
             context.focus = [_item(r) for r in records] + [f for f in context.focus if (f.type, f.id) not in seen]
-            return self.interpreter.interpret(words, context, self.ws.catalog, turn.person)
+            found = self.interpreter.interpret(words, context, self.ws.catalog, turn.person)
+            first = found.steps[0].action if found.steps else None
+            turn.prelude.append(turn.event("interpretation", found.kind, first, words=words, **found.audit()))
+            return found
 
         result = self.standing.handle(turn, text, focus, interpret, state.instruction)
         if result is not None:

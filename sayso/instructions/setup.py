@@ -86,9 +86,9 @@ class Standing:
         try:
             return self._create(turn, person, split, text, focus, interpret)
         except _Denied as exc:
-            self.pipeline.audit.record([turn.event("turn", "received", request=turn.request), *turn.prelude,
-                                        turn.event("instruction", "refused", None, rule=exc.rule, reason=exc.message),
-                                        turn.event("turn", TurnStatus.DENIED.value)])
+            self.pipeline.close(turn, [turn.event("turn", "received", request=turn.request), *turn.prelude,
+                                       turn.event("instruction", "refused", None, rule=exc.rule, reason=exc.message),
+                                       turn.event("turn", TurnStatus.DENIED.value)])
             return TurnResult(status=TurnStatus.DENIED, reply=exc.message, rule=exc.rule)
 
     # --- creation --------------------------------------------------------------------------------------------
@@ -328,7 +328,7 @@ class Standing:
                               [f"- {i.id}: {i.summary} (you said \"{i.words}\")" for i in active])
         events = [turn.event("turn", "received", request=turn.request), *turn.prelude,
                   turn.event("turn", TurnStatus.ANSWERED.value)]
-        self.pipeline.audit.record(events)
+        self.pipeline.close(turn, events)
         step = StepResult(action="instructions.list", args={}, risk="none", status=StepStatus.EXECUTED,
                           records=[i.brief() for i in active])
         return TurnResult(status=TurnStatus.ANSWERED, reply=reply, steps=[step])
@@ -407,7 +407,7 @@ class Standing:
             turn.event("instruction", what, item.action, instruction=item.id, kind=item.kind, words=item.words,
                        summary=item.summary, trigger=item.trigger, args=item.args, next_due=item.next_due),
             turn.event("turn", status.value)]
-        self.pipeline.audit.record(events)
+        self.pipeline.close(turn, events)
         action = {"created": "instructions.create", "cancelled": "instructions.cancel",
                   "changed": "instructions.change"}[what]
         step = StepResult(action=action, args={}, risk="none", status=StepStatus.EXECUTED,
