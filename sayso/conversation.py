@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from .catalog import Tier
 from .clock import Clock
@@ -41,6 +41,12 @@ __all__ = ["Chat", "ConversationState", "Conversations", "Pending"]
 
 _FOCUS_SIZE = 10
 _LIST_SIZE = 50
+# Built once: each turn only binds values (building statements with .values() cost more than running them).
+_conversations, _messages = schema.conversations, schema.messages
+_LOAD = select(_conversations.c.user_id, _conversations.c.state).where(_conversations.c.id == bindparam("b_id"))
+_SAVE_STATE = update(_conversations).where(_conversations.c.id == bindparam("b_id")).values(
+    state=bindparam("b_state"), updated_at=bindparam("b_at"))
+_ADD_MESSAGES = insert(_messages)
 
 
 class Pending(BaseModel):
@@ -94,8 +100,7 @@ class Conversations:
         """The state of ``user``'s conversation; None when there is none by that id; another person's
         conversation raises, with the same message as a missing one."""
         with self.store.read() as conn:
-            row = conn.execute(select(schema.conversations.c.user_id, schema.conversations.c.state)
-                               .where(schema.conversations.c.id == conversation)).first()
+            row = conn.execute(_LOAD, {"b_id": conversation}).first()
         if row is None:
             return None
         if row.user_id != user:
@@ -115,10 +120,10 @@ class Conversations:
         with self.store.write() as conn:
             if turn is not None:
                 turn.flush(conn)
-            conn.execute(update(schema.conversations).where(schema.conversations.c.id == conversation)
-                         .values(state=state.model_dump(mode="json"), updated_at=now))
-            for message in messages:
-                conn.execute(insert(schema.messages).values(conversation=conversation, at=now, **message))
+            conn.execute(_SAVE_STATE, {"b_id": conversation, "b_state": state.model_dump(mode="json"), "b_at": now})
+            if messages:
+                conn.execute(_ADD_MESSAGES, [{"status": None, "data": None, **message, "conversation": conversation,
+                                              "at": now} for message in messages])
 
     def messages(self, conversation: str, user: str, limit: int = 200) -> list[dict[str, Any]]:
         self.get(conversation, user)
