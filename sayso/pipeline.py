@@ -184,9 +184,9 @@ class Pipeline:
     # --- the turn ----------------------------------------------------------------
 
     def turn(self, user: str, conversation: str | None, request: Any,
-             body: Callable[[Turn], TurnResult]) -> TurnResult:
+             body: Callable[[Turn], TurnResult], *, turn_id: str | None = None) -> TurnResult:
         """Run ``body`` as one audited turn of ``user`` (the conversation layer's entry point)."""
-        return self._guarded(user, conversation, request, body)
+        return self._guarded(user, conversation, request, body, turn_id=turn_id)
 
     def confirm_in(self, turn: Turn, confirmation_id: str) -> TurnResult:
         return self._confirm(turn, confirmation_id)

@@ -15,7 +15,7 @@ import yaml
 from sayso import Workspace
 from sayso.clock import parse_time
 from sayso.conversation import Chat
-from sayso.instructions import InstructionBook, Runner
+from sayso.instructions import Instruction, InstructionBook, Runner
 from sayso.instructions.triggers import parse_condition, parse_schedule, parse_when, split_trigger
 
 from .conftest import _OPEN, NOW, pipeline_for, sayso, sayso_json
@@ -312,3 +312,21 @@ def test_schedules_conditions_and_times() -> None:
         parse_schedule("on the 32nd", "UTC")
     runner_due = Runner  # the runner is importable from the package
     assert runner_due.__name__ == "Runner"
+
+
+def test_a_model_proposed_write_is_confirmed_when_it_fires(sqlite_root: Path) -> None:
+    """A standing instruction a model interpreted keeps the chat's rule: its writes from medium risk up are
+    confirmed by the person, at firing time."""
+    ws = Workspace.load(sqlite_root)
+    _OPEN.append(ws)
+    at = parse_time("2026-11-26T09:00", "America/New_York")
+    item = Instruction(
+        id="in_model000001", owner="alice", conversation="c_model", kind="at", words="tomorrow at 9, move D-101 on",
+        summary="move D-101 to negotiation", trigger={"at": at.isoformat(), "confirm_from": "medium"},
+        action="crm.update_deal", args={"deal": "D-101", "stage": "negotiation"}, next_due=at.isoformat(),
+        created_at="2026-11-25T09:00:00-05:00", updated_at="2026-11-25T09:00:00-05:00")
+    InstructionBook(ws.store).add(item)
+    fired = tick(sqlite_root, "2026-11-26T14:05")["fired"]
+    assert [f["status"] for f in fired] == ["needs_confirmation"]
+    assert rows(sqlite_root, "crm", "select stage from deals where id = 'D-101'") == [("proposal",)]
+    assert len(messages_to(sqlite_root, "alice")) == 1  # told, with the confirmation to give

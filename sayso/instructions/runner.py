@@ -21,12 +21,13 @@ from typing import Any
 from sqlalchemy import and_, select
 
 from ..audit import AuditEvent
+from ..catalog import Tier
 from ..clock import Clock, zone
 from ..connectors.provenance import stable_id
 from ..directory import Person
 from ..errors import SaysoError
 from ..notify import notification
-from ..pipeline import Pipeline
+from ..pipeline import Pipeline, Request, Turn
 from ..store.schema import plans, steps
 from ..turn import TurnResult, TurnStatus
 from ..workspace import Workspace
@@ -239,6 +240,15 @@ class Runner:
         if row is not None:
             status = TurnStatus.EXECUTED if row.status == "done" else TurnStatus.FAILED
             return TurnResult(status=status, reply=f"already {row.status} before a restart", turn=turn)
+        confirm_from = item.trigger.get("confirm_from")
+        if confirm_from and action == item.action:  # a model proposed it: confirmed when it fires, as in a chat
+
+            def body(t: Turn) -> TurnResult:
+                t.confirm_from = Tier(confirm_from)
+                return pipeline.run_plan(t, [Request(action, args)])
+
+            return pipeline.turn(user, item.conversation, {"action": action, "args": args, "text": item.words},
+                                 body, turn_id=turn)
         return pipeline.do(user, action, args, conversation=item.conversation, said=item.words, turn_id=turn)
 
     def _tell(self, pipeline: Pipeline, item: Instruction, person: Person, key: str, text: str) -> None:

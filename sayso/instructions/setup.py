@@ -253,6 +253,9 @@ class Standing:
         send = _SEND_ME.match(words)
         records = watched + focus.records
         found = interpret(f"show {send['what']}" if send else words, records)
+        if found.trust != "person":  # a model's proposal: its writes are confirmed when it fires, as in a chat
+            trigger["confirm_from"] = "low" if found.trust == "untrusted" else str(
+                getattr(self.ws.settings.interpreter, "confirm_model_writes", "medium"))
         if found.kind == "question" and found.steps and found.param:
             step = found.steps[0]
             action = self.ws.catalog.get(step.action)
