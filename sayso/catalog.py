@@ -15,6 +15,7 @@ person) and ``x-recipient`` (a person or a ``#channel``).
 from __future__ import annotations
 
 import importlib
+import json
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -148,15 +149,21 @@ class Action:
     undo: bool = False
     prepare: Callable[[BaseModel], dict[str, Any]] | None = None
     source: str = ""
+    _schema: str = field(default="", init=False, repr=False, compare=False)  # the JSON Schema, made once
 
     @property
     def is_write(self) -> bool:
         return self.kind == "write"
 
     def json_schema(self) -> dict[str, Any]:
-        schema = self.params.model_json_schema()
-        schema.pop("title", None)
-        return schema
+        """The parameters' JSON Schema, a fresh copy each call (pydantic builds it once: a write turn asks
+        for it several times, and building it cost more than the turn's policy decision)."""
+        if not self._schema:
+            schema = self.params.model_json_schema()
+            schema.pop("title", None)
+            self._schema = json.dumps(schema)
+        result: dict[str, Any] = json.loads(self._schema)
+        return result
 
     def validate(self, args: dict[str, Any]) -> BaseModel:
         if not isinstance(args, dict):
