@@ -15,7 +15,6 @@ See docs/connectors/caldav.md.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -23,12 +22,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..clock import zone
 from ..directory import Directory
 from ..errors import ConfigurationError, ConnectorError, InvalidArguments, SaysoError
 from . import ConnectorRegistry, SystemContext
+from ._common import Settings, is_loopback, parse_args, require_extra, short
 from .base import Change, Connector, Effect, Guarantee, Record
 from .provenance import stable_id, why_fields, why_text
 
@@ -69,19 +69,6 @@ _WRITES: dict[str, type[_Params]] = {"remind": Remind, "schedule_meeting": Sched
 def _uid(key: str) -> str:
     """The event UID for an idempotency key: the same key, the same event."""
     return f"{stable_id(key)}@sayso"
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _short(text: str, size: int = 60) -> str:
-    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 class CalDAVCalendar(Connector):
@@ -145,7 +132,7 @@ class CalDAVCalendar(Connector):
         text = " ".join(str(exc).split())
         if self._password:
             text = text.replace(self._password, "[redacted]")
-        return _short(text, 300)
+        return short(text, 300)
 
     def _collection(self) -> Any:
         """The calendar, found once: by URL path, by display name, or the account's first one."""
@@ -218,11 +205,7 @@ class CalDAVCalendar(Connector):
         """The iCalendar text of the event a step creates."""
         import icalendar
 
-        try:
-            params = _WRITES[operation].model_validate(args)
-        except ValidationError as exc:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'args'}: {e['msg']}" for e in exc.errors())
-            raise InvalidArguments(f"calendar.{operation}: {problem}") from None
+        params = parse_args(_WRITES[operation], args, f"calendar.{operation}")
         actor = str(origin.get("actor")) if origin and origin.get("actor") else None
         event = icalendar.Event()
         event.add("uid", _uid(key))
@@ -322,7 +305,7 @@ class CalDAVCalendar(Connector):
         attrs = self._attrs(event)
         title = attrs.get("title", "")
         if attrs.get("kind") == "reminder":
-            summary = f"reminder for {attrs.get('owner')} at {attrs.get('start')}: {_short(title)!r}"
+            summary = f"reminder for {attrs.get('owner')} at {attrs.get('start')}: {short(title)!r}"
         else:
             summary = f"scheduled {title!r} at {attrs.get('start')} with {', '.join(attrs.get('attendees', []))}"
         change = Change(record_type="Event", record_id=uid, title=title, after=attrs, version=1)
@@ -421,59 +404,31 @@ class CalDAVCalendar(Connector):
                 self._calendar = None
 
 
-def _text_setting(name: str, settings: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
-    value = settings.get(key)
-    if value is None:
-        if required:
-            raise ConfigurationError(f"system {name!r}: the caldav connector needs {key} = \"...\"")
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"system {name!r}: {key} must be a non-empty string")
-    return value.strip()
-
-
 def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> CalDAVCalendar:
-    try:
-        import caldav  # noqa: F401
-        import icalendar  # noqa: F401
-    except ImportError:
-        raise ConfigurationError(
-            f"system {name!r}: the caldav connector needs the caldav package: pip install \"sayso[caldav]\""
-        ) from None
-    unknown = sorted(set(settings) - _SETTINGS)
-    if unknown:
-        raise ConfigurationError(
-            f"system {name!r}: unknown caldav setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_SETTINGS))})"
-        )
-    url = _text_setting(name, settings, "url", required=True)
-    assert url is not None
+    require_extra(name, "caldav", "the caldav package", "caldav", "icalendar")
+    read = Settings(name, settings, kind="caldav")
+    read.refuse_unknown(_SETTINGS)
+    url = read.required_text("url")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"system {name!r}: url must be an http:// or https:// URL, not {url!r}")
+        raise read.error(f"url must be an http:// or https:// URL, not {url!r}")
     if parts.username or parts.password:
-        raise ConfigurationError(
-            f"system {name!r}: put no credentials in url; use username and password_secret"
-        )
-    username = _text_setting(name, settings, "username")
-    secret_name = _text_setting(name, settings, "password_secret")
+        raise read.error("put no credentials in url; use username and password_secret")
+    username = read.text("username")
+    secret_name = read.text("password_secret")
     if secret_name and not username:
-        raise ConfigurationError(f"system {name!r}: password_secret needs a username")
+        raise read.error("password_secret needs a username")
     password = context.secret(secret_name) if secret_name else None
-    if password and parts.scheme == "http" and not _loopback(parts.hostname):
-        raise ConfigurationError(
-            f"system {name!r}: refusing to send a password over plain http to {parts.hostname}; use https"
-        )
-    timezone = _text_setting(name, settings, "timezone") or "UTC"
+    if password and parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise read.error(f"refusing to send a password over plain http to {parts.hostname}; use https")
+    timezone = read.text("timezone") or "UTC"
     try:
         zone(timezone)
     except InvalidArguments:
-        raise ConfigurationError(f"system {name!r}: unknown time zone {timezone!r}") from None
-    timeout = settings.get("timeout", 30)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigurationError(f"system {name!r}: timeout must be a positive number of seconds")
+        raise read.error(f"unknown time zone {timezone!r}") from None
     return CalDAVCalendar(
         name, url=url, directory=context.directory, username=username, password=password,
-        calendar=_text_setting(name, settings, "calendar"), timezone=timezone, timeout=float(timeout),
+        calendar=read.text("calendar"), timezone=timezone, timeout=read.seconds(),
     )
 
 

@@ -22,14 +22,15 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from rapidfuzz import fuzz
 
 from ..directory import Directory
 from ..errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownRecord, UnknownUser
 from . import ConnectorRegistry, SystemContext
+from ._common import Settings, parse_args, require_extra, short
 from .base import Change, Connector, Effect, Guarantee, Record
 from .provenance import stable_id, why_fields, why_text
 
@@ -59,9 +60,6 @@ _NOISE = frozenset({"the", "a", "an", "ticket", "tickets", "issue"})
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-_P = TypeVar("_P", bound=_Params)
 
 
 class CreateTicket(_Params):
@@ -376,10 +374,10 @@ class Jira(Connector):
 
     def read(self, operation: str, args: dict[str, Any]) -> list[Record]:
         if operation == "get":
-            p = _parse(GetTicket, args, self.name, operation)
+            p = parse_args(GetTicket, args, f"{self.name}.{operation}")
             return [self._record(self._issue(p.ticket.upper(), comments=True))]
         if operation == "find":
-            return self._find(_parse(FindTickets, args, self.name, operation))
+            return self._find(parse_args(FindTickets, args, f"{self.name}.{operation}"))
         raise InvalidArguments(f"{self.name} has no read operation {operation!r} (it has: find, get)")
 
     def _find(self, p: FindTickets) -> list[Record]:
@@ -403,17 +401,17 @@ class Jira(Connector):
 
     def preview(self, operation: str, args: dict[str, Any]) -> list[Change]:
         if operation == "update":
-            p = _parse(UpdateTicket, args, self.name, operation)
+            p = parse_args(UpdateTicket, args, f"{self.name}.{operation}")
             record = self._record(self._issue(p.ticket.upper()))
             before, after = self._differences(record, p.model_dump(include=set(_UPDATABLE), exclude_none=True))
             return [Change(record_type="Ticket", record_id=record.id, title=record.title, before=before,
                            after=after, version=record.version)] if after else []
         if operation == "create":
-            new = _parse(CreateTicket, args, self.name, operation)
+            new = parse_args(CreateTicket, args, f"{self.name}.{operation}")
             after = new.model_dump(mode="json", exclude_none=True)
             return [Change(record_type="Ticket", record_id="(new)", title=new.title, after=after)]
         if operation == "comment":
-            c = _parse(CommentTicket, args, self.name, operation)
+            c = parse_args(CommentTicket, args, f"{self.name}.{operation}")
             return [Change(record_type="Comment", record_id="(new)", title=c.text, after=c.model_dump())]
         raise InvalidArguments(f"{self.name} has no write operation {operation!r}")
 
@@ -421,15 +419,15 @@ class Jira(Connector):
         self, operation: str, args: dict[str, Any], *, key: str, origin: dict[str, Any] | None = None
     ) -> Effect:
         if operation == "create":
-            return self._create(_parse(CreateTicket, args, self.name, operation), key, origin)
+            return self._create(parse_args(CreateTicket, args, f"{self.name}.{operation}"), key, origin)
         if operation == "update":
-            p = _parse(UpdateTicket, args, self.name, operation)
+            p = parse_args(UpdateTicket, args, f"{self.name}.{operation}")
             if p.status is None and p.priority is None and p.assignee is None:
                 raise InvalidArguments("update: give a status, a priority or an assignee")
             wanted = p.model_dump(include=set(_UPDATABLE), exclude_none=True)
             return self._update(p.ticket.upper(), wanted, key, "update")
         if operation == "comment":
-            return self._comment(_parse(CommentTicket, args, self.name, operation), key, origin)
+            return self._comment(parse_args(CommentTicket, args, f"{self.name}.{operation}"), key, origin)
         raise InvalidArguments(f"{self.name} has no write operation {operation!r} (it has: comment, create, update)")
 
     def _links(self, related: list[str]) -> dict[str, str]:
@@ -561,9 +559,8 @@ class Jira(Connector):
     def _commented_effect(self, ticket: str, comment: Mapping[str, Any], key: str, text: str | None = None) -> Effect:
         text = text if text is not None else _paragraphs(adf_text(comment.get("body")))[0]
         after = {"ticket": ticket, "text": text, "author": self._person(comment.get("author"))}
-        shown = text if len(text) <= 60 else text[:59] + "…"
         return Effect(key=key, operation="comment", result={"id": str(comment.get("id")), "ticket": ticket},
-                      summary=f"commented on {ticket}: {shown!r}",
+                      summary=f"commented on {ticket}: {short(text)!r}",
                       changes=[Change(record_type="Comment", record_id=str(comment.get("id")), title=text,
                                       after=after)])
 
@@ -657,19 +654,11 @@ def _explain(response: httpx.Response) -> str:
     return "; ".join(parts) or response.reason_phrase or "no details"
 
 
-def _parse(model: type[_P], args: Mapping[str, Any], system: str, operation: str) -> _P:
-    try:
-        return model.model_validate(dict(args))
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'args'}: {e['msg']}" for e in exc.errors())
-        raise InvalidArguments(f"{system}.{operation}: {problems}") from None
-
-
 def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> Jira:
-    try:
-        import httpx
-    except ImportError:
-        raise ConfigurationError(f"system {name!r} (jira) needs httpx: pip install \"sayso[jira]\"") from None
+    require_extra(name, "jira", "httpx", "httpx")
+    import httpx
+
+    read = Settings(name, settings, kind="jira")
     missing = [s for s in ("site", "email", "token_secret") if not settings.get(s)]
     if missing:
         raise ConfigurationError(f"system {name!r} (jira) needs {', '.join(missing)} in sayso.toml")
@@ -686,11 +675,11 @@ def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> J
                           headers={"Accept": "application/json"}, timeout=float(settings.get("timeout", 30)))
     return Jira(
         name, client, context.directory, secret=token,
-        projects={str(k): str(v) for k, v in dict(settings.get("projects") or {}).items()},
+        projects=read.names("projects"),
         issue_type=str(settings.get("issue_type", "Task")),
-        statuses={str(k): str(v) for k, v in dict(settings.get("statuses") or {}).items()},
-        priorities={str(k): str(v) for k, v in dict(settings.get("priorities") or {}).items()},
-        accounts={str(k): str(v) for k, v in dict(settings.get("accounts") or {}).items()},
+        statuses=read.names("statuses"),
+        priorities=read.names("priorities"),
+        accounts=read.names("accounts"),
         undo_create="delete" if undo == "delete" else "transition",
         record_url=str(settings["record_url"]) if settings.get("record_url") else None,
         lookup_wait_seconds=float(settings.get("lookup_wait_seconds", 5.0)),

@@ -19,14 +19,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from rapidfuzz import fuzz
 
 from ..directory import Directory
 from ..errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownRecord, UnknownUser
 from . import ConnectorRegistry, SystemContext
+from ._common import Settings, parse_args, require_extra, short
 from .base import Change, Connector, Effect, Guarantee, Record
 from .provenance import stable_id, why_text
 
@@ -53,7 +54,6 @@ _PREFIXES = {"006": "Deal", "001": "Account", "003": "Contact"}
 _ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _NOISE = {"the", "a", "an"}
 _NOTE_PREFIX = "Note: "
-_P = TypeVar("_P", bound="_Params")
 
 
 class _Params(BaseModel):
@@ -117,10 +117,6 @@ def _like(word: str) -> str:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[^\W_]+", text.lower())
-
-
-def _short(text: str, size: int = 60) -> str:
-    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 def _version(stamp: Any) -> int:
@@ -323,9 +319,9 @@ class Salesforce(Connector):
 
     def read(self, operation: str, args: dict[str, Any]) -> list[Record]:
         if operation == "find_deals":
-            return self._find_deals(_parse(FindDeals, args, self.name, operation))
+            return self._find_deals(parse_args(FindDeals, args, f"{self.name}.{operation}"))
         if operation == "get":
-            p = _parse(GetRecord, args, self.name, operation)
+            p = parse_args(GetRecord, args, f"{self.name}.{operation}")
             record_type, row = self._typed(p.record, ("Deal", "Account", "Contact"))
             record = self._record(record_type, row)
             if record_type == "Account":
@@ -358,10 +354,10 @@ class Salesforce(Connector):
             plan = self._plan(operation, args)
             return [plan.change] if plan.change.after else []
         if operation == "log_note":
-            note = _parse(LogNote, args, self.name, operation)
+            note = parse_args(LogNote, args, f"{self.name}.{operation}")
             return [Change(record_type="Note", record_id="(new)", title=note.text, after=note.model_dump())]
         if operation == "create_task":
-            task = _parse(CreateTask, args, self.name, operation)
+            task = parse_args(CreateTask, args, f"{self.name}.{operation}")
             return [Change(record_type="Task", record_id="(new)", title=task.subject,
                            after=task.model_dump(mode="json", exclude_none=True))]
         raise InvalidArguments(f"{self.name} has no write operation {operation!r}")
@@ -372,17 +368,17 @@ class Salesforce(Connector):
         if operation in ("update_deal", "close_deal", "reassign_account"):
             return self._apply(self._plan(operation, args), key, operation)
         if operation == "log_note":
-            p = _parse(LogNote, args, self.name, operation)
+            p = parse_args(LogNote, args, f"{self.name}.{operation}")
             return self._note(p, key, origin)
         if operation == "create_task":
-            return self._task(_parse(CreateTask, args, self.name, operation), key, origin)
+            return self._task(parse_args(CreateTask, args, f"{self.name}.{operation}"), key, origin)
         known = "close_deal, create_task, log_note, reassign_account, update_deal"
         raise InvalidArguments(f"{self.name} has no write operation {operation!r} (it has: {known})")
 
     def _plan(self, operation: str, args: Mapping[str, Any]) -> _Plan:
         """What an update would change, as sayso values (``change``) and Salesforce fields (``fields``)."""
         if operation == "reassign_account":
-            r = _parse(ReassignAccount, args, self.name, operation)
+            r = parse_args(ReassignAccount, args, f"{self.name}.{operation}")
             self._directory.get(r.new_owner)
             row = self._row("Account", r.account)
             if row is None:
@@ -391,13 +387,13 @@ class Salesforce(Connector):
             wanted: dict[str, Any] = {"owner": r.new_owner}
             return self._planned("Account", record, row, wanted)
         if operation == "update_deal":
-            u = _parse(UpdateDeal, args, self.name, operation)
+            u = parse_args(UpdateDeal, args, f"{self.name}.{operation}")
             wanted = u.model_dump(mode="json", include={"stage", "amount", "close_date"}, exclude_none=True)
             if not wanted:
                 raise InvalidArguments("update_deal: give a stage, an amount or a close date")
             row = self._deal(u.deal)
             return self._planned("Deal", self._record("Deal", row), row, wanted)
-        c = _parse(CloseDeal, args, self.name, operation)
+        c = parse_args(CloseDeal, args, f"{self.name}.{operation}")
         row = self._deal(c.deal)
         record = self._record("Deal", row)
         wanted = {"stage": f"closed_{c.outcome}"}
@@ -462,14 +458,14 @@ class Salesforce(Connector):
             return found
         record_type, _ = self._typed(p.record, ("Deal", "Account", "Contact"))
         what = "WhoId" if record_type == "Contact" else "WhatId"
-        data = {"Subject": _NOTE_PREFIX + _short(p.text, 240), "Status": self.note_status, what: p.record,
+        data = {"Subject": _NOTE_PREFIX + short(p.text, 240), "Status": self.note_status, what: p.record,
                 "Description": "\n\n".join(part for part in (p.text, why_text(origin)) if part)}
         task_id = self._upsert(key, data)
         return self._note_effect(key, task_id, p.record, p.text, (origin or {}).get("actor"))
 
     def _note_effect(self, key: str, task_id: str, record: str, text: str, author: Any) -> Effect:
         return Effect(key=key, operation="log_note", result={"id": task_id},
-                      summary=f"noted on {record}: {_short(text)!r}",
+                      summary=f"noted on {record}: {short(text)!r}",
                       changes=[Change(record_type="Note", record_id=task_id, title=text,
                                       after={k: v for k, v in (("record", record), ("text", text),
                                                                ("author", author)) if v is not None})])
@@ -610,7 +606,7 @@ def _describe(change: Change) -> str:
     def show(value: Any) -> str:
         if isinstance(value, int) and not isinstance(value, bool):
             return f"{value:,}"
-        return "none" if value is None else _short(str(value).replace("\n", " "), 40)
+        return "none" if value is None else short(str(value).replace("\n", " "), 40)
 
     before = change.before or {}
     parts = [f"{k} {show(v)}" if k in before and before[k] == v else f"{k} {show(before.get(k))} -> {show(v)}"
@@ -633,22 +629,12 @@ def _explain(content: Any) -> str:
     return str(content)[:300] or "no details"
 
 
-def _parse(model: type[_P], args: Mapping[str, Any], system: str, operation: str) -> _P:
-    try:
-        return model.model_validate(dict(args))
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'args'}: {e['msg']}" for e in exc.errors())
-        raise InvalidArguments(f"{system}.{operation}: {problems}") from None
-
-
 def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> Salesforce:
-    try:
-        import requests
-        from simple_salesforce.api import Salesforce as Client
-        from simple_salesforce.exceptions import SalesforceError
-    except ImportError:
-        raise ConfigurationError(f"system {name!r} (salesforce) needs simple-salesforce: "
-                                 "pip install \"sayso[salesforce]\"") from None
+    require_extra(name, "salesforce", "simple-salesforce", "simple_salesforce", "requests")
+    import requests
+    from simple_salesforce.api import Salesforce as Client
+    from simple_salesforce.exceptions import SalesforceError
+
     timeout = float(settings.get("timeout", 30))
 
     class Session(requests.Session):
@@ -701,7 +687,7 @@ def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> S
     return Salesforce(
         name, client, context.directory, secrets=tuple(secrets),
         external_id_field=str(settings.get("external_id_field", "Sayso_Key__c")),
-        stages={str(k): str(v) for k, v in dict(settings.get("stages") or {}).items()},
+        stages=Settings(name, settings, kind="salesforce").names("stages"),
         note_status=str(settings.get("note_status", "Completed")),
         task_status=str(settings.get("task_status", "Not Started")),
         close_reason_field=str(settings["close_reason_field"]) if settings.get("close_reason_field") else None,

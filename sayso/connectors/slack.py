@@ -24,15 +24,15 @@ from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from functools import cached_property
-from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..directory import Directory
 from ..errors import ConfigurationError, ConnectorError, InvalidArguments, OutcomeUnknown
 from . import ConnectorRegistry, SystemContext
+from ._common import Settings, parse_args, require_extra, short
 from .base import Change, Connector, Effect, Guarantee, Record
 from .provenance import why_fields
 
@@ -65,7 +65,6 @@ _AUTH_ERRORS = frozenset(
     {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired", "not_allowed_token_type"}
 )
 
-P = TypeVar("P", bound=BaseModel)
 Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
 
 
@@ -81,20 +80,6 @@ class Send(_Params):
 class History(_Params):
     to: str | None = None
     limit: Annotated[int, Field(gt=0, le=200)] = 20
-
-
-def _parse(model: type[P], operation: str, args: Mapping[str, Any]) -> P:
-    try:
-        return model.model_validate(dict(args))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, error['loc'])) or 'arguments'}: {error['msg']}" for error in exc.errors()
-        )
-        raise InvalidArguments(f"{operation}: {problems}") from None
-
-
-def _short(text: str, size: int = 60) -> str:
-    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 def context_line(origin: Mapping[str, Any] | None) -> str:
@@ -124,7 +109,7 @@ def _payload(key: str, to: str, origin: Mapping[str, Any] | None) -> dict[str, A
             value = ", ".join(map(str, value))
         elif not isinstance(value, str | int | float | bool):
             value = str(value)
-        payload[name] = _short(value, _FIELD_CHARS) if isinstance(value, str) else value
+        payload[name] = short(value, _FIELD_CHARS) if isinstance(value, str) else value
     return payload
 
 
@@ -314,14 +299,14 @@ class Slack(Connector):
     def _send(self, operation: str, args: Mapping[str, Any]) -> Send:
         if operation != "send":
             raise InvalidArguments(f"{self.name} has no write operation {operation!r} (it has: send)")
-        return _parse(Send, operation, args)
+        return parse_args(Send, args, operation)
 
     def preview(self, operation: str, args: dict[str, Any]) -> list[Change]:
         """What ``send`` would post, checked without calling Slack (a person must be in the directory)."""
         params = self._send(operation, args)
         if not params.to.startswith("#"):
             self._directory.get(params.to)
-        return [Change(record_type="Message", record_id="(new)", title=_short(params.text),
+        return [Change(record_type="Message", record_id="(new)", title=short(params.text),
                        after={"to": params.to, "text": params.text})]
 
     def execute(
@@ -399,7 +384,7 @@ class Slack(Connector):
         with sayso. Another person's direct messages are never read; ``origin`` says who asks."""
         if operation != "history":
             raise InvalidArguments(f"{self.name} has no read operation {operation!r} (it has: history)")
-        params = _parse(History, operation, args)
+        params = parse_args(History, args, operation)
         to = params.to
         if to is None or not to.startswith("#"):
             asker = why_fields(origin).get("asked_by")
@@ -419,7 +404,7 @@ class Slack(Connector):
         text = _without_context(str(message.get("text", "")))
         sender = _metadata(message).get("asked_by") or message.get("user") or message.get("bot_id") or "unknown"
         ts = str(message.get("ts", ""))
-        return Record(type="Message", id=ts, title=_short(text), system=self.name,
+        return Record(type="Message", id=ts, title=short(text), system=self.name,
                       attrs={"to": to, "text": text, "sender": str(sender), "channel": channel, "ts": ts})
 
     def compensate(self, effect: Effect, *, key: str) -> Effect:
@@ -447,38 +432,32 @@ def _channel_name(name: str) -> str:
 def _effect(key: str, to: str, channel: str, ts: str, text: str, sender: str) -> Effect:
     after = {"to": to, "text": text, "sender": sender, "channel": channel, "ts": ts}
     return Effect(key=key, operation="send", result={"id": ts, "channel": channel, "ts": ts},
-                  changes=[Change(record_type="Message", record_id=ts, title=_short(text), after=after)],
-                  summary=f"sent to {to}: {_short(text)!r}")
+                  changes=[Change(record_type="Message", record_id=ts, title=short(text), after=after)],
+                  summary=f"sent to {to}: {short(text)!r}")
 
 
 def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> Slack:
     """A Slack system from its ``sayso.toml`` table; nothing is called until the first use."""
-    where = f"system {name!r} (kind slack)"
+    read = Settings(name, settings, kind="slack", where=f"system {name!r} (kind slack)")
     unknown = sorted(set(settings) - _SETTINGS)
     if unknown:
         known = ", ".join(sorted(_SETTINGS))
-        raise ConfigurationError(f"{where}: unknown setting {', '.join(unknown)} (known: {known})")
-    if find_spec("slack_sdk") is None:
-        raise ConfigurationError(f'{where} needs the Slack SDK: pip install "sayso[slack]"')
+        raise read.error(f"unknown setting {', '.join(unknown)} (known: {known})")
+    require_extra(name, "slack", "the Slack SDK", "slack_sdk")
     secret = settings.get("token_secret")
     if not isinstance(secret, str) or not secret:
-        raise ConfigurationError(f"{where} needs token_secret: the name of the secret holding the bot token")
+        raise ConfigurationError(f"{read.where} needs token_secret: the name of the secret holding the bot token")
     base_url = settings.get("base_url", "https://slack.com/api/")
     if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
-        raise ConfigurationError(f"{where}: base_url must be an http(s) URL, such as https://slack.com/api/")
+        raise read.error("base_url must be an http(s) URL, such as https://slack.com/api/")
     channels = settings.get("channels", {})
     if not isinstance(channels, Mapping) or not all(isinstance(v, str) and v for v in channels.values()):
-        raise ConfigurationError(f'{where}: channels maps channel names to Slack ids ("#sales-east" = "C0123")')
-    numbers = {}
-    for setting, default in (("timeout", 30), ("lookup_depth", 200)):
-        value = settings.get(setting, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigurationError(f"{where}: {setting} must be a positive whole number")
-        numbers[setting] = value
+        raise read.error('channels maps channel names to Slack ids ("#sales-east" = "C0123")')
+    timeout, depth = read.count("timeout", 30), read.count("lookup_depth", 200)
     journal = context.root / str(settings.get("journal") or f"systems/{name}.slack-journal.db")
     return Slack(name, token=context.secret(secret), token_secret=secret, directory=context.directory,
-                 journal=journal, base_url=base_url, channels=dict(channels), timeout=numbers["timeout"],
-                 lookup_depth=numbers["lookup_depth"])
+                 journal=journal, base_url=base_url, channels=dict(channels), timeout=timeout,
+                 lookup_depth=depth)
 
 
 def register(registry: ConnectorRegistry) -> None:

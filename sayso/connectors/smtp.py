@@ -14,7 +14,6 @@ See docs/connectors/smtp.md.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import smtplib
 import ssl
@@ -24,11 +23,12 @@ from email.utils import formataddr, formatdate
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..directory import Directory, Person
-from ..errors import ConfigurationError, ConnectorError, InvalidArguments, OutcomeUnknown
+from ..errors import ConnectorError, InvalidArguments, OutcomeUnknown
 from . import ConnectorRegistry, SystemContext
+from ._common import Settings, is_loopback, parse_args
 from .base import Change, Connector, Effect, Guarantee
 from .demo._messaging import message_id
 from .provenance import why_fields, why_text
@@ -51,15 +51,6 @@ class SendEmail(BaseModel):
     to: Annotated[list[Text], Field(min_length=1)]
     subject: Text
     body: Text
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _one_line(text: str, size: int = 300) -> str:
@@ -218,11 +209,7 @@ class SmtpEmail(Connector):
     ) -> Effect:
         if operation != "send":
             raise InvalidArguments(f"{self.name} has no operation {operation!r} (it has: send)")
-        try:
-            p = SendEmail.model_validate(args)
-        except ValidationError as exc:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'args'}: {e['msg']}" for e in exc.errors())
-            raise InvalidArguments(f"email.send: {problem}") from None
+        p = parse_args(SendEmail, args, "email.send")
         to = self._recipients(p.to)
         envelope = self._from(self._asker(origin))[0]
         message = self._message(p, to, key, origin)
@@ -238,61 +225,34 @@ class SmtpEmail(Connector):
         return Effect(key=key, operation=operation, changes=[change], result=result, summary=summary)
 
 
-def _text(name: str, settings: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
-    value = settings.get(key)
-    if value is None:
-        if required:
-            raise ConfigurationError(f"system {name!r}: the smtp connector needs {key} = \"...\"")
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"system {name!r}: {key} must be a non-empty string")
-    return value.strip()
-
-
-def _flag(name: str, settings: Mapping[str, Any], key: str) -> bool:
-    value = settings.get(key, False)
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"system {name!r}: {key} must be true or false")
-    return value
-
-
 def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> SmtpEmail:
-    unknown = sorted(set(settings) - _SETTINGS)
-    if unknown:
-        raise ConfigurationError(
-            f"system {name!r}: unknown smtp setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_SETTINGS))})"
-        )
-    host = _text(name, settings, "host", required=True)
-    assert host is not None
-    starttls, use_ssl = _flag(name, settings, "starttls"), _flag(name, settings, "ssl")
+    read = Settings(name, settings, kind="smtp")
+    read.refuse_unknown(_SETTINGS)
+    host = read.required_text("host")
+    starttls, use_ssl = read.flag("starttls"), read.flag("ssl")
     if starttls and use_ssl:
-        raise ConfigurationError(f"system {name!r}: choose starttls (port 587) or ssl (port 465), not both")
+        raise read.error("choose starttls (port 587) or ssl (port 465), not both")
     port = settings.get("port", 465 if use_ssl else 587 if starttls else 25)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ConfigurationError(f"system {name!r}: port must be a number from 1 to 65535")
-    username = _text(name, settings, "username")
-    secret_name = _text(name, settings, "password_secret")
+        raise read.error("port must be a number from 1 to 65535")
+    username = read.text("username")
+    secret_name = read.text("password_secret")
     if bool(username) != bool(secret_name):
-        raise ConfigurationError(f"system {name!r}: username and password_secret go together")
+        raise read.error("username and password_secret go together")
     password = context.secret(secret_name) if secret_name else None
-    if password is not None and not (starttls or use_ssl) and not _loopback(host):
-        raise ConfigurationError(
-            f"system {name!r}: refusing to send a password unencrypted to {host}; set starttls = true or ssl = true"
-        )
-    sender = _text(name, settings, "sender", required=True)
-    assert sender is not None
+    if password is not None and not (starttls or use_ssl) and not is_loopback(host):
+        raise read.error(f"refusing to send a password unencrypted to {host}; set starttls = true or ssl = true")
+    sender = read.required_text("sender")
     if sender != "person" and not _ADDRESS.fullmatch(sender):
-        raise ConfigurationError(f"system {name!r}: sender must be an email address or \"person\", not {sender!r}")
-    timeout = settings.get("timeout", 30)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigurationError(f"system {name!r}: timeout must be a positive number of seconds")
-    ca_name = _text(name, settings, "ca_file")
+        raise read.error(f"sender must be an email address or \"person\", not {sender!r}")
+    timeout = read.seconds()
+    ca_name = read.text("ca_file")
     ca_file = context.root / ca_name if ca_name else None
     if ca_file is not None and not ca_file.is_file():
-        raise ConfigurationError(f"system {name!r}: ca_file {str(ca_file)!r} does not exist")
+        raise read.error(f"ca_file {str(ca_file)!r} does not exist")
     return SmtpEmail(
         name, host=host, port=port, sender=sender, directory=context.directory, starttls=starttls,
-        use_ssl=use_ssl, username=username, password=password, timeout=float(timeout), ca_file=ca_file,
+        use_ssl=use_ssl, username=username, password=password, timeout=timeout, ca_file=ca_file,
     )
 
 

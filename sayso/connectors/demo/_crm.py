@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, Strict
 
 from ...errors import InvalidArguments
+from .._common import short
 from ..base import Record
 from ._store import (
     INTEGER,
@@ -25,7 +26,6 @@ from ._store import (
     iso,
     remove_created,
     restore_all,
-    short,
     updated,
 )
 

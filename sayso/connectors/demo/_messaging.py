@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ...errors import InvalidArguments
+from .._common import short
 from ..base import Record
 from ._store import (
     INTEGER,
@@ -24,7 +25,6 @@ from ._store import (
     Tx,
     mark_created,
     remove_created,
-    short,
 )
 
 CHANNEL = Table("Channel", "channels", {"topic": OPTIONAL}, title=None)

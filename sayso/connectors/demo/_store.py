@@ -19,11 +19,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from rapidfuzz import fuzz, process
 
 from ...directory import Directory, Person
 from ...errors import ConnectorError, InvalidArguments, UnknownRecord
+from .._common import parse_args
 from ..base import Change, Connector, Effect, Guarantee, Record
 
 P = TypeVar("P", bound=BaseModel)
@@ -61,11 +62,6 @@ def words(*parts: object) -> str:
 def _each_word(column: str) -> str:
     """SQL for the words of a ``words`` column, one row each: ``' a b'`` read as ``'["a","b"]'``."""
     return f"""json_each('["' || replace(substr({column}, 2), ' ', '","') || '"]')"""
-
-
-def short(text: str, size: int = 60) -> str:
-    """``text`` cut to ``size`` characters, for one-line summaries."""
-    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 def iso(value: date | None) -> str | None:
@@ -361,14 +357,7 @@ class Op(Generic[P, R]):
     run: Callable[[Tx, P], R]
 
     def __call__(self, tx: Tx, operation: str, args: Mapping[str, Any]) -> R:
-        try:
-            params = self.params.model_validate(dict(args))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, error['loc'])) or 'arguments'}: {error['msg']}" for error in exc.errors()
-            )
-            raise InvalidArguments(f"{operation}: {problems}") from None
-        return self.run(tx, params)
+        return self.run(tx, parse_args(self.params, args, operation))
 
 
 def open_database(path: Path, schema: str) -> sqlite3.Connection:

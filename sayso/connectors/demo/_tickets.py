@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 from ...errors import InvalidArguments
+from .._common import short
 from ..base import Record
 from ._store import (
     OPTIONAL,
@@ -21,7 +22,6 @@ from ._store import (
     mark_created,
     remove_created,
     restore_all,
-    short,
     updated,
     words,
 )

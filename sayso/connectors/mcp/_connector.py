@@ -8,7 +8,6 @@ never a silent second call), unless the workspace trusts a tool the server marks
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...catalog import Tier
 from ...errors import ConfigurationError, ConnectorError, OutcomeUnknown
+from .._common import require_extra
 from ..base import Connector, Effect, Guarantee, Record
 from ..provenance import why_fields
 from ._session import Session, client_for_http, client_for_stdio, explain
@@ -317,8 +317,7 @@ def create(name: str, settings: Mapping[str, Any], context: SystemContext) -> Mc
                                  "or url for one over streamable HTTP")
     if parsed.prefix is None and not snake_case(name):
         raise ConfigurationError(f"[systems.{name}]: set prefix, the start of the action names")
-    if importlib.util.find_spec("mcp") is None:
-        raise ConfigurationError(f'system {name!r} needs the MCP SDK: pip install "sayso[mcp]"')
+    require_extra(name, "mcp", "the MCP SDK", "mcp")
     for tool in parsed.trust_idempotent:
         if parsed.tools is not None and tool not in parsed.tools:
             raise ConfigurationError(f"[systems.{name}] trust_idempotent: {tool!r} is not in tools")
