@@ -10,22 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import yaml
 from rapidfuzz import fuzz
 
 from ..catalog import Action, Catalog, load_yaml_actions
 from ..config import load_settings
-from ..errors import ConfigurationError, WorkspaceError
-from .base import Record
+from ..errors import ConfigurationError, InvalidArguments, WorkspaceError
+from .base import Connector, Record
 from .provenance import why_fields
 
 __all__ = [
     "ORIGIN_PARAMS",
+    "DeclaredSystem",
     "Entry",
+    "action_operation",
     "actions_using",
     "check_keys",
+    "check_settings",
     "load_operations",
     "origin_values",
     "scored",
@@ -33,6 +36,30 @@ __all__ = [
 
 # Parameters sayso fills itself, from who asked and why: never from the request's arguments.
 ORIGIN_PARAMS = ("_asked_by", "_asked_by_name", "_request", "_conversation", "_turn", "_key")
+
+
+class _Typed(Protocol):
+    @property
+    def type(self) -> str: ...
+
+
+class Declared(Protocol):
+    """What :class:`DeclaredSystem` reads of an operation: its name, kind, and how it searches."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def record(self) -> _Typed | None: ...
+
+    @property
+    def search(self) -> bool: ...
+
+
+OpT = TypeVar("OpT", bound=Declared)
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -85,6 +112,12 @@ def check_keys(entry: Entry, allowed: Iterable[str], required: Iterable[str]) ->
     missing = [k for k in required if k not in entry.data]
     if missing:
         raise entry.error(f"missing {', '.join(missing)}")
+
+
+def check_settings(system: str, settings: Mapping[str, Any], known: Iterable[str]) -> None:
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ConfigurationError(f"system {system!r}: unknown settings {unknown} (known: {', '.join(sorted(known))})")
 
 
 def operations_path(root: Path, system: str, settings: Mapping[str, Any]) -> Path:
@@ -141,6 +174,20 @@ def action_where(item: Action) -> tuple[str | None, int | None]:
     return (file, int(line)) if file and line.isdigit() else (item.source or None, None)
 
 
+def action_operation(system: str, item: Action, operations: Mapping[str, OpT]) -> OpT:
+    """The declared operation a catalog action names, of the action's own kind."""
+    file, line = action_where(item)
+    op = operations.get(item.operation)
+    if op is None:
+        known = ", ".join(sorted(operations)) or "none"
+        raise WorkspaceError(f"action {item.name}: system {system!r} has no operation {item.operation!r} "
+                             f"(it has: {known})", file=file, line=line)
+    if op.kind != item.kind:
+        raise WorkspaceError(f"action {item.name} is a {item.kind} but operation {op.name} is a {op.kind}",
+                             file=file, line=line)
+    return op
+
+
 def origin_values(origin: Mapping[str, Any] | None, key: str | None) -> dict[str, Any]:
     """The values of :data:`ORIGIN_PARAMS` for one write (None for what is unknown, e.g. in a preview)."""
     why = why_fields(origin)
@@ -164,3 +211,27 @@ def scored(records: Sequence[Record], text: str, limit: int) -> list[Record]:
     close = [(fuzz.WRatio(needle, r.title.casefold()), r) for r in records if r.title]
     best = sorted((pair for pair in close if pair[0] >= 85), key=lambda pair: -pair[0])
     return [r.model_copy(update={"score": round(score, 1)}) for score, r in best[:limit]]
+
+
+class DeclaredSystem(Connector, Generic[OpT]):
+    """A system whose operations a file declares (``sql``, ``http``): an operation is found by name and
+    kind, and a search runs every read marked ``search: true`` for the record type."""
+
+    def __init__(self, name: str, operations: Mapping[str, OpT]) -> None:
+        self.name = name
+        self._operations = dict(operations)
+        self.record_types = frozenset(op.record.type for op in operations.values() if op.search and op.record)
+
+    def _operation(self, operation: str, kind: str) -> OpT:
+        op = self._operations.get(operation)
+        if op is None or op.kind != kind:
+            known = ", ".join(sorted(n for n, o in self._operations.items() if o.kind == kind)) or "none"
+            raise InvalidArguments(f"{self.name} has no {kind} operation {operation!r} (it has: {known})")
+        return op
+
+    def search(self, record_type: str, text: str, *, limit: int = 10) -> list[Record]:
+        found: list[Record] = []
+        for op in self._operations.values():
+            if op.search and op.record is not None and op.record.type == record_type:
+                found.extend(self.read(op.name, {"text": text}))
+        return scored(found, text, limit)

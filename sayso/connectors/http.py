@@ -19,7 +19,6 @@ Redirects are followed for reads only, to allowed hosts only; a non-2xx answer i
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import re
 import threading
@@ -32,18 +31,21 @@ from urllib.parse import quote, urlsplit
 
 from ..errors import ConfigurationError, ConnectorError, InvalidArguments, OutcomeUnknown, WorkspaceError
 from . import ConnectorRegistry, SystemContext
+from ._common import Settings, is_loopback, require_extra
 from ._operations import (
     ORIGIN_PARAMS,
+    DeclaredSystem,
     Entry,
+    action_operation,
     action_where,
     actions_using,
     check_keys,
+    check_settings,
     load_operations,
     operations_path,
     origin_values,
-    scored,
 )
-from .base import Change, Connector, Effect, Guarantee, Record
+from .base import Change, Effect, Guarantee, Record
 from .provenance import stable_id, why_fields
 
 if TYPE_CHECKING:
@@ -238,18 +240,11 @@ def check_actions(system: str, operations: Mapping[str, HttpOperation], root: Pa
     """The workspace's actions on ``system`` name declared operations of their own kind and declare
     every parameter the operation's path needs."""
     for item in actions_using(root, system):
-        file, line = action_where(item)
-        op = operations.get(item.operation)
-        if op is None:
-            known = ", ".join(sorted(operations)) or "none"
-            raise WorkspaceError(f"action {item.name}: system {system!r} has no operation {item.operation!r} "
-                                 f"(it has: {known})", file=file, line=line)
-        if op.kind != item.kind:
-            raise WorkspaceError(f"action {item.name} is a {item.kind} but operation {op.name} is a {op.kind}",
-                                 file=file, line=line)
+        op = action_operation(system, item, operations)
         needed = sorted(p.name for p in op.params.values() if p.location == "path" and not p.name.startswith("_"))
         missing = [p for p in needed if p not in item.params.model_fields]
         if missing:
+            file, line = action_where(item)
             raise WorkspaceError(f"action {item.name} does not declare {', '.join(missing)}, which operation "
                                  f"{op.name}'s path needs", file=file, line=line)
 
@@ -327,23 +322,21 @@ class _ClientCredentials:
         return token, lifetime
 
 
-class HttpSystem(Connector):
+class HttpSystem(DeclaredSystem[HttpOperation]):
     """An HTTP API reached through httpx, with the operations its YAML file declares."""
 
     def __init__(self, name: str, client: httpx.Client, base_url: str, operations: Mapping[str, HttpOperation], *,
                  honours_idempotency_key: bool = False, headers: Mapping[str, str] | None = None,
                  oauth: _ClientCredentials | None = None, secrets: tuple[str, ...] = (),
                  why_headers: bool = True) -> None:
-        self.name = name
+        super().__init__(name, operations)
         self.client = client
         self.base_url = base_url.rstrip("/")
-        self._operations = dict(operations)
         self.guarantee = Guarantee.IDEMPOTENT if honours_idempotency_key else Guarantee.AT_LEAST_ONCE
         self._auth_headers = dict(headers or {})
         self._oauth = oauth
         self._secrets = tuple(s for s in secrets if s)
         self._why_headers = why_headers
-        self.record_types = frozenset(op.record.type for op in operations.values() if op.search and op.record)
 
     def __repr__(self) -> str:
         return f"HttpSystem({self.name!r}, {self.base_url!r})"
@@ -354,13 +347,6 @@ class HttpSystem(Connector):
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-    def _operation(self, operation: str, kind: str) -> HttpOperation:
-        op = self._operations.get(operation)
-        if op is None or op.kind != kind:
-            known = ", ".join(sorted(n for n, o in self._operations.items() if o.kind == kind)) or "none"
-            raise InvalidArguments(f"{self.name} has no {kind} operation {operation!r} (it has: {known})")
-        return op
 
     def _credentials(self) -> dict[str, str]:
         headers = dict(self._auth_headers)
@@ -458,13 +444,6 @@ class HttpSystem(Connector):
         response, _ = self._call(op, args)
         return self._records(op, self._payload(response))
 
-    def search(self, record_type: str, text: str, *, limit: int = 10) -> list[Record]:
-        found: list[Record] = []
-        for op in self._operations.values():
-            if op.search and op.record is not None and op.record.type == record_type:
-                found.extend(self.read(op.name, {"text": text}))
-        return scored(found, text, limit)
-
     def preview(self, operation: str, args: dict[str, Any]) -> list[Change]:
         """What the request will send: an API cannot be asked what a write would change."""
         op = self._operation(operation, "write")
@@ -511,15 +490,6 @@ class HttpSystem(Connector):
         self.client.close()
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _url(system: str, setting: str, value: Any, allowed: set[str], allow_http: bool) -> str:
     if not isinstance(value, str):
         raise ConfigurationError(f"system {system!r}: `{setting}` must be a URL")
@@ -531,7 +501,7 @@ def _url(system: str, setting: str, value: Any, allowed: set[str], allow_http: b
         raise ConfigurationError(f"system {system!r}: `{setting}` must not hold credentials; use a *_secret setting")
     if host not in allowed:
         raise ConfigurationError(f"system {system!r}: the host of `{setting}` ({host}) is not in allowed_hosts")
-    if parts.scheme == "http" and not (allow_http or _loopback(host)):
+    if parts.scheme == "http" and not (allow_http or is_loopback(host)):
         raise ConfigurationError(f"system {system!r}: `{setting}` is plain http to {host}; use https "
                                  "(or allow_http = true)")
     return value
@@ -569,13 +539,10 @@ def _auth(name: str, settings: Mapping[str, Any], context: SystemContext, allowe
 
 
 def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> HttpSystem:
-    try:
-        import httpx
-    except ImportError:
-        raise ConfigurationError('the http connector needs httpx: pip install "sayso[http]"') from None
-    unknown = sorted(set(settings) - _SETTINGS)
-    if unknown:
-        raise ConfigurationError(f"system {name!r}: unknown settings {unknown} (known: {', '.join(sorted(_SETTINGS))})")
+    require_extra(name, "http", "httpx", "httpx")
+    import httpx
+
+    check_settings(name, settings, _SETTINGS)
     base = settings.get("base_url")
     base_host = urlsplit(base).hostname if isinstance(base, str) else None
     raw_hosts = settings.get("allowed_hosts", [base_host] if base_host else [])
@@ -587,9 +554,7 @@ def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> H
     operations = load_http_operations(operations_path(context.root, name, settings))
     check_actions(name, operations, context.root)
     headers, oauth, secrets = _auth(name, settings, context, allowed, allow_http)
-    timeout = settings.get("timeout", 30)
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-        raise ConfigurationError(f"system {name!r}: timeout must be a number of seconds")
+    timeout = Settings(name, settings, kind="http").seconds()
 
     def allowed_only(request: httpx.Request) -> None:
         # Every request passes here before any I/O: the API's, the token's, and each redirect's.
@@ -597,7 +562,7 @@ def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> H
             raise ConnectorError(f"{name}: refused to send {request.method} to {request.url.host}, "
                                  "which is not in allowed_hosts")
 
-    client = httpx.Client(timeout=float(timeout), follow_redirects=False, event_hooks={"request": [allowed_only]},
+    client = httpx.Client(timeout=timeout, follow_redirects=False, event_hooks={"request": [allowed_only]},
                           headers={"User-Agent": "sayso", "Accept": "application/json"})
     return HttpSystem(name, client, base_url, operations, headers=headers, oauth=oauth, secrets=tuple(secrets),
                       honours_idempotency_key=bool(settings.get("honours_idempotency_key", False)),

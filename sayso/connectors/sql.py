@@ -36,16 +36,17 @@ from ..errors import ConfigurationError, ConnectorError, InvalidArguments, Unkno
 from . import ConnectorRegistry, SystemContext
 from ._operations import (
     ORIGIN_PARAMS,
+    DeclaredSystem,
     Entry,
-    action_where,
+    action_operation,
     actions_using,
     check_keys,
+    check_settings,
     load_operations,
     operations_path,
     origin_values,
-    scored,
 )
-from .base import Change, Connector, Effect, Guarantee, Record
+from .base import Change, Effect, Guarantee, Record
 from .provenance import why_fields
 
 __all__ = ["SqlOperation", "SqlSystem", "register"]
@@ -174,15 +175,7 @@ def check_actions(system: str, operations: Mapping[str, SqlOperation], root: Pat
     """The workspace's actions on ``system`` name declared operations of their own kind, and
     declare every parameter the operation's SQL binds."""
     for item in actions_using(root, system):
-        file, line = action_where(item)
-        op = operations.get(item.operation)
-        if op is None:
-            known = ", ".join(sorted(operations)) or "none"
-            raise WorkspaceError(f"action {item.name}: system {system!r} has no operation {item.operation!r} "
-                                 f"(it has: {known})", file=file, line=line)
-        if op.kind != item.kind:
-            raise WorkspaceError(f"action {item.name} is a {item.kind} but operation {op.name} is a {op.kind}",
-                                 file=file, line=line)
+        op = action_operation(system, item, operations)
         missing = sorted(p for p in op.params if not p.startswith("_") and p not in item.params.model_fields)
         if missing:
             raise WorkspaceError(
@@ -217,21 +210,19 @@ class VersionConflict(ConnectorError):
     code = "version_conflict"
 
 
-class SqlSystem(Connector):
+class SqlSystem(DeclaredSystem[SqlOperation]):
     """A database reached through SQLAlchemy, with the operations its YAML file declares."""
 
     guarantee = Guarantee.TRANSACTIONAL  # the effect and its key commit in one transaction of the target
 
     def __init__(self, name: str, engine: Engine, operations: Mapping[str, SqlOperation],
                  secrets: tuple[str, ...] = ()) -> None:
-        self.name = name
+        super().__init__(name, operations)
         self._engine = engine
-        self._operations = dict(operations)
         self._secrets = tuple(s for s in secrets if s)
         self._sqlite = engine.dialect.name == "sqlite"
         self._ledger_ready = False
         self._ledger_lock = threading.Lock()
-        self.record_types = frozenset(op.record.type for op in operations.values() if op.search and op.record)
         if self._sqlite:
             event.listen(engine, "connect", _sqlite_autocommit_driver)
             event.listen(engine, "begin", _sqlite_begin)
@@ -240,13 +231,6 @@ class SqlSystem(Connector):
         return f"SqlSystem({self.name!r}, {self._engine.url.render_as_string(hide_password=True)!r})"
 
     # --- plumbing -------------------------------------------------------------------
-
-    def _operation(self, operation: str, kind: str) -> SqlOperation:
-        op = self._operations.get(operation)
-        if op is None or op.kind != kind:
-            known = ", ".join(sorted(n for n, o in self._operations.items() if o.kind == kind)) or "none"
-            raise InvalidArguments(f"{self.name} has no {kind} operation {operation!r} (it has: {known})")
-        return op
 
     def _failure(self, exc: SQLAlchemyError, operation: str) -> ConnectorError:
         """The database's own words, first line only, with any secret taken out."""
@@ -320,13 +304,6 @@ class SqlSystem(Connector):
         except SQLAlchemyError as exc:
             raise self._failure(exc, operation) from exc
         return [self._record(op, row, i) for i, row in enumerate(rows)]
-
-    def search(self, record_type: str, text: str, *, limit: int = 10) -> list[Record]:
-        found: list[Record] = []
-        for op in self._operations.values():
-            if op.search and op.record is not None and op.record.type == record_type:
-                found.extend(self.read(op.name, {"text": text}))
-        return scored(found, text, limit)
 
     def get(self, record_type: str, record_id: str) -> Record | None:
         return next((r for r in self.search(record_type, record_id) if r.id == record_id), None)
@@ -511,9 +488,7 @@ def _engine(system: str, settings: Mapping[str, Any], context: SystemContext) ->
 
 
 def _create(name: str, settings: Mapping[str, Any], context: SystemContext) -> SqlSystem:
-    unknown = sorted(set(settings) - _SETTINGS)
-    if unknown:
-        raise ConfigurationError(f"system {name!r}: unknown settings {unknown} (known: {', '.join(sorted(_SETTINGS))})")
+    check_settings(name, settings, _SETTINGS)
     operations = load_sql_operations(operations_path(context.root, name, settings))
     check_actions(name, operations, context.root)
     engine, secrets = _engine(name, settings, context)
