@@ -19,10 +19,8 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
-
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..clock import zone
 from ..directory import Directory
@@ -30,6 +28,7 @@ from ..errors import ConfigurationError, ConnectorError, InvalidArguments, Sayso
 from . import ConnectorRegistry, SystemContext
 from ._common import Settings, is_loopback, parse_args, require_extra, short
 from .base import Change, Connector, Effect, Guarantee, Record
+from .operations import Params, Remind, ScheduleMeeting
 from .provenance import stable_id, why_fields, why_text
 
 __all__ = ["CalDAVCalendar", "register"]
@@ -40,30 +39,7 @@ _SETTINGS = frozenset({"kind", "url", "username", "password_secret", "calendar",
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _PRODID = "-//sayso//caldav connector//EN"
 
-Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Remind(_Params):
-    """The demo calendar's ``remind``: a reminder for the person who asks."""
-
-    at: datetime
-    text: Text
-
-
-class ScheduleMeeting(_Params):
-    """The demo calendar's ``schedule_meeting``; attendees are person ids or email addresses."""
-
-    attendees: Annotated[list[Text], Field(min_length=1)]
-    start: datetime
-    duration: Annotated[int, Field(gt=0, le=480)] = 30
-    title: Text
-
-
-_WRITES: dict[str, type[_Params]] = {"remind": Remind, "schedule_meeting": ScheduleMeeting}
+_WRITES: dict[str, type[Params]] = {"remind": Remind, "schedule_meeting": ScheduleMeeting}
 
 
 def _uid(key: str) -> str:

@@ -21,10 +21,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
 from rapidfuzz import fuzz
 
 from ..directory import Directory
@@ -32,17 +31,13 @@ from ..errors import ConfigurationError, ConnectorError, InvalidArguments, Unkno
 from . import ConnectorRegistry, SystemContext
 from ._common import Settings, parse_args, require_extra, short
 from .base import Change, Connector, Effect, Guarantee, Record
+from .operations import CommentTicket, CreateTicket, FindTickets, GetTicket, UpdateTicket
 from .provenance import stable_id, why_fields, why_text
 
 if TYPE_CHECKING:
     import httpx
 
 __all__ = ["Jira", "adf_document", "adf_text", "register"]
-
-Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
-Project = Literal["SALES", "SUPPORT", "FIN"]
-Priority = Literal["low", "medium", "high"]
-Status = Literal["open", "in_progress", "closed", "cancelled"]
 
 DEFAULT_STATUSES = {"open": "To Do", "in_progress": "In Progress", "closed": "Done"}
 DEFAULT_PRIORITIES = {"low": "Low", "medium": "Medium", "high": "High"}
@@ -56,44 +51,6 @@ _PAGE = 50
 _MAX_FOUND = 200
 _UPDATABLE = ("status", "priority", "assignee")
 _NOISE = frozenset({"the", "a", "an", "ticket", "tickets", "issue"})
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CreateTicket(_Params):
-    project: Project = "SALES"
-    title: Text
-    assignee: str | None = None
-    due: date | None = None
-    priority: Priority | None = None
-    related: str | None = None
-    description: str | None = None
-
-
-class UpdateTicket(_Params):
-    ticket: Text
-    status: Status | None = None
-    priority: Priority | None = None
-    assignee: str | None = None
-
-
-class CommentTicket(_Params):
-    ticket: Text
-    text: Text
-
-
-class GetTicket(_Params):
-    ticket: Text
-
-
-class FindTickets(_Params):
-    project: Project | None = None
-    assignee: str | None = None
-    status: Status | None = None
-    text: str | None = None
-    related: str | None = None
 
 
 # --- Atlassian Document Format ------------------------------------------------------

@@ -21,24 +21,21 @@ from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 from rapidfuzz import fuzz
 
 from ..directory import Directory
 from ..errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownRecord, UnknownUser
-from . import ConnectorRegistry, SystemContext
+from . import ConnectorRegistry, SystemContext, operations
 from ._common import Settings, parse_args, require_extra, short
 from .base import Change, Connector, Effect, Guarantee, Record
+from .operations import CloseDeal, FindDeals, GetRecord, LogNote, Params, ReassignAccount
 from .provenance import stable_id, why_text
 
 if TYPE_CHECKING:
     from simple_salesforce.api import Salesforce as Client
 
 __all__ = ["Salesforce", "register", "soql_literal"]
-
-Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
-Stage = Literal["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"]
-Amount = Annotated[int, Field(gt=0)]
 
 # Salesforce's standard Opportunity stages.
 DEFAULT_STAGES = {
@@ -56,46 +53,16 @@ _NOISE = {"the", "a", "an"}
 _NOTE_PREFIX = "Note: "
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UpdateDeal(operations.UpdateDeal):
+    """The CRM's ``update_deal``; the amount is checked as Salesforce's Amount field takes it, not strictly
+    (a whole float or numeric text passes)."""
+
+    amount: Annotated[int, Field(gt=0)] | None = None
 
 
-class FindDeals(_Params):
-    owner: str | None = None
-    stage: Stage | None = None
-    account: str | None = None
-    closing_after: date | None = None
-    closing_before: date | None = None
+class CreateTask(Params):
+    """``create_task``, which only Salesforce has: a Task for someone, on a record or on its own."""
 
-
-class GetRecord(_Params):
-    record: Text
-
-
-class UpdateDeal(_Params):
-    deal: Text
-    stage: Stage | None = None
-    amount: Amount | None = None
-    close_date: date | None = None
-
-
-class CloseDeal(_Params):
-    deal: Text
-    outcome: Literal["won", "lost"]
-    reason: str | None = None
-
-
-class LogNote(_Params):
-    record: Text
-    text: Text
-
-
-class ReassignAccount(_Params):
-    account: Text
-    new_owner: Text
-
-
-class CreateTask(_Params):
     subject: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"\S")]
     record: str | None = None
     assignee: str | None = None

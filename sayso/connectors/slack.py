@@ -27,13 +27,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import StringConstraints
 
 from ..directory import Directory
 from ..errors import ConfigurationError, ConnectorError, InvalidArguments, OutcomeUnknown
 from . import ConnectorRegistry, SystemContext
 from ._common import Settings, parse_args, require_extra, short
 from .base import Change, Connector, Effect, Guarantee, Record
+from .operations import History, SendMessage
 from .provenance import why_fields
 
 if TYPE_CHECKING:
@@ -65,21 +66,11 @@ _AUTH_ERRORS = frozenset(
     {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired", "not_allowed_token_type"}
 )
 
-Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
 
+class Send(SendMessage):
+    """The chat's ``send``, as long as Slack takes a message (msg_too_long beyond)."""
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Send(_Params):
-    to: Text
     text: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=r"\S")]
-
-
-class History(_Params):
-    to: str | None = None
-    limit: Annotated[int, Field(gt=0, le=200)] = 20
 
 
 def context_line(origin: Mapping[str, Any] | None) -> str:

@@ -21,9 +21,7 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from typing import Any
 
 from ..directory import Directory, Person
 from ..errors import ConnectorError, InvalidArguments, OutcomeUnknown
@@ -31,6 +29,7 @@ from . import ConnectorRegistry, SystemContext
 from ._common import Settings, is_loopback, parse_args
 from .base import Change, Connector, Effect, Guarantee
 from .demo._messaging import message_id
+from .operations import SendEmail
 from .provenance import why_fields, why_text
 
 __all__ = ["SmtpEmail", "register"]
@@ -39,18 +38,6 @@ _SETTINGS = frozenset(
     {"kind", "host", "port", "starttls", "ssl", "username", "password_secret", "sender", "timeout", "ca_file"}
 )
 _ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
-
-Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
-
-
-class SendEmail(BaseModel):
-    """The demo email's ``send``: recipients are person ids or email addresses."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    to: Annotated[list[Text], Field(min_length=1)]
-    subject: Text
-    body: Text
 
 
 def _one_line(text: str, size: int = 300) -> str:

@@ -6,8 +6,9 @@ from datetime import date, timedelta
 from typing import Any, Literal
 
 from ..base import Record
-from ._crm import ACCOUNTS, Amount
-from ._store import INTEGER, TEXT, DemoSystem, Op, Outcome, Params, Table, Text, Tx, mark_created
+from ..operations import Amount, Params, Text
+from ._crm import ACCOUNTS
+from ._store import INTEGER, TEXT, DemoSystem, Op, Outcome, Table, Tx, mark_created
 
 CUSTOMER = Table("Customer", "customers", {"name": TEXT})
 INVOICE = Table(

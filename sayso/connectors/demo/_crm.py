@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal
-
-from pydantic import Field, Strict
+from typing import Any
 
 from ...errors import InvalidArguments
 from .._common import short
 from ..base import Record
+from ..operations import CloseDeal, FindDeals, GetRecord, LogNote, Params, ReassignAccount, Text, UpdateDeal
 from ._store import (
     INTEGER,
     OPTIONAL,
@@ -18,9 +17,7 @@ from ._store import (
     DemoSystem,
     Op,
     Outcome,
-    Params,
     Table,
-    Text,
     Tx,
     describe,
     iso,
@@ -28,9 +25,6 @@ from ._store import (
     restore_all,
     updated,
 )
-
-Stage = Literal["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"]
-Amount = Annotated[int, Strict(), Field(gt=0)]
 
 DEAL = Table(
     "Deal", "deals",
@@ -44,41 +38,6 @@ ACCOUNT = Table("Account", "accounts", {"name": TEXT, "owner": TEXT, "industry":
 CONTACT = Table("Contact", "contacts", {"name": TEXT, "title": TEXT, "email": TEXT, "account": TEXT})
 NOTE = Table("Note", "notes", {"record": TEXT, "text": TEXT, "author": OPTIONAL}, title="text")
 _RECORDS = (DEAL, ACCOUNT, CONTACT)
-
-
-class FindDeals(Params):
-    owner: str | None = None
-    stage: Stage | None = None
-    account: str | None = None
-    closing_after: date | None = None
-    closing_before: date | None = None
-
-
-class GetRecord(Params):
-    record: Text
-
-
-class UpdateDeal(Params):
-    deal: Text
-    stage: Stage | None = None
-    amount: Amount | None = None
-    close_date: date | None = None
-
-
-class CloseDeal(Params):
-    deal: Text
-    outcome: Literal["won", "lost"]
-    reason: str | None = None
-
-
-class LogNote(Params):
-    record: Text
-    text: Text
-
-
-class ReassignAccount(Params):
-    account: Text
-    new_owner: Text
 
 
 class DeleteRecord(Params):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date, datetime, timedelta
-from typing import Annotated
-
-from pydantic import Field
+from datetime import date, timedelta
 
 from ...errors import InvalidArguments
 from .._common import short
 from ..base import Record
+from ..operations import History, Remind, ScheduleMeeting, SendEmail, SendMessage
 from ._store import (
     INTEGER,
     OPTIONAL,
@@ -19,9 +17,7 @@ from ._store import (
     DemoSystem,
     Op,
     Outcome,
-    Params,
     Table,
-    Text,
     Tx,
     mark_created,
     remove_created,
@@ -42,34 +38,6 @@ EVENT = Table(
     title="title", lists=frozenset({"attendees"}),
 )
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
-class SendMessage(Params):
-    to: Text
-    text: Text
-
-
-class History(Params):
-    to: str | None = None
-    limit: Annotated[int, Field(gt=0, le=200)] = 20
-
-
-class SendEmail(Params):
-    to: Annotated[list[Text], Field(min_length=1)]
-    subject: Text
-    body: Text
-
-
-class Remind(Params):
-    at: datetime
-    text: Text
-
-
-class ScheduleMeeting(Params):
-    attendees: Annotated[list[Text], Field(min_length=1)]
-    start: datetime
-    duration: Annotated[int, Field(gt=0, le=480)] = 30
-    title: Text
 
 
 def send_message(tx: Tx, p: SendMessage) -> Outcome:

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel
 from rapidfuzz import fuzz, process
 
 from ...directory import Directory, Person
@@ -29,9 +29,6 @@ from ..base import Change, Connector, Effect, Guarantee, Record
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R")
-
-Text = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
-"""A string with something in it besides spaces."""
 
 # Column types of Table.columns.
 TEXT, INTEGER, OPTIONAL = "TEXT NOT NULL", "INTEGER NOT NULL", "TEXT"
@@ -87,12 +84,6 @@ def describe(change: Change) -> str:
         for k, v in change.after.items()
     )
     return f"{change.record_id} {fields}"
-
-
-class Params(BaseModel):
-    """The arguments of one operation; unknown names are refused, not ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)

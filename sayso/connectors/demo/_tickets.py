@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from ...errors import InvalidArguments
 from .._common import short
 from ..base import Record
+from ..operations import CommentTicket, CreateTicket, FindTickets, GetTicket, UpdateTicket
 from ._store import (
     OPTIONAL,
     TEXT,
     DemoSystem,
     Op,
     Outcome,
-    Params,
     Table,
-    Text,
     Tx,
     iso,
     mark_created,
@@ -26,9 +25,6 @@ from ._store import (
     words,
 )
 
-Project = Literal["SALES", "SUPPORT", "FIN"]
-Priority = Literal["low", "medium", "high"]
-Status = Literal["open", "in_progress", "closed", "cancelled"]
 PREFIXES = {"SALES": "SALES", "SUPPORT": "SUP", "FIN": "FIN"}  # keys are SALES-n, SUP-n, FIN-n
 
 TICKET = Table(
@@ -40,40 +36,6 @@ TICKET = Table(
     title="title",
 )
 COMMENT = Table("Comment", "comments", {"ticket": TEXT, "text": TEXT, "author": OPTIONAL}, title="text")
-
-
-class CreateTicket(Params):
-    project: Project = "SALES"
-    title: Text
-    assignee: str | None = None
-    due: date | None = None
-    priority: Priority | None = None
-    related: str | None = None
-    description: str | None = None
-
-
-class UpdateTicket(Params):
-    ticket: Text
-    status: Status | None = None
-    priority: Priority | None = None
-    assignee: str | None = None
-
-
-class CommentTicket(Params):
-    ticket: Text
-    text: Text
-
-
-class GetTicket(Params):
-    ticket: Text
-
-
-class FindTickets(Params):
-    project: Project | None = None
-    assignee: str | None = None
-    status: Status | None = None
-    text: str | None = None
-    related: str | None = None
 
 
 def provenance(tx: Tx) -> str | None:
