@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,7 +19,9 @@ from sayso.directory import Directory, Person
 from sayso.errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownUser
 
 from .conftest import NOW, sayso, sayso_json
+from .standins._server import StandInServer, send_json
 from .standins.slack import SlackStandIn
+from .switch import switch_system
 
 pytest.importorskip("slack_sdk", reason="the Slack connector needs slack_sdk (sayso[slack])")
 
@@ -49,43 +50,25 @@ def make(tmp_path: Path, base_url: str, **settings: Any) -> Slack:
 # --- (a) recorded answers, replayed ----------------------------------------------
 
 
-class Replay:
+class Replay(StandInServer):
     """Serves recorded answers in order, and keeps every request it got."""
 
     def __init__(self, *names: str) -> None:
         self.script = [json.loads((RECORDED / f"{name}.json").read_text()) for name in names]
         self.requests: list[dict[str, Any]] = []
-        replay = self
+        self.start()
+        self.url = f"http://127.0.0.1:{self.port}/api/"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                kind = self.headers.get_content_type()
-                fields = json.loads(body) if kind == "application/json" else dict(parse_qsl(body))
-                replay.requests.append({"method": self.path.removeprefix("/api/"), "fields": fields,
-                                        "content_type": kind, "authorization": self.headers.get("Authorization")})
-                record = replay.script.pop(0) if replay.script else {
-                    "method": "?", "status": 500, "headers": {}, "body": {"ok": False, "error": "fatal_error"}}
-                assert record["method"] == replay.requests[-1]["method"], (record["method"], self.path)
-                data = json.dumps(record["body"]).encode()
-                self.send_response(record["status"])
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in record["headers"].items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def serve(self, request: BaseHTTPRequestHandler) -> None:
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0)).decode()
+        kind = request.headers.get_content_type()
+        fields = json.loads(body) if kind == "application/json" else dict(parse_qsl(body))
+        self.requests.append({"method": request.path.removeprefix("/api/"), "fields": fields,
+                              "content_type": kind, "authorization": request.headers.get("Authorization")})
+        record = self.script.pop(0) if self.script else {
+            "method": "?", "status": 500, "headers": {}, "body": {"ok": False, "error": "fatal_error"}}
+        assert record["method"] == self.requests[-1]["method"], (record["method"], request.path)
+        send_json(request, record["status"], record["body"], record["headers"])
 
     def methods(self) -> list[str]:
         return [r["method"] for r in self.requests]
@@ -102,7 +85,7 @@ def replay() -> Iterator[type[Replay]]:
 
     yield Opened
     for server in opened:
-        server.close()
+        server.stop()
 
 
 def test_a_post_to_a_channel_carries_the_key_and_the_why(tmp_path: Path, replay: type[Replay]) -> None:
@@ -347,13 +330,8 @@ def test_b_preview_calls_nothing(tmp_path: Path, stand_in: SlackStandIn) -> None
 
 def slack_workspace(root: Path, stand_in: SlackStandIn) -> dict[str, str]:
     """Switch the demo's chat to Slack by configuration alone; the environment that holds the token."""
-    toml = (root / "sayso.toml").read_text()
-    demo = '[systems.chat]\nkind = "demo.chat"\npath = "systems/chat.db"\n'
-    assert demo in toml
-    slack = (f'[systems.chat]\nkind = "slack"\ntoken_secret = "slack_bot_token"\nbase_url = "{stand_in.url}"\n'
-             'channels = { "#sales-east" = "C0SALESEAST" }\n')
-    toml = toml.replace(demo, slack) + '\n[secrets]\nenv = { slack_bot_token = "SAYSO_TEST_SLACK_TOKEN" }\n'
-    (root / "sayso.toml").write_text(toml)
+    switch_system(root, "chat", f'kind = "slack"\ntoken_secret = "slack_bot_token"\nbase_url = "{stand_in.url}"\n'
+                  'channels = { "#sales-east" = "C0SALESEAST" }\n', {"slack_bot_token": "SAYSO_TEST_SLACK_TOKEN"})
     return {"SAYSO_TEST_SLACK_TOKEN": TOKEN}
 
 

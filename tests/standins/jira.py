@@ -16,14 +16,11 @@ import base64
 import copy
 import json
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from ._server import ApiError, RestStandIn
 
 RECORDED = Path(__file__).resolve().parent.parent / "recorded" / "jira"
 
@@ -47,11 +44,8 @@ def recorded(name: str) -> Any:
     return json.loads((RECORDED / name).read_text())
 
 
-class JiraError(Exception):
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
+class JiraError(ApiError):
+    """An error answer of Jira: its status and body."""
 
 
 def _errors(**errors: str) -> dict[str, Any]:
@@ -80,11 +74,14 @@ def _matches(query: str, text: str) -> bool:
     return all(any(word.startswith(token) for word in have) for token in _words(query))
 
 
-class JiraStandIn:
+class JiraStandIn(RestStandIn):
     """State (projects, users, issues) and a threaded HTTP server speaking Jira's REST API v3."""
+
+    fault_answer = {"errorMessages": ["Internal server error"], "errors": {}}
 
     def __init__(self, *, email: str = "sayso-bot@lumenlabs.example", token: str = "jira-api-token-for-tests",
                  projects: tuple[str, ...] = ("SALES", "SUP", "FIN"), search_lag: int = 0) -> None:
+        super().__init__()
         self.email, self.token = email, token
         self.projects = {key: {"id": str(10000 + n), "key": key, "name": key.title()}
                          for n, key in enumerate(projects)}
@@ -97,20 +94,14 @@ class JiraStandIn:
         self.issues: dict[str, dict[str, Any]] = {}
         self.counters = {key: 0 for key in projects}
         self.search_lag = search_lag
-        self.requests: list[dict[str, Any]] = []
-        self.faults: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
         self._ids = 10000
         self._clock = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
-        self._server: ThreadingHTTPServer | None = None
 
     # --- what tests look at ---------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def created(self) -> list[dict[str, Any]]:
         """Issues created through the API (not seeded)."""
@@ -118,21 +109,6 @@ class JiraStandIn:
 
     def comments(self) -> list[dict[str, Any]]:
         return [c for i in self.issues.values() for c in i["comments"]]
-
-    def fail_once(self, method: str, pattern: str, status: int = 500, *, after: bool = False) -> None:
-        """The next matching request fails with ``status``: before it is applied, or ``after`` it was
-        applied (an answer lost on the way back)."""
-        self.faults.append({"method": method, "pattern": pattern, "status": status, "after": after})
-
-    def _fault(self, method: str, path: str) -> dict[str, Any] | None:
-        for fault in self.faults:
-            if fault["method"] == method and re.fullmatch(fault["pattern"], path):
-                self.faults.remove(fault)
-                return fault
-        return None
-
-    def calls(self, method: str, pattern: str) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["method"] == method and re.fullmatch(pattern, r["path"])]
 
     def account(self, person: str) -> str:
         return f"712020:{person}-0001"
@@ -421,54 +397,8 @@ class JiraStandIn:
         expected = base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
         return header == f"Basic {expected}"
 
-    @contextmanager
-    def running(self) -> Iterator[JiraStandIn]:
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
-                with stand_in.lock:
-                    stand_in.requests.append({"method": self.command, "path": parts.path,
-                                              "query": parse_qs(parts.query), "body": body,
-                                              "headers": dict(self.headers.items())})
-                    fault = stand_in._fault(self.command, parts.path)
-                    if not stand_in.authorized(self.headers.get("Authorization")):
-                        status, answer = 401, recorded("error_401.json")
-                    elif fault is not None and not fault["after"]:
-                        status, answer = fault["status"], {"errorMessages": ["Internal server error"], "errors": {}}
-                    else:
-                        try:
-                            status, answer = stand_in.handle(self.command, parts.path, parse_qs(parts.query), body)
-                        except JiraError as exc:
-                            status, answer = exc.status, exc.body
-                        if fault is not None:
-                            status, answer = fault["status"], {"errorMessages": ["Internal server error"], "errors": {}}
-                payload = b"" if answer is None else json.dumps(answer).encode()
-                self.send_response(status)
-                if payload:
-                    self.send_header("Content-Type", "application/json;charset=UTF-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: tests read ``requests`` instead."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join()
+    def refused(self) -> Any:
+        return recorded("error_401.json")
 
 
 # --- JQL, the part the connector writes --------------------------------------------------

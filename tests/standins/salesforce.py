@@ -19,15 +19,13 @@ import json
 import re
 import ssl
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
 from sayso.connectors.demo._crm import ACCOUNTS, CONTACTS, DEALS
+
+from ._server import ApiError, RestStandIn
 
 RECORDED = Path(__file__).resolve().parent.parent / "recorded" / "salesforce"
 REFERENCE = dt.date(2026, 11, 25)
@@ -46,11 +44,8 @@ def recorded(name: str) -> Any:
     return json.loads((RECORDED / name).read_text())
 
 
-class SalesforceError(Exception):
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
+class SalesforceError(ApiError):
+    """An error answer of Salesforce: its status and body (a list of errors)."""
 
 
 def _error(status: int, code: str, message: str, fields: list[str] | None = None) -> SalesforceError:
@@ -60,11 +55,14 @@ def _error(status: int, code: str, message: str, fields: list[str] | None = None
     return SalesforceError(status, [item])
 
 
-class SalesforceStandIn:
+class SalesforceStandIn(RestStandIn):
     """Objects by type and id, and a threaded HTTPS server speaking Salesforce's REST API."""
+
+    fault_answer = UNEXPECTED
 
     def __init__(self, *, session_id: str = "00DHs000000sayso!AQ4AQFake.session.for.tests",
                  key_field: str | None = "Sayso_Key__c", version: str = "59.0") -> None:
+        super().__init__()
         self.session_id = session_id
         self.key_field = key_field
         self.version = version
@@ -81,12 +79,8 @@ class SalesforceStandIn:
             for name in ("Account", "Opportunity", "Task"):
                 self.fields[name].add(key_field)
         self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.fields}
-        self.requests: list[dict[str, Any]] = []
-        self.faults: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
         self._numbers = 0
         self._clock = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
-        self._server: ThreadingHTTPServer | None = None
         self._folder = tempfile.TemporaryDirectory(prefix="sf-standin-")
         self.ca_file = Path(self._folder.name) / "ca.pem"
         self.bot = self._insert("User", {"Name": "sayso integration", "Email": "sayso-bot@lumenlabs.example",
@@ -98,8 +92,7 @@ class SalesforceStandIn:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+        return f"https://127.0.0.1:{self.port}"
 
     def deal(self, demo_id: str) -> str:
         """The Salesforce id of a demo deal (``D-101`` -> ``006...``)."""
@@ -110,21 +103,6 @@ class SalesforceStandIn:
 
     def record(self, sobject: str, record_id: str) -> dict[str, Any]:
         return self.objects[sobject][record_id]
-
-    def fail_once(self, method: str, pattern: str, status: int = 500, *, after: bool = False) -> None:
-        """The next matching request fails with ``status``: before it is applied, or ``after`` it was
-        applied (an answer lost on the way back)."""
-        self.faults.append({"method": method, "pattern": pattern, "status": status, "after": after})
-
-    def _fault(self, method: str, path: str) -> dict[str, Any] | None:
-        for fault in self.faults:
-            if fault["method"] == method and re.fullmatch(fault["pattern"], path):
-                self.faults.remove(fault)
-                return fault
-        return None
-
-    def calls(self, method: str, pattern: str) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["method"] == method and re.fullmatch(pattern, r["path"])]
 
     def user(self, person: str) -> str:
         return next(i for i, u in self.objects["User"].items() if u["Email"] == f"{person}@lumenlabs.example")
@@ -296,59 +274,21 @@ class SalesforceStandIn:
                                                               serialization.NoEncryption()))
         return folder / "server.pem", folder / "server.key"
 
-    @contextmanager
-    def running(self) -> Iterator[SalesforceStandIn]:
-        stand_in = self
+    def authorized(self, header: str | None) -> bool:
+        return header == f"Bearer {self.session_id}"
 
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
-                with stand_in.lock:
-                    stand_in.requests.append({"method": self.command, "path": parts.path,
-                                              "query": parse_qs(parts.query), "body": body,
-                                              "headers": dict(self.headers.items())})
-                    fault = stand_in._fault(self.command, parts.path)
-                    if self.headers.get("Authorization") != f"Bearer {stand_in.session_id}":
-                        status, answer = 401, recorded("error_401.json")
-                    elif fault is not None and not fault["after"]:
-                        status, answer = fault["status"], UNEXPECTED
-                    else:
-                        try:
-                            status, answer = stand_in.handle(self.command, parts.path, parse_qs(parts.query), body)
-                        except SalesforceError as exc:
-                            status, answer = exc.status, exc.body
-                        if fault is not None:
-                            status, answer = fault["status"], UNEXPECTED
-                payload = b"" if answer is None else json.dumps(answer).encode()
-                self.send_response(status)
-                if payload:
-                    self.send_header("Content-Type", "application/json;charset=UTF-8")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+    def refused(self) -> Any:
+        return recorded("error_401.json")
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: tests read ``requests`` instead."""
-
+    def tls(self) -> ssl.SSLContext:
         certificate, key = self._certificates()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(certificate, key)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._server.shutdown()
-            self._server.server_close()
-            thread.join()
-            self._folder.cleanup()
+        return context
+
+    def stop(self) -> None:
+        super().stop()
+        self._folder.cleanup()
 
 
 # --- SOQL, the part the connector writes -------------------------------------------------

@@ -20,9 +20,11 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from ._server import StandInServer, send_json
 
 __all__ = ["Call", "SlackStandIn"]
 
@@ -59,7 +61,7 @@ def _true(value: Any) -> bool:
     return str(value).lower() in ("1", "true")
 
 
-class SlackStandIn:
+class SlackStandIn(StandInServer):
     """Slack's Web API for one workspace, in memory.
 
     ``users`` maps email addresses to user ids; ``channels`` maps channel names (without ``#``)
@@ -78,42 +80,10 @@ class SlackStandIn:
         self._cuts: list[str] = []
         self._lock = threading.Lock()
         self._last_ts = 0.0
-        self._server: ThreadingHTTPServer | None = None
-
-    # --- running ---------------------------------------------------------------
-
-    def start(self) -> SlackStandIn:
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                stand_in._serve(self)
-
-            do_GET = do_POST  # noqa: N815
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> SlackStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start the stand-in first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+        return f"http://127.0.0.1:{self.port}/api/"
 
     # --- what tests look at ----------------------------------------------------
 
@@ -141,7 +111,7 @@ class SlackStandIn:
 
     # --- serving ---------------------------------------------------------------
 
-    def _serve(self, request: BaseHTTPRequestHandler) -> None:
+    def serve(self, request: BaseHTTPRequestHandler) -> None:
         url = urlsplit(request.path)
         method = url.path.removeprefix("/api/")
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0)).decode()
@@ -160,14 +130,7 @@ class SlackStandIn:
         if cut:
             request.close_connection = True
             return
-        data = json.dumps(answer).encode()
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json; charset=utf-8")
-        request.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            request.send_header(name, value)
-        request.end_headers()
-        request.wfile.write(data)
+        send_json(request, status, answer, extra)
 
     def _answer(self, method: str, headers: Mapping[str, str],
                 fields: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
