@@ -24,6 +24,7 @@ from sayso.directory import Directory
 from sayso.errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownUser
 
 from .conftest import NOW, sayso, sayso_json
+from .switch import switch_system
 
 caldav = pytest.importorskip("caldav", reason="the CalDAV connector needs sayso[caldav]")
 pytest.importorskip("radicale", reason="these tests run a Radicale CalDAV server (the test extra has it)")
@@ -279,13 +280,9 @@ def test_server_failures_are_connector_errors_without_the_password(
 
 def switch_calendar(root: Path, radicale: str, path: str) -> None:
     """The demo workspace's calendar, moved to CalDAV by editing sayso.toml alone."""
-    toml = (root / "sayso.toml").read_text()
-    demo = '[systems.calendar]\nkind = "demo.calendar"\npath = "systems/calendar.db"\n'
-    assert demo in toml
-    real = (f'[systems.calendar]\nkind = "caldav"\nurl = "{radicale}"\nusername = "{USER}"\n'
-            f'password_secret = "calendar_password"\ncalendar = "{path}"\n')
-    toml = toml.replace(demo, real) + '\n[secrets.env]\ncalendar_password = "SAYSO_TEST_CALDAV_PASSWORD"\n'
-    (root / "sayso.toml").write_text(toml)
+    switch_system(root, "calendar", f'kind = "caldav"\nurl = "{radicale}"\nusername = "{USER}"\n'
+                  f'password_secret = "calendar_password"\ncalendar = "{path}"\n',
+                  {"calendar_password": "SAYSO_TEST_CALDAV_PASSWORD"})
 
 
 def test_crash_after_the_event_then_recover_leaves_one_event(

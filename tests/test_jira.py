@@ -20,6 +20,7 @@ from sayso.errors import ConfigurationError, ConnectorError, InvalidArguments, U
 
 from .conftest import NOW, sayso, sayso_json
 from .standins.jira import JiraStandIn
+from .switch import switch_system
 
 httpx = pytest.importorskip("httpx", reason="the Jira connector needs httpx (sayso[jira])")
 
@@ -318,13 +319,10 @@ def test_people_and_settings_are_checked(cloud: JiraStandIn, tmp_path: Path) -> 
 
 def use_jira(root: Path, cloud: JiraStandIn) -> dict[str, str]:
     """Point the demo workspace's tickets at the stand-in; the token comes from the environment."""
-    toml = (root / "sayso.toml").read_text()
-    demo = '[systems.tickets]\nkind = "demo.tickets"\npath = "systems/tickets.db"\n'
-    assert demo in toml
-    jira = (f'[systems.tickets]\nkind = "jira"\nsite = "{cloud.url}"\nemail = "{EMAIL}"\n'
-            'token_secret = "jira_token"\nissue_type = "Task"\nlookup_wait_seconds = 2\n'
-            '[systems.tickets.projects]\nSALES = "SALES"\nSUPPORT = "SUP"\nFIN = "FIN"\n')
-    (root / "sayso.toml").write_text(toml.replace(demo, jira) + '\n[secrets.env]\njira_token = "SAYSO_TEST_JIRA"\n')
+    switch_system(root, "tickets", f'kind = "jira"\nsite = "{cloud.url}"\nemail = "{EMAIL}"\n'
+                  'token_secret = "jira_token"\nissue_type = "Task"\nlookup_wait_seconds = 2\n'
+                  '[systems.tickets.projects]\nSALES = "SALES"\nSUPPORT = "SUP"\nFIN = "FIN"\n',
+                  {"jira_token": "SAYSO_TEST_JIRA"})
     return {"SAYSO_TEST_JIRA": TOKEN}
 
 

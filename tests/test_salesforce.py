@@ -21,6 +21,7 @@ from sayso.errors import ConfigurationError, ConnectorError, InvalidArguments, U
 
 from .conftest import NOW, sayso, sayso_json
 from .standins.salesforce import SalesforceStandIn
+from .switch import switch_system
 
 pytest.importorskip("simple_salesforce", reason="the Salesforce connector needs simple-salesforce (sayso[salesforce])")
 pytest.importorskip("cryptography", reason="the Salesforce stand-in makes its TLS certificate with cryptography")
@@ -328,12 +329,8 @@ def test_an_org_without_the_key_field_is_told_so(tmp_path: Path) -> None:
 
 def use_salesforce(root: Path, cloud: SalesforceStandIn) -> dict[str, str]:
     """Point the demo workspace's CRM at the stand-in (seeded with the demo's deals under Salesforce ids)."""
-    toml = (root / "sayso.toml").read_text()
-    demo = '[systems.crm]\nkind = "demo.crm"\npath = "systems/crm.db"\n'
-    assert demo in toml
-    salesforce = (f'[systems.crm]\nkind = "salesforce"\ninstance_url = "{cloud.url}"\n'
-                  f'session_id_secret = "sf_session"\nca_bundle = "{cloud.ca_file}"\n')
-    (root / "sayso.toml").write_text(toml.replace(demo, salesforce) + '\n[secrets.env]\nsf_session = "SAYSO_TEST_SF"\n')
+    switch_system(root, "crm", f'kind = "salesforce"\ninstance_url = "{cloud.url}"\n'
+                  f'session_id_secret = "sf_session"\nca_bundle = "{cloud.ca_file}"\n', {"sf_session": "SAYSO_TEST_SF"})
     return {"SAYSO_TEST_SF": SESSION}
 
 

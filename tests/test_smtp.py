@@ -26,6 +26,7 @@ from sayso.directory import Directory
 from sayso.errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownUser
 
 from .conftest import NOW, sayso, sayso_json
+from .switch import switch_system
 
 pytest.importorskip("aiosmtpd", reason="these tests run an aiosmtpd SMTP server (the test extra has it)")
 from aiosmtpd.controller import Controller  # noqa: E402
@@ -285,13 +286,9 @@ def test_an_unreachable_server_is_a_connector_error_without_the_password(directo
 
 def switch_email(root: Path, port: int) -> None:
     """The demo workspace's email, moved to SMTP by editing sayso.toml alone."""
-    toml = (root / "sayso.toml").read_text()
-    demo = '[systems.email]\nkind = "demo.email"\npath = "systems/email.db"\n'
-    assert demo in toml
-    real = (f'[systems.email]\nkind = "smtp"\nhost = "127.0.0.1"\nport = {port}\nusername = "{USER}"\n'
-            'password_secret = "smtp_password"\nsender = "sayso@lumenlabs.example"\n')
-    toml = toml.replace(demo, real) + '\n[secrets.env]\nsmtp_password = "SAYSO_TEST_SMTP_PASSWORD"\n'
-    (root / "sayso.toml").write_text(toml)
+    switch_system(root, "email", f'kind = "smtp"\nhost = "127.0.0.1"\nport = {port}\nusername = "{USER}"\n'
+                  'password_secret = "smtp_password"\nsender = "sayso@lumenlabs.example"\n',
+                  {"smtp_password": "SAYSO_TEST_SMTP_PASSWORD"})
 
 
 def test_crash_during_a_send_is_outcome_unknown_and_never_sent_again(
