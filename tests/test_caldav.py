@@ -3,7 +3,6 @@ attendees and the why; one event per key across retries and a crash; look-up; un
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import subprocess
@@ -23,8 +22,8 @@ from sayso.connectors.provenance import stable_id
 from sayso.directory import Directory
 from sayso.errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownUser
 
-from .conftest import NOW, sayso, sayso_json
-from .switch import switch_system
+from .conftest import NOW, sayso
+from .switch import crash_then_recover, switch_system
 
 caldav = pytest.importorskip("caldav", reason="the CalDAV connector needs sayso[caldav]")
 pytest.importorskip("radicale", reason="these tests run a Radicale CalDAV server (the test extra has it)")
@@ -291,23 +290,13 @@ def test_crash_after_the_event_then_recover_leaves_one_event(
     switch_calendar(demo_root, radicale, calendar_path)
     env = {"SAYSO_TEST_CALDAV_PASSWORD": PASSWORD}
     assert sayso(demo_root, "check", env=env).returncode == 0
-    args = json.dumps({"at": "2026-11-27T09:00", "text": "call Priya"})
-    crashed = sayso(demo_root, "do", "--user", "alice", "--action", "calendar.remind", "--args", args,
-                    "--now", NOW, env={**env, "SAYSO_FAULT": "crash-after-effect"})
-    assert crashed.returncode == 137, crashed.stderr
-    assert len(server_events(radicale, calendar_path)) == 1  # the event exists; sayso did not record it
-
-    code, recovered = sayso_json(demo_root, "recover", "--now", NOW, env=env)
-    assert code == 0 and len(recovered["recovered"]) == 1
-    step = recovered["recovered"][0]["steps"][0]
-    assert step["status"] == "executed"
-    (event,) = server_events(radicale, calendar_path)  # looked up, not made again
+    step = crash_then_recover(demo_root, "alice", "calendar.remind", {"at": "2026-11-27T09:00", "text": "call Priya"},
+                              env, lambda: len(server_events(radicale, calendar_path)), secret=PASSWORD)
+    (event,) = server_events(radicale, calendar_path)
     assert step["effect"]["result"]["uid"] == str(event["uid"])
     assert "Alice Moreno (alice)" in str(event["description"])
     assert event["dtstart"].dt == datetime(2026, 11, 27, 9, 0, tzinfo=NEW_YORK)
 
-    code, again = sayso_json(demo_root, "recover", "--now", NOW, env=env)
-    assert again["recovered"] == [] and len(server_events(radicale, calendar_path)) == 1
     undone = sayso(demo_root, "undo", "--user", "alice", "--now", NOW, env=env)
     assert undone.returncode == 0, undone.stderr
     assert server_events(radicale, calendar_path) == []

@@ -18,9 +18,8 @@ from sayso.connectors.provenance import stable_id, why_text
 from sayso.directory import Directory
 from sayso.errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownRecord, UnknownUser
 
-from .conftest import NOW, sayso, sayso_json
 from .standins.jira import JiraStandIn
-from .switch import switch_system
+from .switch import crash_then_recover, switch_system
 
 httpx = pytest.importorskip("httpx", reason="the Jira connector needs httpx (sayso[jira])")
 
@@ -340,27 +339,10 @@ def test_crash_after_the_effect_then_recover_leaves_one_effect(
             return len(cloud.created())
         return len(cloud.calls("POST", "/rest/api/3/issue/SUP-17/transitions"))
 
-    command = ["do", "--user", user, "--action", action, "--args", json.dumps(args), "--now", NOW]
-    crashed = sayso(demo_root, *command, env={**env, "SAYSO_FAULT": "crash-after-effect"})
-    assert crashed.returncode == 137, crashed.stderr
-    assert effects() == 1  # the effect happened in Jira; sayso did not record it
-
-    code, recovered = sayso_json(demo_root, "recover", "--now", NOW, env=env)
-    assert code == 0, recovered
-    [plan] = recovered["recovered"]
-    assert plan["steps"][0]["status"] == "executed"
-    assert effects() == 1  # looked up by its label, not repeated
-
-    code, again = sayso_json(demo_root, "recover", "--now", NOW, env=env)
-    assert again["recovered"] == [] and effects() == 1
+    crash_then_recover(demo_root, user, action, args, env, effects, secret=TOKEN)
     if action == "tickets.create":
         [issue] = cloud.created()
         assert issue["fields"]["assignee"]["accountId"] == cloud.account("devi")
         assert "Alice Moreno (alice)" in adf_text(issue["fields"]["description"])
     else:
         assert cloud.issues["SUP-17"]["fields"]["status"]["name"] == "In Progress"
-    audit = sayso(demo_root, "audit", "list", "--json", env=env).stdout
-    assert TOKEN not in audit
-    calls = [json.loads(line) for line in audit.splitlines() if json.loads(line)["event"] == "call"]
-    assert [c["detail"].get("recovered") for c in calls] == [True]  # recovery found it by lookup, not by retrying
-    assert sayso(demo_root, "audit", "verify", env=env).returncode == 0

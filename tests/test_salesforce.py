@@ -19,9 +19,8 @@ from sayso.connectors.salesforce import Salesforce, soql_literal
 from sayso.directory import Directory
 from sayso.errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownRecord, UnknownUser
 
-from .conftest import NOW, sayso, sayso_json
 from .standins.salesforce import SalesforceStandIn
-from .switch import switch_system
+from .switch import crash_then_recover, switch_system
 
 pytest.importorskip("simple_salesforce", reason="the Salesforce connector needs simple-salesforce (sayso[salesforce])")
 pytest.importorskip("cryptography", reason="the Salesforce stand-in makes its TLS certificate with cryptography")
@@ -349,25 +348,8 @@ def test_crash_after_the_effect_then_recover_leaves_one_effect(
             return len(cloud.calls("PATCH", rf".*/sobjects/Opportunity/{deal}"))
         return len(cloud.tasks())
 
-    command = ["do", "--user", "alice", "--action", action, "--args", json.dumps(args), "--now", NOW]
-    crashed = sayso(demo_root, *command, env={**env, "SAYSO_FAULT": "crash-after-effect"})
-    assert crashed.returncode == 137, crashed.stderr
-    assert effects() == 1  # the effect happened in Salesforce; sayso did not record it
-
-    code, recovered = sayso_json(demo_root, "recover", "--now", NOW, env=env)
-    assert code == 0, recovered
-    [plan] = recovered["recovered"]
-    assert plan["steps"][0]["status"] == "executed"
-    assert effects() == 1  # found by its key, not repeated
-
-    code, again = sayso_json(demo_root, "recover", "--now", NOW, env=env)
-    assert again["recovered"] == [] and effects() == 1
+    crash_then_recover(demo_root, "alice", action, args, env, effects, secret=SESSION)
     if action == "crm.update_deal":
         assert cloud.record("Opportunity", deal)["StageName"] == "Negotiation/Review"
     else:
         assert "Alice Moreno (alice)" in cloud.tasks()[0]["Description"]
-    audit = sayso(demo_root, "audit", "list", "--json", env=env).stdout
-    assert SESSION not in audit
-    calls = [json.loads(line) for line in audit.splitlines() if json.loads(line)["event"] == "call"]
-    assert [c["detail"].get("recovered") for c in calls] == [True]
-    assert sayso(demo_root, "audit", "verify", env=env).returncode == 0
