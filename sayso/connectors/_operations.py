@@ -16,6 +16,7 @@ import yaml
 from rapidfuzz import fuzz
 
 from ..catalog import Action, Catalog, load_yaml_actions
+from ..catalog import _LineLoader as LineLoader  # the catalog's loader, which keeps each mapping's line
 from ..config import load_settings
 from ..errors import ConfigurationError, InvalidArguments, WorkspaceError
 from .base import Connector, Record
@@ -60,19 +61,6 @@ class Declared(Protocol):
 
 
 OpT = TypeVar("OpT", bound=Declared)
-
-
-class _LineLoader(yaml.SafeLoader):
-    """A YAML loader that remembers each mapping's line as ``__line__``."""
-
-
-def _mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping  # type: ignore[return-value]
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
 class Entry:
@@ -133,7 +121,7 @@ def load_operations(path: Path) -> list[Entry]:
     """The entries under ``operations:`` (a mapping of name to operation) of one YAML file."""
     file = str(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(path.read_text(), Loader=LineLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError:
         raise WorkspaceError("the operations file is missing", file=file) from None
     except yaml.YAMLError as exc:
