@@ -1,8 +1,8 @@
 """HTTP load on a real Uvicorn server: read turns, direct actions and actions said in messages.
 
-    python bench/load.py [--clients 16] [--seconds 20] [--json] [--profile]
+    python bench/load.py [--clients 16] [--seconds 20] [--workers 1] [--json] [--profile]
 
-The server is ``sayso serve`` in a child process (one Uvicorn worker, as deployed), on a
+The server is ``sayso serve`` in a child process (``--workers`` Uvicorn worker processes), on a
 fresh demo workspace (SQLite, the offline interpreter) with the rate limit relaxed; the
 load comes from this process, so the two do not share a GIL but do share the machine's
 cores. Each scenario runs ``--clients`` threads, each with its own keep-alive
@@ -86,15 +86,16 @@ def free_port() -> int:
 
 
 class Server:
-    """``sayso serve`` in a child process, until ``stop``."""
+    """``sayso serve`` in a child process (with ``workers`` worker processes), until ``stop``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, workers: int = 1, threads: int | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (root.parent / "server.log").open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sayso", "serve", "--workspace", str(root), "--port", str(self.port),
-             "--now", NOW], stdout=self.log, stderr=subprocess.STDOUT)
+             "--now", NOW, "--workers", str(workers), *(["--threads", str(threads)] if threads else [])],
+            stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -107,9 +108,22 @@ class Server:
         raise RuntimeError("the server did not start within 60 s")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the server has used so far (Linux /proc)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time the server and its worker processes have used so far (Linux /proc)."""
+        parents: dict[int, int] = {}
+        ticks: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            pid = int(stat.parent.name)
+            parents[pid], ticks[pid] = int(fields[1]), int(fields[11]) + int(fields[12])
+        tree, total = {self.process.pid}, 0
+        for pid in sorted(parents):  # children have larger pids than their parents here (no pid wrap)
+            if pid in tree or parents[pid] in tree:
+                tree.add(pid)
+                total += ticks[pid]
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -276,7 +290,7 @@ def profile(root: Path, tokens: dict[str, str], turns: int, top: int) -> dict[st
 
     service = create_app(root, now=NOW).state.service
     header = f"Bearer {tokens['alice']}"
-    person = service.caller(header)
+    person = service.auth.person(header)
     conversations = {name: service.chat(person).new(person.id) for name in ("read", "said")}
     counter = iter(range(10**9))
 
@@ -355,6 +369,9 @@ def _short(filename: str) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="requests each worker works on at once (default: sayso serve's)")
     parser.add_argument("--seconds", type=float, default=20, help="timed seconds per scenario (default 20)")
     parser.add_argument("--warmup", type=float, default=2, help="untimed seconds per scenario first (default 2)")
     parser.add_argument("--floor-seconds", type=float, default=5,
@@ -368,7 +385,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=15, help="functions to list with --profile (default 15)")
     parser.add_argument("--dir", type=Path, default=None, help="where the temporary workspace goes")
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.seconds <= 0 or args.warmup < 0 or args.floor_seconds < 0:
+    if args.clients < 1 or args.workers < 1 or args.seconds <= 0 or args.warmup < 0 or args.floor_seconds < 0:
         parser.error("--clients and --seconds must be positive, --warmup and --floor-seconds not negative")
     return args
 
@@ -382,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sayso-load-", dir=args.dir, ignore_cleanup_errors=True) as tmp:
         root = Path(tmp) / "ws"
         tokens = make_workspace(root)
-        server = Server(root)
+        server = Server(root, args.workers, args.threads)
         try:
             for scenario in chosen:
                 seconds = args.floor_seconds if scenario.floor else args.seconds
@@ -396,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
             other = Path(tmp) / "profiled"
             profiled = profile(other, make_workspace(other), args.profile_turns, args.top)
 
-    print(f"sayso HTTP load: one Uvicorn worker (sayso serve, child process), {args.clients} closed-loop "
+    workers = "one Uvicorn worker" if args.workers == 1 else f"{args.workers} Uvicorn workers"
+    if args.threads:
+        workers += f" of {args.threads} threads"
+    print(f"sayso HTTP load: {workers} (sayso serve, child process), {args.clients} closed-loop "
           f"clients (threads, httpx keep-alive) in this process, demo workspace on SQLite, offline interpreter")
     print(f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, httpx {httpx.__version__}, "
           f"sayso {sayso.__version__}; {os.cpu_count()} CPUs; {args.warmup:g} s warmup per scenario")
@@ -450,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    {own_ms:8.3f} {cum_ms:8.3f}  {fn}")
     if args.json:
         print(json.dumps({"clients": args.clients, "seconds": args.seconds, "warmup": args.warmup,
-                          "scenarios": by_name, "targets": dict(checks), "profile": profiled,
+                          "workers": args.workers, "scenarios": by_name, "targets": dict(checks), "profile": profiled,
                           "cpus": os.cpu_count()}, sort_keys=True))
     return 0
 

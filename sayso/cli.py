@@ -844,6 +844,8 @@ def serve(
     model: ModelOpt = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes on one socket "
                                          "(see docs/serve.md)")] = 1,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Requests each worker works on at "
+                                                "once (default 4 offline, 40 with a model)")] = None,
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI at /openapi.json) and the web page (/) for a workspace."""
     try:
@@ -864,11 +866,12 @@ def serve(
         except SaysoError as exc:
             _fail(exc, False)
         err.print(f"sayso serving {escape(str(root))} on http://{host}:{port}, {workers} workers (API docs at /docs)")
-        pool.run(root, host=host, port=port, workers=workers, now=now, interpreter=interpreter, model=model)
+        pool.run(root, host=host, port=port, workers=workers, now=now, interpreter=interpreter, model=model,
+                 threads=threads)
         return
     try:
         engine = _interpreter(Workspace.load(root), interpreter, model) if (interpreter or model) else None
-        application = create_app(root, now=now, interpreter=engine)
+        application = create_app(root, now=now, interpreter=engine, threads=threads)
     except SaysoError as exc:
         _fail(exc, False)
         return

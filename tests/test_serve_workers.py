@@ -321,3 +321,25 @@ def test_buckets_in_one_file_are_shared(tmp_path: Path) -> None:
         alone.take("alice")
     for bucket in (first, second, alone):
         bucket.close()
+
+
+def test_event_streams_hold_no_worker_thread(sqlite_root: Path) -> None:
+    tokens = tokens_for(sqlite_root)
+    server = serve(sqlite_root, "--threads", "1")  # one request worked on at a time: a waiting stream must not hold it
+    try:
+        with client(server.url, tokens["alice"]) as alice:
+            conversation = alice.post("/v1/conversations").json()["id"]
+            streams = [client(server.url, tokens["alice"]) for _ in range(3)]
+            opened = [s.stream("GET", f"/v1/conversations/{conversation}/events", params={"timeout": 30})
+                      for s in streams]
+            try:
+                for stream in opened:
+                    assert next(stream.__enter__().iter_lines()).startswith(": connected")
+                said = alice.post(f"/v1/conversations/{conversation}/messages", json={"text": "show my open deals"})
+                assert said.status_code == 200 and said.json()["status"] == "answered"
+            finally:
+                for stream, owner in zip(opened, streams, strict=True):
+                    stream.__exit__(None, None, None)
+                    owner.close()
+    finally:
+        server.stop()

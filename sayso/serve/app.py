@@ -8,20 +8,21 @@ finishes any plan a crashed process left (``recover``) before serving.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
-import queue
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Body, FastAPI, Header, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -30,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -91,32 +93,38 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
+_Listener = tuple[asyncio.AbstractEventLoop, "asyncio.Queue[dict[str, Any]]"]
+
+
 class _Events:
     """Progress of turns, by conversation, for server-sent events, in this process.
 
-    Listeners also read each finished turn from the conversation's messages (``Service.done_since``), so a
-    turn another process ran reaches them too (its ``done``, without the stages before it).
+    A listener is an asyncio queue on the event loop (a stream holds no thread while it waits); turns run in
+    worker threads publish to it thread-safely. Listeners also read each finished turn from the conversation's
+    messages (``Service.done_since``), so a turn another process ran reaches them too (its ``done``, without the
+    stages before it).
     """
 
     def __init__(self) -> None:
-        self.listeners: dict[str, list[queue.Queue[dict[str, Any] | None]]] = defaultdict(list)
+        self.listeners: dict[str, list[_Listener]] = defaultdict(list)
         self.lock = threading.Lock()
 
     def publish(self, conversation: str, event: dict[str, Any]) -> None:
         with self.lock:
-            for listener in self.listeners.get(conversation, []):
-                listener.put(event)
+            for loop, listener in self.listeners.get(conversation, []):
+                loop.call_soon_threadsafe(listener.put_nowait, event)
 
     def listening(self, conversation: str) -> bool:
         return bool(self.listeners.get(conversation))
 
-    def subscribe(self, conversation: str) -> queue.Queue[dict[str, Any] | None]:
-        listener: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    def subscribe(self, conversation: str) -> _Listener:
+        """A new listener, on the running event loop."""
+        listener: _Listener = (asyncio.get_running_loop(), asyncio.Queue())
         with self.lock:
             self.listeners[conversation].append(listener)
         return listener
 
-    def unsubscribe(self, conversation: str, listener: queue.Queue[dict[str, Any] | None]) -> None:
+    def unsubscribe(self, conversation: str, listener: _Listener) -> None:
         with self.lock:
             if listener in self.listeners.get(conversation, []):
                 self.listeners[conversation].remove(listener)
@@ -294,11 +302,25 @@ def _run_instructions(service: Service) -> Callable[[], None]:
     return done.set
 
 
-def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpreter | None = None) -> FastAPI:
-    """The application for the workspace at ``root`` (``now`` pins the clock, as ``--now`` does)."""
+def threads_for(interpreter: Interpreter) -> int:
+    """How many requests a process works on at once, by default: turns of the offline interpreter are pure
+    computation, and more threads than a few only take turns on the GIL (each turn slower, the durable
+    writes' lock held longer); a model interpreter's turns wait on the model, so they get many."""
+    return OFFLINE_THREADS if interpreter.name == "offline" else MODEL_THREADS
+
+
+OFFLINE_THREADS = 4
+MODEL_THREADS = 40  # AnyIO's own default
+
+
+def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpreter | None = None,
+               threads: int | None = None) -> FastAPI:
+    """The application for the workspace at ``root`` (``now`` pins the clock, as ``--now`` does; ``threads``:
+    requests worked on at once, by default ``threads_for`` the interpreter)."""
     service = Service(Path(root), now, interpreter)
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads or threads_for(service.interpreter)
         stop = _run_instructions(service)
         yield
         stop()
@@ -460,16 +482,19 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
 
     @app.get("/v1/conversations/{conversation}/events", tags=["conversations"],
              response_class=StreamingResponse)
-    def events(conversation: str, authorization: Auth = None,
-               timeout: Seconds = 300) -> StreamingResponse:
+    async def events(conversation: str, authorization: Auth = None,
+                     timeout: Seconds = 300) -> StreamingResponse:
         """Server-sent events: each turn's progress (interpreting, grounding, checking, awaiting_confirmation,
         executing, done with the turn JSON). The stream ends after ``timeout`` seconds."""
-        person = service.caller(authorization)
-        service.check_owner(conversation, person)
-        listener = service.events.subscribe(conversation)
-        after = service.newest_message(conversation)
 
-        def stream() -> Iterator[str]:
+        def check() -> int:
+            service.check_owner(conversation, service.caller(authorization))
+            return service.newest_message(conversation)
+
+        after = await run_in_threadpool(check)
+        listener = service.events.subscribe(conversation)
+
+        async def stream() -> AsyncIterator[str]:
             nonlocal after
             told: set[str] = set()  # turns whose done was sent: each once, whichever way it came
             now = time.monotonic()
@@ -479,15 +504,12 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
                 while now < end:
                     items: list[dict[str, Any]] = []
                     try:
-                        item = listener.get(timeout=max(min(poll, end) - now, 0.01))
-                        if item is None:
-                            break
-                        items.append(item)
-                    except queue.Empty:
+                        items.append(await asyncio.wait_for(listener[1].get(), max(min(poll, end) - now, 0.01)))
+                    except TimeoutError:
                         pass
                     now = time.monotonic()
                     if now >= poll:  # turns run by other processes (workers), from the conversation's messages
-                        after, done = service.done_since(conversation, after)
+                        after, done = await run_in_threadpool(service.done_since, conversation, after)
                         items += done
                         poll = now + _POLL_SECONDS
                     for item in items:

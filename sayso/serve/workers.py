@@ -74,7 +74,7 @@ def app() -> FastAPI:
         engine = _interpreter(ws, options.get("interpreter"), options.get("model"))
     finally:
         ws.close()
-    application = create_app(root, now=options.get("now"), interpreter=engine)
+    application = create_app(root, now=options.get("now"), interpreter=engine, threads=options.get("threads"))
     log.info("worker process %d ready", os.getpid())
     return application
 
@@ -93,10 +93,11 @@ def check(root: Path, interpreter: str | None = None, model: str | None = None) 
 
 
 def run(root: Path, *, host: str, port: int, workers: int, now: str | None = None, interpreter: str | None = None,
-        model: str | None = None) -> None:
+        model: str | None = None, threads: int | None = None) -> None:
     """Serve the workspace at ``root`` with ``workers`` processes until interrupted."""
     import uvicorn
 
-    os.environ[ENV] = json.dumps({"root": str(root), "now": now, "interpreter": interpreter, "model": model})
+    os.environ[ENV] = json.dumps({"root": str(root), "now": now, "interpreter": interpreter, "model": model,
+                                  "threads": threads})
     uvicorn.run("sayso.serve.workers:app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")
