@@ -863,11 +863,12 @@ def serve(
 
         try:
             pool.check(root, interpreter, model)
+            err.print(f"sayso serving {escape(str(root))} on http://{host}:{port}, {workers} workers (API docs at "
+                      "/docs)")
+            pool.run(root, host=host, port=port, workers=workers, now=now, interpreter=interpreter, model=model,
+                     threads=threads)
         except SaysoError as exc:
             _fail(exc, False)
-        err.print(f"sayso serving {escape(str(root))} on http://{host}:{port}, {workers} workers (API docs at /docs)")
-        pool.run(root, host=host, port=port, workers=workers, now=now, interpreter=interpreter, model=model,
-                 threads=threads)
         return
     try:
         engine = _interpreter(Workspace.load(root), interpreter, model) if (interpreter or model) else None

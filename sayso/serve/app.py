@@ -112,7 +112,10 @@ class _Events:
     def publish(self, conversation: str, event: dict[str, Any]) -> None:
         with self.lock:
             for loop, listener in self.listeners.get(conversation, []):
-                loop.call_soon_threadsafe(listener.put_nowait, event)
+                try:
+                    loop.call_soon_threadsafe(listener.put_nowait, event)
+                except RuntimeError:  # its loop has closed: the stream is gone
+                    continue
 
     def listening(self, conversation: str) -> bool:
         return bool(self.listeners.get(conversation))
