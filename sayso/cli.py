@@ -24,7 +24,7 @@ from rich.table import Table
 
 from .audit import AuditEvent
 from .clock import Clock, parse_time
-from .errors import ConfigurationError, InputTooLarge, InvalidArguments, RequestError, SaysoError, UnknownRecord
+from .errors import ConfigurationError, InputTooLarge, InvalidArguments, SaysoError, UnknownRecord
 from .pipeline import Pipeline
 from .turn import TurnResult, TurnStatus
 from .workspace import Workspace, resolve_root
@@ -954,11 +954,7 @@ def instructions_cancel(instruction_id: str, user: UserOpt, workspace: Workspace
     pipeline = _pipeline(ws, now, user, as_json)
     try:
         ws.directory.get(user)
-        book = InstructionBook(ws.store)
-        item = book.get(instruction_id, owner=user)
-        if item.status != "active":
-            raise RequestError(f"{item.id} is already {item.status}")
-        item = book.update(item, status="cancelled", next_due=None, updated_at=pipeline.clock.now().isoformat())
+        item = InstructionBook(ws.store).cancel(instruction_id, user, pipeline.clock.now())
     except SaysoError as exc:
         _fail(exc, as_json)
         return

@@ -247,3 +247,21 @@ def test_rate_limit_per_person(sqlite_root: Path) -> None:
             limited = next(r for r in (alice.get("/v1/me") for _ in range(3)) if r.status_code == 429)
             assert limited.json()["error"]["code"] == "rate_limited"
             assert bob.get("/v1/me").status_code == 200  # per person
+
+
+def test_standing_instructions_over_http_are_the_callers_own(api: Api) -> None:
+    with api.client("alice") as alice, api.client("bob") as bob:
+        conversation = alice.post("/v1/conversations").json()["id"]
+        made = say(alice, conversation, "if the Orchid deal hasn't moved by Friday, ping me").json()
+        assert made["status"] == "executed" and made["steps"][0]["action"] == "instructions.create"
+        listed = alice.get("/v1/instructions").json()
+        assert [i["id"] for i in listed] == [made["steps"][0]["effect"]["result"]["id"]]
+        assert bob.get("/v1/instructions").json() == []
+        foreign = bob.post(f"/v1/instructions/{listed[0]['id']}/cancel")
+        assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "instruction_unknown"
+        cancelled = alice.post(f"/v1/instructions/{listed[0]['id']}/cancel", headers={"Idempotency-Key": "c-1"})
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        again = alice.post(f"/v1/instructions/{listed[0]['id']}/cancel", headers={"Idempotency-Key": "c-1"})
+        assert again.json() == cancelled.json()  # a retried POST: the stored answer
+        assert alice.get("/v1/instructions").json() == []
+        assert [i["status"] for i in alice.get("/v1/instructions", params={"all": "true"}).json()] == ["cancelled"]

@@ -357,8 +357,7 @@ class Standing:
             listed = "; ".join(f"{i.id}: {i.summary}" for i in chosen)
             return TurnResult(status=TurnStatus.NEEDS_CLARIFICATION,
                               reply=f"Which one? {listed}. Say \"stop <id>\".")
-        item = self.book.update(chosen[0], status="cancelled", next_due=None,
-                                updated_at=self.pipeline.clock.now().isoformat())
+        item = self.book.cancel(chosen[0].id, person.id, self.pipeline.clock.now())
         return self._done(turn, "cancelled", item, f"Cancelled {item.id}: {item.summary}.", TurnStatus.EXECUTED)
 
     def _change(self, turn: Turn, person: Person, words: str) -> TurnResult:

@@ -21,9 +21,10 @@ ACTIVE = "active"
 
 
 class UnknownInstruction(RequestError):
-    """No instruction with that id belongs to the person."""
+    """No instruction with that id belongs to the person (another person's looks the same, on purpose)."""
 
     code = "instruction_unknown"
+    http_status = 404
 
 
 class Instruction(BaseModel):
@@ -89,6 +90,13 @@ class InstructionBook:
         with self.store.read() as conn:
             rows = [Instruction.model_validate(dict(r)) for r in conn.execute(query).mappings()]
         return [r for r in rows if r.next_due is None or datetime.fromisoformat(r.next_due) <= until]
+
+    def cancel(self, instruction_id: str, owner: str, at: datetime) -> Instruction:
+        """Cancel one of ``owner``'s active instructions; it will not fire again."""
+        item = self.get(instruction_id, owner=owner)
+        if item.status != ACTIVE:
+            raise RequestError(f"{item.id} is already {item.status}")
+        return self.update(item, status="cancelled", next_due=None, updated_at=at.isoformat())
 
     def update(self, item: Instruction, **values: Any) -> Instruction:
         with self.store.write() as conn:

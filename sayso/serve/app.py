@@ -35,10 +35,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..audit import AuditEvent
 from ..clock import Clock, zone
 from ..conversation import Chat
 from ..directory import Person
 from ..errors import IdempotencyConflict, InputTooLarge, SaysoError, UnknownConversation, http_status
+from ..instructions import InstructionBook
 from ..interpreter import Interpreter, registry
 from ..pipeline import Pipeline
 from ..store import schema
@@ -559,6 +561,29 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
     @app.post("/v1/confirmations/{confirmation}/decline", tags=["confirmations"])
     def decline(confirmation: str, authorization: Auth = None, key: Key = None) -> JSONResponse:
         return _answer(confirmation, False, authorization, key)
+
+    # --- standing instructions ---------------------------------------------------------------
+
+    @app.get("/v1/instructions", tags=["instructions"])
+    def instructions(authorization: Auth = None,
+                     every: Annotated[bool, Query(alias="all")] = False) -> list[dict[str, Any]]:
+        """The caller's standing instructions (active ones unless ``all=true``)."""
+        person = service.caller(authorization)
+        return [i.brief() for i in InstructionBook(service.ws.store).of(person.id, status=None if every else "active")]
+
+    @app.post("/v1/instructions/{instruction}/cancel", tags=["instructions"])
+    def cancel_instruction(instruction: str, authorization: Auth = None, key: Key = None) -> JSONResponse:
+        """Cancel one of the caller's instructions; another person's answers 404."""
+        person = service.caller(authorization)
+
+        def handle() -> JSONResponse:
+            pipeline = service.pipeline(person)
+            item = InstructionBook(service.ws.store).cancel(instruction, person.id, pipeline.clock.now())
+            pipeline.audit.record([AuditEvent("instruction", person.id, "cancelled", item.action, item.conversation,
+                                              None, "api", {"instruction": item.id, "words": item.words})])
+            return JSONResponse(item.brief())
+
+        return idempotent(person, key, {"cancel_instruction": instruction}, handle)
 
     # --- actions and audit -----------------------------------------------------------------
 
