@@ -12,6 +12,15 @@ an ``flock`` of ``<database>-writer``, so a writer waits for the one before it
 and is woken when it finishes, instead of polling in SQLite's busy handler
 (whose sleeps of up to 100 ms, in no order, made an unlucky writer wait seconds
 under load).
+
+Within a process, SQLite writes are group-committed: the writes that queue
+while a transaction is open join it, each in a savepoint of its own (a write
+that fails rolls back only itself), and the last of them commits for all. Every
+``write()`` still returns only once that commit is on disk, so what a caller
+does next (running an effect after its plan is stored, answering a request)
+waits for durability exactly as before; a commit that fails fails every write
+in it. One ``fsync`` then serves several turns, and the write lock is taken
+once for them.
 """
 
 from __future__ import annotations
@@ -103,14 +112,31 @@ class Store:
         self.engine.dispose()
 
 
+_GROUP_MAX = 32  # writes in one commit at most, so the first of them waits a bounded time
+
+
+class _Group:
+    """One SQLite transaction that the writes queued while it is open join, each in a savepoint."""
+
+    def __init__(self, conn: Connection, transaction: Any) -> None:
+        self.conn = conn
+        self.transaction = transaction
+        self.members = 0
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
 class SQLiteStore(Store):
     """A SQLite file: WAL journal, full sync on commit, write lock taken at BEGIN."""
 
     def __init__(self, url: str) -> None:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         # Writers queue on locks rather than on SQLite's busy handler (see the module's docstring).
-        self._writers = threading.RLock()
-        self._depth = 0  # nested write() calls of the thread holding _writers
+        self._writers = threading.Lock()  # the group's connection: one member's body at a time
+        self._state = threading.Lock()  # guards _waiting and _group
+        self._waiting = 0  # threads queued for _writers: they join the open group
+        self._group: _Group | None = None
+        self._owner: int | None = None  # the thread in a member's body (a nested write is a savepoint)
         database = engine.url.database
         self._lock_path = f"{database}-writer" if database and database != ":memory:" else None
         self._lock_fd: int | None = None
@@ -133,20 +159,84 @@ class SQLiteStore(Store):
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self._writers:
-            outermost = self._depth == 0
-            self._depth += 1
+        me = threading.get_ident()
+        if self._owner == me and self._group is not None:  # a write inside a write: a savepoint of it
+            with self._group.conn.begin_nested():
+                yield self._group.conn
+            return
+        with self._state:
+            self._waiting += 1
+        self._writers.acquire()
+        with self._state:
+            self._waiting -= 1
+        group = self._group
+        if group is None:
             try:
-                if outermost:
-                    self._lock_other_processes()
-                try:
-                    with super().write() as conn:
-                        yield conn
-                finally:
-                    if outermost and self._lock_fd is not None:
-                        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            finally:
-                self._depth -= 1
+                group = self._open()
+            except BaseException:
+                self._writers.release()
+                raise
+            self._group = group
+        self._owner = me
+        try:
+            savepoint = group.conn.begin_nested()
+            yield group.conn
+        except BaseException:
+            self._owner = None
+            try:
+                if group.conn.in_nested_transaction():
+                    savepoint.rollback()
+            except Exception as exc:  # noqa: BLE001 - the group cannot go on; its members are told
+                group.error = exc
+            self._leave(group)
+            raise
+        self._owner = None
+        try:
+            savepoint.commit()
+        except Exception as exc:  # noqa: BLE001
+            group.error = exc
+        self._leave(group)
+        if group.error is not None:
+            raise group.error
+
+    def _open(self) -> _Group:
+        self._lock_other_processes()
+        try:
+            conn = self.engine.connect()
+            try:
+                return _Group(conn, conn.begin())
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            if self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            raise
+
+    def _leave(self, group: _Group) -> None:
+        """A member is done: the last one commits for all; the others wait for that commit."""
+        group.members += 1
+        with self._state:
+            last = self._waiting == 0 or group.members >= _GROUP_MAX or group.error is not None
+            if last:
+                self._group = None
+        if not last:
+            self._writers.release()
+            group.done.wait()
+            return
+        try:
+            if group.error is None:
+                group.transaction.commit()
+            else:
+                group.transaction.rollback()
+        except Exception as exc:  # noqa: BLE001
+            group.error = group.error or exc
+        finally:
+            group.conn.close()
+            if self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            group.done.set()
+            self._writers.release()
 
     def _lock_other_processes(self) -> None:
         if self._lock_path is None:
