@@ -308,7 +308,8 @@ class Runner:
             field = t.get("field") or "version"
             mode = t.get("mode")
             if mode == "unchanged":
-                what = f"{name} hasn't moved since {asked} (still {field} {t.get('baseline')})."
+                where = f"in {t.get('baseline')}" if field == "stage" else f"{field} {t.get('baseline')}"
+                what = f"{name} hasn't moved since {asked} (still {where})."
             elif mode == "not_state":
                 what = f"{name} is still not {t.get('state')} ({field}: {record.attrs.get(field)})."
             elif mode == "changes":

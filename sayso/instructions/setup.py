@@ -166,7 +166,8 @@ class Standing:
         if cond.mode == "changes":
             return trigger, now + CHECK_EVERY, f"when {name} changes{by}", [record]
         assert deadline is not None
-        state = f"still {field} {record.attrs.get(field)}" if cond.mode == "unchanged" else f"not {cond.state}"
+        now_in = f"in {record.attrs.get(field)}" if field == "stage" else f"{field} {record.attrs.get(field)}"
+        state = f"still {now_in}" if cond.mode == "unchanged" else f"not {cond.state}"
         return trigger, deadline, f"on {_when(deadline.isoformat(), person.timezone)}, if {name} is {state}", [record]
 
     def _subject(self, person: Person, words: str, focus: Focus) -> tuple[Record | None, str | None]:
