@@ -22,7 +22,7 @@ from sqlalchemy import and_, select
 
 from ..audit import AuditEvent
 from ..catalog import Tier
-from ..clock import Clock, zone
+from ..clock import Clock
 from ..connectors.provenance import stable_id
 from ..directory import Person
 from ..errors import SaysoError
@@ -32,7 +32,7 @@ from ..store.schema import plans, steps
 from ..turn import TurnResult, TurnStatus
 from ..workspace import Workspace
 from .store import Instruction, InstructionBook
-from .triggers import Schedule
+from .triggers import Schedule, record_label, state_matches, when_text
 
 __all__ = ["CHECK_EVERY", "LATE_AFTER", "Runner", "notification"]
 
@@ -41,10 +41,6 @@ log = logging.getLogger("sayso")
 CHECK_EVERY = timedelta(minutes=1)  # watches on a condition are checked at least this often
 LATE_AFTER = timedelta(minutes=2)  # a firing this long after its time says it ran late
 CHANNEL = "instruction"
-
-
-def _when(iso: str, tz: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(zone(tz)).strftime("%a %b %d %H:%M")
 
 
 class Runner:
@@ -100,7 +96,7 @@ class Runner:
         value = record.attrs.get(field) if field else record.version
         mode = t["mode"]
         if mode in ("unchanged", "not_state"):  # checked once, at the deadline
-            holds = value == t.get("baseline") if mode == "unchanged" else not _state_matches(value, t["state"])
+            holds = value == t.get("baseline") if mode == "unchanged" else not state_matches(value, t["state"])
             if holds:
                 assert deadline is not None
                 return [self._fire(pipeline, item, deadline, now, f"{item.id}@{deadline.isoformat()}",
@@ -108,13 +104,13 @@ class Runner:
             why = (f"{record.id} moved ({field} {t.get('baseline')} -> {value}) before the deadline"
                    if mode == "unchanged" else f"{record.id} is {value} before the deadline")
             return [self._end(pipeline, item, "done", why + "; nothing was sent")]
-        met = _state_matches(value, t["state"]) if mode == "becomes" else value != t.get("baseline")
+        met = state_matches(value, t["state"]) if mode == "becomes" else value != t.get("baseline")
         if met:
             return [self._fire(pipeline, item, now, now, f"{item.id}@met",
                                {"status": "done", "next_due": None}, self._message(item, record, now, value))]
         if deadline is not None and now >= deadline:
             return [self._end(pipeline, item, "expired", f"{record.id} was not {t.get('state') or 'changed'} by "
-                              f"{_when(deadline.isoformat(), self._tz(item))}", tell=True)]
+                              f"{when_text(deadline.isoformat(), self._tz(item))}", tell=True)]
         self.book.update(item, next_due=(now + CHECK_EVERY).isoformat())
         return []
 
@@ -168,8 +164,8 @@ class Runner:
         turn = f"t_{stable_id(key, 16)}"
         late = now - scheduled > LATE_AFTER
         if late:
-            message = (f"(Sent late: this was due {_when(scheduled.isoformat(), self._tz(item))}, when sayso was not "
-                       f"running.) {message}")
+            due = when_text(scheduled.isoformat(), self._tz(item))
+            message = f"(Sent late: this was due {due}, when sayso was not running.) {message}"
         values = {**moves, "fired": item.fired + 1, "updated_at": now.isoformat()}
         if not self.book.claim(key, item, scheduled.isoformat(), now.isoformat(), turn, late, values):
             return {"instruction": item.id, "key": key, "status": "already_fired"}
@@ -301,10 +297,10 @@ class Runner:
     def _message(self, item: Instruction, record: Any, now: datetime, value: Any = None, after: str = "") -> str:
         """What the owner reads when it fires: what happened, and why they are told (their own words)."""
         t = item.trigger
-        asked = _when(item.created_at, self._tz(item))
+        asked = when_text(item.created_at, self._tz(item))
         why = f"You asked on {asked}: \"{item.words}\" (instruction {item.id})."
         if item.kind == "watch" and record is not None:
-            name = f"{record.id} {record.title}".strip() if record.title and record.title != record.id else record.id
+            name = record_label(record)
             field = t.get("field") or "version"
             mode = t.get("mode")
             if mode == "unchanged":
@@ -320,16 +316,3 @@ class Runner:
         if item.kind == "after":
             return f"Done: {after}. {why}"
         return f"Reminder: {t.get('text') or item.words}. {why}"
-
-
-def _state_matches(value: Any, state: str) -> bool:
-    """Whether a status or stage value means the state a person named ("closed" matches closed_won)."""
-    if value is None:
-        return False
-    have = str(value).lower().replace("-", "_").replace(" ", "_")
-    want = state.lower().strip().replace("-", "_").replace(" ", "_")
-    synonyms = {"won": {"closed_won"}, "lost": {"closed_lost"}, "done": {"closed", "done", "resolved"},
-                "resolved": {"closed", "done", "resolved"}, "finished": {"closed", "done"},
-                "closed": {"closed", "closed_won", "closed_lost", "resolved", "done"}}
-    return have == want or have in synonyms.get(want, set()) or have.startswith(f"{want}_")
-

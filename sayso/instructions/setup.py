@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable
 from datetime import datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ..audit import AuditEvent
 from ..catalog import Tier
@@ -25,9 +24,18 @@ from ..interpreter import Interpretation
 from ..interpreter.offline.schema import params_of
 from ..pipeline import Pipeline, Turn
 from ..turn import StepResult, StepStatus, TurnResult, TurnStatus
-from .runner import CHECK_EVERY, _state_matches, _when
+from .runner import CHECK_EVERY
 from .store import ACTIVE, Instruction, InstructionBook, new_id
-from .triggers import Split, parse_condition, parse_schedule, parse_when, split_trigger
+from .triggers import (
+    Split,
+    parse_condition,
+    parse_schedule,
+    parse_when,
+    record_label,
+    split_trigger,
+    state_matches,
+    when_text,
+)
 
 __all__ = ["Standing"]
 
@@ -60,7 +68,6 @@ class Standing:
         self.pipeline = pipeline
         self.ws = pipeline.ws
         self.book = InstructionBook(pipeline.ws.store)
-        self._last: str | None = None
 
     # --- entry -----------------------------------------------------------------------------------------------
 
@@ -69,15 +76,14 @@ class Standing:
         """The turn's result when ``text`` sets up or manages an instruction, else None; ``last`` is the
         instruction this conversation spoke of last ("make it Thursday instead")."""
         person = turn.person
-        self._last = last
         if _LIST.match(text):
             return self._list(turn, person)
         change = _CHANGE.match(text)
-        if change and self._latest(person, turn.conversation) is not None:
-            return self._change(turn, person, change["when"])
+        if change and self._latest(person, turn.conversation, last) is not None:
+            return self._change(turn, person, change["when"], last)
         cancel = _CANCEL.match(text)
         if cancel and (_INSTRUCTION_WORDS.search(cancel["what"]) or cancel["what"].lower().startswith("watching")):
-            found = self._cancel(turn, person, cancel["what"])
+            found = self._cancel(turn, person, cancel["what"], last)
             if found is not None:
                 return found
         split = split_trigger(text)
@@ -102,13 +108,13 @@ class Standing:
         if split.kind == "at":
             at = parse_when(split.clause, now, tz)
             if at <= now:
-                raise InvalidArguments(f"{split.clause!r} ({_when(at.isoformat(), tz)}) has already passed")
-            trigger, due, when = {"at": at.isoformat()}, at, f"on {_when(at.isoformat(), tz)}"
+                raise InvalidArguments(f"{split.clause!r} ({when_text(at.isoformat(), tz)}) has already passed")
+            trigger, due, when = {"at": at.isoformat()}, at, f"on {when_text(at.isoformat(), tz)}"
         elif split.kind == "every":
             schedule = parse_schedule(split.clause, tz)
             due = schedule.next_after(now)
             trigger, when = {"schedule": schedule.model_dump()}, f"{schedule.describe()} ({tz}), first on " \
-                                                                f"{_when(due.isoformat(), tz)}"
+                                                                f"{when_text(due.isoformat(), tz)}"
         elif split.kind == "watch":
             trigger, due, when, watched = self._condition(person, split.clause, now, focus)
         else:
@@ -136,7 +142,7 @@ class Standing:
         if cond.mode in ("unchanged", "not_state") and deadline is None:
             raise InvalidArguments("by when? say e.g. \"if D-104 hasn't moved by Friday\"")
         record, record_type = self._subject(person, cond.subject, focus)
-        by = f" by {_when(deadline.isoformat(), person.timezone)}" if deadline else ""
+        by = f" by {when_text(deadline.isoformat(), person.timezone)}" if deadline else ""
         if record is None:  # "if an invoice goes overdue": any record of a type
             assert record_type is not None
             if cond.mode != "becomes" or not cond.state:
@@ -152,7 +158,7 @@ class Standing:
         self._readable(person, record)
         watched_field = next((f for f in ("stage", "status") if f in record.attrs), None)
         field = watched_field or ""
-        name = f"{record.id} {record.title}".strip() if record.title and record.title != record.id else record.id
+        name = record_label(record)
         trigger = {"mode": cond.mode, "record": {"type": record.type, "id": record.id, "title": record.title},
                    "field": watched_field, "baseline": record.attrs.get(field) if field else record.version,
                    "state": cond.state, "deadline": deadline.isoformat() if deadline else None}
@@ -160,7 +166,7 @@ class Standing:
             assert cond.state is not None
             if watched_field is None:
                 raise InvalidArguments(f"I cannot tell whether {record.id} is {cond.state}: it has no status")
-            if _state_matches(record.attrs.get(field), cond.state):
+            if state_matches(record.attrs.get(field), cond.state):
                 raise InvalidArguments(f"{name} is already {record.attrs.get(field)}")
             return trigger, now + CHECK_EVERY, f"when {name} is {cond.state}{by}", [record]
         if cond.mode == "changes":
@@ -168,7 +174,8 @@ class Standing:
         assert deadline is not None
         now_in = f"in {record.attrs.get(field)}" if field == "stage" else f"{field} {record.attrs.get(field)}"
         state = f"still {now_in}" if cond.mode == "unchanged" else f"not {cond.state}"
-        return trigger, deadline, f"on {_when(deadline.isoformat(), person.timezone)}, if {name} is {state}", [record]
+        on = when_text(deadline.isoformat(), person.timezone)
+        return trigger, deadline, f"on {on}, if {name} is {state}", [record]
 
     def _subject(self, person: Person, words: str, focus: Focus) -> tuple[Record | None, str | None]:
         """The record a condition is about ("the Orchid deal", "SUP-17", "it"), or a type for "an invoice"."""
@@ -225,7 +232,7 @@ class Standing:
                 continue
             for param in params_of(action):
                 for choice in param.enum:
-                    if _state_matches(choice, state):
+                    if state_matches(choice, state):
                         args = {param.name: choice}
                         checked = self.pipeline.check(person.id, action.name, args)
                         if checked.decision is None or not checked.decision.allowed:
@@ -337,16 +344,16 @@ class Standing:
                           records=[i.brief() for i in active])
         return TurnResult(status=TurnStatus.ANSWERED, reply=reply, steps=[step])
 
-    def _latest(self, person: Person, conversation: str) -> Instruction | None:
+    def _latest(self, person: Person, conversation: str, last: str | None) -> Instruction | None:
         mine = [i for i in self.book.of(person.id, status=ACTIVE) if i.conversation == conversation]
-        spoken = [i for i in mine if i.id == self._last]
+        spoken = [i for i in mine if i.id == last]
         return spoken[0] if spoken else (mine[-1] if mine else None)
 
-    def _cancel(self, turn: Turn, person: Person, what: str) -> TurnResult | None:
+    def _cancel(self, turn: Turn, person: Person, what: str, last: str | None) -> TurnResult | None:
         active = self.book.of(person.id, status=ACTIVE)
         lowered = what.lower()
         if re.fullmatch(r"(?:it|that|that one|this one|this)", lowered.strip()):
-            latest = self._latest(person, turn.conversation)
+            latest = self._latest(person, turn.conversation, last)
             chosen = [latest] if latest else []
         else:
             words = {w for w in re.findall(r"[a-z0-9-]+", lowered.removeprefix("watching")) if w not in _STOP}
@@ -361,8 +368,8 @@ class Standing:
         item = self.book.cancel(chosen[0].id, person.id, self.pipeline.clock.now())
         return self._done(turn, "cancelled", item, f"Cancelled {item.id}: {item.summary}.", TurnStatus.EXECUTED)
 
-    def _change(self, turn: Turn, person: Person, words: str) -> TurnResult:
-        item = self._latest(person, turn.conversation)
+    def _change(self, turn: Turn, person: Person, words: str, last: str | None) -> TurnResult:
+        item = self._latest(person, turn.conversation, last)
         assert item is not None
         now = self.pipeline.clock.now()
         tz = person.timezone
@@ -377,14 +384,14 @@ class Standing:
                 **({"freq": new.freq, "weekdays": new.weekdays, "monthday": new.monthday} if said_day else {})})
             trigger["schedule"] = merged.model_dump()
             due = merged.next_after(now)
-            summary = f"{merged.describe()} ({tz}), first on {_when(due.isoformat(), tz)}"
+            summary = f"{merged.describe()} ({tz}), first on {when_text(due.isoformat(), tz)}"
         else:
             old_due = datetime.fromisoformat(item.next_due) if item.next_due else now
-            default = old_due.astimezone(_zone(tz)).time() if item.kind == "at" else time(0, 0)
+            default = old_due.astimezone(zone(tz)).time() if item.kind == "at" else time(0, 0)
             moment = parse_when(words, now, tz, default=default)
             if item.kind == "at" and not re.search(r"day|tomorrow|tonight|week|month|\d+(?:st|nd|rd|th)|/|"
                                                    r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec", words.lower()):
-                moment = datetime.combine(old_due.astimezone(_zone(tz)).date(), moment.timetz())
+                moment = datetime.combine(old_due.astimezone(zone(tz)).date(), moment.timetz())
             if moment <= now:
                 raise InvalidArguments(f"{words!r} has already passed")
             if item.kind == "at":
@@ -396,7 +403,7 @@ class Standing:
             else:
                 raise InvalidArguments("a follow-up waits for an action, not a time")
             summary = re.sub(r"(?:on|by) \w{3} \w{3} \d{2} \d{2}:\d{2}", f"{'by' if ' by ' in item.summary else 'on'} "
-                             f"{_when(moment.isoformat(), tz)}", item.summary.split(": ")[0], count=1)
+                             f"{when_text(moment.isoformat(), tz)}", item.summary.split(": ")[0], count=1)
         summary = f"{summary}: {item.summary.split(': ', 1)[1]}" if ": " in item.summary else summary
         changed = self.book.update(item, trigger=trigger, next_due=due.isoformat(), summary=summary,
                                    updated_at=now.isoformat())
@@ -426,14 +433,10 @@ class _Denied(InvalidArguments):
         self.rule = rule
 
 
-def _zone(tz: str) -> ZoneInfo:
-    return zone(tz)
-
-
 def _vocabulary(item: Instruction, tz: str) -> set[str]:
     words = set(re.findall(r"[a-z0-9-]+", f"{item.words} {item.summary} {item.id}".lower()))
     if item.next_due:
-        day = datetime.fromisoformat(item.next_due).astimezone(_zone(tz))
+        day = datetime.fromisoformat(item.next_due).astimezone(zone(tz))
         words |= {day.strftime("%A").lower(), day.strftime("%a").lower()}
     record = (item.trigger.get("record") or {})
     words |= set(re.findall(r"[a-z0-9-]+", f"{record.get('id', '')} {record.get('title', '')}".lower()))

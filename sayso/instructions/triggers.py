@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,7 +19,10 @@ from ..clock import zone
 from ..errors import InvalidArguments
 from ..interpreter.values import find_dates
 
-__all__ = ["Schedule", "Split", "parse_condition", "parse_schedule", "split_trigger"]
+__all__ = [
+    "Schedule", "Split", "parse_condition", "parse_schedule", "record_label", "split_trigger", "state_matches",
+    "when_text",
+]
 
 _DAYS = {
     "monday": 0, "mon": 0, "tuesday": 1, "tue": 1, "tues": 1, "wednesday": 2, "wed": 2, "thursday": 3,
@@ -265,3 +268,26 @@ def parse_condition(clause: str) -> Condition:
         return Condition(subject=m["subject"], mode="becomes", state=m["state"].strip().lower(), deadline=m["when"])
     raise InvalidArguments(f"I could not read the condition {clause!r}; try e.g. \"if D-104 hasn't moved by "
                            "Friday\" or \"when SUP-17 is closed\"")
+
+
+def when_text(iso: str, tz: str) -> str:
+    """A moment as the person reads it: "Fri Nov 27 00:00" in their zone."""
+    return datetime.fromisoformat(iso).astimezone(zone(tz)).strftime("%a %b %d %H:%M")
+
+
+def state_matches(value: Any, state: str) -> bool:
+    """Whether a status or stage value means the state a person named ("closed" matches closed_won)."""
+    if value is None:
+        return False
+    have = str(value).lower().replace("-", "_").replace(" ", "_")
+    want = state.lower().strip().replace("-", "_").replace(" ", "_")
+    synonyms = {"won": {"closed_won"}, "lost": {"closed_lost"}, "done": {"closed", "done", "resolved"},
+                "resolved": {"closed", "done", "resolved"}, "finished": {"closed", "done"},
+                "closed": {"closed", "closed_won", "closed_lost", "resolved", "done"}}
+    return have == want or have in synonyms.get(want, set()) or have.startswith(f"{want}_")
+
+
+def record_label(record: Any) -> str:
+    """"D-104 Orchid Renewal": a record's id and its name, once."""
+    title = getattr(record, "title", "")
+    return f"{record.id} {title}".strip() if title and title != record.id else str(record.id)
