@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from rapidfuzz import fuzz
@@ -1168,6 +1169,7 @@ _FUZZY_CUTOFF = 85.0
 _FUZZY_MIN = 6  # shorter words are too easily one letter from another ("lost", "last")
 
 
+@lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     """A crude stem, enough to meet "negotiating", "negotiated" and "negotiation" in one place."""
     word = word.lower()
@@ -1231,11 +1233,7 @@ def find_choices(text: str, choices: Sequence[str]) -> list[Span]:
     """
     tokens = list(_WORD.finditer(text))
     stems = [_stem(t.group(0)) for t in tokens]
-    wanted = sorted(
-        ((_stems(c), c) for c in choices if _WORD.search(c)),
-        key=lambda p: -len(p[0]),
-    )
-    single = [(c.lower(), c) for c in choices if len(c) >= _FUZZY_MIN and _WORD.fullmatch(c)]
+    wanted, single = _choice_index(tuple(choices))
     spans: list[Span] = []
     i = 0
     while i < len(tokens):
@@ -1255,6 +1253,17 @@ def find_choices(text: str, choices: Sequence[str]) -> list[Span]:
                 spans.append(_span(text, tokens[i].start(), tokens[i].end(), "choice", tail))
             i += 1
     return spans
+
+
+@lru_cache(maxsize=1024)
+def _choice_index(
+    choices: tuple[str, ...],
+) -> tuple[tuple[tuple[tuple[str, ...], str], ...], tuple[tuple[str, str], ...]]:
+    """The choices' stems, longest first, and the single words long enough for a near spelling (computed once
+    per list of choices: a catalog's enums are the same on every message)."""
+    wanted = sorted(((_stems(c), c) for c in choices if _WORD.search(c)), key=lambda p: -len(p[0]))
+    single = [(c.lower(), c) for c in choices if len(c) >= _FUZZY_MIN and _WORD.fullmatch(c)]
+    return tuple(wanted), tuple(single)
 
 
 def _tail(word_stem: str, wanted: Sequence[tuple[tuple[str, ...], str]]) -> str | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...directory import Directory, Person
 from .. import Context
-from ..values import find_choices, find_values
+from ..values import Span, find_choices, find_values
 from . import slots
 from .ranking import CatalogIndex, Entry
 from .schema import Param
@@ -35,6 +35,7 @@ class Piece:
     value: Any
     text: str
     prep: str = ""  # the preposition just before it ("for", "to", "with", "in")
+    parts: tuple[Span, ...] = ()  # a combined value's pieces (values.Span.parts), in the message's positions
 
 
 @dataclass
@@ -88,19 +89,43 @@ _NAMING_PREPS = ("for", "with", "about", "on", "to", "of", "in", "from")
 _PREPS = ("for", "to", "with", "in", "on", "at", "from", "of", "about", "by", "into", "near", "around", "as")
 
 
-def _people_index(directory: Directory | None) -> list[tuple[re.Pattern[str], str]]:
-    if directory is None:
-        return []
-    out: list[tuple[re.Pattern[str], str]] = []
+_NAME_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class _PeopleIndex:
+    """The directory's names as patterns, filed under each name's first word: a message is searched only for
+    the names whose first word it holds, so the cost follows the message's words, not the directory's size."""
+
+    every: list[tuple[re.Pattern[str], str]]  # (pattern, person id) in directory order
+    by_first_word: dict[str, list[int]]  # positions in ``every``
+    always: list[int]  # names with no plain ASCII first word: searched for in every message
+
+    def patterns(self, text: str) -> list[tuple[re.Pattern[str], str]]:
+        """The patterns worth running on ``text``, in directory order (as if all had run)."""
+        if not text.isascii():
+            return self.every
+        words = set(_NAME_WORD.findall(text.lower()))
+        chosen = sorted([*self.always, *(i for word in words for i in self.by_first_word.get(word, ()))])
+        return [self.every[i] for i in chosen]
+
+
+def _people_index(directory: Directory) -> _PeopleIndex:
+    index = _PeopleIndex([], {}, [])
     for person in directory:
         names = {person.name, person.name.split()[0], person.id}
         for name in sorted(names, key=len, reverse=True):
-            out.append((re.compile(rf"(?<![\w@#-]){re.escape(name)}(?![\w-])", re.IGNORECASE), person.id))
-    return out
+            first = _NAME_WORD.match(name.lower())
+            if first is None or not name.isascii():
+                index.always.append(len(index.every))
+            else:
+                index.by_first_word.setdefault(first.group(), []).append(len(index.every))
+            index.every.append((re.compile(rf"(?<![\w@#-]){re.escape(name)}(?![\w-])", re.IGNORECASE),
+                                person.id))
+    return index
 
 
-_PEOPLE_CACHE: weakref.WeakKeyDictionary[Directory, list[tuple[re.Pattern[str], str]]] = \
-    weakref.WeakKeyDictionary()
+_PEOPLE_CACHE: weakref.WeakKeyDictionary[Directory, _PeopleIndex] = weakref.WeakKeyDictionary()
 
 
 def _after_lead(piece: Piece, words: list[Token]) -> bool:
@@ -152,7 +177,7 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
                 break
     found += [Piece(m.start(), m.end(), "id", m.group().upper(), m.group()) for m in _ID.finditer(text)]
     found += [Piece(m.start(), m.end(), "channel", m.group().lower(), m.group()) for m in _CHANNEL.finditer(text)]
-    values = [Piece(s.start, s.end, s.kind, s.value, s.text) for s in find_values(text, now)
+    values = [Piece(s.start, s.end, s.kind, s.value, s.text, parts=s.parts) for s in find_values(text, now)
               if not (s.kind == "number" and s.text.lower() == "one" and not _counted(text, s.end))]
     for m in _RELATION.finditer(text):
         if m.group("rel"):
@@ -174,7 +199,7 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
     if directory is not None:
         if directory not in _PEOPLE_CACHE:
             _PEOPLE_CACHE[directory] = _people_index(directory)
-        for pattern, pid in _PEOPLE_CACHE[directory]:
+        for pattern, pid in _PEOPLE_CACHE[directory].patterns(text):
             found += [Piece(m.start(), m.end(), "person", pid, m.group()) for m in pattern.finditer(text)]
     if person.manager:
         for m in re.finditer(r"\bmy\s+(?:manager|boss|lead)\b", text, re.IGNORECASE):

@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import Context
-from ..values import Span, find_values
+from ..values import Span
 from .schema import Param
 from .words import DISCOURSE, STOP, Token, stem, tokens
 
@@ -104,17 +104,8 @@ def _day(value: Any) -> str | None:
 
 def _sub(piece: Piece, part: Span) -> Piece:
     """A piece for one part of a combined value, with its own words as text."""
-    return replace(piece, start=part.start, end=part.end, kind=part.kind, value=part.value, text=part.text)
-
-
-def _parts(piece: Piece, now: datetime) -> list[Span]:
-    """The date and time of a "datetime", the ends of a "between" range: their spans in the message."""
-    parts: tuple[Span, ...] = getattr(piece, "parts", ())
-    if not parts:  # pieces made before they carried their parts: read the value's own words again
-        again = next((s for s in find_values(piece.text, now) if s.kind == piece.kind), None)
-        parts = again.parts if again is not None else ()
-    return [replace(p, start=p.start + piece.start, end=p.end + piece.start)
-            if not getattr(piece, "parts", ()) else p for p in parts]
+    return replace(piece, start=part.start, end=part.end, kind=part.kind, value=part.value, text=part.text,
+                   parts=part.parts)
 
 
 def assign_dates(text: str, pieces: list[Piece], date_params: list[Param], args: dict[str, Any], take: Take,
@@ -139,7 +130,7 @@ def assign_dates(text: str, pieces: list[Piece], date_params: list[Param], args:
             if whole is not None:
                 take(whole, piece, piece.value.isoformat())
                 continue
-            parts = {part.kind: part for part in _parts(piece, now)}
+            parts = {part.kind: part for part in piece.parts}
             _take_day(text, _sub(piece, parts["date"]) if "date" in parts else piece, days, args, take, role)
             _take_clock(_sub(piece, parts["time"]) if "time" in parts else piece, clocks, args, take, role)
         elif piece.kind == "date":
@@ -177,7 +168,7 @@ def _assign_range(text: str, piece: Piece, params: list[Param], args: dict[str, 
                   now: datetime) -> None:
     """ "this week" to a start and an end parameter; "from the 8th" (open) to a start, "by Friday" to an end."""
     start, end = piece.value
-    parts = _parts(piece, now)
+    parts = piece.parts
     free = [p for p in params if p.name not in args]
     paired = any(_role(p) == "start" for p in free) and any(_role(p) == "end" for p in free)
     if start is not None and end is not None and not paired:
