@@ -1143,6 +1143,13 @@ def find_values(text: str, now: datetime) -> list[Span]:
     On overlap an email wins over a date or time, which wins over a duration, then money, then a number;
     within one kind the longer span wins.
     """
+    return list(_values(text, now))
+
+
+@lru_cache(maxsize=256)
+def _values(text: str, now: datetime) -> tuple[Span, ...]:
+    """``find_values``, remembered for the last messages: the interpreter asks again for each action it weighs,
+    and spans are immutable."""
     msg = _msg(text)
     words = _word_numbers(msg)
     dates = _find_dates(msg, now)
@@ -1154,7 +1161,7 @@ def find_values(text: str, now: datetime) -> list[Span]:
         *_find_money(msg, words),
         *_find_numbers(msg, words),
     ]
-    return _disjoint(sorted(candidates, key=lambda s: (_PRIORITY[s.kind], s.start - s.end, s.start)))
+    return tuple(_disjoint(sorted(candidates, key=lambda s: (_PRIORITY[s.kind], s.start - s.end, s.start))))
 
 
 # --- choices --------------------------------------------------------------------------------------
