@@ -214,6 +214,8 @@ class Catalog:
 
     def __init__(self, actions: Sequence[Action] = ()) -> None:
         self._actions: dict[str, Action] = {}
+        self._ordered: tuple[Action, ...] | None = None  # by name; recomputed after add
+        self._record_types: tuple[str, ...] | None = None
         for item in actions:
             self.add(item)
 
@@ -221,6 +223,17 @@ class Catalog:
         if item.name in self._actions:
             raise WorkspaceError(f"action {item.name!r} is declared twice", file=item.source or None)
         self._actions[item.name] = item
+        self._ordered = self._record_types = None
+
+    def record_types(self) -> tuple[str, ...]:
+        """The record types the actions' parameters name (``x-record``), in catalog order, each once."""
+        if self._record_types is None:
+            types: list[str] = []
+            for action in self:
+                for value in action.marked("x-record").values():
+                    types += [t for t in str(value).split("|") if t not in types]
+            self._record_types = tuple(types)
+        return self._record_types
 
     def get(self, name: str) -> Action:
         try:
@@ -232,7 +245,9 @@ class Catalog:
         return name in self._actions
 
     def __iter__(self) -> Iterator[Action]:
-        return iter(sorted(self._actions.values(), key=lambda a: a.name))
+        if self._ordered is None:
+            self._ordered = tuple(sorted(self._actions.values(), key=lambda a: a.name))
+        return iter(self._ordered)
 
     def __len__(self) -> int:
         return len(self._actions)

@@ -236,7 +236,7 @@ class Chat:
         changing and cancelling it; None for an ordinary message. An answer to a question is never one."""
         if state.pending is not None and state.pending.kind == "clarification":
             return None
-        focus = Focus(records=state.focus, last_list=state.last_list, types=self._types())
+        focus = Focus(records=state.focus, last_list=state.last_list, types=self.ws.catalog.record_types())
 
         def interpret(words: str, records: list[Record]) -> Interpretation:
             context = self._context(state, turn.person)
@@ -338,7 +338,7 @@ class Chat:
         steps[:] = [route(s, text, turn.person, self.ws.directory, self.ws.catalog) for s in steps]
         for step in steps:
             self._fill_origin(turn, step, text)
-        turn.focus = Focus(records=state.focus, last_list=state.last_list, types=self._types())
+        turn.focus = Focus(records=state.focus, last_list=state.last_list, types=self.ws.catalog.record_types())
         result = self.pipeline.run_plan(turn, [Request(s["action"], s["args"]) for s in steps])
         self._remember(turn, state, result, steps, text)
         return result
@@ -460,13 +460,6 @@ class Chat:
         state.focus = (fresh + [r for r in state.focus if r.ref() not in seen])[:_FOCUS_SIZE]
         return "I found " + "; ".join(f"{r.id} {r.title}".strip() if r.title != r.id else r.id
                                       for r in fresh) + ". "
-
-    def _types(self) -> tuple[str, ...]:
-        types: list[str] = []
-        for action in self.ws.catalog:
-            for value in action.marked("x-record").values():
-                types += [t for t in str(value).split("|") if t not in types]
-        return tuple(types)
 
     # --- replies that need no system --------------------------------------------------
 
