@@ -16,7 +16,12 @@ What the workers share, and how:
   conversation's messages whichever worker ran it; the stages before it
   (``interpreting``, ``grounding``...) only from its own worker;
 - plan leases name the process (host and pid), so recovery at a worker's start
-  leaves the other workers' running plans alone and takes a dead worker's.
+  leaves the other workers' running plans alone and takes a dead worker's;
+- connections: clients keep theirs alive, and the kernel gives a new one to whichever worker accepts first, so
+  16 could split 10/6, and the clients of the busier worker wait longer. The workers balance them (least
+  connections, ``sayso.serve.balance``): a worker that holds more than the least-loaded one + 1 passes a
+  connection it has just accepted, before reading from it, to that worker over a Unix socket. Each worker
+  starts accepting once all have started (at most ``balance.JOIN_SECONDS``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from fastapi import FastAPI
 from ..errors import ConfigurationError
 from ..interpreter import Interpreter, registry
 from ..workspace import Workspace
+from . import balance
 from .app import create_app
 
 __all__ = ["app", "check", "run"]
@@ -102,12 +108,15 @@ def run(root: Path, *, host: str, port: int, workers: int, now: str | None = Non
 
     os.environ[ENV] = json.dumps({"root": str(root), "now": now, "interpreter": interpreter, "model": model,
                                   "threads": threads})
+    # The workers' event loop balances their connections; WebSocket upgrades are off, as they would take a
+    # connection out of its count (sayso has no WebSocket routes).
     config = uvicorn.Config("sayso.serve.workers:app", factory=True, host=host, port=port, workers=workers,
-                            log_level="warning")
+                            log_level="warning", loop=balance.LOOP, ws="none")
     # As uvicorn.run(workers=N), but the socket is made here: Uvicorn's own has protocol 0, so asyncio does not
     # set TCP_NODELAY on the connections it accepts, and a response written in two parts waited ~40 ms for the
     # client's delayed ACK.
-    Multiprocess(config, sockets=[_listen(host, port)]).run()
+    with balance.prepared(workers):
+        Multiprocess(config, sockets=[_listen(host, port)]).run()
 
 
 def _listen(host: str, port: int) -> socket.socket:
