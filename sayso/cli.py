@@ -520,9 +520,9 @@ def token_revoke(token_id: str, workspace: WorkspaceOpt = None) -> None:
     ws = _open(workspace)
     try:
         _need_serve()
-        from .serve.auth import Tokens
+        from .serve.auth import EPOCH_FILE, Tokens
 
-        if not Tokens(ws.store, Clock()).revoke(token_id):
+        if not Tokens(ws.store, Clock(), shared=ws.root / EPOCH_FILE).revoke(token_id):  # tells running servers
             raise UnknownRecord(f"no token {token_id!r}")
     except SaysoError as exc:
         _fail(exc, False)

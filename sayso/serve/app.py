@@ -149,7 +149,7 @@ class Service:
         settings = self.ws.settings.interpreter.model_dump()
         self.interpreter = interpreter or registry.create(str(settings.get("name", "offline")), settings)
         self.auth = Authenticator(self.ws, self.clock(None))
-        self.buckets = Buckets(self.ws.settings.serve.rate_per_minute, self.ws.root / LIMITS_FILE)
+        self.buckets = Buckets(self.ws.settings.serve.rate_per_minute, self.ws.root / LIMITS_FILE, store=self.ws.store)
         self.events = _Events()
         self._chats: dict[str | None, Chat] = {}
         self._owners: dict[str, str] = {}

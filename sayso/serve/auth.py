@@ -2,10 +2,16 @@
 
 A sayso token is ``sayso_`` and 43 URL-safe characters. The store keeps only its
 SHA-256, so checking one is an indexed lookup by hash. A process remembers a
-token it found live, by hash, for at most ``CACHE_SECONDS``: expiry is still
-checked on every request, and a revocation stops the token at once in the
-process that revoked it and within ``CACHE_SECONDS`` everywhere else (another
-worker, ``sayso token revoke`` from the command line). An OIDC JWT is
+token it found live, by hash, under the current revocation epoch, and trusts it
+while that epoch is current; expiry is still checked on every request. Every
+revocation raises the epoch twice: in the database, in the revocation's own
+transaction, and then, on this host, in a small memory-mapped file in the
+workspace (``.sayso-serve-tokens``) that every request reads (a fraction of a
+microsecond). So once a revocation has returned (``sayso token revoke``, or
+another worker), every process on the host refuses the token. Processes on other
+hosts (several hosts on one PostgreSQL database) read the database's epoch at
+most ``CACHE_SECONDS`` after their last reading of it: they refuse the token at
+most ``CACHE_SECONDS`` after the revocation committed. An OIDC JWT is
 verified against the issuer's keys (a JWKS URL, or a static PEM key) and its
 claim is mapped to a person in the directory. Every failure is ``Unauthorized``
 and no message or log line ever contains a token.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 import threading
@@ -28,6 +35,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,8 +53,9 @@ from ..directory import Directory, Person
 from ..errors import ConfigurationError, InvalidArguments, SystemFailure, Unauthorized
 from ..store import Store, schema
 from ..workspace import Workspace
+from .shared import HostCounter
 
-__all__ = ["Authenticator", "OidcLogin", "OidcVerifier", "Tokens", "Unauthorized"]
+__all__ = ["EPOCH_FILE", "Authenticator", "OidcLogin", "OidcVerifier", "Tokens", "Unauthorized"]
 
 log = logging.getLogger("sayso")
 
@@ -54,7 +63,10 @@ PREFIX = "sayso_"
 _TOKEN = re.compile(r"sayso_[A-Za-z0-9_-]{43}")
 _INVALID = "invalid or expired token"
 _LEEWAY_SECONDS = 30  # clock skew allowed between sayso and the identity provider
-CACHE_SECONDS = 5.0  # how long a process trusts a token it found live (revocation elsewhere waits this long)
+EPOCH_FILE = ".sayso-serve-tokens"  # the host's revocation epoch, in the workspace
+# The longest a process goes without reading the database's revocation epoch while it answers requests: the
+# bound for a revocation made on another host (this host's file tells at once).
+CACHE_SECONDS = 1.0
 _CACHE_SIZE = 10_000
 _PublicKey = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
 _DISCOVERY_RETRY_SECONDS = 10.0  # after a failed discovery, answer from the failure this long
@@ -67,6 +79,9 @@ _FLOW_PARAMS = {"response_type", "client_id", "redirect_uri", "scope", "state", 
 
 _LOOKUP = select(schema.tokens.c.user_id, schema.tokens.c.expires_at, schema.tokens.c.revoked_at).where(
     schema.tokens.c.hash == bindparam("b_hash"))
+_EPOCH = select(schema.token_epoch.c.epoch).where(schema.token_epoch.c.id == 1)
+_RAISE_EPOCH = (update(schema.token_epoch).where(schema.token_epoch.c.id == 1)
+                .values(epoch=schema.token_epoch.c.epoch + 1))
 
 
 def _hash(token: str) -> str:
@@ -78,15 +93,30 @@ def _iso(value: datetime) -> str:
 
 
 class Tokens:
-    """sayso access tokens: created for a person, shown once, stored as a hash, revocable."""
+    """sayso access tokens: created for a person, shown once, stored as a hash, revocable.
 
-    def __init__(self, store: Store, clock: Clock, *, default_days: int = 90) -> None:
+    ``shared`` is the host's epoch file (``EPOCH_FILE`` in the workspace): a revocation here reaches every
+    process on the host that uses the same file at once. Without it (or when it cannot be opened) a revocation
+    reaches other processes through the database's epoch, within ``CACHE_SECONDS``.
+    """
+
+    def __init__(self, store: Store, clock: Clock, *, default_days: int = 90, shared: Path | None = None) -> None:
         self.store = store
         self.clock = clock
         self.default_days = default_days
-        # token hash -> (user id, expiry or None, monotonic time until which the row is trusted)
-        self._live: dict[str, tuple[str, datetime | None, float]] = {}
+        # token hash -> (user id, expiry or None, host epoch, database epoch when it was looked up)
+        self._live: dict[str, tuple[str, datetime | None, int, int]] = {}
         self._live_lock = threading.Lock()
+        self._host: HostCounter | None = None
+        if shared is not None:
+            try:
+                self._host = HostCounter(shared)
+            except OSError as exc:
+                log.warning("token revocations reach other processes within %.0f s, not at once: cannot use %s "
+                            "(%s)", CACHE_SECONDS, shared, exc.strerror)
+        self._epoch = -1  # the database's epoch when last read (-1: never)
+        self._epoch_read = -math.inf  # monotonic time at which that reading began
+        self._epoch_lock = threading.Lock()
 
     def create(self, user_id: str, *, days: int | None = None, label: str | None = None) -> tuple[str, str]:
         """A new token for ``user_id``: (its id, the token). ``days`` None = the default, 0 = never expires."""
@@ -112,12 +142,25 @@ class Tokens:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def revoke(self, token_id: str) -> bool:
-        """Revoke a token; False when there is no such token. Revoking twice keeps the first time."""
+        """Revoke a token; False when there is no such token. Revoking twice keeps the first time.
+
+        On return every process on this host that shares the epoch file refuses the token; the database's epoch
+        is raised in the same transaction as the revocation, for the other hosts."""
         t = schema.tokens
         with self.store.write() as conn:
             conn.execute(update(t).where(t.c.id == token_id, t.c.revoked_at.is_(None))
                          .values(revoked_at=_iso(self.clock.now())))
             found = conn.execute(select(t.c.id).where(t.c.id == token_id)).first() is not None
+            if found:
+                conn.execute(_RAISE_EPOCH)
+        # Raised only once the revocation is committed: a process that sees the new epoch and looks the token
+        # up again finds it revoked.
+        if found and self._host is not None:
+            try:
+                self._host.bump()
+            except OSError as exc:
+                log.warning("cannot tell this host's processes at once that a token was revoked (%s); they "
+                            "learn it from the database within %.0f s", exc.strerror, CACHE_SECONDS)
         with self._live_lock:
             self._live.clear()
         return found
@@ -127,14 +170,20 @@ class Tokens:
         if not _TOKEN.fullmatch(token):
             raise Unauthorized(_INVALID)
         digest = _hash(token)
+        if time.monotonic() - self._epoch_read >= CACHE_SECONDS:
+            self._read_epoch()
+        # Both epochs are read before the token is looked up, so a revocation that the lookup misses raises
+        # one of them past what is remembered with it.
+        host = self._host.value() if self._host is not None else 0
+        epoch = self._epoch
         live = self._live.get(digest)
-        if live is None or live[2] < time.monotonic():
+        if live is None or live[2] != host or live[3] != epoch:
             with self.store.read() as conn:
                 row = conn.execute(_LOOKUP, {"b_hash": digest}).first()
             if row is None or row.revoked_at is not None:
                 raise Unauthorized(_INVALID)
             expires = datetime.fromisoformat(row.expires_at) if row.expires_at is not None else None
-            live = (str(row.user_id), expires, time.monotonic() + CACHE_SECONDS)
+            live = (str(row.user_id), expires, host, epoch)
             with self._live_lock:
                 if len(self._live) >= _CACHE_SIZE:
                     self._live.clear()
@@ -142,6 +191,22 @@ class Tokens:
         if live[1] is not None and self.clock.now() >= live[1]:
             raise Unauthorized(_INVALID)
         return live[0]
+
+    def _read_epoch(self) -> None:
+        """Read the database's revocation epoch (one thread at a time; the others wait for its answer)."""
+        with self._epoch_lock:
+            started = time.monotonic()
+            if started - self._epoch_read < CACHE_SECONDS:  # another thread has just read it
+                return
+            with self.store.read() as conn:
+                self._epoch = int(conn.execute(_EPOCH).scalar_one())
+            self._epoch_read = started
+
+    def close(self) -> None:
+        """Let go of the host's epoch file."""
+        if self._host is not None:
+            self._host.close()
+            self._host = None
 
 
 class OidcVerifier:
@@ -314,7 +379,7 @@ class Authenticator:
     def __init__(self, ws: Workspace, clock: Clock) -> None:
         settings = ws.settings.serve
         self.ws = ws
-        self.tokens = Tokens(ws.store, clock, default_days=settings.token_days)
+        self.tokens = Tokens(ws.store, clock, default_days=settings.token_days, shared=ws.root / EPOCH_FILE)
         configured = settings.oidc_jwks_url or settings.oidc_public_key or settings.oidc_issuer
         self.oidc = OidcVerifier(settings) if configured else None
         self.login = OidcLogin(settings) if settings.oidc_client_id else None

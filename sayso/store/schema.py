@@ -160,3 +160,18 @@ firings = Table(
     Column("turn", String(64), nullable=False),
     Column("result", JSON),
 )
+
+token_epoch = Table(
+    "token_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # one row, id 1
+    Column("epoch", Integer, nullable=False),  # raised by every revocation, in its transaction
+)
+
+rate_buckets = Table(  # PostgreSQL only: SQLite workspaces keep their buckets in a file on the host
+    "rate_buckets",
+    metadata,
+    Column("who", String(128), primary_key=True),
+    Column("level", Float, nullable=False),  # requests left
+    Column("at", Float, nullable=False),  # when they were counted: the database's clock, epoch seconds
+)
