@@ -11,7 +11,8 @@ What the workers share, and how:
 - everything durable (conversations, plans and the effect ledger, confirmations,
   idempotency keys, the audit chain, tokens) is in the state database; SQLite
   writers of all the processes queue on one lock file (see ``sayso.store``);
-- rate limits, in a memory-mapped file in the workspace (``sayso.serve.limits``);
+- rate limits, in a memory-mapped file in the workspace on SQLite and in the database on PostgreSQL
+  (``sayso.serve.limits``); token revocations, through ``.sayso-serve-tokens`` (``sayso.serve.auth``);
 - progress events: a listener receives each turn's ``done`` from the
   conversation's messages whichever worker ran it; the stages before it
   (``interpreting``, ``grounding``...) only from its own worker;
