@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import date
@@ -316,3 +317,42 @@ def test_chat_history_shows_channels_and_the_askers_own_messages_only(systems: d
     assert seen["devi"] == {"private to devi", "for the team"}
     assert seen["carol"] == {"private to devi", "for the team"}
     assert chat.read_as("history", {"to": "devi"}, origin={"actor": "alice"}) == []
+
+
+def test_writers_of_other_processes_queue_on_the_lock_file(root: Path, systems: dict[str, Connector]) -> None:
+    # Another process holding chat.db-writer (as a worker of sayso serve --workers 2 does while it writes):
+    # a write waits for it on the lock file, rather than in SQLite's busy handler, and then goes through once.
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    lock = root / "systems" / "chat.db-writer"
+    done: list[Any] = []
+    writer = threading.Thread(target=lambda: done.append(
+        systems["chat"].execute("send", {"to": "carol", "text": "queued"}, key="k-queued", origin=ALICE)))
+    with subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.readline()", str(lock)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    ) as holder:
+        assert holder.stdin is not None and holder.stdout is not None
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            writer.start()
+            writer.join(1.0)
+            assert writer.is_alive() and not done  # waiting for the other process
+            assert count(root, "chat", "messages") == 0
+            fd = os.open(lock, os.O_RDWR)
+            try:  # the lock is the other process's, not SQLite's: a try-lock from here fails too
+                with pytest.raises(BlockingIOError):
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finally:
+                os.close(fd)
+        finally:
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            holder.wait(timeout=10)
+    writer.join(30)
+    assert not writer.is_alive() and done[0].result == {"id": "M-1"}
+    assert count(root, "chat", "messages") == 1

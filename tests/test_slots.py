@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from sayso.catalog import Catalog, Tier
-from sayso.directory import Person
+from sayso.directory import Directory, Person
 from sayso.interpreter import Context
 from sayso.interpreter.offline import slots
 from sayso.interpreter.offline.arguments import Piece, extract, find_pieces
@@ -155,3 +155,22 @@ def test_counts_of_people() -> None:
     assert _counts("buses.book", "4 tickets to Fresno") == {"travelers": "4"}
     assert _counts("buses.book", "a bus for two") == {"travelers": "2"}
     assert _counts("buses.book", "7 people") == {}  # not one of the listed values
+
+
+def _people_in(text: str, directory: Directory) -> list[tuple[str, str]]:
+    return [(p.text, p.value) for p in find_pieces(text, Context(now=NOW, directory=directory), PERSON, [])
+            if p.kind == "person"]
+
+
+def test_people_are_found_by_any_name_in_a_large_directory() -> None:
+    # Names are looked for only when the message holds their first word: the same people must come out as
+    # if every name had been tried, in any case, among many others, and in a message that is not plain ASCII.
+    people = [Person(id=f"p{i}", name=f"Person{i} Surname{i}", role="user", timezone="UTC") for i in range(500)]
+    people += [Person(id="devi", name="Devi Rao", role="ae", timezone="UTC"),
+               Person(id="zoe", name="Zoë Lind", role="ae", timezone="UTC")]
+    directory = Directory(people, [])
+    assert _people_in("ask DEVI RAO and person42 surname42 about it", directory) == [
+        ("DEVI RAO", "devi"), ("person42 surname42", "p42")]
+    assert _people_in("ping devi", directory) == [("devi", "devi")]
+    assert _people_in("ping zoë and devi — café at noon", directory) == [("zoë", "zoe"), ("devi", "devi")]
+    assert _people_in("ping nobody here", directory) == []
