@@ -23,6 +23,7 @@ from sayso.directory import Directory
 from sayso.errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownUser
 
 from .conftest import NOW, sayso
+from .servers import free_port
 from .switch import crash_then_recover, switch_system
 
 caldav = pytest.importorskip("caldav", reason="the CalDAV connector needs sayso[caldav]")
@@ -32,12 +33,6 @@ USER, PASSWORD = "sayso", "Cal-pw-93kq7"
 NEW_YORK, LOS_ANGELES = ZoneInfo("America/New_York"), ZoneInfo("America/Los_Angeles")
 ORIGIN = {"actor": "alice", "actor_name": "Alice Moreno", "conversation": "c_cal1", "turn": "t_1",
           "request": "remind me Friday at 9 to call Priya", "related": ["D-101"]}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

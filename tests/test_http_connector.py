@@ -20,7 +20,6 @@ pytest.importorskip("httpx", reason="the http connector needs its extra: pip ins
 pytest.importorskip("fastapi", reason="the test service needs FastAPI: pip install 'sayso[serve]'")
 pytest.importorskip("uvicorn", reason="the test service needs Uvicorn: pip install 'sayso[serve]'")
 
-import uvicorn  # noqa: E402
 from fastapi import FastAPI, Request, Response  # noqa: E402
 from fastapi.responses import JSONResponse, RedirectResponse  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
@@ -31,7 +30,8 @@ from sayso.connectors.http import HttpStatusError, HttpSystem  # noqa: E402
 from sayso.errors import ConfigurationError, ConnectorError, WorkspaceError  # noqa: E402
 from sayso.openapi import import_openapi  # noqa: E402
 
-from .conftest import NOW, sayso, sayso_json  # noqa: E402
+from .conftest import _OPEN, NOW, sayso, sayso_json  # noqa: E402
+from .servers import serving  # noqa: E402
 
 BEARER = "bearer-7f3a9c-secret"
 API_KEY = "apikey-51d0e2-secret"
@@ -170,18 +170,8 @@ class Service:
 @pytest.fixture
 def service() -> Iterator[Service]:
     store = Store()
-    config = uvicorn.Config(make_app(store), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Service(f"http://127.0.0.1:{port}", store)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(make_app(store)) as url:
+        yield Service(url, store)
 
 
 class Elsewhere:
@@ -217,16 +207,6 @@ def elsewhere() -> Iterator[Elsewhere]:
     other.close()
 
 
-OPEN: list[Workspace] = []
-
-
-@pytest.fixture(autouse=True)
-def _close() -> Iterator[None]:
-    yield
-    while OPEN:
-        OPEN.pop().close()
-
-
 def imported(root: Path, service: Service, *settings: str, cli: bool = False) -> Path:
     """A workspace with the service's OpenAPI document imported as system ``pets`` (by the command
     line, or the function behind it), ``settings`` lines appended to its [systems.pets] table, and a
@@ -247,7 +227,7 @@ def imported(root: Path, service: Service, *settings: str, cli: bool = False) ->
 
 def connector(root: Path) -> HttpSystem:
     ws = Workspace.load(root)
-    OPEN.append(ws)
+    _OPEN.append(ws)  # closed when the test ends (conftest)
     system = ws.connector("pets")
     assert isinstance(system, HttpSystem)
     return system

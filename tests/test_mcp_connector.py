@@ -25,6 +25,7 @@ from sayso.errors import ConfigurationError, ConnectorError  # noqa: E402
 
 from .conftest import NOW, sayso, sayso_json  # noqa: E402
 from .mcp_server_example import effects, notes  # noqa: E402
+from .servers import free_port  # noqa: E402
 
 EXAMPLE = Path(__file__).with_name("mcp_server_example.py")
 CRASH = {"SAYSO_FAULT": "crash-after-effect"}
@@ -64,12 +65,6 @@ def stdio_system(name: str, store: Path, extra: str = "") -> str:
 def http_system(name: str, url: str, extra: str = "") -> str:
     return (f'[systems.{name}]\nkind = "mcp"\nurl = "{url}"\n'
             'headers = { Authorization = "Bearer {secret:notes_token}" }\n' + extra + "\n")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

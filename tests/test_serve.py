@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +17,13 @@ import pytest
 pytest.importorskip("fastapi", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
 pytest.importorskip("uvicorn", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
 
-import uvicorn  # noqa: E402
-
 from sayso import Clock, Workspace  # noqa: E402
 from sayso.clock import parse_time  # noqa: E402
 from sayso.serve import create_app  # noqa: E402
 from sayso.serve.auth import Tokens  # noqa: E402
 
 from .conftest import NOW  # noqa: E402
+from .servers import serving  # noqa: E402
 
 USERS = ("alice", "bob", "carol", "ines", "sam")
 
@@ -53,18 +51,8 @@ def start(root: Path) -> Iterator[Api]:
     ws = Workspace.load(root)
     tokens = {u: Tokens(ws.store, Clock(parse_time(NOW, "UTC"))).create(u)[1] for u in USERS}
     ws.close()
-    config = uvicorn.Config(create_app(root, now=NOW), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Api(f"http://127.0.0.1:{port}", tokens, root)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(root, now=NOW)) as url:
+        yield Api(url, tokens, root)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from sayso.serve.auth import Tokens  # noqa: E402
 from sayso.serve.limits import Buckets  # noqa: E402
 
 from .conftest import NOW, sayso  # noqa: E402
+from .servers import free_port  # noqa: E402
 
 USERS = ("alice", "bob")
 
@@ -51,14 +52,6 @@ class Served:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve(root: Path, *extra: str, name: str = "server", env: dict[str, str] | None = None) -> Served:

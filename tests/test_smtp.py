@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from sayso.directory import Directory
 from sayso.errors import ConfigurationError, ConnectorError, InvalidArguments, UnknownUser
 
 from .conftest import NOW, sayso, sayso_json
+from .servers import free_port
 from .switch import switch_system
 
 pytest.importorskip("aiosmtpd", reason="these tests run an aiosmtpd SMTP server (the test extra has it)")
@@ -80,12 +80,6 @@ class Inbox:
 class Server:
     port: int
     inbox: Inbox
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ import importlib.util
 import re
 import shutil
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import pytest
 from sayso import Clock, Workspace
 
 from .conftest import NOW, R
+from .servers import serving
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = shutil.which("chromium")
@@ -60,8 +59,6 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The demo workspace served by Uvicorn in a thread, with a token for carol and one for alice."""
-    import uvicorn
-
     from sayso.serve import create_app
     from sayso.serve.auth import Tokens
 
@@ -73,21 +70,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         ws.close()
 
-    config = uvicorn.Config(create_app(root, now=NOW), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield Site(root, f"http://127.0.0.1:{port}", issued)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving(create_app(root, now=NOW)) as url:
+        yield Site(root, url, issued)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from sayso import Workspace
 
 from . import test_web as web
 from .conftest import NOW, R
+from .servers import free_port
 
 pytest.importorskip("jwt", reason="OIDC needs the serve extra: pip install 'sayso[serve]'")
 
@@ -202,12 +202,6 @@ def provider() -> Iterator[Provider]:
         thread.join(timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -224,7 +218,7 @@ def _log(site: Site) -> str:
 def site(tmp_path_factory: pytest.TempPathFactory, provider: Provider) -> Iterator[Site]:
     """The demo workspace with OIDC sign-in set up, served by the real ``sayso serve`` on loopback."""
     root = Workspace.init(tmp_path_factory.mktemp("oidc") / "ws", demo=True, reference=R)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     provider.redirect_uris.add(f"{url}/auth/callback")
     provider.origins.add(url)

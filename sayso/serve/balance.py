@@ -43,7 +43,6 @@ import errno
 import fcntl
 import json
 import logging
-import mmap
 import os
 import shutil
 import socket
@@ -53,6 +52,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from .shared import map_file
 
 __all__ = ["ENV", "JOIN_SECONDS", "LOOP", "Board", "Loop", "prepared"]
 
@@ -85,15 +86,7 @@ class Board:
     """The workers' slots in the shared file at ``path``: who is alive and how many connections each holds."""
 
     def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            with self._locked():
-                if os.fstat(self._fd).st_size < _SIZE:
-                    os.ftruncate(self._fd, _SIZE)  # zeros: every slot free
-            self._map = mmap.mmap(self._fd, _SIZE)
-        except OSError:
-            os.close(self._fd)
-            raise
+        self._fd, self._map = map_file(path, _SIZE)  # zeros at first: every slot free
         self.slot: int | None = None
 
     @contextlib.contextmanager
