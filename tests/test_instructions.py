@@ -209,7 +209,7 @@ def test_high_risk_action_asks_the_creator_to_confirm_when_it_fires(sqlite_root:
     fired = tick(sqlite_root, "2026-11-26T14:00")["fired"]
     assert [f["status"] for f in fired] == ["needs_confirmation"]
     assert rows(sqlite_root, "crm", "select stage from deals where id = 'D-102'") == [("negotiation",)]
-    code, waiting = sayso_json(sqlite_root, "pending", "--user", "carol")
+    code, waiting = sayso_json(sqlite_root, "pending", "--user", "carol", "--now", "2026-11-26T09:01")
     assert len(waiting) == 1
     told = messages_to(sqlite_root, "carol")
     assert len(told) == 1 and waiting[0]["id"] in told[0]
