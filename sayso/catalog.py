@@ -351,6 +351,7 @@ _TYPES: dict[str, Any] = {
     "array": list[str],
 }
 _MARKERS = {"record": "x-record", "person": "x-person", "recipient": "x-recipient"}
+_BOUND_KEYS = {"gt": "gt", "gte": "ge", "lt": "lt", "lte": "le"}  # as in risk conditions -> pydantic's names
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -387,6 +388,17 @@ def _param_field(action_name: str, pname: str, spec: dict[str, Any], where: tupl
     for key, marker in _MARKERS.items():
         if spec.get(key):
             extra[marker] = spec[key]
+    bounds = {field: spec[key] for key, field in _BOUND_KEYS.items() if key in spec}
+    if bounds and (
+        type_name not in ("integer", "number")
+        or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds.values())
+    ):
+        raise WorkspaceError(
+            f"action {action_name}: parameter {pname!r}: gt, gte, lt and lte take a number and apply to integer "
+            "and number parameters only",
+            file=where[0],
+            line=spec.get("__line__", where[1]),
+        )
     required = bool(spec.get("required", False))
     if not required:
         annotation = annotation | None
@@ -394,6 +406,7 @@ def _param_field(action_name: str, pname: str, spec: dict[str, Any], where: tupl
         default=... if required else spec.get("default"),
         description=spec.get("description"),
         json_schema_extra=extra or None,
+        **bounds,
     )
     return annotation, info
 

@@ -17,6 +17,7 @@ from sayso import Clock, Workspace
 from sayso.cli import app
 from sayso.clock import parse_time
 from sayso.conversation import Chat
+from sayso.errors import WorkspaceError
 
 from .conftest import NOW, pipeline_for
 from .servers import serving
@@ -98,3 +99,43 @@ def test_http_refuses_a_negative_amount(sqlite_root: Path, served: tuple[str, di
                           json={"text": "set the Brightwater amount to -30000"})
         assert said.status_code == 400 and said.json()["error"]["code"] == "invalid_arguments"
     untouched(sqlite_root)
+
+
+GOODWILL = """
+actions:
+  - name: billing.goodwill_credit
+    kind: write
+    connector: billing
+    operation: issue_credit_note
+    resource: {type: Account, param: account}
+    risk: medium
+    params:
+      account: {type: string, required: true, record: Account}
+      amount: {type: integer, required: true, gt: 0, lte: 10000}
+      reason: {type: string, required: true}
+"""
+
+
+def test_a_yaml_action_bounds_its_numbers(sqlite_root: Path) -> None:
+    (sqlite_root / "actions" / "goodwill.yaml").write_text(GOODWILL)
+    (sqlite_root / "policies" / "goodwill.cedar").write_text(
+        '@id("goodwill")\n@reason("finance gives goodwill")\npermit(principal, action == '
+        'Action::"billing.goodwill_credit", resource) when { principal.role == "finance" };\n')
+    pipeline = pipeline_for(sqlite_root, "fiona")
+    schema = pipeline.ws.catalog.get("billing.goodwill_credit").json_schema()["properties"]["amount"]
+    assert (schema["exclusiveMinimum"], schema["maximum"]) == (0, 10000)
+    for amount, said in ((-50000, "must be positive; -50000"), (20000, "must be at most 10000; 20000")):
+        refused = pipeline.do("fiona", "billing.goodwill_credit",
+                              {"account": "Orchid Pharma", "amount": amount, "reason": "outage"})
+        assert refused.status.value == "error" and said in refused.reply
+    untouched(sqlite_root)
+
+
+def test_a_bound_on_a_text_parameter_is_named(sqlite_root: Path) -> None:
+    (sqlite_root / "actions" / "goodwill.yaml").write_text(GOODWILL.replace("Account}", "Account, gt: 0}"))
+    ws = Workspace.load(sqlite_root)
+    try:
+        with pytest.raises(WorkspaceError, match=r"goodwill.yaml:10: .*parameter 'account': gt, gte, lt and lte"):
+            _ = ws.catalog
+    finally:
+        ws.close()
