@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import ErrorDetails
 
 from .errors import InvalidArguments, UnknownAction, WorkspaceError
 
@@ -171,10 +172,22 @@ class Action:
         try:
             return self.params.model_validate(args)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
-            )
-            raise InvalidArguments(f"{self.name}: {problems}") from None
+            raise self._invalid(exc.errors()) from None
+
+    def check_given(self, args: dict[str, Any]) -> None:
+        """Raise :class:`InvalidArguments` when a value in ``args`` is wrong, passing over those not given yet:
+        "what is the reason?" must not come before "the amount must be positive"."""
+        if not isinstance(args, dict):
+            raise InvalidArguments(f"{self.name}: arguments must be a JSON object")
+        try:
+            self.params.model_validate(args)
+        except ValidationError as exc:
+            wrong = [e for e in exc.errors() if e["type"] != "missing"]
+            if wrong:
+                raise self._invalid(wrong) from None
+
+    def _invalid(self, errors: Sequence[ErrorDetails]) -> InvalidArguments:
+        return InvalidArguments(f"{self.name}: {'; '.join(map(_problem, errors))}")
 
     def request(self, params: BaseModel) -> dict[str, Any]:
         """The connector request for validated parameters, as JSON-ready data."""
@@ -204,6 +217,24 @@ class Action:
             "undo": self.undo,
             "parameters": self.json_schema(),
         }
+
+
+_BOUNDS = {"greater_than": ("gt", "more than"), "greater_than_equal": ("ge", "at least"),
+           "less_than": ("lt", "less than"), "less_than_equal": ("le", "at most")}
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One validation problem, in words where pydantic's would read as machine text: a bound on a number
+    says "amount must be positive; -5 was given" rather than "Input should be greater than 0"."""
+    where = ".".join(str(p) for p in error["loc"]) or "arguments"
+    if error["type"] == "missing":
+        return f"{where} is required"
+    key, words = _BOUNDS.get(error["type"], ("", ""))
+    if not key or key not in error.get("ctx", {}):
+        return f"{where}: {error['msg']}"
+    bound = error["ctx"][key]
+    said = {("gt", 0): "positive", ("ge", 0): "zero or more"}.get((key, bound), f"{words} {bound}")
+    return f"{where} must be {said}; {error['input']} was given"
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -320,6 +351,7 @@ _TYPES: dict[str, Any] = {
     "array": list[str],
 }
 _MARKERS = {"record": "x-record", "person": "x-person", "recipient": "x-recipient"}
+_BOUND_KEYS = {"gt": "gt", "gte": "ge", "lt": "lt", "lte": "le"}  # as in risk conditions -> pydantic's names
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -356,6 +388,17 @@ def _param_field(action_name: str, pname: str, spec: dict[str, Any], where: tupl
     for key, marker in _MARKERS.items():
         if spec.get(key):
             extra[marker] = spec[key]
+    bounds = {field: spec[key] for key, field in _BOUND_KEYS.items() if key in spec}
+    if bounds and (
+        type_name not in ("integer", "number")
+        or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds.values())
+    ):
+        raise WorkspaceError(
+            f"action {action_name}: parameter {pname!r}: gt, gte, lt and lte take a number and apply to integer "
+            "and number parameters only",
+            file=where[0],
+            line=spec.get("__line__", where[1]),
+        )
     required = bool(spec.get("required", False))
     if not required:
         annotation = annotation | None
@@ -363,6 +406,7 @@ def _param_field(action_name: str, pname: str, spec: dict[str, Any], where: tupl
         default=... if required else spec.get("default"),
         description=spec.get("description"),
         json_schema_extra=extra or None,
+        **bounds,
     )
     return annotation, info
 

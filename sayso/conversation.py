@@ -295,6 +295,7 @@ class Chat:
         if found.kind == "question":
             param = found.param
             if param is not None and steps:
+                self.ws.catalog.get(steps[-1]["action"]).check_given(steps[-1]["args"])
                 check_names(self.ws.catalog.get(steps[-1]["action"]), steps[-1]["args"],
                             directory=self.ws.directory, find=self.pipeline.find)
             if param is not None and steps and self._fill_context(turn.person, state, steps, param, text):

@@ -462,6 +462,63 @@ def test_find_values(text: str, expected: list[tuple[str, Any, str]]) -> None:
     assert all(a.end <= b.start for a, b in zip(spans, spans[1:], strict=False))
 
 
+SIGNED: list[tuple[str, list[tuple[str, Any, str]]]] = [
+    ("set the Brightwater amount to -30000", [("number", -30000, "-30000")]),
+    ("issue a credit note of -5 to Orchid Pharma", [("number", -5, "-5")]),
+    ("set it to minus 300", [("number", -300, "minus 300")]),
+    ("negative five", [("number", -5, "negative five")]),
+    ("minus two thousand dollars", [("money", -2000, "minus two thousand dollars")]),
+    ("amount \u22125,000", [("money", -5000, "\u22125,000")]),  # the Unicode minus sign
+    ("amount \u20135,000", [("money", -5000, "\u20135,000")]),  # an en dash written as a minus
+    ("-$5,000", [("money", -5000, "-$5,000")]),
+    ("$-5,000", [("money", -5000, "$-5,000")]),
+    ("$-5", [("money", -5, "$-5")]),
+    ("-120k", [("money", -120000, "-120k")]),
+    ("-3.5", [("number", -3.5, "-3.5")]),
+    ("amount:-7", [("number", -7, "-7")]),
+    ("(5,000)", [("money", -5000, "(5,000)")]),  # an accountant's negative
+    ("a refund of ($2,500.50)", [("money", -2500.5, "($2,500.50)")]),
+    ("from -10 to -20", [("number", -10, "-10"), ("number", -20, "-20")]),
+    ("D-104 -5", [("number", -5, "-5")]),  # an id before the minus is not a number: no range
+    ("-30 minutes", [("duration", -30, "-30 minutes")]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SIGNED)
+def test_negative_values_keep_their_sign(text: str, expected: list[tuple[str, Any, str]]) -> None:
+    spans = find_values(text, NOW)
+    assert [(s.kind, s.value, s.text) for s in spans] == expected
+    assert all(text[s.start : s.end] == s.text for s in spans)
+
+
+UNSIGNED: list[tuple[str, list[tuple[str, Any, str]]]] = [
+    ("5-10 people", [("number", 5, "5"), ("number", 10, "10")]),
+    ("between 10 - 20", [("number", 10, "10"), ("number", 20, "20")]),
+    ("between 10 -20", [("number", 10, "10"), ("number", 20, "20")]),
+    ("$10 -$20", [("money", 10, "$10"), ("money", 20, "$20")]),
+    ("500 minus 300", [("number", 500, "500"), ("number", 300, "300")]),
+    ("2026-12-01", [("date", D(12, 1), "2026-12-01")]),
+    ("close it 2026-12-01", [("date", D(12, 1), "2026-12-01")]),
+    ("SUP-17 D-104 INV-2041 UTC-5 covid-19", []),
+    ("call 555-0100", [("number", 555, "555"), ("number", 100, "0100")]),
+    ("(555) 123-4567", [("number", 555, "555"), ("number", 123, "123"), ("number", 4567, "4567")]),
+    ("- 5 tickets", [("number", 5, "5")]),  # a list's dash, apart from the number
+    ("(5 people)", [("number", 5, "5")]),  # brackets make a negative of money only
+    ("a 45-minute call", [("duration", 45, "45-minute")]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), UNSIGNED)
+def test_ranges_ids_dates_and_phones_have_no_sign(text: str, expected: list[tuple[str, Any, str]]) -> None:
+    assert [(s.kind, s.value, s.text) for s in find_values(text, NOW)] == expected
+
+
+def test_the_sign_is_read_by_each_finder() -> None:
+    assert [s.value for s in find_money("credit -$5,000 and (2,000)")] == [-5000, -2000]
+    assert [s.value for s in find_numbers("move it -3 and minus four")] == [-3, -4]
+    assert [s.value for s in find_durations("-30 minutes")] == [-30]
+
+
 def test_spans_compare_without_their_parts() -> None:
     assert find_values("2", NOW) == [Span(0, 1, "number", 2, "2")]
 

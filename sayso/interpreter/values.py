@@ -936,6 +936,32 @@ def _as_number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+# A sign before an amount: a minus, a Unicode minus or an en dash written against it ("-30000", "−5", "-$5,000",
+# "$-5") or the word "minus" or "negative". It counts only at the start or after a space or an opening bracket, and
+# never after a number ("5-10", "10 -20" and "10 minus 2" are ranges and sums), so ids (SUP-17), dates (2026-12-01)
+# and phone numbers (555-0100) keep their numbers as they were.
+_SIGN_BEFORE = _c(r"(?:^|(?<=[\s(\[{=:;,]))(?:(?:us\$|[$€£])?[-−–]|(?:minus|negative)\s+)$")
+_NUMBER_BEFORE = _c(r"(?:^|(?<=[^\w-]))(?:us\$|[$€£])?\d[\d,.]*(?:k|m|mm|bn)?\s+$")
+
+
+def _signed(msg: _Msg, spans: list[Span]) -> list[Span]:
+    """Spans read with their sign: a minus before them, or an amount of money alone in brackets ("(5,000)",
+    as accountants write a negative). The span grows to take in the sign, so the words are read once."""
+    out: list[Span] = []
+    for span in spans:
+        sign = _SIGN_BEFORE.search(msg.low, max(0, span.start - 12), span.start)
+        if sign is not None and not _NUMBER_BEFORE.search(msg.low, max(0, sign.start() - 24), sign.start()):
+            kind = "money" if span.kind == "number" and _CURRENCY_SYMBOL.search(sign.group(0)) else span.kind
+            span = _span(msg.text, sign.start(), span.end, kind, -span.value)
+        elif span.kind == "money" and msg.low[span.start - 1 : span.start] == "(" and msg.low.startswith(")", span.end):
+            span = _span(msg.text, span.start - 1, span.end + 1, "money", -span.value)
+        out.append(span)
+    return out
+
+
+_CURRENCY_SYMBOL = _c(r"[$€£]")
+
+
 def find_money(text: str) -> list[Span]:
     """Amounts of money: with a currency ("$3,000", "500 usd", "ninety bucks"), a multiplier
     ("120k", "1.5 million", "two thousand") or thousands separators ("2,000")."""
@@ -963,7 +989,7 @@ def _find_money(msg: _Msg, words: list[tuple[int, int, int, int]]) -> list[Span]
             found.append(_Atom(start, currency.end(), "money", _as_number(Decimal(value) / (100 if cents else 1))))
         elif scale >= 1000 and not msg.low.startswith("a ", start):  # not "thanks a million"
             found.append(_Atom(start, end, "money", value))
-    return [_span(text, a.start, a.end, "money", a.value) for a in _longest_first(found)]
+    return _signed(msg, [_span(text, a.start, a.end, "money", a.value) for a in _longest_first(found)])
 
 
 _NUMBER_TOKEN = _alt([*_UNITS, *_TENS, "hundred", "thousand", "million", "billion", "and", "a", "couple", "dozen"])
@@ -1050,7 +1076,7 @@ def _find_numbers(msg: _Msg, words: list[tuple[int, int, int, int]]) -> list[Spa
         if low[start:end] == "one" and (_one_is_a_word(low, start) or _ONE_WAY.match(low, end)):
             continue
         found.append(_span(text, start, end, "number", value))
-    return sorted(found, key=lambda s: s.start)
+    return _signed(msg, sorted(found, key=lambda s: s.start))
 
 
 _DURATION_PATTERNS = (
@@ -1115,7 +1141,7 @@ def _find_durations(msg: _Msg) -> list[Span]:
             minutes = _duration_minutes(m)
             if minutes is not None:
                 found.append(_Atom(m.start(), m.end(), "duration", minutes))
-    return [_span(text, a.start, a.end, "duration", a.value) for a in _longest_first(found)]
+    return _signed(msg, [_span(text, a.start, a.end, "duration", a.value) for a in _longest_first(found)])
 
 
 _EMAIL = _c(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
