@@ -14,7 +14,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -33,7 +32,6 @@ from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..audit import AuditEvent
 from ..clock import Clock, zone
@@ -47,6 +45,7 @@ from ..store import schema
 from ..turn import TurnResult, TurnStatus
 from ..workspace import Workspace
 from .auth import Authenticator
+from .edge import Edge
 from .limits import FILE_NAME as LIMITS_FILE
 from .limits import Buckets
 
@@ -219,6 +218,7 @@ _SAID_SINCE = (select(_messages.c.id, _messages.c.turn, _messages.c.text, _messa
                .where(_messages.c.conversation == bindparam("b_conversation"), _messages.c.id > bindparam("b_after"),
                       _messages.c.role == "sayso").order_by(_messages.c.id))
 _NEWEST = select(func.max(_messages.c.id)).where(_messages.c.conversation == bindparam("b_conversation"))
+_OPEN_PATHS = ("/v1/auth", "/v1/auth/config")  # under /v1, the routes that need no token
 _POLL_SECONDS = 0.25  # how often an event stream looks for turns another process saved
 _KEEP_ALIVE_SECONDS = 15.0
 
@@ -238,51 +238,6 @@ def _turn(result: TurnResult) -> JSONResponse:
         body["reply"] = body["error"]["message"]
         status = http_status(body["error"]["code"])
     return JSONResponse(body, status_code=status)
-
-
-class _Edge:
-    """Every request: a request id, the body limit by Content-Length, and one log line.
-
-    Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` runs each
-    request through a task group and a memory stream, which cost more than a turn's policy check.
-    """
-
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
-        self.app = app
-        self.max_body = max_body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        rid = size = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                rid = value.decode("latin-1")[:64]
-            elif name == b"content-length":
-                size = value.decode("latin-1")
-        rid = rid or request_id()
-        status = 500
-
-        async def respond(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode("latin-1"))]
-            await send(message)
-
-        if size.isdigit() and int(size) > self.max_body:
-            await _error(413, "input_too_large", f"the request is {size} bytes; the limit is {self.max_body}")(
-                scope, receive, respond)
-        else:
-            await self.app(scope, receive, respond)
-        if log.isEnabledFor(logging.INFO):
-            path: str = scope["path"]
-            parts = path.split("/")
-            conversation = parts[3] if len(parts) > 3 and parts[2] == "conversations" else "-"
-            log.info("%s %s %s %.1fms request=%s", scope["method"], path, status,
-                     (time.perf_counter() - started) * 1000, rid, extra={"conversation": conversation})
 
 
 def _run_instructions(service: Service) -> Callable[[], None]:
@@ -340,7 +295,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
     limits = service.ws.settings.limits
     max_body = service.ws.settings.serve.max_body_bytes
 
-    app.add_middleware(_Edge, max_body=max_body)
+    app.add_middleware(Edge, max_body=max_body, authenticate=service.auth.person, open_paths=_OPEN_PATHS)
 
     @app.exception_handler(SaysoError)
     async def _sayso_error(_request: Request, exc: SaysoError) -> JSONResponse:
@@ -624,7 +579,3 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
             return FileResponse(WEB / "index.html")
 
     return app
-
-
-def request_id() -> str:
-    return uuid.uuid4().hex[:12]
