@@ -30,6 +30,7 @@ from .executor import Executor, Plan, PlannedStep, step_key
 from .grounding import Clarification, Focus, Grounded, ground
 from .guard import CRITICAL_RULE, Guard, Verdict
 from .policy import Decision, Entity
+from .text import check_text, printable
 from .tracing import mark, span
 from .turn import StepResult, StepStatus, TurnResult, TurnStatus
 from .workspace import Workspace
@@ -217,10 +218,12 @@ class Pipeline:
         conversation = conversation or _new_id("c")
         turn_id = turn_id or _new_id("t")
         try:
+            check_text([user, conversation, request])
             person = self.ws.directory.get(user)
-        except SaysoError as exc:
-            self.audit.record([AuditEvent("error", str(user)[:128], "error", None, conversation, turn_id,
-                                          self.channel, {"request": request, **exc.as_dict()})])
+        except SaysoError as exc:  # recorded as it came, a lone surrogate written out
+            user, conversation = printable(str(user)), printable(conversation)
+            self.audit.record([AuditEvent("error", user[:128], "error", None, conversation, turn_id,
+                                          self.channel, {"request": printable(request), **exc.as_dict()})])
             return TurnResult.from_error(exc, conversation=conversation, turn=turn_id)
         turn = _Turn(person, conversation, turn_id, self.channel, request)
         try:

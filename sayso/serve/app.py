@@ -17,7 +17,6 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from ..audit import AuditEvent
-from ..clock import Clock, zone
+from ..clock import Clock, parse_time
 from ..conversation import Chat
 from ..directory import Person
 from ..errors import IdempotencyConflict, InputTooLarge, SaysoError, UnknownConversation, http_status
@@ -88,6 +87,8 @@ Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                    description="Retry safely: the same key returns the stored result")]
 Limit = Annotated[int, Query(ge=1, le=10000)]
 Seconds = Annotated[float, Query(ge=1, le=3600)]
+Since = Annotated[Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})] | None,
+                  Query(description="ISO 8601: 2026-11-25T09:00, or with an offset, 2026-11-25T09:00+01:00")]
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -557,14 +558,14 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
 
     @app.get("/v1/audit", tags=["audit"])
     def audit(authorization: Auth = None, conversation: str | None = None, user: str | None = None,
-              action: str | None = None, since: datetime | None = None,
+              action: str | None = None, since: Since = None,
               limit: Limit = 500) -> list[dict[str, Any]]:
         """Audit records: a person sees their own; an admin sees everyone's. ``since``: ISO 8601 (a time
         without an offset is read in the caller's time zone)."""
         person = service.caller(authorization)
         if person.role != "admin":
             user = person.id
-        when = since.replace(tzinfo=zone(person.timezone)) if since and since.tzinfo is None else since
+        when = parse_time(since, person.timezone) if since else None
         return service.pipeline(person).audit.list(user=user, conversation=conversation, action=action,
                                                    since=when, limit=limit)
 
