@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from .audit import AuditEvent, AuditLog, Redactor
 from .catalog import Action, Tier
@@ -30,6 +30,7 @@ from .executor import Executor, Plan, PlannedStep, step_key
 from .grounding import Clarification, Focus, Grounded, ground
 from .guard import CRITICAL_RULE, Guard, Verdict
 from .policy import Decision, Entity
+from .store import schema
 from .text import check_text, printable
 from .tracing import mark, span
 from .turn import StepResult, StepStatus, TurnResult, TurnStatus
@@ -181,6 +182,24 @@ class Pipeline:
                 f"{s.action} {s.status.value}" for s in steps), steps=steps, conversation=plan.conversation,
                 turn=plan.turn))
         return results
+
+    def outcome(self, plan_id: str) -> TurnResult:
+        """What a plan came to, from the effect ledger: the answer of a request whose process ended before it
+        could give it. A step undone since still counts as executed."""
+        plan = Plan.from_payload(self.executor.plan_payload(plan_id))
+        with self.ws.store.read() as conn:
+            rows = conn.execute(select(schema.steps).where(schema.steps.c.plan_id == plan_id)).all()
+        ledger = {row.key: row for row in rows}
+        results = []
+        for item in plan.steps:
+            row = ledger[item.key]
+            effect = {k: v for k, v in row.effect.items() if k != "key"} if isinstance(row.effect, dict) else None
+            status = StepStatus.EXECUTED if row.status == StepStatus.UNDONE.value else StepStatus(row.status)
+            results.append(StepResult(action=item.action, args=item.shown_args or item.args, risk=item.risk,
+                                      status=status, effect=effect, error=row.error))
+        ok = all(r.status is StepStatus.EXECUTED for r in results)
+        return TurnResult(status=TurnStatus.EXECUTED if ok else TurnStatus.FAILED, reply=_effects_text(results),
+                          steps=results, conversation=plan.conversation, turn=plan.turn)
 
     # --- the turn ----------------------------------------------------------------
 
