@@ -73,31 +73,59 @@ def test_a_key_whose_process_died_after_the_effect_answers_the_real_outcome(sqli
     assert keys(sqlite_root) == {"k-direct": 200, "k-said": 200}
 
 
-def test_a_key_whose_process_died_before_anything_ran_is_released_and_runs_once(sqlite_root: Path) -> None:
-    tokens = tokens_for(sqlite_root)
-    request = {"args": {"to": "carol", "text": "after the crash"}}
-    crash = textwrap.dedent(f"""
+def crash_holding(root: Path, body: str) -> str:
+    """Run ``body`` in a child process that holds ``keys`` and ``chat`` on the workspace and dies (137) where
+    ``body`` calls ``die()``; what it printed."""
+    script = textwrap.dedent(f"""
         import os
         from pathlib import Path
 
         from sayso import Workspace
+        from sayso.clock import Clock
+        from sayso.conversation import Chat
+        from sayso.pipeline import Pipeline
         from sayso.serve.idempotency import Keys
 
-        ws = Workspace.load(Path({str(sqlite_root)!r}))
+        ws = Workspace.load(Path({str(root)!r}))
         keys = Keys(ws.store, lambda turn, plan: None)
-        keys.run("alice", "k-1", {{"action": "chat.send", "args": {json.dumps(request["args"])}}},
-                 lambda turn: os._exit(137), at={NOW!r})
+        chat = Chat(Pipeline(ws, Clock.from_option({NOW!r}, "UTC"), channel="api"))
+
+        def die():
+            os._exit(137)
+    """) + textwrap.dedent(body)
+    died = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert died.returncode == 137, died.stderr
+    return died.stdout.strip()
+
+
+def test_a_key_whose_process_died_before_answering_is_released_or_answered_from_what_ran(
+        sqlite_root: Path) -> None:
+    tokens = tokens_for(sqlite_root)
+    request = {"args": {"to": "carol", "text": "after the crash"}}
+    # took the key, then died before running anything
+    crash_holding(sqlite_root, f"""
+        keys.run("alice", "k-nothing", {{"action": "chat.send", "args": {json.dumps(request["args"])}}},
+                 lambda turn: die(), at={NOW!r})
     """)
-    died = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=120)
-    assert died.returncode == 137, died.stderr  # it took the key, then died before running anything
-    assert keys(sqlite_root) == {"k-1": 0}
+    # ran the turn to the end and saved its reply, then died before storing the key's answer
+    conversation = crash_holding(sqlite_root, f"""
+        conversation = chat.new("alice")
+        print(conversation, flush=True)
+        keys.run("alice", "k-saved", {{"conversation": conversation, "text": "tell carol the reply is saved"}},
+                 lambda turn: (chat.say("alice", "tell carol the reply is saved", conversation, turn_id=turn),
+                               die()), at={NOW!r})
+    """)
+    assert keys(sqlite_root) == {"k-nothing": 0, "k-saved": 0} and chat_messages(sqlite_root) == 1
     server = serve(sqlite_root)
     try:
         with client(server.url, tokens["alice"]) as alice:
-            answers = [alice.post("/v1/actions/chat.send", json=request, headers={"Idempotency-Key": "k-1"})
+            answers = [alice.post("/v1/actions/chat.send", json=request, headers={"Idempotency-Key": "k-nothing"})
                        for _ in range(3)]
             other = alice.post("/v1/actions/chat.send", json={"args": {"to": "carol", "text": "else"}},
-                               headers={"Idempotency-Key": "k-1"})
+                               headers={"Idempotency-Key": "k-nothing"})
+            saved = alice.post(f"/v1/conversations/{conversation}/messages",
+                               json={"text": "tell carol the reply is saved"}, headers={"Idempotency-Key": "k-saved"})
+            shown = alice.get(f"/v1/conversations/{conversation}").json()
     finally:
         server.stop()
     assert answers[0].status_code == 200 and answers[0].json()["status"] == "executed", answers[0].text
@@ -105,4 +133,8 @@ def test_a_key_whose_process_died_before_anything_ran_is_released_and_runs_once(
     assert [a.json() for a in answers[1:]] == [answers[0].json()] * 2
     assert all(a.headers.get("idempotent-replay") == "true" for a in answers[1:])
     assert other.status_code == 422
-    assert chat_messages(sqlite_root) == 1
+    assert saved.status_code == 200 and saved.headers.get("idempotent-replay") == "true", saved.text
+    assert saved.json()["status"] == "executed" and saved.json()["conversation"] == conversation
+    assert saved.json()["reply"] == shown["messages"][-1]["text"]
+    assert saved.json()["turn"] == shown["messages"][-1]["turn"]
+    assert chat_messages(sqlite_root) == 2  # one for each request
