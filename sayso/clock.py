@@ -22,13 +22,18 @@ def zone(name: str | None) -> ZoneInfo:
 
 
 def parse_time(text: str, tz: str | None = None) -> datetime:
-    """Parse an ISO 8601 time; a naive one is read in ``tz`` (UTC when None)."""
+    """Parse an ISO 8601 time; a naive one is read in ``tz`` (UTC when None). ``InvalidArguments`` for a text
+    that is not one, or a time outside what UTC can hold."""
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError as exc:
         raise InvalidArguments(f"not an ISO 8601 time: {text!r}") from exc
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone(tz))
+    try:  # every time is compared in UTC: one that has no UTC equivalent (year 1 or 9999 at the edge) is refused
+        value.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidArguments(f"the time {text.strip()!r} is out of range once converted to UTC") from exc
     return value
 
 

@@ -158,9 +158,10 @@ class Chat:
         return self.conversations.create(person.id, self.pipeline.channel)
 
     def say(self, user: str, text: str, conversation: str | None = None,
-            progress: Callable[[str], None] | None = None) -> TurnResult:
+            progress: Callable[[str], None] | None = None, turn_id: str | None = None) -> TurnResult:
         """One message from ``user``: interpreted, grounded, decided, confirmed or executed, remembered.
-        ``progress`` is told each stage as it starts (interpreting, grounding, checking, executing...)."""
+        ``progress`` is told each stage as it starts (interpreting, grounding, checking, executing...);
+        ``turn_id`` fixes the turn's id, for a request that may be retried."""
         conversation = conversation or f"c_{uuid.uuid4().hex[:16]}"
 
         def body(turn: Turn) -> TurnResult:
@@ -191,7 +192,7 @@ class Chat:
             return result
 
         with span("turn", user=user, conversation=conversation, channel=self.pipeline.channel):
-            return self.pipeline.turn(user, conversation, {"text": text}, body)
+            return self.pipeline.turn(user, conversation, {"text": text}, body, turn_id=turn_id)
 
     def settle(self, user: str, confirmation: str, approve: bool) -> TurnResult:
         """Approve or decline a confirmation from outside the chat (a button, the API), and keep the

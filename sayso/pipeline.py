@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from .audit import AuditEvent, AuditLog, Redactor
 from .catalog import Action, Tier
@@ -30,6 +30,8 @@ from .executor import Executor, Plan, PlannedStep, step_key
 from .grounding import Clarification, Focus, Grounded, ground
 from .guard import CRITICAL_RULE, Guard, Verdict
 from .policy import Decision, Entity
+from .store import schema
+from .text import check_text, printable
 from .tracing import mark, span
 from .turn import StepResult, StepStatus, TurnResult, TurnStatus
 from .workspace import Workspace
@@ -181,6 +183,24 @@ class Pipeline:
                 turn=plan.turn))
         return results
 
+    def outcome(self, plan_id: str) -> TurnResult:
+        """What a plan came to, from the effect ledger: the answer of a request whose process ended before it
+        could give it. A step undone since still counts as executed."""
+        plan = Plan.from_payload(self.executor.plan_payload(plan_id))
+        with self.ws.store.read() as conn:
+            rows = conn.execute(select(schema.steps).where(schema.steps.c.plan_id == plan_id)).all()
+        ledger = {row.key: row for row in rows}
+        results = []
+        for item in plan.steps:
+            row = ledger[item.key]
+            effect = {k: v for k, v in row.effect.items() if k != "key"} if isinstance(row.effect, dict) else None
+            status = StepStatus.EXECUTED if row.status == StepStatus.UNDONE.value else StepStatus(row.status)
+            results.append(StepResult(action=item.action, args=item.shown_args or item.args, risk=item.risk,
+                                      status=status, effect=effect, error=row.error))
+        ok = all(r.status is StepStatus.EXECUTED for r in results)
+        return TurnResult(status=TurnStatus.EXECUTED if ok else TurnStatus.FAILED, reply=_effects_text(results),
+                          steps=results, conversation=plan.conversation, turn=plan.turn)
+
     # --- the turn ----------------------------------------------------------------
 
     def turn(self, user: str, conversation: str | None, request: Any,
@@ -217,10 +237,12 @@ class Pipeline:
         conversation = conversation or _new_id("c")
         turn_id = turn_id or _new_id("t")
         try:
+            check_text([user, conversation, request])
             person = self.ws.directory.get(user)
-        except SaysoError as exc:
-            self.audit.record([AuditEvent("error", str(user)[:128], "error", None, conversation, turn_id,
-                                          self.channel, {"request": request, **exc.as_dict()})])
+        except SaysoError as exc:  # recorded as it came, a lone surrogate written out
+            user, conversation = printable(str(user)), printable(conversation)
+            self.audit.record([AuditEvent("error", user[:128], "error", None, conversation, turn_id,
+                                          self.channel, {"request": printable(request), **exc.as_dict()})])
             return TurnResult.from_error(exc, conversation=conversation, turn=turn_id)
         turn = _Turn(person, conversation, turn_id, self.channel, request)
         try:

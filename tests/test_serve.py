@@ -18,6 +18,7 @@ pytest.importorskip("fastapi", reason="the HTTP service needs its extra: pip ins
 pytest.importorskip("uvicorn", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
 
 from sayso import Clock, Workspace  # noqa: E402
+from sayso.audit import AuditLog  # noqa: E402
 from sayso.clock import parse_time  # noqa: E402
 from sayso.serve import create_app  # noqa: E402
 from sayso.serve.auth import Tokens  # noqa: E402
@@ -253,3 +254,29 @@ def test_standing_instructions_over_http_are_the_callers_own(api: Api) -> None:
         assert again.json() == cancelled.json()  # a retried POST: the stored answer
         assert alice.get("/v1/instructions").json() == []
         assert [i["status"] for i in alice.get("/v1/instructions", params={"all": "true"}).json()] == ["cancelled"]
+
+
+def test_text_that_is_not_unicode_and_times_out_of_range_are_request_errors(api: Api) -> None:
+    surrogate = b'"hi \\ud800"'  # JSON's spelling of a lone surrogate: a str no UTF-8 encoder takes
+    with api.client("alice") as alice:
+        conversation = alice.post("/v1/conversations").json()["id"]
+        for path, body in ((f"/v1/conversations/{conversation}/messages", b'{"text": ' + surrogate + b"}"),
+                           ("/v1/actions/chat.send", b'{"args": {"to": "bob", "text": ' + surrogate + b"}}"),
+                           ("/v1/actions/chat.send", b'{"args": {' + surrogate + b': "x"}}')):
+            refused = alice.post(path, content=body, headers={"Content-Type": "application/json"})
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"]["code"] == "invalid_arguments"
+            assert "\\ud800" in refused.json()["error"]["message"]
+        audited = [r for r in alice.get("/v1/audit").json() if r["event"] == "error"]
+        assert len(audited) == 3 and all(r["detail"]["code"] == "invalid_arguments" for r in audited)
+        assert audited[0]["detail"]["request"] == {"text": "hi \\ud800"}  # as it came, written out
+        for since in ("9999-12-31T23:59:59", "0001-01-01T00:00:00+23:59", "yesterday"):
+            wrong = alice.get("/v1/audit", params={"since": since})
+            assert wrong.status_code == 400 and wrong.json()["error"]["code"] == "invalid_arguments", since
+        assert len(alice.get("/v1/audit", params={"since": "2026-11-25T00:00+00:00"}).json()) == 3
+    assert api.chat_messages() == 0
+    ws = Workspace.load(api.root)
+    try:
+        assert AuditLog(ws.store, Clock()).verify().ok
+    finally:
+        ws.close()

@@ -9,16 +9,13 @@ finishes any plan a crashed process left (``recover``) before serving.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,17 +26,15 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from sqlalchemy import bindparam, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, func, or_, select, text
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..audit import AuditEvent
-from ..clock import Clock, zone
+from ..clock import Clock, parse_time
 from ..conversation import Chat
 from ..directory import Person
-from ..errors import IdempotencyConflict, InputTooLarge, SaysoError, UnknownConversation, http_status
+from ..errors import InputTooLarge, SaysoError, UnknownConversation, http_status
 from ..instructions import InstructionBook
 from ..interpreter import Interpreter, registry
 from ..pipeline import Pipeline
@@ -47,6 +42,8 @@ from ..store import schema
 from ..turn import TurnResult, TurnStatus
 from ..workspace import Workspace
 from .auth import Authenticator
+from .edge import Edge
+from .idempotency import Keys, StillRunning
 from .limits import FILE_NAME as LIMITS_FILE
 from .limits import Buckets
 
@@ -89,6 +86,8 @@ Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                    description="Retry safely: the same key returns the stored result")]
 Limit = Annotated[int, Query(ge=1, le=10000)]
 Seconds = Annotated[float, Query(ge=1, le=3600)]
+Since = Annotated[Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})] | None,
+                  Query(description="ISO 8601: 2026-11-25T09:00, or with an offset, 2026-11-25T09:00+01:00")]
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -205,6 +204,43 @@ class Service:
         if owner != person.id:
             raise UnknownConversation(f"no conversation {conversation!r}")
 
+    def plan_of(self, confirmation: str, person: Person) -> str | None:
+        """The id of the plan that approving ``confirmation`` runs, when it is the caller's to answer."""
+        table = schema.confirmations
+        with self.ws.store.read() as conn:
+            stored = conn.execute(select(table.c.plan).where(table.c.id == confirmation,
+                                                             table.c.approver == person.id)).scalar()
+        return str(stored["id"]) if isinstance(stored, dict) and "id" in stored else None
+
+    def outcome(self, turn: str | None, plan: str | None) -> JSONResponse | None:
+        """What a request whose process is gone came to: its turn's saved reply, else the outcome of its plan
+        from the effect ledger (finished by recovery first when it was left running); None when nothing of it
+        ran. Raises ``StillRunning`` while a live process still holds the plan."""
+        if turn is None and plan is None:
+            return None
+        pipeline = Pipeline(self.ws, self.clock(None), channel="api")
+        ran = [_plans.c.turn == turn] if turn else []
+        ran += [_plans.c.id == plan] if plan else []
+        with self.ws.store.read() as conn:
+            said = conn.execute(_SAID_IN, {"b_turn": turn}).first() if turn else None
+            found = conn.execute(select(_plans.c.id, _plans.c.status).where(or_(*ran))).first()
+        if said is not None:
+            data = said.data if isinstance(said.data, dict) else {}
+            if said.status == TurnStatus.ERROR.value and "status" not in data:  # a request error: the error
+                result = TurnResult(status=TurnStatus.ERROR, reply=said.text, error=data)
+            else:
+                result = TurnResult.model_validate(data)
+            result.conversation, result.turn = said.conversation, turn
+            return _turn(result)
+        if found is None:
+            return None
+        if found.status == "running":
+            pipeline.recover()
+            with self.ws.store.read() as conn:
+                if conn.execute(select(_plans.c.status).where(_plans.c.id == found.id)).scalar() == "running":
+                    raise StillRunning(found.id)
+        return _turn(pipeline.outcome(found.id))
+
     def caller(self, credentials: HTTPAuthorizationCredentials | None) -> Person:
         header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
         person = self.auth.person(header)
@@ -218,7 +254,11 @@ _messages = schema.messages
 _SAID_SINCE = (select(_messages.c.id, _messages.c.turn, _messages.c.text, _messages.c.status, _messages.c.data)
                .where(_messages.c.conversation == bindparam("b_conversation"), _messages.c.id > bindparam("b_after"),
                       _messages.c.role == "sayso").order_by(_messages.c.id))
+_SAID_IN = select(_messages.c.conversation, _messages.c.text, _messages.c.status, _messages.c.data).where(
+    _messages.c.turn == bindparam("b_turn"), _messages.c.role == "sayso")
+_plans = schema.plans
 _NEWEST = select(func.max(_messages.c.id)).where(_messages.c.conversation == bindparam("b_conversation"))
+_OPEN_PATHS = ("/v1/auth", "/v1/auth/config")  # under /v1, the routes that need no token
 _POLL_SECONDS = 0.25  # how often an event stream looks for turns another process saved
 _KEEP_ALIVE_SECONDS = 15.0
 
@@ -238,51 +278,6 @@ def _turn(result: TurnResult) -> JSONResponse:
         body["reply"] = body["error"]["message"]
         status = http_status(body["error"]["code"])
     return JSONResponse(body, status_code=status)
-
-
-class _Edge:
-    """Every request: a request id, the body limit by Content-Length, and one log line.
-
-    Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware`` runs each
-    request through a task group and a memory stream, which cost more than a turn's policy check.
-    """
-
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
-        self.app = app
-        self.max_body = max_body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        rid = size = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                rid = value.decode("latin-1")[:64]
-            elif name == b"content-length":
-                size = value.decode("latin-1")
-        rid = rid or request_id()
-        status = 500
-
-        async def respond(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode("latin-1"))]
-            await send(message)
-
-        if size.isdigit() and int(size) > self.max_body:
-            await _error(413, "input_too_large", f"the request is {size} bytes; the limit is {self.max_body}")(
-                scope, receive, respond)
-        else:
-            await self.app(scope, receive, respond)
-        if log.isEnabledFor(logging.INFO):
-            path: str = scope["path"]
-            parts = path.split("/")
-            conversation = parts[3] if len(parts) > 3 and parts[2] == "conversations" else "-"
-            log.info("%s %s %s %.1fms request=%s", scope["method"], path, status,
-                     (time.perf_counter() - started) * 1000, rid, extra={"conversation": conversation})
 
 
 def _run_instructions(service: Service) -> Callable[[], None]:
@@ -340,7 +335,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
     limits = service.ws.settings.limits
     max_body = service.ws.settings.serve.max_body_bytes
 
-    app.add_middleware(_Edge, max_body=max_body)
+    app.add_middleware(Edge, max_body=max_body, authenticate=service.auth.person, open_paths=_OPEN_PATHS)
 
     @app.exception_handler(SaysoError)
     async def _sayso_error(_request: Request, exc: SaysoError) -> JSONResponse:
@@ -362,36 +357,13 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         log.exception("unexpected error")
         return _error(500, "internal_error", "something went wrong on the server; it is in the server's log")
 
-    def idempotent(person: Person, key: str | None, request: dict[str, Any],
-                   handle: Callable[[], JSONResponse]) -> JSONResponse:
-        """Run ``handle`` once per (caller, key); a retry returns what the first run returned."""
-        if not key:
-            return handle()
-        digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
-        table = schema.idempotency
-        store = service.ws.store
-        try:
-            with store.write() as conn:
-                conn.execute(insert(table).values(user_id=person.id, key=key, request_hash=digest, status=0,
-                                                  response={}, created_at=service.clock(person).now().isoformat()))
-        except IntegrityError:
-            with store.read() as conn:
-                row = conn.execute(select(table).where(table.c.user_id == person.id, table.c.key == key)).first()
-            if row is None or row.request_hash != digest:
-                raise IdempotencyConflict("this Idempotency-Key was used with a different request") from None
-            if row.status == 0:
-                return _error(409, "idempotency_in_progress", "a request with this Idempotency-Key is running")
-            return JSONResponse(row.response, status_code=row.status, headers={"Idempotent-Replay": "true"})
-        try:
-            response = handle()
-        except Exception:
-            with store.write() as conn:  # nothing stored: a retry may run it
-                conn.execute(table.delete().where(table.c.user_id == person.id, table.c.key == key))
-            raise
-        with store.write() as conn:
-            conn.execute(update(table).where(table.c.user_id == person.id, table.c.key == key).values(
-                status=response.status_code, response=json.loads(bytes(response.body))))
-        return response
+    keys = Keys(service.ws.store, service.outcome)
+
+    def idempotent(person: Person, key: str | None, request: dict[str, Any], handle: Callable[[str], JSONResponse],
+                   *, plan: str | None = None) -> JSONResponse:
+        """Run ``handle`` (as the turn it is given) once per (caller, key); a retry returns what the first run
+        returned, or what it came to when the process that ran it is gone."""
+        return keys.run(person.id, key, request, handle, at=service.clock(person).now().isoformat(), plan=plan)
 
     # --- health --------------------------------------------------------------------------
 
@@ -434,7 +406,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
     @app.post("/v1/conversations", tags=["conversations"], status_code=201)
     def new_conversation(authorization: Auth = None, key: Key = None) -> JSONResponse:
         person = service.caller(authorization)
-        return idempotent(person, key, {"new": "conversation"}, lambda: JSONResponse(
+        return idempotent(person, key, {"new": "conversation"}, lambda _as: JSONResponse(
             {"id": service.chat(person).new(person.id)}, status_code=201))
 
     @app.get("/v1/conversations", tags=["conversations"])
@@ -463,12 +435,13 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         chat = service.chat(person)
         service.check_owner(conversation, person)  # someone else's, or none: 404 before anything
 
-        def handle() -> JSONResponse:
+        def handle(turn: str) -> JSONResponse:
             def progress(stage: str) -> None:
                 service.events.publish(conversation, {"stage": stage})
 
             listening = service.events.listening(conversation)
-            result = chat.say(person.id, message.text, conversation, progress=progress if listening else None)
+            result = chat.say(person.id, message.text, conversation, progress=progress if listening else None,
+                              turn_id=turn)
             response = _turn(result)
             if listening:
                 service.events.publish(conversation, {"stage": "done", "turn": json.loads(bytes(response.body))})
@@ -546,13 +519,14 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         person = service.caller(authorization)
         chat = service.chat(person)
 
-        def handle() -> JSONResponse:
+        def handle(_as: str) -> JSONResponse:
             result = chat.settle(person.id, confirmation, approve)
             if result.conversation:
                 service.events.publish(result.conversation, {"stage": "done", "turn": result.to_json()})
             return _turn(result)
 
-        return idempotent(person, key, {"confirmation": confirmation, "approve": approve}, handle)
+        return idempotent(person, key, {"confirmation": confirmation, "approve": approve}, handle,
+                          plan=service.plan_of(confirmation, person) if approve else None)
 
     @app.post("/v1/confirmations/{confirmation}/approve", tags=["confirmations"])
     def approve(confirmation: str, authorization: Auth = None, key: Key = None) -> JSONResponse:
@@ -576,7 +550,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         """Cancel one of the caller's instructions; another person's answers 404."""
         person = service.caller(authorization)
 
-        def handle() -> JSONResponse:
+        def handle(_as: str) -> JSONResponse:
             pipeline = service.pipeline(person)
             item = InstructionBook(service.ws.store).cancel(instruction, person.id, pipeline.clock.now())
             pipeline.audit.record([AuditEvent("instruction", person.id, "cancelled", item.action, item.conversation,
@@ -598,18 +572,18 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         person = service.caller(authorization)
         pipeline = service.pipeline(person)
         return idempotent(person, key, {"action": name, "args": payload.args},
-                          lambda: _turn(pipeline.do(person.id, name, payload.args)))
+                          lambda turn: _turn(pipeline.do(person.id, name, payload.args, turn_id=turn)))
 
     @app.get("/v1/audit", tags=["audit"])
     def audit(authorization: Auth = None, conversation: str | None = None, user: str | None = None,
-              action: str | None = None, since: datetime | None = None,
+              action: str | None = None, since: Since = None,
               limit: Limit = 500) -> list[dict[str, Any]]:
         """Audit records: a person sees their own; an admin sees everyone's. ``since``: ISO 8601 (a time
         without an offset is read in the caller's time zone)."""
         person = service.caller(authorization)
         if person.role != "admin":
             user = person.id
-        when = since.replace(tzinfo=zone(person.timezone)) if since and since.tzinfo is None else since
+        when = parse_time(since, person.timezone) if since else None
         return service.pipeline(person).audit.list(user=user, conversation=conversation, action=action,
                                                    since=when, limit=limit)
 
@@ -624,7 +598,3 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
             return FileResponse(WEB / "index.html")
 
     return app
-
-
-def request_id() -> str:
-    return uuid.uuid4().hex[:12]

@@ -44,7 +44,7 @@ __all__ = ["PostgresStore", "SQLiteStore", "Store", "schema"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _HEAD_ROW = select(schema.audit_head.c.seq, schema.audit_head.c.hash).where(schema.audit_head.c.id == 1)
 _HEAD_ROW_LOCKED = _HEAD_ROW.with_for_update()
-_HEAD = "0005"
+_HEAD = "0006"
 
 
 class Store:

@@ -126,6 +126,10 @@ idempotency = Table(
     Column("status", Integer, nullable=False),
     Column("response", JSON, nullable=False),
     Column("created_at", String(40), nullable=False),
+    Column("holder", String(200)),  # while it runs: the process (host:pid:nonce) that holds it
+    Column("held_until", Float),  # and until when (epoch seconds)
+    Column("turn", String(64)),  # the turn the request runs as
+    Column("plan", String(64)),  # the plan it runs, when known before it runs (an approved confirmation)
 )
 
 instructions = Table(

@@ -1,0 +1,44 @@
+"""Text that comes in must be valid Unicode: a lone surrogate is refused where a request enters.
+
+JSON may spell a lone UTF-16 surrogate (``"\\ud800"``) and Python decodes it into a ``str`` that no UTF-8 encoder
+accepts, so it would fail later, deep inside a database driver or the audit chain's hash. ``check_text`` refuses
+it first, as ``InvalidArguments``; ``printable`` shows such a value safely (the surrogate as ``\\ud800``) in the
+audit record of the refusal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InvalidArguments
+
+__all__ = ["check_text", "printable"]
+
+
+def check_text(value: Any, what: str = "the request") -> None:
+    """Raise ``InvalidArguments`` when a string anywhere in ``value`` (keys included) is not valid Unicode."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start:exc.end].encode("utf-8", "backslashreplace").decode()
+            raise InvalidArguments(f"{what} has text that is not valid Unicode (a lone surrogate, {bad}, at "
+                                   f"character {exc.start})") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, what)
+            check_text(item, what)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            check_text(item, what)
+
+
+def printable(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings written out as an escape (``\\ud800``)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(v) for v in value]
+    return value
