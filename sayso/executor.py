@@ -104,6 +104,8 @@ class Executor:
         self.audit = audit
         self.clock = clock
         self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # A finishing step takes the next number of the store's sequence: the order of execution, for undo.
+        self._finish_step = _FINISH_STEP.values(seq=workspace.store.next_step_seq())
 
     # --- running ---------------------------------------------------------------
 
@@ -180,7 +182,7 @@ class Executor:
     def _record_step(self, finished: dict[str, Any], skipped: list[dict[str, Any]], lease: dict[str, Any],
                      events: list[AuditEvent], conn: Connection) -> None:
         """A step's outcome in the effect ledger, the plan's lease or end, and their audit records."""
-        conn.execute(_FINISH_STEP, finished)
+        conn.execute(self._finish_step, finished)
         if skipped:
             conn.execute(_SKIP_STEP, skipped)
         conn.execute(_SET_PLAN, lease)
@@ -298,7 +300,8 @@ class Executor:
         with self.workspace.store.read() as conn:
             rows = conn.execute(select(steps).where(and_(steps.c.actor == actor,
                                                          steps.c.status == StepStatus.EXECUTED.value))
-                                .order_by(steps.c.at.desc(), steps.c.idx.desc()).limit(50)).all()
+                                .order_by(steps.c.seq.desc().nulls_last(), steps.c.at.desc(), steps.c.idx.desc())
+                                .limit(50)).all()
         return next((r for r in rows if undoable(r.action)), None)
 
     def undo(self, row: Any, plan_payload: dict[str, Any], *, channel: str) -> StepResult:
