@@ -3,19 +3,31 @@ same time, and never over a change made since; the effects are counted in the de
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, select, text, update
+from typer.testing import CliRunner, Result
 
 import sayso.store
-from sayso import TurnStatus
+from sayso import Pipeline, TurnStatus, Workspace
+from sayso.cli import app
+from sayso.executor import Executor
+from sayso.serve import create_app
 from sayso.store import Store
-from sayso.store.schema import audit, steps
+from sayso.store.schema import audit, plans, steps
 
-from .conftest import _create_pg_database, _drop_pg_database, pipeline_for
+from .conftest import _OPEN, NOW, _create_pg_database, _drop_pg_database, pipeline_for
+from .servers import serving
 
 
 def target(root: Path, system: str, sql: str) -> list[tuple[object, ...]]:
@@ -93,3 +105,105 @@ def test_the_migration_numbers_earlier_steps_in_the_order_of_their_effects(tmp_p
     finally:
         if backend == "postgresql":
             _drop_pg_database(url)
+
+
+def cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
+    """``sayso ARGS`` in-process (Typer's runner); the workspaces it opens are closed when the test ends."""
+    load = Workspace.load
+
+    def tracked(root: Path) -> Workspace:
+        ws = load(root)
+        _OPEN.append(ws)
+        return ws
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Workspace, "load", staticmethod(tracked))
+        return CliRunner().invoke(app, list(args))
+
+
+class _Crash(BaseException):
+    """The process dies right after an effect (``SAYSO_FAULT=crash-after-effect``), in-process."""
+
+
+def _crash(status: int) -> None:
+    raise _Crash
+
+
+def crash_after_effect(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, action: str,
+                       args: dict[str, Any]) -> None:
+    with monkeypatch.context() as patch:
+        patch.setenv("SAYSO_FAULT", "crash-after-effect")
+        patch.setattr("sayso.executor.os._exit", _crash)
+        with pytest.raises(_Crash):
+            pipeline.do("alice", action, args)
+
+
+@pytest.mark.parametrize("damage", ["not JSON", "wrong shape"])
+def test_recovery_and_serve_skip_a_plan_they_cannot_read_and_finish_the_others(
+    demo_root: Path, backend: str, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    if damage == "not JSON" and backend == "postgresql":
+        pytest.skip("PostgreSQL's json type refuses text that is not JSON")
+    alice = pipeline_for(demo_root)
+    crash_after_effect(alice, monkeypatch, "chat.send", {"to": "carol", "text": "the Orchid deal slipped"})
+    crash_after_effect(alice, monkeypatch, "calendar.remind", {"at": "2026-11-27T09:00", "text": "call Priya"})
+    with alice.ws.store.write() as conn:  # the crashed holder's leases run out; one payload is damaged
+        conn.execute(update(plans).values(lease_until=0.0))
+        damaged = conn.execute(select(plans.c.id).where(plans.c.payload.is_not(None))
+                               .order_by(plans.c.created_at, plans.c.id)).scalars().all()
+        remind = next(i for i in damaged if "calendar.remind" in json.dumps(
+            conn.execute(select(plans.c.payload).where(plans.c.id == i)).scalar_one()))
+        bad = "{not json" if damage == "not JSON" else json.dumps({"id": remind, "steps": "calendar.remind"})
+        conn.execute(text("update plans set payload = :bad where id = :id"), {"bad": bad, "id": remind})
+    alice.ws.close()
+    assert target(demo_root, "calendar", "select count(*) from events") == [(1,)]
+
+    done = cli(monkeypatch, "recover", "--workspace", str(demo_root), "--now", NOW, "--json")
+    assert done.exit_code == 0, done.output
+    recovered = json.loads(done.stdout)["recovered"]
+    assert [r["status"] for r in recovered] == ["executed", "failed"], recovered
+    assert recovered[1]["error"]["code"] == "plan_unreadable"
+    assert f"plan {remind} skipped" in recovered[1]["reply"]
+    assert target(demo_root, "chat", "select count(*) from messages") == [(1,)]  # finished, not repeated
+    assert target(demo_root, "calendar", "select count(*) from events") == [(1,)]  # left as it was
+
+    again = cli(monkeypatch, "recover", "--workspace", str(demo_root), "--now", NOW)
+    assert again.exit_code == 0 and "Recovered 0 plan(s)." in again.stdout, again.output
+    with serving(create_app(demo_root, now=NOW)) as url:  # the server starts
+        assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
+    check = pipeline_for(demo_root)
+    errors = [r for r in check.audit.list() if r["event"] == "error" and r["detail"].get("plan") == remind]
+    assert len(errors) == 1 and errors[0]["detail"]["code"] == "plan_unreadable"  # audited once, not per start
+    with check.ws.store.read() as conn:
+        assert conn.execute(select(plans.c.status).where(plans.c.id == remind)).scalar_one() == "unreadable"
+    assert check.audit.verify().ok
+
+
+def test_four_undos_at_once_take_effect_once(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert pipeline_for(demo_root).do("alice", "crm.update_deal", {"deal": "D-101", "stage": "negotiation"}) \
+        .status is TurnStatus.EXECUTED
+    # Four requests, each with its own workspace (its own connections, as four processes have), all find
+    # the same last step before any of them undoes it.
+    people = [pipeline_for(demo_root) for _ in range(4)]
+    found = threading.Barrier(len(people), timeout=120)
+    last_undoable = Executor.last_undoable
+
+    def in_step(self: Executor, actor: str, undoable: Callable[[str], bool]) -> Any:
+        row = last_undoable(self, actor, undoable)
+        found.wait()
+        return row
+
+    monkeypatch.setattr(Executor, "last_undoable", in_step)
+    with ThreadPoolExecutor(len(people)) as pool:
+        results = list(pool.map(lambda p: p.undo("alice"), people))
+
+    statuses = sorted(r.status.value for r in results)
+    assert statuses == ["executed", "no_action", "no_action", "no_action"], [r.reply for r in results]
+    assert all("already undone" in r.reply for r in results if r.status is TurnStatus.NO_ACTION)
+    assert deal(demo_root, "D-101") == ("proposal", 48000, 3)  # one update, one undo
+    assert target(demo_root, "crm", "select count(*) from effects where operation = 'undo:update_deal'") == [(1,)]
+    check = pipeline_for(demo_root)
+    undone = [r for r in check.audit.list(user="alice") if r["event"] == "effect" and r["status"] == "undone"]
+    assert len(undone) == 1
+    turns = [r["status"] for r in check.audit.list(user="alice") if r["event"] == "turn" and r["status"] != "received"]
+    assert sorted(turns) == ["executed", "executed", "no_action", "no_action", "no_action"]  # the update, then 4
