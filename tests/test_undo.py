@@ -207,3 +207,40 @@ def test_four_undos_at_once_take_effect_once(demo_root: Path, monkeypatch: pytes
     assert len(undone) == 1
     turns = [r["status"] for r in check.audit.list(user="alice") if r["event"] == "turn" and r["status"] != "received"]
     assert sorted(turns) == ["executed", "executed", "no_action", "no_action", "no_action"]  # the update, then 4
+
+
+def edit(root: Path, system: str, sql: str) -> None:
+    """Someone changes a record in the system itself, outside sayso (its version moves on, as on any write)."""
+    with sqlite3.connect(root / "systems" / f"{system}.db") as conn:
+        conn.execute(sql)
+
+
+@pytest.mark.parametrize(("action", "args", "system", "change", "check", "expected"), [
+    ("crm.update_deal", {"deal": "D-101", "stage": "negotiation"}, "crm",
+     "update deals set amount = 50000, version = version + 1 where id = 'D-101'",
+     "select stage, amount from deals where id = 'D-101'", [("negotiation", 50000)]),
+    ("tickets.create", {"title": "Follow up", "assignee": "devi", "due": "2026-12-01"}, "tickets",
+     "update tickets set priority = 'high', version = version + 1 where id = '{id}'",
+     "select status, priority from tickets where id = '{id}'", [("open", "high")]),
+], ids=["update, then another field", "create, then edited"])
+def test_undo_refuses_when_the_record_changed_since_in_any_field(
+    demo_root: Path, monkeypatch: pytest.MonkeyPatch, action: str, args: dict[str, Any], system: str,
+    change: str, check: str, expected: list[tuple[object, ...]],
+) -> None:
+    done = pipeline_for(demo_root).do("alice", action, args)
+    assert done.status is TurnStatus.EXECUTED, done.reply
+    made = str((done.steps[0].effect or {})["result"]["id"])
+    edit(demo_root, system, change.format(id=made))
+    before = target(demo_root, system, check.format(id=made))
+    assert before == expected
+
+    refused = cli(monkeypatch, "undo", "--user", "alice", "--workspace", str(demo_root), "--now", NOW, "--json")
+    assert refused.exit_code == 2, refused.output
+    out = json.loads(refused.stdout)
+    assert out["status"] == "error" and out["error"]["code"] == "record_changed", out
+    assert f"{made} changed since" in out["reply"] and "not undone" in out["reply"]
+    assert target(demo_root, system, check.format(id=made)) == before  # nothing changed
+    assert target(demo_root, system, "select count(*) from effects where operation like 'undo:%'") == [(0,)]
+    check_audit = pipeline_for(demo_root).audit.list(user="alice")
+    assert not [r for r in check_audit if r["event"] == "effect" and r["status"] == "undone"]
+    assert [r["detail"]["code"] for r in check_audit if r["event"] == "error"] == ["record_changed"]

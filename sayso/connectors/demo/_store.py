@@ -312,15 +312,31 @@ class Tx:
         )
 
     def restore(self, change: Change) -> Change | None:
-        """Put back the ``before`` values of an update, unless the record has moved on since."""
-        table = self.tables[change.record_type]
-        row = self.row(table, change.record_id)
-        after = change.after or {}
-        now = {c: table.decode(c, row[c]) for c in after}
-        if now != after:
-            moved = ", ".join(f"{c} is now {_show(now[c])}" for c in after if now[c] != after[c])
-            raise InvalidArguments(f"{change.record_id} changed since ({moved}); not undone")
-        return self.update(table, change.record_id, change.before or {})
+        """Put back the ``before`` values of an update (``unchanged_since`` has checked it first)."""
+        return self.update(self.tables[change.record_type], change.record_id, change.before or {})
+
+    def unchanged_since(self, effect: Effect) -> None:
+        """Refuse to undo ``effect`` if a record it wrote has changed since, in any field: its version
+        is no longer the one the effect left. Raises ``InvalidArguments`` (``record_changed``)."""
+        left: dict[tuple[str, str], Change] = {}
+        for change in effect.changes:
+            if change.after is not None and change.version is not None and change.record_type in self.tables:
+                ref = (change.record_type, change.record_id)
+                if ref not in left or change.version > (left[ref].version or 0):
+                    left[ref] = change
+        for (record_type, record_id), change in left.items():
+            table = self.tables[record_type]
+            row = self.find(table, record_id)
+            if row is None:
+                raise InvalidArguments(f"{record_id} no longer exists; not undone", code="record_changed")
+            if row["version"] == change.version:
+                continue
+            after = change.after or {}
+            moved = [f"{c} is now {_show(table.decode(c, row[c]))}" for c in after
+                     if c in table.columns and table.decode(c, row[c]) != after[c]]
+            what = ", ".join(moved) or "another of its fields was changed"
+            raise InvalidArguments(f"{record_id} changed since ({what}: version {row['version']}, this step left "
+                                   f"{change.version}); not undone", code="record_changed")
 
 
 Undo = Callable[[Tx, Effect], Outcome]
@@ -628,7 +644,9 @@ class DemoSystem(Connector):
             if earlier is not None:
                 undone = f"{original.operation} {original.key!r} was already undone by {earlier[0]!r}"
                 raise InvalidArguments(undone)
-            outcome = undo(self._tx(None, key), original)
+            tx = self._tx(None, key)
+            tx.unchanged_since(original)
+            outcome = undo(tx, original)
             outcome.result["undoes"] = original.key
             return self._record(key, operation, outcome)
 
