@@ -307,15 +307,20 @@ class Executor:
         log.error("plan %s skipped by recovery: %s", plan_id, reason, extra={"conversation": row.conversation})
         return Unreadable(plan_id, row.conversation, row.turn, reason)
 
-    @staticmethod
-    def _stored_plan(conn: Connection, plan_id: str) -> Plan:
-        """A stored plan, read as text so that a damaged payload is an error of its own, not the driver's."""
+    def _stored_plan(self, conn: Connection, plan_id: str) -> Plan:
+        """A stored plan, read as text so that a damaged payload is an error of its own, not the driver's;
+        a plan naming a system the workspace no longer has cannot run either."""
         text = conn.execute(select(cast(plans.c.payload, Text)).where(plans.c.id == plan_id)).scalar_one()
         try:
             data = json.loads(text)
         except (TypeError, ValueError):
             raise ConfigurationError("its stored payload is not JSON", code="plan_unreadable") from None
-        return Plan.from_payload(data)
+        plan = Plan.from_payload(data)
+        missing = sorted({s.connector for s in plan.steps} - set(self.workspace.settings.systems))
+        if missing:
+            raise ConfigurationError(f"its steps use systems that sayso.toml no longer has: {', '.join(missing)}",
+                                     code="plan_unreadable")
+        return plan
 
     @staticmethod
     def _recovered(plan: Plan, results: list[StepResult]) -> list[AuditEvent]:

@@ -138,7 +138,7 @@ def crash_after_effect(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, acti
             pipeline.do("alice", action, args)
 
 
-@pytest.mark.parametrize("damage", ["not JSON", "wrong shape"])
+@pytest.mark.parametrize("damage", ["not JSON", "wrong shape", "a system no longer configured"])
 def test_recovery_and_serve_skip_a_plan_they_cannot_read_and_finish_the_others(
     demo_root: Path, backend: str, monkeypatch: pytest.MonkeyPatch, damage: str
 ) -> None:
@@ -151,9 +151,11 @@ def test_recovery_and_serve_skip_a_plan_they_cannot_read_and_finish_the_others(
         conn.execute(update(plans).values(lease_until=0.0))
         damaged = conn.execute(select(plans.c.id).where(plans.c.payload.is_not(None))
                                .order_by(plans.c.created_at, plans.c.id)).scalars().all()
-        remind = next(i for i in damaged if "calendar.remind" in json.dumps(
-            conn.execute(select(plans.c.payload).where(plans.c.id == i)).scalar_one()))
-        bad = "{not json" if damage == "not JSON" else json.dumps({"id": remind, "steps": "calendar.remind"})
+        payloads = {i: conn.execute(select(plans.c.payload).where(plans.c.id == i)).scalar_one() for i in damaged}
+        remind = next(i for i, p in payloads.items() if p["steps"][0]["action"] == "calendar.remind")
+        moved = {**payloads[remind], "steps": [{**payloads[remind]["steps"][0], "connector": "nowhere"}]}
+        bad = {"not JSON": "{not json", "wrong shape": json.dumps({"id": remind, "steps": "calendar.remind"}),
+               "a system no longer configured": json.dumps(moved)}[damage]
         conn.execute(text("update plans set payload = :bad where id = :id"), {"bad": bad, "id": remind})
     alice.ws.close()
     assert target(demo_root, "calendar", "select count(*) from events") == [(1,)]
