@@ -355,11 +355,13 @@ class Executor:
     # --- undo ------------------------------------------------------------------
 
     def last_undoable(self, actor: str, undoable: Callable[[str], bool]) -> Any:
+        """The actor's executed step that finished last (by ``seq``; a step the migration left unnumbered
+        counts as older than every numbered one) whose action ``undoable`` allows undoing, or None."""
+        latest = (steps.c.seq.is_(None), steps.c.seq.desc(), steps.c.at.desc(), steps.c.idx.desc())
         with self.workspace.store.read() as conn:
             rows = conn.execute(select(steps).where(and_(steps.c.actor == actor,
                                                          steps.c.status == StepStatus.EXECUTED.value))
-                                .order_by(steps.c.seq.desc().nulls_last(), steps.c.at.desc(), steps.c.idx.desc())
-                                .limit(50)).all()
+                                .order_by(*latest).limit(50)).all()
         return next((r for r in rows if undoable(r.action)), None)
 
     def undo(self, row: Any, *, channel: str, before: Sequence[AuditEvent],
