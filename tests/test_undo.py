@@ -246,3 +246,23 @@ def test_undo_refuses_when_the_record_changed_since_in_any_field(
     check_audit = pipeline_for(demo_root).audit.list(user="alice")
     assert not [r for r in check_audit if r["event"] == "effect" and r["status"] == "undone"]
     assert [r["detail"]["code"] for r in check_audit if r["event"] == "error"] == ["record_changed"]
+
+
+def test_undos_one_after_another_take_a_record_back_step_by_step(demo_root: Path) -> None:
+    alice = pipeline_for(demo_root)
+    before = deal(demo_root, "D-101")
+    alice.do("alice", "crm.update_deal", {"deal": "D-101", "stage": "negotiation"})
+    alice.do("alice", "crm.update_deal", {"deal": "D-101", "amount": 50000})
+    assert alice.undo("alice").status is TurnStatus.EXECUTED
+    assert deal(demo_root, "D-101")[:2] == ("negotiation", before[1])
+    second = alice.undo("alice")  # what changed since was itself undone: the record is as the step left it
+    assert second.status is TurnStatus.EXECUTED, second.reply
+    assert deal(demo_root, "D-101")[:2] == before[:2]
+
+    alice.do("alice", "crm.update_deal", {"deal": "D-101", "stage": "negotiation"})
+    bob = pipeline_for(demo_root, "carol")
+    assert bob.do("carol", "crm.log_note", {"record": "D-101", "text": "called"}).status is TurnStatus.EXECUTED
+    edit(demo_root, "crm", "update deals set close_date = '2027-01-15', version = version + 1 where id = 'D-101'")
+    edit(demo_root, "crm", "update deals set close_date = '2026-12-15', version = version + 1 where id = 'D-101'")
+    refused = alice.undo("alice")  # edited outside sayso, even if back to the same values: changed since
+    assert refused.status is TurnStatus.ERROR and "changed since" in refused.reply, refused.reply

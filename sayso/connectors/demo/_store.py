@@ -316,8 +316,9 @@ class Tx:
         return self.update(self.tables[change.record_type], change.record_id, change.before or {})
 
     def unchanged_since(self, effect: Effect) -> None:
-        """Refuse to undo ``effect`` if a record it wrote has changed since, in any field: its version
-        is no longer the one the effect left. Raises ``InvalidArguments`` (``record_changed``)."""
+        """Refuse to undo ``effect`` if a record it wrote has changed since, in any field: edited outside
+        sayso (its version is not the one the last recorded write left), or by a later write that was not
+        itself undone. Raises ``InvalidArguments`` (``record_changed``); reads only."""
         left: dict[tuple[str, str], Change] = {}
         for change in effect.changes:
             if change.after is not None and change.version is not None and change.record_type in self.tables:
@@ -329,7 +330,13 @@ class Tx:
             row = self.find(table, record_id)
             if row is None:
                 raise InvalidArguments(f"{record_id} no longer exists; not undone", code="record_changed")
-            if row["version"] == change.version:
+            later = self._later_writes(effect.key, record_type, record_id)
+            keys = {e.key for e in later}
+            paired = {e.key for e in later if e.result.get("undoes") in keys} \
+                | {str(e.result["undoes"]) for e in later if e.result.get("undoes") in keys}
+            expected = max([c.version or 0 for e in later for c in e.changes
+                            if (c.record_type, c.record_id) == (record_type, record_id)], default=change.version)
+            if row["version"] == expected and keys <= paired:
                 continue
             after = change.after or {}
             moved = [f"{c} is now {_show(table.decode(c, row[c]))}" for c in after
@@ -337,6 +344,15 @@ class Tx:
             what = ", ".join(moved) or "another of its fields was changed"
             raise InvalidArguments(f"{record_id} changed since ({what}: version {row['version']}, this step left "
                                    f"{change.version}); not undone", code="record_changed")
+
+    def _later_writes(self, key: str, record_type: str, record_id: str) -> list[Effect]:
+        """The writes recorded in this system's ledger after the one under ``key`` that changed a record."""
+        rows = self.conn.execute(
+            "SELECT e.effect FROM effects e, json_each(e.effect, '$.changes') c"
+            " WHERE e.rowid > (SELECT rowid FROM effects WHERE key = ?)"
+            " AND json_extract(c.value, '$.record_type') = ? AND json_extract(c.value, '$.record_id') = ?"
+            " ORDER BY e.rowid", (key, record_type, record_id)).fetchall()
+        return [Effect.model_validate_json(row[0]) for row in rows]
 
 
 Undo = Callable[[Tx, Effect], Outcome]
