@@ -260,7 +260,7 @@ def test_undos_one_after_another_take_a_record_back_step_by_step(demo_root: Path
     assert deal(demo_root, "D-101")[:2] == before[:2]
 
     alice.do("alice", "crm.update_deal", {"deal": "D-101", "stage": "negotiation"})
-    carol = pipeline_for(demo_root, "carol")  # a note on the deal is a record of its own: not a change of it
+    carol = pipeline_for(demo_root, "carol")  # others work on the deal meanwhile
     assert carol.do("carol", "crm.log_note", {"record": "D-101", "text": "called"}).status is TurnStatus.EXECUTED
     edit(demo_root, "crm", "update deals set close_date = '2027-01-15', version = version + 1 where id = 'D-101'")
     edit(demo_root, "crm", "update deals set close_date = '2026-12-15', version = version + 1 where id = 'D-101'")
