@@ -353,7 +353,9 @@ def recover(workspace: WorkspaceOpt = None, now: NowOpt = None, as_json: JsonOpt
     if as_json:
         print(json.dumps({"recovered": [r.to_json() for r in results]}))
         return
-    out.print(f"Recovered {len(results)} plan(s).")
+    skipped = sum(1 for r in results if r.error and r.error.get("code") == "plan_unreadable")
+    out.print(f"Recovered {len(results) - skipped} plan(s)" + (f"; skipped {skipped} that cannot be read."
+                                                             if skipped else "."))
     for result in results:
         out.print(result.reply, markup=False)
 

@@ -29,17 +29,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Connection, Text, and_, bindparam, cast, or_, select, update
 
 from .audit import AuditEvent, AuditLog
 from .clock import Clock
 from .connectors import Effect
-from .errors import OutcomeUnknown, RequestError, SaysoError
+from .errors import ConfigurationError, OutcomeUnknown, RequestError, SaysoError
 from .store.schema import plans, steps
 from .turn import StepResult, StepStatus
 from .workspace import Workspace
 
-__all__ = ["Executor", "Plan", "PlannedStep", "step_key"]
+__all__ = ["Executor", "Plan", "PlannedStep", "Unreadable", "step_key"]
 
 log = logging.getLogger("sayso")
 
@@ -90,9 +91,32 @@ class Plan:
         return {**vars(self), "steps": [dict(vars(s)) for s in self.steps], "origin": dict(self.origin)}
 
     @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> Plan:
-        items = [PlannedStep(**s) for s in data["steps"]]
-        return cls(**{**data, "steps": items})
+    def from_payload(cls, data: Any) -> Plan:
+        """The plan stored as ``data``, checked field by field: a damaged payload raises
+        ``ConfigurationError`` (``plan_unreadable``) instead of failing somewhere later."""
+        try:
+            plan = _PLAN.validate_python(data)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "the payload"
+            raise ConfigurationError(f"its stored payload cannot be read ({where}: {problem['msg']})",
+                                     code="plan_unreadable") from None
+        if not plan.steps:
+            raise ConfigurationError("its stored payload cannot be read (it has no steps)", code="plan_unreadable")
+        return plan
+
+
+_PLAN = TypeAdapter(Plan)
+
+
+@dataclass
+class Unreadable:
+    """A plan recovery could not read: skipped, audited, marked ``unreadable`` and left to an operator."""
+
+    id: str
+    conversation: str
+    turn: str
+    reason: str
 
 
 FinalEvents = Callable[[list[StepResult]], list[AuditEvent]]
@@ -104,6 +128,8 @@ class Executor:
         self.audit = audit
         self.clock = clock
         self.owner = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # A finishing step takes the next number of the store's sequence: the order of execution, for undo.
+        self._finish_step = _FINISH_STEP.values(seq=workspace.store.next_step_seq())
 
     # --- running ---------------------------------------------------------------
 
@@ -180,7 +206,7 @@ class Executor:
     def _record_step(self, finished: dict[str, Any], skipped: list[dict[str, Any]], lease: dict[str, Any],
                      events: list[AuditEvent], conn: Connection) -> None:
         """A step's outcome in the effect ledger, the plan's lease or end, and their audit records."""
-        conn.execute(_FINISH_STEP, finished)
+        conn.execute(self._finish_step, finished)
         if skipped:
             conn.execute(_SKIP_STEP, skipped)
         conn.execute(_SET_PLAN, lease)
@@ -236,9 +262,11 @@ class Executor:
 
     # --- recovery --------------------------------------------------------------
 
-    def recover(self) -> list[tuple[Plan, list[StepResult]]]:
-        """Finish every unfinished plan that no live process holds."""
+    def recover(self) -> tuple[list[tuple[Plan, list[StepResult]]], list[Unreadable]]:
+        """Finish every unfinished plan that no live process holds; a plan that cannot be read is
+        skipped (marked ``unreadable``, audited, returned) and the others go on."""
         finished = []
+        unreadable = []
         with self.workspace.store.read() as conn:
             rows = conn.execute(select(plans.c.id, plans.c.lease_owner, plans.c.lease_until)
                                 .where(plans.c.status == "running")).all()
@@ -250,17 +278,49 @@ class Executor:
                     plans.c.id == row.id, plans.c.status == "running",
                     or_(plans.c.lease_owner.is_(None), plans.c.lease_owner == row.lease_owner),
                 )).values(lease_owner=self.owner, lease_until=time.time() + LEASE_SECONDS)).rowcount
-                payload = conn.execute(select(plans.c.payload).where(plans.c.id == row.id)).scalar_one()
-                done = self._done_steps(conn, row.id)
-            if not claimed:
-                continue
-            plan = Plan.from_payload(payload)
+                if not claimed:
+                    continue
+                try:
+                    plan = self._stored_plan(conn, row.id)
+                    done = self._done_steps(conn, row.id)
+                except (ConfigurationError, ValueError, TypeError) as exc:
+                    unreadable.append(self._set_aside(conn, row.id, exc))
+                    continue
             log.info("recovering plan %s (%d steps)", plan.id, len(plan.steps),
                      extra={"conversation": plan.conversation})
             closing: FinalEvents = partial(self._recovered, plan)
             results = self._run_steps(plan, done, closing, recovering=True)
             finished.append((plan, results))
-        return finished
+        return finished, unreadable
+
+    def _set_aside(self, conn: Connection, plan_id: str, exc: Exception) -> Unreadable:
+        """Mark a plan that cannot be read ``unreadable`` (never retried: what ran cannot be told) and audit
+        it, in the claim's transaction."""
+        reason = exc.message if isinstance(exc, SaysoError) else f"its stored record cannot be read ({exc})"
+        row = conn.execute(select(plans.c.conversation, plans.c.turn, plans.c.actor)
+                           .where(plans.c.id == plan_id)).one()
+        conn.execute(update(plans).where(plans.c.id == plan_id).values(status="unreadable", lease_owner=None,
+                                                                       lease_until=None))
+        self.audit.append(conn, [AuditEvent("error", row.actor, StepStatus.FAILED.value, None, row.conversation,
+                                            row.turn, "recovery", {"code": "plan_unreadable", "plan": plan_id,
+                                                                   "message": reason})])
+        log.error("plan %s skipped by recovery: %s", plan_id, reason, extra={"conversation": row.conversation})
+        return Unreadable(plan_id, row.conversation, row.turn, reason)
+
+    def _stored_plan(self, conn: Connection, plan_id: str) -> Plan:
+        """A stored plan, read as text so that a damaged payload is an error of its own, not the driver's;
+        a plan naming a system the workspace no longer has cannot run either."""
+        text = conn.execute(select(cast(plans.c.payload, Text)).where(plans.c.id == plan_id)).scalar_one()
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError):
+            raise ConfigurationError("its stored payload is not JSON", code="plan_unreadable") from None
+        plan = Plan.from_payload(data)
+        missing = sorted({s.connector for s in plan.steps} - set(self.workspace.settings.systems))
+        if missing:
+            raise ConfigurationError(f"its steps use systems that sayso.toml no longer has: {', '.join(missing)}",
+                                     code="plan_unreadable")
+        return plan
 
     @staticmethod
     def _recovered(plan: Plan, results: list[StepResult]) -> list[AuditEvent]:
@@ -295,28 +355,39 @@ class Executor:
     # --- undo ------------------------------------------------------------------
 
     def last_undoable(self, actor: str, undoable: Callable[[str], bool]) -> Any:
+        """The actor's executed step that finished last (by ``seq``; a step the migration left unnumbered
+        counts as older than every numbered one) whose action ``undoable`` allows undoing, or None."""
+        latest = (steps.c.seq.is_(None), steps.c.seq.desc(), steps.c.at.desc(), steps.c.idx.desc())
         with self.workspace.store.read() as conn:
             rows = conn.execute(select(steps).where(and_(steps.c.actor == actor,
                                                          steps.c.status == StepStatus.EXECUTED.value))
-                                .order_by(steps.c.at.desc(), steps.c.idx.desc()).limit(50)).all()
+                                .order_by(*latest).limit(50)).all()
         return next((r for r in rows if undoable(r.action)), None)
 
-    def undo(self, row: Any, plan_payload: dict[str, Any], *, channel: str) -> StepResult:
-        plan = Plan.from_payload(plan_payload)
+    def undo(self, row: Any, *, channel: str, before: Sequence[AuditEvent],
+             after: Callable[[StepResult], list[AuditEvent]]) -> StepResult | None:
+        """Compensate the step in ``row`` (once per key in the target), then claim it (``executed`` ->
+        ``undone``) and write ``before``, the undo's effect and ``after(result)`` in one transaction.
+
+        None when another undo claimed the step first: it wrote the records, this one writes nothing.
+        """
+        with self.workspace.store.read() as conn:
+            plan = self._stored_plan(conn, row.plan_id)
         item = next(s for s in plan.steps if s.key == row.key)
         connector = self.workspace.connector(item.connector)
         effect = Effect.model_validate(row.effect)
         undone = connector.compensate(effect, key=f"{row.key}:undo")
         detail = {"connector": item.connector, "idempotency_key": f"{row.key}:undo", "undoes": row.key,
                   "summary": undone.summary, "changes": [c.model_dump(mode="json") for c in undone.changes]}
+        result = StepResult(action=item.action, args=item.args, risk=item.risk, status=StepStatus.UNDONE,
+                            effect=undone.model_dump(mode="json", exclude={"key"}))
         with self.workspace.store.write() as conn:
-            conn.execute(update(steps).where(steps.c.key == row.key).values(status=StepStatus.UNDONE.value))
-            self.audit.append(conn, [AuditEvent("effect", plan.actor, StepStatus.UNDONE.value, item.action,
-                                                plan.conversation, plan.turn, channel, detail)])
-        return StepResult(action=item.action, args=item.args, risk=item.risk, status=StepStatus.UNDONE,
-                          effect=undone.model_dump(mode="json", exclude={"key"}))
-
-    def plan_payload(self, plan_id: str) -> dict[str, Any]:
-        with self.workspace.store.read() as conn:
-            payload: dict[str, Any] = conn.execute(select(plans.c.payload).where(plans.c.id == plan_id)).scalar_one()
-        return payload
+            claimed = conn.execute(update(steps).where(and_(steps.c.key == row.key,
+                                                            steps.c.status == StepStatus.EXECUTED.value))
+                                   .values(status=StepStatus.UNDONE.value)).rowcount
+            if not claimed:
+                return None
+            self.audit.append(conn, [*before, AuditEvent("effect", plan.actor, StepStatus.UNDONE.value, item.action,
+                                                         plan.conversation, plan.turn, channel, detail),
+                                     *after(result)])
+        return result

@@ -174,13 +174,21 @@ class Pipeline:
         return self.confirmations.pending(user)
 
     def recover(self) -> list[TurnResult]:
+        """Finish what crashed processes left: one result per plan, ``failed`` with code ``plan_unreadable``
+        for a plan whose stored record cannot be read (skipped, audited, left to an operator)."""
         results = []
-        for plan, steps in self.executor.recover():
+        finished, unreadable = self.executor.recover()
+        for plan, steps in finished:
             status = TurnStatus.EXECUTED if all(s.status is StepStatus.EXECUTED for s in steps) \
                 else TurnStatus.FAILED
             results.append(TurnResult(status=status, reply=f"recovered plan {plan.id}: " + "; ".join(
                 f"{s.action} {s.status.value}" for s in steps), steps=steps, conversation=plan.conversation,
                 turn=plan.turn))
+        for item in unreadable:
+            message = (f"plan {item.id} skipped: {item.reason}; it is marked unreadable and not retried, "
+                       f"since what ran cannot be told (conversation {item.conversation})")
+            results.append(TurnResult(status=TurnStatus.FAILED, reply=message, conversation=item.conversation,
+                                      turn=item.turn, error={"code": "plan_unreadable", "message": message}))
         return results
 
     def outcome(self, plan_id: str) -> TurnResult:
@@ -557,9 +565,13 @@ class Pipeline:
         if row is None:
             self.audit.record([received, turn.event("turn", TurnStatus.NO_ACTION.value)])
             return TurnResult(status=TurnStatus.NO_ACTION, reply="Nothing of yours can be undone.")
-        self.audit.record([received])
-        result = self.executor.undo(row, self.executor.plan_payload(row.plan_id), channel=turn.channel)
-        self.audit.record([turn.event("turn", TurnStatus.EXECUTED.value, result.action, undone=row.key)])
+        result = self.executor.undo(row, channel=turn.channel, before=[received], after=lambda done: [
+            turn.event("turn", TurnStatus.EXECUTED.value, done.action, undone=row.key)])
+        if result is None:  # another undo of the same step (at the same moment) won: it alone took effect
+            self.audit.record([received, turn.event("turn", TurnStatus.NO_ACTION.value, row.action,
+                                                    already_undone=row.key)])
+            return TurnResult(status=TurnStatus.NO_ACTION, reply=f"Nothing undone: your last {row.action} was "
+                              "already undone by another request.")
         summary = (result.effect or {}).get("summary", "")
         return TurnResult(status=TurnStatus.EXECUTED, reply=f"Undone: {result.action}. {summary}".strip(),
                           steps=[result])

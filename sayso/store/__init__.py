@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy import ColumnElement, Connection, Engine, Sequence, create_engine, event, func, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from ..errors import ConfigurationError
@@ -44,7 +44,8 @@ __all__ = ["PostgresStore", "SQLiteStore", "Store", "schema"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _HEAD_ROW = select(schema.audit_head.c.seq, schema.audit_head.c.hash).where(schema.audit_head.c.id == 1)
 _HEAD_ROW_LOCKED = _HEAD_ROW.with_for_update()
-_HEAD = "0006"
+_STEPS_SEQ = Sequence("steps_seq")  # PostgreSQL's; created by migration 0007
+_HEAD = "0007"
 
 
 class Store:
@@ -86,6 +87,11 @@ class Store:
         """The chain's head (last seq, last hash); SQLite's write lock already orders appends."""
         row = conn.execute(_HEAD_ROW).one()
         return int(row.seq), str(row.hash)
+
+    def next_step_seq(self) -> ColumnElement[int]:
+        """The value that numbers a finishing step (``steps.seq``): one more than the highest, unique
+        because SQLite's write lock, taken at BEGIN, lets one transaction write at a time."""
+        return select(func.coalesce(func.max(schema.steps.c.seq), 0) + 1).scalar_subquery()
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the current head (a no-op when current)."""
@@ -268,6 +274,10 @@ class PostgresStore(Store):
         except ImportError:
             raise ConfigurationError('PostgreSQL needs its driver: pip install "sayso[postgres]"') from None
         super().__init__(engine)
+
+    def next_step_seq(self) -> ColumnElement[int]:
+        """A database sequence: concurrent transactions each take their own number without waiting."""
+        return _STEPS_SEQ.next_value()
 
     def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute(_HEAD_ROW_LOCKED).one()

@@ -61,6 +61,9 @@ steps = Table(
     Column("effect", JSON),
     Column("error", Text),
     Column("at", String(40)),
+    # The order in which outcomes were recorded, given when the step finishes ("the last step" for undo):
+    # times tie under a pinned clock or a coarse one; this never does.
+    Column("seq", Integer, index=True),
 )
 
 confirmations = Table(

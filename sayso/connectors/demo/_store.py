@@ -312,15 +312,47 @@ class Tx:
         )
 
     def restore(self, change: Change) -> Change | None:
-        """Put back the ``before`` values of an update, unless the record has moved on since."""
-        table = self.tables[change.record_type]
-        row = self.row(table, change.record_id)
-        after = change.after or {}
-        now = {c: table.decode(c, row[c]) for c in after}
-        if now != after:
-            moved = ", ".join(f"{c} is now {_show(now[c])}" for c in after if now[c] != after[c])
-            raise InvalidArguments(f"{change.record_id} changed since ({moved}); not undone")
-        return self.update(table, change.record_id, change.before or {})
+        """Put back the ``before`` values of an update (``unchanged_since`` has checked it first)."""
+        return self.update(self.tables[change.record_type], change.record_id, change.before or {})
+
+    def unchanged_since(self, effect: Effect) -> None:
+        """Refuse to undo ``effect`` if a record it wrote has changed since, in any field: edited outside
+        sayso (its version is not the one the last recorded write left), or by a later write that was not
+        itself undone. Raises ``InvalidArguments`` (``record_changed``); reads only."""
+        left: dict[tuple[str, str], Change] = {}
+        for change in effect.changes:
+            if change.after is not None and change.version is not None and change.record_type in self.tables:
+                ref = (change.record_type, change.record_id)
+                if ref not in left or change.version > (left[ref].version or 0):
+                    left[ref] = change
+        for (record_type, record_id), change in left.items():
+            table = self.tables[record_type]
+            row = self.find(table, record_id)
+            if row is None:
+                raise InvalidArguments(f"{record_id} no longer exists; not undone", code="record_changed")
+            later = self._later_writes(effect.key, record_type, record_id)
+            keys = {e.key for e in later}
+            paired = {e.key for e in later if e.result.get("undoes") in keys} \
+                | {str(e.result["undoes"]) for e in later if e.result.get("undoes") in keys}
+            expected = max([c.version or 0 for e in later for c in e.changes
+                            if (c.record_type, c.record_id) == (record_type, record_id)], default=change.version)
+            if row["version"] == expected and keys <= paired:
+                continue
+            after = change.after or {}
+            moved = [f"{c} is now {_show(table.decode(c, row[c]))}" for c in after
+                     if c in table.columns and table.decode(c, row[c]) != after[c]]
+            what = ", ".join(moved) or "another of its fields was changed"
+            raise InvalidArguments(f"{record_id} changed since ({what}: version {row['version']}, this step left "
+                                   f"{change.version}); not undone", code="record_changed")
+
+    def _later_writes(self, key: str, record_type: str, record_id: str) -> list[Effect]:
+        """The writes recorded in this system's ledger after the one under ``key`` that changed a record."""
+        rows = self.conn.execute(
+            "SELECT e.effect FROM effects e, json_each(e.effect, '$.changes') c"
+            " WHERE e.rowid > (SELECT rowid FROM effects WHERE key = ?)"
+            " AND json_extract(c.value, '$.record_type') = ? AND json_extract(c.value, '$.record_id') = ?"
+            " ORDER BY e.rowid", (key, record_type, record_id)).fetchall()
+        return [Effect.model_validate_json(row[0]) for row in rows]
 
 
 Undo = Callable[[Tx, Effect], Outcome]
@@ -628,7 +660,9 @@ class DemoSystem(Connector):
             if earlier is not None:
                 undone = f"{original.operation} {original.key!r} was already undone by {earlier[0]!r}"
                 raise InvalidArguments(undone)
-            outcome = undo(self._tx(None, key), original)
+            tx = self._tx(None, key)
+            tx.unchanged_since(original)
+            outcome = undo(tx, original)
             outcome.result["undoes"] = original.key
             return self._record(key, operation, outcome)
 
