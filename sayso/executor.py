@@ -307,6 +307,11 @@ class Executor:
         log.error("plan %s skipped by recovery: %s", plan_id, reason, extra={"conversation": row.conversation})
         return Unreadable(plan_id, row.conversation, row.turn, reason)
 
+    def plan(self, plan_id: str) -> Plan:
+        """The stored plan ``plan_id``, checked (``plan_unreadable`` when damaged)."""
+        with self.workspace.store.read() as conn:
+            return self._stored_plan(conn, plan_id)
+
     def _stored_plan(self, conn: Connection, plan_id: str) -> Plan:
         """A stored plan, read as text so that a damaged payload is an error of its own, not the driver's;
         a plan naming a system the workspace no longer has cannot run either."""

@@ -194,7 +194,7 @@ class Pipeline:
     def outcome(self, plan_id: str) -> TurnResult:
         """What a plan came to, from the effect ledger: the answer of a request whose process ended before it
         could give it. A step undone since still counts as executed."""
-        plan = Plan.from_payload(self.executor.plan_payload(plan_id))
+        plan = self.executor.plan(plan_id)
         with self.ws.store.read() as conn:
             rows = conn.execute(select(schema.steps).where(schema.steps.c.plan_id == plan_id)).all()
         ledger = {row.key: row for row in rows}
