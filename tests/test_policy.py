@@ -60,6 +60,7 @@ D102 = deal("D-102", "alice", 240_000, "negotiation", "Kestrel Aerospace")
 D104 = deal("D-104", "devi", 96_000, "negotiation", "Orchid Pharma")
 D105 = deal("D-105", "devi", 132_000, "prospecting", "Tallgrass Energy")
 D107 = deal("D-107", "wes", 310_000, "qualification", "Cobalt Retail Group")
+D108 = deal("D-108", "alice", 9_500, "closed_won", "Juniper Schools")
 BRIGHTWATER = account("Brightwater Dental", "alice", "east", "healthcare")
 ORCHID = account("Orchid Pharma", "devi", "west", "pharma")
 JUNIPER = account("Juniper Schools", "alice", "east", "education")
@@ -187,10 +188,27 @@ CASES: list[tuple[str, str, Entity, dict[str, Any], bool, str]] = [
     ("devi", "crm.close_deal", D104, {"deal": "D-104", "outcome": "lost"}, True, "rule-4-ae-close"),
     ("devi", "crm.close_deal", D105, {"deal": "D-105", "outcome": "won"}, False, "rule-4-ae-close"),
     ("alice", "crm.reassign_account", JUNIPER, reassign_to("bob"), False, DEFAULT_DENY),
+    # ... but not around the close limit: closed deals are not theirs to change, above the limit stays above
+    ("alice", "crm.update_deal", D108, {"deal": "D-108", "stage": "negotiation"}, False, "rule-4-ae-update"),
+    ("alice", "crm.update_deal", D108, {"deal": "D-108", "amount": 240_000}, False, "rule-4-ae-update"),
+    ("alice", "crm.update_deal", D102, {"deal": "D-102", "amount": 1_000}, False, "rule-4-ae-keep-above-limit"),
+    (
+        "alice",
+        "crm.update_deal",
+        D102,
+        {"deal": "D-102", "amount": 100_000},
+        False,
+        "rule-4-ae-keep-above-limit",
+    ),
+    ("alice", "crm.update_deal", D102, {"deal": "D-102", "amount": 100_001}, True, "rule-4-ae-update"),
+    ("alice", "crm.update_deal", D101, {"deal": "D-101", "amount": 40_000}, True, "rule-4-ae-update"),
+    ("devi", "crm.update_deal", D105, {"deal": "D-105", "amount": 90_000}, False, "rule-4-ae-keep-above-limit"),
     # 5. a sales manager updates or closes their team's deals, and reassigns within the team
     ("carol", "crm.close_deal", D102, {"deal": "D-102", "outcome": "won"}, True, "rule-5-manager-deals"),
     ("carol", "crm.update_deal", D101, {"deal": "D-101", "amount": 50_000}, True, "rule-5-manager-deals"),
     ("wes", "crm.close_deal", D102, {"deal": "D-102", "outcome": "won"}, False, "rule-5-manager-deals"),
+    ("carol", "crm.update_deal", D102, {"deal": "D-102", "amount": 1_000}, True, "rule-5-manager-deals"),
+    ("carol", "crm.update_deal", D108, {"deal": "D-108", "stage": "negotiation"}, True, "rule-5-manager-deals"),
     ("wes", "crm.close_deal", D107, {"deal": "D-107", "outcome": "won"}, True, "rule-5-manager-deals"),
     ("carol", "crm.reassign_account", JUNIPER, reassign_to("bob"), True, "rule-5-manager-reassign"),
     ("carol", "crm.reassign_account", JUNIPER, reassign_to("devi"), False, "rule-5-manager-reassign"),
