@@ -410,7 +410,7 @@ class Pipeline:
         return turn.event("decision", "allow" if step.decision.allowed else "deny", step.action.name,
                           rule=step.decision.rule, reason=step.decision.reason,
                           policy_hash=step.decision.policy_hash, risk=step.tier.value, guard=step.verdict.value,
-                          args=step.args)
+                          args=step.args, **({"errors": list(step.decision.errors)} if step.decision.errors else {}))
 
     # --- outcomes ----------------------------------------------------------------
 

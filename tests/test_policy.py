@@ -19,6 +19,8 @@ from sayso.policy import DEFAULT_DENY, Decision, Entity, PolicyEngine
 from sayso.policy_schema import PolicySchema
 from sayso.workspace import Workspace
 
+from .conftest import pipeline_for
+
 POLICIES = Path(sayso.demo.__file__).parent / "files" / "policies"
 
 PEOPLE = [
@@ -596,3 +598,19 @@ def test_attributes_of_undeclared_record_types_are_not_checked() -> None:
     schema = PolicySchema.build(catalog, {})  # no system declares its records
     assert schema.open_types >= {"Deal", "Account", "Ticket"}
     assert PolicyEngine.problems(POLICIES, schema) == []
+
+
+def test_a_forbid_that_fails_at_run_time_denies_and_the_audit_records_why(sqlite_root: Path) -> None:
+    (sqlite_root / "policies" / "zz-overflow.cedar").write_text(  # valid for the schema; overflows on 240,000
+        '@id("scaled-limit")\n@reason("no one may close a deal above the scaled limit")\n'
+        'forbid (principal, action == Action::"crm.close_deal", resource is Deal)\n'
+        "when { resource.amount * 100000000000000 > 9000000000000000000 };\n"
+    )
+    assert Workspace.load(sqlite_root).check() == []
+    pipeline = pipeline_for(sqlite_root, "carol")
+    result = pipeline.do("carol", "crm.close_deal", {"deal": "D-102", "outcome": "won"})
+    assert (result.status.value, result.rule) == ("denied", "scaled-limit"), result.reply
+    assert "could not be evaluated, so it applies" in result.reply
+    [decision] = [r for r in pipeline.audit.list(conversation=result.conversation) if r["event"] == "decision"]
+    assert decision["status"] == "deny" and decision["detail"]["rule"] == "scaled-limit"
+    assert "overflow" in decision["detail"]["errors"][0]
