@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -286,6 +286,7 @@ class Pipeline:
                 steps.append(step)
                 if step.grounded.question:
                     break
+            self._decide_in_order(turn.person, steps)
         for step in steps:
             events.append(turn.event("grounding", "ok" if not step.grounded.question else "ambiguous",
                                      step.action.name, **step.grounded.describe()))
@@ -346,6 +347,28 @@ class Pipeline:
                                            context=context, directory=self.ws.directory)
         return _Step(index, action, args, grounded, tier, decision, self.guard.verdict(tier))
 
+    def _decide_in_order(self, person: Person, steps: list[_Step]) -> None:
+        """Decide a step on a record that earlier steps of the plan change as they will leave it (their previews).
+
+        Each step runs after the ones before it, so a plan that closes a deal and then raises its amount is
+        decided on a closed deal, not on the open one the plan started from.
+        """
+        after: dict[str, dict[str, Any]] = {}  # record ref -> attributes the earlier steps set
+        for position, step in enumerate(steps):
+            refs = {r.ref() for r in step.grounded.records.values()}
+            if step.decision is not None and refs & after.keys():
+                resource, context = self._policy_inputs(step.action, step.grounded, step.args, after)
+                step.decision = self.ws.policies.decide(principal=person, action=step.action.name,
+                                                        resource=resource, context=context,
+                                                        directory=self.ws.directory)
+            later = {r.ref() for s in steps[position + 1:] for r in s.grounded.records.values()}
+            if (step.action.is_write and step.action.preview and refs & later and step.decision is not None
+                    and step.decision.allowed):
+                connector = self.ws.connector(step.action.connector)
+                for change in connector.preview(step.action.operation, step.args):
+                    ref = f"{change.record_type}:{change.record_id}"
+                    after[ref] = {**after.get(ref, {}), **(change.after or {})}
+
     def check(self, user: str, action: str, args: dict[str, Any], focus: Focus | None = None) -> Checked:
         """Validate, ground, decide and weigh one step as ``user`` would run it now, doing and recording
         nothing (standing instructions check what they will do when they are set up)."""
@@ -360,15 +383,16 @@ class Pipeline:
             found.extend(connector.search(record_type, text))
         return found
 
-    def _policy_inputs(self, action: Action, grounded: Grounded,
-                       args: dict[str, Any]) -> tuple[Entity, dict[str, Any]]:
-        """The resource entity and the context a policy sees for one step."""
+    def _policy_inputs(self, action: Action, grounded: Grounded, args: dict[str, Any],
+                       after: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[Entity, dict[str, Any]]:
+        """The resource entity and the context a policy sees for one step; ``after`` holds the attributes
+        earlier steps of the plan set, by record ref."""
         directory = self.ws.directory
         spec = action.resource
         record = grounded.records.get(spec.param) if spec.param else None
         if record is not None:
             attrs: dict[str, Any] = {}
-            for key, value in record.attrs.items():
+            for key, value in {**record.attrs, **(after or {}).get(record.ref(), {})}.items():
                 if key in _PERSON_ATTRS and isinstance(value, str) and value in directory:
                     attrs[key] = Entity("User", value)
                     attrs[f"{key}_team"] = directory.team_of(value)
@@ -416,7 +440,7 @@ class Pipeline:
         return turn.event("decision", "allow" if step.decision.allowed else "deny", step.action.name,
                           rule=step.decision.rule, reason=step.decision.reason,
                           policy_hash=step.decision.policy_hash, risk=step.tier.value, guard=step.verdict.value,
-                          args=step.args)
+                          args=step.args, **({"errors": list(step.decision.errors)} if step.decision.errors else {}))
 
     # --- outcomes ----------------------------------------------------------------
 
@@ -513,6 +537,7 @@ class Pipeline:
         stored = Plan.from_payload(item.plan)
         original = _Turn(turn.person, stored.conversation, stored.turn, turn.channel, turn.request)
         steps = [self._prepare(turn.person, s.index, Request(s.action, s.args)) for s in stored.steps]
+        self._decide_in_order(turn.person, steps)
         events = [turn.event("turn", "received", request=turn.request)]
         events += [self._decision_event(turn, s) for s in steps if s.decision is not None]
         blocked = next((s for s in steps if s.grounded.question or (s.decision and not s.decision.allowed)

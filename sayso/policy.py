@@ -6,6 +6,11 @@ a Cedar request and returns a ``Decision`` naming the rule that decided it, in
 words a person understands, and on a deny, who could do it instead. Every policy
 carries ``@id("...")`` and ``@reason("...")``: the engine will not load without them,
 because a decision that cannot name its rule cannot be explained or audited.
+
+Given the workspace's schema (``policy_schema.PolicySchema``), the policies are validated
+against it when they load, so a misspelt attribute is an error at its file and line, not
+a rule that never applies. A forbid that still fails to evaluate denies: a rule written
+to stop something stops it when it cannot tell.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import cedarpy
 
 from .directory import Directory, Person
 from .errors import WorkspaceError
+from .policy_schema import PolicySchema
 
 __all__ = ["DEFAULT_DENY", "Decision", "Entity", "PolicyEngine"]
 
@@ -32,6 +38,7 @@ DEFAULT_DENY = "default-deny"
 
 _PRINCIPAL_ROLE = {".": {"left": {"Var": "principal"}, "attr": "role"}}
 _POLICY_REF = re.compile(r"`(policy\d+)`")
+_FAILED_POLICY = re.compile(r"^error while evaluating policy `(policy\d+)`")
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class Decision:
     reason: str
     policy_hash: str
     could: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()  # policies that could not be evaluated, by @id, and why
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +71,7 @@ class Decision:
             "reason": self.reason,
             "policy_hash": self.policy_hash,
             "could": list(self.could),
+            "errors": list(self.errors),
         }
 
 
@@ -109,10 +118,11 @@ class PolicyEngine:
         self.hash = policy_hash
 
     @classmethod
-    def load(cls, folder: Path) -> PolicyEngine:
-        """Parse every ``*.cedar`` file in ``folder``; the first problem is raised with its file and line."""
+    def load(cls, folder: Path, schema: PolicySchema | None = None) -> PolicyEngine:
+        """Parse every ``*.cedar`` file in ``folder`` (and validate it against ``schema``); the first
+        problem is raised with its file and line."""
         sources = _read(folder)
-        found = _problems(sources, folder)
+        found = _problems(sources, folder, schema)
         if found:
             raise found[0]
         text = "\n".join(source for _, source in sources)
@@ -121,13 +131,13 @@ class PolicyEngine:
         return cls(cedarpy.PolicySet.from_str(text), policies, _fingerprint(sources))
 
     @staticmethod
-    def problems(folder: Path) -> list[WorkspaceError]:
+    def problems(folder: Path, schema: PolicySchema | None = None) -> list[WorkspaceError]:
         """Every problem in the policy folder, for ``sayso check``; empty when it loads."""
         try:
             sources = _read(folder)
         except WorkspaceError as exc:
             return [exc]
-        return _problems(sources, folder)
+        return _problems(sources, folder, schema)
 
     def rules_for(self, action: str) -> list[tuple[str, str, str]]:
         """(id, effect, reason) of each policy whose scope includes ``action``, in file order."""
@@ -160,17 +170,29 @@ class PolicyEngine:
             return self._deny(principal, action, [], [str(exc)], None)
         result = cedarpy.is_authorized(request, self._policy_set, entities)
         reasons = result.diagnostics.reasons
-        if result.allowed:
+        failed = self._failed_forbids(result.diagnostics.errors)
+        if result.allowed and not failed:
             policy = self._first(reasons)
             return Decision(True, policy.id, _sentence(policy.reason), self.hash)
         errors = [self._readable(error) for error in result.diagnostics.errors]
+        matched = [key for key in reasons if self._policies[key].effect == "forbid"]
+        forbids, failing = (matched, False) if matched else (failed, bool(failed))
         if not explain:
-            return self._deny(principal, action, reasons, errors, None)
+            return self._deny(principal, action, forbids, errors, None, failing)
         people = list(directory)
         batch = [{**request, "principal": {"type": "User", "id": person.id}} for person in people]
         results = cedarpy.is_authorized_batch(batch, self._policy_set, entities)
-        could = tuple(p.id for p, r in zip(people, results, strict=True) if r.allowed)
-        return self._deny(principal, action, reasons, errors, could)
+        could = tuple(
+            p.id
+            for p, r in zip(people, results, strict=True)
+            if r.allowed and not self._failed_forbids(r.diagnostics.errors)
+        )
+        return self._deny(principal, action, forbids, errors, could, failing)
+
+    def _failed_forbids(self, errors: Sequence[str]) -> list[str]:
+        """The forbids among the policies Cedar could not evaluate: each counts as applying."""
+        keys = (m[1] for m in map(_FAILED_POLICY.match, errors) if m)
+        return [key for key in keys if key in self._policies and self._policies[key].effect == "forbid"]
 
     def _deny(
         self,
@@ -179,8 +201,10 @@ class PolicyEngine:
         forbids: Sequence[str],
         errors: Sequence[str],
         could: tuple[str, ...] | None,
+        failed: bool = False,
     ) -> Decision:
-        """A deny named after the forbid that applied, else after the permit meant for people like them."""
+        """A deny named after the forbid that applied (or failed), else after the permit meant for people
+        like them."""
         if forbids:
             policy: _Policy | None = self._first(forbids)
         else:
@@ -195,10 +219,17 @@ class PolicyEngine:
         parts = [policy.reason if policy else f"no rule lets your role, {principal.role}, do this"]
         if could is not None and (could or not forbids):  # a forbid already says that no one may
             parts.append(_who_could(principal, could))
-        if errors:
+        if failed:
+            parts.append("a rule that forbids this could not be evaluated, so it applies: " + "; ".join(errors))
+        elif errors:
             parts.append("the policy check failed: " + "; ".join(errors))
         return Decision(
-            False, policy.id if policy else DEFAULT_DENY, _sentence("; ".join(parts)), self.hash, could or ()
+            False,
+            policy.id if policy else DEFAULT_DENY,
+            _sentence("; ".join(parts)),
+            self.hash,
+            could or (),
+            tuple(errors),
         )
 
     def _first(self, keys: Sequence[str]) -> _Policy:
@@ -331,16 +362,44 @@ def _fingerprint(sources: Sequence[tuple[Path, str]]) -> str:
     return digest.hexdigest()
 
 
-def _problems(sources: Sequence[tuple[Path, str]], folder: Path) -> list[WorkspaceError]:
-    """Check policy by policy, so each problem names its file and line (Cedar reports no positions)."""
+def _problems(
+    sources: Sequence[tuple[Path, str]], folder: Path, schema: PolicySchema | None
+) -> list[WorkspaceError]:
+    """Check policy by policy, so each problem names its file and line (Cedar reports no positions),
+    then, when they all parse, validate them against ``schema``."""
     found: list[WorkspaceError] = []
     seen: dict[str, str] = {}  # @id -> where it is first declared
+    places: list[tuple[Path, int]] = []  # where each policy starts, in the order Cedar numbers them
     for path, text in sources:
         for line, statement in _statements(text):
+            places.append((path, line))
             for message in _check(statement, f"{path}:{line}", seen):
                 found.append(WorkspaceError(message, file=str(path), line=line))
     if not seen and not found:
         found.append(WorkspaceError("no policies: add .cedar files that permit something", file=str(folder)))
+    if schema is not None and not found:
+        found += _invalid(sources, places, schema)
+    return found
+
+
+def _invalid(
+    sources: Sequence[tuple[Path, str]], places: Sequence[tuple[Path, int]], schema: PolicySchema
+) -> list[WorkspaceError]:
+    """What Cedar's validator finds against the workspace's schema: a name no entity, action or
+    argument has (a misspelt attribute), or a comparison of mismatched types."""
+    text = "\n".join(source for _, source in sources)
+    result = cedarpy.validate_policies(text, dict(schema.json))
+    ids = result.id_annotations_by_policy_id
+    found = []
+    for error in result.errors:
+        if not schema.reported(error.error):
+            continue
+        path, line = places[_position(error.policy_id)] if error.policy_id else (None, None)
+        message = _POLICY_REF.sub(lambda m: f"`{ids.get(m[1], m[1])}`", error.error)
+        found.append(WorkspaceError(
+            f"the policy does not match the workspace: {schema.hint(message)}",
+            file=str(path) if path else None, line=line,
+        ))
     return found
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -23,6 +24,7 @@ from .connectors import Connector, SystemContext, registry
 from .directory import Directory
 from .errors import ConfigurationError, SaysoError, WorkspaceError
 from .policy import PolicyEngine
+from .policy_schema import PolicySchema
 from .store import Store
 
 __all__ = ["Workspace", "resolve_root"]
@@ -118,7 +120,18 @@ class Workspace:
 
     @cached_property
     def policies(self) -> PolicyEngine:
-        return PolicyEngine.load(self.root / "policies")
+        return PolicyEngine.load(self.root / "policies", self.policy_schema())
+
+    def policy_schema(self) -> PolicySchema:
+        """The Cedar schema the policies are validated against: the catalog's actions over the record
+        attributes the systems declare (a system that cannot start declares none: ``check`` says why)."""
+        records: dict[str, Mapping[str, str]] = {}
+        for name in self.settings.systems:
+            try:
+                records.update(self.connector(name).record_attributes)
+            except SaysoError:
+                continue
+        return PolicySchema.build(self.catalog, records)
 
     @cached_property
     def secrets(self) -> dict[str, str]:
@@ -158,7 +171,10 @@ class Workspace:
                 load()
             except SaysoError as exc:
                 problems.append(exc)
-        problems.extend(PolicyEngine.problems(self.root / "policies"))
+        if problems:
+            problems.extend(PolicyEngine.problems(self.root / "policies"))
+        else:
+            problems.extend(PolicyEngine.problems(self.root / "policies", self.policy_schema()))
         if not problems:
             for item in self.catalog:
                 if item.connector not in self.settings.systems:

@@ -8,11 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 import sayso.demo
+from sayso.catalog import Catalog
+from sayso.cli import app
 from sayso.directory import Directory, Person
 from sayso.errors import WorkspaceError
 from sayso.policy import DEFAULT_DENY, Decision, Entity, PolicyEngine
+from sayso.policy_schema import PolicySchema
+from sayso.workspace import Workspace
+
+from .conftest import pipeline_for
 
 POLICIES = Path(sayso.demo.__file__).parent / "files" / "policies"
 
@@ -60,6 +67,7 @@ D102 = deal("D-102", "alice", 240_000, "negotiation", "Kestrel Aerospace")
 D104 = deal("D-104", "devi", 96_000, "negotiation", "Orchid Pharma")
 D105 = deal("D-105", "devi", 132_000, "prospecting", "Tallgrass Energy")
 D107 = deal("D-107", "wes", 310_000, "qualification", "Cobalt Retail Group")
+D108 = deal("D-108", "alice", 9_500, "closed_won", "Juniper Schools")
 BRIGHTWATER = account("Brightwater Dental", "alice", "east", "healthcare")
 ORCHID = account("Orchid Pharma", "devi", "west", "pharma")
 JUNIPER = account("Juniper Schools", "alice", "east", "education")
@@ -187,10 +195,27 @@ CASES: list[tuple[str, str, Entity, dict[str, Any], bool, str]] = [
     ("devi", "crm.close_deal", D104, {"deal": "D-104", "outcome": "lost"}, True, "rule-4-ae-close"),
     ("devi", "crm.close_deal", D105, {"deal": "D-105", "outcome": "won"}, False, "rule-4-ae-close"),
     ("alice", "crm.reassign_account", JUNIPER, reassign_to("bob"), False, DEFAULT_DENY),
+    # ... but not around the close limit: closed deals are not theirs to change, above the limit stays above
+    ("alice", "crm.update_deal", D108, {"deal": "D-108", "stage": "negotiation"}, False, "rule-4-ae-update"),
+    ("alice", "crm.update_deal", D108, {"deal": "D-108", "amount": 240_000}, False, "rule-4-ae-update"),
+    ("alice", "crm.update_deal", D102, {"deal": "D-102", "amount": 1_000}, False, "rule-4-ae-keep-above-limit"),
+    (
+        "alice",
+        "crm.update_deal",
+        D102,
+        {"deal": "D-102", "amount": 100_000},
+        False,
+        "rule-4-ae-keep-above-limit",
+    ),
+    ("alice", "crm.update_deal", D102, {"deal": "D-102", "amount": 100_001}, True, "rule-4-ae-update"),
+    ("alice", "crm.update_deal", D101, {"deal": "D-101", "amount": 40_000}, True, "rule-4-ae-update"),
+    ("devi", "crm.update_deal", D105, {"deal": "D-105", "amount": 90_000}, False, "rule-4-ae-keep-above-limit"),
     # 5. a sales manager updates or closes their team's deals, and reassigns within the team
     ("carol", "crm.close_deal", D102, {"deal": "D-102", "outcome": "won"}, True, "rule-5-manager-deals"),
     ("carol", "crm.update_deal", D101, {"deal": "D-101", "amount": 50_000}, True, "rule-5-manager-deals"),
     ("wes", "crm.close_deal", D102, {"deal": "D-102", "outcome": "won"}, False, "rule-5-manager-deals"),
+    ("carol", "crm.update_deal", D102, {"deal": "D-102", "amount": 1_000}, True, "rule-5-manager-deals"),
+    ("carol", "crm.update_deal", D108, {"deal": "D-108", "stage": "negotiation"}, True, "rule-5-manager-deals"),
     ("wes", "crm.close_deal", D107, {"deal": "D-107", "outcome": "won"}, True, "rule-5-manager-deals"),
     ("carol", "crm.reassign_account", JUNIPER, reassign_to("bob"), True, "rule-5-manager-reassign"),
     ("carol", "crm.reassign_account", JUNIPER, reassign_to("devi"), False, "rule-5-manager-reassign"),
@@ -341,6 +366,7 @@ def test_as_dict(engine: PolicyEngine, directory: Directory) -> None:
         "reason": "no rule lets your role, sdr, do this; your manager, carol, may do this.",
         "policy_hash": engine.hash,
         "could": ["alice", "carol", "ines"],
+        "errors": [],
     }
 
 
@@ -352,7 +378,8 @@ def test_an_evaluation_error_is_a_deny_that_says_so(engine: PolicyEngine, direct
     assert "the policy check failed" in decision.reason
     assert "`rule-4-ae-close`" in decision.reason and "amount" in decision.reason
     float_amount = decide(engine, directory, "fiona", "billing.issue_credit_note", ORCHID, {"amount": 20.5})
-    assert not float_amount.allowed and "the policy check failed" in float_amount.reason
+    assert (float_amount.allowed, float_amount.rule) == (False, "rule-6-credit-limit")  # the forbid failed too
+    assert "could not be evaluated, so it applies" in float_amount.reason
 
 
 def test_rules_for_an_action(engine: PolicyEngine) -> None:
@@ -498,3 +525,92 @@ def test_the_hash_follows_the_files(tmp_path: Path) -> None:
     assert changed != first
     rule6.rename(folder / "rule-6-credit.cedar")
     assert PolicyEngine.load(folder).hash not in (first, changed)
+
+
+# --- validation against the workspace's schema, and forbids that cannot be evaluated ------------------------
+
+MISSPELT = (
+    "// a limit with a typo\n"
+    '@id("big-deals")\n@reason("no one may close a deal above 200,000 through sayso")\n'
+    'forbid (principal, action == Action::"crm.close_deal", resource is Deal)\n'
+    "when { resource.ammount > 200000 };\n"
+)
+
+
+def test_check_names_a_misspelt_attribute_with_file_and_line(sqlite_root: Path) -> None:
+    (sqlite_root / "policies" / "zz-limit.cedar").write_text(MISSPELT)
+    done = CliRunner().invoke(app, ["check", "--workspace", str(sqlite_root)])
+    assert done.exit_code == 3, done.output
+    assert f"{sqlite_root / 'policies' / 'zz-limit.cedar'}:2" in done.output.replace("\n", "")
+    assert "attribute `ammount` on entity type `Deal` not found (did you mean `amount`?)" in done.output
+    assert "`big-deals`" in done.output
+    with pytest.raises(WorkspaceError, match="ammount"):  # and at load: the workspace does not run on it
+        Workspace.load(sqlite_root).policies  # noqa: B018
+
+
+def test_validation_names_unknown_actions_context_and_type_errors(sqlite_root: Path) -> None:
+    (sqlite_root / "policies" / "zz-more.cedar").write_text(
+        '@id("typo-action")\n@reason("r")\nforbid (principal, action == Action::"crm.close_dael", resource);\n'
+        '@id("typo-context")\n@reason("r")\n'
+        'forbid (principal, action == Action::"billing.issue_credit_note", resource)\n'
+        "when { context.amont > 1000 };\n"
+        '@id("text-as-number")\n@reason("r")\n'
+        'forbid (principal, action == Action::"crm.update_deal", resource is Deal)\n'
+        'when { resource.stage > 3 };\n'
+    )
+    found = [(Path(p.file or "").name, p.line, p.message) for p in Workspace.load(sqlite_root).check()]
+    assert [(file, line) for file, line, _ in found][:1] == [("zz-more.cedar", 1)]
+    text = " | ".join(message for _, _, message in found)
+    assert 'unrecognized action `Action::"crm.close_dael"`' in text
+    assert "`amont` in context" in text and "did you mean `amount`?" in text
+    assert {line for _, line, _ in found} == {1, 4, 8}
+
+
+def test_the_demo_policies_match_the_demo_schema(sqlite_root: Path) -> None:
+    ws = Workspace.load(sqlite_root)
+    schema = ws.policy_schema()
+    assert PolicyEngine.problems(POLICIES, schema) == []
+    assert schema.open_types == frozenset()
+    deal_attrs = schema.json[""]["entityTypes"]["Deal"]["shape"]["attributes"]
+    assert deal_attrs["amount"] == {"type": "Long", "required": True}
+    assert deal_attrs["owner"] == {"type": "Entity", "name": "User", "required": True}
+
+
+def test_a_forbid_that_cannot_be_evaluated_denies(tmp_path: Path, directory: Directory) -> None:
+    (tmp_path / "p.cedar").write_text(
+        '@id("all")\n@reason("anyone may do anything")\npermit (principal, action, resource);\n' + MISSPELT
+    )
+    engine = PolicyEngine.load(tmp_path)  # no schema: the engine alone, as a workspace that skipped validation
+    decision = decide(engine, directory, "carol", "crm.close_deal", D102, {"deal": "D-102", "outcome": "won"})
+    assert (decision.allowed, decision.rule) == (False, "big-deals")
+    assert "could not be evaluated, so it applies" in decision.reason
+    assert "`big-deals`" in decision.reason and "ammount" in decision.reason
+    assert decision.could == ()  # it fails for everyone, so no one could
+    assert decision.as_dict()["errors"] == list(decision.errors) and len(decision.errors) == 1
+    quiet = decide(engine, directory, "carol", "crm.close_deal", D102, {"outcome": "won"}, explain=False)
+    assert (quiet.allowed, quiet.rule) == (False, "big-deals")
+    assert decide(engine, directory, "carol", "crm.log_note", D102, {"text": "hi"}).allowed
+
+
+def test_attributes_of_undeclared_record_types_are_not_checked() -> None:
+    catalog = Catalog()
+    catalog.extend_from_module("sayso.demo.catalog")
+    schema = PolicySchema.build(catalog, {})  # no system declares its records
+    assert schema.open_types >= {"Deal", "Account", "Ticket"}
+    assert PolicyEngine.problems(POLICIES, schema) == []
+
+
+def test_a_forbid_that_fails_at_run_time_denies_and_the_audit_records_why(sqlite_root: Path) -> None:
+    (sqlite_root / "policies" / "zz-overflow.cedar").write_text(  # valid for the schema; overflows on 240,000
+        '@id("scaled-limit")\n@reason("no one may close a deal above the scaled limit")\n'
+        'forbid (principal, action == Action::"crm.close_deal", resource is Deal)\n'
+        "when { resource.amount * 100000000000000 > 9000000000000000000 };\n"
+    )
+    assert Workspace.load(sqlite_root).check() == []
+    pipeline = pipeline_for(sqlite_root, "carol")
+    result = pipeline.do("carol", "crm.close_deal", {"deal": "D-102", "outcome": "won"})
+    assert (result.status.value, result.rule) == ("denied", "scaled-limit"), result.reply
+    assert "could not be evaluated, so it applies" in result.reply
+    [decision] = [r for r in pipeline.audit.list(conversation=result.conversation) if r["event"] == "decision"]
+    assert decision["status"] == "deny" and decision["detail"]["rule"] == "scaled-limit"
+    assert "overflow" in decision["detail"]["errors"][0]

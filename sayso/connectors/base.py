@@ -7,6 +7,7 @@ recover after a crash without repeating an effect.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -70,6 +71,9 @@ class Connector:
     name: str = "connector"
     guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
     record_types: frozenset[str] = frozenset()
+    record_attributes: Mapping[str, Mapping[str, str]] = {}
+    """The attributes policies may read, by record type: ``String``, ``Long`` or ``Boolean``, ``?`` when
+    optional. Types left out are not checked against the policies (docs/policies.md, "Validation")."""
 
     def guarantee_for(self, operation: str) -> Guarantee:
         """The guarantee of one write operation: ``guarantee`` unless the system's operations differ

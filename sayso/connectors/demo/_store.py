@@ -170,6 +170,13 @@ class Table:
     def attrs(self, row: sqlite3.Row) -> dict[str, Any]:
         return {c: self.decode(c, row[c]) for c in self.columns if row[c] is not None}
 
+    def attribute_types(self) -> dict[str, str]:
+        """The attributes a policy sees on this table's records (``Connector.record_attributes``): lists are
+        not passed to policies."""
+        kinds = {INTEGER: "Long", TEXT: "String", OPTIONAL: "String?"}
+        return {c: "Boolean" if c in self.flags else kinds[kind] for c, kind in self.columns.items()
+                if c not in self.lists}
+
     def title_of(self, row: sqlite3.Row) -> str:
         return str(row[self.title] if self.title else row["id"])
 
@@ -513,6 +520,7 @@ class DemoSystem(Connector):
         self.path = path
         self._directory = directory
         self._types = {table.type: table for table in self.tables}
+        self.record_attributes = {table.type: table.attribute_types() for table in self.tables}
         self._lock = threading.Lock()
         self._conn = open_database(path, self.schema())
         self._writer: int | None = None  # the fd of <file>-writer, opened at the first write
