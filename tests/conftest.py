@@ -21,8 +21,25 @@ from sayso import Clock, Pipeline, Workspace
 from sayso.clock import parse_time
 
 R = date(2026, 11, 25)
+CLOCK_AHEAD_DAYS = os.environ.get("SAYSO_TEST_CLOCK_AHEAD_DAYS", "")
+_CLOCK_AHEAD = Path(__file__).parent / "clock_ahead"
 NOW = "2026-11-25T09:00"
 PG_URL = os.environ.get("SAYSO_TEST_DATABASE_URL", "")
+
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``SAYSO_TEST_CLOCK_AHEAD_DAYS=365 pytest`` runs the suite with the wall clock a year ahead, in this
+    process and in every Python child (tests/clock_ahead/sitecustomize.py): no test may read today's date."""
+    if CLOCK_AHEAD_DAYS:
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_CLOCK_AHEAD), os.environ.get("PYTHONPATH")]))
+        sys.path.insert(0, str(_CLOCK_AHEAD))
+        import sitecustomize  # noqa: F401  (moves this process's clock)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return f"wall clock moved {CLOCK_AHEAD_DAYS} days ahead" if CLOCK_AHEAD_DAYS else None
+
 
 _real_connect = socket.socket.connect
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from .conftest import NOW, sayso, sayso_json
@@ -170,3 +172,21 @@ def test_text_from_people_is_never_terminal_markup(sqlite_root: Path) -> None:
                  json.dumps({"to": "carol", "text": "[/red] [bold]see [link]"}))
     assert done.returncode == 0, done.stderr
     assert "[/red] [bold]see [link]" in done.stdout
+
+
+def test_the_clock_ahead_switch_moves_the_wall_clock_of_children_too() -> None:
+    # .ci/run runs the whole suite a second time with SAYSO_TEST_CLOCK_AHEAD_DAYS=365: this proves the switch
+    # reaches a child process (a sayso command), not only the test's own process.
+    code = "from datetime import UTC, datetime; import time; print(datetime.now(UTC).isoformat(), time.time())"
+
+    def child(**env: str) -> tuple[datetime, float]:
+        base = {k: v for k, v in os.environ.items() if k not in ("SAYSO_TEST_CLOCK_AHEAD_DAYS", "PYTHONPATH")}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**base, **env},
+                              timeout=60)
+        moved, stamp = done.stdout.split()
+        return datetime.fromisoformat(moved), float(stamp)
+
+    real, _ = child()
+    moved, stamp = child(SAYSO_TEST_CLOCK_AHEAD_DAYS="365", PYTHONPATH=str(Path(__file__).parent / "clock_ahead"))
+    assert timedelta(days=364) < moved - real < timedelta(days=366)
+    assert abs(stamp - moved.timestamp()) < 60  # time.time() moved with datetime.now()
