@@ -423,20 +423,6 @@ def audit_show(record_id: str, workspace: WorkspaceOpt = None) -> None:
         _fail(exc, False)
 
 
-def _checkpoint_key(ws: Workspace) -> bytes | None:
-    """The HMAC key named by ``[audit] checkpoint_key``, from the workspace's secrets (never the database)."""
-    name = ws.settings.audit.checkpoint_key
-    if name is None:
-        return None
-    value = ws.secrets.get(name)
-    if value is None:
-        raise ConfigurationError(f"[audit] checkpoint_key names the secret {name!r}, which is not set "
-                                 "(environment or secrets file)")
-    if len(value) < 32:
-        raise ConfigurationError(f"the checkpoint key {name!r} is shorter than 32 characters")
-    return value.encode()
-
-
 def _checkpoint_file(ws: Workspace, given: Path | None) -> Path | None:
     """The file named on the command line, else ``[audit] checkpoints`` (relative to the workspace)."""
     if given is not None:
@@ -461,7 +447,7 @@ def audit_verify(workspace: WorkspaceOpt = None, against: AgainstOpt = None) -> 
     """Check the hash chain, and that every checkpoint's record is still there; fails naming the first bad one."""
     ws = _open(workspace)
     try:
-        result = Pipeline(ws).audit.verify(_checkpoint_file(ws, against), _checkpoint_key(ws))
+        result = Pipeline(ws).audit.verify(_checkpoint_file(ws, against), ws.checkpoint_key())
     except SaysoError as exc:
         _fail(exc, False)
         return
@@ -486,7 +472,7 @@ def audit_checkpoint(
         target = None if to_stdout else _checkpoint_file(ws, output)
         if target is None and not to_stdout:
             raise ConfigurationError("name the checkpoint file: --output FILE, or [audit] checkpoints in sayso.toml")
-        key = _checkpoint_key(ws)
+        key = ws.checkpoint_key()
         result, point = Pipeline(ws, Clock.from_option(now)).audit.checkpoint(
             ws.settings.workspace.name, target if target is not None and target.exists() else None, key)
     except SaysoError as exc:

@@ -304,3 +304,15 @@ def test_a_detail_with_a_key_given_twice_fails_verify(demo_root: Path) -> None:
     done = cli("audit", "verify", root=demo_root)
     assert done.exit_code == 1
     assert f"(seq {seq}): its detail is ambiguous JSON (the key {first!r} appears twice)" in _said(done)
+
+
+def test_a_checkpoint_key_must_be_a_long_secret(sqlite_root: Path) -> None:
+    _append_to_toml(sqlite_root, '[secrets]\nfile = "secrets.toml"\n\n[audit]\ncheckpoint_key = "audit_key"')
+    (sqlite_root / "secrets.toml").write_text('other = "not-the-key"\n')
+    checked = cli("check", root=sqlite_root)
+    assert checked.exit_code == 3 and "checkpoint_key names the secret 'audit_key', which is not set" in " ".join(
+        checked.output.split())
+    (sqlite_root / "secrets.toml").write_text('audit_key = "too-short-a-key"\n')
+    checked = cli("check", root=sqlite_root)
+    assert checked.exit_code == 3 and "shorter than 32 characters" in checked.output
+    assert _checkpoint(sqlite_root, "-o", "-").exit_code == 3
