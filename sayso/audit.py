@@ -337,7 +337,11 @@ class AuditLog:
         A checkpoint shows what the chain alone cannot: records removed from its end, and a chain
         emptied or replaced (a new database), however consistent the head was made to look.
         """
-        return self._check(against, key)[0]
+        result = self._check(against, key)[0]
+        if result.ok and against is not None and not result.checkpoints:
+            return Verification(False, result.count, None, None,
+                                f"{against} holds no checkpoints: nothing to check the chain against")
+        return result
 
     def checkpoint(self, workspace: str, against: Path | None = None,
                    key: bytes | None = None) -> tuple[Verification, Checkpoint | None]:

@@ -453,7 +453,7 @@ def audit_verify(workspace: WorkspaceOpt = None, against: AgainstOpt = None) -> 
         return
     if not result.ok:
         _broken(result)
-    checked = f", {result.checkpoints} checkpoints match" if result.checkpoints else ""
+    checked = {0: "", 1: ", 1 checkpoint matches"}.get(result.checkpoints, f", {result.checkpoints} checkpoints match")
     out.print(f"[green]ok[/green] {result.count} records, chain intact{checked}")
 
 

@@ -189,7 +189,7 @@ def test_removing_the_last_records_behind_a_consistent_head_fails_verify_against
     _history(demo_root, "one", "two")
     assert _checkpoint(demo_root, "-o", str(points)).exit_code == 0
     assert cli("audit", "verify", "--against", str(points), root=demo_root).stdout.endswith(
-        "chain intact, 1 checkpoints match\n")
+        "chain intact, 1 checkpoint matches\n")
     head = _sql(demo_root, "select seq from audit_head")[0][0]
     _truncate_to(demo_root, 3)
     assert cli("audit", "verify", root=demo_root).exit_code == 0  # the chain alone cannot tell
@@ -215,7 +215,7 @@ def test_a_deleted_state_database_is_not_a_silent_new_chain(sqlite_root: Path) -
     _append_to_toml(sqlite_root, '[audit]\ncheckpoints = "audit-checkpoints.jsonl"')
     _history(sqlite_root, "one", "two")
     assert _checkpoint(sqlite_root).exit_code == 0  # to [audit] checkpoints
-    assert cli("audit", "verify", root=sqlite_root).stdout.endswith("1 checkpoints match\n")
+    assert cli("audit", "verify", root=sqlite_root).stdout.endswith("1 checkpoint matches\n")
     for file in sqlite_root.glob("state.db*"):
         file.unlink()
     done = cli("audit", "verify", root=sqlite_root)  # a new, empty database
@@ -289,6 +289,9 @@ def test_missing_checkpoints_are_a_configuration_error(sqlite_root: Path, tmp_pa
     assert done.exit_code == 3 and "no checkpoint file" in _said(done)
     done = _checkpoint(sqlite_root)
     assert done.exit_code == 3 and "name the checkpoint file" in _said(done)
+    (tmp_path / "emptied.jsonl").write_text("")  # every checkpoint removed
+    done = cli("audit", "verify", "--against", str(tmp_path / "emptied.jsonl"), root=sqlite_root)
+    assert done.exit_code == 1 and "holds no checkpoints" in _said(done)
 
 
 def test_a_detail_with_a_key_given_twice_fails_verify(demo_root: Path) -> None:
