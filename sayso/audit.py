@@ -2,9 +2,11 @@
 
 Each record's hash covers its content and the previous record's hash, and a
 head row holds the last sequence number and hash, so an edited, removed or
-reordered row (the last one included) breaks ``verify``. Records are written
-in the same transaction as the state change they describe. Secrets are
-redacted before anything is hashed or stored.
+reordered row breaks ``verify``. What the database alone cannot show (rows cut
+from the end with the head moved back, an emptied or replaced chain) shows
+against checkpoints: the head, noted outside the database, optionally signed.
+Records are written in the same transaction as the state change they describe.
+Secrets are redacted, on values, before anything is hashed or stored.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy import Connection, Text, bindparam, cast, select, update
 
@@ -150,9 +153,9 @@ def _canonical(value: Any) -> str:
 
 
 def _escapes(secret: str) -> set[str]:
-    """A secret as it may appear inside other text: as it is, JSON-escaped, and as ``repr``/``ascii``
-    write it (within either kind of quotes)."""
-    forms = {secret, json.dumps(secret)[1:-1], _canonical(secret)[1:-1]}
+    """A secret as it may appear inside other text: as it is, JSON-escaped, URL-encoded (a query in an
+    error), and as ``repr``/``ascii`` write it (within either kind of quotes)."""
+    forms = {secret, json.dumps(secret)[1:-1], _canonical(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)}
     for python in (repr(secret)[1:-1], ascii(secret)[1:-1]):
         bare = python.replace("\\'", "'")
         forms |= {bare, bare.replace("'", "\\'")}

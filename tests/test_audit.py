@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
@@ -83,10 +84,10 @@ def _append_to_toml(root: Path, extra: str) -> None:
 
 
 def _forms(secret: str) -> set[str]:
-    """The secret as it could read in any text made from the audit: raw, JSON-escaped either way, or as
-    Python's repr and ascii write it (an error message quoting a value)."""
+    """The secret as it could read in any text made from the audit: raw, JSON-escaped either way, URL-encoded,
+    or as Python's repr and ascii write it (an error message quoting a value)."""
     return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1],
-            ascii(secret)[1:-1]}
+            ascii(secret)[1:-1], quote(secret, safe="")}
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -137,7 +138,7 @@ def test_the_redactor_looks_inside_strings_keys_numbers_and_objects() -> None:
 
     for secret in SECRETS.values():
         detail = {"text": f"<{secret}>", f"k{secret}": [f"{secret}{secret}"], "error": Failure(f"bad {secret}"),
-                  1: {"deep": (secret,)}}
+                  1: {"deep": (secret,)}, "url": f"https://x.example/?q={quote(secret, safe='')}"}
         canonical = redact.canonical(detail)
         assert not any(form in canonical for form in _forms(secret)), canonical
         assert json.loads(canonical)["text"] == "<[redacted]>"
