@@ -30,7 +30,7 @@ from .clock import Clock
 from .config import MIN_SECRET_CHARS
 from .errors import ConfigurationError, RequestError
 from .store import Store
-from .store.schema import audit, audit_head
+from .store.schema import audit, audit_head, steps
 
 __all__ = ["EVENTS", "AuditEvent", "AuditLog", "Checkpoint", "Redactor", "Verification", "read_checkpoints",
            "write_checkpoint"]
@@ -185,6 +185,9 @@ def _strict_json(text: str) -> Any:
 
 _HASHED = ("seq", "id", "at", "actor", "channel", "conversation", "turn", "event", "action", "status")
 _TEXT_FIELDS = ("actor", "channel", "conversation", "turn", "action", "status")  # redacted like the detail
+_RUN = ("executed", "failed", "outcome_unknown", "undone")  # a step in these states had its call audited
+_LEDGER = select(steps.c.key, steps.c.action, steps.c.status, steps.c.at).where(steps.c.status.in_(_RUN)).order_by(
+    steps.c.at, steps.c.key)
 _CHECKPOINT_FIELDS = {"v": int, "chain": str, "seq": int, "hash": str, "at": str, "workspace": str}
 
 
@@ -358,7 +361,7 @@ class AuditLog:
 
     def _check(self, against: Path | None, key: bytes | None) -> tuple[Verification, dict[int, str]]:
         checkpoints, problem = read_checkpoints(against, key) if against is not None else ([], "")
-        result, hashes = self._walk(checkpoints)
+        result, hashes, unrecorded = self._walk(checkpoints)
         if not result.ok:
             return result, hashes
         count = result.count
@@ -375,17 +378,19 @@ class AuditLog:
                 return Verification(False, count, None, point.seq,
                                     f"differs from the checkpoint at {where} ({point.at}): the chain was "
                                     "rewritten"), hashes
-        if problem:
-            return Verification(False, count, None, None, problem), hashes
+        if problem or unrecorded:
+            return Verification(False, count, None, None, problem or unrecorded), hashes
         return Verification(True, count, checkpoints=len(checkpoints)), hashes
 
-    def _walk(self, checkpoints: Iterable[tuple[str, Checkpoint]]) -> tuple[Verification, dict[int, str]]:
-        """Recompute the chain in one snapshot; also returns the hashes of the first and last records and
-        of each checkpointed one, by seq."""
+    def _walk(self, checkpoints: Iterable[tuple[str, Checkpoint]]) -> tuple[Verification, dict[int, str], str]:
+        """Recompute the chain in one snapshot. Also returns the hashes of the first and last records and of
+        each checkpointed one, by seq, and a step of the effect ledger whose call the chain lacks (a problem
+        reported after the checkpoints', which say more precisely what is missing)."""
         wanted = {1} | {point.seq for _, point in checkpoints}
         hashes: dict[int, str] = {}
         prev, expected_seq, count = "", 1, 0
         last_id: str | None = None
+        calls: set[str] = set()
         columns = [audit.c[name] for name in (*_HASHED, "prev_hash", "hash")]
         query = select(*columns, cast(audit.c.detail, Text).label("detail")).order_by(audit.c.seq)
         with self.store.snapshot() as conn:
@@ -395,24 +400,33 @@ class AuditLog:
                 count += 1
                 if row["seq"] != expected_seq:
                     return Verification(False, count, row["id"], row["seq"], f"sequence jumps from "
-                                        f"{expected_seq - 1} to {row['seq']}: records removed"), hashes
+                                        f"{expected_seq - 1} to {row['seq']}: records removed"), hashes, ""
                 if row["prev_hash"] != prev:
                     return Verification(False, count, row["id"], row["seq"],
-                                        "does not follow the previous record"), hashes
+                                        "does not follow the previous record"), hashes, ""
                 try:
-                    detail = _canonical(_strict_json(row["detail"]))
+                    parsed = _strict_json(row["detail"])
                 except ValueError as exc:
                     return Verification(False, count, row["id"], row["seq"],
-                                        f"its detail is ambiguous JSON ({exc})"), hashes
-                if _row_hash(prev, row, detail) != row["hash"]:
-                    return Verification(False, count, row["id"], row["seq"], "its content was changed"), hashes
+                                        f"its detail is ambiguous JSON ({exc})"), hashes, ""
+                if _row_hash(prev, row, _canonical(parsed)) != row["hash"]:
+                    return Verification(False, count, row["id"], row["seq"], "its content was changed"), hashes, ""
                 if row["seq"] in wanted:
                     hashes[row["seq"]] = row["hash"]
+                if row["event"] == "call" and isinstance(parsed, dict):
+                    calls.add(str(parsed.get("idempotency_key")))
                 prev, expected_seq, last_id = row["hash"], expected_seq + 1, row["id"]
+            ledger = conn.execute(_LEDGER).all()
         if head.seq != expected_seq - 1 or head.hash != prev:
             return Verification(False, count, last_id, expected_seq - 1,
                                 f"the chain ends at {expected_seq - 1} but the head says {head.seq}: "
-                                "records removed from the end"), hashes
+                                "records removed from the end"), hashes, ""
         hashes[count] = prev
-        return Verification(True, count), hashes
+        # Each step the effect ledger shows as run was recorded with its call, in the same transaction.
+        unrecorded = next((step for step in ledger if self.redact.text(step.key) not in calls), None)
+        if unrecorded is not None:
+            return Verification(True, count), hashes, (
+                f"step {unrecorded.key} ({unrecorded.action}, {unrecorded.status} at {unrecorded.at}) is in the "
+                "effect ledger but its call record is not in the chain: records were removed")
+        return Verification(True, count), hashes, ""
 

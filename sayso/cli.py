@@ -432,9 +432,9 @@ def _checkpoint_file(ws: Workspace, given: Path | None) -> Path | None:
 
 
 def _broken(result: Verification) -> NoReturn:
-    where = f"record {result.bad_id} (seq {result.bad_seq})" if result.bad_id else (
-        f"seq {result.bad_seq}" if result.bad_seq is not None else "the checkpoints")
-    err.print(f"[red]broken[/red] at {where}: {escape(result.problem)}")
+    where = f" at record {result.bad_id} (seq {result.bad_seq})" if result.bad_id else (
+        f" at seq {result.bad_seq}" if result.bad_seq is not None else "")
+    err.print(f"[red]broken[/red]{where}: {escape(result.problem)}")
     raise typer.Exit(1)
 
 

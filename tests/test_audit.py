@@ -177,11 +177,24 @@ def _checkpoint(root: Path, *extra: str) -> Result:
     return cli("audit", "checkpoint", "--now", NOW, *extra, root=root)
 
 
-def _truncate_to(root: Path, seq: int) -> None:
-    """Remove every record after ``seq`` and point the head at it: the chain alone stays consistent."""
+def _truncate_to(root: Path, seq: int, *, ledger_too: bool = True) -> None:
+    """Remove every record after ``seq`` and point the head at it: the chain alone stays consistent. With
+    ``ledger_too`` the effect ledger is emptied as well, so that nothing in the database tells."""
     last = _sql(root, "select hash from audit where seq = :seq", seq=seq)
     _sql(root, "delete from audit where seq > :seq", seq=seq)
     _sql(root, "update audit_head set seq = :seq, hash = :hash", seq=seq, hash=last[0][0] if last else "")
+    if ledger_too:
+        _sql(root, "delete from steps")
+
+
+def test_records_removed_behind_a_consistent_head_show_against_the_effect_ledger(demo_root: Path) -> None:
+    _history(demo_root, "one", "two")
+    _truncate_to(demo_root, 3, ledger_too=False)
+    done = cli("audit", "verify", root=demo_root)
+    assert done.exit_code == 1
+    said = _said(done)
+    assert said.startswith("broken: step sk_") and "(chat.send, executed at 2026-11-25T09:00:00" in said
+    assert "is in the effect ledger but its call record is not in the chain: records were removed" in said
 
 
 def test_removing_the_last_records_behind_a_consistent_head_fails_verify_against(
@@ -193,7 +206,7 @@ def test_removing_the_last_records_behind_a_consistent_head_fails_verify_against
         "chain intact, 1 checkpoint matches\n")
     head = _sql(demo_root, "select seq from audit_head")[0][0]
     _truncate_to(demo_root, 3)
-    assert cli("audit", "verify", root=demo_root).exit_code == 0  # the chain alone cannot tell
+    assert cli("audit", "verify", root=demo_root).exit_code == 0  # nothing in the database can tell
     done = cli("audit", "verify", "--against", str(points), root=demo_root)
     assert done.exit_code == 1
     assert f"broken at seq 4: records 4 to {head} are missing: the chain has 3" in _said(done)
