@@ -431,10 +431,10 @@ def _checkpoint_file(ws: Workspace, given: Path | None) -> Path | None:
     return ws.root / configured if configured else None
 
 
-def _broken(result: Verification) -> NoReturn:
+def _broken(result: Verification, after: str = "") -> NoReturn:
     where = f" at record {result.bad_id} (seq {result.bad_seq})" if result.bad_id else (
         f" at seq {result.bad_seq}" if result.bad_seq is not None else "")
-    err.print(f"[red]broken[/red]{where}: {escape(result.problem)}")
+    err.print(f"[red]broken[/red]{where}: {escape(result.problem)}{after}")
     raise typer.Exit(1)
 
 
@@ -479,7 +479,7 @@ def audit_checkpoint(
         _fail(exc, False)
         return
     if point is None:
-        _broken(result)
+        _broken(result, "; no checkpoint written")
     if target is None:
         print(point.line(key))
         return

@@ -211,7 +211,8 @@ def test_removing_the_last_records_behind_a_consistent_head_fails_verify_against
     assert done.exit_code == 1
     assert f"broken at seq 4: records 4 to {head} are missing: the chain has 3" in _said(done)
     # A truncated chain is never checkpointed: the file keeps its one line.
-    assert _checkpoint(demo_root, "-o", str(points)).exit_code == 1
+    refused = _checkpoint(demo_root, "-o", str(points))
+    assert refused.exit_code == 1 and _said(refused).endswith("; no checkpoint written")
     assert len(points.read_text().splitlines()) == 1
 
 
