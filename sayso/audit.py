@@ -87,7 +87,13 @@ class Redactor:
         if key and _SECRET_KEY.search(key):
             return REDACTED
         if isinstance(value, Mapping):
-            return {self.text(_key(k)): self(v, _key(k)) for k, v in value.items()}
+            clean: dict[str, Any] = {}
+            for k, v in value.items():
+                name = self.text(_key(k))
+                while name in clean:  # two keys alike once redacted: both values are kept
+                    name += "'"
+                clean[name] = self(v, _key(k))
+            return clean
         if isinstance(value, list | tuple):
             return [self(v) for v in value]
         if value is None or isinstance(value, bool):

@@ -143,6 +143,8 @@ def test_the_redactor_looks_inside_strings_keys_numbers_and_objects() -> None:
         assert not any(form in canonical for form in _forms(secret)), canonical
         assert json.loads(canonical)["text"] == "<[redacted]>"
     assert json.loads(redact.canonical({"pin": 4918273, "amount": 120}))["pin"] == "[redacted]"
+    secret = SECRETS["quote_secret"]
+    assert json.loads(redact.canonical({f"a{secret}": 1, "a[redacted]": 2})) == {"a[redacted]": 1, "a[redacted]'": 2}
     assert redact.canonical({"amount": 120, "note": "fine"}) == '{"amount":120,"note":"fine"}'
 
 
