@@ -147,8 +147,10 @@ class Settings(_Section):
             for name, value in data.items():
                 if not isinstance(value, str):
                     kind = _TOML_KINDS.get(type(value), "a date or time")
-                    raise WorkspaceError(f"secret {name!r} is {kind}; a secret must be a string "
-                                         f'(quote it: {name} = "...")', file=str(path), line=_key_line(text, name))
+                    fix = ("give each value a name of its own" if isinstance(value, list | dict)
+                           else f'quote it: {name} = "..."')
+                    raise WorkspaceError(f"secret {name!r} is {kind}; a secret must be a string ({fix})",
+                                         file=str(path), line=_key_line(text, name))
                 _check_secret(name, value, file=str(path), line=_key_line(text, name))
                 found[name] = value
         for name, variable in self.secrets.env.items():
