@@ -469,12 +469,13 @@ def audit_checkpoint(
     ws = _open(workspace)
     to_stdout = output is not None and str(output) == "-"
     try:
-        target = None if to_stdout else _checkpoint_file(ws, output)
+        earlier = _checkpoint_file(ws, None if to_stdout else output)  # printed: still checked against the file
+        target = None if to_stdout else earlier
         if target is None and not to_stdout:
             raise ConfigurationError("name the checkpoint file: --output FILE, or [audit] checkpoints in sayso.toml")
         key = ws.checkpoint_key()
         result, point = Pipeline(ws, Clock.from_option(now)).audit.checkpoint(
-            ws.settings.workspace.name, target if target is not None and target.exists() else None, key)
+            ws.settings.workspace.name, earlier if earlier is not None and earlier.exists() else None, key)
     except SaysoError as exc:
         _fail(exc, False)
         return
