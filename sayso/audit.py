@@ -224,9 +224,9 @@ def read_checkpoints(path: Path, key: bytes | None) -> tuple[list[tuple[str, Che
         try:
             body = _strict_json(text[text.index("{"):]) if "{" in text else None
         except ValueError as exc:
-            return found, f"the checkpoint at {where} is not valid JSON: {exc}"
+            return found, f"{where} is not valid JSON: {exc}"
         if not isinstance(body, dict) or any(type(body.get(k)) is not t for k, t in _CHECKPOINT_FIELDS.items()):
-            return found, f"the checkpoint at {where} is not a checkpoint (fields: {', '.join(_CHECKPOINT_FIELDS)})"
+            return found, f"{where} is not a checkpoint (fields: {', '.join(_CHECKPOINT_FIELDS)})"
         if body["v"] != 1:
             return found, f"the checkpoint at {where} has version {body['v']}, which this sayso does not know"
         if key is not None and not hmac.compare_digest(str(body.get("mac", "")), _mac(key, body)):
