@@ -15,14 +15,14 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .audit import AuditEvent
+from .audit import AuditEvent, Verification, write_checkpoint
 from .clock import Clock, parse_time
 from .errors import ConfigurationError, InputTooLarge, InvalidArguments, SaysoError, UnknownRecord
 from .pipeline import Pipeline
@@ -425,16 +425,69 @@ def audit_show(record_id: str, workspace: WorkspaceOpt = None) -> None:
         _fail(exc, False)
 
 
-@audit_app.command("verify")
-def audit_verify(workspace: WorkspaceOpt = None) -> None:
-    """Check the hash chain; fails naming the first bad record."""
-    ws = _open(workspace)
-    result = Pipeline(ws).audit.verify()
-    if result.ok:
-        out.print(f"[green]ok[/green] {result.count} records, chain intact")
-        return
-    err.print(f"[red]broken[/red] at record {result.bad_id} (seq {result.bad_seq}): {result.problem}")
+def _checkpoint_file(ws: Workspace, given: Path | None) -> Path | None:
+    """The file named on the command line, else ``[audit] checkpoints`` (relative to the workspace)."""
+    if given is not None:
+        return given
+    configured = ws.settings.audit.checkpoints
+    return ws.root / configured if configured else None
+
+
+def _broken(result: Verification, after: str = "") -> NoReturn:
+    where = f" at record {result.bad_id} (seq {result.bad_seq})" if result.bad_id else (
+        f" at seq {result.bad_seq}" if result.bad_seq is not None else "")
+    err.print(f"[red]broken[/red]{where}: {escape(result.problem)}{after}")
     raise typer.Exit(1)
+
+
+AgainstOpt = Annotated[Path | None, typer.Option("--against", help="Checkpoint file to check the chain against "
+                                                 "(default: [audit] checkpoints, when set)")]
+
+
+@audit_app.command("verify")
+def audit_verify(workspace: WorkspaceOpt = None, against: AgainstOpt = None) -> None:
+    """Check the hash chain, and that every checkpoint's record is still there; fails naming the first bad one."""
+    ws = _open(workspace)
+    try:
+        result = Pipeline(ws).audit.verify(_checkpoint_file(ws, against), ws.checkpoint_key())
+    except SaysoError as exc:
+        _fail(exc, False)
+        return
+    if not result.ok:
+        _broken(result)
+    checked = {0: "", 1: ", 1 checkpoint matches"}.get(result.checkpoints, f", {result.checkpoints} checkpoints match")
+    out.print(f"[green]ok[/green] {result.count} records, chain intact{checked}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    workspace: WorkspaceOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to append to (default: [audit] "
+                                                "checkpoints; -: standard output, e.g. for logger)")] = None,
+    now: NowOpt = None,
+) -> None:
+    """Append the chain's head (seq, hash, first record's hash) to a file outside the database, once the chain
+    verifies against the checkpoints already there; `verify --against` then detects truncation."""
+    ws = _open(workspace)
+    to_stdout = output is not None and str(output) == "-"
+    try:
+        earlier = _checkpoint_file(ws, None if to_stdout else output)  # printed: still checked against the file
+        target = None if to_stdout else earlier
+        if target is None and not to_stdout:
+            raise ConfigurationError("name the checkpoint file: --output FILE, or [audit] checkpoints in sayso.toml")
+        key = ws.checkpoint_key()
+        result, point = Pipeline(ws, Clock.from_option(now)).audit.checkpoint(
+            ws.settings.workspace.name, earlier if earlier is not None and earlier.exists() else None, key)
+    except SaysoError as exc:
+        _fail(exc, False)
+        return
+    if point is None:
+        _broken(result, "; no checkpoint written")
+    if target is None:
+        print(point.line(key))
+        return
+    write_checkpoint(target, point.line(key))
+    out.print(f"checkpoint: seq {point.seq}, hash {point.hash[:12]}..., appended to {escape(str(target))}")
 
 
 @audit_app.command("export")

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import WorkspaceError
 
+MIN_SECRET_CHARS = 4  # a shorter secret cannot be redacted without mangling every record
+
 __all__ = ["GuardSettings", "Settings", "load_settings"]
 
 
@@ -81,6 +83,13 @@ class ServeSettings(_Section):
     instructions_every_seconds: float = Field(default=15.0, ge=0)  # run due standing instructions; 0 = a worker does
 
 
+class AuditSettings(_Section):
+    """Checkpoints of the audit chain's head, kept outside the database (docs/operations.md#the-audit-log)."""
+
+    checkpoints: str | None = None  # a file, relative to the workspace; best on append-only storage elsewhere
+    checkpoint_key: str | None = None  # the name of a secret: checkpoints carry an HMAC-SHA256 with it
+
+
 class SecretSettings(_Section):
     file: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
@@ -95,6 +104,7 @@ class Settings(_Section):
     interpreter: InterpreterSettings = Field(default_factory=InterpreterSettings)
     secrets: SecretSettings = Field(default_factory=SecretSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -120,20 +130,43 @@ class Settings(_Section):
         return url
 
     def load_secrets(self, root: Path) -> dict[str, str]:
+        """Every secret by name. Each must be a string of at least four characters (or empty):
+        anything else could not be kept out of the audit log, so it is refused, naming where it is."""
         found: dict[str, str] = {}
         if self.secrets.file:
             path = root / self.secrets.file
             try:
-                data = tomllib.loads(path.read_text())
+                text = path.read_text()
+                data = tomllib.loads(text)
             except FileNotFoundError:
                 raise WorkspaceError("the secrets file is missing", file=str(path)) from None
+            except UnicodeDecodeError:
+                raise WorkspaceError("not UTF-8 text", file=str(path)) from None
             except tomllib.TOMLDecodeError as exc:
                 raise WorkspaceError(f"not valid TOML: {exc}", file=str(path), line=_toml_line(exc)) from None
-            found.update({str(k): str(v) for k, v in data.items()})
+            for name, value in data.items():
+                if not isinstance(value, str):
+                    kind = _TOML_KINDS.get(type(value), "a date or time")
+                    fix = ("give each value a name of its own" if isinstance(value, list | dict)
+                           else f'quote it: {name} = "..."')
+                    raise WorkspaceError(f"secret {name!r} is {kind}; a secret must be a string ({fix})",
+                                         file=str(path), line=_key_line(text, name))
+                _check_secret(name, value, file=str(path), line=_key_line(text, name))
+                found[name] = value
         for name, variable in self.secrets.env.items():
             if variable in os.environ:
+                _check_secret(name, os.environ[variable], file=f"${variable} ([secrets.env] in sayso.toml)")
                 found[name] = os.environ[variable]
         return found
+
+
+_TOML_KINDS = {bool: "a boolean", int: "an integer", float: "a float", list: "a list", dict: "a table"}
+
+
+def _check_secret(name: str, value: str, *, file: str, line: int | None = None) -> None:
+    if 0 < len(value) < MIN_SECRET_CHARS:
+        raise WorkspaceError(f"secret {name!r} is shorter than {MIN_SECRET_CHARS} characters, too short to be kept "
+                             "out of the audit log", file=file, line=line)
 
 
 def _toml_line(exc: tomllib.TOMLDecodeError) -> int | None:

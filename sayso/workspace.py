@@ -171,6 +171,11 @@ class Workspace:
                 load()
             except SaysoError as exc:
                 problems.append(exc)
+        if "secrets" in self.__dict__:  # they loaded: the checkpoint key is among them
+            try:
+                self.checkpoint_key()
+            except SaysoError as exc:
+                problems.append(exc)
         if problems:
             problems.extend(PolicyEngine.problems(self.root / "policies"))
         else:
@@ -195,6 +200,21 @@ class Workspace:
         except SaysoError as exc:
             problems.append(WorkspaceError(f"[interpreter]: {exc.message}", file="sayso.toml"))
         return problems
+
+    def checkpoint_key(self) -> bytes | None:
+        """The key that signs audit checkpoints: the secret named by ``[audit] checkpoint_key`` (never in the
+        state database, so whoever can rewrite the database cannot forge a checkpoint)."""
+        name = self.settings.audit.checkpoint_key
+        if name is None:
+            return None
+        value = self.secrets.get(name)
+        if value is None:
+            raise WorkspaceError(f"[audit] checkpoint_key names the secret {name!r}, which is not set "
+                                 "(environment or secrets file)", file=str(self.root / "sayso.toml"))
+        if len(value) < 32:
+            raise WorkspaceError(f"[audit] checkpoint_key: the secret {name!r} is shorter than 32 characters",
+                                 file=str(self.root / "sayso.toml"))
+        return value.encode()
 
     def close(self) -> None:
         for connector in self._connectors.values():

@@ -83,6 +83,12 @@ class Store:
             yield conn
             conn.rollback()
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read transaction whose statements all see one state (a SQLite read transaction already does)."""
+        with self.read() as conn:
+            yield conn
+
     def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
         """The chain's head (last seq, last hash); SQLite's write lock already orders appends."""
         row = conn.execute(_HEAD_ROW).one()
@@ -282,3 +288,10 @@ class PostgresStore(Store):
     def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute(_HEAD_ROW_LOCKED).one()
         return int(row.seq), str(row.hash)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """REPEATABLE READ: under the default READ COMMITTED each statement would see later commits."""
+        with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+            yield conn
+            conn.rollback()
