@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from ..audit import AuditEvent
+from ..channels import CHANNELS
 from ..clock import Clock, parse_time
 from ..conversation import Chat
 from ..directory import Person
@@ -336,6 +337,8 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
     max_body = service.ws.settings.serve.max_body_bytes
 
     app.add_middleware(Edge, max_body=max_body, authenticate=service.auth.person, open_paths=_OPEN_PATHS)
+    for name in CHANNELS.names():
+        CHANNELS.factory(name)().mount(app, service)
 
     @app.exception_handler(SaysoError)
     async def _sayso_error(_request: Request, exc: SaysoError) -> JSONResponse:
