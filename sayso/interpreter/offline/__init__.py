@@ -22,7 +22,7 @@ from .. import Context, FocusItem, Interpretation, InterpreterRegistry, Proposed
 from ..values import find_values
 from .arguments import Extraction, extract
 from .ranking import CatalogIndex, Entry, index_for, query_terms
-from .schema import Param
+from .schema import Param, params_of
 from .words import STOP, concepts, stem, tokens
 
 __all__ = ["OfflineInterpreter", "register"]
@@ -85,10 +85,25 @@ _BULK = re.compile(r"\b(?:all|every|each|any)\b(?:\s+(?:of\s+)?(?:the|my|our|the
                    r"(?:\s+[\w-]+){0,3}?\s+(?:[\w-]+s)\b", re.I)
 
 
+def _own_words(found: Interpretation, text: str, catalog: Catalog) -> str:
+    """The message without what it quotes or dictates ("tell raj 'if you can, call me'"): words meant
+    for others are carried, never read as conditions or quantities of this request."""
+    own = re.sub(r"(?<!\w)(['\"‘“]).+?(?:\1|[’”])(?!\w)", " ", text)
+    for step in found.steps:
+        if step.action not in catalog:
+            continue
+        texts = {p.name for p in params_of(catalog.get(step.action)) if p.kind == "text"}
+        for name, words in step.mentions.items():
+            if name in texts and words:
+                own = own.replace(words, " ")
+    return own
+
+
 def _unless_bulk(found: Interpretation, text: str, catalog: Catalog) -> Interpretation:
     """A change to "all of kofi's tasks" is not made on one of them: a write step names one record, so a
     request for many is declined with what to do instead, rather than run on whichever record a word fits."""
-    if found.kind not in ("plan", "question") or not found.steps or _BULK.search(text) is None:
+    if found.kind not in ("plan", "question") or not found.steps or _BULK.search(_own_words(found, text,
+                                                                                          catalog)) is None:
         return found
     for step in found.steps:
         action = catalog.get(step.action) if step.action in catalog else None
@@ -105,10 +120,12 @@ def _unless_conditional(found: Interpretation, text: str, catalog: Catalog) -> I
     if found.kind not in ("plan", "question") or not found.steps:
         return found
     writes = [s.action for s in found.steps if s.action in catalog and catalog.get(s.action).is_write]
-    match = _CONDITION.search(text)
+    own = _own_words(found, text, catalog)
+    match = _CONDITION.search(own)
     if not writes or match is None:
         return found
-    said = text[match.start():].split("?")[0].split(",")[0].strip()[:120]
+    shown = _CONDITION.search(text) or match
+    said = (text if shown is not match else own)[shown.start():].split("?")[0].split(",")[0].strip()[:120]
     return _none("condition", f"That asks me to act only {said!r}, and I cannot check a condition before "
                               "acting, so I did nothing. Ask me to show what the condition depends on, then tell "
                               "me what to do.")
