@@ -207,3 +207,14 @@ def test_a_change_under_a_condition_or_to_many_records_is_declined(tmp_path: Pat
     assert _read(tmp_path, "plan all of priya's jobs as done") == ("none", {}, "bulk")
     kind, args, _ = _read(tmp_path, "plan job 123456 if you can, titled 'if all jobs slip'")
     assert kind == "plan" and args["job"] == "123456"  # politeness and quoted words are not conditions
+
+
+def test_a_name_with_weekly_in_it_is_not_a_schedule() -> None:
+    from sayso.instructions.triggers import split_trigger
+
+    assert split_trigger("change the name of the last event on December 4 to weekly summary") is None
+    assert split_trigger("rename it to daily standup notes") is None
+    weekly = split_trigger("post the pipeline in #sales-east weekly")
+    assert weekly is not None and weekly.clause == "weekly"
+    daily = split_trigger("post the pipeline in #sales-east daily at 9")
+    assert daily is not None and daily.clause == "daily at 9"
