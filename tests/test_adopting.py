@@ -218,3 +218,8 @@ def test_a_name_with_weekly_in_it_is_not_a_schedule() -> None:
     assert weekly is not None and weekly.clause == "weekly"
     daily = split_trigger("post the pipeline in #sales-east daily at 9")
     assert daily is not None and daily.clause == "daily at 9"
+
+
+def test_a_capitalised_first_verb_is_not_part_of_a_record_name(tmp_path: Path) -> None:
+    kind, args, _ = _read(tmp_path, "Plan Boiler service as finished")
+    assert kind == "plan" and args["job"] == "Boiler service"  # not "Plan Boiler service"

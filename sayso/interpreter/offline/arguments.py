@@ -329,8 +329,8 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
         if run and not inside and token.lower.rstrip("s") in index.record_types:
             run.clear()  # "the Kestrel deal" names a deal: not for a parameter that takes accounts
             continue
-        if token is lead and token.text.islower():
-            continue  # the verb a request starts with ("give", "book", "put") is not a name
+        if token is lead and (token.text.islower() or index.matched(entry, token)):
+            continue  # the verb a request starts with ("give", "book", "Reassign") is not a name
         lower = not token.text[:1].isupper()
         # Lowercase words the catalog itself uses ("give", "deals", "status") are not names of records.
         own = lower and (index.matched(entry, token) or token.stem in index.vocabulary)
