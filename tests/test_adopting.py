@@ -18,7 +18,7 @@ from sayso.catalog import Catalog, RiskRule, load_yaml_actions
 from sayso.cli import app
 from sayso.directory import Person
 from sayso.errors import WorkspaceError
-from sayso.interpreter import Context
+from sayso.interpreter import Context, Interpretation, ProposedStep
 from sayso.interpreter.offline import OfflineInterpreter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,3 +223,36 @@ def test_a_name_with_weekly_in_it_is_not_a_schedule() -> None:
 def test_a_capitalised_first_verb_is_not_part_of_a_record_name(tmp_path: Path) -> None:
     kind, args, _ = _read(tmp_path, "Plan Boiler service as finished")
     assert kind == "plan" and args["job"] == "Boiler service"  # not "Plan Boiler service"
+
+
+class _Proposes:
+    """An interpreter (a model, say) that proposes one fixed plan whatever it is told."""
+
+    name = "fixed"
+    version = "1"
+
+    def __init__(self, step: ProposedStep) -> None:
+        self.step = step
+
+    def interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
+        return Interpretation(kind="plan", steps=[self.step], interpreter=self.name, trust="person")
+
+
+def test_any_interpreters_change_under_a_condition_is_not_made(ridgeway: Path) -> None:
+    from sayso import Workspace
+    from sayso.clock import Clock
+    from sayso.conversation import Chat
+    from sayso.pipeline import Pipeline
+
+    ws = Workspace.load(ridgeway)
+    try:
+        step = ProposedStep(action="jobs.set_status", args={"job": "100001", "status": "done"})
+        chat = Chat(Pipeline(ws, Clock(datetime(2026, 11, 25, 9, 0, tzinfo=ZoneInfo("UTC")))), _Proposes(step))
+        result = chat.say("sam", "if the boiler part has arrived, mark job 100001 as done")
+        assert result.status.value == "no_action" and "condition" in result.reply
+        result = chat.say("sam", "mark all of priya's jobs as done")
+        assert result.status.value == "no_action" and "several records" in result.reply
+        assert _job(ridgeway, "100001")["status"] == "open"
+        assert chat.say("sam", "mark job 100001 as done").status.value == "executed"
+    finally:
+        ws.close()

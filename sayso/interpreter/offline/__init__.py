@@ -19,10 +19,11 @@ from ...catalog import Catalog
 from ...directory import Person
 from ...turn import Option
 from .. import Context, FocusItem, Interpretation, InterpreterRegistry, ProposedStep
+from ..guesses import decline_guesses
 from ..values import find_values
 from .arguments import Extraction, extract
 from .ranking import CatalogIndex, Entry, index_for, query_terms
-from .schema import Param, params_of
+from .schema import Param
 from .words import STOP, concepts, stem, tokens
 
 __all__ = ["OfflineInterpreter", "register"]
@@ -73,64 +74,6 @@ _WRITE_CONCEPTS = frozenset({"change", "close", "create", "send", "remind", "mee
                              "delete", "comment", "credit", "reserve", "buy", "rent", "play", "transfer"})
 
 
-# "If I haven't met aisha in the last 9 days, schedule ...": a condition this interpreter cannot evaluate.
-_CONDITION = re.compile(
-    r"\b(?:if|unless|provided(?: that)?|as long as|in case|only when|whether)\b(?!\s+(?:you (?:can|could|would|"
-    r"don'?t mind|have (?:a )?(?:time|moment|chance)|get (?:a|the) chance)|possible|needed|necessary|"
-    r"that'?s (?:ok|okay|alright|fine|possible)|so desired)\b)", re.I)
-
-
-# "all of kofi's tasks", "every lead assigned to Lena": more records than one step changes.
-_BULK = re.compile(r"\b(?:all|every|each|any)\b(?:\s+(?:of\s+)?(?:the|my|our|their|his|her|[\w.]+'s?))?"
-                   r"(?:\s+[\w-]+){0,3}?\s+(?:[\w-]+s)\b", re.I)
-
-
-def _own_words(found: Interpretation, text: str, catalog: Catalog) -> str:
-    """The message without what it quotes or dictates ("tell raj 'if you can, call me'"): words meant
-    for others are carried, never read as conditions or quantities of this request."""
-    own = re.sub(r"(?<!\w)(['\"‘“]).+?(?:\1|[’”])(?!\w)", " ", text)
-    for step in found.steps:
-        if step.action not in catalog:
-            continue
-        texts = {p.name for p in params_of(catalog.get(step.action)) if p.kind == "text"}
-        for name, words in step.mentions.items():
-            if name in texts and words:
-                own = own.replace(words, " ")
-    return own
-
-
-def _unless_bulk(found: Interpretation, text: str, catalog: Catalog) -> Interpretation:
-    """A change to "all of kofi's tasks" is not made on one of them: a write step names one record, so a
-    request for many is declined with what to do instead, rather than run on whichever record a word fits."""
-    if found.kind not in ("plan", "question") or not found.steps or _BULK.search(_own_words(found, text,
-                                                                                          catalog)) is None:
-        return found
-    for step in found.steps:
-        action = catalog.get(step.action) if step.action in catalog else None
-        if action is not None and action.is_write and action.marked("x-record"):
-            return _none("bulk", "That asks me to change several records at once, and I change one record per "
-                                 "step, so I did nothing. Ask me to list them, then name each one to change.")
-    return found
-
-
-def _unless_conditional(found: Interpretation, text: str, catalog: Catalog) -> Interpretation:
-    """A change asked for under a condition ("if so", "if it's been longer than 10 days", "unless ...") is
-    not made on a guess: this interpreter reads words, not data, so it declines and says why, rather than
-    acting as if the condition held. Reads stay (they answer the question the condition asks)."""
-    if found.kind not in ("plan", "question") or not found.steps:
-        return found
-    writes = [s.action for s in found.steps if s.action in catalog and catalog.get(s.action).is_write]
-    own = _own_words(found, text, catalog)
-    match = _CONDITION.search(own)
-    if not writes or match is None:
-        return found
-    shown = _CONDITION.search(text) or match
-    said = (text if shown is not match else own)[shown.start():].split("?")[0].split(",")[0].strip()[:120]
-    return _none("condition", f"That asks me to act only {said!r}, and I cannot check a condition before "
-                              "acting, so I did nothing. Ask me to show what the condition depends on, then tell "
-                              "me what to do.")
-
-
 class OfflineInterpreter:
     name = "offline"
     version = VERSION
@@ -141,7 +84,7 @@ class OfflineInterpreter:
     def interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
         started = time.perf_counter()
         result = self._interpret(text.strip(), context, catalog, person)
-        result = _unless_bulk(_unless_conditional(result, text, catalog), text, catalog)
+        result = decline_guesses(result, text, catalog)
         result.interpreter, result.version = self.name, self.version
         result.raw = {"elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
         return result
