@@ -70,7 +70,7 @@ def _job(root: Path, job_id: str) -> dict[str, str]:
 
 def test_the_worked_example_checks_and_runs_a_request_in_words(ridgeway: Path) -> None:
     out = _invoke("check", "--workspace", str(ridgeway))
-    assert "3 people, 3 actions, 1 systems" in out
+    assert "3 people, 4 actions, 1 systems" in out
     said = _invoke("chat", "--user", "sam", "--now", NOW, "--json", "--workspace", str(ridgeway),
                    stdin="set job 100002 to in progress\n")
     turn = json.loads(said.strip().splitlines()[-1])
@@ -88,6 +88,16 @@ def test_person_binds_email_and_writes_see_the_clock_and_who_asked(ridgeway: Pat
     assert job["created_at"] == "2026-11-25 09:00:00"  # :_now is the pinned clock (London, in November: UTC)
     assert job["created_by"] == "sam@ridgeway.example"  # :_asked_by_email
     assert job["due_date"] == "2026-11-26"  # default_to: tomorrow
+
+
+def test_a_read_sees_who_is_reading_and_the_clock(ridgeway: Path) -> None:
+    said = _invoke("chat", "--user", "priya", "--now", NOW, "--json", "--workspace", str(ridgeway),
+                   stdin="what jobs do I have?\n")
+    turn = json.loads(said.strip().splitlines()[-1])
+    assert turn["status"] == "answered" and [r["id"] for r in turn["steps"][0]["records"]] == ["100001"]
+    later = _invoke("chat", "--user", "priya", "--now", "2026-12-02T09:00", "--json", "--workspace",
+                    str(ridgeway), stdin="what jobs do I have?\n")
+    assert json.loads(later.strip().splitlines()[-1])["steps"][0]["records"] == []  # due before :_today
 
 
 def test_delete_asks_first_and_removes_the_row_once_confirmed(ridgeway: Path) -> None:

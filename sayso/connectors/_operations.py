@@ -24,6 +24,7 @@ from .provenance import why_fields
 
 __all__ = [
     "ORIGIN_PARAMS",
+    "READ_PARAMS",
     "DeclaredSystem",
     "Entry",
     "action_operation",
@@ -35,6 +36,8 @@ __all__ = [
     "scored",
 ]
 
+# Parameters a read may bind too: the clock and who is reading (NULL in grounding's searches, which no one asks).
+READ_PARAMS = ("_asked_by", "_asked_by_name", "_asked_by_email", "_now", "_today")
 # Parameters sayso fills itself, from who asked and why: never from the request's arguments.
 ORIGIN_PARAMS = ("_asked_by", "_asked_by_name", "_asked_by_email", "_request", "_conversation", "_turn", "_key",
                  "_now", "_today")
