@@ -161,6 +161,7 @@ class Action:
     prepare: Callable[[BaseModel], dict[str, Any]] | None = None
     source: str = ""
     _schema: str = field(default="", init=False, repr=False, compare=False)  # the JSON Schema, made once
+    _words: dict[str, dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_write(self) -> bool:
@@ -205,18 +206,19 @@ class Action:
     def canonical(self, args: dict[str, Any]) -> dict[str, Any]:
         """``args`` with each enum value said another way (other case, a label from ``x-labels``: "front-end"
         for ``Front end``) replaced by the value itself; anything else is left for validation to judge."""
+        if self._words is None:  # per enum parameter, each way of saying a value -> the value; made once
+            self._words = {}
+            for name, spec in self.json_schema().get("properties", {}).items():
+                choices = _enum_of(spec)
+                if choices:
+                    words = {_fold(str(c)): c for c in choices}
+                    for choice, labels in (spec.get("x-labels") or {}).items():
+                        words.update({_fold(label): choice for label in labels})
+                    self._words[name] = words
         out = dict(args)
-        for name, spec in self.json_schema().get("properties", {}).items():
+        for name, words in self._words.items():
             value = out.get(name)
-            if not isinstance(value, str):
-                continue
-            choices = _enum_of(spec)
-            if not choices or value in choices:
-                continue
-            words = {_fold(str(c)): c for c in choices}
-            for choice, labels in (spec.get("x-labels") or {}).items():
-                words.update({_fold(label): choice for label in labels})
-            if _fold(value) in words:
+            if isinstance(value, str) and value not in words.values() and _fold(value) in words:
                 out[name] = words[_fold(value)]
         return out
 
