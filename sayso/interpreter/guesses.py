@@ -12,7 +12,6 @@ import re
 
 from ..catalog import Catalog
 from . import Interpretation
-from .offline.schema import params_of
 
 __all__ = ["decline_guesses"]
 
@@ -31,6 +30,8 @@ _BULK = re.compile(r"\b(?:all|every|each|any)\b(?:\s+(?:of\s+)?(?:the|my|our|the
 def _own_words(found: Interpretation, text: str, catalog: Catalog) -> str:
     """The message without what it quotes or dictates ("tell raj 'if you can, call me'"): words meant
     for others are carried, never read as conditions or quantities of this request."""
+    from .offline.schema import params_of  # here: the offline package imports this module
+
     own = re.sub(r"(?<!\w)(['\"‘“]).+?(?:\1|[’”])(?!\w)", " ", text)
     for step in found.steps:
         if step.action not in catalog:
