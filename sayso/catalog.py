@@ -189,8 +189,9 @@ class Action:
             raise InvalidArguments(f"{self.name}: {problems}") from None
 
     def complete(self, args: dict[str, Any], now: datetime) -> dict[str, Any]:
-        """``args`` with each parameter left out that has a relative default (``x-default``: now, today,
-        yesterday, tomorrow, or ``param:<name>``, another parameter's value) filled in at ``now``."""
+        """``args`` as the pipeline validates them: enum values said another way made canonical
+        (:meth:`canonical`), and each parameter left out that has a relative default (``x-default``: now,
+        today, yesterday, tomorrow, or ``param:<name>``, another parameter's value) filled in at ``now``."""
         if not isinstance(args, dict):
             return args
         out = self.canonical(args)
@@ -383,7 +384,7 @@ def relative_default(rule: str, now: datetime, args: dict[str, Any]) -> Any:
     offsets = {"today": 0, "yesterday": -1, "tomorrow": 1}
     if rule in offsets:
         return date.fromordinal(day.toordinal() + offsets[rule]).isoformat()
-    raise ValueError(f"unknown relative default {rule!r}")
+    raise WorkspaceError(f"unknown relative default {rule!r} (known: {', '.join(RELATIVE_DEFAULTS)}, param:<name>)")
 
 
 # --- YAML actions -----------------------------------------------------------------
