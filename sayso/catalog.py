@@ -9,7 +9,11 @@ and from YAML files in the workspace's ``actions/`` folder.
 
 Parameters that name things carry a marker in their JSON Schema so grounding
 knows what to resolve: ``x-record`` (a record type), ``x-person`` (a directory
-person) and ``x-recipient`` (a person or a ``#channel``).
+person) and ``x-recipient`` (a person or a ``#channel``). Other markers tell the
+pipeline and the interpreters what a company's data looks like: ``x-bind`` (the
+person attribute a system stores), ``x-labels`` (the words people use for enum
+values), ``x-id-pattern`` (what a record id looks like), ``x-default`` (a relative
+default: now, today, another parameter) and ``x-direction`` (past or future dates).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import importlib
 import json
 import operator
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -80,6 +85,8 @@ class RiskCondition(BaseModel):
     equals: Any = None
     one_of: list[Any] | None = Field(default=None, alias="in")
     startswith: str | None = None
+    endswith: str | None = None
+    not_endswith: str | None = None
     count_gt: int | None = None
     count_gte: int | None = None
 
@@ -95,6 +102,10 @@ class RiskCondition(BaseModel):
             checks.append(len(items) >= self.count_gte)
         if self.startswith is not None:
             checks.append(any(str(v).startswith(self.startswith) for v in items))
+        if self.endswith is not None:
+            checks.append(any(str(v).lower().endswith(self.endswith.lower()) for v in items))
+        if self.not_endswith is not None:  # "a recipient outside the company": any item without the suffix
+            checks.append(any(not str(v).lower().endswith(self.not_endswith.lower()) for v in items))
         if self.equals is not None:
             checks.append(value == self.equals)
         if self.one_of is not None:
@@ -151,6 +162,7 @@ class Action:
     prepare: Callable[[BaseModel], dict[str, Any]] | None = None
     source: str = ""
     _schema: str = field(default="", init=False, repr=False, compare=False)  # the JSON Schema, made once
+    _words: dict[str, dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_write(self) -> bool:
@@ -188,6 +200,41 @@ class Action:
 
     def _invalid(self, errors: Sequence[ErrorDetails]) -> InvalidArguments:
         return InvalidArguments(f"{self.name}: {'; '.join(map(_problem, errors))}")
+
+    def complete(self, args: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """``args`` as the pipeline validates them: enum values said another way made canonical
+        (:meth:`canonical`), and each parameter left out that has a relative default (``x-default``: now,
+        today, yesterday, tomorrow, or ``param:<name>``, another parameter's value) filled in at ``now``."""
+        if not isinstance(args, dict):
+            return args
+        out = self.canonical(args)
+        relative = self.marked("x-default")
+        for name, rule in relative.items():
+            if out.get(name) is not None:
+                continue
+            value = relative_default(str(rule), now, out)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def canonical(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``args`` with each enum value said another way (other case, a label from ``x-labels``: "front-end"
+        for ``Front end``) replaced by the value itself; anything else is left for validation to judge."""
+        if self._words is None:  # per enum parameter, each way of saying a value -> the value; made once
+            self._words = {}
+            for name, spec in self.json_schema().get("properties", {}).items():
+                choices = _enum_of(spec)
+                if choices:
+                    words = {_fold(str(c)): c for c in choices}
+                    for choice, labels in (spec.get("x-labels") or {}).items():
+                        words.update({_fold(label): choice for label in labels})
+                    self._words[name] = words
+        out = dict(args)
+        for name, words in self._words.items():
+            value = out.get(name)
+            if isinstance(value, str) and value not in words.values() and _fold(value) in words:
+                out[name] = words[_fold(value)]
+        return out
 
     def request(self, params: BaseModel) -> dict[str, Any]:
         """The connector request for validated parameters, as JSON-ready data."""
@@ -339,6 +386,38 @@ class Catalog:
             self.add(item)
 
 
+def _enum_of(spec: dict[str, Any]) -> list[Any]:
+    for option in [spec, *spec.get("anyOf", [])]:
+        if option.get("enum"):
+            return list(option["enum"])
+    return []
+
+
+def _fold(text: str) -> str:
+    """Case, spaces, hyphens and underscores aside: "front-end", "Front end" and "FRONT_END" are one word."""
+    return re.sub(r"[\s_-]+", " ", text.strip().casefold())
+
+
+# --- relative defaults ---------------------------------------------------------------
+
+RELATIVE_DEFAULTS = ("now", "today", "yesterday", "tomorrow")
+_PERSON_FIELDS = ("id", "email", "name", "handle", "role", "team")
+
+
+def relative_default(rule: str, now: datetime, args: dict[str, Any]) -> Any:
+    """The value of a relative default at ``now``: ``now`` (ISO date and time), ``today``, ``yesterday``,
+    ``tomorrow`` (ISO dates), or ``param:<name>`` (the value another argument has; None when it has none)."""
+    if rule.startswith("param:"):
+        return args.get(rule.removeprefix("param:"))
+    day = now.date()
+    if rule == "now":
+        return now.replace(microsecond=0).isoformat()
+    offsets = {"today": 0, "yesterday": -1, "tomorrow": 1}
+    if rule in offsets:
+        return date.fromordinal(day.toordinal() + offsets[rule]).isoformat()
+    raise WorkspaceError(f"unknown relative default {rule!r} (known: {', '.join(RELATIVE_DEFAULTS)}, param:<name>)")
+
+
 # --- YAML actions -----------------------------------------------------------------
 
 _TYPES: dict[str, Any] = {
@@ -372,6 +451,50 @@ _ACTION_KEYS = {
 }
 
 
+def _metadata(action_name: str, pname: str, spec: dict[str, Any], where: tuple[str, int]) -> dict[str, Any]:
+    """The markers a parameter's spec declares beyond grounding (``bind``, ``labels``, ``id_pattern``,
+    ``default_to``, ``direction``), each checked so a typo names its file and line."""
+
+    def fail(problem: str) -> WorkspaceError:
+        return WorkspaceError(f"action {action_name}: parameter {pname!r}: {problem}", file=where[0],
+                              line=spec.get("__line__", where[1]))
+
+    extra: dict[str, Any] = {}
+    if "bind" in spec:
+        if not (spec.get("person") or spec.get("recipient")) or spec["bind"] not in _PERSON_FIELDS:
+            raise fail(f"bind is for person parameters and names one of {', '.join(_PERSON_FIELDS)}")
+        extra["x-bind"] = spec["bind"]
+    if "labels" in spec:
+        labels = {k: v for k, v in (spec["labels"] or {}).items() if k != "__line__"} \
+            if isinstance(spec["labels"], dict) else None
+        if labels is None or "enum" not in spec:
+            raise fail("labels map enum values to the words people use for them")
+        unknown = sorted(str(k) for k in labels if k not in spec["enum"])
+        if unknown:
+            raise fail(f"labels name values that are not in its enum: {', '.join(unknown)}")
+        extra["x-labels"] = {str(k): [str(w) for w in (v if isinstance(v, list) else [v])] for k, v in labels.items()}
+    if "id_pattern" in spec:
+        try:
+            re.compile(str(spec["id_pattern"]))
+        except re.error as exc:
+            raise fail(f"id_pattern is not a regular expression: {exc}") from None
+        if not spec.get("record"):
+            raise fail("id_pattern is for record parameters")
+        extra["x-id-pattern"] = str(spec["id_pattern"])
+    if "default_to" in spec:
+        rule = str(spec["default_to"])
+        if rule not in RELATIVE_DEFAULTS and not rule.startswith("param:"):
+            raise fail(f"default_to must be one of {', '.join(RELATIVE_DEFAULTS)} or param:<name>")
+        if spec.get("required"):
+            raise fail("a required parameter has no default")
+        extra["x-default"] = rule
+    if "direction" in spec:
+        if spec["direction"] not in ("past", "future", "either"):
+            raise fail("direction must be past, future or either")
+        extra["x-direction"] = spec["direction"]
+    return extra
+
+
 def _param_field(action_name: str, pname: str, spec: dict[str, Any], where: tuple[str, int]) -> tuple[Any, Any]:
     type_name = spec.get("type", "string")
     if type_name not in _TYPES:
@@ -399,6 +522,7 @@ def _param_field(action_name: str, pname: str, spec: dict[str, Any], where: tupl
             file=where[0],
             line=spec.get("__line__", where[1]),
         )
+    extra.update(_metadata(action_name, pname, spec, where))
     required = bool(spec.get("required", False))
     if not required:
         annotation = annotation | None

@@ -30,6 +30,7 @@ from .errors import SaysoError, UnknownConversation
 from .grounding import Focus, check_names
 from .instructions import Standing
 from .interpreter import Context, FocusItem, Interpretation, Interpreter, registry
+from .interpreter.guesses import decline_guesses
 from .interpreter.offline.schema import params_of
 from .notify import route
 from .pipeline import Pipeline, Request, Turn
@@ -222,6 +223,7 @@ class Chat:
         context = self._context(state, turn.person)
         with span("interpret", interpreter=self.interpreter.name, conversation=turn.conversation):
             found = self.interpreter.interpret(text, context, self.ws.catalog, turn.person)
+        found = decline_guesses(found, text, self.ws.catalog)  # whichever interpreter proposed it
         first = found.steps[0].action if found.steps else None
         turn.prelude.append(turn.event("interpretation", found.kind, first, **found.audit()))
         turn.confirm_from = self._confirm_from(found)

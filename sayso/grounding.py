@@ -98,7 +98,9 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
             [Option(label=_label(r), value=r.id) for r in candidates],
         )
         return out
+    binds = action.marked("x-bind")
     for param, mode in action.marked("x-person").items():
+        bind = str(binds.get(param, "id"))
         value = args.get(param)
         if value is None:
             continue
@@ -113,7 +115,7 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
             related = _related_person(text, directory, find, focus)
             if related is not None:
                 people.append(related)
-                resolved.append(related.id)
+                resolved.append(_bound(related, bind))
                 continue
             if mode == "or-email" and not directory.find(text):
                 contact = _contact_email(find, text, param, out)  # "email Priya Shah": a CRM contact
@@ -125,7 +127,7 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
             if person is None:
                 return out
             people.append(person)
-            resolved.append(person.id)
+            resolved.append(_bound(person, bind))
         out.people[param] = people
         out.args[param] = resolved if isinstance(value, list) else resolved[0]
     for param in action.marked("x-recipient"):
@@ -143,8 +145,17 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
         if person is None:
             return out
         out.people[param] = [person]
-        out.args[param] = person.id
+        out.args[param] = _bound(person, str(binds.get(param, "id")))
     return out
+
+
+def _bound(person: Person, attribute: str) -> str:
+    """What a person parameter carries to its system: the id, or the attribute it binds (``x-bind``: the
+    email address a table stores); a person without that attribute is an error, never a blank."""
+    value = str(getattr(person, attribute, "") or "")
+    if not value:
+        raise UnknownUser(f"{person.id} has no {attribute} in the directory")
+    return value
 
 
 def check_names(action: Action, args: dict[str, Any], *, directory: Directory, find: RecordFinder) -> None:

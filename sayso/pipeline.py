@@ -304,7 +304,9 @@ class Pipeline:
         for step in reads:
             step.records = self.ws.connector(step.action.connector).read_as(
                 step.action.operation, step.args, origin={"actor": turn.person.id, "actor_name": turn.person.name,
-                                                          "conversation": turn.conversation, "turn": turn.turn})
+                                                          "conversation": turn.conversation, "turn": turn.turn,
+                                                          "actor_email": turn.person.email,
+                                                          "now": self.clock.now_in(turn.person.timezone).isoformat()})
             events.append(turn.event("call", "ok", step.action.name, connector=step.action.connector,
                                      operation=step.action.operation, request=step.args,
                                      records=[r.ref() for r in step.records]))
@@ -335,7 +337,7 @@ class Pipeline:
         """Validate, ground, decide and weigh one requested step (no side effects)."""
         action = self.ws.catalog.get(request.action)
         self._check_size(request.args)
-        params = action.validate(request.args)
+        params = action.validate(action.complete(request.args, self.clock.now_in(person.timezone)))
         grounded = ground(action, action.request(params), directory=self.ws.directory, find=self.find,
                           focus=focus)
         if grounded.question:
@@ -431,7 +433,8 @@ class Pipeline:
         ) for s in writes]
         related = sorted({r.id for s in writes for r in s.grounded.records.values()})
         origin = {"actor": turn.person.id, "actor_name": turn.person.name, "conversation": turn.conversation,
-                  "turn": turn.turn, "request": _request_text(turn.request), "related": related}
+                  "turn": turn.turn, "request": _request_text(turn.request), "related": related,
+                  "actor_email": turn.person.email, "now": self.clock.now_in(turn.person.timezone).isoformat()}
         return Plan(plan_id or _new_id("pl"), turn.conversation, turn.turn, turn.person.id, turn.channel,
                     items, origin)
 

@@ -280,7 +280,7 @@ def _problem(tmp_path: Path, operations: str = OPERATIONS, actions: str = ACTION
     (OPERATIONS.replace("    search: true\n", "    serch: true\n"),
      r"operations/shop.yaml:3: .*unknown keys \['serch'\]"),
     ("operations:\n  broken:\n    kind: read\n", r"shop.yaml:3: operation broken: missing sql"),
-    ("operations:\n  x:\n    kind: read\n    sql: SELECT :_asked_by\n", "reads cannot bind :_asked_by"),
+    ("operations:\n  x:\n    kind: read\n    sql: SELECT :_key\n", "reads cannot bind :_key"),
     ("operations:\n  x:\n    kind: write\n    sql: UPDATE t SET a = :_who\n", "unknown sayso parameters"),
     ("operations:\n  x:\n    kind: read\n    sql: DELETE FROM t\n", "a read must be a query"),
     ("operations:\n  x:\n    kind: write\n    sql: UPDATE t SET a = 1; DROP TABLE t\n", "one statement"),

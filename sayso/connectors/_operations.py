@@ -24,6 +24,7 @@ from .provenance import why_fields
 
 __all__ = [
     "ORIGIN_PARAMS",
+    "READ_PARAMS",
     "DeclaredSystem",
     "Entry",
     "action_operation",
@@ -35,8 +36,11 @@ __all__ = [
     "scored",
 ]
 
+# Parameters a read may bind too: the clock and who is reading (NULL in grounding's searches, which no one asks).
+READ_PARAMS = ("_asked_by", "_asked_by_name", "_asked_by_email", "_now", "_today")
 # Parameters sayso fills itself, from who asked and why: never from the request's arguments.
-ORIGIN_PARAMS = ("_asked_by", "_asked_by_name", "_request", "_conversation", "_turn", "_key")
+ORIGIN_PARAMS = ("_asked_by", "_asked_by_name", "_asked_by_email", "_request", "_conversation", "_turn", "_key",
+                 "_now", "_today")
 
 
 class _Typed(Protocol):
@@ -179,9 +183,13 @@ def action_operation(system: str, item: Action, operations: Mapping[str, OpT]) -
 def origin_values(origin: Mapping[str, Any] | None, key: str | None) -> dict[str, Any]:
     """The values of :data:`ORIGIN_PARAMS` for one write (None for what is unknown, e.g. in a preview)."""
     why = why_fields(origin)
+    now = str((origin or {}).get("now") or "")
     return {
         "_asked_by": why.get("asked_by"),
         "_asked_by_name": why.get("asked_by_name"),
+        "_asked_by_email": (origin or {}).get("actor_email") or None,
+        "_now": now or None,  # sayso's clock (pinned by --now), ISO 8601 in the acting person's time zone
+        "_today": now[:10] or None,
         "_request": why.get("request"),
         "_conversation": why.get("conversation"),
         "_turn": why.get("turn"),

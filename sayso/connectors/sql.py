@@ -36,6 +36,7 @@ from ..errors import ConfigurationError, ConnectorError, InvalidArguments, Unkno
 from . import ConnectorRegistry, SystemContext
 from ._operations import (
     ORIGIN_PARAMS,
+    READ_PARAMS,
     DeclaredSystem,
     Entry,
     action_operation,
@@ -132,9 +133,10 @@ def _parse(entry: Entry) -> SqlOperation:
     if kind == "read":
         if verb not in _READ_VERBS:
             raise entry.error(f"a read must be a query (SELECT ...), not {verb.upper() or 'this'}")
-        origin = sorted(p for p in params if p.startswith("_"))
+        origin = sorted(p for p in params if p.startswith("_") and p not in READ_PARAMS)
         if origin:
-            raise entry.error(f"reads cannot bind {', '.join(':' + p for p in origin)} (only writes know who asked)")
+            raise entry.error(f"reads cannot bind {', '.join(':' + p for p in origin)} (a read may bind "
+                              f"{', '.join(':' + p for p in READ_PARAMS)})")
         search = entry.data.get("search", False)
         if not isinstance(search, bool):
             raise entry.error("search must be true or false")
@@ -297,10 +299,14 @@ class SqlSystem(DeclaredSystem[SqlOperation]):
     # --- reads ----------------------------------------------------------------------
 
     def read(self, operation: str, args: dict[str, Any]) -> list[Record]:
+        return self.read_as(operation, args)
+
+    def read_as(self, operation: str, args: dict[str, Any], *, origin: dict[str, Any] | None = None) -> list[Record]:
+        """A read; with ``origin``, its ``:_now``, ``:_today`` and ``:_asked_by...`` are the clock and the reader."""
         op = self._operation(operation, "read")
         try:
             with self._engine.connect() as conn:
-                rows = self._rows(conn, op.sql, self._bind(op, op.sql, args, None, None), op.limit)
+                rows = self._rows(conn, op.sql, self._bind(op, op.sql, args, origin, None), op.limit)
         except SQLAlchemyError as exc:
             raise self._failure(exc, operation) from exc
         return [self._record(op, row, i) for i, row in enumerate(rows)]

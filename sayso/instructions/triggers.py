@@ -107,7 +107,9 @@ _EVERY = re.compile(
     r"(?:\s+in\s+the\s+(?:morning|afternoon|evening))?)"
     r"\s*,?\s+(?P<rest>.+)$", re.I | re.S)
 _TRAIL_EVERY = re.compile(r"^(?P<rest>.+?)\s+(?P<clause>(?:every|each)\s+(?:other\s+)?(?:day|morning|evening|"
-                          r"weekday|week|month|(?:mon|tues|wednes|thurs|fri|satur|sun)day)s?\b.*?|daily.*?|weekly.*?|"
+                          r"weekday|week|month|(?:mon|tues|wednes|thurs|fri|satur|sun)day)s?\b.*?|"
+                          # "daily at 9" is a schedule; "weekly summary" is a name
+                          r"(?:daily|weekly)(?:\s+(?:at|on|in|before|after)\b.*?)?|"
                           r"on\s+the\s+\d{1,2}(?:st|nd|rd|th)?\s+of\s+(?:each|every)\s+month.*?)[.!]?\s*$",
                           re.I | re.S)
 _DELAY = re.compile(

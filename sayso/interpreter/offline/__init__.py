@@ -19,6 +19,7 @@ from ...catalog import Catalog
 from ...directory import Person
 from ...turn import Option
 from .. import Context, FocusItem, Interpretation, InterpreterRegistry, ProposedStep
+from ..guesses import decline_guesses
 from ..values import find_values
 from .arguments import Extraction, extract
 from .ranking import CatalogIndex, Entry, index_for, query_terms
@@ -83,6 +84,7 @@ class OfflineInterpreter:
     def interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
         started = time.perf_counter()
         result = self._interpret(text.strip(), context, catalog, person)
+        result = decline_guesses(result, text, catalog)
         result.interpreter, result.version = self.name, self.version
         result.raw = {"elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
         return result

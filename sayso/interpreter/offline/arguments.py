@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import weakref
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from ...directory import Directory, Person
@@ -176,9 +177,14 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
                                    explicit.group("t")))
                 break
     found += [Piece(m.start(), m.end(), "id", m.group().upper(), m.group()) for m in _ID.finditer(text)]
+    for id_pattern in dict.fromkeys(p.id_pattern for p in params if p.id_pattern):  # "event 00000256": an id
+        found += [Piece(m.start(), m.end(), "id", m.group(), m.group())
+                  for m in re.finditer(rf"(?<![\w-])(?:{id_pattern})(?![\w-])", text)]
     found += [Piece(m.start(), m.end(), "channel", m.group().lower(), m.group()) for m in _CHANNEL.finditer(text)]
+    ids = [p for p in found if p.kind == "id"]
     values = [Piece(s.start, s.end, s.kind, s.value, s.text, parts=s.parts) for s in find_values(text, now)
-              if not (s.kind == "number" and s.text.lower() == "one" and not _counted(text, s.end))]
+              if not (s.kind == "number" and s.text.lower() == "one" and not _counted(text, s.end))
+              and not any(i.start < s.end and s.start < i.end for i in ids)]
     for m in _RELATION.finditer(text):
         if m.group("rel"):
             # "the account owner of the Orchid deal next Tuesday": the record's name stops at the date
@@ -193,8 +199,13 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
     found += values
     for param in params:
         if param.enum:
-            found += [Piece(s.start, s.end, "choice", (param.name, s.value), s.text)
-                      for s in find_choices(text, param.enum)]
+            spoken = {label: value for value, labels in param.labels.items() for label in labels}
+            spoken |= {value: value for value in param.enum}  # "engaged users" for user_engaged, and the value
+            spans = find_choices(text, list(spoken))
+            said = {re.sub(r"[\s_-]+", " ", w.lower()) for w in spoken}
+            exact = [s for s in spans if re.sub(r"[\s_-]+", " ", s.text.lower()) in said]
+            found += [Piece(s.start, s.end, "choice", (param.name, spoken.get(s.value, s.value)), s.text)
+                      for s in exact or spans]  # "line chart" said in full beats "plot", the tail of "scatter plot"
     directory = context.directory
     if directory is not None:
         if directory not in _PEOPLE_CACHE:
@@ -318,8 +329,8 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
         if run and not inside and token.lower.rstrip("s") in index.record_types:
             run.clear()  # "the Kestrel deal" names a deal: not for a parameter that takes accounts
             continue
-        if token is lead and token.text.islower():
-            continue  # the verb a request starts with ("give", "book", "put") is not a name
+        if token is lead and (token.text.islower() or index.matched(entry, token)):
+            continue  # the verb a request starts with ("give", "book", "Reassign") is not a name
         lower = not token.text[:1].isupper()
         # Lowercase words the catalog itself uses ("give", "deals", "status") are not names of records.
         own = lower and (index.matched(entry, token) or token.stem in index.vocabulary)
@@ -346,6 +357,34 @@ def _clean_title(text: str, pieces: list[Piece], words: list[Token]) -> str:
     return (kept[:1].upper() + kept[1:])[:300] if kept else ""
 
 
+_PAST_CUE = re.compile(r"\b(?:since|last|past|previous|ago)\W*$", re.I)
+_FUTURE_CUE = re.compile(r"\b(?:next|until|till|by|coming|upcoming)\W*$", re.I)
+_YEAR = re.compile(r"\b\d{4}\b|'\d{2}\b")
+
+
+def directed(param: Param, value: str, piece: Piece, text: str, now: datetime) -> str:
+    """A date said without a year, in the direction its parameter looks (``x-direction``), or, without one,
+    the direction the words before it give ("since September 27" looks back, "by next Friday" ahead):
+    a past date is never after today and a future one never before it."""
+    if _YEAR.search(piece.text):
+        return value
+    direction = param.direction if param.direction in ("past", "future") else ""
+    before = text[max(0, piece.start - 30):piece.start]
+    if not direction:
+        direction = "past" if _PAST_CUE.search(before) else "future" if _FUTURE_CUE.search(before) else ""
+    try:
+        day = date.fromisoformat(value[:10])
+        if direction == "past" and day > now.date():
+            day = day.replace(year=day.year - 1)
+        elif direction == "future" and day < now.date():
+            day = day.replace(year=day.year + 1)
+        else:
+            return value
+    except ValueError:  # not an ISO date, or the 29th of February in another year
+        return value
+    return day.isoformat() + value[10:]
+
+
 def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, person: Person) -> Extraction:
     params = entry.params
     pieces = find_pieces(text, context, person, params)
@@ -355,6 +394,8 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     used: set[int] = set()
 
     def take(param: Param, piece: Piece, value: Any) -> None:
+        if param.kind in ("date", "datetime") and isinstance(value, str):
+            value = directed(param, value, piece, text, context.now)
         args[param.name] = value
         mentions[param.name] = piece.text
         used.add(id(piece))
@@ -368,13 +409,23 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
     for param in params:
         by_kind.setdefault(param.kind, []).append(param)
 
-    # Enums first: "negotiation", "won", "high".
+    # Enums first: "negotiation", "won", "high". Two values said for one parameter ("move the tasks in progress
+    # to in review") are a filter and a target: the one after "to", "into" or "as" is the value; with no such
+    # word to tell them apart, neither is taken, so the interpreter asks instead of picking one.
+    choices: dict[str, list[Piece]] = {}
     for piece in pieces:
         if piece.kind == "choice":
-            name, value = piece.value
-            if name not in args:
-                param = next(p for p in params if p.name == name)
-                take(param, piece, value)
+            choices.setdefault(piece.value[0], []).append(piece)
+    for name, said in choices.items():
+        if name in args:
+            continue
+        distinct = {piece.value[1] for piece in said}
+        if len(distinct) > 1:
+            targets = [piece for piece in said if re.search(r"\b(?:to|into|as)\s*$", text[:piece.start], re.I)]
+            if len({piece.value[1] for piece in targets}) != 1:
+                continue
+            said = targets
+        take(next(p for p in params if p.name == name), said[0], said[0].value[1])
     # Ids, references and relations are records (or, for relations, people).
     record_params = by_kind.get("record", [])
     person_params = by_kind.get("person", []) + by_kind.get("recipient", [])
@@ -396,7 +447,9 @@ def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, pers
         take(target, piece, piece.value)
         # "SUP-17" fits a parameter whose kind of record has SUP ids in the catalog; an account does not.
         owners = index.id_prefixes.get(piece.value.split("-")[0].lower())
-        if owners is None:
+        if target.id_pattern and re.fullmatch(target.id_pattern, piece.value):
+            bonus += 1.5  # the record's own id format
+        elif owners is None:
             bonus += 0.0
         elif owners & {t.lower() for t in target.record.split("|")}:
             bonus += 1.5

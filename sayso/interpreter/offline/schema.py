@@ -37,6 +37,9 @@ class Param:
     default: Any = None
     words: str = ""  # name and description, lowercase, for cue matching
     mode: str = ""  # x-person's value: "or-email" when an email address may stand for a person
+    labels: dict[str, list[str]] = field(default_factory=dict)  # enum value -> the words people use (x-labels)
+    id_pattern: str = ""  # what an id of its record looks like (x-id-pattern), e.g. \\d{8}
+    direction: str = ""  # past|future|either for dates (x-direction); "" lets the words decide
 
 
 def _unwrap(spec: dict[str, Any]) -> dict[str, Any]:
@@ -119,5 +122,7 @@ def params_of(action: Action) -> list[Param]:
             record=str(spec.get("x-record", "")), many=spec.get("type") == "array", default=spec.get("default"),
             words=f"{name.replace('_', ' ')} {description}".lower(),
             mode=str(spec.get("x-person")) if isinstance(spec.get("x-person"), str) else "",
+            labels={str(k): [str(w) for w in v] for k, v in (spec.get("x-labels") or {}).items()},
+            id_pattern=str(spec.get("x-id-pattern", "")), direction=str(spec.get("x-direction", "")),
         ))
     return out
