@@ -160,7 +160,9 @@ def test_unusable_files_are_named_and_nothing_is_made_in_their_place(tmp_path: P
     for args in (["pending", "--user", "carol"], ["audit", "verify"]):
         done = cli(*args, "--workspace", str(state))
         assert done.exit_code == 3 and done.stderr.startswith("error [configuration_error]: cannot open the state "
-                                                              f"database sqlite:///{state / 'state.db'}: file is not")
+                                                              f"database {state / 'state.db'}: file is not")
+    done = cli("recover", "--json", "--workspace", str(state))  # raised past the command, caught at the root
+    assert done.exit_code == 3 and json.loads(done.stdout)["error"]["code"] == "configuration_error"
     assert _files(state) == before
 
     system = make_demo(tmp_path / "system")[0]

@@ -98,7 +98,8 @@ class Store:
                         return
                 conn.rollback()
         except DatabaseError as exc:  # unreachable, or not a database at all (a garbage file)
-            where = self.engine.url.render_as_string(hide_password=True)
+            url = self.engine.url
+            where = url.database if url.get_backend_name() == "sqlite" else url.render_as_string(hide_password=True)
             raise ConfigurationError(f"cannot open the state database {where}: {exc.orig}") from None
         from alembic import command
         from alembic.config import Config
