@@ -118,7 +118,7 @@ def _error_line(code: str, message: str) -> Text:
 
 def _fail(exc: SaysoError, as_json: bool) -> NoReturn:
     """Print an error (one JSON object on standard output with ``--json``, else one unwrapped line on
-    standard error) and exit with its kind's code (docs/operations.md, "Exit codes")."""
+    standard error) and exit with its kind's code (docs/operations.md, "Errors and exit codes")."""
     if as_json:
         print(json.dumps(TurnResult.from_error(exc).to_json()))
     else:
@@ -403,8 +403,8 @@ def pending(user: UserOpt, workspace: WorkspaceOpt = None, now: NowOpt = None, a
     note = ""
     if expired:
         count = f"{len(expired)} confirmation{'s' if len(expired) > 1 else ''} expired"
-        note = f"{count}; the newest at {max(c.expires_at for c in expired).isoformat()}, and the clock reads " \
-            f"{pipeline.clock.now().isoformat()}"
+        newest = max(c.expires_at for c in expired).isoformat()
+        note = f"{count}; the newest at {newest}, and the clock reads {pipeline.clock.now().isoformat()}"
     if not items:
         out.print(f"Nothing waits for {user}" + (f" ({note})." if note else "."), markup=False)
     elif note:
