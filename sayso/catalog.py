@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
+from .config import read_text
 from .errors import InvalidArguments, UnknownAction, WorkspaceError
 
 __all__ = [
@@ -538,8 +539,9 @@ def _param_field(action_name: str, pname: str, spec: dict[str, Any], where: tupl
 def load_yaml_actions(path: Path, catalog: Catalog) -> None:
     """Add the actions declared in one YAML file; problems name the file and line."""
     file = str(path)
+    text = read_text(path, "the action file")
     try:
-        data = yaml.load(path.read_text(), Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise WorkspaceError(f"not valid YAML: {exc}", file=file, line=mark.line + 1 if mark else None) from None

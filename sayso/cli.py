@@ -2,7 +2,9 @@
 
 With ``--json`` a command prints exactly one JSON object on standard output;
 logs go to standard error. The exit status is 0 whenever a request was handled
-(denied included) and the error's own exit code for status ``error``.
+(denied included) and the error's own exit code for status ``error``. Every
+error a command raises reaches :func:`_fail` (through the root group, whatever
+the command), which prints it one way, unwrapped: ``error [code]: message``.
 """
 
 from __future__ import annotations
@@ -21,15 +23,35 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
+from . import __version__
 from .audit import AuditEvent, Verification, write_checkpoint
 from .clock import Clock, parse_time
-from .errors import ConfigurationError, InputTooLarge, InvalidArguments, SaysoError, UnknownRecord
+from .errors import ConfigurationError, InputTooLarge, InvalidArguments, SaysoError, UnknownRecord, exit_code
 from .pipeline import Pipeline
 from .turn import TurnResult, TurnStatus
-from .workspace import Workspace, resolve_root
+from .workspace import Workspace, is_workspace, resolve_root
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="sayso: say it, and it is done, safely.")
+_JSON_MODE = "sayso.json"  # in the click context's meta: the command was given --json
+
+
+class _Commands(TyperGroup):
+    """The root command: an error any command raises ends here, printed by :func:`_fail` with its kind's exit
+    code, so no command prints errors its own way."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer's own copy of click in newer releases)
+        try:
+            return super().invoke(ctx)
+        except SaysoError as exc:
+            _fail(exc, bool(ctx.meta.get(_JSON_MODE)))
+
+
+# An unexpected exception (a bug) ends in a plain traceback and exit 1: Rich's tracebacks would show local
+# variables, secrets among them.
+app = typer.Typer(cls=_Commands, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="sayso: say it, and it is done, safely.")
 audit_app = typer.Typer(no_args_is_help=True, help="Query, verify and export the audit log.")
 policy_app = typer.Typer(no_args_is_help=True, help="Explain policy decisions.")
 directory_app = typer.Typer(no_args_is_help=True, help="Manage the directory of people.")
@@ -40,13 +62,27 @@ app.add_typer(directory_app, name="directory")
 app.add_typer(token_app, name="token")
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never wrapped: a path or a message stays whole
+
+
+def _json_mode(ctx: typer.Context, value: bool) -> bool:
+    """Remember ``--json`` for the root's error handling: an error is then one JSON object on standard output."""
+    if value:
+        ctx.meta[_JSON_MODE] = True
+    return value
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"sayso {__version__}")
+        raise typer.Exit()
+
 
 WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", help="Workspace folder "
                                                   "(default: $SAYSO_WORKSPACE, else the current folder)")]
-NowOpt = Annotated[str | None, typer.Option("--now", help="Pin the clock (ISO 8601; no offset = the person's "
-                                            "time zone)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object")]
+NowOpt = Annotated[str | None, typer.Option("--now", envvar="SAYSO_NOW", help="Pin the clock (ISO 8601; no offset "
+                                            "= the person's time zone); --now wins over $SAYSO_NOW")]
+JsonOpt = Annotated[bool, typer.Option("--json", callback=_json_mode, help="Print one JSON object")]
 UserOpt = Annotated[str, typer.Option("--user", "-u", help="Who is acting (a directory id)")]
 
 
@@ -59,6 +95,14 @@ class _ConversationDefault(logging.Filter):
         return True
 
 
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print sayso's version and exit")] = False,
+) -> None:
+    """sayso: say it, and it is done, safely."""
+
+
 def main() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_ConversationDefault())
@@ -67,11 +111,18 @@ def main() -> None:
     app()
 
 
-def _fail(exc: SaysoError, as_json: bool) -> None:
+def _error_line(code: str, message: str) -> Text:
+    """An error as people and scripts read it: ``error [code]: message``, on one line."""
+    return Text.assemble(("error", "red"), f" [{code}]: {message}")
+
+
+def _fail(exc: SaysoError, as_json: bool) -> NoReturn:
+    """Print an error (one JSON object on standard output with ``--json``, else one unwrapped line on
+    standard error) and exit with its kind's code (docs/operations.md, "Errors and exit codes")."""
     if as_json:
         print(json.dumps(TurnResult.from_error(exc).to_json()))
     else:
-        err.print(f"[red]error[/red] ({exc.code}): {escape(exc.message)}")
+        err.print(_error_line(exc.code, exc.message))
     raise typer.Exit(exc.exit_code)
 
 
@@ -96,15 +147,16 @@ def _pipeline(ws: Workspace, now: str | None, user: str | None, as_json: bool) -
 
 
 def _emit(result: TurnResult, as_json: bool) -> None:
+    """A turn's result; one with status ``error`` exits with its code's exit status, printed as any error."""
+    error = (result.error or {}) if result.status is TurnStatus.ERROR else None
     if as_json:
         print(json.dumps(result.to_json(), default=str))
+    elif error is not None:
+        err.print(_error_line(str(error.get("code", "error")), str(error.get("message", result.reply))))
     else:
         _show(result)
-    if result.status is TurnStatus.ERROR:
-        code = 2
-        if result.error and result.error.get("code") in ("workspace_invalid", "configuration_error"):
-            code = 3
-        raise typer.Exit(code)
+    if error is not None:
+        raise typer.Exit(exit_code(str(error.get("code", ""))))
 
 
 def _show(result: TurnResult) -> None:
@@ -146,22 +198,38 @@ def _args(text: str) -> Any:
 # --- workspace ------------------------------------------------------------------------
 
 
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace a sayso workspace already in the folder without "
+                                        "asking (a folder holding anything else is always refused)")]
+
+
+def _can_ask() -> bool:
+    """Whether a person at a terminal can be asked; piped or redirected input never is."""
+    return sys.stdin.isatty()
+
+
+def _replacing(root: Path, force: bool, as_json: bool = False) -> bool:
+    """Whether to replace the workspace at ``root``: ``--force``, or the person at the terminal says yes.
+    Without a terminal (or with ``--json``) only ``--force`` replaces; Workspace.init refuses otherwise."""
+    if force or as_json or not is_workspace(root) or not _can_ask():
+        return force
+    return typer.confirm(f"{root} is a sayso workspace. Replace it? Its state database, systems, policies and "
+                         "actions are deleted; other files stay", default=False)
+
+
 @app.command()
 def init(
-    folder: Annotated[Path, typer.Argument(help="Folder to create the workspace in")],
+    folder: Annotated[Path, typer.Argument(help="Folder to create the workspace in: new, empty, or a workspace "
+                                           "to replace")],
     demo: Annotated[bool, typer.Option("--demo", help="The Lumen Labs demo company")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite a folder that is not empty")] = False,
+    force: ForceOpt = False,
     now: NowOpt = None,
 ) -> None:
     """Make an empty workspace, or the Lumen Labs demo (dates relative to --now's day)."""
-    try:
-        reference = parse_time(now).date() if now else date.today()
-        root = Workspace.init(folder.resolve(), demo=demo, force=force, reference=reference)
-    except SaysoError as exc:
-        _fail(exc, False)
-        return
+    reference = parse_time(now).date() if now else date.today()
+    root = folder.resolve()
+    root = Workspace.init(root, demo=demo, force=_replacing(root, force), reference=reference)
     kind = f"Lumen Labs demo workspace (reference day {reference})" if demo else "empty workspace"
-    out.print(f"Created {kind} in {root}")
+    out.print(f"Created {kind} in {root}", markup=False)
 
 
 @app.command()
@@ -322,20 +390,25 @@ def cancel(confirmation_id: str, user: UserOpt, workspace: WorkspaceOpt = None, 
 
 @app.command()
 def pending(user: UserOpt, workspace: WorkspaceOpt = None, now: NowOpt = None, as_json: JsonOpt = False) -> None:
-    """List the confirmations waiting for a person."""
+    """List the confirmations waiting for a person, and say how many expired unanswered (by the clock in use)."""
     ws = _open(workspace, as_json)
-    try:
-        items = [c.summary() for c in _pipeline(ws, now, user, as_json).pending(user)]
-    except SaysoError as exc:
-        _fail(exc, as_json)
-        return
+    pipeline = _pipeline(ws, now, user, as_json)
+    items = [c.summary() for c in pipeline.pending(user)]
     if as_json:
         print(json.dumps(items))
         return
-    if not items:
-        out.print(f"Nothing waits for {user}.")
     for item in items:
         out.print(f"{item['id']}  {', '.join(item['actions'])}  expires {item['expires_at']}", markup=False)
+    expired = pipeline.confirmations.expired(user)
+    note = ""
+    if expired:
+        count = f"{len(expired)} confirmation{'s' if len(expired) > 1 else ''} expired"
+        newest = max(c.expires_at for c in expired).isoformat()
+        note = f"{count}; the newest at {newest}, and the clock reads {pipeline.clock.now().isoformat()}"
+    if not items:
+        out.print(f"Nothing waits for {user}" + (f" ({note})." if note else "."), markup=False)
+    elif note:
+        out.print(f"({note})", markup=False)
 
 
 @app.command()
@@ -734,8 +807,8 @@ def chat(
     conversation: Annotated[str | None, typer.Option("--conversation", help="Go on with this conversation")] = None,
     interpreter: InterpreterOpt = None,
     model: ModelOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Read one message per line from standard input, "
-                                          "write one JSON line for each")] = False,
+    as_json: Annotated[bool, typer.Option("--json", callback=_json_mode, help="Read one message per line from "
+                                          "standard input, write one JSON line for each")] = False,
 ) -> None:
     """Talk to sayso: requests in your own words, confirmations, questions, reads as tables."""
     ws = _open(workspace, as_json)
@@ -843,25 +916,28 @@ _TOUR = [
 
 @app.command()
 def demo(
-    workspace: WorkspaceOpt = None,
+    workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Folder for the demo: new, empty, or "
+                                                  "a sayso workspace to replace (default: a new temporary folder; "
+                                                  "$SAYSO_WORKSPACE is not used)")] = None,
     user: Annotated[str, typer.Option("--user", "-u", help="Who you are (change with /as)")] = "alice",
-    now: Annotated[str | None, typer.Option("--now", help="The demo's reference time")] = None,
+    now: Annotated[str | None, typer.Option("--now", envvar="SAYSO_NOW", help="The demo's reference time "
+                                            "(default: $SAYSO_NOW, else 2026-11-25T09:00)")] = None,
     tour: Annotated[bool, typer.Option("--tour", help="Play the first conversation instead of chatting")] = False,
+    force: ForceOpt = False,
     interpreter: InterpreterOpt = None,
     model: ModelOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="As chat --json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", callback=_json_mode, help="As chat --json")] = False,
 ) -> None:
     """Chat with Lumen Labs, the built-in demo company, on a fresh workspace (no account, no network)."""
-    root = Path(workspace) if workspace else Path(tempfile.mkdtemp(prefix="sayso-demo-"))
     when = now or "2026-11-25T09:00"
     reference = parse_time(when).date()
-    Workspace.init(root, demo=True, force=True, reference=reference)
+    if workspace:
+        root = Path(workspace).resolve()
+        Workspace.init(root, demo=True, force=_replacing(root, force, as_json), reference=reference)
+    else:
+        root = Workspace.init(Path(tempfile.mkdtemp(prefix="sayso-demo-")), demo=True, reference=reference)
     ws = Workspace.load(root)
-    try:
-        session = _Session(ws, user, when, None, interpreter, model)
-    except SaysoError as exc:
-        _fail(exc, as_json)
-        return
+    session = _Session(ws, user, when, None, interpreter, model)
     if not as_json:
         out.print(f"[bold]Lumen Labs demo[/bold] in {escape(str(root))} (reference day {reference}). People: "
                   + ", ".join(f"{p.id} ({p.role})" for p in ws.directory) + ".")
@@ -913,6 +989,9 @@ def serve(
     ws = _open(workspace)
     root = ws.root
     ws.close()
+    if now:  # $SAYSO_NOW left exported in a shell would otherwise freeze a server's clock unnoticed
+        err.print(f"warning: the clock is pinned at {now} (--now or $SAYSO_NOW): audit times and confirmation "
+                  "expiry follow it, not the real time", markup=False)
     if workers > 1:
         from .serve import workers as pool
 
@@ -1024,8 +1103,9 @@ def instructions_cancel(instruction_id: str, user: UserOpt, workspace: Workspace
 @app.command()
 def tick(
     workspace: WorkspaceOpt = None,
-    to: Annotated[str | None, typer.Option("--to", help="Run everything due up to this time (ISO 8601; no "
-                                                       "offset = UTC), as if the clock read it now")] = None,
+    to: Annotated[str | None, typer.Option("--to", envvar="SAYSO_NOW", help="Run everything due up to this time "
+                                           "(ISO 8601; no offset = UTC), as if the clock read it now (default: "
+                                           "$SAYSO_NOW, else now)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the standing instructions due now (or up to --to) once, and return when done."""
@@ -1065,7 +1145,7 @@ def worker(
             for report in runner.tick():
                 err.print(f"{report['instruction']} {report['status']}", markup=False)
         except SaysoError as exc:
-            err.print(f"[red]error[/red] ({exc.code}): {escape(exc.message)}")
+            err.print(_error_line(exc.code, exc.message))
         if once:
             return
         time.sleep(interval)

@@ -20,7 +20,7 @@ from .errors import WorkspaceError
 
 MIN_SECRET_CHARS = 4  # a shorter secret cannot be redacted without mangling every record
 
-__all__ = ["GuardSettings", "Settings", "load_settings"]
+__all__ = ["GuardSettings", "Settings", "load_settings", "read_text"]
 
 
 class _Section(BaseModel):
@@ -136,12 +136,8 @@ class Settings(_Section):
         if self.secrets.file:
             path = root / self.secrets.file
             try:
-                text = path.read_text()
+                text = read_text(path, "the secrets file")
                 data = tomllib.loads(text)
-            except FileNotFoundError:
-                raise WorkspaceError("the secrets file is missing", file=str(path)) from None
-            except UnicodeDecodeError:
-                raise WorkspaceError("not UTF-8 text", file=str(path)) from None
             except tomllib.TOMLDecodeError as exc:
                 raise WorkspaceError(f"not valid TOML: {exc}", file=str(path), line=_toml_line(exc)) from None
             for name, value in data.items():
@@ -169,6 +165,20 @@ def _check_secret(name: str, value: str, *, file: str, line: int | None = None) 
                              "out of the audit log", file=file, line=line)
 
 
+def read_text(path: Path, what: str, *, missing: str = "") -> str:
+    """A workspace file's text; a missing, unreadable or binary file is a ``WorkspaceError`` naming it
+    (``what is missing`` then ``missing``, a hint), never a traceback."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkspaceError(f"{what} is missing{missing}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise WorkspaceError(f"{what} is not UTF-8 text (byte {exc.start}); is it a binary file?",
+                             file=str(path)) from None
+    except OSError as exc:
+        raise WorkspaceError(f"cannot read {what}: {exc.strerror or exc}", file=str(path)) from None
+
+
 def _toml_line(exc: tomllib.TOMLDecodeError) -> int | None:
     match = re.search(r"line (\d+)", str(exc))
     return int(match.group(1)) if match else None
@@ -176,12 +186,7 @@ def _toml_line(exc: tomllib.TOMLDecodeError) -> int | None:
 
 def load_settings(path: Path) -> Settings:
     """Read and validate ``sayso.toml``; each problem names the file and, where it can, the line."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise WorkspaceError(
-            "no sayso.toml here; `sayso init DIR` makes a workspace", file=str(path)
-        ) from None
+    text = read_text(path, "the workspace settings file", missing="; `sayso init DIR` makes a workspace")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -113,10 +113,19 @@ class Confirmations:
         item.status = status
 
     def pending(self, user: str) -> list[Confirmation]:
+        """The confirmations waiting for ``user``, oldest first."""
         now = self.clock.now()
+        return [c for c in self._unanswered(user) if c.expires_at > now]
+
+    def expired(self, user: str) -> list[Confirmation]:
+        """The confirmations ``user`` never answered and can no longer give, oldest first."""
+        now = self.clock.now()
+        return [c for c in self._unanswered(user) if c.expires_at <= now]
+
+    def _unanswered(self, user: str) -> list[Confirmation]:
         with self.store.read() as conn:
             rows = conn.execute(select(confirmations.c.id).where(and_(
                 confirmations.c.approver == user, confirmations.c.status == "pending",
             )).order_by(confirmations.c.created_at)).scalars().all()
             found = [self.get(conn, r) for r in rows]
-        return [c for c in found if c is not None and c.expires_at > now]
+        return [c for c in found if c is not None]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rapidfuzz import fuzz, process
 
 from .clock import zone
+from .config import read_text
 from .errors import UnknownUser, WorkspaceError
 
 __all__ = ["Directory", "Person"]
@@ -103,11 +104,9 @@ class Directory:
     @classmethod
     def load(cls, path: Path) -> Directory:
         """Read ``directory.yaml``; problems name the file and the person's line."""
+        text = read_text(path, "the directory file")
         try:
-            text = path.read_text()
             data = yaml.safe_load(text) or {}
-        except FileNotFoundError:
-            raise WorkspaceError("the directory file is missing", file=str(path)) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None

@@ -19,7 +19,8 @@
 
 Only ``RequestError`` and ``ConfigurationError`` end a turn with status ``error``;
 a ``SystemFailure`` during execution ends it as ``failed`` with the steps that ran.
-``exit_code`` and ``http_status`` are the single mapping used by the CLI and HTTP.
+``exit_code`` and ``http_status`` are the single mapping used by the CLI and HTTP; the functions
+:func:`exit_code` and :func:`http_status` give them for a code alone (a turn's ``error`` carries only its code).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "UnknownRecord",
     "UnknownUser",
     "WorkspaceError",
+    "exit_code",
     "http_status",
 ]
 
@@ -174,12 +176,29 @@ class OutcomeUnknown(ConnectorError):
     code = "outcome_unknown"
 
 
-def http_status(code: str) -> int:
-    """The HTTP status of an error code, from the class that owns it (400 for a code no class names)."""
-    statuses: dict[str, int] = dict(ConfirmationError.STATUSES)
+def _classes() -> list[type[SaysoError]]:
+    """Every error class, each before its subclasses."""
+    found: list[type[SaysoError]] = []
     pending: list[type[SaysoError]] = [SaysoError]
     while pending:
         cls = pending.pop()
-        statuses.setdefault(cls.code, cls.http_status)
+        found.append(cls)
         pending.extend(cls.__subclasses__())
+    return found
+
+
+def http_status(code: str) -> int:
+    """The HTTP status of an error code, from the class that owns it (400 for a code no class names)."""
+    statuses: dict[str, int] = dict(ConfirmationError.STATUSES)
+    for cls in _classes():
+        statuses.setdefault(cls.code, cls.http_status)
     return statuses.get(code, 400)
+
+
+def exit_code(code: str) -> int:
+    """The CLI exit status of an error code, from the class that owns it (2, a request error, for a code no
+    class names: those are raised as ``RequestError(..., code=...)``)."""
+    codes = dict.fromkeys(ConfirmationError.STATUSES, ConfirmationError.exit_code)
+    for cls in _classes():
+        codes.setdefault(cls.code, cls.exit_code)
+    return codes.get(code, RequestError.exit_code)

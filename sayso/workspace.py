@@ -27,7 +27,7 @@ from .policy import PolicyEngine
 from .policy_schema import PolicySchema
 from .store import Store
 
-__all__ = ["Workspace", "resolve_root"]
+__all__ = ["Workspace", "is_workspace", "resolve_root"]
 
 _DEMO_FILES = Path(__file__).parent / "demo" / "files"
 
@@ -62,6 +62,21 @@ actions: []
 """
 
 
+# A workspace's own entries: what init writes, and what sayso makes in it as it runs (the state database
+# and its companions, the demo systems, imported operations, the servers' shared files). Replacing a
+# workspace removes these and nothing else.
+_OWN_FILES = (
+    "sayso.toml", "directory.yaml", "actions", "policies", "operations", "systems",
+    "state.db", "state.db-wal", "state.db-shm", "state.db-journal", "state.db-writer",
+    ".sayso-serve-limits", ".sayso-serve-limits-wal", ".sayso-serve-limits-shm", ".sayso-serve-tokens",
+)
+
+
+def is_workspace(root: Path) -> bool:
+    """Whether ``root`` is a sayso workspace (it has a ``sayso.toml``)."""
+    return (root / "sayso.toml").is_file()
+
+
 def resolve_root(option: str | None) -> Path:
     """--workspace, else $SAYSO_WORKSPACE, else the current folder."""
     return Path(option or os.environ.get("SAYSO_WORKSPACE") or ".").resolve()
@@ -78,12 +93,22 @@ class Workspace:
 
     @staticmethod
     def init(root: Path, *, demo: bool = False, force: bool = False, reference: date | None = None) -> Path:
-        """Make an empty workspace, or the Lumen Labs demo, in ``root``."""
-        if root.exists() and any(root.iterdir()) and not force:
-            raise WorkspaceError(f"{root} is not empty; use --force to overwrite it")
-        if force and root.exists():
-            for child in root.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        """Make an empty workspace, or the Lumen Labs demo, in ``root``: a new or empty folder, or (with
+        ``force``) a workspace replaced. A folder holding anything else is refused, force or not."""
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"{root} is a file, not a folder")
+        if root.exists() and any(root.iterdir()):
+            if not is_workspace(root):
+                raise WorkspaceError(f"{root} is not empty and is not a sayso workspace; sayso deletes only files "
+                                     "it made: choose a new or empty folder")
+            if not force:
+                raise WorkspaceError(f"{root} is a sayso workspace already; use --force to replace it")
+            for name in _OWN_FILES:  # what sayso made; anything else in the folder stays
+                child = root / name
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink(missing_ok=True)
         root.mkdir(parents=True, exist_ok=True)
         if demo:
             from .connectors.demo import seed

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner, Result
 
 from sayso import Clock, Pipeline, Workspace
+from sayso.cli import app
 from sayso.clock import parse_time
 
 R = date(2026, 11, 25)
@@ -147,3 +149,9 @@ def sayso_json(root: Path, *args: str, env: dict[str, str] | None = None) -> tup
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1, f"expected one JSON line, got {done.stdout!r} / {done.stderr!r}"
     return done.returncode, json.loads(lines[0])
+
+
+def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+    """Run the command line in this process through Typer's CliRunner: standard output and standard error
+    apart, and no terminal (standard input is ``input``)."""
+    return CliRunner().invoke(app, list(args), env=env, input=input)

@@ -10,7 +10,11 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .conftest import NOW, sayso, sayso_json
+import pytest
+
+import sayso as sayso_package
+
+from .conftest import NOW, cli, make_demo, sayso, sayso_json
 
 
 def test_do_json_shape_and_exit_codes(sqlite_root: Path) -> None:
@@ -190,3 +194,112 @@ def test_the_clock_ahead_switch_moves_the_wall_clock_of_children_too() -> None:
     moved, stamp = child(SAYSO_TEST_CLOCK_AHEAD_DAYS="365", PYTHONPATH=str(Path(__file__).parent / "clock_ahead"))
     assert timedelta(days=364) < moved - real < timedelta(days=366)
     assert abs(stamp - moved.timestamp()) < 60  # time.time() moved with datetime.now()
+
+
+def _long_demo(tmp_path: Path) -> Path:
+    """A demo workspace under a path longer than a terminal line (as macOS's temporary folders are)."""
+    return make_demo(tmp_path / ("a-temporary-folder-with-a-long-name-" * 3) / "ws")[0]
+
+
+def test_errors_are_one_unwrapped_line_with_their_kinds_exit_code(tmp_path: Path) -> None:
+    root = _long_demo(tmp_path)
+    narrow = {"COLUMNS": "30"}
+    (root / "sayso.toml").write_text((root / "sayso.toml").read_text() + "\n[guard]\nconfirm_medium = maybe\n")
+    done = cli("check", "--workspace", str(root), env=narrow)
+    assert done.exit_code == 3 and done.stdout == ""
+    assert done.stderr.startswith(f"error [workspace_invalid]: {root / 'sayso.toml'}:")
+    assert done.stderr.count("\n") == 1  # one line, however narrow the terminal and long the path
+    listed = cli("actions", "--workspace", str(root), "--json", env=narrow)  # --json: the error as JSON
+    assert listed.exit_code == 3 and json.loads(listed.stdout)["error"]["code"] == "workspace_invalid"
+
+    root = _long_demo(tmp_path / "other")
+    for args, code, kind in [
+        (["do", "--user", "alice", "--action", "crm.nope"], "unknown_action", 2),
+        (["confirm", "cf_nope", "--user", "carol"], "confirmation_unknown", 2),
+        (["pending", "--user", "zed"], "unknown_user", 2),
+        (["do", "--user", "alice", "--action", "crm.get", "--now", "soon"], "invalid_arguments", 2),
+        (["demo", "--now", "soon"], "invalid_arguments", 2),  # raised outside any try of its own
+    ]:
+        done = cli(*args, "--workspace", str(root), env=narrow)
+        assert done.exit_code == kind, (args, done.stdout, done.stderr)
+        assert done.stderr.startswith(f"error [{code}]: ") and done.stderr.count("\n") == 1, done.stderr
+    usage = cli("do", "--workspace", str(root))  # Typer's own usage errors keep their exit status
+    assert usage.exit_code == 2 and "--user" in usage.stderr
+
+
+def test_version() -> None:
+    done = cli("--version")
+    assert done.exit_code == 0 and done.stdout == f"sayso {sayso_package.__version__}\n"
+
+
+def test_demo_never_deletes_what_it_did_not_make(tmp_path: Path) -> None:
+    folder = tmp_path / "x"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep")
+    for force in ([], ["--force"]):
+        done = cli("demo", "--workspace", str(folder), "--tour", *force, input="")
+        assert done.exit_code == 3 and "is not empty and is not a sayso workspace" in done.stderr
+        assert [p.name for p in folder.iterdir()] == ["notes.txt"] and (folder / "notes.txt").read_text() == "keep"
+    refused = cli("init", str(folder), "--force")
+    assert refused.exit_code == 3 and [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+    helped = cli("demo", "--help", env={"COLUMNS": "300"})
+    assert "a new temporary folder" in helped.stdout and "else the current folder" not in helped.stdout
+
+
+def _moved(root: Path) -> str:
+    with sqlite3.connect(root / "systems" / "crm.db") as conn:
+        return str(conn.execute("select stage from deals where id = 'D-101'").fetchone()[0])
+
+
+def test_a_workspace_is_replaced_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_demo(tmp_path / "ws")[0]
+    (root / "notes.txt").write_text("keep")
+    sayso(root, "do", "--user", "alice", "--action", "crm.update_deal", "--args",
+          '{"deal": "D-101", "stage": "negotiation"}', "--now", NOW, check=True)
+    for args in (["demo", "--workspace", str(root), "--tour"], ["init", "--demo", str(root)]):
+        done = cli(*args, input="")  # no terminal: never replaced without --force
+        assert done.exit_code == 3 and "use --force to replace it" in done.stderr
+        assert _moved(root) == "negotiation" and (root / "state.db").exists()
+
+    monkeypatch.setattr("sayso.cli._can_ask", lambda: True)  # a person at a terminal is asked
+    declined = cli("init", "--demo", str(root), input="n\n")
+    assert "Replace it?" in declined.stdout and declined.exit_code == 3 and _moved(root) == "negotiation"
+    accepted = cli("init", "--demo", str(root), "--now", NOW, input="y\n")
+    assert accepted.exit_code == 0 and _moved(root) == "proposal"
+    assert (root / "notes.txt").read_text() == "keep" and not (root / "state.db").exists()
+
+    monkeypatch.setattr("sayso.cli._can_ask", lambda: False)
+    sayso(root, "do", "--user", "alice", "--action", "crm.update_deal", "--args",
+          '{"deal": "D-101", "stage": "negotiation"}', "--now", NOW, check=True)
+    done = cli("demo", "--workspace", str(root), "--tour", "--force", input="")
+    assert done.exit_code == 0 and "chain intact" in done.stdout
+    assert (root / "notes.txt").read_text() == "keep"
+    assert _moved(root) == "negotiation"  # the tour's own move, on fresh data
+
+
+def test_one_clock_setting_reaches_every_command(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    pinned = {"SAYSO_NOW": NOW}
+    assert cli("init", "--demo", str(root), env=pinned).exit_code == 0
+    assert "reference_day = \"2026-11-25\"" in (root / "sayso.toml").read_text()
+    ws = ["--workspace", str(root)]
+    asked = cli("do", "--user", "carol", "--action", "crm.close_deal", "--args",
+                '{"deal": "D-102", "outcome": "won"}', "--json", *ws, env=pinned)
+    confirmation = json.loads(asked.stdout)["confirmation"]
+    assert confirmation["expires_at"] == "2026-11-25T09:15:00-05:00"
+    listed = cli("pending", "--user", "carol", "--json", *ws, env=pinned)
+    assert [p["id"] for p in json.loads(listed.stdout)] == [confirmation["id"]]
+
+    later = cli("pending", "--user", "carol", "--now", "2026-11-25T10:00", *ws, env=pinned)  # --now wins
+    assert later.exit_code == 0
+    assert later.stdout == ("Nothing waits for carol (1 confirmation expired; the newest at "
+                            "2026-11-25T09:15:00-05:00, and the clock reads 2026-11-25T10:00:00-05:00).\n")
+    later = cli("pending", "--user", "carol", "--now", "2026-11-25T10:00", "--json", *ws, env=pinned)
+    assert json.loads(later.stdout) == []  # the JSON stays a list of what can still be confirmed
+
+    done = cli("confirm", confirmation["id"], "--user", "carol", "--json", *ws, env=pinned)
+    assert json.loads(done.stdout)["status"] == "executed"
+    rows = [json.loads(line) for line in cli("audit", "list", "--json", *ws).stdout.splitlines()]
+    assert {r["at"] for r in rows} == {"2026-11-25T14:00:00Z"}
+    assert cli("pending", "--user", "carol", *ws, env=pinned).stdout == "Nothing waits for carol.\n"

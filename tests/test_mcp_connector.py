@@ -263,6 +263,19 @@ def test_allow_list_guarantees_and_the_why_in_process(tmp_path: Path) -> None:
     assert effects(store)[0]["token"] == "s3cret-token"
 
 
+def test_import_replaces_only_its_own_file(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "ws", stdio_system("notes_server", tmp_path / "notes.jsonl"))
+    mine = root / "actions" / "notes_server.yaml"
+    mine.write_text("# written by hand\nactions: []\n")
+    refused = sayso(root, "import", "mcp", "--system", "notes_server")  # a child process: the server needs real pipes
+    assert refused.returncode == 3 and "not written by `sayso import mcp`" in refused.stderr
+    assert mine.read_text() == "# written by hand\nactions: []\n"
+    mine.unlink()
+    for _ in range(2):  # its own file, it refreshes
+        sayso(root, "import", "mcp", "--system", "notes_server", check=True)
+    assert mine.read_text().startswith("# Actions imported from the MCP system 'notes_server'")
+
+
 # --- (d) failures ------------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from sayso import TurnStatus, Workspace
 from sayso.catalog import Tier
 
-from .conftest import pipeline_for, sayso, sayso_json
+from .conftest import cli, make_demo, pipeline_for, sayso, sayso_json
 
 
 def _digest(root: Path) -> str:
@@ -29,7 +29,7 @@ def test_init_demo_is_deterministic_and_refuses_non_empty(tmp_path: Path) -> Non
     assert sayso(None, "init", "--demo", str(b), "--now", "2026-11-25T09:00").returncode == 0
     assert _digest(a) == _digest(b)
     again = sayso(None, "init", "--demo", str(a))
-    assert again.returncode != 0 and "not empty" in again.stderr
+    assert again.returncode == 3 and "use --force to replace it" in again.stderr
     assert sayso(None, "init", "--demo", str(a), "--force", "--now", "2026-11-25T09:00").returncode == 0
     assert _digest(a) == _digest(b)
 
@@ -139,3 +139,51 @@ def test_actions_json_shape(sqlite_root: Path) -> None:
     assert send["risk"] == {"tier": "low", "when": [{"arg": "to", "tier": "medium", "startswith": "#"}]}
     assert send["parameters"]["required"] == ["to", "text"]
     assert {"name", "description", "kind", "risk", "parameters"} <= set(send)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_unusable_files_are_named_and_nothing_is_made_in_their_place(tmp_path: Path) -> None:
+    crm = ["do", "--user", "alice", "--action", "crm.get", "--args", '{"record": "D-101"}', "--json"]
+    binary = make_demo(tmp_path / "binary")[0]
+    (binary / "sayso.toml").write_bytes(b"\xff\xfe\x00[workspace]\x00\x9c")
+    for args in (["check"], crm):
+        done = cli(*args, "--workspace", str(binary))
+        assert done.exit_code == 3, done.stdout + done.stderr
+        assert f"{binary / 'sayso.toml'}: the workspace settings file is not UTF-8 text" in done.stdout + done.stderr
+
+    state = make_demo(tmp_path / "state")[0]
+    (state / "state.db").write_bytes(b"garbage, not SQLite " * 20)
+    before = _files(state)
+    for args in (["pending", "--user", "carol"], ["audit", "verify"]):
+        done = cli(*args, "--workspace", str(state))
+        assert done.exit_code == 3 and done.stderr.startswith("error [configuration_error]: cannot open the state "
+                                                              f"database {state / 'state.db'}: file is not")
+    done = cli("recover", "--json", "--workspace", str(state))  # raised past the command, caught at the root
+    assert done.exit_code == 3 and json.loads(done.stdout)["error"]["code"] == "configuration_error"
+    assert _files(state) == before
+
+    system = make_demo(tmp_path / "system")[0]
+    (system / "systems" / "crm.db").write_bytes(b"garbage, not SQLite " * 20)
+    before = (system / "systems" / "crm.db").read_bytes()
+    done = cli(*crm, "--workspace", str(system))
+    assert done.exit_code == 3 and json.loads(done.stdout)["error"]["code"] == "workspace_invalid"
+    checked = cli("check", "--workspace", str(system))
+    assert checked.exit_code == 3
+    assert f"{system / 'systems' / 'crm.db'}: not a usable SQLite database: file is not a database" in checked.stdout
+    assert (system / "systems" / "crm.db").read_bytes() == before
+    assert not [p.name for p in (system / "systems").glob("crm.db-*")]
+
+
+def test_a_deleted_demo_system_is_reported_not_made_empty(sqlite_root: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        (sqlite_root / "systems" / f"crm.db{suffix}").unlink(missing_ok=True)
+    checked = cli("check", "--workspace", str(sqlite_root))
+    assert checked.exit_code == 3
+    assert f"{sqlite_root / 'systems' / 'crm.db'}: the system's database is missing" in checked.stdout
+    done = cli("do", "--user", "alice", "--action", "crm.get", "--args", '{"record": "D-101"}', "--json",
+               "--workspace", str(sqlite_root))
+    assert done.exit_code == 3 and "crm.db: the system's database is missing" in json.loads(done.stdout)["reply"]
+    assert not (sqlite_root / "systems" / "crm.db").exists()

@@ -17,7 +17,7 @@ from rapidfuzz import fuzz
 
 from ..catalog import Action, Catalog, load_yaml_actions
 from ..catalog import _LineLoader as LineLoader  # the catalog's loader, which keeps each mapping's line
-from ..config import load_settings
+from ..config import load_settings, read_text
 from ..errors import ConfigurationError, InvalidArguments, WorkspaceError
 from .base import Connector, Record
 from .provenance import why_fields
@@ -124,10 +124,9 @@ def operations_path(root: Path, system: str, settings: Mapping[str, Any]) -> Pat
 def load_operations(path: Path) -> list[Entry]:
     """The entries under ``operations:`` (a mapping of name to operation) of one YAML file."""
     file = str(path)
+    text = read_text(path, "the operations file")
     try:
-        data = yaml.load(path.read_text(), Loader=LineLoader)  # noqa: S506 - a SafeLoader subclass
-    except FileNotFoundError:
-        raise WorkspaceError("the operations file is missing", file=file) from None
+        data = yaml.load(text, Loader=LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise WorkspaceError(f"not valid YAML: {exc}", file=file, line=mark.line + 1 if mark else None) from None

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Sequence, create_engine, event, func, inspect, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError
 
 from ..errors import ConfigurationError
 from . import schema
@@ -109,8 +109,10 @@ class Store:
                         conn.rollback()
                         return
                 conn.rollback()
-        except OperationalError as exc:
-            raise ConfigurationError(f"cannot open the state database: {exc.orig}") from None
+        except DatabaseError as exc:  # unreachable, or not a database at all (a garbage file)
+            url = self.engine.url
+            where = url.database if url.get_backend_name() == "sqlite" else url.render_as_string(hide_password=True)
+            raise ConfigurationError(f"cannot open the state database {where}: {exc.orig}") from None
         from alembic import command
         from alembic.config import Config
 

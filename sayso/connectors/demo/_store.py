@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from rapidfuzz import fuzz, process
 
 from ...directory import Directory, Person
-from ...errors import ConnectorError, InvalidArguments, UnknownRecord
+from ...errors import ConnectorError, InvalidArguments, UnknownRecord, WorkspaceError
 from .._common import parse_args
 from ..base import Change, Connector, Effect, Guarantee, Record
 
@@ -399,14 +399,28 @@ class Op(Generic[P, R]):
         return self.run(tx, parse_args(self.params, args, operation))
 
 
-def open_database(path: Path, schema: str) -> sqlite3.Connection:
-    """Open (creating if needed) a system's file in WAL mode, with its schema."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA busy_timeout = 5000")
-    conn.executescript(schema)
+def open_database(path: Path, schema: str, *, create: bool = True) -> sqlite3.Connection:
+    """Open a system's file in WAL mode, with its schema. Seeding creates the file (``create``); a
+    workspace's system must find it: missing or not a database, it is a ``WorkspaceError`` naming the
+    file, never an empty system made in its place."""
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.is_file():
+        raise WorkspaceError("the system's database is missing; `sayso init --demo` seeds one", file=str(path))
+    mode = "rwc" if create else "rw"  # rw: SQLite never creates the file, even if it goes meanwhile
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode={mode}", uri=True, check_same_thread=False,
+                               isolation_level=None)
+    except sqlite3.Error as exc:
+        raise WorkspaceError(f"cannot open the system's database: {exc}", file=str(path)) from None
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.executescript(schema)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise WorkspaceError(f"not a usable SQLite database: {exc}", file=str(path)) from None
     return conn
 
 
@@ -522,7 +536,7 @@ class DemoSystem(Connector):
         self._types = {table.type: table for table in self.tables}
         self.record_attributes = {table.type: table.attribute_types() for table in self.tables}
         self._lock = threading.Lock()
-        self._conn = open_database(path, self.schema())
+        self._conn = open_database(path, self.schema(), create=False)
         self._writer: int | None = None  # the fd of <file>-writer, opened at the first write
 
     @classmethod

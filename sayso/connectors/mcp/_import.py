@@ -30,6 +30,7 @@ __all__ = ["Imported", "import_actions", "tool_action"]
 _SIMPLE = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}
 _FORMATS = {"date": "date", "date-time": "datetime"}
 _MAX_DESCRIPTION = 300
+_HEADER = "# Actions imported from the MCP system"  # how a file this import wrote begins
 
 
 @dataclass
@@ -49,13 +50,16 @@ def import_actions(ws: Workspace, system: str) -> Imported:
     """List the tools of MCP system ``system`` and write ``<first catalog path>/<prefix>.yaml``."""
     if system not in ws.settings.systems:
         raise ConfigurationError(f"no system {system!r} in sayso.toml [systems]")
-    connector = ws.connector(system)
+    kind = ws.settings.systems[system].get("kind")
+    connector = ws.connector(system) if kind == "mcp" else None  # another kind's system is never opened here
     if not isinstance(connector, McpConnector):
-        kind = ws.settings.systems[system].get("kind")
         raise ConfigurationError(f"system {system!r} is of kind {kind!r}, not an MCP server (kind = \"mcp\")")
     if not ws.settings.catalog.paths:
         raise ConfigurationError("[catalog] paths is empty: there is no folder to write actions to")
     path = ws.root / ws.settings.catalog.paths[0] / f"{connector.prefix}.yaml"
+    if path.exists() and not path.read_bytes().startswith(_HEADER.encode()):
+        raise WorkspaceError("not written by `sayso import mcp`, which replaces only its own files: move it, or set "
+                             f"another prefix for [systems.{system}]", file=str(path))
     done = Imported(path)
     tools = connector.tools(refresh=True)
     offered = {t.name for t in tools}
@@ -74,7 +78,7 @@ def import_actions(ws: Workspace, system: str) -> Imported:
         done.actions.append(entry)
         blocks.append(f"  # {note}\n" + _indent(yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)))
     server = connector.settings.command or connector.settings.url
-    header = (f"# Actions imported from the MCP system {system!r} ({server}) by `sayso import mcp --system "
+    header = (f"{_HEADER} {system!r} ({server}) by `sayso import mcp --system "
               f"{system}`.\n# A snapshot: review it (descriptions come from the server), commit it, and import "
               "again to refresh.\n# Risk: docs/connectors/mcp.md. Tools left out: "
               + (", ".join(f"{n} ({why})" for n, why in done.skipped) or "none") + ".\n")
