@@ -2,8 +2,9 @@
 
 A message whose trigger clause :func:`split_trigger` recognises becomes an instruction: its
 request goes to the interpreter like any other, its records and the condition's subject are
-grounded, and the policy is asked now, as the person. What they may not do, what is critical,
-a time in the past or a record they cannot read is refused with the reason, and nothing is stored.
+grounded, and the policy is asked now, as the person. What they may not do, what is critical or
+a time in the past is refused with the reason, and nothing is stored; a record they may not read
+is not found, in the same words as one that does not exist.
 """
 
 from __future__ import annotations
