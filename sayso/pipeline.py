@@ -273,7 +273,8 @@ class Pipeline:
         for step in reads:
             step.records = reader.keep(self.ws.connector(step.action.connector).read_as(
                 step.action.operation, step.args, origin={"actor": turn.person.id, "actor_name": turn.person.name,
-                                                          "conversation": turn.conversation, "turn": turn.turn}))
+                                                          "conversation": turn.conversation, "turn": turn.turn}),
+                step.action)
             events.append(turn.event("call", "ok", step.action.name, connector=step.action.connector,
                                      operation=step.action.operation, request=step.args,
                                      records=[r.ref() for r in step.records]))

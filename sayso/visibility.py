@@ -7,8 +7,9 @@ reads exactly as a missing one.
 
 A person may read a record when the policy allows them, on that record (a Cedar resource with the
 record's attributes), one of the catalog's read actions over its type: a read whose record parameter
-takes that type, or a read of a system that holds it. Where the catalog has no read over a type, the
-writes that take such a record stand in; where it has neither, nobody reads that type through sayso.
+takes that type, a read of a system that holds it, or the read that answered with it. Where the
+catalog has no read over a type, the writes that take such a record stand in; where it has neither,
+nobody reads that type through sayso.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from .directory import Directory, Person
 from .policy import Entity
 from .workspace import Workspace
 
-__all__ = ["PERSON_ATTRS", "Reader", "reads_over", "record_entity"]
+__all__ = ["Reader", "reads_over", "record_entity"]
 
-PERSON_ATTRS = ("owner", "assignee", "reporter")
+_PERSON_ATTRS = ("owner", "assignee", "reporter")
 """Attributes naming one person, which a policy sees as a ``User`` (and ``<attr>_team``)."""
 
 _PARTY_ATTRS = ("owner", "assignee", "reporter", "sender", "to", "cc", "attendees", "recipients")
@@ -37,7 +38,7 @@ def record_entity(record_type: str, record_id: str, attrs: Mapping[str, Any], di
     out: dict[str, Any] = {}
     parties: dict[str, Entity] = {}
     for key, value in attrs.items():
-        if key in PERSON_ATTRS and isinstance(value, str) and value in directory:
+        if key in _PERSON_ATTRS and isinstance(value, str) and value in directory:
             out[key] = Entity("User", value)
             out[f"{key}_team"] = directory.team_of(value)
         elif isinstance(value, bool | int | str):
@@ -46,15 +47,16 @@ def record_entity(record_type: str, record_id: str, attrs: Mapping[str, Any], di
             out[key] = int(value)
         if key in _PARTY_ATTRS:
             for item in value if isinstance(value, list) else [value]:
-                person = item if item in directory else _by_email(directory, item)
-                if isinstance(person, str):
+                person = (item if item in directory else _by_email(directory, item)) if isinstance(item, str) else None
+                if person is not None:
                     parties[person] = Entity("User", person)
     out["parties"] = [parties[p] for p in sorted(parties)]
     return Entity(record_type, record_id, out)
 
 
-def _by_email(directory: Directory, value: Any) -> str | None:
-    address = str(value).lower()
+def _by_email(directory: Directory, value: str) -> str | None:
+    """The id of the person with this email address, if the directory has one."""
+    address = value.lower()
     if "@" not in address:
         return None
     return next((p.id for p in directory if p.email.lower() == address), None)
@@ -69,7 +71,7 @@ class Reader:
     def __init__(self, workspace: Workspace, person: Person) -> None:
         self.ws = workspace
         self.person = person
-        self._seen: dict[tuple[str, int], bool] = {}
+        self._seen: dict[tuple[str, int, str], bool] = {}
         self._reads: dict[str, list[Action]] = {}
 
     def find(self, record_type: str, text: str) -> list[Record]:
@@ -79,20 +81,22 @@ class Reader:
             found.extend(connector.search(record_type, text))
         return self.keep(found)
 
-    def keep(self, records: Iterable[Record]) -> list[Record]:
-        """The records the person may read, in their order."""
-        return [r for r in records if self.may_read(r)]
+    def keep(self, records: Iterable[Record], via: Action | None = None) -> list[Record]:
+        """The records the person may read, in their order; ``via`` is the read that answered with them,
+        a read over their type whatever the catalog says of it."""
+        return [r for r in records if self.may_read(r, via)]
 
-    def may_read(self, record: Record) -> bool:
-        """Does the policy let the person read this record with one of the reads over its type?"""
-        key = (record.ref(), record.version)
+    def may_read(self, record: Record, via: Action | None = None) -> bool:
+        """Does the policy let the person read this record with one of the reads over its type (or ``via``)?"""
+        key = (record.ref(), record.version, via.name if via else "")
         if key not in self._seen:
             directory = self.ws.directory
             entity = record_entity(record.type, record.id, record.attrs, directory)
+            reads = self._reads_over(record.type)
             self._seen[key] = any(
                 self.ws.policies.decide(principal=self.person, action=action.name, resource=entity, context={},
                                         directory=directory, explain=False).allowed
-                for action in self._reads_over(record.type))
+                for action in ([via] if via and via not in reads else []) + reads)
         return self._seen[key]
 
     def _reads_over(self, record_type: str) -> list[Action]:

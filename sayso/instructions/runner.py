@@ -125,7 +125,8 @@ class Runner:
                               f"{t['type']} records ({checked.decision.rule if checked.decision else 'unknown'})",
                               tell=True)]
         action = checked.action
-        found = pipeline.reader(person).keep(self.ws.connector(action.connector).read(action.operation, checked.args))
+        found = pipeline.reader(person).keep(self.ws.connector(action.connector).read(action.operation, checked.args),
+                                             action)
         seen = set(t.get("seen") or [])
         reports = []
         for record in found:

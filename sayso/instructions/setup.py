@@ -149,8 +149,9 @@ class Standing:
             if cond.mode != "becomes" or not cond.state:
                 raise InvalidArguments(f"for any {record_type}, say which state to watch for (\"goes overdue\")")
             read, field = self._lister(person, record_type, cond.state)
-            current = self.ws.connector(self.ws.catalog.get(read["action"]).connector).read(
-                self.ws.catalog.get(read["action"]).operation, read["args"])
+            lister = self.ws.catalog.get(read["action"])
+            current = self.pipeline.reader(person).keep(
+                self.ws.connector(lister.connector).read(lister.operation, read["args"]), lister)
             trigger: dict[str, Any] = {"mode": "becomes", "record": None, "type": record_type, "state": cond.state,
                                        "field": field, "read": read, "seen": sorted(r.id for r in current),
                        "deadline": deadline.isoformat() if deadline else None}
