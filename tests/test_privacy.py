@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from sayso.errors import SaysoError
+from sayso.pipeline import Pipeline
 from sayso.turn import TurnResult
 
 from .conftest import pipeline_for
@@ -74,11 +76,12 @@ def test_the_people_a_message_is_between_may_watch_it(sqlite_root: Path) -> None
         made = say(sqlite_root, user, "when M-1 changes, ping me")
         assert made.status.value == "executed", made.reply
         assert "M-1 the merger budget is 5M" in made.reply
-    two = say(sqlite_root, "devi", "message carol: the merger is off")
-    assert two.status.value == "executed"
+    for user, text in (("devi", "message carol: the merger is off"), ("carol", "message wes: the merger is on")):
+        assert say(sqlite_root, user, text).status.value == "executed"
     asked = say(sqlite_root, "devi", "when the merger message changes, ping me")
     assert asked.status.value == "error"
     assert "M-1" in asked.reply and "M-2" in asked.reply  # her own two: she may read both
+    assert "M-3" not in asked.reply and "is on" not in asked.reply  # carol's to wes is not hers
 
 
 def test_an_instruction_over_http_finds_nothing_hidden(sqlite_root: Path) -> None:
@@ -122,7 +125,6 @@ def test_a_hidden_record_reads_as_a_missing_one(own_team: Path, hidden: str, mis
     there = shown(say(own_team, "bob", hidden))
     assert there[0] == "error" and there[2]["code"] == "unknown_record"
     wrong, right = _difference(missing, hidden)
-    assert repr(shown(say(own_team, "bob", missing))) == repr(not_there)
     assert repr(there) == repr(not_there).replace(wrong, right)
 
 
@@ -185,9 +187,7 @@ def _difference(a: str, b: str) -> tuple[str, str]:
     return pairs[0]
 
 
-def _explain_error(pipeline: Any, user: str, action: str, args: dict[str, Any]) -> str:
-    from sayso.errors import SaysoError
-
+def _explain_error(pipeline: Pipeline, user: str, action: str, args: dict[str, Any]) -> str:
     try:
         pipeline.explain(user, action, args)
     except SaysoError as exc:
