@@ -78,8 +78,8 @@ class Reader:
         """Records of a type whose id or name matches ``text``, among those the person may read."""
         found: list[Record] = []
         for connector in self.ws.connectors_for(record_type):
-            found.extend(connector.search(record_type, text))
-        return self.keep(found)
+            found.extend(connector.search_visible(record_type, text, self.may_read))
+        return found
 
     def keep(self, records: Iterable[Record], via: Action | None = None) -> list[Record]:
         """The records the person may read, in their order; ``via`` is the read that answered with them,

@@ -5,6 +5,7 @@ denied, naming its rule."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,17 @@ def test_the_people_a_message_is_between_may_watch_it(sqlite_root: Path) -> None
     assert asked.status.value == "error"
     assert "M-1" in asked.reply and "M-2" in asked.reply  # her own two: she may read both
     assert "M-3" not in asked.reply and "is on" not in asked.reply  # carol's to wes is not hers
+
+
+def test_a_hidden_exact_name_does_not_stop_the_search_before_what_the_person_may_read(sqlite_root: Path) -> None:
+    assert say(sqlite_root, "alice", "message bob: acquisition budget").status.value == "executed"  # M-1, hers
+    words = "when the acquisition message changes, ping me"
+    before = say(sqlite_root, "alice", words)
+    assert say(sqlite_root, "carol", "message devi: acquisition").status.value == "executed"  # M-2: an exact name
+    after = say(sqlite_root, "alice", words)
+    assert after.status.value == before.status.value == "executed"
+    assert re.sub(r"in_\w+", "", after.reply) == re.sub(r"in_\w+", "", before.reply)
+    assert "When M-1 acquisition budget changes" in after.reply
 
 
 def test_an_instruction_over_http_finds_nothing_hidden(sqlite_root: Path) -> None:
