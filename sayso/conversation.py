@@ -300,7 +300,7 @@ class Chat:
             if param is not None and steps:
                 self.ws.catalog.get(steps[-1]["action"]).check_given(steps[-1]["args"])
                 check_names(self.ws.catalog.get(steps[-1]["action"]), steps[-1]["args"],
-                            directory=self.ws.directory, find=self.pipeline.find)
+                            directory=self.ws.directory, find=self.pipeline.reader(turn.person).find)
             if param is not None and steps and self._fill_context(turn.person, state, steps, param, text):
                 return self._run(turn, state, steps, text)
             question = found.question or "Could you say more?"
@@ -452,11 +452,12 @@ class Chat:
         """A bare name ("Orchid"): find what it names, keep it in focus, and say what was found."""
         action = self.ws.catalog.get(step["action"])
         found: list[Record] = []
+        reader = self.pipeline.reader(turn.person)
         for param, types in action.marked("x-record").items():
             value = step["args"].get(param)
             if isinstance(value, str) and not value.startswith("@"):
                 for record_type in str(types).split("|"):
-                    found += [r for r in self.pipeline.find(record_type, value) if (r.score or 0) >= 85]
+                    found += [r for r in reader.find(record_type, value) if (r.score or 0) >= 85]
         if not found:
             return ""
         fresh = [_slim(r) for r in found[:5]]

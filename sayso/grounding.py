@@ -8,8 +8,10 @@ name, word prefixes, close spellings). ``x-person`` is a person of the
 directory, or a relation of a record ("the account owner of the Orchid deal",
 "its owner"); ``x-recipient`` is a ``#channel`` or a person. One match is used;
 several plausible matches become a question listing them; none is an error.
-Grounding finds records; it never filters them by permission (that is the
-policy's job).
+``find`` is the pipeline's search for one person (``sayso.visibility``): it
+returns only records they may read, so a hidden record is not found, in the
+same words as a missing one. Grounding never filters by what the person may
+change: that is the policy's decision on the step.
 """
 
 from __future__ import annotations

@@ -34,13 +34,12 @@ from .store import schema
 from .text import check_text, printable
 from .tracing import mark, span
 from .turn import StepResult, StepStatus, TurnResult, TurnStatus
+from .visibility import Reader, record_entity
 from .workspace import Workspace
 
 __all__ = ["Pipeline", "Request", "Turn"]
 
 log = logging.getLogger("sayso")
-
-_PERSON_ATTRS = ("owner", "assignee", "reporter")
 
 
 @dataclass
@@ -279,9 +278,10 @@ class Pipeline:
         events = [received, *turn.prelude]
         turn.stage("grounding")
         steps = []
+        reader = self.reader(turn.person)
         with span("ground_and_decide", steps=len(requests)):
             for i, request in enumerate(requests):
-                step = self._prepare(turn.person, i, request, turn.focus)
+                step = self._prepare(turn.person, i, request, turn.focus, reader)
                 turn.records.extend(step.grounded.records.values())
                 steps.append(step)
                 if step.grounded.question:
@@ -302,11 +302,12 @@ class Pipeline:
             return self._deny(turn, events, steps, denied or refused)  # type: ignore[arg-type]
         reads = [s for s in steps if not s.action.is_write]
         for step in reads:
-            step.records = self.ws.connector(step.action.connector).read_as(
+            step.records = reader.keep(self.ws.connector(step.action.connector).read_as(
                 step.action.operation, step.args, origin={"actor": turn.person.id, "actor_name": turn.person.name,
                                                           "conversation": turn.conversation, "turn": turn.turn,
                                                           "actor_email": turn.person.email,
-                                                          "now": self.clock.now_in(turn.person.timezone).isoformat()})
+                                                          "now": self.clock.now_in(turn.person.timezone).isoformat()}),
+                step.action)
             events.append(turn.event("call", "ok", step.action.name, connector=step.action.connector,
                                      operation=step.action.operation, request=step.args,
                                      records=[r.ref() for r in step.records]))
@@ -333,13 +334,15 @@ class Pipeline:
                              "confirmation:")
         return self._execute(turn, events, steps, plan)
 
-    def _prepare(self, person: Person, index: int, request: Request, focus: Focus | None = None) -> _Step:
-        """Validate, ground, decide and weigh one requested step (no side effects)."""
+    def _prepare(self, person: Person, index: int, request: Request, focus: Focus | None = None,
+                 reader: Reader | None = None) -> _Step:
+        """Validate, ground, decide and weigh one requested step (no side effects); names are looked up
+        among the records ``person`` may read."""
         action = self.ws.catalog.get(request.action)
         self._check_size(request.args)
         params = action.validate(action.complete(request.args, self.clock.now_in(person.timezone)))
-        grounded = ground(action, action.request(params), directory=self.ws.directory, find=self.find,
-                          focus=focus)
+        find = (reader or self.reader(person)).find
+        grounded = ground(action, action.request(params), directory=self.ws.directory, find=find, focus=focus)
         if grounded.question:
             return _Step(index, action, grounded.args, grounded, action.risk.tier)
         args = action.request(action.validate(grounded.args))
@@ -378,12 +381,10 @@ class Pipeline:
         return Checked(step.action, step.args, step.tier, step.decision, step.verdict, step.grounded.question,
                        list(step.grounded.records.values()))
 
-    def find(self, record_type: str, text: str) -> list[Record]:
-        """Records of a type whose id or name matches ``text`` (a read: grounding's search)."""
-        found: list[Record] = []
-        for connector in self.ws.connectors_for(record_type):
-            found.extend(connector.search(record_type, text))
-        return found
+    def reader(self, person: Person) -> Reader:
+        """What ``person`` may read: every search and answer on their behalf goes through one (there is no
+        other way to search), so a record they may not read is never named to them."""
+        return Reader(self.ws, person)
 
     def _policy_inputs(self, action: Action, grounded: Grounded, args: dict[str, Any],
                        after: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[Entity, dict[str, Any]]:
@@ -393,16 +394,8 @@ class Pipeline:
         spec = action.resource
         record = grounded.records.get(spec.param) if spec.param else None
         if record is not None:
-            attrs: dict[str, Any] = {}
-            for key, value in {**record.attrs, **(after or {}).get(record.ref(), {})}.items():
-                if key in _PERSON_ATTRS and isinstance(value, str) and value in directory:
-                    attrs[key] = Entity("User", value)
-                    attrs[f"{key}_team"] = directory.team_of(value)
-                elif isinstance(value, bool | int | str):
-                    attrs[key] = value
-                elif isinstance(value, float):
-                    attrs[key] = int(value)
-            resource = Entity(record.type, record.id, attrs)
+            resource = record_entity(record.type, record.id,
+                                     {**record.attrs, **(after or {}).get(record.ref(), {})}, directory)
         elif spec.param and spec.param in grounded.channels:
             resource = Entity("Channel", grounded.channels[spec.param])
         elif spec.param and spec.param in grounded.people:
@@ -539,7 +532,8 @@ class Pipeline:
         turn.conversation = item.conversation
         stored = Plan.from_payload(item.plan)
         original = _Turn(turn.person, stored.conversation, stored.turn, turn.channel, turn.request)
-        steps = [self._prepare(turn.person, s.index, Request(s.action, s.args)) for s in stored.steps]
+        reader = self.reader(turn.person)
+        steps = [self._prepare(turn.person, s.index, Request(s.action, s.args), reader=reader) for s in stored.steps]
         self._decide_in_order(turn.person, steps)
         events = [turn.event("turn", "received", request=turn.request)]
         events += [self._decision_event(turn, s) for s in steps if s.decision is not None]

@@ -43,13 +43,16 @@ class PolicySchema:
     open_types: frozenset[str]
 
     @classmethod
-    def build(cls, catalog: Catalog, records: Mapping[str, Mapping[str, str]]) -> PolicySchema:
+    def build(cls, catalog: Catalog, records: Mapping[str, Mapping[str, str]],
+              reads: Mapping[str, Iterable[str]] | None = None) -> PolicySchema:
         """The schema of ``catalog``'s actions over records whose attributes are ``records``
-        (type -> attribute -> ``String``, ``Long`` or ``Boolean``, with a trailing ``?`` when optional)."""
+        (type -> attribute -> ``String``, ``Long`` or ``Boolean``, with a trailing ``?`` when optional);
+        ``reads`` (action -> record types) adds the records a read is asked about to decide whether a person
+        may see them (``sayso.visibility``)."""
         actions: dict[str, Any] = {}
         used: set[str] = {"User"}
         for action in catalog:
-            types = _resource_types(action)
+            types = _resource_types(action) | set((reads or {}).get(action.name, ()))
             used |= types
             actions[action.name] = {"appliesTo": {
                 "principalTypes": ["User"], "resourceTypes": sorted(types),
@@ -135,7 +138,8 @@ def _kind(prop: Mapping[str, Any]) -> str:
 
 
 def _record_attributes(declared: Mapping[str, str]) -> dict[str, Any]:
-    attributes: dict[str, Any] = {}
+    # every record has its parties: the people it is from, to or for (sayso.visibility.record_entity)
+    attributes: dict[str, Any] = {"parties": {"type": "Set", "element": {"type": "Entity", "name": "User"}}}
     for name, kind in declared.items():
         required = not kind.endswith("?")
         if name in PERSON_ATTRS:

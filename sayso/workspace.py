@@ -150,13 +150,23 @@ class Workspace:
     def policy_schema(self) -> PolicySchema:
         """The Cedar schema the policies are validated against: the catalog's actions over the record
         attributes the systems declare (a system that cannot start declares none: ``check`` says why)."""
+        from .visibility import reads_over  # visibility reads workspaces: imported here, not at the top
+
         records: dict[str, Mapping[str, str]] = {}
         for name in self.settings.systems:
             try:
                 records.update(self.connector(name).record_attributes)
             except SaysoError:
                 continue
-        return PolicySchema.build(self.catalog, records)
+        reads: dict[str, list[str]] = {}
+        for record_type in sorted(set(records) | set(self.catalog.record_types())):
+            try:
+                over = reads_over(self, record_type)
+            except SaysoError:
+                continue
+            for action in over:
+                reads.setdefault(action.name, []).append(record_type)
+        return PolicySchema.build(self.catalog, records, reads)
 
     @cached_property
     def secrets(self) -> dict[str, str]:

@@ -257,7 +257,7 @@ def test_a_crash_during_a_firing_leaves_one_message(sqlite_root: Path) -> None:
     ("alice", "yesterday at 9, tell carol the renewal is signed", "error", "passed"),
     ("alice", "on the 32nd, post the pipeline in #sales-east", "error", "day 32"),
     ("alice", "if the Orchid deal hasn't moved by Monday last week, ping me", "error", "passed"),
-    ("alice", "when INV-2042 is paid, ping me", "error", "may not read"),
+    ("alice", "when INV-2042 is paid, ping me", "error", "could not find 'INV-2042'"),  # hidden: as if missing
     ("bob", "tomorrow at 9, issue a credit note of 500 to Orchid Pharma for the outage", "denied", "rule"),
     ("ines", "tomorrow at 9, delete D-104", "error", "critical"),
     ("alice", "if the Nonexistent deal hasn't moved by Friday, ping me", "error", "could not find"),

@@ -8,7 +8,7 @@ line, raised when the connector is created (``sayso check`` creates every connec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -225,8 +225,13 @@ class DeclaredSystem(Connector, Generic[OpT]):
         return op
 
     def search(self, record_type: str, text: str, *, limit: int = 10) -> list[Record]:
+        return self.search_visible(record_type, text, lambda record: True, limit=limit)
+
+    def search_visible(self, record_type: str, text: str, keep: Callable[[Record], bool], *,
+                       limit: int = 10) -> list[Record]:
+        """Every read marked ``search`` for the type, scored once what ``keep`` refuses is left out."""
         found: list[Record] = []
         for op in self._operations.values():
             if op.search and op.record is not None and op.record.type == record_type:
-                found.extend(self.read(op.name, {"text": text}))
+                found.extend(r for r in self.read(op.name, {"text": text}) if keep(r))
         return scored(found, text, limit)

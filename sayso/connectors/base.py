@@ -7,7 +7,7 @@ recover after a crash without repeating an effect.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -87,6 +87,13 @@ class Connector:
         """Plausible records of a type for ``text``, best first, each with a ``score``
         (100 for an exact id or name)."""
         return []
+
+    def search_visible(self, record_type: str, text: str, keep: Callable[[Record], bool], *,
+                       limit: int = 10) -> list[Record]:
+        """``search`` among the records ``keep`` accepts (those a person may read), as if the others did not
+        exist. A search that returns an exact match alone overrides this to filter before it stops there:
+        a hidden exact match must not hide the near matches a missing one would have let through."""
+        return [r for r in self.search(record_type, text, limit=limit) if keep(r)]
 
     def read(self, operation: str, args: dict[str, Any]) -> list[Record]:
         raise NotImplementedError(f"{self.name} has no read operation {operation!r}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -296,14 +296,18 @@ class Jira(Connector):
             return None
 
     def search(self, record_type: str, text: str, *, limit: int = 10) -> list[Record]:
+        return self.search_visible(record_type, text, lambda record: True, limit=limit)
+
+    def search_visible(self, record_type: str, text: str, keep: Callable[[Record], bool], *,
+                       limit: int = 10) -> list[Record]:
         """An issue key or an exact summary scores 100 alone; a summary with every word as a word prefix
-        90; else WRatio >= 85."""
+        90; else WRatio >= 85. Issues ``keep`` refuses are left out before any of that."""
         needle = text.strip()
         if record_type != "Ticket" or not needle or limit < 1:
             return []
         if _ISSUE_KEY.match(needle):
             found = self.get("Ticket", needle)
-            return [found.model_copy(update={"score": 100.0})] if found else []
+            return [found.model_copy(update={"score": 100.0})] if found and keep(found) else []
         words = " ".join(w for w in _words(needle).split() if w.lower() not in _NOISE)
         if not words:
             return []
@@ -311,6 +315,8 @@ class Jira(Connector):
         scored = []
         for issue in self._search(jql, properties=["sayso"], limit=_PAGE):
             record = self._record(issue)
+            if not keep(record):
+                continue
             title = record.title.lower()
             held = _words(title).lower().split()
             if title == needle.lower():

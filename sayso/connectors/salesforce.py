@@ -17,7 +17,7 @@ docs/connectors/salesforce.md for the fields to create and the limits.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -253,15 +253,19 @@ class Salesforce(Connector):
         return None if row is None else self._record(record_type, row)
 
     def search(self, record_type: str, text: str, *, limit: int = 10) -> list[Record]:
+        return self.search_visible(record_type, text, lambda record: True, limit=limit)
+
+    def search_visible(self, record_type: str, text: str, keep: Callable[[Record], bool], *,
+                       limit: int = 10) -> list[Record]:
         """An id, or an exact name (case aside), scores 100 alone; names (and, for a deal, its
         account's name) holding every word as a word prefix score 90; then close spellings among
-        names holding every word (WRatio >= 85)."""
+        names holding every word (WRatio >= 85). Records ``keep`` refuses are left out first."""
         needle = text.strip()
         if record_type not in OBJECTS or not needle or limit < 1:
             return []
         if _ID.match(needle):
             found = self.get(record_type, needle)
-            if found is not None:
+            if found is not None and keep(found):
                 return [found.model_copy(update={"score": 100.0})]
         noise = _NOISE | {record_type.lower(), f"{record_type.lower()}s"}
         tokens = [w for w in _words(needle) if w not in noise]
@@ -271,7 +275,7 @@ class Salesforce(Connector):
         where = " AND ".join("(" + " OR ".join(f"{n} LIKE {_like(t)}" for n in names) + ")" for t in tokens)
         rows = self._query(f"SELECT {self._fields(record_type)} FROM {OBJECTS[record_type]} WHERE {where} "
                            f"ORDER BY Name LIMIT 50")
-        records = [self._record(record_type, row) for row in rows]
+        records = [r for r in (self._record(record_type, row) for row in rows) if keep(r)]
         exact = [r for r in records if r.title.lower() == needle.lower()]
         if exact:
             return [r.model_copy(update={"score": 100.0}) for r in exact[:limit]]

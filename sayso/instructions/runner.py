@@ -23,6 +23,7 @@ from sqlalchemy import and_, select
 from ..audit import AuditEvent
 from ..catalog import Tier
 from ..clock import Clock
+from ..connectors import Record
 from ..connectors.provenance import stable_id
 from ..directory import Person
 from ..errors import SaysoError
@@ -90,7 +91,7 @@ class Runner:
         if t.get("record") is None:
             return self._watch_any(pipeline, item, now, deadline)
         record = self._read(t["record"]["type"], t["record"]["id"])
-        if record is None:
+        if record is None or self._hidden(pipeline, item, record):  # hidden since: as if it were gone
             return [self._end(pipeline, item, "suspended", f"{t['record']['id']} can no longer be found")]
         field = t.get("field")
         value = record.attrs.get(field) if field else record.version
@@ -124,7 +125,8 @@ class Runner:
                               f"{t['type']} records ({checked.decision.rule if checked.decision else 'unknown'})",
                               tell=True)]
         action = checked.action
-        found = self.ws.connector(action.connector).read(action.operation, checked.args)
+        found = pipeline.reader(person).keep(self.ws.connector(action.connector).read(action.operation, checked.args),
+                                             action)
         seen = set(t.get("seen") or [])
         reports = []
         for record in found:
@@ -290,6 +292,11 @@ class Runner:
             if found is not None:
                 return found
         return None
+
+    def _hidden(self, pipeline: Pipeline, item: Instruction, record: Record) -> bool:
+        """May the owner no longer read the record they watch? (Who left the directory is handled on firing.)"""
+        directory = self.ws.directory
+        return item.owner in directory and not pipeline.reader(directory.get(item.owner)).may_read(record)
 
     def _tz(self, item: Instruction) -> str:
         return self.ws.directory.get(item.owner).timezone if item.owner in self.ws.directory else "UTC"

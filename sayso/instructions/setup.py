@@ -2,8 +2,9 @@
 
 A message whose trigger clause :func:`split_trigger` recognises becomes an instruction: its
 request goes to the interpreter like any other, its records and the condition's subject are
-grounded, and the policy is asked now, as the person. What they may not do, what is critical,
-a time in the past or a record they cannot read is refused with the reason, and nothing is stored.
+grounded, and the policy is asked now, as the person. What they may not do, what is critical or
+a time in the past is refused with the reason, and nothing is stored; a record they may not read
+is not found, in the same words as one that does not exist.
 """
 
 from __future__ import annotations
@@ -148,14 +149,14 @@ class Standing:
             if cond.mode != "becomes" or not cond.state:
                 raise InvalidArguments(f"for any {record_type}, say which state to watch for (\"goes overdue\")")
             read, field = self._lister(person, record_type, cond.state)
-            current = self.ws.connector(self.ws.catalog.get(read["action"]).connector).read(
-                self.ws.catalog.get(read["action"]).operation, read["args"])
+            lister = self.ws.catalog.get(read["action"])
+            current = self.pipeline.reader(person).keep(
+                self.ws.connector(lister.connector).read(lister.operation, read["args"]), lister)
             trigger: dict[str, Any] = {"mode": "becomes", "record": None, "type": record_type, "state": cond.state,
                                        "field": field, "read": read, "seen": sorted(r.id for r in current),
                        "deadline": deadline.isoformat() if deadline else None}
             return trigger, now + CHECK_EVERY, f"whenever a{'n' if record_type[0] in 'AEIOU' else ''} " \
                                                f"{record_type} becomes {cond.state}{by}", []
-        self._readable(person, record)
         watched_field = next((f for f in ("stage", "status") if f in record.attrs), None)
         field = watched_field or ""
         name = record_label(record)
@@ -178,7 +179,12 @@ class Standing:
         return trigger, deadline, f"on {on}, if {name} is {state}", [record]
 
     def _subject(self, person: Person, words: str, focus: Focus) -> tuple[Record | None, str | None]:
-        """The record a condition is about ("the Orchid deal", "SUP-17", "it"), or a type for "an invoice"."""
+        """The record a condition is about ("the Orchid deal", "SUP-17", "it"), or a type for "an invoice".
+
+        Only what the person may read is searched: a record they may not read is not found, in the same
+        words as one that does not exist, so watching cannot tell them it exists or what it says."""
+        reader = self.pipeline.reader(person)
+        missing = InvalidArguments(f"I could not find {words!r}")
         types = list(focus.types) + sorted({t for name in self.ws.settings.systems
                                             for t in self.ws.connector(name).record_types} - set(focus.types))
         lowered = words.lower().strip()
@@ -189,40 +195,25 @@ class Standing:
             pool = [r for r in focus.records if named_type is None or r.type == named_type]
             if not pool:
                 raise InvalidArguments(f"which record is {words!r}? name it (e.g. D-104)")
-            return pool[0], None
+            now = [r for r in reader.find(pool[0].type, pool[0].id) if r.ref() == pool[0].ref()]
+            if not now:
+                raise missing
+            return now[0], None
         name = re.sub(r"^(?:the|my|our)\s+", "", lowered)
         if named_type:
             name = re.sub(rf"\s*\b{named_type.lower()}s?\b\s*", " ", name).strip()
         candidates: list[Record] = []
         for record_type in [named_type] if named_type else types:
-            candidates += [r for r in self.pipeline.find(record_type, name) if (r.score or 0) >= 85]
+            candidates += [r for r in reader.find(record_type, name) if (r.score or 0) >= 85]
         exact = [r for r in candidates if (r.score or 0) >= 100]
         best = exact or candidates
         ids = {r.ref() for r in best}
         if not best:
-            raise InvalidArguments(f"I could not find {words!r}")
+            raise missing
         if len(ids) > 1:
             listed = ", ".join(f"{r.id} {r.title}".strip() for r in best[:5])
             raise InvalidArguments(f"{words!r} could be {listed}: name one by its id")
         return best[0], None
-
-    def _readable(self, person: Person, record: Record) -> None:
-        """A condition may only watch what the person may read (any read action over that record)."""
-        for action in self.ws.catalog:
-            if action.is_write:
-                continue
-            for param, types in action.marked("x-record").items():
-                if record.type in str(types).split("|") or str(types) == "Record":
-                    checked = self.pipeline.check(person.id, action.name, {param: record.id})
-                    if checked.decision is not None and checked.decision.allowed:
-                        return
-        stem = record.type.lower()
-        for action in self.ws.catalog:  # no read takes the record itself: one that lists its type will do
-            if not action.is_write and stem in action.name.lower():
-                checked = self.pipeline.check(person.id, action.name, {})
-                if checked.decision is not None and checked.decision.allowed:
-                    return
-        raise InvalidArguments(f"you may not read {record.id}, so you cannot watch it")
 
     def _lister(self, person: Person, record_type: str, state: str) -> tuple[dict[str, Any], str]:
         """A read action that lists records of ``record_type`` in ``state`` (by an enum parameter)."""
@@ -252,7 +243,7 @@ class Standing:
             return None, {}, f"I will message you {where}"
         if watched:  # "tell the account owner": of the watched record
             words = re.sub(r"\b(?:the\s+|its\s+)?(?P<rel>account\s+owner|owner|assignee)\b(?!\s+(?:of|on|for)\b)",
-                           lambda m: self._related(watched[0], m["rel"]) or m[0], words, count=1)
+                           lambda m: self._related(person, watched[0], m["rel"]) or m[0], words, count=1)
         deliver = _DELIVER.match(words)
         if deliver:
             delivered = self._delivery(person, deliver["what"], deliver["to"], trigger, focus, interpret)
@@ -279,7 +270,7 @@ class Standing:
         step = found.steps[0]
         return self._checked(person, step.action, dict(step.args), focus, watched)
 
-    def _related(self, record: Record, relation: str) -> str | None:
+    def _related(self, person: Person, record: Record, relation: str) -> str | None:
         """The person a relation of a record names: its owner or assignee, or its account's owner."""
         if not relation.startswith("account"):
             value = record.attrs.get(relation.strip())
@@ -290,7 +281,7 @@ class Standing:
         name = record.attrs.get("account") or record.attrs.get("related")
         if not isinstance(name, str):
             return None
-        accounts = [r for r in self.pipeline.find("Account", name) if (r.score or 0) >= 85]
+        accounts = [r for r in self.pipeline.reader(person).find("Account", name) if (r.score or 0) >= 85]
         owner = accounts[0].attrs.get("owner") if accounts else None
         return owner if isinstance(owner, str) and owner in self.ws.directory else None
 

@@ -443,6 +443,12 @@ _COMMON = 5_000  # a word prefix held by more records than this counts as common
 _VOCABULARY = 5_000  # at most this many indexed words are compared with one word of a misspelled name
 _SCORED = 500  # at most this many records are scored for a misspelled name
 _ALIKE = 70  # fuzz.ratio from which an indexed word is spelled like a word of the query
+_HIDDEN = 50  # a search for a person reads this many more rows, for the ones they may not read
+
+
+def _anything(record: Record) -> bool:
+    """Every record: a search for no one in particular."""
+    return True
 
 
 def _exact(tx: Tx, table: Table, text: str, limit: int) -> list[Record]:
@@ -611,24 +617,30 @@ class DemoSystem(Connector):
         return None if row is None else table.record(row, self.name)
 
     def search(self, record_type: str, text: str, *, limit: int = 10) -> list[Record]:
+        return self.search_visible(record_type, text, _anything, limit=limit)
+
+    def search_visible(self, record_type: str, text: str, keep: Callable[[Record], bool], *,
+                       limit: int = 10) -> list[Record]:
         """Exact id or name first (score 100, alone); then names with every word as a word
         prefix (90), articles and the type's own name aside; then close spellings (WRatio >= 85).
-        Each stage reads indexes, never the whole table, so its cost barely grows with the table."""
+        Each stage reads indexes, never the whole table, so its cost barely grows with the table;
+        each keeps what ``keep`` accepts before it decides, reading up to _HIDDEN more rows for it."""
         table = self._types.get(record_type)
         needle = text.strip()
         if table is None or not needle or limit < 1:
             return []
         noise = {"the", "a", "an", table.type.lower(), f"{table.type.lower()}s"}  # "the Kestrel deal"
         tokens = list(dict.fromkeys(token for token in words(needle).split() if token not in noise))
+        wide = limit if keep is _anything else limit + _HIDDEN
         with self._session():
             tx = self._tx()
-            exact = _exact(tx, table, needle, limit)
+            exact = [r for r in _exact(tx, table, needle, wide) if keep(r)][:limit]
             if exact:
                 return [r.model_copy(update={"score": 100.0}) for r in exact]
-            found = _prefixed(tx, table, tokens, limit) if tokens else []
+            found = [r for r in (_prefixed(tx, table, tokens, wide) if tokens else []) if keep(r)][:limit]
             if found:
                 return [r.model_copy(update={"score": 90.0}) for r in found]
-            return _close(tx, table, needle, tokens, limit)
+            return [r for r in _close(tx, table, needle, tokens, wide) if keep(r)][:limit]
 
     def read(self, operation: str, args: dict[str, Any]) -> list[Record]:
         return self.read_as(operation, args)
