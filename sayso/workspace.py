@@ -147,24 +147,24 @@ class Workspace:
     def policies(self) -> PolicyEngine:
         return PolicyEngine.load(self.root / "policies", self.policy_schema())
 
-    def policy_schema(self) -> PolicySchema:
+    def policy_schema(self) -> PolicySchema | None:
         """The Cedar schema the policies are validated against: the catalog's actions over the record
-        attributes the systems declare (a system that cannot start declares none: ``check`` says why)."""
+        attributes the systems declare. None while a system cannot start (a refused token, a missing
+        file): its record types are unknown then, and an outage must not make valid policies invalid;
+        ``check`` names that system's problem instead."""
         from .visibility import reads_over  # visibility reads workspaces: imported here, not at the top
 
         records: dict[str, Mapping[str, str]] = {}
+        held: set[str] = set(self.catalog.record_types())
         for name in self.settings.systems:
             try:
                 records.update(self.connector(name).record_attributes)
+                held |= self.connector(name).record_types
             except SaysoError:
-                continue
+                return None
         reads: dict[str, list[str]] = {}
-        for record_type in sorted(set(records) | set(self.catalog.record_types())):
-            try:
-                over = reads_over(self, record_type)
-            except SaysoError:
-                continue
-            for action in over:
+        for record_type in sorted(held | set(records)):
+            for action in reads_over(self, record_type):
                 reads.setdefault(action.name, []).append(record_type)
         return PolicySchema.build(self.catalog, records, reads)
 

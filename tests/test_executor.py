@@ -56,9 +56,10 @@ class _Crash(BaseException):
 
 
 class FireAndForget(Connector):
-    """A system that cannot be asked whether a write happened."""
+    """A system that cannot be asked whether a write happened (standing in for the chat system)."""
 
     guarantee = Guarantee.AT_LEAST_ONCE
+    record_types = frozenset({"Message"})
     sent: list[str] = []
 
     def execute(self, operation: str, args: dict[str, Any], *, key: str,
@@ -100,9 +101,10 @@ def test_unknown_outcome_is_surfaced_not_repeated(sqlite_root: Path, monkeypatch
 
 
 class CutOff(Connector):
-    """A system whose answer is lost after the write was sent (a dropped connection)."""
+    """A system whose answer is lost after the write was sent (a dropped connection; standing in for chat)."""
 
     guarantee = Guarantee.AT_LEAST_ONCE
+    record_types = frozenset({"Message"})
     sent: list[str] = []
 
     def execute(self, operation: str, args: dict[str, Any], *, key: str,
