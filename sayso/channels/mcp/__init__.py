@@ -175,27 +175,7 @@ class McpChannel:
                 body["authorization_servers"] = [serve.oidc_issuer]
             return JSONResponse(body)
 
-        async def endpoint(scope: Any, receive: Any, send: Any) -> None:
-            from starlette.concurrency import run_in_threadpool
-
-            header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
-            try:
-                person = await run_in_threadpool(service.auth.person, header)
-                await run_in_threadpool(service.buckets.take, person.id)
-            except SaysoError as exc:
-                base = str(Request(scope).base_url).rstrip("/")
-                challenge = f'Bearer resource_metadata="{base}{METADATA_PATH}"'
-                if header and exc.http_status == 401:
-                    challenge += ', error="invalid_token"'
-                headers = {"WWW-Authenticate": challenge} if exc.http_status == 401 else {}
-                answer = JSONResponse({"error": {"code": exc.code, "message": exc.message}},
-                                      status_code=exc.http_status, headers=headers)
-                await answer(scope, receive, send)
-                return
-            scope[_PERSON] = person
-            await manager.handle_request(scope, receive, send)
-
-        app.router.routes.append(Route("/mcp", endpoint=endpoint))
+        app.router.routes.append(Route("/mcp", endpoint=_Authenticated(service, manager)))
         for path in (METADATA_PATH, "/.well-known/oauth-protected-resource"):
             app.router.routes.append(Route(path, endpoint=metadata, methods=["GET"]))
         inner = app.router.lifespan_context
@@ -206,3 +186,35 @@ class McpChannel:
                 yield state
 
         app.router.lifespan_context = lifespan
+
+
+class _Authenticated:
+    """``/mcp``: the caller authenticated like the HTTP API's (and rate limited), before the body is read; the
+    request then goes to the SDK's stateless transport with the person in its scope. An ASGI application, so
+    that the route passes every method through."""
+
+    def __init__(self, service: Any, manager: Any) -> None:
+        self.service = service
+        self.manager = manager
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from starlette.concurrency import run_in_threadpool
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+
+        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+        try:
+            person = await run_in_threadpool(self.service.auth.person, header)
+            await run_in_threadpool(self.service.buckets.take, person.id)
+        except SaysoError as exc:
+            base = str(Request(scope).base_url).rstrip("/")
+            challenge = f'Bearer resource_metadata="{base}{METADATA_PATH}"'
+            if header and exc.http_status == 401:
+                challenge += ', error="invalid_token"'
+            headers = {"WWW-Authenticate": challenge} if exc.http_status == 401 else {}
+            answer = JSONResponse({"error": {"code": exc.code, "message": exc.message}},
+                                  status_code=exc.http_status, headers=headers)
+            await answer(scope, receive, send)
+            return
+        scope[_PERSON] = person
+        await self.manager.handle_request(scope, receive, send)

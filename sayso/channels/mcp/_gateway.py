@@ -245,7 +245,10 @@ class Gateway:
 
     def settle(self, person: Person, client: str | None, tool: str, confirmation: str, approve: bool) -> Called:
         """The person's answer to a confirmation, given through the client (elicitation): counted only for a
-        confirmation of theirs that a call of this tool through MCP is waiting for, and audited as such."""
+        confirmation of theirs that a call of this tool through MCP is waiting for, and audited as such; when
+        ``[channels.mcp] elicitation_approvals = false``, not counted at all (the status is returned)."""
+        if not self.elicitation:
+            return self.status_called(person, confirmation)
         chat = self.chat(person, client)
         with self.ws.store.read() as conn:
             item = chat.pipeline.confirmations.get(conn, confirmation)
