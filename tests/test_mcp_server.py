@@ -122,6 +122,8 @@ def test_the_catalog_is_listed_as_tools_with_hints_from_kind_and_risk(sayso_mcp:
     async def check() -> None:
         async with sayso_mcp.connect(transport, "alice") as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
+            again = await client.list_tools(cache_mode="bypass")  # over HTTP, from the bytes of the first
+        assert [t.model_dump() for t in again.tools] == [t.model_dump() for t in tools.values()]
         ws = Workspace.load(sayso_mcp.root)
         names = {a.name for a in ws.catalog}
         ws.close()

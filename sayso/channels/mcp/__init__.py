@@ -15,6 +15,7 @@ unless ``[channels.mcp] elicitation_approvals = false``; otherwise its result sa
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -110,10 +111,29 @@ def build_server(gateway: Gateway, who: Who) -> Any:
         return await settle(ctx, params.name, called.confirmation,
                             asked.action == "accept" and bool((asked.content or {}).get("approve")))
 
-    return Server("sayso", version="1", instructions=(
+    server = Server("sayso", version="1", instructions=(
         "sayso runs actions in the company's systems as the signed-in person, after checking their permissions. "
         "Writes of medium risk or more wait for the person's own confirmation; an AI client cannot approve."),
         on_list_tools=list_tools, on_call_tool=call_tool)
+    server.middleware.append(_ListingOnce())
+    return server
+
+
+class _ListingOnce:
+    """``tools/list`` answered with the SDK's own first answer, once per protocol version: the catalog is fixed
+    for the life of the process, and shaping and checking 2,000 tools again on every call took half a second.
+    A middleware that answers without ``call_next`` owns its result, so the cached wire form goes out as is."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Any] = {}
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        if ctx.method != "tools/list" or (ctx.params or {}).get("cursor"):
+            return await call_next(ctx)
+        answer = self.answers.get(ctx.protocol_version)
+        if answer is None:
+            answer = self.answers[ctx.protocol_version] = await call_next(ctx)
+        return answer
 
 
 # --- stdio ------------------------------------------------------------------------------
@@ -196,6 +216,7 @@ class _Authenticated:
     def __init__(self, service: Any, manager: Any) -> None:
         self.service = service
         self.manager = manager
+        self.listings = _Listings()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         from starlette.concurrency import run_in_threadpool
@@ -217,4 +238,90 @@ class _Authenticated:
             await answer(scope, receive, send)
             return
         scope[_PERSON] = person
-        await self.manager.handle_request(scope, receive, send)
+        if scope["method"] != "POST":
+            await self.manager.handle_request(scope, receive, send)
+            return
+        await self.listings.handle(scope, receive, send, self.manager.handle_request)
+
+
+class _Listings:
+    """``tools/list`` over HTTP from the bytes of the SDK's first answer. The catalog is fixed for the life of the
+    process and the same for everyone, but the SDK's transport shapes and encodes every answer again (over
+    100 ms for 2,000 tools). The first successful JSON answer to a ``tools/list`` without a cursor is kept,
+    by protocol version (header and envelope); later ones get it with their own request id. Every other
+    request, and any request the cache cannot tell apart, goes to the SDK untouched."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], bytes] = {}
+
+    async def handle(self, scope: Any, receive: Any, send: Any, app: Any) -> None:
+        chunks = []
+        while True:  # the body is bounded by the edge's limit, counted as it arrives
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        key, request_id = _listing_key(scope, body)
+        answer = self.answers.get(key) if key is not None else None
+        if answer is not None:
+            await _json(send, b'{"jsonrpc":"2.0","id":' + json.dumps(request_id).encode() + b',"result":' + answer
+                        + b"}")
+            return
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        if key is None:
+            await app(scope, replay, send)
+            return
+        status = 0
+        parts: list[bytes] = []
+        headers: list[tuple[bytes, bytes]] = []
+
+        async def keep(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status, headers[:] = message["status"], list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+            await send(message)
+
+        await app(scope, replay, keep)
+        if status == 200 and (b"content-type", b"application/json") in headers:
+            reply = json.loads(b"".join(parts))
+            if isinstance(reply, dict) and isinstance(reply.get("result"), dict):
+                self.answers[key] = json.dumps(reply["result"], separators=(",", ":")).encode()
+
+
+def _listing_key(scope: Any, body: bytes) -> tuple[tuple[str, str] | None, Any]:
+    """For a ``tools/list`` without a cursor: its protocol versions (header, envelope) and its request id."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(request, dict) or request.get("method") != "tools/list":
+        return None, None
+    params = request.get("params") or {}
+    if not isinstance(params, dict) or params.get("cursor") is not None:
+        return None, None
+    meta = params.get("_meta") or {}
+    header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"mcp-protocol-version"), "")
+    envelope = meta.get("io.modelcontextprotocol/protocolVersion", "") if isinstance(meta, dict) else ""
+    request_id = request.get("id")
+    if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+        return None, None
+    return (header, str(envelope)), request_id
+
+
+async def _json(send: Any, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
