@@ -57,12 +57,13 @@ class Sayso:
 
     @asynccontextmanager
     async def connect(self, transport: str, user: str | None, *, elicit: Elicit | None = None,
-                      mode: str = "auto", name: str = "test-client") -> AsyncIterator[Client]:
+                      mode: str = "auto", name: str = "test-client",
+                      env: dict[str, str] | None = None) -> AsyncIterator[Client]:
         info = types.Implementation(name=name, version="1")
         if transport == "stdio":
             assert user is not None
             server = StdioServerParameters(command=sys.executable, args=[
-                "-m", "sayso", "mcp", "--user", user, "--workspace", str(self.root), "--now", NOW])
+                "-m", "sayso", "mcp", "--user", user, "--workspace", str(self.root), "--now", NOW], env=env)
             async with Client(server, elicitation_callback=elicit, mode=mode,  # type: ignore[arg-type]
                               client_info=info) as client:
                 yield client
@@ -177,6 +178,30 @@ def test_a_low_write_retried_with_the_same_key_runs_once(sayso_mcp: Sayso, trans
     assert sayso_mcp.rows("crm", "select count(*) from notes")[0][0] == before + 1
 
 
+def test_a_keyed_write_whose_server_died_after_the_effect_is_not_repeated(sqlite_root: Path) -> None:
+    """``sayso mcp`` killed right after the effect (``SAYSO_FAULT``): the client's retry with the same key, to
+    a new process, gets the first call's outcome from the effect ledger; the note is written once."""
+    sayso = Sayso(sqlite_root, "", {})
+    args = {"record": "D-101", "text": "Call Priya about the SSO fix", "idempotency_key": "note-crash"}
+    before = sayso.rows("crm", "select count(*) from notes")[0][0]
+
+    async def crashing() -> None:
+        async with sayso.connect("stdio", "alice", env={"SAYSO_FAULT": "crash-after-effect"}) as client:
+            await client.call_tool("crm.log_note", args)
+
+    async def retried() -> None:
+        async with sayso.connect("stdio", "alice") as client:
+            result = await client.call_tool("crm.log_note", args)
+        assert body(result)["status"] == "executed", body(result)
+        assert body(result)["steps"][0]["effect"]["changes"][0]["record_id"]
+
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the client's error for a server that died mid-call
+        run(crashing)
+    assert sayso.rows("crm", "select count(*) from notes")[0][0] == before + 1
+    run(retried)
+    assert sayso.rows("crm", "select count(*) from notes")[0][0] == before + 1
+
+
 @TRANSPORTS
 def test_a_denied_call_names_its_rule_and_changes_nothing(sayso_mcp: Sayso, transport: str) -> None:
     before = sayso_mcp.systems()
@@ -223,6 +248,21 @@ def test_a_high_risk_call_is_confirmed_by_elicitation(sayso_mcp: Sayso, transpor
     approved = [e for e in sayso_mcp.audit(user="carol") if e["event"] == "confirmation"]
     assert [(e["status"], e["channel"]) for e in approved] == [
         ("pending", "mcp:cursor"), ("elicited", "mcp:cursor"), ("approved", "mcp:cursor")]
+
+
+def test_a_request_in_words_is_confirmed_by_elicitation_too(sayso_mcp: Sayso) -> None:
+    elicit = accept()
+
+    async def check() -> None:
+        async with sayso_mcp.connect("http", "carol", elicit=elicit) as client:
+            result = await client.call_tool("ask", {"text": "close Kestrel Aerospace as won"})
+            again = await client.call_tool("ask", {"text": "yes"})  # a client's "yes" answers nothing
+        assert body(result)["status"] == "executed", body(result)
+        assert body(again)["status"] == "no_action"
+
+    run(check)
+    assert len(elicit.asked) == 1  # type: ignore[attr-defined]
+    assert sayso_mcp.rows("crm", "select stage from deals where id = 'D-102'") == [("closed_won",)]
 
 
 def test_a_declined_elicitation_changes_nothing(sayso_mcp: Sayso) -> None:
