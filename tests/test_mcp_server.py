@@ -410,3 +410,13 @@ def test_sayso_mcp_needs_a_known_person(sqlite_root: Path) -> None:
 
     result = cli("mcp", "--user", "nobody", "--workspace", str(sqlite_root), "--now", NOW)
     assert result.exit_code != 0 and "nobody" in result.output
+
+
+def test_a_bad_mcp_setting_is_refused_naming_it(sqlite_root: Path) -> None:
+    from .conftest import cli
+
+    toml = sqlite_root / "sayso.toml"
+    toml.write_text(toml.read_text() + '\n[channels.mcp]\nelicitation_approvals = "no"\n')
+    result = cli("mcp", "--user", "alice", "--workspace", str(sqlite_root), "--now", NOW)
+    assert result.exit_code != 0
+    assert "[channels.mcp] elicitation_approvals" in result.output

@@ -25,7 +25,7 @@ from typing import Any
 from ...directory import Person
 from ...errors import SaysoError
 from ...plugins import PluginRegistry
-from ._gateway import Called, Gateway
+from ._gateway import Called, Gateway, McpSettings
 
 __all__ = ["McpChannel", "build_server", "register", "serve_stdio"]
 
@@ -170,7 +170,7 @@ class McpChannel:
     name = "mcp"
 
     def mount(self, app: Any, service: Any) -> None:
-        if not service.ws.settings.channels.get("mcp", {}).get("enabled", True):
+        if not McpSettings.of(service.ws).enabled:
             return
         try:
             from mcp.server.streamable_http_manager import StreamableHTTPSessionManager

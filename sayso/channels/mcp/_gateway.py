@@ -20,18 +20,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ...audit import AuditEvent
 from ...catalog import Action, Tier
 from ...conversation import Chat
 from ...directory import Person
-from ...errors import SaysoError
+from ...errors import ConfigurationError, SaysoError
 from ...interpreter import Context, Interpretation, Interpreter
 from ...pipeline import Pipeline, Request, Turn
 from ...turn import TurnResult, TurnStatus
 from ...workspace import Workspace
 
-__all__ = ["ASK", "STATUS", "Gateway", "hints", "tool_list"]
+__all__ = ["ASK", "STATUS", "Gateway", "McpSettings", "hints", "tool_list"]
 
 ASK = "ask"
 STATUS = "confirmation_status"
@@ -100,6 +101,25 @@ def tool_list(actions: Iterable[Action]) -> list[dict[str, Any]]:
     return tools
 
 
+class McpSettings(BaseModel):
+    """``[channels.mcp]`` in ``sayso.toml``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    enabled: bool = True  # /mcp on sayso serve
+    elicitation_approvals: bool = True  # confirmations may be answered through the client
+    approve_url: str = ""  # the web page, named where a confirmation waits
+
+    @classmethod
+    def of(cls, ws: Workspace) -> McpSettings:
+        try:
+            return cls.model_validate(ws.settings.channels.get("mcp", {}))
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            raise ConfigurationError(f"sayso.toml [channels.mcp] {where}: {problem['msg']}") from None
+
+
 class _Proposals:
     """The workspace's interpreter, with whatever it reads marked as a model's proposal: the words come from an
     AI client, not from the person."""
@@ -152,9 +172,9 @@ class Gateway:
         self.service = service
         self.ws: Workspace = service.ws
         self.keys = Keys(self.ws.store, service.outcome)
-        settings = self.ws.settings.channels.get("mcp", {})
-        self.elicitation = bool(settings.get("elicitation_approvals", True))
-        self.approve_url = str(settings.get("approve_url", "")).rstrip("/")
+        settings = McpSettings.of(self.ws)
+        self.elicitation = settings.elicitation_approvals
+        self.approve_url = settings.approve_url.rstrip("/")
         self.tools = tool_list(self.ws.catalog)
         self.listing = {"tools": self.tools}
         self._interpreter = _Proposals(service.interpreter)
