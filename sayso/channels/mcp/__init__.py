@@ -69,9 +69,9 @@ def build_server(gateway: Gateway, who: Who) -> Any:
     from mcp.server.lowlevel import Server
     from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-    def result(called: Called, note: bool = True) -> types.CallToolResult:
+    def result(called: Called) -> types.CallToolResult:
         text = str(called.body.get("reply", ""))
-        if called.confirmation and note:
+        if called.confirmation:
             text += "\n" + gateway.pending_note(called)
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
                                     structured_content=called.body, is_error=called.failed)
@@ -113,7 +113,8 @@ def build_server(gateway: Gateway, who: Who) -> Any:
 
     server = Server("sayso", version="1", instructions=(
         "sayso runs actions in the company's systems as the signed-in person, after checking their permissions. "
-        "Writes of medium risk or more wait for the person's own confirmation; an AI client cannot approve."),
+        "Writes of medium risk or more wait for the person's own confirmation, given in sayso or in the client's own "
+        "dialog (elicitation); a model cannot approve."),
         on_list_tools=list_tools, on_call_tool=call_tool)
     server.middleware.append(_ListingOnce())
     return server
