@@ -1014,6 +1014,23 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
+
+@app.command("mcp")
+def mcp_stdio(user: UserOpt, workspace: WorkspaceOpt = None, now: NowOpt = None) -> None:
+    """Serve the actions to an AI client over MCP on stdin/stdout, as --user (docs/channels/mcp.md)."""
+    try:
+        import mcp.server  # noqa: F401 - the SDK, checked before anything starts
+
+        from .channels.mcp import serve_stdio
+    except ImportError:
+        _fail(SaysoError('the MCP server needs its extras: pip install "sayso[serve,mcp]"'), False)
+        return
+    ws = _open(workspace)
+    root = ws.root
+    ws.directory.get(user)
+    ws.close()
+    serve_stdio(root, user, now)
+
 # --- standing instructions -------------------------------------------------------------
 
 instructions_app = typer.Typer(no_args_is_help=True, help="List, show and cancel standing instructions.")

@@ -29,4 +29,5 @@ class Channel(Protocol):
 
 ChannelFactory = Callable[[], Channel]
 
-CHANNELS: PluginRegistry[ChannelFactory] = PluginRegistry("sayso.channels", builtin=(), what="channel")
+CHANNELS: PluginRegistry[ChannelFactory] = PluginRegistry("sayso.channels", what="channel",
+                                                          builtin=("sayso.channels.mcp",))
