@@ -45,7 +45,6 @@ from ..workspace import Workspace
 from .auth import Authenticator
 from .edge import Edge
 from .idempotency import Keys, StillRunning
-from .limits import FILE_NAME as LIMITS_FILE
 from .limits import Buckets
 
 __all__ = ["create_app"]
@@ -149,7 +148,7 @@ class Service:
         settings = self.ws.settings.interpreter.model_dump()
         self.interpreter = interpreter or registry.create(str(settings.get("name", "offline")), settings)
         self.auth = Authenticator(self.ws, self.clock(None))
-        self.buckets = Buckets(self.ws.settings.serve.rate_per_minute, self.ws.root / LIMITS_FILE, store=self.ws.store)
+        self.buckets = Buckets(self.ws.settings.serve.rate_per_minute, store=self.ws.store)
         self.events = _Events()
         self._chats: dict[str | None, Chat] = {}
         self._owners: dict[str, str] = {}
@@ -325,7 +324,6 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         stop = _run_instructions(service)
         yield
         stop()
-        service.buckets.close()
         service.ws.close()
 
     app = FastAPI(title="sayso", version="1", summary="Say it, and it is done, safely.", lifespan=lifespan,
@@ -489,7 +487,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
                     except TimeoutError:
                         pass
                     now = time.monotonic()
-                    if now >= poll:  # turns run by other processes (workers), from the conversation's messages
+                    if now >= poll:  # turns run by other processes, from the conversation's messages
                         after, done = await run_in_threadpool(service.done_since, conversation, after)
                         items += done
                         poll = now + _POLL_SECONDS

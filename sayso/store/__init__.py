@@ -7,7 +7,7 @@ processes never deadlock upgrading a read lock, and on PostgreSQL the audit
 chain's head row is locked ``FOR UPDATE`` so appends stay in order.
 
 SQLite writers queue before ``BEGIN IMMEDIATE``: the threads of a process on a
-lock, and processes (``sayso serve --workers N``, the CLI beside a server) on
+lock, and processes (several ``sayso serve``, the CLI beside a server) on
 an ``flock`` of ``<database>-writer``, so a writer waits for the one before it
 and is woken when it finishes, instead of polling in SQLite's busy handler
 (whose sleeps of up to 100 ms, in no order, made an unlucky writer wait seconds
