@@ -365,3 +365,34 @@ def test_a_sqlite_workspace_keeps_its_buckets_in_the_process(sqlite_root: Path) 
             assert conn.execute(schema.rate_buckets.select()).first() is None
     finally:
         ws.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from pg_database()
+
+
+def test_processes_starting_together_on_a_fresh_postgresql_create_the_schema_once(pg_url: str) -> None:
+    stores: list[Store] = [PostgresStore(pg_url) for _ in range(4)]  # not migrated yet
+    failures: list[BaseException] = []
+    gate = threading.Barrier(len(stores))
+
+    def migrate(store: Store) -> None:
+        gate.wait()
+        try:
+            store.migrate()
+        except BaseException as exc:  # noqa: BLE001 - collected, and the test shows it
+            failures.append(exc)
+
+    racers = [threading.Thread(target=migrate, args=(store,)) for store in stores]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(60)
+    try:
+        assert failures == []
+        with stores[0].read() as conn:
+            assert conn.execute(text("select count(*) from alembic_version")).scalar() == 1
+    finally:
+        for store in stores:
+            store.dispose()
