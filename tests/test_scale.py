@@ -173,3 +173,34 @@ def test_a_stopped_process_finishes_the_turn_in_flight_and_releases_its_plan(
     cluster.wait_ready(1)
     verified = sayso(root, "audit", "verify")
     assert verified.returncode == 0 and "intact" in verified.stdout
+
+
+def test_concurrent_writes_from_three_processes_keep_one_audit_chain(
+        cluster: Any, root: Path, tokens: dict[str, str]) -> None:
+    before = chat_messages(root)
+    answers: list[int] = []
+
+    def write(index: int, user: str) -> None:
+        with client(cluster.process_url(index), tokens[user]) as each:
+            for n in range(8):
+                text = f"chain {index}-{user}-{n}"
+                sent = each.post("/v1/actions/chat.send", json={"args": {"to": "carol", "text": text}})
+                answers.append(sent.status_code)
+
+    writers = [threading.Thread(target=write, args=(index, user)) for index in range(3) for user in ("alice", "bob")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(120)
+    assert answers == [200] * 48
+    assert chat_messages(root) == before + 48
+    ws = Workspace.load(root)
+    try:
+        audit = schema.audit
+        with ws.store.read() as conn:
+            seqs = [row.seq for row in conn.execute(select(audit.c.seq).order_by(audit.c.seq))]
+    finally:
+        ws.close()
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # one line: no gap, no fork
+    verified = sayso(root, "audit", "verify")
+    assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -106,19 +107,33 @@ class InstructionBook:
     # --- firings: one row per (instruction, scheduled time), so each acts once -------------------------------
 
     def claim(self, key: str, item: Instruction, scheduled: str, started: str, turn: str, late: bool,
-              instruction_values: dict[str, Any]) -> bool:
-        """Record a firing as running and move the instruction on, in one transaction; False if this
-        firing was already claimed (it ran, or is running)."""
+              instruction_values: dict[str, Any], lease: dict[str, Any]) -> bool:
+        """Record a firing as running under ``lease`` (``{"owner", "until"}``, kept in its result until it
+        finishes) and move the instruction on, in one transaction; False if this firing was already claimed
+        (it ran, or is running)."""
         try:
             with self.store.write() as conn:
                 conn.execute(insert(firings).values(key=key, instruction=item.id, scheduled_for=scheduled,
                                                     started_at=started, status="running", late=int(late),
-                                                    turn=turn, result=None))
+                                                    turn=turn, result=lease))
                 if instruction_values:
                     conn.execute(update(instructions).where(instructions.c.id == item.id)
                                  .values(**instruction_values))
         except IntegrityError:
             return False
+        return True
+
+    def take_over(self, key: str, lease: dict[str, Any], free: Callable[[str | None, float | None], bool]) -> bool:
+        """Take a running firing's lease when ``free`` says its holder's is free (a crashed process's); False
+        when a live process holds it, or it finished meanwhile. The row is locked while its lease is read, so
+        of several processes looking at once one takes it."""
+        with self.store.write() as conn:
+            row = conn.execute(select(firings.c.status, firings.c.result).where(firings.c.key == key)
+                               .with_for_update()).first()
+            held = row.result if row is not None and isinstance(row.result, dict) else {}
+            if row is None or row.status != "running" or not free(held.get("owner"), held.get("until")):
+                return False
+            conn.execute(update(firings).where(firings.c.key == key).values(result=lease))
         return True
 
     def finish(self, key: str, status: str, result: dict[str, Any]) -> None:
