@@ -204,3 +204,19 @@ def test_concurrent_writes_from_three_processes_keep_one_audit_chain(
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # one line: no gap, no fork
     verified = sayso(root, "audit", "verify")
     assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout
+
+
+@pytest.fixture
+def fault_root(tmp_path: Path) -> Iterator[Path]:
+    yield from pg_workspace(tmp_path / "ws")
+
+
+def test_a_short_fault_run_loses_nothing_and_runs_nothing_twice(fault_root: Path) -> None:
+    """bench/scale.py --faults, bounded: 15 s, a kill -9 every 3 s, 8 clients reading, writing and confirming."""
+    scale = _load("scale")
+    tokens = scale.make_workspace_tokens(fault_root)
+    found = scale.fault_run(fault_root, tokens, seconds=15, clients=8, kill_every=3, seed=18)
+    assert found["kills"] >= 3
+    assert found["writes_acknowledged"] > 0 and found["confirmations_approved"] > 0
+    assert (found["lost"], found["duplicates"], found["stuck_keys"]) == (0, 0, 0), found
+    assert found["audit_verify"], found["audit_output"]
