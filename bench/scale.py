@@ -154,9 +154,11 @@ def throughput(args: argparse.Namespace) -> int:
                 root = tmp / f"pg{count}" / "ws"
                 root.parent.mkdir()
                 tokens = make_workspace(root, database)
-                running = cluster.Cluster(root, count)
+                threads = ("--threads", str(args.threads)) if args.threads else ()
+                running = cluster.Cluster(root, count, extra=threads)
                 try:
-                    rows.append((f"nginx + {count} process(es), PostgreSQL", measure(running, tokens, root, args)))
+                    label = f"nginx + {count} process(es), PostgreSQL{f', {args.threads} threads' if threads else ''}"
+                    rows.append((label, measure(running, tokens, root, args)))
                 finally:
                     running.stop()
             finally:
@@ -352,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed seconds per figure (default 15), or of a fault run (default 60)")
     parser.add_argument("--warmup", type=float, default=2, help="untimed seconds per figure first (default 2)")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 3], help="process counts (1 2 3)")
+    parser.add_argument("--threads", type=int, default=None, help="sayso serve --threads for each process")
     parser.add_argument("--baseline", default=BASELINE, help=f"the commit measured as the baseline ({BASELINE}); "
                         "'' for none")
     parser.add_argument("--database-url", default=os.environ.get(
