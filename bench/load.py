@@ -1,6 +1,6 @@
 """HTTP load on a real Uvicorn server: read turns, direct actions and actions said in messages.
 
-    python bench/load.py [--clients 16] [--seconds 20] [--workers 2] [--json] [--profile]
+    python bench/load.py [--clients 16] [--seconds 20] [--workers 1] [--json] [--profile]
 
 The server is ``sayso serve`` in a child process (``--workers`` Uvicorn worker processes), on a
 fresh demo workspace (SQLite, the offline interpreter) with the rate limit relaxed; the
@@ -369,7 +369,8 @@ def _short(filename: str) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
-    parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2, one per core here)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes (default 1; more need PostgreSQL, see bench/scale.py)")
     parser.add_argument("--threads", type=int, default=None,
                         help="requests each worker works on at once (default: sayso serve's)")
     parser.add_argument("--seconds", type=float, default=20, help="timed seconds per scenario (default 20)")

@@ -648,9 +648,9 @@ def token_revoke(token_id: str, workspace: WorkspaceOpt = None) -> None:
     ws = _open(workspace)
     try:
         _need_serve()
-        from .serve.auth import EPOCH_FILE, Tokens
+        from .serve.auth import Tokens
 
-        if not Tokens(ws.store, Clock(), shared=ws.root / EPOCH_FILE).revoke(token_id):  # tells running servers
+        if not Tokens(ws.store, Clock()).revoke(token_id):  # running servers read the raised epoch
             raise UnknownRecord(f"no token {token_id!r}")
     except SaysoError as exc:
         _fail(exc, False)
@@ -973,16 +973,14 @@ def serve(
     now: NowOpt = None,
     interpreter: InterpreterOpt = None,
     model: ModelOpt = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes on one socket "
-                                         "(see docs/serve.md)")] = 1,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Requests each worker works on at "
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes on one socket, Uvicorn's own "
+                                         "multi-process mode; more than 1 needs PostgreSQL (see docs/serve.md)")] = 1,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Requests each process works on at "
                                                 "once (default 4 offline, 40 with a model)")] = None,
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI at /openapi.json) and the web page (/) for a workspace."""
     try:
-        import uvicorn
-
-        from .serve import create_app
+        from .serve.run import serve as run
     except ImportError:
         _fail(SaysoError('the HTTP service needs its extra: pip install "sayso[serve]"'), False)
         return
@@ -992,26 +990,13 @@ def serve(
     if now:  # $SAYSO_NOW left exported in a shell would otherwise freeze a server's clock unnoticed
         err.print(f"warning: the clock is pinned at {now} (--now or $SAYSO_NOW): audit times and confirmation "
                   "expiry follow it, not the real time", markup=False)
-    if workers > 1:
-        from .serve import workers as pool
-
-        try:
-            pool.check(root, interpreter, model)
-            err.print(f"sayso serving {escape(str(root))} on http://{host}:{port}, {workers} workers (API docs at "
-                      "/docs)")
-            pool.run(root, host=host, port=port, workers=workers, now=now, interpreter=interpreter, model=model,
-                     threads=threads)
-        except SaysoError as exc:
-            _fail(exc, False)
-        return
+    processes = f", {workers} processes" if workers > 1 else ""
     try:
-        engine = _interpreter(Workspace.load(root), interpreter, model) if (interpreter or model) else None
-        application = create_app(root, now=now, interpreter=engine, threads=threads)
+        err.print(f"sayso serving {escape(str(root))} on http://{host}:{port}{processes} (API docs at /docs)")
+        run(root, host=host, port=port, workers=workers, now=now, interpreter=interpreter, model=model,
+            threads=threads)
     except SaysoError as exc:
         _fail(exc, False)
-        return
-    err.print(f"sayso serving {escape(str(root))} on http://{host}:{port} (API docs at /docs)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 

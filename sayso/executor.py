@@ -271,7 +271,7 @@ class Executor:
             rows = conn.execute(select(plans.c.id, plans.c.lease_owner, plans.c.lease_until)
                                 .where(plans.c.status == "running")).all()
         for row in rows:
-            if not self._claimable(row.lease_owner, row.lease_until):
+            if not self.lease_free(row.lease_owner, row.lease_until):
                 continue
             with self.workspace.store.write() as conn:
                 claimed = conn.execute(update(plans).where(and_(
@@ -334,7 +334,8 @@ class Executor:
         return [AuditEvent("turn", plan.actor, "executed" if ok else "failed", plan.steps[0].action,
                            plan.conversation, plan.turn, plan.channel, {"recovered": True})]
 
-    def _claimable(self, owner: str | None, until: float | None) -> bool:
+    def lease_free(self, owner: str | None, until: float | None) -> bool:
+        """Whether a lease may be taken: none, expired, or held by a dead process on this host."""
         if owner is None or until is None or until < time.time():
             return True
         host, _, rest = owner.partition(":")

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy import update
 
 from sayso import Workspace
 from sayso.clock import parse_time
 from sayso.conversation import Chat
 from sayso.instructions import Instruction, InstructionBook, Runner
 from sayso.instructions.triggers import parse_condition, parse_schedule, parse_when, split_trigger
+from sayso.store import schema
 
 from .conftest import _OPEN, NOW, pipeline_for, sayso, sayso_json
 
@@ -101,7 +103,7 @@ def test_list_change_and_cancel_in_conversation_and_on_the_command_line(sqlite_r
     changed = chat.say("alice", "make it Thursday instead", conversation)
     assert changed.status.value == "executed" and "Thu Nov 26" in changed.reply, changed.reply
     [item] = book(sqlite_root).of("alice", status="active")
-    assert item.next_due is not None and item.next_due.startswith("2026-11-26T00:00:00")
+    assert item.next_due == "2026-11-26T05:00:00+00:00"  # Thursday 00:00 New York, stored in UTC
 
     code, data = sayso_json(sqlite_root, "instructions", "list")
     assert code == 0 and [d["id"] for d in data] == [item.id] and data[0]["owner"] == "alice"
@@ -152,7 +154,7 @@ def test_recurring_fires_on_time_then_once_late_after_downtime(sqlite_root: Path
     sent = messages_to(sqlite_root, "alice")
     assert len(sent) == 2 and "late" in sent[1] and "D-101" in sent[1]  # the read's answer is in the message
     [item] = book(sqlite_root).of("alice")
-    assert item.next_due is not None and item.next_due.startswith("2026-12-02T08:30")
+    assert item.next_due == "2026-12-02T13:30:00+00:00"  # Wednesday 08:30 New York, stored in UTC
 
 
 def test_watch_on_a_ticket_tells_the_account_owner_when_closed(sqlite_root: Path) -> None:
@@ -330,3 +332,17 @@ def test_a_model_proposed_write_is_confirmed_when_it_fires(sqlite_root: Path) ->
     assert [f["status"] for f in fired] == ["needs_confirmation"]
     assert rows(sqlite_root, "crm", "select stage from deals where id = 'D-101'") == [("proposal",)]
     assert len(messages_to(sqlite_root, "alice")) == 1  # told, with the confirmation to give
+
+
+def test_next_due_is_stored_in_utc_so_the_database_filters_due_work(sqlite_root: Path) -> None:
+    said = chat_as(sqlite_root, "alice").say("alice", "every weekday at 8:30 show me my open deals")
+    assert said.status.value == "executed", said.reply
+    instructions = book(sqlite_root)
+    [item] = instructions.of("alice")
+    assert item.next_due == "2026-11-26T13:30:00+00:00"  # Thursday 08:30 New York
+    assert instructions.due(parse_time("2026-11-26T13:29")) == []
+    assert [i.id for i in instructions.due(parse_time("2026-11-26T08:30-05:00"))] == [item.id]
+    with instructions.store.write() as conn:  # as written before times were stored in UTC
+        conn.execute(update(schema.instructions).values(next_due="2026-11-26T08:30:00-05:00"))
+    assert instructions.due(parse_time("2026-11-26T13:29")) == []
+    assert [i.id for i in instructions.due(parse_time("2026-11-26T13:30"))] == [item.id]

@@ -65,6 +65,19 @@ def say(client: httpx.Client, conversation: str, text: str, **headers: str) -> h
     return client.post(f"/v1/conversations/{conversation}/messages", json={"text": text}, headers=headers)
 
 
+def test_the_api_docs_work_offline_and_the_favicon_is_served(api: Api) -> None:
+    with api.client(None) as anyone:
+        docs = anyone.get("/docs")
+        assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
+        assert "cdn" not in docs.text.lower() and "https://" not in docs.text  # every asset from this server
+        for asset in ("/static-offline-docs/swagger-ui-bundle.js", "/static-offline-docs/swagger-ui.css"):
+            assert anyone.get(asset).status_code == 200, asset
+        assert anyone.get("/redoc").status_code == 200
+        icon = anyone.get("/favicon.ico")
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/png"
+        assert "/favicon.ico" not in anyone.get("/openapi.json").json()["paths"]
+
+
 def test_health_needs_no_token_everything_else_does(api: Api) -> None:
     with api.client(None) as anyone:
         assert anyone.get("/healthz").json() == {"status": "ok"}

@@ -18,7 +18,7 @@ pytest.importorskip("fastapi", reason="the HTTP service needs its extra: pip ins
 pytest.importorskip("uvicorn", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
 
 from .conftest import NOW  # noqa: E402
-from .test_serve_workers import chat_messages, client, serve, tokens_for  # noqa: E402
+from .processes import chat_messages, client, serve, tokens_for  # noqa: E402
 
 CRASH = {"SAYSO_FAULT": "crash-after-effect"}
 

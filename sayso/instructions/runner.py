@@ -15,6 +15,7 @@ ran in two.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from ..connectors import Record
 from ..connectors.provenance import stable_id
 from ..directory import Person
 from ..errors import SaysoError
+from ..executor import LEASE_SECONDS
 from ..notify import notification
 from ..pipeline import Pipeline, Request, Turn
 from ..store.schema import plans, steps
@@ -169,7 +171,8 @@ class Runner:
             due = when_text(scheduled.isoformat(), self._tz(item))
             message = f"(Sent late: this was due {due}, when sayso was not running.) {message}"
         values = {**moves, "fired": item.fired + 1, "updated_at": now.isoformat()}
-        if not self.book.claim(key, item, scheduled.isoformat(), now.isoformat(), turn, late, values):
+        if not self.book.claim(key, item, scheduled.isoformat(), now.isoformat(), turn, late, values,
+                               self._lease(pipeline)):
             return {"instruction": item.id, "key": key, "status": "already_fired"}
         return self._run(pipeline, item, key, turn, scheduled, late, message, after)
 
@@ -270,9 +273,12 @@ class Runner:
     # --- after a crash ----------------------------------------------------------------------------------------
 
     def _reconcile(self, pipeline: Pipeline) -> list[dict[str, Any]]:
-        """Firings left ``running`` by a crash: finish them with the same turn ids (so the same keys)."""
+        """Firings left ``running`` by a crash: finish them with the same turn ids (so the same keys). A firing
+        whose lease a live process holds is that process's to finish, wherever it runs."""
         reports = []
         for row in self.book.running():
+            if not self.book.take_over(row["key"], self._lease(pipeline), pipeline.executor.lease_free):
+                continue
             item = self.book.get(row["instruction"])
             scheduled = datetime.fromisoformat(row["scheduled_for"])
             record = None
@@ -285,6 +291,11 @@ class Runner:
         return reports
 
     # --- helpers ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _lease(pipeline: Pipeline) -> dict[str, Any]:
+        """A running firing's lease: this process's executor, for as long as a plan's."""
+        return {"owner": pipeline.executor.owner, "until": time.time() + LEASE_SECONDS}
 
     def _read(self, record_type: str, record_id: str) -> Any:
         for connector in self.ws.connectors_for(record_type):

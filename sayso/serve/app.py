@@ -1,9 +1,12 @@
-"""The FastAPI application: routes, errors, idempotent POSTs, limits, progress events.
+"""The FastAPI application: a router per resource, errors, idempotent POSTs, limits, progress events.
 
 Requests are handled in FastAPI's thread pool; the workspace, its catalog,
-policies, directory and systems are loaded once at start, and each request
-builds a cheap ``Pipeline`` with the caller's clock. ``create_app`` also
-finishes any plan a crashed process left (``recover``) before serving.
+policies, directory and systems are loaded once at start (``Service``), and each
+request builds a cheap ``Pipeline`` with the caller's clock. Every route that
+needs a caller gets it from one dependency, ``current_person`` (the token, then
+the person's rate limit). ``create_app`` also finishes any plan a crashed
+process left (``recover``) before serving. ``/docs`` and ``/redoc`` are served
+from the ``fastapi-offline`` package's files: no CDN.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import Body, FastAPI, Header, Query, Request, Security
+import fastapi_offline
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, func, or_, select, text
 from starlette.concurrency import run_in_threadpool
@@ -45,13 +50,13 @@ from ..workspace import Workspace
 from .auth import Authenticator
 from .edge import Edge
 from .idempotency import Keys, StillRunning
-from .limits import FILE_NAME as LIMITS_FILE
 from .limits import Buckets
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("sayso.serve")
 WEB = Path(__file__).resolve().parent / "web"
+FAVICON = Path(fastapi_offline.__file__).resolve().parent / "static" / "favicon.png"  # FastAPI's, MIT
 
 
 class ErrorDetail(BaseModel):
@@ -149,10 +154,11 @@ class Service:
         settings = self.ws.settings.interpreter.model_dump()
         self.interpreter = interpreter or registry.create(str(settings.get("name", "offline")), settings)
         self.auth = Authenticator(self.ws, self.clock(None))
-        self.buckets = Buckets(self.ws.settings.serve.rate_per_minute, self.ws.root / LIMITS_FILE, store=self.ws.store)
+        self.buckets = Buckets(self.ws.settings.serve.rate_per_minute, store=self.ws.store)
         self.events = _Events()
         self._chats: dict[str | None, Chat] = {}
         self._owners: dict[str, str] = {}
+        self.keys = Keys(self.ws.store, self.outcome)
         recovered = Pipeline(self.ws, self.clock(None), channel="api").recover()
         if recovered:
             log.warning("recovered %d plan(s) a crashed process left", len(recovered))
@@ -242,6 +248,12 @@ class Service:
                     raise StillRunning(found.id)
         return _turn(pipeline.outcome(found.id))
 
+    def idempotent(self, person: Person, key: str | None, request: dict[str, Any],
+                   handle: Callable[[str], JSONResponse], *, plan: str | None = None) -> JSONResponse:
+        """Run ``handle`` (as the turn it is given) once per (caller, key); a retry returns what the first run
+        returned, or what it came to when the process that ran it is gone."""
+        return self.keys.run(person.id, key, request, handle, at=self.clock(person).now().isoformat(), plan=plan)
+
     def caller(self, credentials: HTTPAuthorizationCredentials | None) -> Person:
         header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
         person = self.auth.person(header)
@@ -314,29 +326,317 @@ OFFLINE_THREADS = 4
 MODEL_THREADS = 40  # AnyIO's own default
 
 
+# --- dependencies: the service, and the caller resolved once per request --------------------------------------
+
+
+def current_service(request: Request) -> Service:
+    """The application's ``Service``."""
+    service: Service = request.app.state.service
+    return service
+
+
+Served = Annotated[Service, Depends(current_service)]
+
+
+def current_person(service: Served, authorization: Auth = None) -> Person:
+    """The person the request's access token names (401 without a valid one), after their rate limit (429)."""
+    return service.caller(authorization)
+
+
+Caller = Annotated[Person, Depends(current_person)]
+
+# --- health ---------------------------------------------------------------------------------------------------
+
+health_routes = APIRouter(tags=["health"])
+
+
+@health_routes.get("/healthz")
+def healthz() -> dict[str, str]:  # liveness: the process answers; touches nothing else
+    return {"status": "ok"}
+
+
+@health_routes.get("/readyz")
+def readyz(service: Served) -> JSONResponse:  # readiness: the state database answers one query
+    try:
+        with service.ws.store.read() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return _error(503, "not_ready", f"the state database does not answer: {type(exc).__name__}")
+    return JSONResponse({"status": "ready", "actions": len(service.ws.catalog)})
+
+
+# --- people ---------------------------------------------------------------------------------------------------
+
+people_routes = APIRouter(tags=["people"])
+
+
+@people_routes.get("/v1/me")
+def me(person: Caller) -> dict[str, Any]:
+    return {"id": person.id, "name": person.name, "role": person.role, "team": person.team,
+            "timezone": person.timezone}
+
+
+@people_routes.get("/v1/auth")
+def auth_info(service: Served) -> dict[str, Any]:
+    serve = service.ws.settings.serve
+    return {"oidc": {"issuer": serve.oidc_issuer, "audience": serve.oidc_audience} if serve.oidc_issuer
+            else None}
+
+
+@people_routes.get("/v1/auth/config")
+def auth_config(service: Served) -> dict[str, Any]:
+    """How the web page signs a person in with the identity provider (authorization code with PKCE, a
+    public client), or ``{"oidc": null}`` when only tokens work. Needs no token and holds no secret."""
+    login = service.auth.login
+    return {"oidc": login.config() if login else None}
+
+
+# --- conversations --------------------------------------------------------------------------------------------
+
+conversation_routes = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+
+@conversation_routes.post("", status_code=201)
+def new_conversation(service: Served, person: Caller, key: Key = None) -> JSONResponse:
+    return service.idempotent(person, key, {"new": "conversation"}, lambda _as: JSONResponse(
+        {"id": service.chat(person).new(person.id)}, status_code=201))
+
+
+@conversation_routes.get("")
+def conversations(service: Served, person: Caller) -> list[dict[str, Any]]:
+    return service.chat(person).conversations.of(person.id)
+
+
+@conversation_routes.get("/{conversation}")
+def conversation(conversation: str, service: Served, person: Caller) -> dict[str, Any]:
+    chat = service.chat(person)
+    state = chat.conversations.get(conversation, person.id)
+    messages = chat.conversations.messages(conversation, person.id)
+    return {"id": conversation, "messages": [
+        {"role": m["role"], "text": m["text"], "status": m["status"], "at": m["at"], "turn": m["turn"],
+         "data": m["data"]} for m in messages],
+        "pending": state.pending.model_dump(mode="json") if state.pending else None}
+
+
+@conversation_routes.post("/{conversation}/messages")
+def say(conversation: str, message: Annotated[MessageIn, Body()], service: Served, person: Caller,
+        key: Key = None) -> JSONResponse:
+    limit = service.ws.settings.limits.max_text_chars
+    if len(message.text) > limit:
+        raise InputTooLarge(f"the message is {len(message.text)} characters; the limit is {limit}")
+    chat = service.chat(person)
+    service.check_owner(conversation, person)  # someone else's, or none: 404 before anything
+
+    def handle(turn: str) -> JSONResponse:
+        def progress(stage: str) -> None:
+            service.events.publish(conversation, {"stage": stage})
+
+        listening = service.events.listening(conversation)
+        result = chat.say(person.id, message.text, conversation, progress=progress if listening else None,
+                          turn_id=turn)
+        response = _turn(result)
+        if listening:
+            service.events.publish(conversation, {"stage": "done", "turn": json.loads(bytes(response.body))})
+        return response
+
+    return service.idempotent(person, key, {"conversation": conversation, "text": message.text}, handle)
+
+
+@conversation_routes.get("/{conversation}/timeline")
+def timeline(conversation: str, service: Served, person: Caller) -> list[dict[str, Any]]:
+    pipeline = service.pipeline(person)
+    Chat(pipeline, service.interpreter).conversations.get(conversation, person.id)
+    rows = pipeline.audit.list(conversation=conversation)
+    return [{"at": r["at"], "event": r["event"], "status": r["status"], "action": r["action"],
+             "actor": r["actor"], "detail": r["detail"]} for r in rows]
+
+
+@conversation_routes.get("/{conversation}/events", response_class=StreamingResponse)
+async def events(conversation: str, service: Served, person: Caller, timeout: Seconds = 300) -> StreamingResponse:
+    """Server-sent events: each turn's progress (interpreting, grounding, checking, awaiting_confirmation,
+    executing, done with the turn JSON). The stream ends after ``timeout`` seconds."""
+
+    def check() -> int:
+        service.check_owner(conversation, person)
+        return service.newest_message(conversation)
+
+    after = await run_in_threadpool(check)
+    listener = service.events.subscribe(conversation)
+
+    async def stream() -> AsyncIterator[str]:
+        nonlocal after
+        told: set[str] = set()  # turns whose done was sent: each once, whichever way it came
+        now = time.monotonic()
+        end, poll, quiet = now + timeout, now + _POLL_SECONDS, now + _KEEP_ALIVE_SECONDS
+        try:
+            yield ": connected\n\n"
+            while now < end:
+                items: list[dict[str, Any]] = []
+                try:
+                    items.append(await asyncio.wait_for(listener[1].get(), max(min(poll, end) - now, 0.01)))
+                except TimeoutError:
+                    pass
+                now = time.monotonic()
+                if now >= poll:  # turns run by other processes, from the conversation's messages
+                    after, done = await run_in_threadpool(service.done_since, conversation, after)
+                    items += done
+                    poll = now + _POLL_SECONDS
+                for item in items:
+                    turn = str(item["turn"].get("turn")) if item["stage"] == "done" else ""
+                    if turn and turn in told:
+                        continue
+                    told.add(turn)
+                    quiet = now + _KEEP_ALIVE_SECONDS
+                    yield f"event: {item['stage']}\ndata: {json.dumps(item, default=str)}\n\n"
+                if now >= quiet:
+                    quiet = now + _KEEP_ALIVE_SECONDS
+                    yield ": keep-alive\n\n"
+        finally:
+            service.events.unsubscribe(conversation, listener)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# --- confirmations --------------------------------------------------------------------------------------------
+
+confirmation_routes = APIRouter(prefix="/v1/confirmations", tags=["confirmations"])
+
+
+@confirmation_routes.get("")
+def confirmations(service: Served, person: Caller) -> list[dict[str, Any]]:
+    return [{**c.summary(), "conversation": c.conversation, "plan": c.plan}
+            for c in service.pipeline(person).pending(person.id)]
+
+
+def _answer(service: Service, person: Person, confirmation: str, approve: bool, key: str | None) -> JSONResponse:
+    chat = service.chat(person)
+
+    def handle(_as: str) -> JSONResponse:
+        result = chat.settle(person.id, confirmation, approve)
+        if result.conversation:
+            service.events.publish(result.conversation, {"stage": "done", "turn": result.to_json()})
+        return _turn(result)
+
+    return service.idempotent(person, key, {"confirmation": confirmation, "approve": approve}, handle,
+                              plan=service.plan_of(confirmation, person) if approve else None)
+
+
+@confirmation_routes.post("/{confirmation}/approve")
+def approve(confirmation: str, service: Served, person: Caller, key: Key = None) -> JSONResponse:
+    return _answer(service, person, confirmation, True, key)
+
+
+@confirmation_routes.post("/{confirmation}/decline")
+def decline(confirmation: str, service: Served, person: Caller, key: Key = None) -> JSONResponse:
+    return _answer(service, person, confirmation, False, key)
+
+
+# --- standing instructions ------------------------------------------------------------------------------------
+
+instruction_routes = APIRouter(prefix="/v1/instructions", tags=["instructions"])
+
+
+@instruction_routes.get("")
+def instructions(service: Served, person: Caller,
+                      every: Annotated[bool, Query(alias="all")] = False) -> list[dict[str, Any]]:
+    """The caller's standing instructions (active ones unless ``all=true``)."""
+    return [i.brief() for i in InstructionBook(service.ws.store).of(person.id, status=None if every else "active")]
+
+
+@instruction_routes.post("/{instruction}/cancel")
+def cancel_instruction(instruction: str, service: Served, person: Caller, key: Key = None) -> JSONResponse:
+    """Cancel one of the caller's instructions; another person's answers 404."""
+
+    def handle(_as: str) -> JSONResponse:
+        pipeline = service.pipeline(person)
+        item = InstructionBook(service.ws.store).cancel(instruction, person.id, pipeline.clock.now())
+        pipeline.audit.record([AuditEvent("instruction", person.id, "cancelled", item.action, item.conversation,
+                                          None, "api", {"instruction": item.id, "words": item.words})])
+        return JSONResponse(item.brief())
+
+    return service.idempotent(person, key, {"cancel_instruction": instruction}, handle)
+
+
+# --- actions and audit ----------------------------------------------------------------------------------------
+
+action_routes = APIRouter(prefix="/v1/actions", tags=["actions"])
+
+
+@action_routes.get("")
+def actions(service: Served, _person: Caller) -> list[dict[str, Any]]:
+    return [a.describe() for a in service.ws.catalog]
+
+
+@action_routes.post("/{name}")
+def act(name: str, payload: Annotated[ActionIn, Body()], service: Served, person: Caller,
+        key: Key = None) -> JSONResponse:
+    pipeline = service.pipeline(person)
+    return service.idempotent(person, key, {"action": name, "args": payload.args},
+                              lambda turn: _turn(pipeline.do(person.id, name, payload.args, turn_id=turn)))
+
+
+audit_routes = APIRouter(tags=["audit"])
+
+
+@audit_routes.get("/v1/audit")
+def audit(service: Served, person: Caller, conversation: str | None = None, user: str | None = None,
+                  action: str | None = None, since: Since = None, limit: Limit = 500) -> list[dict[str, Any]]:
+    """Audit records: a person sees their own; an admin sees everyone's. ``since``: ISO 8601 (a time
+    without an offset is read in the caller's time zone)."""
+    if person.role != "admin":
+        user = person.id
+    when = parse_time(since, person.timezone) if since else None
+    return service.pipeline(person).audit.list(user=user, conversation=conversation, action=action,
+                                               since=when, limit=limit)
+
+
+ROUTERS = (health_routes, people_routes, conversation_routes, confirmation_routes, instruction_routes,
+           action_routes, audit_routes)
+
+# --- the web page ---------------------------------------------------------------------------------------------
+
+page_routes = APIRouter(include_in_schema=False)
+
+
+@page_routes.get("/")
+@page_routes.get("/auth/callback")  # where the identity provider sends people back
+def index() -> FileResponse:
+    return FileResponse(WEB / "index.html")
+
+
+icon_routes = APIRouter(include_in_schema=False)
+
+
+@icon_routes.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The icon browsers ask for (the one the API docs show), rather than a 404 in every log."""
+    return FileResponse(FAVICON, media_type="image/png")
+
+
 def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpreter | None = None,
                threads: int | None = None) -> FastAPI:
     """The application for the workspace at ``root`` (``now`` pins the clock, as ``--now`` does; ``threads``:
     requests worked on at once, by default ``threads_for`` the interpreter)."""
     service = Service(Path(root), now, interpreter)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads or threads_for(service.interpreter)
         stop = _run_instructions(service)
         yield
         stop()
-        service.buckets.close()
         service.ws.close()
 
-    app = FastAPI(title="sayso", version="1", summary="Say it, and it is done, safely.", lifespan=lifespan,
-                  responses=_ERRORS,
-                  description="The sayso API: conversations, confirmations, actions and the audit log. Every "
-                              "request but health checks needs `Authorization: Bearer TOKEN`.")
+    # /docs and /redoc from Swagger UI's and ReDoc's files in the fastapi-offline package: no CDN
+    app = FastAPIOffline(title="sayso", version="1", summary="Say it, and it is done, safely.", lifespan=lifespan,
+                         responses=_ERRORS, favicon_url="/favicon.ico",
+                         description="The sayso API: conversations, confirmations, actions and the audit log. "
+                                     "Every request but health checks needs `Authorization: Bearer TOKEN`.")
     app.state.service = service
-    limits = service.ws.settings.limits
-    max_body = service.ws.settings.serve.max_body_bytes
 
-    app.add_middleware(Edge, max_body=max_body, authenticate=service.auth.person, open_paths=_OPEN_PATHS)
+    app.add_middleware(Edge, max_body=service.ws.settings.serve.max_body_bytes, authenticate=service.auth.person,
+                       open_paths=_OPEN_PATHS)
     for name in CHANNELS.names():
         CHANNELS.factory(name)().mount(app, service)
 
@@ -360,244 +660,9 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         log.exception("unexpected error")
         return _error(500, "internal_error", "something went wrong on the server; it is in the server's log")
 
-    keys = Keys(service.ws.store, service.outcome)
-
-    def idempotent(person: Person, key: str | None, request: dict[str, Any], handle: Callable[[str], JSONResponse],
-                   *, plan: str | None = None) -> JSONResponse:
-        """Run ``handle`` (as the turn it is given) once per (caller, key); a retry returns what the first run
-        returned, or what it came to when the process that ran it is gone."""
-        return keys.run(person.id, key, request, handle, at=service.clock(person).now().isoformat(), plan=plan)
-
-    # --- health --------------------------------------------------------------------------
-
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"])
-    def readyz() -> JSONResponse:
-        try:
-            with service.ws.store.read() as conn:
-                conn.execute(text("select 1"))
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            return _error(503, "not_ready", f"the state database does not answer: {type(exc).__name__}")
-        return JSONResponse({"status": "ready", "actions": len(service.ws.catalog)})
-
-    # --- who ----------------------------------------------------------------------------
-
-    @app.get("/v1/me", tags=["people"])
-    def me(authorization: Auth = None) -> dict[str, Any]:
-        person = service.caller(authorization)
-        return {"id": person.id, "name": person.name, "role": person.role, "team": person.team,
-                "timezone": person.timezone}
-
-    @app.get("/v1/auth", tags=["people"])
-    def auth_info() -> dict[str, Any]:
-        serve = service.ws.settings.serve
-        return {"oidc": {"issuer": serve.oidc_issuer, "audience": serve.oidc_audience} if serve.oidc_issuer
-                else None}
-
-    @app.get("/v1/auth/config", tags=["people"])
-    def auth_config() -> dict[str, Any]:
-        """How the web page signs a person in with the identity provider (authorization code with PKCE, a
-        public client), or ``{"oidc": null}`` when only tokens work. Needs no token and holds no secret."""
-        login = service.auth.login
-        return {"oidc": login.config() if login else None}
-
-    # --- conversations -------------------------------------------------------------------
-
-    @app.post("/v1/conversations", tags=["conversations"], status_code=201)
-    def new_conversation(authorization: Auth = None, key: Key = None) -> JSONResponse:
-        person = service.caller(authorization)
-        return idempotent(person, key, {"new": "conversation"}, lambda _as: JSONResponse(
-            {"id": service.chat(person).new(person.id)}, status_code=201))
-
-    @app.get("/v1/conversations", tags=["conversations"])
-    def conversations(authorization: Auth = None) -> list[dict[str, Any]]:
-        person = service.caller(authorization)
-        return service.chat(person).conversations.of(person.id)
-
-    @app.get("/v1/conversations/{conversation}", tags=["conversations"])
-    def conversation(conversation: str, authorization: Auth = None) -> dict[str, Any]:
-        person = service.caller(authorization)
-        chat = service.chat(person)
-        state = chat.conversations.get(conversation, person.id)
-        messages = chat.conversations.messages(conversation, person.id)
-        return {"id": conversation, "messages": [
-            {"role": m["role"], "text": m["text"], "status": m["status"], "at": m["at"], "turn": m["turn"],
-             "data": m["data"]} for m in messages],
-            "pending": state.pending.model_dump(mode="json") if state.pending else None}
-
-    @app.post("/v1/conversations/{conversation}/messages", tags=["conversations"])
-    def say(conversation: str, message: Annotated[MessageIn, Body()], authorization: Auth = None,
-            key: Key = None) -> JSONResponse:
-        person = service.caller(authorization)
-        if len(message.text) > limits.max_text_chars:
-            raise InputTooLarge(f"the message is {len(message.text)} characters; the limit is "
-                                f"{limits.max_text_chars}")
-        chat = service.chat(person)
-        service.check_owner(conversation, person)  # someone else's, or none: 404 before anything
-
-        def handle(turn: str) -> JSONResponse:
-            def progress(stage: str) -> None:
-                service.events.publish(conversation, {"stage": stage})
-
-            listening = service.events.listening(conversation)
-            result = chat.say(person.id, message.text, conversation, progress=progress if listening else None,
-                              turn_id=turn)
-            response = _turn(result)
-            if listening:
-                service.events.publish(conversation, {"stage": "done", "turn": json.loads(bytes(response.body))})
-            return response
-
-        return idempotent(person, key, {"conversation": conversation, "text": message.text}, handle)
-
-    @app.get("/v1/conversations/{conversation}/timeline", tags=["conversations"])
-    def timeline(conversation: str, authorization: Auth = None) -> list[dict[str, Any]]:
-        person = service.caller(authorization)
-        pipeline = service.pipeline(person)
-        Chat(pipeline, service.interpreter).conversations.get(conversation, person.id)
-        rows = pipeline.audit.list(conversation=conversation)
-        return [{"at": r["at"], "event": r["event"], "status": r["status"], "action": r["action"],
-                 "actor": r["actor"], "detail": r["detail"]} for r in rows]
-
-    @app.get("/v1/conversations/{conversation}/events", tags=["conversations"],
-             response_class=StreamingResponse)
-    async def events(conversation: str, authorization: Auth = None,
-                     timeout: Seconds = 300) -> StreamingResponse:
-        """Server-sent events: each turn's progress (interpreting, grounding, checking, awaiting_confirmation,
-        executing, done with the turn JSON). The stream ends after ``timeout`` seconds."""
-
-        def check() -> int:
-            service.check_owner(conversation, service.caller(authorization))
-            return service.newest_message(conversation)
-
-        after = await run_in_threadpool(check)
-        listener = service.events.subscribe(conversation)
-
-        async def stream() -> AsyncIterator[str]:
-            nonlocal after
-            told: set[str] = set()  # turns whose done was sent: each once, whichever way it came
-            now = time.monotonic()
-            end, poll, quiet = now + timeout, now + _POLL_SECONDS, now + _KEEP_ALIVE_SECONDS
-            try:
-                yield ": connected\n\n"
-                while now < end:
-                    items: list[dict[str, Any]] = []
-                    try:
-                        items.append(await asyncio.wait_for(listener[1].get(), max(min(poll, end) - now, 0.01)))
-                    except TimeoutError:
-                        pass
-                    now = time.monotonic()
-                    if now >= poll:  # turns run by other processes (workers), from the conversation's messages
-                        after, done = await run_in_threadpool(service.done_since, conversation, after)
-                        items += done
-                        poll = now + _POLL_SECONDS
-                    for item in items:
-                        turn = str(item["turn"].get("turn")) if item["stage"] == "done" else ""
-                        if turn and turn in told:
-                            continue
-                        told.add(turn)
-                        quiet = now + _KEEP_ALIVE_SECONDS
-                        yield f"event: {item['stage']}\ndata: {json.dumps(item, default=str)}\n\n"
-                    if now >= quiet:
-                        quiet = now + _KEEP_ALIVE_SECONDS
-                        yield ": keep-alive\n\n"
-            finally:
-                service.events.unsubscribe(conversation, listener)
-
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-    # --- confirmations ---------------------------------------------------------------------
-
-    @app.get("/v1/confirmations", tags=["confirmations"])
-    def confirmations(authorization: Auth = None) -> list[dict[str, Any]]:
-        person = service.caller(authorization)
-        return [{**c.summary(), "conversation": c.conversation, "plan": c.plan}
-                for c in service.pipeline(person).pending(person.id)]
-
-    def _answer(confirmation: str, approve: bool, authorization: HTTPAuthorizationCredentials | None,
-                key: str | None) -> JSONResponse:
-        person = service.caller(authorization)
-        chat = service.chat(person)
-
-        def handle(_as: str) -> JSONResponse:
-            result = chat.settle(person.id, confirmation, approve)
-            if result.conversation:
-                service.events.publish(result.conversation, {"stage": "done", "turn": result.to_json()})
-            return _turn(result)
-
-        return idempotent(person, key, {"confirmation": confirmation, "approve": approve}, handle,
-                          plan=service.plan_of(confirmation, person) if approve else None)
-
-    @app.post("/v1/confirmations/{confirmation}/approve", tags=["confirmations"])
-    def approve(confirmation: str, authorization: Auth = None, key: Key = None) -> JSONResponse:
-        return _answer(confirmation, True, authorization, key)
-
-    @app.post("/v1/confirmations/{confirmation}/decline", tags=["confirmations"])
-    def decline(confirmation: str, authorization: Auth = None, key: Key = None) -> JSONResponse:
-        return _answer(confirmation, False, authorization, key)
-
-    # --- standing instructions ---------------------------------------------------------------
-
-    @app.get("/v1/instructions", tags=["instructions"])
-    def instructions(authorization: Auth = None,
-                     every: Annotated[bool, Query(alias="all")] = False) -> list[dict[str, Any]]:
-        """The caller's standing instructions (active ones unless ``all=true``)."""
-        person = service.caller(authorization)
-        return [i.brief() for i in InstructionBook(service.ws.store).of(person.id, status=None if every else "active")]
-
-    @app.post("/v1/instructions/{instruction}/cancel", tags=["instructions"])
-    def cancel_instruction(instruction: str, authorization: Auth = None, key: Key = None) -> JSONResponse:
-        """Cancel one of the caller's instructions; another person's answers 404."""
-        person = service.caller(authorization)
-
-        def handle(_as: str) -> JSONResponse:
-            pipeline = service.pipeline(person)
-            item = InstructionBook(service.ws.store).cancel(instruction, person.id, pipeline.clock.now())
-            pipeline.audit.record([AuditEvent("instruction", person.id, "cancelled", item.action, item.conversation,
-                                              None, "api", {"instruction": item.id, "words": item.words})])
-            return JSONResponse(item.brief())
-
-        return idempotent(person, key, {"cancel_instruction": instruction}, handle)
-
-    # --- actions and audit -----------------------------------------------------------------
-
-    @app.get("/v1/actions", tags=["actions"])
-    def actions(authorization: Auth = None) -> list[dict[str, Any]]:
-        service.caller(authorization)
-        return [a.describe() for a in service.ws.catalog]
-
-    @app.post("/v1/actions/{name}", tags=["actions"])
-    def act(name: str, payload: Annotated[ActionIn, Body()], authorization: Auth = None,
-            key: Key = None) -> JSONResponse:
-        person = service.caller(authorization)
-        pipeline = service.pipeline(person)
-        return idempotent(person, key, {"action": name, "args": payload.args},
-                          lambda turn: _turn(pipeline.do(person.id, name, payload.args, turn_id=turn)))
-
-    @app.get("/v1/audit", tags=["audit"])
-    def audit(authorization: Auth = None, conversation: str | None = None, user: str | None = None,
-              action: str | None = None, since: Since = None,
-              limit: Limit = 500) -> list[dict[str, Any]]:
-        """Audit records: a person sees their own; an admin sees everyone's. ``since``: ISO 8601 (a time
-        without an offset is read in the caller's time zone)."""
-        person = service.caller(authorization)
-        if person.role != "admin":
-            user = person.id
-        when = parse_time(since, person.timezone) if since else None
-        return service.pipeline(person).audit.list(user=user, conversation=conversation, action=action,
-                                                   since=when, limit=limit)
-
-    # --- the web page ------------------------------------------------------------------------
-
+    for router in (*ROUTERS, icon_routes):
+        app.include_router(router)
     if WEB.is_dir():
         app.mount("/static", StaticFiles(directory=WEB), name="static")
-
-        @app.get("/", include_in_schema=False)
-        @app.get("/auth/callback", include_in_schema=False)  # where the identity provider sends people back
-        def page() -> FileResponse:
-            return FileResponse(WEB / "index.html")
-
+        app.include_router(page_routes)
     return app

@@ -4,14 +4,12 @@ A sayso token is ``sayso_`` and 43 URL-safe characters. The store keeps only its
 SHA-256, so checking one is an indexed lookup by hash. A process remembers a
 token it found live, by hash, under the current revocation epoch, and trusts it
 while that epoch is current; expiry is still checked on every request. Every
-revocation raises the epoch twice: in the database, in the revocation's own
-transaction, and then, on this host, in a small memory-mapped file in the
-workspace (``.sayso-serve-tokens``) that every request reads (a fraction of a
-microsecond). So once a revocation has returned (``sayso token revoke``, or
-another worker), every process on the host refuses the token. Processes on other
-hosts (several hosts on one PostgreSQL database) read the database's epoch at
-most ``CACHE_SECONDS`` after their last reading of it: they refuse the token at
-most ``CACHE_SECONDS`` after the revocation committed. An OIDC JWT is
+revocation raises the epoch in the database, in the revocation's own
+transaction. The process that revoked refuses the token at once; every other
+process, on this host or another, reads the database's epoch at most
+``CACHE_SECONDS`` after its last reading of it, so it refuses the token at most
+``CACHE_SECONDS`` after the revocation committed. The database is the one place
+processes share: nothing is shared through files on a host. An OIDC JWT is
 verified against the issuer's keys (a JWKS URL, or a static PEM key) and its
 claim is mapped to a person in the directory. Every failure is ``Unauthorized``
 and no message or log line ever contains a token.
@@ -35,7 +33,6 @@ import time
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,9 +50,8 @@ from ..directory import Directory, Person
 from ..errors import ConfigurationError, InvalidArguments, SystemFailure, Unauthorized
 from ..store import Store, schema
 from ..workspace import Workspace
-from .shared import HostCounter
 
-__all__ = ["EPOCH_FILE", "Authenticator", "OidcLogin", "OidcVerifier", "Tokens", "Unauthorized"]
+__all__ = ["Authenticator", "OidcLogin", "OidcVerifier", "Tokens", "Unauthorized"]
 
 log = logging.getLogger("sayso")
 
@@ -63,9 +59,8 @@ PREFIX = "sayso_"
 _TOKEN = re.compile(r"sayso_[A-Za-z0-9_-]{43}")
 _INVALID = "invalid or expired token"
 _LEEWAY_SECONDS = 30  # clock skew allowed between sayso and the identity provider
-EPOCH_FILE = ".sayso-serve-tokens"  # the host's revocation epoch, in the workspace
 # The longest a process goes without reading the database's revocation epoch while it answers requests: the
-# bound for a revocation made on another host (this host's file tells at once).
+# bound for a revocation made by another process to reach this one.
 CACHE_SECONDS = 1.0
 _CACHE_SIZE = 10_000
 _PublicKey = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
@@ -93,27 +88,16 @@ def _iso(value: datetime) -> str:
 
 
 class Tokens:
-    """sayso access tokens: created for a person, shown once, stored as a hash, revocable.
+    """sayso access tokens: created for a person, shown once, stored as a hash, revocable. A revocation reaches
+    other processes through the database's epoch, within ``CACHE_SECONDS``."""
 
-    ``shared`` is the host's epoch file (``EPOCH_FILE`` in the workspace): a revocation here reaches every
-    process on the host that uses the same file at once. Without it (or when it cannot be opened) a revocation
-    reaches other processes through the database's epoch, within ``CACHE_SECONDS``.
-    """
-
-    def __init__(self, store: Store, clock: Clock, *, default_days: int = 90, shared: Path | None = None) -> None:
+    def __init__(self, store: Store, clock: Clock, *, default_days: int = 90) -> None:
         self.store = store
         self.clock = clock
         self.default_days = default_days
-        # token hash -> (user id, expiry or None, host epoch, database epoch when it was looked up)
-        self._live: dict[str, tuple[str, datetime | None, int, int]] = {}
+        # token hash -> (user id, expiry or None, database epoch when it was looked up)
+        self._live: dict[str, tuple[str, datetime | None, int]] = {}
         self._live_lock = threading.Lock()
-        self._host: HostCounter | None = None
-        if shared is not None:
-            try:
-                self._host = HostCounter(shared)
-            except OSError as exc:
-                log.warning("token revocations reach other processes within %.0f s, not at once: cannot use %s "
-                            "(%s)", CACHE_SECONDS, shared, exc.strerror)
         self._epoch = -1  # the database's epoch when last read (-1: never)
         self._epoch_read = -math.inf  # monotonic time at which that reading began
         self._epoch_lock = threading.Lock()
@@ -144,8 +128,8 @@ class Tokens:
     def revoke(self, token_id: str) -> bool:
         """Revoke a token; False when there is no such token. Revoking twice keeps the first time.
 
-        On return every process on this host that shares the epoch file refuses the token; the database's epoch
-        is raised in the same transaction as the revocation, for the other hosts."""
+        On return this process refuses the token; the database's epoch is raised in the same transaction as the
+        revocation, for every other process."""
         t = schema.tokens
         with self.store.write() as conn:
             conn.execute(update(t).where(t.c.id == token_id, t.c.revoked_at.is_(None))
@@ -153,14 +137,6 @@ class Tokens:
             found = conn.execute(select(t.c.id).where(t.c.id == token_id)).first() is not None
             if found:
                 conn.execute(_RAISE_EPOCH)
-        # Raised only once the revocation is committed: a process that sees the new epoch and looks the token
-        # up again finds it revoked.
-        if found and self._host is not None:
-            try:
-                self._host.bump()
-            except OSError as exc:
-                log.warning("cannot tell this host's processes at once that a token was revoked (%s); they "
-                            "learn it from the database within %.0f s", exc.strerror, CACHE_SECONDS)
         with self._live_lock:
             self._live.clear()
         return found
@@ -172,18 +148,17 @@ class Tokens:
         digest = _hash(token)
         if time.monotonic() - self._epoch_read >= CACHE_SECONDS:
             self._read_epoch()
-        # Both epochs are read before the token is looked up, so a revocation that the lookup misses raises
-        # one of them past what is remembered with it.
-        host = self._host.value() if self._host is not None else 0
+        # The epoch is read before the token is looked up, so a revocation that the lookup misses raises it past
+        # what is remembered with it.
         epoch = self._epoch
         live = self._live.get(digest)
-        if live is None or live[2] != host or live[3] != epoch:
+        if live is None or live[2] != epoch:
             with self.store.read() as conn:
                 row = conn.execute(_LOOKUP, {"b_hash": digest}).first()
             if row is None or row.revoked_at is not None:
                 raise Unauthorized(_INVALID)
             expires = datetime.fromisoformat(row.expires_at) if row.expires_at is not None else None
-            live = (str(row.user_id), expires, host, epoch)
+            live = (str(row.user_id), expires, epoch)
             with self._live_lock:
                 if len(self._live) >= _CACHE_SIZE:
                     self._live.clear()
@@ -201,12 +176,6 @@ class Tokens:
             with self.store.read() as conn:
                 self._epoch = int(conn.execute(_EPOCH).scalar_one())
             self._epoch_read = started
-
-    def close(self) -> None:
-        """Let go of the host's epoch file."""
-        if self._host is not None:
-            self._host.close()
-            self._host = None
 
 
 class OidcVerifier:
@@ -379,7 +348,7 @@ class Authenticator:
     def __init__(self, ws: Workspace, clock: Clock) -> None:
         settings = ws.settings.serve
         self.ws = ws
-        self.tokens = Tokens(ws.store, clock, default_days=settings.token_days, shared=ws.root / EPOCH_FILE)
+        self.tokens = Tokens(ws.store, clock, default_days=settings.token_days)
         configured = settings.oidc_jwks_url or settings.oidc_public_key or settings.oidc_issuer
         self.oidc = OidcVerifier(settings) if configured else None
         self.login = OidcLogin(settings) if settings.oidc_client_id else None

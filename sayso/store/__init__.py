@@ -7,7 +7,7 @@ processes never deadlock upgrading a read lock, and on PostgreSQL the audit
 chain's head row is locked ``FOR UPDATE`` so appends stay in order.
 
 SQLite writers queue before ``BEGIN IMMEDIATE``: the threads of a process on a
-lock, and processes (``sayso serve --workers N``, the CLI beside a server) on
+lock, and processes (several ``sayso serve``, the CLI beside a server) on
 an ``flock`` of ``<database>-writer``, so a writer waits for the one before it
 and is woken when it finishes, instead of polling in SQLite's busy handler
 (whose sleeps of up to 100 ms, in no order, made an unlucky writer wait seconds
@@ -46,6 +46,7 @@ _HEAD_ROW = select(schema.audit_head.c.seq, schema.audit_head.c.hash).where(sche
 _HEAD_ROW_LOCKED = _HEAD_ROW.with_for_update()
 _STEPS_SEQ = Sequence("steps_seq")  # PostgreSQL's; created by migration 0007
 _HEAD = "0007"
+_MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on PostgreSQL
 
 
 class Store:
@@ -119,8 +120,13 @@ class Store:
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self._lock, self.engine.begin() as conn:
+            self._one_migration_at_a_time(conn)
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+
+    def _one_migration_at_a_time(self, conn: Connection) -> None:
+        """Make processes that open a new or old database at once upgrade it one after another (SQLite's
+        write lock, taken at BEGIN, already does)."""
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -282,6 +288,11 @@ class PostgresStore(Store):
         except ImportError:
             raise ConfigurationError('PostgreSQL needs its driver: pip install "sayso[postgres]"') from None
         super().__init__(engine)
+
+    def _one_migration_at_a_time(self, conn: Connection) -> None:
+        """A transaction-scoped advisory lock: several processes starting together on a fresh database (a
+        deployment of N) would otherwise each create the schema, and all but one fail."""
+        conn.execute(text("select pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
 
     def next_step_seq(self) -> ColumnElement[int]:
         """A database sequence: concurrent transactions each take their own number without waiting."""

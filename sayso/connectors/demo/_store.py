@@ -6,7 +6,7 @@ both in one transaction, so an effect and its idempotency key commit together
 a subclass of :class:`DemoSystem` lists its tables, reads, writes and undos.
 
 Writers of one file queue for it: the threads of a process on the system's lock,
-and processes (``sayso serve --workers N``, the CLI beside a server) on an
+and processes (several ``sayso serve``, the CLI beside a server) on an
 ``flock`` of ``<file>-writer`` taken before ``BEGIN IMMEDIATE``, as the state
 store's writers do. Left to SQLite's busy handler, a writer that found the file
 locked slept in steps of up to 100 ms, in no order, and under load an unlucky

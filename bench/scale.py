@@ -1,0 +1,378 @@
+"""Scaling out the standard way: nginx in front of 1, 2 and 3 ``sayso serve`` processes on PostgreSQL.
+
+    python bench/scale.py [--clients 16] [--seconds 15] [--processes 1 2 3] [--baseline REV] [--json]
+    python bench/scale.py --faults [--seconds 60] [--kill-every 4]
+
+Throughput: for each number of processes, a fresh demo workspace whose state database is a fresh PostgreSQL
+database (``--database-url``, by default the local one), nginx (bench/cluster.py) in front, and bench/load.py's
+closed-loop clients through nginx: read turns ("which of my deals close in the next 30 days?") and executed
+actions (``POST /v1/actions/chat.send``, each counted again in the demo chat system). The baseline, in the same
+run, is ``sayso serve --workers 2`` on SQLite from the commit ``--baseline`` (by default the one before the
+balancer was removed), unpacked with ``git archive`` into a temporary folder. Loopback only.
+
+``--faults``: 3 processes behind nginx; every ``--kill-every`` seconds one at random is killed with SIGKILL
+and started again, while ``--clients`` clients send reads, writes (``chat.send``, each with its own
+Idempotency-Key, retried with it until answered) and confirmations (an ``email.send`` to 11 people, approved
+with a key of its own) for ``--seconds``. At the end: every acknowledged write exists exactly once in the
+target systems (counted there), nothing ran twice, every key resolves, and ``sayso audit verify`` passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cluster  # noqa: E402
+import load  # noqa: E402
+
+from sayso import Clock, Workspace  # noqa: E402
+from sayso.clock import parse_time  # noqa: E402
+from sayso.serve.auth import Tokens  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+USERS = ("alice", "bob", "ines", "sam")
+BASELINE = "6a3e53a"  # the last commit with sayso serve's own balancer (--workers 2 on SQLite)
+RECIPIENTS = [f"list{i}@example.com" for i in range(11)]  # more than 10: high risk, needs a confirmation
+
+
+# --- workspaces on PostgreSQL ------------------------------------------------------------------------------
+
+
+def create_database(base_url: str) -> str:
+    import psycopg
+
+    name = f"sayso_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base_url.rpartition('/')[0]}/{name}"
+
+
+def drop_database(base_url: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+
+
+def make_workspace(root: Path, database: str | None) -> dict[str, str]:
+    """A fresh demo workspace (state on ``database``, else SQLite) with the rate limit relaxed; a token each."""
+    Workspace.init(root, demo=True, reference=date(2026, 11, 25))
+    toml = root / "sayso.toml"
+    text = toml.read_text()
+    if database:
+        text = text.replace('url = "sqlite:///state.db"', f'url = "{database}"')
+    toml.write_text(text)
+    return make_workspace_tokens(root)
+
+
+def make_workspace_tokens(root: Path) -> dict[str, str]:
+    """The rate limit of the workspace at ``root`` relaxed for load; a token for each user."""
+    toml = root / "sayso.toml"
+    toml.write_text(toml.read_text() + "\n[serve]\nrate_per_minute = 10000000\n")
+    ws = Workspace.load(root)
+    try:
+        tokens = Tokens(ws.store, Clock(parse_time(cluster.NOW, "UTC")))
+        return {user: tokens.create(user)[1] for user in USERS}
+    finally:
+        ws.close()
+
+
+# --- throughput ---------------------------------------------------------------------------------------------
+
+
+def measure(server: Any, tokens: dict[str, str], root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    scenarios = {s.name: s for s in load.SCENARIOS}
+    figures = {}
+    for name in ("read", "action"):
+        print(f"  {name}: {args.clients} clients, {args.warmup:g} s warmup + {args.seconds:g} s", file=sys.stderr,
+              flush=True)
+        result = load.run(scenarios[name], server, tokens, root, args.clients, args.seconds, args.warmup)
+        figures[name] = result.stats()
+    return figures
+
+
+def baseline(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Today's ``--workers 2`` on SQLite, from ``args.baseline``, unpacked (``git archive``) beside the run."""
+    source = tmp / "baseline-src"
+    source.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+    # A bare virtual environment that sees this one's packages but not its editable install of sayso (whose
+    # finder would win over PYTHONPATH, in the server and in the worker processes it spawns).
+    venv = tmp / "baseline-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    packages = next(p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir())
+    for site in (venv / "lib").glob("python*/site-packages"):
+        (site / "packages.pth").write_text(f"{packages}\n")
+    root = tmp / "baseline" / "ws"
+    root.parent.mkdir()
+    tokens = make_workspace(root, None)
+    os.environ["PYTHONPATH"] = str(source)
+    executable, sys.executable = sys.executable, str(venv / "bin" / "python")  # load.Server runs sys.executable
+    here = Path.cwd()
+    os.chdir(tmp)  # `python -m` looks in the current folder first: not this checkout's sayso
+    try:
+        server = load.Server(root, workers=2)
+    finally:
+        os.chdir(here)
+        sys.executable = executable
+        os.environ.pop("PYTHONPATH")
+    try:
+        return measure(server, tokens, root, args)
+    finally:
+        server.stop()
+
+
+def throughput(args: argparse.Namespace) -> int:
+    rows: list[tuple[str, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory(prefix="sayso-scale-", ignore_cleanup_errors=True) as tmp_name:
+        tmp = Path(tmp_name)
+        if args.baseline:
+            print(f"baseline: sayso serve --workers 2 on SQLite at {args.baseline}", file=sys.stderr, flush=True)
+            rows.append((f"baseline {args.baseline}: --workers 2, SQLite, no nginx", baseline(args, tmp)))
+        for count in args.processes:
+            print(f"{count} process(es) behind nginx, PostgreSQL", file=sys.stderr, flush=True)
+            database = create_database(args.database_url)
+            try:
+                root = tmp / f"pg{count}" / "ws"
+                root.parent.mkdir()
+                tokens = make_workspace(root, database)
+                threads = ("--threads", str(args.threads)) if args.threads else ()
+                running = cluster.Cluster(root, count, extra=threads)
+                try:
+                    label = f"nginx + {count} process(es), PostgreSQL{f', {args.threads} threads' if threads else ''}"
+                    rows.append((label, measure(running, tokens, root, args)))
+                finally:
+                    running.stop()
+            finally:
+                drop_database(args.database_url, database)
+    print(f"sayso scale-out: {args.clients} closed-loop clients, {args.warmup:g} s warmup + {args.seconds:g} s per "
+          f"figure, offline interpreter, {os.cpu_count()} CPUs shared with the load generator (and, here, with "
+          "whoever else uses the machine)")
+    print()
+    print(f"{'setup':<50} {'reads/s':>8} {'p50':>6} {'p99':>6} {'actions/s':>9} {'p50':>6} {'p99':>6} {'errors':>6} "
+          f"{'effects ok':>10}")
+    for name, figures in rows:
+        read, action = figures["read"], figures["action"]
+        agree = action["effects_counted"] == action["executed"]
+        print(f"{name:<50} {read['per_s']:>8} {read['p50_ms']:>6} {read['p99_ms']:>6} {action['per_s']:>9} "
+              f"{action['p50_ms']:>6} {action['p99_ms']:>6} {read['errors'] + action['errors']:>6} "
+              f"{'yes' if agree else 'NO':>10}")
+    print("p50/p99: client-side milliseconds (nearest rank); effects ok: executed responses = messages counted in "
+          "chat.db")
+    if args.json:
+        print(json.dumps({name: figures for name, figures in rows}, sort_keys=True))
+    return 0
+
+
+# --- faults -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    """What the clients were told, and what they never got an answer for."""
+
+    acknowledged: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> the text or subject it wrote
+    stuck: list[str] = field(default_factory=list)  # keys that never resolved
+    confirmed: dict[str, str] = field(default_factory=dict)  # approval key -> the email's subject
+    reads: int = 0
+    read_errors: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _keyed(client: httpx.Client, path: str, body: dict[str, Any], key: str, deadline: float,
+           ledger: Ledger) -> httpx.Response | None:
+    """POST with ``key`` until it is answered for good (not a transport error, a 5xx or a retry in progress);
+    None when ``deadline`` passes first."""
+    while time.monotonic() < deadline:
+        try:
+            response = client.post(path, json=body, headers={"Idempotency-Key": key})
+        except httpx.TransportError:
+            response = None
+        if response is not None and response.status_code < 500 and not (
+                response.status_code == 409 and response.json().get("error", {}).get("code") ==
+                "idempotency_in_progress"):
+            return response
+        with ledger.lock:
+            ledger.retries += 1
+        time.sleep(0.2)
+    return None
+
+
+def _client_loop(index: int, url: str, token: str, end: float, settle: float, ledger: Ledger) -> None:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        conversation = ""
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+            kind = ("read", "write", "write", "confirm")[n % 4]
+            if kind == "read":
+                try:
+                    if not conversation:
+                        conversation = client.post("/v1/conversations").json()["id"]
+                    answer = client.post(f"/v1/conversations/{conversation}/messages",
+                                         json={"text": "which of my deals close in the next 30 days?"})
+                    ok = answer.status_code == 200
+                    problem = "" if ok else f"HTTP {answer.status_code}"
+                except (httpx.TransportError, ValueError, KeyError) as exc:
+                    ok, problem, conversation = False, type(exc).__name__, ""
+                with ledger.lock:
+                    ledger.reads += ok
+                    if problem:
+                        ledger.read_errors[problem] += 1
+                continue
+            key = f"k{index}-{n}-{uuid.uuid4().hex[:6]}"
+            if kind == "write":
+                text = f"fault run {key}"
+                answer = _keyed(client, "/v1/actions/chat.send", {"args": {"to": "carol", "text": text}}, key,
+                                settle, ledger)
+                with ledger.lock:
+                    if answer is not None and answer.status_code == 200 and answer.json()["status"] == "executed":
+                        ledger.acknowledged[key] = text
+                    elif answer is None:
+                        ledger.stuck.append(key)
+                continue
+            subject = f"fault run {key}"
+            asked = _keyed(client, "/v1/actions/email.send",
+                           {"args": {"to": RECIPIENTS, "subject": subject, "body": "b"}}, key, settle, ledger)
+            if asked is None:
+                with ledger.lock:
+                    ledger.stuck.append(key)
+                continue
+            confirmation = (asked.json().get("confirmation") or {}).get("id")
+            if asked.status_code != 200 or not confirmation:
+                continue
+            approval = f"{key}-yes"
+            done = _keyed(client, f"/v1/confirmations/{confirmation}/approve", {}, approval, settle, ledger)
+            with ledger.lock:
+                if done is None:
+                    ledger.stuck.append(approval)
+                elif done.status_code == 200 and done.json()["status"] == "executed":
+                    ledger.confirmed[approval] = subject
+
+
+def _counts(root: Path, system: str, sql: str) -> Counter[str]:
+    with sqlite3.connect(root / "systems" / f"{system}.db") as conn:
+        return Counter(row[0] for row in conn.execute(sql))
+
+
+def fault_run(root: Path, tokens: dict[str, str], *, seconds: float, clients: int, kill_every: float,
+              seed: int | None = None, log: Any = None) -> dict[str, Any]:
+    """The fault run on the workspace at ``root`` (state on PostgreSQL): its figures and findings."""
+    rng = random.Random(seed)
+    running = cluster.Cluster(root, 3)
+    ledger = Ledger()
+    kills = 0
+    try:
+        started = time.monotonic()
+        end, settle = started + seconds, started + seconds + 90
+        threads = [threading.Thread(target=_client_loop, args=(i, running.url, tokens[USERS[i % len(USERS)]], end,
+                                                               settle, ledger)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        while time.monotonic() + kill_every < end:
+            time.sleep(kill_every)
+            victim = rng.randrange(3)
+            running.kill(victim)
+            kills += 1
+            if log:
+                print(f"  {time.monotonic() - started:5.1f} s: killed process {victim}", file=log, flush=True)
+            running.start(victim)
+        for index in range(3):
+            running.wait_ready(index)
+        for thread in threads:
+            thread.join(150)
+    finally:
+        running.stop()
+    texts = _counts(root, "chat", "select text from messages where text like 'fault run %'")
+    subjects = _counts(root, "email", "select subject from emails where subject like 'fault run %'")
+    acked = Counter(texts[text] for text in ledger.acknowledged.values())
+    approved = Counter(subjects[subject] for subject in ledger.confirmed.values())
+    verified = subprocess.run([sys.executable, "-m", "sayso", "audit", "verify", "--workspace", str(root)],
+                              capture_output=True, text=True)
+    return {
+        "seconds": seconds, "clients": clients, "kills": kills, "reads": ledger.reads,
+        "read_errors": dict(ledger.read_errors), "retries": ledger.retries,
+        "writes_acknowledged": len(ledger.acknowledged), "confirmations_approved": len(ledger.confirmed),
+        "lost": acked[0] + approved[0],  # acknowledged, and not in the target system
+        "duplicates": sum(n - 1 for n in [*texts.values(), *subjects.values()] if n > 1),  # anything twice
+        "stuck_keys": len(ledger.stuck),
+        "audit_verify": verified.returncode == 0 and "intact" in verified.stdout,
+        "audit_output": verified.stdout.strip()[-300:],
+    }
+
+
+def faults(args: argparse.Namespace) -> int:
+    failed = 0
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="sayso-faults-", ignore_cleanup_errors=True) as tmp:
+            database = create_database(args.database_url)
+            try:
+                root = Path(tmp) / "ws"
+                tokens = make_workspace(root, database)
+                print(f"fault run {run + 1}/{args.runs}: {args.clients} clients, {args.seconds:g} s, a kill -9 "
+                      f"every {args.kill_every:g} s", file=sys.stderr, flush=True)
+                found = fault_run(root, tokens, seconds=args.seconds, clients=args.clients,
+                                  kill_every=args.kill_every, log=sys.stderr)
+            finally:
+                drop_database(args.database_url, database)
+        ok = (found["lost"] == 0 and found["duplicates"] == 0 and found["stuck_keys"] == 0
+              and found["audit_verify"])
+        failed += not ok
+        print(f"run {run + 1}: {found['kills']} kills; {found['writes_acknowledged']} writes and "
+              f"{found['confirmations_approved']} confirmations acknowledged, {found['reads']} reads "
+              f"(read errors {found['read_errors'] or 0}); {found['retries']} retries; lost {found['lost']}, "
+              f"duplicates {found['duplicates']}, stuck keys {found['stuck_keys']}; audit verify "
+              f"{'passes' if found['audit_verify'] else 'FAILS'}: {'ok' if ok else 'FAILED'}")
+        if args.json:
+            print(json.dumps(found, sort_keys=True))
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="timed seconds per figure (default 15), or of a fault run (default 60)")
+    parser.add_argument("--warmup", type=float, default=2, help="untimed seconds per figure first (default 2)")
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 3], help="process counts (1 2 3)")
+    parser.add_argument("--threads", type=int, default=None, help="sayso serve --threads for each process")
+    parser.add_argument("--baseline", default=BASELINE, help=f"the commit measured as the baseline ({BASELINE}); "
+                        "'' for none")
+    parser.add_argument("--database-url", default=os.environ.get(
+        "SAYSO_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL database on which to create (and drop) the bench's own")
+    parser.add_argument("--faults", action="store_true", help="the fault run instead of the throughput figures")
+    parser.add_argument("--kill-every", type=float, default=4, help="seconds between kills in --faults (4)")
+    parser.add_argument("--runs", type=int, default=1, help="consecutive fault runs (default 1)")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = parser.parse_args(argv)
+    if cluster.nginx_binary() is None:
+        parser.error("nginx is not installed: apt-get install nginx-light")
+    if args.faults:
+        args.seconds = args.seconds or 60
+        return faults(args)
+    args.seconds = args.seconds or 15
+    return throughput(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Background duties with several processes on one PostgreSQL database: standing instructions fire once per
+due time when three ``sayso tick`` passes (what ``sayso worker`` and ``sayso serve`` run) look at once; the
+firings are counted in the demo chat system."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sayso import Workspace
+from sayso.conversation import Chat
+from sayso.instructions import InstructionBook
+
+from .conftest import NOW, pipeline_for
+from .processes import pg_workspace
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Iterator[Path]:
+    yield from pg_workspace(tmp_path / "ws")
+
+
+def messages_to(root: Path, person: str) -> list[str]:
+    with sqlite3.connect(root / "systems" / "chat.db") as conn:
+        return [r[0] for r in conn.execute('select text from messages where "to" = ? order by id', (person,))]
+
+
+def ticks_at_once(root: Path, to: str, processes: int = 3) -> None:
+    """``processes`` ``sayso tick --to`` passes started together; each must succeed."""
+    running = [subprocess.Popen([sys.executable, "-m", "sayso", "tick", "--workspace", str(root), "--to", to],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(processes)]
+    for process in running:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err + out
+
+
+def test_instructions_fire_once_per_due_time_with_three_processes_looking(root: Path) -> None:
+    said = [Chat(pipeline_for(root, user, NOW)).say(user, words) for user, words in (
+        ("alice", "every weekday at 8:30 show me my open deals"),
+        ("alice", "tomorrow at 9, tell carol the renewal is signed"),
+        ("bob", "tomorrow at 9, tell carol the demo went well"))]
+    assert [s.status.value for s in said] == ["executed"] * 3, [s.reply for s in said]
+    ticks_at_once(root, "2026-11-26T14:00")  # Thursday 09:00 New York: the 08:30 and the two at 9
+    assert len(messages_to(root, "alice")) == 1, [m[:90] for m in messages_to(root, "alice")]
+    assert len(messages_to(root, "carol")) == 2
+    ticks_at_once(root, "2026-11-26T14:00")  # the same time again: nothing more
+    ticks_at_once(root, "2026-11-27T13:45")  # Friday 08:45 New York: the recurring one, once
+    assert len(messages_to(root, "alice")) == 2
+    assert len(messages_to(root, "carol")) == 2
+    ws = Workspace.load(root)
+    try:
+        book = InstructionBook(ws.store)
+        fired = [f for item in book.of(None, status=None) for f in book.firings_of(item.id)]
+    finally:
+        ws.close()
+    assert len(fired) == 4 and {f["status"] for f in fired} == {"executed"}
