@@ -29,4 +29,5 @@ class Channel(Protocol):
 
 ChannelFactory = Callable[[], Channel]
 
-CHANNELS: PluginRegistry[ChannelFactory] = PluginRegistry("sayso.channels", builtin=(), what="channel")
+CHANNELS: PluginRegistry[ChannelFactory] = PluginRegistry("sayso.channels", builtin=("sayso.channels.slack",),
+                                                          what="channel")

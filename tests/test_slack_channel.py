@@ -1,0 +1,273 @@
+"""The Slack channel: signed Events API and interactivity requests against ``sayso serve`` on loopback (a real
+Uvicorn), the bot pointed at a stateful stand-in of Slack's Web API that records every call. Effects are
+counted in the demo CRM; retries and double clicks execute once."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+pytest.importorskip("slack_bolt", reason="the Slack channel needs its extra: pip install 'sayso[slack]'")
+pytest.importorskip("uvicorn", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
+
+from fastapi import FastAPI  # noqa: E402
+
+from sayso.channels.slack._bot import NOT_YOURS, UNKNOWN_USER  # noqa: E402
+from sayso.serve import create_app  # noqa: E402
+
+from .conftest import NOW  # noqa: E402
+from .servers import serving  # noqa: E402
+from .standins.slack import BOT_USER, TEAM, SlackStandIn  # noqa: E402
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_TOKEN = "xoxb-test-sayso-bot"
+USERS = {"alice@lumenlabs.example": "U0ALICE", "carol@lumenlabs.example": "U0CAROL",
+         "bob@lumenlabs.example": "U0BOB", "stranger@elsewhere.example": "U0STRANGER"}
+SALES_EAST = "C0SALESEAST"
+
+
+def sign(body: str, *, at: int | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
+    """Slack's request signature: v0=HMAC-SHA256(secret, "v0:{timestamp}:{body}")."""
+    stamp = str(int(time.time()) if at is None else at)
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class Slack:
+    """A workspace served with its Slack channel, and the stand-in the bot talks to."""
+
+    url: str
+    app: FastAPI
+    standin: SlackStandIn
+    root: Path
+    events: int = 0
+
+    def post(self, body: str, content_type: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return httpx.post(f"{self.url}/slack/events", content=body, timeout=30,
+                          headers={"Content-Type": content_type, **sign(body), **(headers or {})})
+
+    def event(self, user: str, text: str, *, channel: str, thread_ts: str | None = None,
+              mention: bool = False) -> dict[str, Any]:
+        """A person writes (in the stand-in), and Slack's Events API payload for it."""
+        said = self.standin.say(channel, user, text, thread_ts)
+        self.events += 1
+        event: dict[str, Any] = {"type": "app_mention" if mention else "message", "user": user, "text": text,
+                                 "ts": said["ts"], "channel": channel, "team": TEAM, "event_ts": said["ts"],
+                                 "channel_type": "channel" if mention else "im"}
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        return {"token": "unused", "team_id": TEAM, "api_app_id": "A0SAYSOAPP", "event": event,
+                "type": "event_callback", "event_id": f"Ev{self.events:08d}", "event_time": int(time.time()),
+                "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}]}
+
+    def send(self, payload: dict[str, Any], retry: int = 0) -> httpx.Response:
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
+        return self.post(json.dumps(payload), "application/json", headers)
+
+    def click(self, user: str, message: dict[str, Any], channel: str, action_id: str,
+              action_ts: str = "1764061200.000100") -> httpx.Response:
+        """A click on a button of a message, as Slack's interactivity payload (a form with ``payload``)."""
+        button = next(e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+                      if e["action_id"] == action_id)
+        payload = {"type": "block_actions", "team": {"id": TEAM, "domain": "lumenlabs"},
+                   "user": {"id": user, "team_id": TEAM}, "api_app_id": "A0SAYSOAPP",
+                   "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel,
+                                 "is_ephemeral": False},
+                   "channel": {"id": channel}, "message": message, "trigger_id": "1.2.3",
+                   "actions": [{"type": "button", "action_id": action_id, "block_id": "sayso_confirmation",
+                                "text": button["text"], "value": button["value"], "action_ts": action_ts}]}
+        return self.post(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
+    def settle(self) -> None:
+        assert self.app.state.slack.background.idle(60), "the background work did not finish"
+
+    def bot_messages(self, channel: str) -> list[dict[str, Any]]:
+        """What the bot said in a conversation, as it reads now (copies: a later update leaves them as seen)."""
+        return [json.loads(json.dumps(m)) for m in self.standin.posted(channel) if m.get("bot_id")]
+
+    def crm(self, sql: str) -> int:
+        with sqlite3.connect(self.root / "systems" / "crm.db") as conn:
+            return int(conn.execute(sql).fetchone()[0])
+
+    def state(self, sql: str) -> int:
+        with sqlite3.connect(self.root / "state.db") as conn:
+            return int(conn.execute(sql).fetchone()[0])
+
+
+def configure(root: Path, base_url: str) -> None:
+    (root / "secrets.toml").write_text(f'slack_signing = "{SIGNING_SECRET}"\nslack_bot = "{BOT_TOKEN}"\n')
+    with (root / "sayso.toml").open("a") as toml:
+        toml.write(f'\n[secrets]\nfile = "secrets.toml"\n\n[channels.slack]\nsigning_secret = "slack_signing"\n'
+                   f'bot_token = "slack_bot"\nbase_url = "{base_url}"\n')
+
+
+@pytest.fixture
+def slack(sqlite_root: Path) -> Iterator[Slack]:
+    with SlackStandIn(BOT_TOKEN, users=USERS, channels={"sales-east": SALES_EAST}) as standin:
+        configure(sqlite_root, standin.url)
+        app = create_app(sqlite_root, now=NOW)
+        with serving(app) as url:
+            yield Slack(url, app, standin, sqlite_root)
+            app.state.slack.background.idle(60)
+
+
+def test_a_direct_message_is_answered_as_the_person_and_the_dm_is_one_conversation(slack: Slack) -> None:
+    dm = "D0ALICE"
+    answer = slack.send(slack.event("U0ALICE", "which of my deals close in the next 30 days?", channel=dm))
+    assert answer.status_code == 200
+    slack.settle()
+    [reply] = slack.bot_messages(dm)
+    assert "thread_ts" not in reply  # a DM's top level is answered at the top level
+    shown = json.dumps(reply["blocks"])
+    assert "D-101" in shown and "D-102" not in shown
+    assert reply["blocks"][0]["type"] == "section"
+
+    slack.send(slack.event("U0ALICE", "move the Brightwater one to negotiation", channel=dm))
+    slack.settle()
+    assert slack.crm("select count(*) from deals where id = 'D-101' and stage = 'negotiation'") == 1
+    assert slack.standin.methods().count("users.info") == 1  # the person is cached
+    assert slack.state("select count(*) from slack_threads") == 1
+    assert slack.state("select count(*) from conversations where channel = 'slack' and user_id = 'alice'") == 1
+    # progress first, then the reply in its place
+    assert [c.method for c in slack.standin.calls if c.method.startswith("chat.")][:2] == \
+        ["chat.postMessage", "chat.update"]
+
+
+def test_a_mention_in_a_channel_is_answered_in_its_thread_which_continues_the_conversation(slack: Slack) -> None:
+    first = slack.event("U0CAROL", f"<@{BOT_USER}> which deals close in the next 30 days?", channel=SALES_EAST,
+                        mention=True)
+    slack.send(first)
+    slack.settle()
+    root = first["event"]["ts"]
+    [reply] = slack.bot_messages(SALES_EAST)
+    assert reply["thread_ts"] == root
+    assert "D-101" in json.dumps(reply["blocks"])
+    slack.send(slack.event("U0CAROL", f"<@{BOT_USER}> show D-104", channel=SALES_EAST, thread_ts=root,
+                           mention=True))
+    slack.settle()
+    assert [m["thread_ts"] for m in slack.bot_messages(SALES_EAST)] == [root, root]
+    assert slack.state("select count(*) from slack_threads") == 1
+    with sqlite3.connect(slack.root / "state.db") as conn:
+        said = [r[0] for r in conn.execute("select text from messages where role = 'person' order by id")]
+    assert said == ["which deals close in the next 30 days?", "show D-104"]  # the mention is not in the words
+
+
+def test_an_unknown_slack_user_is_told_so_and_nothing_else_happens(slack: Slack) -> None:
+    slack.send(slack.event("U0STRANGER", "close Kestrel Aerospace as won", channel="D0STRANGER"))
+    slack.send(slack.event("U0STRANGER", f"<@{BOT_USER}> close D-101 as won", channel=SALES_EAST, mention=True))
+    slack.settle()
+    assert [m["text"] for m in slack.bot_messages("D0STRANGER")] == [UNKNOWN_USER]
+    assert slack.bot_messages(SALES_EAST) == []
+    assert [(e["user"], e["text"]) for e in slack.standin.ephemeral] == [("U0STRANGER", UNKNOWN_USER)]
+    assert slack.state("select count(*) from conversations") == 0
+    assert slack.state("select count(*) from audit") == 0
+
+
+@pytest.mark.parametrize("problem", ["signature", "stale", "missing", "garbage"])
+def test_unsigned_forged_or_stale_requests_are_refused(slack: Slack, problem: str) -> None:
+    body = json.dumps(slack.event("U0ALICE", "move D-101 to negotiation", channel="D0ALICE"))
+    headers = {"signature": sign(body, secret="not-the-signing-secret"),
+               "stale": sign(body, at=int(time.time()) - 6 * 60),
+               "missing": {"X-Slack-Request-Timestamp": "", "X-Slack-Signature": ""},
+               "garbage": {**sign(body), "X-Slack-Request-Timestamp": "soon"}}[problem]
+    answer = httpx.post(f"{slack.url}/slack/events", content=body, timeout=30,
+                        headers={"Content-Type": "application/json", **headers})
+    assert answer.status_code == 401
+    slack.settle()
+    assert slack.bot_messages("D0ALICE") == []
+    assert "users.info" not in slack.standin.methods()
+    assert slack.crm("select count(*) from deals where stage = 'negotiation'") == 2  # D-102 and D-104, as seeded
+
+
+def test_slack_url_verification_is_answered(slack: Slack) -> None:
+    body = json.dumps({"token": "unused", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                       "type": "url_verification"})
+    answer = slack.post(body, "application/json")
+    assert answer.status_code == 200
+    assert answer.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+
+
+def _card(slack: Slack) -> dict[str, Any]:
+    """Carol asks to close the Kestrel Aerospace deal (high risk) in #sales-east, Slack delivering the event
+    five times (the first and four retries); the card that comes back."""
+    event = slack.event("U0CAROL", f"<@{BOT_USER}> close Kestrel Aerospace as won", channel=SALES_EAST,
+                        mention=True)
+    answers = [slack.send(event, retry) for retry in range(5)]
+    assert [a.status_code for a in answers] == [200] * 5
+    slack.settle()
+    [card] = slack.bot_messages(SALES_EAST)
+    assert card["thread_ts"] == event["event"]["ts"]
+    return card
+
+
+def test_a_retry_storm_and_ten_concurrent_clicks_execute_once(slack: Slack) -> None:
+    card = _card(slack)
+    assert slack.standin.methods().count("chat.postMessage") == 1  # one turn for five deliveries
+    shown = json.dumps(card["blocks"])
+    assert "D-102" in shown and "closed_won" in shown
+    [buttons] = [b for b in card["blocks"] if b["type"] == "actions"]
+    confirmation = buttons["elements"][0]["value"]
+    assert [(e["text"]["text"], e["value"]) for e in buttons["elements"]] == \
+        [("Approve", confirmation), ("Decline", confirmation)]
+    assert slack.crm("select count(*) from deals where id = 'D-102' and stage = 'closed_won'") == 0
+
+    statuses: list[int] = []
+    start = threading.Barrier(10)
+
+    def click() -> None:
+        start.wait()
+        statuses.append(slack.click("U0CAROL", card, SALES_EAST, "sayso_approve").status_code)
+
+    clickers = [threading.Thread(target=click) for _ in range(10)]
+    for clicker in clickers:
+        clicker.start()
+    for clicker in clickers:
+        clicker.join()
+    slack.settle()
+    assert statuses == [200] * 10
+    assert slack.crm("select count(*) from deals where id = 'D-102' and stage = 'closed_won'") == 1
+    assert slack.crm("select count(*) from effects") == 1
+    [updated] = slack.bot_messages(SALES_EAST)
+    assert updated["ts"] == card["ts"]  # the card itself, updated in place
+    assert "Approved by carol · executed once" in json.dumps(updated["blocks"], ensure_ascii=False)
+    assert not [b for b in updated["blocks"] if b["type"] == "actions"]
+
+    slack.click("U0CAROL", card, SALES_EAST, "sayso_approve", action_ts="1764061260.000200")  # a later click
+    slack.settle()
+    assert slack.crm("select count(*) from effects") == 1
+    assert [e["user"] for e in slack.standin.ephemeral] == ["U0CAROL"]  # told it was already used
+
+
+def test_only_the_approvers_click_counts(slack: Slack) -> None:
+    card = _card(slack)
+    slack.click("U0ALICE", card, SALES_EAST, "sayso_approve")
+    slack.click("U0STRANGER", card, SALES_EAST, "sayso_approve")
+    slack.settle()
+    assert [(e["user"], e["text"]) for e in slack.standin.ephemeral] == \
+        [("U0ALICE", NOT_YOURS), ("U0STRANGER", UNKNOWN_USER)]
+    assert slack.crm("select count(*) from deals where id = 'D-102' and stage = 'closed_won'") == 0
+    assert "chat.update" not in [c.method for c in slack.standin.calls if c.fields.get("ts") == card["ts"]
+                                 and c.method == "chat.update" and "Approved" in json.dumps(c.fields)]
+    slack.click("U0CAROL", card, SALES_EAST, "sayso_decline")
+    slack.settle()
+    [updated] = slack.bot_messages(SALES_EAST)
+    assert "Declined by carol · nothing changed" in json.dumps(updated["blocks"], ensure_ascii=False)
+    assert slack.crm("select count(*) from effects") == 0
+
+
+def test_without_slack_settings_nothing_is_mounted(sqlite_root: Path) -> None:
+    with serving(create_app(sqlite_root, now=NOW)) as url:
+        assert httpx.post(f"{url}/slack/events", content="{}", timeout=30).status_code == 404
