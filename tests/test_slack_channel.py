@@ -23,7 +23,9 @@ pytest.importorskip("slack_bolt", reason="the Slack channel needs its extra: pip
 pytest.importorskip("uvicorn", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
 
 from fastapi import FastAPI  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
+from sayso import Workspace  # noqa: E402
 from sayso.channels.slack._bot import NOT_YOURS, UNKNOWN_USER  # noqa: E402
 from sayso.serve import create_app  # noqa: E402
 
@@ -103,8 +105,22 @@ class Slack:
             return int(conn.execute(sql).fetchone()[0])
 
     def state(self, sql: str) -> int:
-        with sqlite3.connect(self.root / "state.db") as conn:
-            return int(conn.execute(sql).fetchone()[0])
+        """A count in the state database (SQLite or PostgreSQL)."""
+        ws = Workspace.load(self.root)
+        try:
+            with ws.store.read() as conn:
+                return int(conn.execute(text(sql)).scalar_one())
+        finally:
+            ws.close()
+
+    def said(self) -> list[str]:
+        ws = Workspace.load(self.root)
+        try:
+            with ws.store.read() as conn:
+                return [str(r[0]) for r in conn.execute(text(
+                    "select text from messages where role = 'person' order by id"))]
+        finally:
+            ws.close()
 
 
 def configure(root: Path, base_url: str) -> None:
@@ -115,12 +131,13 @@ def configure(root: Path, base_url: str) -> None:
 
 
 @pytest.fixture
-def slack(sqlite_root: Path) -> Iterator[Slack]:
+def slack(demo_root: Path) -> Iterator[Slack]:
+    """On SQLite, and on PostgreSQL when configured."""
     with SlackStandIn(BOT_TOKEN, users=USERS, channels={"sales-east": SALES_EAST}) as standin:
-        configure(sqlite_root, standin.url)
-        app = create_app(sqlite_root, now=NOW)
+        configure(demo_root, standin.url)
+        app = create_app(demo_root, now=NOW)
         with serving(app) as url:
-            yield Slack(url, app, standin, sqlite_root)
+            yield Slack(url, app, standin, demo_root)
             app.state.slack.background.idle(60)
 
 
@@ -141,6 +158,8 @@ def test_a_direct_message_is_answered_as_the_person_and_the_dm_is_one_conversati
     assert slack.standin.methods().count("users.info") == 1  # the person is cached
     assert slack.state("select count(*) from slack_threads") == 1
     assert slack.state("select count(*) from conversations where channel = 'slack' and user_id = 'alice'") == 1
+    assert slack.state("select count(*) from audit where channel = 'slack' and actor = 'alice'") > 0
+    assert slack.state("select count(*) from audit where channel <> 'slack'") == 0
     # progress first, then the reply in its place
     assert [c.method for c in slack.standin.calls if c.method.startswith("chat.")][:2] == \
         ["chat.postMessage", "chat.update"]
@@ -160,9 +179,7 @@ def test_a_mention_in_a_channel_is_answered_in_its_thread_which_continues_the_co
     slack.settle()
     assert [m["thread_ts"] for m in slack.bot_messages(SALES_EAST)] == [root, root]
     assert slack.state("select count(*) from slack_threads") == 1
-    with sqlite3.connect(slack.root / "state.db") as conn:
-        said = [r[0] for r in conn.execute("select text from messages where role = 'person' order by id")]
-    assert said == ["which deals close in the next 30 days?", "show D-104"]  # the mention is not in the words
+    assert slack.said() == ["which deals close in the next 30 days?", "show D-104"]  # the mention is not in the words
 
 
 def test_an_unknown_slack_user_is_told_so_and_nothing_else_happens(slack: Slack) -> None:
@@ -271,3 +288,23 @@ def test_only_the_approvers_click_counts(slack: Slack) -> None:
 def test_without_slack_settings_nothing_is_mounted(sqlite_root: Path) -> None:
     with serving(create_app(sqlite_root, now=NOW)) as url:
         assert httpx.post(f"{url}/slack/events", content="{}", timeout=30).status_code == 404
+
+
+def test_a_question_offers_its_options_as_buttons_and_a_click_answers_it(slack: Slack) -> None:
+    dm = "D0ALICE"
+    slack.send(slack.event("U0ALICE", "move the Kestrel deal to proposal", channel=dm))
+    slack.settle()
+    [question] = slack.bot_messages(dm)
+    [buttons] = [b for b in question["blocks"] if b["type"] == "actions"]
+    values = [e["value"] for e in buttons["elements"]]
+    assert "D-102" in values and "D-103" in values
+    chosen = next(e["action_id"] for e in buttons["elements"] if e["value"] == "D-102")
+    slack.click("U0BOB", question, dm, chosen)  # not bob's conversation
+    slack.click("U0ALICE", question, dm, chosen)
+    slack.click("U0ALICE", question, dm, chosen, action_ts="1764061260.000200")  # a second click: answered
+    slack.settle()
+    assert slack.crm("select count(*) from deals where id = 'D-102' and stage = 'proposal'") == 1
+    assert [e["user"] for e in slack.standin.ephemeral] == ["U0BOB", "U0ALICE"]
+    asked, answer = slack.bot_messages(dm)
+    assert "alice chose" in json.dumps(asked["blocks"]) and not [b for b in asked["blocks"] if b["type"] == "actions"]
+    assert "D-102" in answer["text"]

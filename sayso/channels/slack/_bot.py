@@ -336,8 +336,10 @@ class SlackBot:
             return
         value = str(action.get("value") or "")
         state = Conversations(self.chat(person).pipeline).load(conversation, person.id)
-        if state is None or state.pending is None or value not in {o.value for o in state.pending.options}:
-            self._tell(channel, user, ANSWERED_ALREADY, thread)
+        open_question = state is not None and state.pending is not None and value in {
+            o.value for o in state.pending.options}
+        if not open_question or not self.claim(f"question:{team}:{channel}:{message.get('ts')}"):
+            self._tell(channel, user, ANSWERED_ALREADY, thread)  # by a button once, whichever click is first
             return
         label = str((action.get("text") or {}).get("text") or value)
         self.client.chat_update(channel=channel, ts=str(message["ts"]), text=f"{person.id} chose {label}",
