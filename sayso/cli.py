@@ -1014,6 +1014,31 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
+@app.command()
+def slack(
+    workspace: WorkspaceOpt = None,
+    now: NowOpt = None,
+    interpreter: InterpreterOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Run the Slack app over Socket Mode, for a company without a public URL (docs/channels/slack.md)."""
+    from .channels.slack import run_socket_mode
+
+    ws = _open(workspace)
+    try:
+        problems = ws.check()
+        if problems:
+            raise problems[0]
+        recovered = Pipeline(ws, Clock.from_option(now, None), channel="slack").recover()
+        if recovered:
+            err.print(f"recovered {len(recovered)} plan(s) a crashed process left")
+        engine = _interpreter(ws, interpreter, model)
+        err.print(f"sayso on Slack (Socket Mode) for {escape(str(ws.root))}; Ctrl-C stops it")
+        run_socket_mode(ws, engine, now)
+    except SaysoError as exc:
+        _fail(exc, False)
+
+
 # --- standing instructions -------------------------------------------------------------
 
 instructions_app = typer.Typer(no_args_is_help=True, help="List, show and cancel standing instructions.")

@@ -29,7 +29,7 @@ from sayso import Workspace  # noqa: E402
 from sayso.channels.slack._bot import NOT_YOURS, UNKNOWN_USER  # noqa: E402
 from sayso.serve import create_app  # noqa: E402
 
-from .conftest import NOW  # noqa: E402
+from .conftest import NOW, cli  # noqa: E402
 from .servers import serving  # noqa: E402
 from .standins.slack import BOT_USER, TEAM, SlackStandIn  # noqa: E402
 
@@ -308,3 +308,18 @@ def test_a_question_offers_its_options_as_buttons_and_a_click_answers_it(slack: 
     asked, answer = slack.bot_messages(dm)
     assert "alice chose" in json.dumps(asked["blocks"]) and not [b for b in asked["blocks"] if b["type"] == "actions"]
     assert "D-102" in answer["text"]
+
+
+def test_sayso_slack_needs_the_channel_configured_with_an_app_token(sqlite_root: Path) -> None:
+    unconfigured = cli("slack", "--workspace", str(sqlite_root), "--now", NOW)
+    assert unconfigured.exit_code == 3
+    assert "no [channels.slack] in sayso.toml" in unconfigured.output
+    configure(sqlite_root, "http://127.0.0.1:9/api/")
+    without_token = cli("slack", "--workspace", str(sqlite_root), "--now", NOW)
+    assert without_token.exit_code == 3
+    assert "[channels.slack] needs app_token" in without_token.output
+    toml = (sqlite_root / "sayso.toml").read_text().replace('bot_token = "slack_bot"', 'bot_token = "nowhere"')
+    (sqlite_root / "sayso.toml").write_text(toml)
+    unset = cli("slack", "--workspace", str(sqlite_root), "--now", NOW)
+    assert unset.exit_code == 3
+    assert "bot_token names the secret 'nowhere', which is not set" in unset.output
