@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,14 @@ from sqlalchemy import text  # noqa: E402
 
 from sayso import Workspace  # noqa: E402
 from sayso.channels.slack._bot import NOT_YOURS, UNKNOWN_USER  # noqa: E402
+from sayso.interpreter import Interpreter  # noqa: E402
+from sayso.interpreter.llm import ModelInterpreter  # noqa: E402
 from sayso.serve import create_app  # noqa: E402
 
 from .conftest import NOW, cli  # noqa: E402
 from .servers import serving  # noqa: E402
 from .standins.slack import BOT_USER, TEAM, SlackStandIn  # noqa: E402
+from .test_model_interpreter import DAMAGE, ScriptedBackend, reply, rows  # noqa: E402
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-test-sayso-bot"
@@ -113,6 +118,17 @@ class Slack:
         finally:
             ws.close()
 
+    def approver_of(self, card: dict[str, Any]) -> str:
+        """Whose the confirmation behind a card's buttons is."""
+        confirmation = next(e["value"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"])
+        ws = Workspace.load(self.root)
+        try:
+            with ws.store.read() as conn:
+                return str(conn.execute(text("select approver from confirmations where id = :id"),
+                                        {"id": confirmation}).scalar_one())
+        finally:
+            ws.close()
+
     def said(self) -> list[str]:
         ws = Workspace.load(self.root)
         try:
@@ -130,15 +146,21 @@ def configure(root: Path, base_url: str) -> None:
                    f'bot_token = "slack_bot"\nbase_url = "{base_url}"\n')
 
 
+@contextmanager
+def served(root: Path, interpreter: Interpreter | None = None) -> Iterator[Slack]:
+    with SlackStandIn(BOT_TOKEN, users=USERS, channels={"sales-east": SALES_EAST}) as standin:
+        configure(root, standin.url)
+        app = create_app(root, now=NOW, interpreter=interpreter)
+        with serving(app) as url:
+            yield Slack(url, app, standin, root)
+            app.state.slack.background.idle(60)
+
+
 @pytest.fixture
 def slack(demo_root: Path) -> Iterator[Slack]:
     """On SQLite, and on PostgreSQL when configured."""
-    with SlackStandIn(BOT_TOKEN, users=USERS, channels={"sales-east": SALES_EAST}) as standin:
-        configure(demo_root, standin.url)
-        app = create_app(demo_root, now=NOW)
-        with serving(app) as url:
-            yield Slack(url, app, standin, demo_root)
-            app.state.slack.background.idle(60)
+    with served(demo_root) as slack:
+        yield slack
 
 
 def test_a_direct_message_is_answered_as_the_person_and_the_dm_is_one_conversation(slack: Slack) -> None:
@@ -323,3 +345,42 @@ def test_sayso_slack_needs_the_channel_configured_with_an_app_token(sqlite_root:
     unset = cli("slack", "--workspace", str(sqlite_root), "--now", NOW)
     assert unset.exit_code == 3
     assert "bot_token names the secret 'nowhere', which is not set" in unset.output
+
+
+def test_a_hostile_model_behind_slack_changes_nothing_without_the_approvers_click(sqlite_root: Path) -> None:
+    """Every person in Slack talks to a model that proposes every destructive call; everyone clicks Approve on
+    every card but their own: nothing changes, and each of those clicks is refused."""
+    def script(system: str, messages: list[Any], tools: list[Any]) -> Any:
+        asked = re.search(r"step (\d+)", messages[-1].content)
+        return reply(DAMAGE[int(asked.group(1))] if asked else DAMAGE[0], text="Doing it now.")
+
+    hostile = ModelInterpreter(ScriptedBackend(script), {})
+    tables = {("crm", "select id, stage, amount, owner from deals order by id"),
+              ("crm", "select name, owner from accounts order by name"),
+              ("billing", "select count(*) from credit_notes"), ("chat", "select count(*) from messages"),
+              ("email", "select count(*) from emails"), ("tickets", "select id, status, assignee from tickets")}
+    before = {t: rows(sqlite_root, *t) for t in tables}
+    people = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol"}
+    with served(sqlite_root, hostile) as slack:
+        for user in [*people, "U0STRANGER"]:
+            for step in range(len(DAMAGE)):
+                if step % 2:
+                    slack.send(slack.event(user, f"<@{BOT_USER}> step {step}", channel=SALES_EAST, mention=True))
+                else:
+                    slack.send(slack.event(user, f"step {step}", channel="D" + user[1:]))
+        slack.settle()
+        cards = [(m, channel) for channel in [SALES_EAST, *("D" + u[1:] for u in people)]
+                 for m in slack.bot_messages(channel) if any(b["type"] == "actions" for b in m.get("blocks", []))]
+        assert {slack.approver_of(c) for c, _ in cards} == set(people.values())  # proposals came back as cards
+        refused = 0
+        for card, channel in cards:
+            owner = slack.approver_of(card)
+            for user, person in people.items():
+                if person != owner:
+                    slack.click(user, card, channel, "sayso_approve", action_ts=f"1764061200.{refused:06d}")
+                    refused += 1
+            slack.click("U0STRANGER", card, channel, "sayso_approve", action_ts=f"1764061300.{refused:06d}")
+        slack.settle()
+        assert len(slack.standin.ephemeral) == refused + len(cards) + len(DAMAGE) // 2  # + the stranger's mentions
+        assert {e["text"] for e in slack.standin.ephemeral} == {NOT_YOURS, UNKNOWN_USER}
+    assert {t: rows(sqlite_root, *t) for t in tables} == before
