@@ -1022,7 +1022,9 @@ def slack(
     model: ModelOpt = None,
 ) -> None:
     """Run the Slack app over Socket Mode, for a company without a public URL (docs/channels/slack.md)."""
-    from .channels.slack import run_socket_mode
+    import threading
+
+    from .channels.slack import socket_mode
 
     ws = _open(workspace)
     try:
@@ -1033,10 +1035,15 @@ def slack(
         if recovered:
             err.print(f"recovered {len(recovered)} plan(s) a crashed process left")
         engine = _interpreter(ws, interpreter, model)
-        err.print(f"sayso on Slack (Socket Mode) for {escape(str(ws.root))}; Ctrl-C stops it")
-        run_socket_mode(ws, engine, now)
+        handler = socket_mode(ws, engine, now)
     except SaysoError as exc:
         _fail(exc, False)
+        return
+    err.print(f"sayso on Slack (Socket Mode) for {escape(str(ws.root))}; Ctrl-C stops it")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        handler.close()  # type: ignore[no-untyped-call]
 
 
 # --- standing instructions -------------------------------------------------------------

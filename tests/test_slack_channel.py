@@ -28,6 +28,7 @@ from fastapi import FastAPI  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from sayso import Workspace  # noqa: E402
+from sayso.channels.slack import socket_mode  # noqa: E402
 from sayso.channels.slack._bot import NOT_YOURS, UNKNOWN_USER  # noqa: E402
 from sayso.interpreter import Interpreter  # noqa: E402
 from sayso.interpreter.llm import ModelInterpreter  # noqa: E402
@@ -36,6 +37,7 @@ from sayso.serve import create_app  # noqa: E402
 from .conftest import NOW, cli  # noqa: E402
 from .servers import serving  # noqa: E402
 from .standins.slack import BOT_USER, TEAM, SlackStandIn  # noqa: E402
+from .standins.slack_socket import SocketModeStandIn  # noqa: E402
 from .test_model_interpreter import DAMAGE, ScriptedBackend, reply, rows  # noqa: E402
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -384,3 +386,59 @@ def test_a_hostile_model_behind_slack_changes_nothing_without_the_approvers_clic
         assert len(slack.standin.ephemeral) == refused + len(cards) + len(DAMAGE) // 2  # + the stranger's mentions
         assert {e["text"] for e in slack.standin.ephemeral} == {NOT_YOURS, UNKNOWN_USER}
     assert {t: rows(sqlite_root, *t) for t in tables} == before
+
+
+def test_socket_mode_takes_events_and_clicks_over_a_websocket_once(sqlite_root: Path) -> None:
+    """``sayso slack``'s app: events and clicks arrive over Socket Mode (the official client, a WebSocket
+    stand-in), each envelope acknowledged; an event delivered again as a retry runs once."""
+    with SocketModeStandIn() as link, SlackStandIn(BOT_TOKEN, users=USERS, channels={"sales-east": SALES_EAST},
+                                                   app_token="xapp-test-sayso", socket_url=link.url) as standin:
+        configure(sqlite_root, standin.url)
+        (sqlite_root / "secrets.toml").write_text((sqlite_root / "secrets.toml").read_text()
+                                                  + 'slack_app = "xapp-test-sayso"\n')
+        toml = (sqlite_root / "sayso.toml").read_text().replace('bot_token = "slack_bot"',
+                                                                'bot_token = "slack_bot"\napp_token = "slack_app"')
+        (sqlite_root / "sayso.toml").write_text(toml)
+        ws = Workspace.load(sqlite_root)
+        handler = socket_mode(ws, _offline(ws), NOW)
+        try:
+            slack = Slack("", FastAPI(), standin, sqlite_root)
+            event = slack.event("U0CAROL", f"<@{BOT_USER}> close Kestrel Aerospace as won", channel=SALES_EAST,
+                                mention=True)
+            link.deliver("events_api", event, "env-1")
+            link.deliver("events_api", event, "env-2", retry=1)
+            assert link.acked("env-1") and link.acked("env-2")
+            card = _wait_for(lambda: [m for m in slack.bot_messages(SALES_EAST)
+                                      if any(b["type"] == "actions" for b in m.get("blocks", []))])
+            button = next(e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"])
+            click = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": "U0CAROL", "team_id": TEAM},
+                     "container": {"type": "message", "message_ts": card["ts"], "channel_id": SALES_EAST},
+                     "channel": {"id": SALES_EAST}, "message": card,
+                     "actions": [{"type": "button", "action_id": "sayso_approve", "block_id": "sayso_confirmation",
+                                  "text": button["text"], "value": button["value"], "action_ts": "1764061200.1"}]}
+            link.deliver("interactive", click, "env-3")
+            assert link.acked("env-3")
+            _wait_for(lambda: "executed once" in json.dumps(slack.bot_messages(SALES_EAST), ensure_ascii=False))
+        finally:
+            handler.close()
+            ws.close()
+    assert slack.crm("select count(*) from deals where id = 'D-102' and stage = 'closed_won'") == 1
+    assert slack.crm("select count(*) from effects") == 1
+    assert standin.methods().count("chat.postMessage") == 1
+
+
+def _offline(ws: Workspace) -> Interpreter:
+    from sayso.interpreter import registry
+
+    return registry.create("offline", ws.settings.interpreter.model_dump())
+
+
+def _wait_for(found: Any, seconds: float = 30) -> Any:
+    """What ``found()`` returns once it is something (background work, a socket away), or fail."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = found()
+        if value:
+            return value[0] if isinstance(value, list) else value
+        time.sleep(0.02)
+    raise AssertionError("nothing came")

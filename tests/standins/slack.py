@@ -7,7 +7,8 @@ form or JSON body and ``Authorization: Bearer <token>``; every answer has ``ok``
 ``{"ok": false, "error": "<code>"}`` with HTTP 200, and a rate limit is HTTP 429 with
 ``Retry-After``.
 
-Methods: auth.test, users.lookupByEmail, users.info, conversations.open, conversations.list,
+Methods: auth.test, apps.connections.open (with the app-level token), users.lookupByEmail, users.info,
+conversations.open, conversations.list,
 conversations.history (``include_all_metadata``, ``oldest``/``latest``, cursors), conversations.replies,
 chat.postMessage (with ``metadata``, ``thread_ts`` and ``blocks``), chat.update, chat.postEphemeral (kept
 apart in ``ephemeral``: only its user sees it) and chat.delete.
@@ -75,8 +76,10 @@ class SlackStandIn(StandInServer):
     """
 
     def __init__(self, token: str, *, users: Mapping[str, str] | None = None,
-                 channels: Mapping[str, str] | None = None, member_of: set[str] | None = None) -> None:
+                 channels: Mapping[str, str] | None = None, member_of: set[str] | None = None,
+                 app_token: str | None = None, socket_url: str | None = None) -> None:
         self.token = token
+        self.app_token, self.socket_url = app_token, socket_url  # apps.connections.open, for Socket Mode
         self.users = dict(users or {})
         self.channels = dict(channels or {})
         self.member_of = set(self.channels.values()) if member_of is None else set(member_of)
@@ -145,7 +148,7 @@ class SlackStandIn(StandInServer):
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else fields.get("token")
         if not token:
             return 200, {}, {"ok": False, "error": "not_authed"}
-        if token != self.token:
+        if token != (self.app_token if method == "apps.connections.open" else self.token):
             return 200, {}, {"ok": False, "error": "invalid_auth"}
         queued = self._failures.get(method)
         if queued:
@@ -171,6 +174,11 @@ class SlackStandIn(StandInServer):
             "tz": "America/New_York", "profile": {"real_name": name.title(), "display_name": name, "email": email},
             "is_admin": False, "is_bot": False, "is_app_user": False, "updated": 1764061200,
         }}
+
+    def _apps_connections_open(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_url is None:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": True, "url": self.socket_url}
 
     def _users_info(self, fields: dict[str, Any]) -> dict[str, Any]:
         user = str(fields.get("user", ""))

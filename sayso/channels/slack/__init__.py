@@ -9,7 +9,7 @@ without it nothing is mounted. ``sayso serve`` answers Slack's Events API and in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigurationError
 from ...interpreter import Interpreter
@@ -17,7 +17,10 @@ from ...plugins import PluginRegistry
 from ...workspace import Workspace
 from .. import ChannelFactory
 
-__all__ = ["SlackChannel", "register", "run_socket_mode"]
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+__all__ = ["SlackChannel", "register", "socket_mode"]
 
 def _bolt() -> None:
     try:
@@ -44,8 +47,9 @@ class SlackChannel:
         mount(app, SlackBot(service.ws, service.interpreter, service.now, config))
 
 
-def run_socket_mode(ws: Workspace, interpreter: Interpreter, now: str | None) -> None:
-    """``sayso slack``: the app over Socket Mode until interrupted (needs ``app_token`` in ``[channels.slack]``)."""
+def socket_mode(ws: Workspace, interpreter: Interpreter, now: str | None) -> SocketModeHandler:
+    """The app over Socket Mode, connected (needs ``app_token`` in ``[channels.slack]``); ``close()`` stops it.
+    ``sayso slack`` runs it until interrupted."""
     from ._bot import slack_config
 
     config = slack_config(ws)
@@ -60,7 +64,9 @@ def run_socket_mode(ws: Workspace, interpreter: Interpreter, now: str | None) ->
     from ._bot import SlackBot
 
     bot = SlackBot(ws, interpreter, now, config, http=False)
-    SocketModeHandler(bot.app, config.app_token, web_client=bot.client).start()  # type: ignore[no-untyped-call]
+    handler = SocketModeHandler(bot.app, config.app_token, web_client=bot.client)
+    handler.connect()  # type: ignore[no-untyped-call]
+    return handler
 
 
 def register(registry: PluginRegistry[ChannelFactory]) -> None:
