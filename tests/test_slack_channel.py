@@ -29,7 +29,7 @@ from sqlalchemy import text  # noqa: E402
 
 from sayso import Workspace  # noqa: E402
 from sayso.channels.slack import socket_mode  # noqa: E402
-from sayso.channels.slack._bot import NOT_YOURS, UNKNOWN_USER  # noqa: E402
+from sayso.channels.slack._bot import CRASHED, NOT_YOURS, UNKNOWN_USER  # noqa: E402
 from sayso.interpreter import Interpreter  # noqa: E402
 from sayso.interpreter.llm import ModelInterpreter  # noqa: E402
 from sayso.serve import create_app  # noqa: E402
@@ -141,17 +141,17 @@ class Slack:
             ws.close()
 
 
-def configure(root: Path, base_url: str) -> None:
+def configure(root: Path, base_url: str, extra: str = "") -> None:
     (root / "secrets.toml").write_text(f'slack_signing = "{SIGNING_SECRET}"\nslack_bot = "{BOT_TOKEN}"\n')
     with (root / "sayso.toml").open("a") as toml:
         toml.write(f'\n[secrets]\nfile = "secrets.toml"\n\n[channels.slack]\nsigning_secret = "slack_signing"\n'
-                   f'bot_token = "slack_bot"\nbase_url = "{base_url}"\n')
+                   f'bot_token = "slack_bot"\nbase_url = "{base_url}"\n{extra}')
 
 
 @contextmanager
-def served(root: Path, interpreter: Interpreter | None = None) -> Iterator[Slack]:
+def served(root: Path, interpreter: Interpreter | None = None, extra: str = "") -> Iterator[Slack]:
     with SlackStandIn(BOT_TOKEN, users=USERS, channels={"sales-east": SALES_EAST}) as standin:
-        configure(root, standin.url)
+        configure(root, standin.url, extra)
         app = create_app(root, now=NOW, interpreter=interpreter)
         with serving(app) as url:
             yield Slack(url, app, standin, root)
@@ -442,3 +442,28 @@ def _wait_for(found: Any, seconds: float = 30) -> Any:
             return value[0] if isinstance(value, list) else value
         time.sleep(0.02)
     raise AssertionError("nothing came")
+
+
+def test_members_of_other_slack_teams_are_strangers_when_teams_are_listed(sqlite_root: Path) -> None:
+    with served(sqlite_root, extra='teams = ["T0SOMEONEELSE"]\n') as slack:
+        slack.send(slack.event("U0ALICE", "which of my deals close in the next 30 days?", channel="D0ALICE"))
+        slack.settle()
+        assert [m["text"] for m in slack.bot_messages("D0ALICE")] == [UNKNOWN_USER]
+        assert slack.state("select count(*) from conversations") == 0
+
+
+class _Broken:
+    """An interpreter with a bug."""
+
+    name = "broken"
+
+    def interpret(self, *args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+
+def test_a_turn_that_crashes_says_so_in_the_thread_instead_of_working_forever(sqlite_root: Path) -> None:
+    with served(sqlite_root, _Broken()) as slack:  # type: ignore[arg-type]
+        slack.send(slack.event("U0ALICE", "which of my deals close in the next 30 days?", channel="D0ALICE"))
+        slack.settle()
+        [reply] = slack.bot_messages("D0ALICE")
+        assert reply["text"] == CRASHED

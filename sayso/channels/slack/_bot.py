@@ -19,10 +19,11 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ...clock import Clock
@@ -46,6 +47,7 @@ UNKNOWN_USER = ("I can't match your Slack account to anyone in this workspace's 
 NOT_YOURS = "This is not yours to approve."
 NOT_YOUR_QUESTION = "This question is not yours to answer."
 ANSWERED_ALREADY = "This question has been answered already."
+CRASHED = "Something went wrong on sayso's server; it is in the server's log."
 
 
 class SlackSettings(BaseModel):
@@ -59,6 +61,9 @@ class SlackSettings(BaseModel):
                                                     "(xapp-...), for Socket Mode (`sayso slack`)")
     base_url: str = "https://slack.com/api/"
     users_cache_seconds: float = Field(600, ge=0)
+    teams: list[str] = Field(default_factory=list, description="Slack team ids whose members may act (all when "
+                                                               "empty); others, e.g. in a shared channel, are "
+                                                               "strangers")
 
 
 class SlackConfig(BaseModel):
@@ -69,6 +74,7 @@ class SlackConfig(BaseModel):
     app_token: str | None
     base_url: str
     users_cache_seconds: float
+    teams: list[str]
 
 
 def slack_config(ws: Workspace) -> SlackConfig | None:
@@ -98,7 +104,7 @@ def slack_config(ws: Workspace) -> SlackConfig | None:
     return SlackConfig(signing_secret=secret("signing_secret", settings.signing_secret) or "",
                        bot_token=secret("bot_token", settings.bot_token) or "",
                        app_token=secret("app_token", settings.app_token), base_url=settings.base_url,
-                       users_cache_seconds=settings.users_cache_seconds)
+                       users_cache_seconds=settings.users_cache_seconds, teams=settings.teams)
 
 
 class _Background(ThreadPoolExecutor):
@@ -128,6 +134,7 @@ class _Background(ThreadPoolExecutor):
 
 
 _WORKERS = 16
+_PRUNE_EVERY = 1000  # claims between two prunings of slack_seen, in one process
 
 
 def _ack(ack: Callable[..., None]) -> None:
@@ -151,6 +158,7 @@ class SlackBot:
         self.background = _Background()
         self._chats: dict[str, Chat] = {}
         self._people: dict[str, tuple[str | None, float]] = {}
+        self._claims = 0
         self.app = App(client=self.client, signing_secret=config.signing_secret or None,
                        request_verification_enabled=http, token_verification_enabled=False,
                        process_before_response=True, listener_executor=self.background,
@@ -175,10 +183,16 @@ class SlackBot:
         return Clock.from_option(self.now, None).now().isoformat()
 
     def claim(self, key: str) -> bool:
-        """Take a delivery once: True the first time ``key`` is seen (by any process), False ever after."""
+        """Take a delivery once: True the first time ``key`` is seen (by any process), False ever after (a key
+        is kept a day: Slack retries an event within minutes, and a button is clicked by a person)."""
+        now = Clock.from_option(self.now, None).now()
         try:
             with self.ws.store.write() as conn:
-                conn.execute(insert(schema.slack_seen).values(key=key[:200], at=self._at()))
+                conn.execute(insert(schema.slack_seen).values(key=key[:200], at=now.isoformat()))
+                self._claims += 1
+                if self._claims % _PRUNE_EVERY == 0:
+                    kept = (now - timedelta(days=1)).isoformat()
+                    conn.execute(delete(schema.slack_seen).where(schema.slack_seen.c.at < kept))
         except IntegrityError:
             return False
         return True
@@ -198,7 +212,8 @@ class SlackBot:
         data = answer.get("user") or {}
         email = str((data.get("profile") or {}).get("email") or "").strip().lower()
         found = None
-        if email and not data.get("deleted") and not data.get("is_bot"):
+        foreign = bool(self.config.teams) and data.get("team_id") not in self.config.teams
+        if email and not data.get("deleted") and not data.get("is_bot") and not foreign:
             found = next((p for p in self.ws.directory if p.email.lower() == email), None)
         self._people[user] = (found.id if found else None, time.monotonic() + self.config.users_cache_seconds)
         return found
@@ -244,7 +259,11 @@ class SlackBot:
         posted = self.client.chat_postMessage(channel=channel, thread_ts=thread, text="Working on it…",
                                               blocks=progress("working on it"))
         ts = str(posted["ts"])
-        result = self.say(person, text, conversation, self._progress(channel, ts))
+        try:
+            result = self.say(person, text, conversation, self._progress(channel, ts))
+        except Exception:  # a bug or a broken system must not leave "working on it" in the thread forever
+            log.exception("a Slack turn failed", extra={"conversation": conversation})
+            result = TurnResult(status=TurnStatus.ERROR, reply=CRASHED)
         self.client.chat_update(channel=channel, ts=ts, text=text_of(result), blocks=render(result))
 
     def _tell(self, channel: str, user: str, text: str, thread: str | None) -> None:
