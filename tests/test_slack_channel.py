@@ -29,7 +29,7 @@ from sqlalchemy import text  # noqa: E402
 
 from sayso import Workspace  # noqa: E402
 from sayso.channels.slack import socket_mode  # noqa: E402
-from sayso.channels.slack._bot import CRASHED, NOT_YOURS, UNKNOWN_USER  # noqa: E402
+from sayso.channels.slack._bot import ANSWERED_PRIVATELY, CRASHED, NOT_YOURS, UNKNOWN_USER  # noqa: E402
 from sayso.interpreter import Interpreter  # noqa: E402
 from sayso.interpreter.llm import ModelInterpreter  # noqa: E402
 from sayso.serve import create_app  # noqa: E402
@@ -195,9 +195,10 @@ def test_a_mention_in_a_channel_is_answered_in_its_thread_which_continues_the_co
     slack.send(first)
     slack.settle()
     root = first["event"]["ts"]
-    [reply] = slack.bot_messages(SALES_EAST)
-    assert reply["thread_ts"] == root
-    assert "D-101" in json.dumps(reply["blocks"])
+    [note] = slack.bot_messages(SALES_EAST)  # a read's records are for carol's eyes only, in her thread
+    assert note["thread_ts"] == root and note["text"] == ANSWERED_PRIVATELY and "D-101" not in json.dumps(note)
+    [answer] = slack.standin.ephemeral
+    assert answer["user"] == "U0CAROL" and answer["thread_ts"] == root and "D-101" in json.dumps(answer["blocks"])
     slack.send(slack.event("U0CAROL", f"<@{BOT_USER}> show D-104", channel=SALES_EAST, thread_ts=root,
                            mention=True))
     slack.settle()
@@ -467,3 +468,11 @@ def test_a_turn_that_crashes_says_so_in_the_thread_instead_of_working_forever(sq
         slack.settle()
         [reply] = slack.bot_messages("D0ALICE")
         assert reply["text"] == CRASHED
+
+
+def test_reads_in_channels_can_be_answered_in_the_thread(sqlite_root: Path) -> None:
+    with served(sqlite_root, extra='reads_in_channels = "thread"\n') as slack:
+        slack.send(slack.event("U0CAROL", f"<@{BOT_USER}> show D-101", channel=SALES_EAST, mention=True))
+        slack.settle()
+        [reply] = slack.bot_messages(SALES_EAST)
+        assert "D-101" in json.dumps(reply["blocks"]) and slack.standin.ephemeral == []

@@ -303,7 +303,8 @@ class SlackStandIn(StandInServer):
         now = max(time.time(), self._last_ts + 0.000001)
         self._last_ts = now
         self.ephemeral.append({"channel": channel, "user": user, "text": str(fields.get("text", "")),
-                               "thread_ts": fields.get("thread_ts"), "message_ts": f"{now:.6f}"})
+                               "thread_ts": fields.get("thread_ts"), "message_ts": f"{now:.6f}",
+                               "blocks": _json(fields["blocks"]) if fields.get("blocks") else None})
         return {"ok": True, "message_ts": f"{now:.6f}"}
 
     def _conversations_replies(self, fields: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from typing import Any
 
 from ...turn import StepResult, TurnResult, TurnStatus
 
-__all__ = ["APPROVE", "DECLINE", "OPTION", "decided", "answered_option", "progress", "render", "text_of"]
+__all__ = ["APPROVE", "DECLINE", "OPTION", "answered_option", "decided", "progress", "progress_done", "render",
+           "text_of"]
 
 APPROVE, DECLINE, OPTION = "sayso_approve", "sayso_decline", "sayso_option_"
 _SECTION_CHARS = 2900
@@ -100,6 +101,10 @@ def render(result: TurnResult) -> list[dict[str, Any]]:
 
 def progress(stage: str) -> list[dict[str, Any]]:
     return [_context(f":hourglass_flowing_sand: {_escape(stage)}…")]
+
+
+def progress_done(note: str) -> list[dict[str, Any]]:
+    return [_context(f":lock: {_escape(note)}")]
 
 
 def _without_buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:

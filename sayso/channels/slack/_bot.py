@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import delete, insert, select
@@ -35,7 +35,7 @@ from ...pipeline import Pipeline
 from ...store import schema
 from ...turn import TurnResult, TurnStatus
 from ...workspace import Workspace
-from ._blocks import APPROVE, DECLINE, OPTION, answered_option, decided, progress, render, text_of
+from ._blocks import APPROVE, DECLINE, OPTION, answered_option, decided, progress, progress_done, render, text_of
 
 __all__ = ["SlackBot", "SlackConfig", "slack_config"]
 
@@ -47,6 +47,7 @@ UNKNOWN_USER = ("I can't match your Slack account to anyone in this workspace's 
 NOT_YOURS = "This is not yours to approve."
 NOT_YOUR_QUESTION = "This question is not yours to answer."
 ANSWERED_ALREADY = "This question has been answered already."
+ANSWERED_PRIVATELY = "Answered privately: in a channel, what a read finds is shown only to whoever asked."
 CRASHED = "Something went wrong on sayso's server; it is in the server's log."
 
 
@@ -61,6 +62,7 @@ class SlackSettings(BaseModel):
                                                     "(xapp-...), for Socket Mode (`sayso slack`)")
     base_url: str = "https://slack.com/api/"
     users_cache_seconds: float = Field(600, ge=0)
+    reads_in_channels: Literal["private", "thread"] = "private"
     teams: list[str] = Field(default_factory=list, description="Slack team ids whose members may act (all when "
                                                                "empty); others, e.g. in a shared channel, are "
                                                                "strangers")
@@ -74,6 +76,7 @@ class SlackConfig(BaseModel):
     app_token: str | None
     base_url: str
     users_cache_seconds: float
+    reads_in_channels: str
     teams: list[str]
 
 
@@ -104,7 +107,8 @@ def slack_config(ws: Workspace) -> SlackConfig | None:
     return SlackConfig(signing_secret=secret("signing_secret", settings.signing_secret) or "",
                        bot_token=secret("bot_token", settings.bot_token) or "",
                        app_token=secret("app_token", settings.app_token), base_url=settings.base_url,
-                       users_cache_seconds=settings.users_cache_seconds, teams=settings.teams)
+                       users_cache_seconds=settings.users_cache_seconds,
+                       reads_in_channels=settings.reads_in_channels, teams=settings.teams)
 
 
 class _Background(ThreadPoolExecutor):
@@ -201,7 +205,8 @@ class SlackBot:
         """The directory person of a Slack user, by the email Slack has for them (``users.info``, cached)."""
         cached = self._people.get(user)
         if cached is not None and cached[1] > time.monotonic():
-            return self.ws.directory.get(cached[0]) if cached[0] else None
+            known = cached[0]
+            return self.ws.directory.get(known) if known is not None and known in self.ws.directory else None
         from slack_sdk.errors import SlackApiError
 
         try:
@@ -254,8 +259,11 @@ class SlackBot:
                 self.client.chat_update(channel=channel, ts=ts, text="Executing…", blocks=progress("executing"))
         return show
 
-    def _answer(self, person: Person, text: str, conversation: str, channel: str, thread: str | None) -> None:
-        """Progress in the thread, then the turn's reply in place of it."""
+    def _answer(self, person: Person, user: str, text: str, conversation: str, channel: str,
+                thread: str | None) -> None:
+        """Progress in the thread, then the turn's reply in place of it; in a channel, the records a read
+        answered go to ``user`` alone (unless ``reads_in_channels = "thread"``): the others there may not be
+        allowed to read them."""
         posted = self.client.chat_postMessage(channel=channel, thread_ts=thread, text="Working on it…",
                                               blocks=progress("working on it"))
         ts = str(posted["ts"])
@@ -264,6 +272,13 @@ class SlackBot:
         except Exception:  # a bug or a broken system must not leave "working on it" in the thread forever
             log.exception("a Slack turn failed", extra={"conversation": conversation})
             result = TurnResult(status=TurnStatus.ERROR, reply=CRASHED)
+        if (result.status is TurnStatus.ANSWERED and not channel.startswith("D")
+                and self.config.reads_in_channels == "private"):
+            self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, text=text_of(result),
+                                           blocks=render(result))
+            self.client.chat_update(channel=channel, ts=ts, text=ANSWERED_PRIVATELY,
+                                    blocks=progress_done(ANSWERED_PRIVATELY))
+            return
         self.client.chat_update(channel=channel, ts=ts, text=text_of(result), blocks=render(result))
 
     def _tell(self, channel: str, user: str, text: str, thread: str | None) -> None:
@@ -299,7 +314,7 @@ class SlackBot:
         conversation = self.conversation(team, channel, thread or ("" if direct else event["ts"]), person.id)
         assert conversation is not None
         text = _MENTION.sub("", str(event.get("text") or "")).strip()
-        self._answer(person, text, conversation, channel, reply_in)
+        self._answer(person, event["user"], text, conversation, channel, reply_in)
 
     def _click(self, body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
         """The clicker and the channel of a click taken for the first time; None for a repeated delivery."""
@@ -363,4 +378,4 @@ class SlackBot:
         label = str((action.get("text") or {}).get("text") or value)
         self.client.chat_update(channel=channel, ts=str(message["ts"]), text=f"{person.id} chose {label}",
                                 blocks=answered_option(list(message.get("blocks") or []), person.id, label))
-        self._answer(person, value, conversation, channel, thread)
+        self._answer(person, user, value, conversation, channel, thread)
