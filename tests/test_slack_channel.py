@@ -25,6 +25,7 @@ pytest.importorskip("slack_bolt", reason="the Slack channel needs its extra: pip
 pytest.importorskip("uvicorn", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
 
 from fastapi import FastAPI  # noqa: E402
+from slack_sdk import WebClient  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from sayso import Workspace  # noqa: E402
@@ -203,6 +204,9 @@ def test_a_mention_in_a_channel_is_answered_in_its_thread_which_continues_the_co
                            mention=True))
     slack.settle()
     assert [m["thread_ts"] for m in slack.bot_messages(SALES_EAST)] == [root, root]
+    thread = WebClient(token=BOT_TOKEN, base_url=slack.standin.url).conversations_replies(channel=SALES_EAST, ts=root)
+    assert [(m.get("user"), m.get("bot_id") is not None) for m in thread["messages"]] == [
+        ("U0CAROL", False), (BOT_USER, True), ("U0CAROL", False), (BOT_USER, True)]  # the thread as Slack shows it
     assert slack.state("select count(*) from slack_threads") == 1
     assert slack.said() == ["which deals close in the next 30 days?", "show D-104"]  # the mention is not in the words
 
