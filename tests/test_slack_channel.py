@@ -480,3 +480,14 @@ def test_reads_in_channels_can_be_answered_in_the_thread(sqlite_root: Path) -> N
         slack.settle()
         [reply] = slack.bot_messages(SALES_EAST)
         assert "D-101" in json.dumps(reply["blocks"]) and slack.standin.ephemeral == []
+
+
+def test_other_events_and_edits_are_acknowledged_and_ignored(slack: Slack) -> None:
+    edit = slack.event("U0ALICE", "close D-101 as won", channel="D0ALICE")
+    edit["event"]["subtype"] = "message_changed"
+    reaction = {**slack.event("U0ALICE", "", channel="D0ALICE"), "event": {
+        "type": "reaction_added", "user": "U0ALICE", "reaction": "thumbsup",
+        "item": {"type": "message", "channel": "D0ALICE", "ts": edit["event"]["ts"]}, "event_ts": "1.2"}}
+    assert [slack.send(edit).status_code, slack.send(reaction).status_code] == [200, 200]
+    slack.settle()
+    assert slack.bot_messages("D0ALICE") == [] and "users.info" not in slack.standin.methods()

@@ -171,6 +171,7 @@ class SlackBot:
         self.app.event("message")(ack=_ack, lazy=[self._message])
         self.app.action(re.compile(f"^({APPROVE}|{DECLINE})$"))(ack=_ack, lazy=[self._decision])
         self.app.action(re.compile(f"^{OPTION}[0-9]+$"))(ack=_ack, lazy=[self._option])
+        self.app.event(re.compile(".*"))(_ack)  # any other event: taken, so that Slack does not retry it
 
     # --- what every handler uses ---------------------------------------------------------------
 
