@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,10 +150,15 @@ def configure(root: Path, base_url: str, extra: str = "") -> None:
 
 
 @contextmanager
-def served(root: Path, interpreter: Interpreter | None = None, extra: str = "") -> Iterator[Slack]:
-    with SlackStandIn(BOT_TOKEN, users=USERS, channels={"sales-east": SALES_EAST}) as standin:
-        configure(root, standin.url, extra)
-        app = create_app(root, now=NOW, interpreter=interpreter)
+def served(root: Path, interpreter: Interpreter | None = None, extra: str = "", now: str = NOW,
+           standin: SlackStandIn | None = None) -> Iterator[Slack]:
+    """The workspace served with its Slack channel (on a new stand-in, or on ``standin``, already running)."""
+    running = nullcontext(standin) if standin else SlackStandIn(BOT_TOKEN, users=USERS,
+                                                                channels={"sales-east": SALES_EAST})
+    with running as standin:
+        if "[channels.slack]" not in (root / "sayso.toml").read_text():
+            configure(root, standin.url, extra)
+        app = create_app(root, now=now, interpreter=interpreter)
         with serving(app) as url:
             yield Slack(url, app, standin, root)
             app.state.slack.background.idle(60)
@@ -491,3 +496,19 @@ def test_other_events_and_edits_are_acknowledged_and_ignored(slack: Slack) -> No
     assert [slack.send(edit).status_code, slack.send(reaction).status_code] == [200, 200]
     slack.settle()
     assert slack.bot_messages("D0ALICE") == [] and "users.info" not in slack.standin.methods()
+
+
+def test_an_expired_card_says_so_when_its_approver_clicks(sqlite_root: Path) -> None:
+    standin = SlackStandIn(BOT_TOKEN, users=USERS, channels={"sales-east": SALES_EAST}).start()
+    try:
+        with served(sqlite_root, standin=standin) as slack:
+            card = _card(slack)
+        with served(sqlite_root, now="2026-11-25T10:00", standin=standin) as later:  # the card's 15 minutes are over
+            later.click("U0CAROL", card, SALES_EAST, "sayso_approve")
+            later.settle()
+            [updated] = later.bot_messages(SALES_EAST)
+    finally:
+        standin.stop()
+    assert "Expired · nothing changed" in json.dumps(updated["blocks"], ensure_ascii=False)
+    assert not [b for b in updated["blocks"] if b["type"] == "actions"]
+    assert later.crm("select count(*) from effects") == 0

@@ -113,7 +113,9 @@ def _without_buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def decided(card: list[dict[str, Any]], result: TurnResult, who: str, approve: bool) -> list[dict[str, Any]]:
     """The confirmation card, its buttons replaced by the outcome ("Approved by carol · executed once")."""
-    if not approve:
+    if (result.error or {}).get("code") == "confirmation_expired":
+        outcome = ":hourglass: Expired · nothing changed"
+    elif not approve:
         outcome = f":heavy_multiplication_x: Declined by {who} · nothing changed"
     elif result.status is TurnStatus.EXECUTED:
         outcome = f":white_check_mark: Approved by {who} · executed once"

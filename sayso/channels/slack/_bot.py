@@ -172,6 +172,7 @@ class SlackBot:
         self.app.action(re.compile(f"^({APPROVE}|{DECLINE})$"))(ack=_ack, lazy=[self._decision])
         self.app.action(re.compile(f"^{OPTION}[0-9]+$"))(ack=_ack, lazy=[self._option])
         self.app.event(re.compile(".*"))(_ack)  # any other event: taken, so that Slack does not retry it
+        self.app.action(re.compile(".*"))(_ack)  # a button of an older version of the app: no error shown
 
     # --- what every handler uses ---------------------------------------------------------------
 
@@ -346,8 +347,12 @@ class SlackBot:
             return
         approve = action.get("action_id") == APPROVE
         result = self.chat(person).settle(person.id, confirmation, approve)
-        if result.status is TurnStatus.ERROR:  # used, expired or changed: whoever settled it updated the card
-            self._tell(channel, user, result.reply, thread)
+        if result.status is TurnStatus.ERROR:
+            if (result.error or {}).get("code") == "confirmation_expired":  # nobody else will: the card says so
+                self.client.chat_update(channel=channel, ts=str(message["ts"]), text=result.reply,
+                                        blocks=decided(list(message.get("blocks") or []), result, person.id, approve))
+            else:  # used: whoever settled it updated the card
+                self._tell(channel, user, result.reply, thread)
             return
         self.client.chat_update(channel=channel, ts=str(message["ts"]), text=text_of(result),
                                 blocks=decided(list(message.get("blocks") or []), result, person.id, approve))
