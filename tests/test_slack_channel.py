@@ -512,3 +512,20 @@ def test_an_expired_card_says_so_when_its_approver_clicks(sqlite_root: Path) -> 
     assert "Expired · nothing changed" in json.dumps(updated["blocks"], ensure_ascii=False)
     assert not [b for b in updated["blocks"] if b["type"] == "actions"]
     assert later.crm("select count(*) from effects") == 0
+
+
+def test_a_card_whose_record_changed_is_replaced_by_a_new_one(slack: Slack) -> None:
+    card = _card(slack)
+    slack.send(slack.event("U0ALICE", "set the amount of D-102 to 250000", channel="D0ALICE"))
+    slack.settle()
+    assert slack.crm("select amount from deals where id = 'D-102'") == 250000
+    slack.click("U0CAROL", card, SALES_EAST, "sayso_approve")
+    slack.settle()
+    old, new = slack.bot_messages(SALES_EAST)
+    assert old["ts"] == card["ts"] and "Changed since" in json.dumps(old["blocks"])
+    assert not [b for b in old["blocks"] if b["type"] == "actions"]
+    assert new["thread_ts"] == card["thread_ts"] and "250000" in json.dumps(new["blocks"])
+    assert slack.crm("select count(*) from deals where id = 'D-102' and stage = 'closed_won'") == 0
+    slack.click("U0CAROL", new, SALES_EAST, "sayso_approve")
+    slack.settle()
+    assert slack.crm("select count(*) from deals where id = 'D-102' and stage = 'closed_won'") == 1

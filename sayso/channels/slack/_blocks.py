@@ -119,6 +119,9 @@ def decided(card: list[dict[str, Any]], result: TurnResult, who: str, approve: b
         outcome = f":heavy_multiplication_x: Declined by {who} · nothing changed"
     elif result.status is TurnStatus.EXECUTED:
         outcome = f":white_check_mark: Approved by {who} · executed once"
+    elif result.status in (TurnStatus.NEEDS_CONFIRMATION, TurnStatus.NEEDS_CLARIFICATION):
+        outcome = ":arrows_counterclockwise: Changed since · nothing done; see below"
+        return [*_without_buttons(card), _section(f"*{outcome}*")]
     else:
         outcome = f"{_ICONS.get(result.status, ':warning:')} Approved by {who} · {result.status.value}"
     return [*_without_buttons(card), _section(f"*{outcome}*\n{_escape(result.reply)}")]

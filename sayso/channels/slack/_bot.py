@@ -356,6 +356,10 @@ class SlackBot:
             return
         self.client.chat_update(channel=channel, ts=str(message["ts"]), text=text_of(result),
                                 blocks=decided(list(message.get("blocks") or []), result, person.id, approve))
+        if result.status in (TurnStatus.NEEDS_CONFIRMATION, TurnStatus.NEEDS_CLARIFICATION):
+            # the record, the plan or the policy changed since: a new card (or a question) for what it is now
+            self.client.chat_postMessage(channel=channel, thread_ts=thread, text=text_of(result),
+                                         blocks=render(result))
 
     def _option(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         """An option of a question, chosen: the person's answer in their conversation."""
