@@ -529,3 +529,14 @@ def test_a_card_whose_record_changed_is_replaced_by_a_new_one(slack: Slack) -> N
     slack.click("U0CAROL", new, SALES_EAST, "sayso_approve")
     slack.settle()
     assert slack.crm("select count(*) from deals where id = 'D-102' and stage = 'closed_won'") == 1
+
+
+def test_slack_turns_count_against_the_persons_rate_limit(sqlite_root: Path) -> None:
+    toml = (sqlite_root / "sayso.toml").read_text()
+    (sqlite_root / "sayso.toml").write_text(toml + "\n[serve]\nrate_per_minute = 1\n")  # a burst of 10
+    with served(sqlite_root) as slack:
+        for n in range(11):
+            slack.send(slack.event("U0ALICE", f"thanks {n}", channel="D0ALICE"))
+        slack.settle()
+        assert len(slack.bot_messages("D0ALICE")) == 10
+        assert [e["text"] for e in slack.standin.ephemeral] == ["too many requests; slow down and retry in a moment"]

@@ -44,7 +44,7 @@ class SlackChannel:
         from ._bot import SlackBot
         from ._http import mount
 
-        mount(app, SlackBot(service.ws, service.interpreter, service.now, config))
+        mount(app, SlackBot(service.ws, service.interpreter, service.now, config, limit=service.buckets.take))
 
 
 def socket_mode(ws: Workspace, interpreter: Interpreter, now: str | None) -> SocketModeHandler:
@@ -63,7 +63,13 @@ def socket_mode(ws: Workspace, interpreter: Interpreter, now: str | None) -> Soc
 
     from ._bot import SlackBot
 
-    bot = SlackBot(ws, interpreter, now, config, http=False)
+    try:  # the API's per-person rate limit, when the serve extra is there to count it
+        from ...serve.limits import FILE_NAME, Buckets
+
+        limit = Buckets(ws.settings.serve.rate_per_minute, ws.root / FILE_NAME, store=ws.store).take
+    except ImportError:
+        limit = None
+    bot = SlackBot(ws, interpreter, now, config, http=False, limit=limit)
     handler = SocketModeHandler(bot.app, config.app_token, web_client=bot.client)
     handler.connect()  # type: ignore[no-untyped-call]
     return handler

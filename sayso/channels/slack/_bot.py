@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from ...clock import Clock
 from ...conversation import Chat, Conversations
 from ...directory import Person
-from ...errors import InputTooLarge, SaysoError, WorkspaceError
+from ...errors import InputTooLarge, RateLimited, SaysoError, WorkspaceError
 from ...interpreter import Interpreter
 from ...pipeline import Pipeline
 from ...store import schema
@@ -150,7 +150,7 @@ class SlackBot:
     """One Slack app (``bolt``) in front of a workspace: the same pipeline as the API, as the person who wrote."""
 
     def __init__(self, ws: Workspace, interpreter: Interpreter, now: str | None, config: SlackConfig, *,
-                 http: bool = True) -> None:
+                 http: bool = True, limit: Callable[[str], None] | None = None) -> None:
         from slack_bolt import App
         from slack_sdk import WebClient
 
@@ -158,6 +158,7 @@ class SlackBot:
         self.interpreter = interpreter
         self.now = now
         self.config = config
+        self.limit = limit  # takes one turn from a person's rate budget, or raises RateLimited
         self.client = WebClient(token=config.bot_token, base_url=config.base_url, timeout=10)
         self.background = _Background()
         self._chats: dict[str, Chat] = {}
@@ -312,6 +313,12 @@ class SlackBot:
             else:
                 self._tell(channel, event["user"], UNKNOWN_USER, reply_in)
             return
+        if self.limit is not None:
+            try:
+                self.limit(person.id)
+            except RateLimited as exc:
+                self._tell(channel, event["user"], exc.message, reply_in)
+                return
         team = str(body.get("team_id") or event.get("team") or "")
         conversation = self.conversation(team, channel, thread or ("" if direct else event["ts"]), person.id)
         assert conversation is not None
