@@ -30,7 +30,13 @@ from sqlalchemy import text  # noqa: E402
 
 from sayso import Workspace  # noqa: E402
 from sayso.channels.slack import socket_mode  # noqa: E402
-from sayso.channels.slack._bot import ANSWERED_PRIVATELY, CRASHED, NOT_YOURS, UNKNOWN_USER  # noqa: E402
+from sayso.channels.slack._bot import (  # noqa: E402
+    ANSWERED_PRIVATELY,
+    CRASHED,
+    NOT_YOURS,
+    UNKNOWN_USER,
+    UNREACHABLE,
+)
 from sayso.interpreter import Interpreter  # noqa: E402
 from sayso.interpreter.llm import ModelInterpreter  # noqa: E402
 from sayso.serve import create_app  # noqa: E402
@@ -540,3 +546,20 @@ def test_slack_turns_count_against_the_persons_rate_limit(sqlite_root: Path) -> 
         slack.settle()
         assert len(slack.bot_messages("D0ALICE")) == 10
         assert [e["text"] for e in slack.standin.ephemeral] == ["too many requests; slow down and retry in a moment"]
+
+
+def test_a_colleagues_mention_is_their_directory_id_and_slack_failing_is_said(slack: Slack) -> None:
+    slack.send(slack.event("U0CAROL", f"<@{BOT_USER}> tell <@U0BOB|bob> the Kestrel call moved to 3pm",
+                           channel=SALES_EAST, mention=True))
+    slack.settle()
+    with sqlite3.connect(slack.root / "systems" / "chat.db") as chat:  # the demo systems are files on any backend
+        sent = chat.execute("select \"to\", text from messages").fetchall()
+    assert sent == [("bob", "the Kestrel call moved to 3pm")]
+    assert slack.said() == ["tell bob the Kestrel call moved to 3pm"]
+    slack.standin.fail_next("users.info", "fatal_error")
+    slack.send(slack.event("U0ALICE", "which of my deals close in the next 30 days?", channel="D0ALICE"))
+    slack.settle()
+    assert [m["text"] for m in slack.bot_messages("D0ALICE")] == [UNREACHABLE]
+    slack.send(slack.event("U0ALICE", "which of my deals close in the next 30 days?", channel="D0ALICE"))
+    slack.settle()
+    assert "D-101" in json.dumps(slack.bot_messages("D0ALICE")[-1]["blocks"])  # nothing was cached from the failure

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from ...clock import Clock
 from ...conversation import Chat, Conversations
 from ...directory import Person
-from ...errors import InputTooLarge, RateLimited, SaysoError, WorkspaceError
+from ...errors import ConnectorError, InputTooLarge, RateLimited, SaysoError, WorkspaceError
 from ...interpreter import Interpreter
 from ...pipeline import Pipeline
 from ...store import schema
@@ -41,13 +41,14 @@ __all__ = ["SlackBot", "SlackConfig", "slack_config"]
 
 log = logging.getLogger("sayso.slack")
 
-_MENTION = re.compile(r"<@[A-Z0-9]+>")
+_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 UNKNOWN_USER = ("I can't match your Slack account to anyone in this workspace's directory, so I can't act for "
                 "you. Ask your sayso administrator to add your work email to the directory.")
 NOT_YOURS = "This is not yours to approve."
 NOT_YOUR_QUESTION = "This question is not yours to answer."
 ANSWERED_ALREADY = "This question has been answered already."
 ANSWERED_PRIVATELY = "Answered privately: in a channel, what a read finds is shown only to whoever asked."
+UNREACHABLE = "I could not check with Slack who you are just now; try again in a moment."
 CRASHED = "Something went wrong on sayso's server; it is in the server's log."
 
 
@@ -205,19 +206,22 @@ class SlackBot:
         return True
 
     def person_of(self, user: str) -> Person | None:
-        """The directory person of a Slack user, by the email Slack has for them (``users.info``, cached)."""
+        """The directory person of a Slack user, by the email Slack has for them (``users.info``, cached); None
+        for a stranger. ``ConnectorError`` when Slack does not answer (nothing is cached then)."""
         cached = self._people.get(user)
         if cached is not None and cached[1] > time.monotonic():
             known = cached[0]
             return self.ws.directory.get(known) if known is not None and known in self.ws.directory else None
         from slack_sdk.errors import SlackApiError
 
+        data: dict[str, Any] = {}
         try:
-            answer = self.client.users_info(user=user)
+            data = self.client.users_info(user=user).get("user") or {}
         except SlackApiError as exc:
-            log.warning("users.info for %s failed: %s", user, exc.response.get("error", exc))
-            return None
-        data = answer.get("user") or {}
+            if exc.response.get("error") != "user_not_found":
+                raise ConnectorError(f"Slack's users.info failed: {exc.response.get('error')}") from None
+        except OSError as exc:  # Slack unreachable (slack_sdk lets urllib's errors through)
+            raise ConnectorError(f"Slack's users.info failed: {exc}") from None
         email = str((data.get("profile") or {}).get("email") or "").strip().lower()
         found = None
         foreign = bool(self.config.teams) and data.get("team_id") not in self.config.teams
@@ -284,9 +288,39 @@ class SlackBot:
             return
         self.client.chat_update(channel=channel, ts=ts, text=text_of(result), blocks=render(result))
 
-    def _tell(self, channel: str, user: str, text: str, thread: str | None) -> None:
-        """Only ``user`` sees it."""
-        self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread)
+    def _tell(self, channel: str, user: str, text: str, thread: str | None, *, written: bool = False) -> None:
+        """Only ``user`` sees it: a message only they see, or (``written``, in their own direct message with
+        the app, where they wrote) a message that stays."""
+        if written and channel.startswith("D"):
+            self.client.chat_postMessage(channel=channel, thread_ts=thread, text=text)
+        else:
+            self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread)
+
+    def _who(self, user: str, channel: str, thread: str | None, *, written: bool = False) -> Person | None:
+        """The person behind a Slack user; a stranger, or a Slack that does not answer, is told so (None)."""
+        try:
+            person = self.person_of(user)
+        except ConnectorError as exc:
+            log.warning("%s", exc.message)
+            self._tell(channel, user, UNREACHABLE, thread, written=written)
+            return None
+        if person is None:
+            self._tell(channel, user, UNKNOWN_USER, thread, written=written)
+        return person
+
+    def _words(self, text: str, bot: str | None) -> str:
+        """What the person said: the app's own mention dropped, a colleague's mention as their directory id
+        (``<@U0BOB>`` -> ``bob``); a mention of a stranger stays as Slack wrote it."""
+        if bot is None:  # the leading mention of an app_mention is the app
+            text = re.sub(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>", "", text)
+
+        def named(match: re.Match[str]) -> str:
+            if match.group(1) == bot:
+                return ""
+            person = self.person_of(match.group(1))
+            return person.id if person else match.group(0)
+
+        return re.sub(r"\s{2,}", " ", _MENTION.sub(named, text)).strip()
 
     # --- listeners ----------------------------------------------------------------------------
 
@@ -303,15 +337,11 @@ class SlackBot:
         if not event.get("user") or not self.claim(f"event:{body.get('event_id') or event.get('ts')}"):
             return
         channel = str(event["channel"])
-        direct = event.get("channel_type") == "im" or channel.startswith("D")
+        direct = channel.startswith("D")
         thread = event.get("thread_ts")
         reply_in = thread or (None if direct else event["ts"])
-        person = self.person_of(event["user"])
+        person = self._who(event["user"], channel, reply_in, written=True)
         if person is None:
-            if direct:
-                self.client.chat_postMessage(channel=channel, thread_ts=reply_in, text=UNKNOWN_USER)
-            else:
-                self._tell(channel, event["user"], UNKNOWN_USER, reply_in)
             return
         if self.limit is not None:
             try:
@@ -322,14 +352,20 @@ class SlackBot:
         team = str(body.get("team_id") or event.get("team") or "")
         conversation = self.conversation(team, channel, thread or ("" if direct else event["ts"]), person.id)
         assert conversation is not None
-        text = _MENTION.sub("", str(event.get("text") or "")).strip()
+        bot = next((a.get("user_id") for a in body.get("authorizations") or [] if a.get("is_bot")), None)
+        try:
+            text = self._words(str(event.get("text") or ""), bot)
+        except ConnectorError:
+            self._tell(channel, event["user"], UNREACHABLE, reply_in, written=True)
+            return
         self._answer(person, event["user"], text, conversation, channel, reply_in)
 
     def _click(self, body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
         """The clicker and the channel of a click taken for the first time; None for a repeated delivery."""
         user = str(body["user"]["id"])
-        message = body.get("message") or {}
-        channel = str((body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id"))
+        container = body.get("container") or {}
+        message = body.get("message") or {"ts": container.get("message_ts")}
+        channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id"))
         payload = "|".join(str(part) for part in (
             (body.get("team") or {}).get("id"), user, channel, message.get("ts"), action.get("action_id"),
             action.get("value"), action.get("action_ts")))
@@ -344,13 +380,15 @@ class SlackBot:
             return
         user, channel, message = taken
         thread = message.get("thread_ts")
-        person = self.person_of(user)
+        person = self._who(user, channel, thread)
+        if person is None:
+            return
         confirmation = str(action.get("value") or "")
         table = schema.confirmations
         with self.ws.store.read() as conn:
             approver = conn.execute(select(table.c.approver).where(table.c.id == confirmation)).scalar()
-        if person is None or approver != person.id:  # a missing confirmation reads the same as someone else's
-            self._tell(channel, user, NOT_YOURS if person else UNKNOWN_USER, thread)
+        if approver != person.id:  # a missing confirmation reads the same as someone else's
+            self._tell(channel, user, NOT_YOURS, thread)
             return
         approve = action.get("action_id") == APPROVE
         result = self.chat(person).settle(person.id, confirmation, approve)
@@ -375,9 +413,8 @@ class SlackBot:
             return
         user, channel, message = taken
         thread = message.get("thread_ts")
-        person = self.person_of(user)
+        person = self._who(user, channel, thread)
         if person is None:
-            self._tell(channel, user, UNKNOWN_USER, thread)
             return
         team = str((body.get("team") or {}).get("id") or "")
         key = thread or ("" if channel.startswith("D") else str(message.get("ts")))
