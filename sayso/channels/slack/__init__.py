@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SlackChannel", "register", "socket_mode"]
 
+
 def _bolt() -> None:
     try:
         import slack_bolt  # noqa: F401
