@@ -41,7 +41,7 @@ from sayso.interpreter import Interpreter  # noqa: E402
 from sayso.interpreter.llm import ModelInterpreter  # noqa: E402
 from sayso.serve import create_app  # noqa: E402
 
-from .conftest import NOW, cli  # noqa: E402
+from .conftest import NOW, cli, pipeline_for  # noqa: E402
 from .servers import serving  # noqa: E402
 from .standins.slack import BOT_USER, TEAM, SlackStandIn  # noqa: E402
 from .standins.slack_socket import SocketModeStandIn  # noqa: E402
@@ -305,7 +305,8 @@ def test_a_retry_storm_and_ten_concurrent_clicks_execute_once(slack: Slack) -> N
     slack.click("U0CAROL", card, SALES_EAST, "sayso_approve", action_ts="1764061260.000200")  # a later click
     slack.settle()
     assert slack.crm("select count(*) from effects") == 1
-    assert [e["user"] for e in slack.standin.ephemeral] == ["U0CAROL"]  # told it was already used
+    [again] = slack.bot_messages(SALES_EAST)  # the card still says what happened, once
+    assert "Approved by carol · executed once" in json.dumps(again["blocks"], ensure_ascii=False)
 
 
 def test_only_the_approvers_click_counts(slack: Slack) -> None:
@@ -563,3 +564,16 @@ def test_a_colleagues_mention_is_their_directory_id_and_slack_failing_is_said(sl
     slack.send(slack.event("U0ALICE", "which of my deals close in the next 30 days?", channel="D0ALICE"))
     slack.settle()
     assert "D-101" in json.dumps(slack.bot_messages("D0ALICE")[-1]["blocks"])  # nothing was cached from the failure
+
+
+def test_a_card_approved_elsewhere_shows_the_outcome_on_its_approvers_click(slack: Slack) -> None:
+    """Approved elsewhere (the command line, the API; or by a process that died before it could update the
+    card): the card is brought up to date by the approver's click, and nothing runs twice."""
+    card = _card(slack)
+    confirmation = next(e["value"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"])
+    assert pipeline_for(slack.root, "carol").confirm("carol", confirmation).status.value == "executed"
+    slack.click("U0CAROL", card, SALES_EAST, "sayso_approve")
+    slack.settle()
+    [updated] = slack.bot_messages(SALES_EAST)
+    assert "Approved by carol · executed once" in json.dumps(updated["blocks"], ensure_ascii=False)
+    assert slack.crm("select count(*) from effects") == 1 and slack.standin.ephemeral == []

@@ -396,8 +396,14 @@ class SlackBot:
             if (result.error or {}).get("code") == "confirmation_expired":  # nobody else will: the card says so
                 self.client.chat_update(channel=channel, ts=str(message["ts"]), text=result.reply,
                                         blocks=decided(list(message.get("blocks") or []), result, person.id, approve))
-            else:  # used: whoever settled it updated the card
-                self._tell(channel, user, result.reply, thread)
+            else:
+                done = self._outcome(confirmation) if (result.error or {}).get("code") == "confirmation_used" else None
+                if done is None:  # still running, or declined: whoever settled it updates the card
+                    self._tell(channel, user, result.reply, thread)
+                else:  # approved elsewhere (the web page, the CLI) or by a process that died before the card
+                    self.client.chat_update(channel=channel, ts=str(message["ts"]), text=text_of(done),
+                                            blocks=decided(list(message.get("blocks") or []), done, person.id,
+                                                           True))
             return
         self.client.chat_update(channel=channel, ts=str(message["ts"]), text=text_of(result),
                                 blocks=decided(list(message.get("blocks") or []), result, person.id, approve))
@@ -405,6 +411,18 @@ class SlackBot:
             # the record, the plan or the policy changed since: a new card (or a question) for what it is now
             self.client.chat_postMessage(channel=channel, thread_ts=thread, text=text_of(result),
                                          blocks=render(result))
+
+    def _outcome(self, confirmation: str) -> TurnResult | None:
+        """What an approved confirmation's plan came to, once it is finished; None while it runs or when the
+        confirmation was not approved."""
+        table, plans = schema.confirmations, schema.plans
+        with self.ws.store.read() as conn:
+            row = conn.execute(select(table.c.status, table.c.plan).where(table.c.id == confirmation)).first()
+            plan = str(row.plan.get("id", "")) if row is not None and isinstance(row.plan, dict) else ""
+            status = conn.execute(select(plans.c.status).where(plans.c.id == plan)).scalar() if plan else None
+        if row is None or row.status != "approved" or status not in ("done", "failed"):
+            return None
+        return Pipeline(self.ws, Clock.from_option(self.now, None), channel="slack").outcome(plan)
 
     def _option(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         """An option of a question, chosen: the person's answer in their conversation."""
