@@ -1014,38 +1014,6 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
-@app.command()
-def slack(
-    workspace: WorkspaceOpt = None,
-    now: NowOpt = None,
-    interpreter: InterpreterOpt = None,
-    model: ModelOpt = None,
-) -> None:
-    """Run the Slack app over Socket Mode, for a company without a public URL (docs/channels/slack.md)."""
-    import threading
-
-    from .channels.slack import socket_mode
-
-    ws = _open(workspace)
-    try:
-        problems = ws.check()
-        if problems:
-            raise problems[0]
-        recovered = Pipeline(ws, Clock.from_option(now, None), channel="slack").recover()
-        if recovered:
-            err.print(f"recovered {len(recovered)} plan(s) a crashed process left")
-        engine = _interpreter(ws, interpreter, model)
-        handler = socket_mode(ws, engine, now)
-    except SaysoError as exc:
-        _fail(exc, False)
-        return
-    err.print(f"sayso on Slack (Socket Mode) for {escape(str(ws.root))}; Ctrl-C stops it")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        handler.close()  # type: ignore[no-untyped-call]
-
-
 # --- standing instructions -------------------------------------------------------------
 
 instructions_app = typer.Typer(no_args_is_help=True, help="List, show and cancel standing instructions.")
@@ -1181,3 +1149,35 @@ def worker(
         if once:
             return
         time.sleep(interval)
+
+
+@app.command()
+def slack(
+    workspace: WorkspaceOpt = None,
+    now: NowOpt = None,
+    interpreter: InterpreterOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Run the Slack app over Socket Mode, for a company without a public URL (docs/channels/slack.md)."""
+    import threading
+
+    from .channels.slack import socket_mode
+
+    ws = _open(workspace)
+    try:
+        problems = ws.check()
+        if problems:
+            raise problems[0]
+        recovered = Pipeline(ws, Clock.from_option(now, None), channel="slack").recover()
+        if recovered:
+            err.print(f"recovered {len(recovered)} plan(s) a crashed process left")
+        engine = _interpreter(ws, interpreter, model)
+        handler = socket_mode(ws, engine, now)
+    except SaysoError as exc:
+        _fail(exc, False)
+        return
+    err.print(f"sayso on Slack (Socket Mode) for {escape(str(ws.root))}; Ctrl-C stops it")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        handler.close()  # type: ignore[no-untyped-call]

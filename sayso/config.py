@@ -106,7 +106,7 @@ class Settings(_Section):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)  # [channels.NAME]: each channel checks its own
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)  # [channels.<name>], read by each channel
 
     @model_validator(mode="before")
     @classmethod
