@@ -1151,3 +1151,35 @@ def worker(
         if once:
             return
         time.sleep(interval)
+
+
+@app.command()
+def slack(
+    workspace: WorkspaceOpt = None,
+    now: NowOpt = None,
+    interpreter: InterpreterOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Run the Slack app over Socket Mode, for a company without a public URL (docs/channels/slack.md)."""
+    import threading
+
+    from .channels.slack import socket_mode
+
+    ws = _open(workspace)
+    try:
+        problems = ws.check()
+        if problems:
+            raise problems[0]
+        recovered = Pipeline(ws, Clock.from_option(now, None), channel="slack").recover()
+        if recovered:
+            err.print(f"recovered {len(recovered)} plan(s) a crashed process left")
+        engine = _interpreter(ws, interpreter, model)
+        handler = socket_mode(ws, engine, now)
+    except SaysoError as exc:
+        _fail(exc, False)
+        return
+    err.print(f"sayso on Slack (Socket Mode) for {escape(str(ws.root))}; Ctrl-C stops it")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        handler.close()  # type: ignore[no-untyped-call]

@@ -30,4 +30,4 @@ class Channel(Protocol):
 ChannelFactory = Callable[[], Channel]
 
 CHANNELS: PluginRegistry[ChannelFactory] = PluginRegistry("sayso.channels", what="channel",
-                                                          builtin=("sayso.channels.mcp",))
+                                                          builtin=("sayso.channels.mcp", "sayso.channels.slack"))

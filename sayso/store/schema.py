@@ -182,3 +182,21 @@ rate_buckets = Table(  # PostgreSQL only: SQLite workspaces keep their buckets i
     Column("level", Float, nullable=False),  # requests left
     Column("at", Float, nullable=False),  # when they were counted: the database's clock, epoch seconds
 )
+
+slack_threads = Table(  # one Slack thread, for one person in it, is one sayso conversation
+    "slack_threads",
+    metadata,
+    Column("team", String(32), primary_key=True),
+    Column("channel", String(32), primary_key=True),
+    Column("thread_ts", String(32), primary_key=True),  # "" for a direct message's top level
+    Column("user_id", String(128), primary_key=True),  # the directory person
+    Column("conversation", String(64), nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
+slack_seen = Table(  # Slack deliveries already taken: an event's id, a click's payload; each is handled once
+    "slack_seen",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("at", String(40), nullable=False),
+)

@@ -7,9 +7,11 @@ form or JSON body and ``Authorization: Bearer <token>``; every answer has ``ok``
 ``{"ok": false, "error": "<code>"}`` with HTTP 200, and a rate limit is HTTP 429 with
 ``Retry-After``.
 
-Methods: auth.test, users.lookupByEmail, conversations.open, conversations.list,
-conversations.history (``include_all_metadata``, ``oldest``/``latest``, cursors),
-chat.postMessage (with ``metadata``) and chat.delete.
+Methods: auth.test, apps.connections.open (with the app-level token), users.lookupByEmail, users.info,
+conversations.open, conversations.list,
+conversations.history (``include_all_metadata``, ``oldest``/``latest``, cursors), conversations.replies,
+chat.postMessage (with ``metadata``, ``thread_ts`` and ``blocks``), chat.update, chat.postEphemeral (kept
+apart in ``ephemeral``: only its user sees it) and chat.delete.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ def _offset(cursor: str | None) -> int:
     return int(base64.b64decode(cursor).decode().partition(":")[2])
 
 
+def _json(value: Any) -> Any:
+    """A field a form body carries as JSON text and a JSON body as itself."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _true(value: Any) -> bool:
     return str(value).lower() in ("1", "true")
 
@@ -69,13 +76,16 @@ class SlackStandIn(StandInServer):
     """
 
     def __init__(self, token: str, *, users: Mapping[str, str] | None = None,
-                 channels: Mapping[str, str] | None = None, member_of: set[str] | None = None) -> None:
+                 channels: Mapping[str, str] | None = None, member_of: set[str] | None = None,
+                 app_token: str | None = None, socket_url: str | None = None) -> None:
         self.token = token
+        self.app_token, self.socket_url = app_token, socket_url  # apps.connections.open, for Socket Mode
         self.users = dict(users or {})
         self.channels = dict(channels or {})
         self.member_of = set(self.channels.values()) if member_of is None else set(member_of)
         self.messages: dict[str, list[dict[str, Any]]] = {cid: [] for cid in self.channels.values()}
         self.calls: list[Call] = []
+        self.ephemeral: list[dict[str, Any]] = []
         self._failures: dict[str, list[_Failure]] = {}
         self._cuts: list[str] = []
         self._lock = threading.Lock()
@@ -138,7 +148,7 @@ class SlackStandIn(StandInServer):
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else fields.get("token")
         if not token:
             return 200, {}, {"ok": False, "error": "not_authed"}
-        if token != self.token:
+        if token != (self.app_token if method == "apps.connections.open" else self.token):
             return 200, {}, {"ok": False, "error": "invalid_auth"}
         queued = self._failures.get(method)
         if queued:
@@ -158,6 +168,23 @@ class SlackStandIn(StandInServer):
         if email not in self.users:
             return {"ok": False, "error": "users_not_found"}
         user = self.users[email]
+        name = email.partition("@")[0]
+        return {"ok": True, "user": {
+            "id": user, "team_id": TEAM, "name": name, "deleted": False, "real_name": name.title(),
+            "tz": "America/New_York", "profile": {"real_name": name.title(), "display_name": name, "email": email},
+            "is_admin": False, "is_bot": False, "is_app_user": False, "updated": 1764061200,
+        }}
+
+    def _apps_connections_open(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_url is None:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": True, "url": self.socket_url}
+
+    def _users_info(self, fields: dict[str, Any]) -> dict[str, Any]:
+        user = str(fields.get("user", ""))
+        email = next((e for e, u in self.users.items() if u == user), None)
+        if email is None:
+            return {"ok": False, "error": "user_not_found"}
         name = email.partition("@")[0]
         return {"ok": True, "user": {
             "id": user, "team_id": TEAM, "name": name, "deleted": False, "real_name": name.title(),
@@ -218,6 +245,10 @@ class SlackStandIn(StandInServer):
             metadata = json.loads(metadata)
         if metadata:
             message["metadata"] = metadata
+        if fields.get("thread_ts"):
+            message["thread_ts"] = str(fields["thread_ts"])
+        if fields.get("blocks"):
+            message["blocks"] = _json(fields["blocks"])
         self.messages[channel].append(message)
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": dict(message)}
 
@@ -243,6 +274,54 @@ class SlackStandIn(StandInServer):
             answer["response_metadata"] = {"next_cursor": _cursor(start + limit)}
         return answer
 
+    def _chat_update(self, fields: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(fields.get("channel", "")), str(fields.get("ts", ""))
+        problem = self._known(channel)
+        if problem:
+            return problem
+        found = next((m for m in self.messages[channel] if m["ts"] == ts), None)
+        if found is None:
+            return {"ok": False, "error": "message_not_found"}
+        if found.get("bot_id") != BOT_ID:
+            return {"ok": False, "error": "cant_update_message"}
+        if "text" in fields:
+            found["text"] = str(fields["text"])
+        if fields.get("blocks"):
+            found["blocks"] = _json(fields["blocks"])
+        found["edited"] = {"user": BOT_USER, "ts": f"{max(time.time(), float(ts)):.6f}"}
+        return {"ok": True, "channel": channel, "ts": ts, "text": found["text"], "message": dict(found)}
+
+    def _chat_postEphemeral(self, fields: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        channel, user = str(fields.get("channel", "")), str(fields.get("user", ""))
+        problem = self._known(channel)
+        if problem:
+            return problem
+        if user not in self.users.values():
+            return {"ok": False, "error": "user_not_found"}
+        if not fields.get("text") and not fields.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        now = max(time.time(), self._last_ts + 0.000001)
+        self._last_ts = now
+        self.ephemeral.append({"channel": channel, "user": user, "text": str(fields.get("text", "")),
+                               "thread_ts": fields.get("thread_ts"), "message_ts": f"{now:.6f}",
+                               "blocks": _json(fields["blocks"]) if fields.get("blocks") else None})
+        return {"ok": True, "message_ts": f"{now:.6f}"}
+
+    def _conversations_replies(self, fields: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(fields.get("channel", "")), str(fields.get("ts", ""))
+        problem = self._known(channel)
+        if problem:
+            return problem
+        thread = [m for m in self.messages[channel] if ts in (m["ts"], m.get("thread_ts"))]
+        if not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        return {"ok": True, "messages": thread, "has_more": False}
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """A thread's messages, its first one included, oldest first."""
+        with self._lock:
+            return [dict(m) for m in self.messages.get(channel, []) if ts in (m["ts"], m.get("thread_ts"))]
+
     def _chat_delete(self, fields: dict[str, Any]) -> dict[str, Any]:
         channel, ts = str(fields.get("channel", "")), str(fields.get("ts", ""))
         problem = self._known(channel)
@@ -256,12 +335,14 @@ class SlackStandIn(StandInServer):
         self.messages[channel].remove(found)
         return {"ok": True, "channel": channel, "ts": ts}
 
-    def say(self, channel: str, user: str, text: str) -> dict[str, Any]:
-        """A person writes in a conversation (for history tests); the DM of a user is opened if needed."""
+    def say(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> dict[str, Any]:
+        """A person writes in a conversation (in a thread of it, with ``thread_ts``); a DM is opened if needed."""
         with self._lock:
             self.messages.setdefault(channel, [])
             now = max(time.time(), self._last_ts + 0.000001)
             self._last_ts = now
             message = {"type": "message", "user": user, "text": text, "ts": f"{now:.6f}", "team": TEAM}
+            if thread_ts:
+                message["thread_ts"] = thread_ts
             self.messages[channel].append(message)
         return message

@@ -158,7 +158,6 @@ def serve_stdio(root: Path, user: str, now: str | None) -> None:
 
         anyio.run(main)
     finally:
-        service.buckets.close()
         service.ws.close()
 
 

@@ -1,0 +1,80 @@
+"""The Slack channel: people talk to sayso in Slack, by direct message or by mentioning it in a channel.
+
+Configured by ``[channels.slack]`` in sayso.toml (the names of the signing secret and bot token secrets);
+without it nothing is mounted. ``sayso serve`` answers Slack's Events API and interactivity at
+``/slack/events``, each request's signature checked (``X-Slack-Signature``, a 5-minute timestamp window);
+``sayso slack`` runs the same app over Socket Mode, for a company without a public URL. Needs the extra:
+``pip install "sayso[slack]"``. The manifest to paste into Slack is in docs/channels/slack.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...errors import ConfigurationError
+from ...interpreter import Interpreter
+from ...plugins import PluginRegistry
+from ...workspace import Workspace
+from .. import ChannelFactory
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+__all__ = ["SlackChannel", "register", "socket_mode"]
+
+
+def _bolt() -> None:
+    try:
+        import slack_bolt  # noqa: F401
+    except ImportError:
+        raise ConfigurationError('the Slack channel needs its extra: pip install "sayso[slack]"') from None
+
+
+class SlackChannel:
+    """Mounts ``/slack/events`` on ``sayso serve`` when the workspace configures Slack."""
+
+    name = "slack"
+
+    def mount(self, app: Any, service: Any) -> None:
+        from ._bot import slack_config
+
+        config = slack_config(service.ws)
+        if config is None:
+            return
+        _bolt()
+        from ._bot import SlackBot
+        from ._http import mount
+
+        mount(app, SlackBot(service.ws, service.interpreter, service.now, config, limit=service.buckets.take))
+
+
+def socket_mode(ws: Workspace, interpreter: Interpreter, now: str | None) -> SocketModeHandler:
+    """The app over Socket Mode, connected (needs ``app_token`` in ``[channels.slack]``); ``close()`` stops it.
+    ``sayso slack`` runs it until interrupted."""
+    from ._bot import slack_config
+
+    config = slack_config(ws)
+    if config is None:
+        raise ConfigurationError("no [channels.slack] in sayso.toml: see docs/channels/slack.md")
+    if not config.app_token:
+        raise ConfigurationError("[channels.slack] needs app_token (the name of the secret holding the app-level "
+                                 "token, xapp-...) for Socket Mode: see docs/channels/slack.md")
+    _bolt()
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from ._bot import SlackBot
+
+    try:  # the API's per-person rate limit, when the serve extra is there to count it
+        from ...serve.limits import Buckets
+
+        limit = Buckets(ws.settings.serve.rate_per_minute, store=ws.store).take
+    except ImportError:
+        limit = None
+    bot = SlackBot(ws, interpreter, now, config, http=False, limit=limit)
+    handler = SocketModeHandler(bot.app, config.app_token, web_client=bot.client)
+    handler.connect()  # type: ignore[no-untyped-call]
+    return handler
+
+
+def register(registry: PluginRegistry[ChannelFactory]) -> None:
+    registry.add("slack", SlackChannel)
