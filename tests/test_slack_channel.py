@@ -473,6 +473,7 @@ class _Broken:
     """An interpreter with a bug."""
 
     name = "broken"
+    version = "0"
 
     def interpret(self, *args: Any) -> Any:
         raise RuntimeError("a bug")
