@@ -30,6 +30,7 @@ from . import __version__
 from .audit import AuditEvent, Verification, write_checkpoint
 from .clock import Clock, parse_time
 from .errors import ConfigurationError, InputTooLarge, InvalidArguments, SaysoError, UnknownRecord, exit_code
+from .interpreter.guesses import decline_guesses
 from .pipeline import Pipeline
 from .turn import TurnResult, TurnStatus
 from .workspace import Workspace, is_workspace, resolve_root
@@ -844,6 +845,7 @@ def interpret(
         if len(text) > limit:
             raise InputTooLarge(f"the message is {len(text)} characters; the limit is {limit}")
         result = chat_.interpreter.interpret(text, chat_._context(state, person), ws.catalog, person)
+        result = decline_guesses(result, text, ws.catalog)  # the steps after the checks Chat applies
     except SaysoError as exc:
         _fail(exc, as_json)
         return
