@@ -16,32 +16,89 @@ from . import Interpretation, ProposedStep
 
 __all__ = ["is_question", "reads_only"]
 
-_OPENER = r"(?:(?:hey|hi|ok|okay|so|and|also|quick question|one question|sayso|um|well)\b[\s,:;.!-]*)*"
-# "can you / could you please / would you mind / will you ...": asked of sayso, so a request.
+_OPENER = (r"(?:(?:hey|hi|hello|ok|okay|so|and|also|now|then|great|sure|quick question|one question|sayso|um|"
+           r"well)\b[\s,:;.!-]*)*")
+# Asked of sayso, so a request: "can you / could you please / would you mind / ... will ya?", "please ...",
+# "can I get ...", "is it possible to ...". Not "can you tell me whether ...": that asks.
 _POLITE = re.compile(
-    r"^\s*" + _OPENER + r"(?:please\s+)?(?:(?:can|could|would|will|won'?t)\s+(?:you|u|ya)(?:\s+(?:please|kindly|"
-    r"just|quickly|possibly|maybe))*(?:\s+mind)?|would you be (?:so kind|able)|please|kindly|i'?d like you to|"
-    r"i need you to|i want you to)\b(?!\s+(?:tell|say|confirm|check|see|find out|let me know|look|show|know|remind "
-    r"me (?:whether|if|what|when|who|which))\b)", re.I)
+    r"\b(?:(?:can|could|would|will|won'?t)\s+(?:you|u|ya)\b(?!(?:\s+(?:please|kindly|just|quickly|possibly|"
+    r"maybe|also))*\s+(?:tell|say|confirm|check|see|find out|let me know|look|show|know|remember|recall)\b)|"
+    r"(?:can|could|may|shall)\s+(?:i|we)\s+(?:please\s+)?(?:get|have|book|reserve|order|find|proceed|"
+    r"go ahead)\b|is it possible (?:for you )?to\b|would you be (?:so kind|able)\b)|(?:^|[,;:]\s*)please\s+[a-z]",
+    re.I)
+# "I want to ...", "let's ...", "why don't we ...": a request stated, not a question.
+_WANT = re.compile(r"^\s*" + _OPENER + r"(?:i|we)(?:'d| would)? (?:want|need|like|wish)\b|(?:let'?s|let us|"
+                   r"why don'?t (?:we|you|i)|how about|i'?m looking (?:to|for)|i am looking (?:to|for)|go ahead|"
+                   r"proceed)\b", re.I)
 _INTERROGATIVE = re.compile(
-    r"^\s*" + _OPENER + r"(?:(?:is|are|was|were|am|does|do|did|has|have|had|can|could|should|shall|will|would|may|"
-    r"might|must|isn'?t|aren'?t|wasn'?t|weren'?t|doesn'?t|don'?t|didn'?t|hasn'?t|haven'?t|hadn'?t|can'?t|"
+    r"^\s*" + _OPENER + r"(?:(?:is|are|was|were|am|does|do|did|has|have|had|can|could|should|shall|will|would|"
+    r"may|might|must|isn'?t|aren'?t|wasn'?t|weren'?t|doesn'?t|don'?t|didn'?t|hasn'?t|haven'?t|hadn'?t|can'?t|"
     r"couldn'?t|shouldn'?t|won'?t|wouldn'?t)\b|(?:who|whom|whose|what|what'?s|whats|which|when|when'?s|where|"
-    r"where'?s|why|how|how'?s)\b(?!\s+about\b)|(?:tell me|let me know|do you know|any idea|i wonder|i'?m wondering|"
-    r"i was wondering|i'?d like to know|can you tell me|could you tell me)\b.{0,40}?\b(?:whether|if|when|who|"
-    r"what|which|how|why|where)\b)", re.I)
+    r"where'?s|why|how|how'?s)\b(?!\s+about\b)|(?:tell me|let me know|do you know|any idea|i wonder|"
+    r"i'?m wondering|i was wondering|i'?d like to know)\b.{0,40}?\b(?:whether|if|when|who|what|which|how|why|"
+    r"where)\b)", re.I)
+_FIRST = re.compile(r"^\s*" + _OPENER + r"([a-z]+)\b", re.I)
+# Verbs a command starts with ("find a cab there?", "move D-101 to negotiation?"), besides the first word of
+# every action's description in the catalog.
+_VERBS = frozenset("get find show give book make set add send move close open assign create delete remove cancel "
+                   "update change schedule reserve buy order call list look search put mark log note remind "
+                   "reassign transfer pay play rent email message tell ping invite".split())
 _SENTENCES = re.compile(r"(?<=[.?!])\s+")
 _QUOTED = re.compile(r"(?<!\w)(['\"‘“]).+?(?:\1|[’”])(?!\w)")
 
 
-def is_question(text: str) -> bool:
-    """True when ``text`` asks (yes/no, wh-, "tell me whether ...", a trailing "?") rather than requests:
-    a polite command ("could you close SUP-17?") is a request. Quoted text is someone else's words."""
-    own = _QUOTED.sub(" ", text).strip()
-    sentences = [s for s in _SENTENCES.split(own) if s.strip()]
-    if not sentences or any(_POLITE.match(s) for s in sentences):
+# The words a question turns on, recognised through one slip of the keyboard ("shoudl we", "whta", "whehter").
+_KEYWORDS = ("should", "could", "would", "what", "which", "where", "when", "whose", "whether", "does", "have",
+             "tell", "quick", "question", "wonder", "know", "status")
+_WORD = re.compile(r"[a-z]{4,}", re.I)
+
+
+def _slip(word: str, target: str) -> bool:
+    """One swapped pair of neighbouring letters, or (five letters and more) one letter too many or too few."""
+    if len(word) == len(target):
+        diff = [i for i, (a, b) in enumerate(zip(word, target, strict=True)) if a != b]
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and word[diff[0]] == target[diff[1]] \
+            and word[diff[1]] == target[diff[0]]
+    if min(len(word), len(target)) < 5 or abs(len(word) - len(target)) != 1:
         return False
-    return any(_INTERROGATIVE.match(s) or s.rstrip().endswith("?") for s in sentences)
+    short, long_ = sorted((word, target), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def _mended(text: str) -> str:
+    """``text`` with the question's keywords spelt right."""
+    def mend(m: re.Match[str]) -> str:
+        word = m.group(0).lower()
+        if word in _KEYWORDS:
+            return m.group(0)
+        return next((k for k in _KEYWORDS if _slip(word, k)), m.group(0))
+    return _WORD.sub(mend, text)
+
+
+def _verbs(catalog: Catalog | None) -> frozenset[str]:
+    if catalog is None:
+        return _VERBS
+    return _VERBS | {a.description.split()[0].lower() for a in catalog if a.description.split()}
+
+
+def is_question(text: str, catalog: Catalog | None = None) -> bool:
+    """True when ``text`` asks (yes/no, wh-, "tell me whether ...", a trailing "?") and nothing in it
+    requests: a polite command ("could you close SUP-17?"), a stated want ("I want to book ...") or a
+    sentence that starts with a verb ("find me a cab there?") is a request. Quoted text is someone else's."""
+    own = _mended(_QUOTED.sub(" ", text).strip())
+    verbs = _verbs(catalog)
+    asks = False
+    for sentence in (s for s in _SENTENCES.split(own) if s.strip()):
+        if _POLITE.search(sentence) or _WANT.match(sentence):
+            return False
+        if _INTERROGATIVE.match(sentence):
+            asks = True
+            continue
+        first = _FIRST.match(sentence)
+        if first is not None and first.group(1).lower() in verbs:
+            return False
+        asks = asks or sentence.rstrip().endswith("?")
+    return asks
 
 
 def _reader(write: Action, step: ProposedStep, catalog: Catalog) -> ProposedStep | None:
@@ -76,7 +133,7 @@ def reads_only(found: Interpretation, text: str, catalog: Catalog) -> Interpreta
     """``found``, or, when ``text`` is a question and ``found`` would write, the reads that answer it
     (each write replaced by the read of its record, or dropped) and why, or no action when none is left."""
     writes = [s for s in found.steps if s.action in catalog and catalog.get(s.action).is_write]
-    if found.kind not in ("plan", "question") or not writes or not is_question(text):
+    if found.kind not in ("plan", "question") or not writes or not is_question(text, catalog):
         return found
     steps: list[ProposedStep] = []
     for step in found.steps:
