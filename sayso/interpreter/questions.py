@@ -75,10 +75,10 @@ def _mended(text: str) -> str:
     return _WORD.sub(mend, text)
 
 
-def _verbs(catalog: Catalog | None) -> frozenset[str]:
-    if catalog is None:
-        return _VERBS
-    return _VERBS | {a.description.split()[0].lower() for a in catalog if a.description.split()}
+def _verb(word: str, catalog: Catalog | None) -> bool:
+    """A word a command starts with: a common one, or the first word of an action's description."""
+    return word in _VERBS or (catalog is not None and any(
+        a.description[:len(word) + 1].lower() == word + " " for a in catalog))
 
 
 def is_question(text: str, catalog: Catalog | None = None) -> bool:
@@ -86,7 +86,6 @@ def is_question(text: str, catalog: Catalog | None = None) -> bool:
     requests: a polite command ("could you close SUP-17?"), a stated want ("I want to book ...") or a
     sentence that starts with a verb ("find me a cab there?") is a request. Quoted text is someone else's."""
     own = _mended(_QUOTED.sub(" ", text).strip())
-    verbs = _verbs(catalog)
     asks = False
     for sentence in (s for s in _SENTENCES.split(own) if s.strip()):
         if _POLITE.search(sentence) or _WANT.match(sentence):
@@ -95,7 +94,7 @@ def is_question(text: str, catalog: Catalog | None = None) -> bool:
             asks = True
             continue
         first = _FIRST.match(sentence)
-        if first is not None and first.group(1).lower() in verbs:
+        if first is not None and _verb(first.group(1).lower(), catalog):
             return False
         asks = asks or sentence.rstrip().endswith("?")
     return asks
