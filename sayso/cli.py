@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -30,6 +31,7 @@ from . import __version__
 from .audit import AuditEvent, Verification, write_checkpoint
 from .clock import Clock, parse_time
 from .errors import ConfigurationError, InputTooLarge, InvalidArguments, SaysoError, UnknownRecord, exit_code
+from .interpreter.guesses import decline_guesses
 from .pipeline import Pipeline
 from .turn import TurnResult, TurnStatus
 from .workspace import Workspace, is_workspace, resolve_root
@@ -844,6 +846,7 @@ def interpret(
         if len(text) > limit:
             raise InputTooLarge(f"the message is {len(text)} characters; the limit is {limit}")
         result = chat_.interpreter.interpret(text, chat_._context(state, person), ws.catalog, person)
+        result = decline_guesses(result, text, ws.catalog)  # the steps after the checks Chat applies
     except SaysoError as exc:
         _fail(exc, as_json)
         return
@@ -858,6 +861,13 @@ def interpret(
             out.print(f"  {line}", markup=False)
 
 
+class Half(StrEnum):
+    """A half of an evaluation set (``sayso eval --half``)."""
+
+    dev = "dev"
+    test = "test"
+
+
 @app.command("eval")
 def eval_(
     cases: Path,
@@ -866,13 +876,16 @@ def eval_(
     category: Annotated[str | None, typer.Option("--category", help="Only this category")] = None,
     fail_under: Annotated[float | None, typer.Option("--fail-under", help="Exit 1 below this accuracy")] = None,
     as_json: JsonOpt = False,
+    half: Annotated[Half | None, typer.Option("--half", help="Only the dev or the test half (by a hash of the id); "
+                                                            "run the test half only before stopping")] = None,
 ) -> None:
     """Run conversations with expected outcomes on fresh demo workspaces; print accuracy and failures."""
-    from .evaluation import load_cases, run_cases, summary_rows
+    from .evaluation import half_of, halves, load_cases, run_cases, summary_rows
     from .interpreter import registry
 
     try:
-        loaded = [c for c in load_cases(cases) if category is None or c.category == category]
+        loaded = [c for c in load_cases(cases) if (category is None or c.category == category)
+                  and (half is None or half_of(c.id) == half.value)]
         engine = registry.create(interpreter or "offline", {"model": model} if model else {})
     except SaysoError as exc:
         _fail(exc, as_json)
@@ -884,7 +897,7 @@ def eval_(
 
     report = run_cases(loaded, interpreter=engine, progress=progress)
     if as_json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps({**report.as_dict(), "halves": halves(report, loaded)}))
     else:
         table = Table("category", "correct", "total", "accuracy")
         for name, correct, total, accuracy in summary_rows(report):
@@ -892,6 +905,8 @@ def eval_(
         table.add_row("[bold]all[/bold]", str(report.correct), str(report.conversations), f"{report.accuracy:.1%}")
         out.print(table)
         out.print(f"turns: {report.turns_correct}/{report.turns} right")
+        for name, figures in halves(report, loaded).items():
+            out.print(f"{name} half: {figures['correct']}/{figures['total']} ({figures['accuracy']:.1%})")
         for failure in report.failures:
             out.print(f"[red]FAIL[/red] {escape(failure.case)} ({failure.category}) turn {failure.turn}: "
                       f"{escape(failure.said)!r}")

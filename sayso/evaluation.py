@@ -9,6 +9,7 @@ correct when every one of its turns is.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -227,6 +228,25 @@ def compare(expect: Expect, result: TurnResult) -> list[str]:
         if code != expect.error:
             problems.append(f"error: expected {expect.error}, got {code}")
     return problems
+
+
+def half_of(case_id: str) -> str:
+    """"dev" or "test": a case's half, fixed by a hash of its id so that adding cases never moves others.
+    Develop against the dev half; run the test half only before stopping, to see what generalises."""
+    return "dev" if hashlib.sha256(case_id.encode()).digest()[0] % 2 == 0 else "test"
+
+
+def halves(report: Report, cases: Iterable[Case]) -> dict[str, dict[str, Any]]:
+    """Conversations right per half of ``cases`` (those ``report`` ran)."""
+    failed = {f.case for f in report.failures}
+    out: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        half = out.setdefault(half_of(case.id), {"correct": 0, "total": 0})
+        half["total"] += 1
+        half["correct"] += int(case.id not in failed)
+    for half in out.values():
+        half["accuracy"] = round(half["correct"] / half["total"], 4)
+    return dict(sorted(out.items()))
 
 
 def summary_rows(report: Report) -> list[tuple[str, int, int, float]]:

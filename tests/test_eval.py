@@ -72,3 +72,20 @@ def test_eval_command_reports_and_rejects_bad_files(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "sayso", "eval", str(broken), "--json"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "broken.jsonl:1" in done.stdout
+
+
+def test_eval_reports_the_dev_and_test_halves_apart(tmp_path: Path) -> None:
+    from sayso.evaluation import half_of
+
+    from .conftest import cli
+
+    ids = [f"thanks-{n}" for n in range(8)]
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps({"id": i, "category": "no_action", "user": "alice", "turns": [
+        {"say": "thanks!", "expect": {"status": "no_action"}}]}) + "\n" for i in ids))
+    report = json.loads(cli("eval", str(cases), "--json").stdout.strip().splitlines()[-1])
+    dev = [i for i in ids if half_of(i) == "dev"]
+    assert report["halves"]["dev"]["total"] == len(dev) and report["halves"]["test"]["total"] == 8 - len(dev)
+    assert 0 < len(dev) < 8 and half_of("thanks-0") == half_of("thanks-0")
+    only = json.loads(cli("eval", str(cases), "--json", "--half", "test").stdout.strip().splitlines()[-1])
+    assert only["conversations"] == 8 - len(dev) and set(only["halves"]) == {"test"}

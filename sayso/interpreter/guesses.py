@@ -12,6 +12,7 @@ import re
 
 from ..catalog import Catalog
 from . import Interpretation
+from .questions import reads_only
 
 __all__ = ["decline_guesses"]
 
@@ -83,5 +84,6 @@ def _declined(found: Interpretation, reason: str, reply: str) -> Interpretation:
 
 
 def decline_guesses(found: Interpretation, text: str, catalog: Catalog) -> Interpretation:
-    """``found``, or no action when it would change something under a condition or change many records."""
-    return unless_bulk(unless_conditional(found, text, catalog), text, catalog)
+    """``found``, with reads only when ``text`` is a question, or no action when it would change something
+    under a condition or change many records."""
+    return unless_bulk(unless_conditional(reads_only(found, text, catalog), text, catalog), text, catalog)

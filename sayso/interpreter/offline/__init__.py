@@ -268,6 +268,12 @@ class OfflineInterpreter:
                 close = []
             elif needs(best) < min(needs(e) for _, e in close):
                 close = []
+        if best_total <= 0:  # no evidence for any action: ask which one, never act on it
+            options = [Option(label=f"{e.action.name}: {e.action.description}", value=e.action.name)
+                       for e in [best] + [e for t, e, _, _ in judged[1:3] if e is not best]]
+            return Interpretation(kind="question", steps=[step], options=options,
+                                  question="I am not sure what you mean. Which of these? "
+                                           + " / ".join(o.label for o in options))
         if close and best.action.is_write:
             options = [Option(label=f"{e.action.name}: {e.action.description}", value=e.action.name)
                        for e in [best] + [e for _, e in close]]
