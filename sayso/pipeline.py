@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,8 +221,9 @@ class Pipeline:
     def cancel_in(self, turn: Turn, confirmation_id: str) -> TurnResult:
         return self._cancel(turn, confirmation_id)
 
-    def undo_in(self, turn: Turn) -> TurnResult:
-        return self._undo(turn)
+    def undo_in(self, turn: Turn, only: Collection[str] | None = None) -> TurnResult:
+        """Undo the person's last undoable step, or with ``only``, the last one of those actions."""
+        return self._undo(turn, only)
 
     def close(self, turn: Turn, events: list[AuditEvent]) -> None:
         """Record a turn's closing audit records: at once, or with the conversation when the turn holds its
@@ -580,13 +581,15 @@ class Pipeline:
                  for s in item.plan["steps"]]
         return TurnResult(status=TurnStatus.CANCELLED, reply="Cancelled; nothing was changed.", steps=steps)
 
-    def _undo(self, turn: _Turn) -> TurnResult:
+    def _undo(self, turn: _Turn, only: Collection[str] | None = None) -> TurnResult:
         catalog = self.ws.catalog
-        row = self.executor.last_undoable(turn.person.id, lambda name: name in catalog and catalog.get(name).undo)
+        row = self.executor.last_undoable(turn.person.id, lambda name: name in catalog and catalog.get(name).undo
+                                          and (only is None or name in only))
         received = turn.event("turn", "received", request=turn.request)
         if row is None:
             self.audit.record([received, turn.event("turn", TurnStatus.NO_ACTION.value)])
-            return TurnResult(status=TurnStatus.NO_ACTION, reply="Nothing of yours can be undone.")
+            return TurnResult(status=TurnStatus.NO_ACTION, reply="Nothing of yours can be undone."
+                              if only is None else "I found nothing of that kind of yours to undo.")
         result = self.executor.undo(row, channel=turn.channel, before=[received], after=lambda done: [
             turn.event("turn", TurnStatus.EXECUTED.value, done.action, undone=row.key)])
         if result is None:  # another undo of the same step (at the same moment) won: it alone took effect
