@@ -470,8 +470,10 @@ class Chat:
             return False
         denied, last = state.last_denied, state.last_request
         if denied and last and last.get("status") == TurnStatus.DENIED.value:
-            message = (f"{person.name} asked: \"{denied['text']}\". It was not done: {denied['reply']}"
-                       .replace("Not done: ", ""))
+            to = [str(step["args"][p.name]) for p in params if p.kind in ("person", "recipient")
+                  and p.name in step["args"]]
+            message = (f"{person.name} asked: \"{denied['text']}\". It was not done: "
+                       f"{_for_recipient(denied['reply'].replace('Not done: ', ''), to)}")
         elif last and last.get("text"):
             message = f"{person.name} asked: \"{last['text']}\". Outcome: {last.get('reply', '')}"
         else:
@@ -542,6 +544,15 @@ def _summary(result: TurnResult, tainted: bool) -> str:
     if result.rule:
         said += f" (rule {result.rule})"
     return said
+
+
+def _for_recipient(reason: str, to: list[str]) -> str:
+    """A reason written for the requester, rewritten for the person it is sent to: "your manager, carol,
+    may do this" reads "as their manager, you may do this" to carol and "their manager, carol, ..." to others."""
+    def turn(match: re.Match[str]) -> str:
+        return "as their manager, you may do this" if match.group(1) in to else match.group(0).replace(
+            "your manager", "their manager")
+    return re.sub(r"your manager, ([\w.@-]+), may do this", turn, reason)
 
 
 def _item(record: Record) -> FocusItem:
