@@ -147,6 +147,8 @@ class Conversations:
 class Chat:
     """Conversational turns over one pipeline."""
 
+    undo_in_words = True  # "undo that" undoes at once; a channel whose words are a model's turns it off
+
     def __init__(self, pipeline: Pipeline, interpreter: Interpreter | None = None) -> None:
         self.pipeline = pipeline
         self.ws = pipeline.ws
@@ -246,7 +248,7 @@ class Chat:
             return self._say(turn, TurnStatus.NO_ACTION, "Nothing is waiting for your answer.")
         if said.kind == "decline" and pending is None:
             return self._say(turn, TurnStatus.NO_ACTION, "Okay, nothing was changed.")
-        if said.kind == "undo":
+        if said.kind == "undo" and self.undo_in_words:
             kinds = undo_matches(self.ws.catalog, said.what)
             if said.what and not kinds:
                 return self._say(turn, TurnStatus.NO_ACTION, f"I cannot undo a {said.what}.")
