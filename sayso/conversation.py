@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, PrivateAttr
 from sqlalchemy import bindparam, insert, select, update
 
+from . import reply as replies
 from .catalog import Tier
 from .clock import Clock
 from .connectors import Record
@@ -273,6 +274,8 @@ class Chat:
         result = self._outcome(turn, state, text, found)
         if found.notice:
             result.reply = f"{found.notice}\n{result.reply}"
+        if result.status is TurnStatus.NEEDS_CLARIFICATION:  # options an interpreter named by action
+            result.reply = replies.without_action_names(result.reply, {a.name: a for a in self.ws.catalog})
         if result.status is TurnStatus.ANSWERED and getattr(self.interpreter, "answer_reads", False):
             self._answer_with_model(turn, text, result)
         return result

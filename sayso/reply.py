@@ -11,7 +11,7 @@ from .catalog import Action
 from .connectors import Change
 from .turn import StepResult, StepStatus
 
-__all__ = ["change_line", "effects", "error_text", "label", "records"]
+__all__ = ["change_line", "effects", "error_text", "label", "records", "without_action_names"]
 
 # Fields that are bookkeeping, not something a person asked about.
 _HIDDEN = {"description", "origin", "text", "title", "version", "deleted", "type", "id", "system", "score",
@@ -22,6 +22,7 @@ _PLURAL = {"opportunity": "opportunities", "company": "companies", "activity": "
 def label(action: Action) -> str:
     """What an action does, in words: the first sentence of its description ("Close a deal as won or lost")."""
     first = re.split(r"(?<=[a-z)])\.\s", action.description.strip() + " ", maxsplit=1)[0].strip().rstrip(".")
+    first = re.sub(r"\s*\([^)]*\)$", "", first)  # "(ping, let someone know, tell)": words for the interpreter
     return first or action.name.split(".")[-1].replace("_", " ").capitalize()
 
 
@@ -41,14 +42,24 @@ def _value(value: Any) -> str:
 
 
 def _fields(values: dict[str, Any]) -> str:
+    title = values.get("title")
     shown = [f"{k.replace('_', ' ')} {_value(v)}" for k, v in values.items()
-             if k not in _HIDDEN and v not in (None, "", [], False)
+             if k not in _HIDDEN and v not in (None, "", [], False, title)
              and isinstance(v, str | int | float | list) and not (isinstance(v, str) and len(v) > 80)]
     return ", ".join(shown)
 
 
 def _name(record_id: str, title: str) -> str:
+    if len(title) > 60:  # a message's or a note's whole text is its title: the start says which one
+        title = title[:57].rstrip() + "..."
     return record_id if title in ("", record_id) else f"{record_id} {title}"
+
+
+def without_action_names(text: str, actions: dict[str, Action]) -> str:
+    """An interpreter's question in words: "crm.log_note: Log a note ..." reads "Log a note ..."."""
+    for name, action in actions.items():
+        text = text.replace(f"{name}: ", "").replace(name, label(action).lower())
+    return text
 
 
 def records(action: Action, found: list[dict[str, Any]]) -> str:
