@@ -447,7 +447,7 @@
   function recordsTable(step) {
     const records = step.records || [];
     const kinds = [...new Set(records.map((r) => r.type || "record"))];
-    const noun = (kinds.length === 1 ? kinds[0] : "record").replace(/_/g, " ");
+    const noun = (kinds.length === 1 ? kinds[0] : "record").replace(/_/g, " ").toLowerCase();
     const caption = records.length ? `Found ${records.length} ${noun}${records.length === 1 ? "" : "s"}` : "I found nothing that matches.";
     if (!records.length) return el("p", { className: "reply" }, caption);
     const keys = [...new Set(["id", "title", ...records.flatMap((r) => Object.keys(r))])]
