@@ -247,8 +247,6 @@ class Chat:
             return (self.pipeline.confirm_in if approve else self.pipeline.cancel_in)(turn, pending.confirmation)
         if said.kind == "affirm" and pending is None:
             return self._say(turn, TurnStatus.NO_ACTION, "Nothing is waiting for your answer.")
-        if said.kind == "decline" and pending is None:
-            return self._say(turn, TurnStatus.NO_ACTION, "Okay, nothing was changed.")
         if said.kind == "undo" and self.undo_in_words:
             kinds = undo_matches(self.ws.catalog, said.what)
             if said.what and not kinds:
