@@ -762,9 +762,22 @@ def _card(result: TurnResult) -> None:
     out.print(Panel("\n".join(lines), title="needs your confirmation", border_style="yellow"), soft_wrap=False)
 
 
+def _logs_aside(root: Path) -> None:
+    """In a chat on a terminal, log lines go to ``.sayso-chat.log`` in the workspace, not between the replies."""
+    handler = logging.FileHandler(root / ".sayso-chat.log", encoding="utf-8")
+    handler.addFilter(_ConversationDefault())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(conversation)s] %(message)s"))
+    logger = logging.getLogger()
+    for old in [h for h in logger.handlers if isinstance(h, logging.StreamHandler)
+                and getattr(h, "stream", None) in (sys.stderr, sys.stdout)]:
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+
+
 def _chat_loop(session: _Session, as_json: bool) -> None:
     interactive = sys.stdin.isatty() and not as_json
     if interactive:
+        _logs_aside(session.ws.root)
         out.print(f"[dim]{escape(session.ws.settings.workspace.name)} - you are {session.user}. /help for help, "
                   "/quit to leave.[/dim]")
     while True:

@@ -19,9 +19,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 from sqlalchemy import bindparam, insert, select, update
 
+from . import reply as replies
 from .catalog import Tier
 from .clock import Clock
 from .connectors import Record
@@ -37,6 +38,8 @@ from .pipeline import Pipeline, Request, Turn
 from .store import schema
 from .tracing import span
 from .turn import Option, StepResult, StepStatus, TurnResult, TurnStatus
+from .words import Said, cancel_action, undo_matches
+from .words import read as read_words
 
 __all__ = ["Chat", "ConversationState", "Conversations", "Pending"]
 
@@ -71,6 +74,7 @@ class ConversationState(BaseModel):
     history: list[dict[str, str]] = Field(default_factory=list)  # recent messages, for model interpreters
     people: list[str] = Field(default_factory=list)  # for "him", "her": most recent first
     instruction: str | None = None  # the standing instruction spoken of last, for "make it Thursday instead"
+    _settled: bool = PrivateAttr(default=False)  # this turn answered the pending confirmation (never saved)
 
 
 def _slim(record: Record) -> Record:
@@ -143,6 +147,8 @@ class Conversations:
 
 class Chat:
     """Conversational turns over one pipeline."""
+
+    undo_in_words = True  # "undo that" undoes at once; a channel whose words are a model's turns it off
 
     def __init__(self, pipeline: Pipeline, interpreter: Interpreter | None = None) -> None:
         self.pipeline = pipeline
@@ -217,6 +223,42 @@ class Chat:
     # --- one turn ---------------------------------------------------------------------
 
     def _turn(self, turn: Turn, state: ConversationState, text: str) -> TurnResult:
+        said = read_words(text)
+        if said is not None:
+            answered = self._words(turn, state, said)
+            if answered is not None:
+                return answered
+        waiting = state.pending if state.pending and state.pending.kind == "confirmation" else None
+        result = self._request(turn, state, text)
+        if waiting is not None and state.pending is None and not state._settled:
+            state.pending = waiting  # an unrelated request leaves the card in place, and says so
+            result.reply += ("\nYour earlier request is still waiting for your confirmation: "
+                             f"\"{waiting.text[:120]}\" (say \"yes\" to do it or \"no\" to drop it).")
+        return result
+
+    def _words(self, turn: Turn, state: ConversationState, said: Said) -> TurnResult | None:
+        """Everyday answers, the same whatever the interpreter: approve or decline what is pending, undo,
+        or cancel a meeting; None when the words are to be interpreted as usual."""
+        pending = state.pending
+        if said.kind in ("affirm", "decline") and pending is not None and pending.kind == "confirmation" \
+                and pending.confirmation:
+            state.pending = None
+            approve = said.kind == "affirm"
+            return (self.pipeline.confirm_in if approve else self.pipeline.cancel_in)(turn, pending.confirmation)
+        if said.kind == "affirm" and pending is None:
+            return self._say(turn, TurnStatus.NO_ACTION, "Nothing is waiting for your answer.")
+        if said.kind == "undo" and self.undo_in_words:
+            kinds = undo_matches(self.ws.catalog, said.what)
+            if said.what and not kinds:
+                return self._say(turn, TurnStatus.NO_ACTION, f"I cannot undo a {said.what}.")
+            state.pending = None
+            return self.pipeline.undo_in(turn, None if not said.what else {a.name for a in kinds})
+        if said.kind == "cancel" and cancel_action(self.ws.catalog, said.what) is None:
+            return self._say(turn, TurnStatus.NO_ACTION, f"I cannot cancel a {said.what}: none of the connected "
+                             "systems lets me do that. You can cancel it in your calendar.")
+        return None
+
+    def _request(self, turn: Turn, state: ConversationState, text: str) -> TurnResult:
         standing = self._standing(turn, state, text)
         if standing is not None:
             return standing
@@ -230,6 +272,8 @@ class Chat:
         result = self._outcome(turn, state, text, found)
         if found.notice:
             result.reply = f"{found.notice}\n{result.reply}"
+        if result.status is TurnStatus.NEEDS_CLARIFICATION:  # options an interpreter named by action
+            result.reply = replies.without_action_names(result.reply, {a.name: a for a in self.ws.catalog})
         if result.status is TurnStatus.ANSWERED and getattr(self.interpreter, "answer_reads", False):
             self._answer_with_model(turn, text, result)
         return result
@@ -292,6 +336,7 @@ class Chat:
             if found.reason == "decline" and pending is not None:
                 state.pending = None
                 if pending.kind == "confirmation" and pending.confirmation:
+                    state._settled = True
                     return self.pipeline.cancel_in(turn, pending.confirmation)
             return self._say(turn, TurnStatus.NO_ACTION, found.reply or "Nothing to do.")
         steps: list[dict[str, Any]] = [{"action": s.action, "args": dict(s.args)} for s in found.steps]
@@ -317,6 +362,7 @@ class Chat:
             return self._say(turn, TurnStatus.NO_ACTION, "Nothing is waiting for an answer.")
         state.pending = None
         if pending.kind == "confirmation" and pending.confirmation:
+            state._settled = True
             if found.reason == "affirm":
                 return self.pipeline.confirm_in(turn, pending.confirmation)
             return self.pipeline.cancel_in(turn, pending.confirmation)
@@ -427,8 +473,10 @@ class Chat:
             return False
         denied, last = state.last_denied, state.last_request
         if denied and last and last.get("status") == TurnStatus.DENIED.value:
-            message = (f"{person.name} asked: \"{denied['text']}\". It was not done: {denied['reply']}"
-                       .replace("Not done: ", ""))
+            to = [str(step["args"][p.name]) for p in params if p.kind in ("person", "recipient")
+                  and p.name in step["args"]]
+            message = (f"{person.name} asked: \"{denied['text']}\". It was not done: "
+                       f"{_for_recipient(denied['reply'].replace('Not done: ', ''), to)}")
         elif last and last.get("text"):
             message = f"{person.name} asked: \"{last['text']}\". Outcome: {last.get('reply', '')}"
         else:
@@ -499,6 +547,15 @@ def _summary(result: TurnResult, tainted: bool) -> str:
     if result.rule:
         said += f" (rule {result.rule})"
     return said
+
+
+def _for_recipient(reason: str, to: list[str]) -> str:
+    """A reason written for the requester, rewritten for the person it is sent to: "your manager, carol,
+    may do this" reads "as their manager, you may do this" to carol and "their manager, carol, ..." to others."""
+    def turn(match: re.Match[str]) -> str:
+        return "as their manager, you may do this" if match.group(1) in to else match.group(0).replace(
+            "your manager", "their manager")
+    return re.sub(r"your manager, ([\w.@-]+), may do this", turn, reason)
 
 
 def _item(record: Record) -> FocusItem:

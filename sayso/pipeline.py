@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from . import reply as replies
 from .audit import AuditEvent, AuditLog, Redactor
 from .catalog import Action, Tier
 from .clock import Clock
@@ -205,7 +206,8 @@ class Pipeline:
             results.append(StepResult(action=item.action, args=item.shown_args or item.args, risk=item.risk,
                                       status=status, effect=effect, error=row.error))
         ok = all(r.status is StepStatus.EXECUTED for r in results)
-        return TurnResult(status=TurnStatus.EXECUTED if ok else TurnStatus.FAILED, reply=_effects_text(results),
+        said = replies.effects(results, {a.name: a for a in self.ws.catalog})
+        return TurnResult(status=TurnStatus.EXECUTED if ok else TurnStatus.FAILED, reply=said,
                           steps=results, conversation=plan.conversation, turn=plan.turn)
 
     # --- the turn ----------------------------------------------------------------
@@ -221,8 +223,9 @@ class Pipeline:
     def cancel_in(self, turn: Turn, confirmation_id: str) -> TurnResult:
         return self._cancel(turn, confirmation_id)
 
-    def undo_in(self, turn: Turn) -> TurnResult:
-        return self._undo(turn)
+    def undo_in(self, turn: Turn, only: Collection[str] | None = None) -> TurnResult:
+        """Undo the person's last undoable step, or with ``only``, the last one of those actions."""
+        return self._undo(turn, only)
 
     def close(self, turn: Turn, events: list[AuditEvent]) -> None:
         """Record a turn's closing audit records: at once, or with the conversation when the turn holds its
@@ -314,7 +317,7 @@ class Pipeline:
         writes = [s for s in steps if s.action.is_write]
         if not writes:
             results = [self._read_result(s) for s in steps]
-            reply = "\n".join(_render_records(s) for s in steps)
+            reply = "\n".join(replies.records(s.action, [_record_dict(r) for r in s.records]) for s in steps)
             events.append(turn.event("turn", TurnStatus.ANSWERED.value))
             self.close(turn, events)
             return TurnResult(status=TurnStatus.ANSWERED, reply=reply, steps=results)
@@ -492,20 +495,22 @@ class Pipeline:
         lines = [note] if note else []
         lines.append("This needs your confirmation:")
         for step in writes:
-            lines.append(f"  {step.action.name} {_args_text(step.args)} (risk {step.tier.value})")
-        lines += [f"    {_change_text(c)}" for c in changes]
-        lines.append(f"Confirm with `sayso confirm {item.id}` (expires {item.expires_at.isoformat()}).")
+            lines.append(f"- {replies.label(step.action)}: {_args_text(step.args)} ({step.tier.value} risk)")
+        lines += [f"  {replies.change_line(c)}" for c in changes]
+        lines.append(f"Say \"yes\" to go ahead or \"no\" to drop it (or `sayso confirm {item.id}`; "
+                     f"expires {item.expires_at.isoformat()}).")
         return TurnResult(status=TurnStatus.NEEDS_CONFIRMATION, reply="\n".join(lines), steps=results,
                           confirmation={"id": item.id, "expires_at": item.expires_at.isoformat()})
 
     def _execute(self, turn: _Turn, events: list[AuditEvent], steps: list[_Step], plan: Plan,
                  confirmation: Confirmation | None = None) -> TurnResult:
         final: dict[str, TurnResult] = {}
+        actions = {s.action.name: s.action for s in steps}
 
         def after(results: list[StepResult]) -> list[AuditEvent]:
             ok = all(r.status is StepStatus.EXECUTED for r in results)
             status = TurnStatus.EXECUTED if ok else TurnStatus.FAILED
-            final["result"] = TurnResult(status=status, reply=_effects_text(results), steps=results)
+            final["result"] = TurnResult(status=status, reply=replies.effects(results, actions), steps=results)
             return [turn.event("turn", status.value, plan.steps[0].action)]
 
         def claim(conn: Connection) -> None:
@@ -520,8 +525,8 @@ class Pipeline:
         ordered = [reads.get(s.index) or written.pop(0) for s in steps]
         result.steps = [r for r in ordered if r is not None]
         if reads:
-            result.reply = "\n".join([_render_records(s) for s in steps if not s.action.is_write]
-                                     + [result.reply])
+            result.reply = "\n".join([replies.records(s.action, [_record_dict(r) for r in s.records])
+                                      for s in steps if not s.action.is_write] + [result.reply])
         return result
 
     # --- confirmations ------------------------------------------------------------
@@ -580,22 +585,24 @@ class Pipeline:
                  for s in item.plan["steps"]]
         return TurnResult(status=TurnStatus.CANCELLED, reply="Cancelled; nothing was changed.", steps=steps)
 
-    def _undo(self, turn: _Turn) -> TurnResult:
+    def _undo(self, turn: _Turn, only: Collection[str] | None = None) -> TurnResult:
         catalog = self.ws.catalog
-        row = self.executor.last_undoable(turn.person.id, lambda name: name in catalog and catalog.get(name).undo)
+        row = self.executor.last_undoable(turn.person.id, lambda name: name in catalog and catalog.get(name).undo
+                                          and (only is None or name in only))
         received = turn.event("turn", "received", request=turn.request)
         if row is None:
             self.audit.record([received, turn.event("turn", TurnStatus.NO_ACTION.value)])
-            return TurnResult(status=TurnStatus.NO_ACTION, reply="Nothing of yours can be undone.")
+            return TurnResult(status=TurnStatus.NO_ACTION, reply="Nothing of yours can be undone."
+                              if only is None else "I found nothing of that kind of yours to undo.")
         result = self.executor.undo(row, channel=turn.channel, before=[received], after=lambda done: [
             turn.event("turn", TurnStatus.EXECUTED.value, done.action, undone=row.key)])
         if result is None:  # another undo of the same step (at the same moment) won: it alone took effect
             self.audit.record([received, turn.event("turn", TurnStatus.NO_ACTION.value, row.action,
                                                     already_undone=row.key)])
-            return TurnResult(status=TurnStatus.NO_ACTION, reply=f"Nothing undone: your last {row.action} was "
-                              "already undone by another request.")
-        summary = (result.effect or {}).get("summary", "")
-        return TurnResult(status=TurnStatus.EXECUTED, reply=f"Undone: {result.action}. {summary}".strip(),
+            return TurnResult(status=TurnStatus.NO_ACTION, reply="Nothing undone: that step was already undone "
+                              "by another request.")
+        undone = replies.label(catalog.get(result.action)) if result.action in catalog else "your last change"
+        return TurnResult(status=TurnStatus.EXECUTED, reply=f"Undone: {undone[0].lower()}{undone[1:]}.",
                           steps=[result])
 
     # --- helpers -----------------------------------------------------------------
@@ -629,40 +636,10 @@ def _request_text(request: Any) -> str:
 
 
 def _args_text(args: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in args.items())
+    """Arguments as a person reads them: "deal D-102, outcome won" (long text is kept short)."""
+    return ", ".join(f"{k.replace('_', ' ')} {_short(v)}" for k, v in args.items() if k not in ("origin",))
 
 
-def _change_text(change: Change) -> str:
-    name = change.record_id if change.title in ("", change.record_id) else f"{change.record_id} {change.title}"
-    if change.before is None:
-        shown = {k: v for k, v in (change.after or {}).items() if k not in ("description", "origin", "title", "text")}
-        return f"{name}: new " + _args_text(shown)
-    if change.after is None:
-        return f"{name}: deleted"
-    keys = list(dict.fromkeys([*change.before, *change.after]))
-    parts = [f"{k} {change.before.get(k)} -> {change.after.get(k)}" if change.before.get(k) != change.after.get(k)
-             else f"{k} {change.after.get(k)}" for k in keys]
-    return f"{name}: " + ", ".join(parts)
-
-
-def _effects_text(results: list[StepResult]) -> str:
-    lines = []
-    for result in results:
-        effect = result.effect or {}
-        if result.status is StepStatus.EXECUTED:
-            changes = [Change.model_validate(c) for c in effect.get("changes", [])]
-            detail = "; ".join(_change_text(c) for c in changes) or effect.get("summary", "")
-            lines.append(f"Done: {result.action}. {detail}".strip())
-        else:
-            lines.append(f"{result.status.value}: {result.action}" + (f" ({result.error})" if result.error
-                                                                       else ""))
-    return "\n".join(lines)
-
-
-def _render_records(step: _Step) -> str:
-    if not step.records:
-        return f"{step.action.name}: nothing found."
-    rows = [f"{r.id}  {r.title}  " + ", ".join(f"{k}={v}" for k, v in r.attrs.items()
-                                              if isinstance(v, str | int | float) and k != "description")
-            for r in step.records]
-    return f"{step.action.name}: {len(step.records)} found\n" + "\n".join(rows)
+def _short(value: Any) -> str:
+    said = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return said if len(said) <= 80 else said[:77] + "..."

@@ -69,6 +69,7 @@ _OWN_FILES = (
     "sayso.toml", "directory.yaml", "actions", "policies", "operations", "systems",
     "state.db", "state.db-wal", "state.db-shm", "state.db-journal", "state.db-writer",
     ".sayso-serve-limits", ".sayso-serve-limits-wal", ".sayso-serve-limits-shm", ".sayso-serve-tokens",
+    ".sayso-chat.log",
 )
 
 

@@ -257,8 +257,12 @@ def test_a_request_in_words_is_confirmed_by_elicitation_too(sayso_mcp: Sayso) ->
         async with sayso_mcp.connect("http", "carol", elicit=elicit) as client:
             result = await client.call_tool("ask", {"text": "close Kestrel Aerospace as won"})
             again = await client.call_tool("ask", {"text": "yes"})  # a client's "yes" answers nothing
+            reminded = await client.call_tool("ask", {"text": "remind me tomorrow at 9 to call Orchid"})
+            undone = await client.call_tool("ask", {"text": "undo that"})  # nor does its "undo that" undo
         assert body(result)["status"] == "executed", body(result)
         assert body(again)["status"] == "no_action"
+        assert body(reminded)["status"] == "executed", body(reminded)
+        assert body(undone)["status"] != "executed", body(undone)
 
     run(check)
     assert len(elicit.asked) == 1  # type: ignore[attr-defined]

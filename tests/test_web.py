@@ -210,7 +210,7 @@ def test_a_read_is_a_table_and_conversations_belong_to_their_person(page: Any, s
     answer = _say(page, "which of my deals close in the next 30 days?")
     expect(answer).to_have_attribute("data-status", "answered")
     table = answer.locator("table")
-    expect(table.locator("caption")).to_contain_text("crm.find_deals: 1 found")
+    expect(table.locator("caption")).to_contain_text("Found 1 deal")
     expect(table.locator("thead th")).to_contain_text(["id", "title", "account", "amount", "stage", "close date"])
     expect(table.locator("tbody tr")).to_have_count(1)
     expect(table.locator("tbody tr").first).to_contain_text("Brightwater Expansion")

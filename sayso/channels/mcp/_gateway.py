@@ -140,7 +140,10 @@ class _Proposals:
 
 
 class _ClientChat(Chat):
-    """A chat whose writes are confirmed from ``medium`` up at least, whatever the interpreter's settings."""
+    """A chat whose writes are confirmed from ``medium`` up at least, whatever the interpreter's settings,
+    and whose "undo that" is read as any request (a client's words never undo at once)."""
+
+    undo_in_words = False
 
     def _confirm_from(self, found: Interpretation) -> Tier | None:
         own = super()._confirm_from(found)

@@ -446,7 +446,9 @@
 
   function recordsTable(step) {
     const records = step.records || [];
-    const caption = `${step.action}: ${records.length ? `${records.length} found` : "nothing found"}`;
+    const kinds = [...new Set(records.map((r) => r.type || "record"))];
+    const noun = (kinds.length === 1 ? kinds[0] : "record").replace(/_/g, " ").toLowerCase();
+    const caption = records.length ? `Found ${records.length} ${noun}${records.length === 1 ? "" : "s"}` : "I found nothing that matches.";
     if (!records.length) return el("p", { className: "reply" }, caption);
     const keys = [...new Set(["id", "title", ...records.flatMap((r) => Object.keys(r))])]
       .filter((key) => !HIDDEN_KEYS.has(key) && records.some((r) => r[key] !== undefined));
