@@ -758,7 +758,6 @@ def _card(result: TurnResult) -> None:
     from rich.panel import Panel
 
     lines = [escape(line) for line in result.reply.splitlines() if not line.startswith("Confirm with")]
-    lines.append("[bold]Reply yes to confirm, no to cancel.[/bold]")
     out.print(Panel("\n".join(lines), title="needs your confirmation", border_style="yellow"), soft_wrap=False)
 
 
