@@ -213,7 +213,8 @@ def test_two_values_for_one_parameter_take_the_one_after_to_or_none(tmp_path: Pa
 
 def test_a_change_under_a_condition_or_to_many_records_is_declined(tmp_path: Path) -> None:
     assert _read(tmp_path, "if it rains on Friday, plan job 123456") == ("none", {}, "condition")
-    assert _read(tmp_path, "can you check if job 123456 is open? If so, plan it as done")[2] == "condition"
+    kind, _, reason = _read(tmp_path, "can you check if job 123456 is open? If so, plan it as done")
+    assert kind != "plan" and reason in ("question", "condition")  # checked, never planned on a guess
     assert _read(tmp_path, "plan all of priya's jobs as done") == ("none", {}, "bulk")
     kind, args, _ = _read(tmp_path, "plan job 123456 if you can, titled 'if all jobs slip'")
     assert kind == "plan" and args["job"] == "123456"  # politeness and quoted words are not conditions
