@@ -360,8 +360,10 @@ class SlackBot:
             return
         self._answer(person, event["user"], text, conversation, channel, reply_in)
 
-    def _click(self, body: dict[str, Any], action: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
-        """The clicker and the channel of a click taken for the first time; None for a repeated delivery."""
+    def _click(self, body: dict[str, Any],
+               action: dict[str, Any]) -> tuple[Person, str, str, dict[str, Any], str | None] | None:
+        """The person who clicked, their Slack id, the channel, the message and its thread, for a click taken
+        for the first time; None for a repeated delivery or a stranger (who is told so)."""
         user = str(body["user"]["id"])
         container = body.get("container") or {}
         message = body.get("message") or {"ts": container.get("message_ts")}
@@ -371,18 +373,16 @@ class SlackBot:
             action.get("value"), action.get("action_ts")))
         if not self.claim("click:" + hashlib.sha256(payload.encode()).hexdigest()):
             return None
-        return user, channel, message
+        thread = message.get("thread_ts")
+        person = self._who(user, channel, thread)
+        return None if person is None else (person, user, channel, message, thread)
 
     def _decision(self, body: dict[str, Any], action: dict[str, Any]) -> None:
         """Approve or Decline on a card: only the approver's click counts; the card shows the outcome."""
         taken = self._click(body, action)
         if taken is None:
             return
-        user, channel, message = taken
-        thread = message.get("thread_ts")
-        person = self._who(user, channel, thread)
-        if person is None:
-            return
+        person, user, channel, message, thread = taken
         confirmation = str(action.get("value") or "")
         table = schema.confirmations
         with self.ws.store.read() as conn:
@@ -429,11 +429,7 @@ class SlackBot:
         taken = self._click(body, action)
         if taken is None:
             return
-        user, channel, message = taken
-        thread = message.get("thread_ts")
-        person = self._who(user, channel, thread)
-        if person is None:
-            return
+        person, user, channel, message, thread = taken
         team = str((body.get("team") or {}).get("id") or "")
         key = thread or ("" if channel.startswith("D") else str(message.get("ts")))
         conversation = self.conversation(team, channel, key, person.id, create=False)
