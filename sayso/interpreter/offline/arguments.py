@@ -23,6 +23,7 @@ from ..values import Span, find_choices, find_values
 from . import slots
 from .ranking import CatalogIndex, Entry
 from .schema import Param
+from .weights import DEFAULT, Weights
 from .words import DISCOURSE, STOP, Token, stem, tokens
 
 __all__ = ["Extraction", "Piece", "extract", "find_pieces"]
@@ -78,9 +79,6 @@ _TEXT_MARKERS = [
     re.compile(r"\b[Tt]o\s+(?P<t>(?!the\b|my\b|a\b|an\b|me\b|us\b|him\b|her\b|them\b|#)[a-z]+\b.*)$"),
     re.compile(r"\babout\s+(?P<t>.+)$", re.I),
 ]
-_EVIDENCE = {"choice": 2.0, "id": 1.0, "channel": 3.0, "relation": 1.0, "reference": 0.5, "date": 0.6,
-             "datetime": 0.8, "time": 0.5, "range": 1.0, "money": 1.0, "number": 0.3, "duration": 0.6,
-             "email": 0.8, "person": 0.5, "self": 0.2, "mine": 0.3, "text": 0.6, "chunk": 0.15}
 _DASH = re.compile(r"\s[-–—]\s+(?P<t>.+)$")
 _REASON = re.compile(r"(?:\b(?:for|over)\s+|,\s+)(?P<t>(?:the|a|an|our|their|its|some|all|we|they|it)\s+.+)$",
                      re.I)
@@ -385,240 +383,376 @@ def directed(param: Param, value: str, piece: Piece, text: str, now: datetime) -
     return day.isoformat() + value[10:]
 
 
-def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, person: Person) -> Extraction:
-    params = entry.params
-    pieces = find_pieces(text, context, person, params)
-    words = tokens(text)
-    args: dict[str, Any] = {}
-    mentions: dict[str, str] = {}
-    used: set[int] = set()
+# --- extraction: named passes over one state ------------------------------------------------------------------------
 
-    def take(param: Param, piece: Piece, value: Any) -> None:
+
+@dataclass
+class _Extracting:
+    """One action's extraction under way: the state every pass reads and adds to (after pydantic-ai's agent
+    graph: small steps over one state, run in a fixed order by ``extract``)."""
+
+    text: str
+    entry: Entry
+    index: CatalogIndex
+    context: Context
+    weights: Weights
+    pieces: list[Piece]
+    words: list[Token]
+    args: dict[str, Any] = field(default_factory=dict)
+    mentions: dict[str, str] = field(default_factory=dict)
+    used: set[int] = field(default_factory=set)
+    bonus: float = 0.0  # evidence beyond the pieces taken (an id of the right kind, a reference that fits)
+    chunks: list[Piece] = field(default_factory=list)  # runs of words no piece explains: names of records
+    text_params: list[Param] = field(default_factory=list)  # text parameters free text did not fill
+    earned: set[str] = field(default_factory=set)  # required arguments said in the message, not derived
+    missing: list[Param] = field(default_factory=list)
+
+    @property
+    def params(self) -> list[Param]:
+        return self.entry.params
+
+    def of_kind(self, *kinds: str) -> list[Param]:
+        return [p for kind in kinds for p in self.params if p.kind == kind]
+
+    def take(self, param: Param, piece: Piece, value: Any) -> None:
         if param.kind in ("date", "datetime") and isinstance(value, str):
-            value = directed(param, value, piece, text, context.now)
-        args[param.name] = value
-        mentions[param.name] = piece.text
-        used.add(id(piece))
-        if all(p is not piece for p in pieces):  # slots may make new pieces (a date split from its time)
-            pieces.append(piece)
+            value = directed(param, value, piece, self.text, self.context.now)
+        self.args[param.name] = value
+        self.mentions[param.name] = piece.text
+        self.used.add(id(piece))
+        if all(p is not piece for p in self.pieces):  # slots may make new pieces (a date split from its time)
+            self.pieces.append(piece)
 
-    def free(kind: str) -> list[Piece]:
-        return [p for p in pieces if p.kind == kind and id(p) not in used]
+    def free(self, kind: str) -> list[Piece]:
+        return [p for p in self.pieces if p.kind == kind and id(p) not in self.used]
 
-    by_kind: dict[str, list[Param]] = {}
-    for param in params:
-        by_kind.setdefault(param.kind, []).append(param)
+    def unused(self) -> list[Piece]:
+        return [p for p in self.pieces if id(p) not in self.used]
 
-    # Enums first: "negotiation", "won", "high". Two values said for one parameter ("move the tasks in progress
-    # to in review") are a filter and a target: the one after "to", "into" or "as" is the value; with no such
-    # word to tell them apart, neither is taken, so the interpreter asks instead of picking one.
+    def taken(self) -> list[Piece]:
+        return [p for p in self.pieces if id(p) in self.used]
+
+
+def _take_choices(s: _Extracting) -> None:
+    """Enums: "negotiation", "won", "high". Two values said for one parameter ("move the tasks in progress to in
+    review") are a filter and a target: the one after "to", "into" or "as" is the value; with no such word to tell
+    them apart, neither is taken, so the interpreter asks instead of picking one."""
     choices: dict[str, list[Piece]] = {}
-    for piece in pieces:
+    for piece in s.pieces:
         if piece.kind == "choice":
             choices.setdefault(piece.value[0], []).append(piece)
     for name, said in choices.items():
-        if name in args:
+        if name in s.args:
             continue
-        distinct = {piece.value[1] for piece in said}
-        if len(distinct) > 1:
-            targets = [piece for piece in said if re.search(r"\b(?:to|into|as)\s*$", text[:piece.start], re.I)]
+        if len({piece.value[1] for piece in said}) > 1:
+            targets = [piece for piece in said if re.search(r"\b(?:to|into|as)\s*$", s.text[:piece.start], re.I)]
             if len({piece.value[1] for piece in targets}) != 1:
                 continue
             said = targets
-        take(next(p for p in params if p.name == name), said[0], said[0].value[1])
-    # Ids, references and relations are records (or, for relations, people).
-    record_params = by_kind.get("record", [])
-    person_params = by_kind.get("person", []) + by_kind.get("recipient", [])
-    for piece in free("relation"):
+        s.take(next(p for p in s.params if p.name == name), said[0], said[0].value[1])
+
+
+def _take_relations(s: _Extracting) -> None:
+    """"the account owner of the Orchid deal": a person, and the record it is found through."""
+    person_params = s.of_kind("person", "recipient")
+    for piece in s.free("relation"):
         relation, of = piece.value
-        target = next((p for p in person_params if p.name not in args), None)
-        if target is not None:
-            value = f"{relation} of {of}".strip()
-            take(target, piece, [value] if target.many else value)
-            related = next((p for p in record_params if p.name not in args), None)
-            if related is not None and of != "@it":
-                args[related.name] = of
-                mentions[related.name] = of
-    bonus = 0.0
-    for piece in free("id"):
-        target = next((p for p in record_params if p.name not in args), None)
+        target = next((p for p in person_params if p.name not in s.args), None)
+        if target is None:
+            continue
+        value = f"{relation} of {of}".strip()
+        s.take(target, piece, [value] if target.many else value)
+        related = next((p for p in s.of_kind("record") if p.name not in s.args), None)
+        if related is not None and of != "@it":
+            s.args[related.name] = of
+            s.mentions[related.name] = of
+
+
+def _take_ids(s: _Extracting) -> None:
+    """Record ids. "SUP-17" fits a parameter whose kind of record has SUP ids in the catalog; an account does not."""
+    for piece in s.free("id"):
+        target = next((p for p in s.of_kind("record") if p.name not in s.args), None)
         if target is None:
             break
-        take(target, piece, piece.value)
-        # "SUP-17" fits a parameter whose kind of record has SUP ids in the catalog; an account does not.
-        owners = index.id_prefixes.get(piece.value.split("-")[0].lower())
+        s.take(target, piece, piece.value)
+        owners = s.index.id_prefixes.get(piece.value.split("-")[0].lower())
         if target.id_pattern and re.fullmatch(target.id_pattern, piece.value):
-            bonus += 1.5  # the record's own id format
-        elif owners is None:
-            bonus += 0.0
-        elif owners & {t.lower() for t in target.record.split("|")}:
-            bonus += 1.5
-        else:
-            bonus -= 50.0  # an id of another kind of record: this cannot be the action
-    # Channels and people.
-    for piece in free("channel"):
-        target = next((p for p in by_kind.get("recipient", []) if p.name not in args), None)
+            s.bonus += s.weights.own_id  # the record's own id format
+        elif owners is not None and owners & {t.lower() for t in target.record.split("|")}:
+            s.bonus += s.weights.own_id
+        elif owners is not None:
+            s.bonus += s.weights.foreign_id
+
+
+def _take_channels(s: _Extracting) -> None:
+    for piece in s.free("channel"):
+        target = next((p for p in s.of_kind("recipient") if p.name not in s.args), None)
         if target is not None:
-            take(target, piece, piece.value)
-    people = [p for p in pieces if p.kind in ("person", "self", "mine") and id(p) not in used]
-    for param in person_params:
-        if param.name in args:
+            s.take(target, piece, piece.value)
+
+
+def _may_be(piece: Piece, param: Param, creates: bool, s: _Extracting) -> bool:
+    """Whether a person piece may fill ``param``: "my" only a person, "me" only where the words send it there."""
+    if piece.kind == "mine" and param.kind != "person":
+        return False
+    return piece.kind != "self" or piece.prep in ("to", "by", "with") or (piece.prep == "for" and creates) or (
+        creates and s.entry.action.is_write and _after_lead(piece, s.words))
+
+
+def _take_people(s: _Extracting) -> None:
+    """People by name, "me", "my", "him": many for a list of people, the first fitting one otherwise."""
+    people = [p for p in s.pieces if p.kind in ("person", "self", "mine") and id(p) not in s.used]
+    creates = not any(p.kind == "record" and p.required for p in s.params)
+    for param in s.of_kind("person", "recipient"):
+        if param.name in s.args:
             continue
-        creates = not any(p.kind == "record" and p.required for p in params)
-        chosen = [p for p in people if (p.kind != "mine" or param.kind == "person")
-                  and (p.kind != "self" or p.prep in ("to", "by", "with") or (p.prep == "for" and creates)
-                       or (creates and entry.action.is_write and _after_lead(p, words)))]
+        chosen = [p for p in people if _may_be(p, param, creates, s)]
         if param.many:
-            picked = [p for p in chosen if p.kind == "person"] or chosen
-            if picked:
-                args[param.name] = list(dict.fromkeys(p.value for p in picked))
-                mentions[param.name] = ", ".join(p.text for p in picked)
-                used.update(id(p) for p in picked)
+            _take_everyone(s, param, [p for p in chosen if p.kind == "person"] or chosen)
         elif chosen:
-            others = [p for p in chosen if p.kind == "person"]
-            if entry.action.kind == "read" and any(p.kind == "mine" for p in chosen):
-                others = [p for p in chosen if p.kind == "mine"] + others
-            piece = (others or chosen)[0]
-            if piece.kind == "self" and piece.prep not in ("to", "for") and param.kind == "recipient":
-                continue
-            take(param, piece, piece.value)
-    # Dates and times (slots.py: which date goes to which parameter).
-    date_params = by_kind.get("date", []) + by_kind.get("datetime", []) + by_kind.get("time", [])
+            _take_someone(s, param, chosen)
+
+
+def _take_everyone(s: _Extracting, param: Param, picked: list[Piece]) -> None:
+    if picked:
+        s.args[param.name] = list(dict.fromkeys(p.value for p in picked))
+        s.mentions[param.name] = ", ".join(p.text for p in picked)
+        s.used.update(id(p) for p in picked)
+
+
+def _take_someone(s: _Extracting, param: Param, chosen: list[Piece]) -> None:
+    """A named person first; for a read, "my" first ("my deals"); "me" as a recipient only when sent to me."""
+    others = [p for p in chosen if p.kind == "person"]
+    if s.entry.action.kind == "read" and any(p.kind == "mine" for p in chosen):
+        others = [p for p in chosen if p.kind == "mine"] + others
+    piece = (others or chosen)[0]
+    if not (piece.kind == "self" and piece.prep not in ("to", "for") and param.kind == "recipient"):
+        s.take(param, piece, piece.value)
+
+
+def _take_dates(s: _Extracting) -> None:
+    """Dates and times (slots.py: which date goes to which parameter)."""
+    date_params = s.of_kind("date", "datetime", "time")
     if not any(re.search(r"after|before|from|until|start|end", p.words) for p in date_params):
-        for piece in pieces:  # "due by Friday": one date, not a range, when nothing takes ranges
+        for piece in s.pieces:  # "due by Friday": one date, not a range, when nothing takes ranges
             if piece.kind == "range" and piece.value[0] is None and piece.value[1] is not None:
                 piece.kind, piece.value = "date", piece.value[1]
-    slots.assign_dates(text, [p for p in pieces if id(p) not in used], date_params, args, take, context.now)
-    # Money, durations, numbers, emails.
-    slots.assign_counts(text, [p for p in pieces if id(p) not in used], params, args, take)
+    slots.assign_dates(s.text, s.unused(), date_params, s.args, s.take, s.context.now)
+
+
+def _take_amounts(s: _Extracting) -> None:
+    """Counts, money, durations and emails."""
+    slots.assign_counts(s.text, s.unused(), s.params, s.args, s.take)
     for kind, param_kinds in (("money", ("money", "number")), ("duration", ("duration",)),
                               ("email", ("email", "person"))):
-        for piece in free(kind):
-            target = next((p for k in param_kinds for p in by_kind.get(k, []) if p.name not in args), None)
+        for piece in s.free(kind):
+            target = next((p for p in s.of_kind(*param_kinds) if p.name not in s.args), None)
             if target is None:
                 continue
-            taken: Any = [piece.value] if target.kind == "person" and target.many else piece.value
-            take(target, piece, taken)
-    # Free text: the first text parameter gets it.
-    text_params = [p for p in by_kind.get("text", []) if p.name not in args]
-    for piece in free("text"):
-        if not text_params:
+            s.take(target, piece, [piece.value] if target.kind == "person" and target.many else piece.value)
+
+
+def _take_free_text(s: _Extracting) -> None:
+    """Free text: the first text parameter that holds a message gets it."""
+    s.text_params = [p for p in s.of_kind("text") if p.name not in s.args]
+    for piece in s.free("text"):
+        if not s.text_params:
             break
-        required = [p for p in text_params if p.required] or text_params
+        required = [p for p in s.text_params if p.required] or s.text_params
         target = next((p for p in required if re.search(r"text|body|message|note|comment|reason|description",
                                                         p.name)), required[0])
-        take(target, piece, piece.value)
-        text_params.remove(target)
-    # What is left names records, places and things.
-    chunks = _chunks(text, words, [p for p in pieces if id(p) in used or p.kind not in ("choice",)], entry, index)
-    for piece in chunks:
+        s.take(target, piece, piece.value)
+        s.text_params.remove(target)
+
+
+def _take_record_names(s: _Extracting) -> None:
+    """What is left names records, places and things; a capitalised name may be a person by email."""
+    s.chunks = _chunks(s.text, s.words, [p for p in s.pieces if id(p) in s.used or p.kind != "choice"], s.entry,
+                       s.index)
+    for piece in s.chunks:
         named = any(c.isupper() or c.isdigit() for c in piece.text) or piece.prep in _NAMING_PREPS
-        target = next((p for p in record_params if p.name not in args and (p.required or named)), None)
+        target = next((p for p in s.of_kind("record") if p.name not in s.args and (p.required or named)), None)
         if target is None and named and piece.text[:1].isupper():
-            target = next((p for p in person_params if p.name not in args and p.mode == "or-email"), None)
+            target = next((p for p in s.of_kind("person", "recipient")
+                           if p.name not in s.args and p.mode == "or-email"), None)
         if target is None:
             continue
-        pieces.append(piece)
-        take(target, piece, [piece.value] if target.many else piece.value)
-    wanting = [p for p in by_kind.get("text", []) if p.required and p.name not in args]
+        s.pieces.append(piece)
+        s.take(target, piece, [piece.value] if target.many else piece.value)
+
+
+def _take_addressed_text(s: _Extracting) -> None:
+    """"email Priya Shah the renewal terms": the message follows the name."""
+    wanting = [p for p in s.of_kind("text") if p.required and p.name not in s.args]
     wanting.sort(key=lambda p: not re.search(r"text|body|message|note|comment", p.name))
-    for param in wanting:
-        addressed = [c for c in chunks if id(c) in used and any(mentions.get(q.name) == c.text for q in person_params)]
-        if addressed:  # "email Priya Shah the renewal terms": the message follows the name
-            rest = text[addressed[-1].end:].strip(" ,:")
-            if len(rest.split()) >= 2:
-                piece = Piece(len(text) - len(rest), len(text), "text", rest, rest)
-                pieces.append(piece)
-                take(param, piece, rest)
-            break
-    # Names, places, counts and yes/no answers of generic catalogs (slots.py).
-    leftover = [c for c in chunks if id(c) not in used]
-    pieces.extend(leftover)  # counted as evidence when a slot takes them
-    slots.assign_names(text, words, leftover, [p for p in pieces if id(p) not in used], params, args, take,
-                       context)
-    for piece in free("reference"):  # "it", "the first one": only where no name was given
-        types = _reference_types(piece.value, context)
-        target = next((p for p in record_params if p.name not in args
+    person_params = s.of_kind("person", "recipient")
+    for param in wanting[:1]:
+        addressed = [c for c in s.chunks if id(c) in s.used
+                     and any(s.mentions.get(q.name) == c.text for q in person_params)]
+        if not addressed:
+            continue
+        rest = s.text[addressed[-1].end:].strip(" ,:")
+        if len(rest.split()) >= 2:
+            piece = Piece(len(s.text) - len(rest), len(s.text), "text", rest, rest)
+            s.pieces.append(piece)
+            s.take(param, piece, rest)
+
+
+def _take_leftovers(s: _Extracting) -> None:
+    """Names, places, counts and yes/no answers of generic catalogs (slots.py)."""
+    leftover = [c for c in s.chunks if id(c) not in s.used]
+    s.pieces.extend(leftover)  # counted as evidence when a slot takes them
+    slots.assign_names(s.text, s.words, leftover, s.unused(), s.params, s.args, s.take, s.context)
+
+
+def _take_references(s: _Extracting) -> None:
+    """"it", "the first one": only where no name was given."""
+    record_params = s.of_kind("record")
+    for piece in s.free("reference"):
+        types = _reference_types(piece.value, s.context)
+        target = next((p for p in record_params if p.name not in s.args
                        and (types is None or types & {t.lower() for t in p.record.split("|")})), None)
         if target is None:
-            bonus -= 1.0 if types is not None and record_params else 0.0  # "close the first one" of tickets
+            if types is not None and record_params:
+                s.bonus += s.weights.reference_misfits  # "close the first one" of tickets
             continue
-        bonus += 1.0 if types is not None else 0.0
-        take(target, piece, piece.value)
-    # Defaults a person expects: a title from the message itself.
-    earned = {p.name for p in params if p.required and p.name in args}  # said, not derived below
-    content = any(name in args for name in (p.name for p in record_params)) or any(
-        p.kind in ("relation", "date", "datetime", "chunk", "id") for p in pieces if id(p) in used) or any(
-        id(c) not in used for c in chunks)
-    for param in text_params:
-        if param.required and param.name not in args and re.search(r"title|subject|summary", param.name) \
-                and content:
-            title = _clean_title(text, [p for p in pieces if id(p) in used], words)
+        if types is not None:
+            s.bonus += s.weights.reference_fits
+        s.take(target, piece, piece.value)
+
+
+def _note_earned(s: _Extracting) -> None:
+    """The required arguments the message said, before defaults fill others."""
+    s.earned = {p.name for p in s.params if p.required and p.name in s.args}
+
+
+def _default_title(s: _Extracting) -> None:
+    """A title from the message itself, when it says something beyond the verb."""
+    content = any(p.name in s.args for p in s.of_kind("record")) or any(
+        p.kind in ("relation", "date", "datetime", "chunk", "id") for p in s.taken()) or any(
+        id(c) not in s.used for c in s.chunks)
+    if not content:
+        return
+    for param in s.text_params:
+        if param.required and param.name not in s.args and re.search(r"title|subject|summary", param.name):
+            title = _clean_title(s.text, s.taken(), s.words)
             if title:
-                args[param.name] = title
-                mentions[param.name] = text
-    for param in record_params:
-        # "set the amount to 290k" right after the Cobalt deal was shown: that deal
-        if param.required and param.name not in args and context.focus and args:
+                s.args[param.name] = title
+                s.mentions[param.name] = s.text
+
+
+def _default_focus(s: _Extracting) -> None:
+    """"set the amount to 290k" right after the Cobalt deal was shown: that deal."""
+    for param in s.of_kind("record"):
+        if param.required and param.name not in s.args and s.context.focus and s.args:
             kinds = {t.lower() for t in param.record.split("|")}
-            if any(f.type.lower() in kinds for f in context.focus[:2]):
-                args[param.name] = "@it"
-                mentions[param.name] = "(the record in focus)"
-                bonus += 0.5
-    for param in person_params:
-        # "ping zoe ...", "assign SUP-17 to Zach": a name where a person goes, even one we do not know
-        if param.name in args:
+            if any(f.type.lower() in kinds for f in s.context.focus[:2]):
+                s.args[param.name] = "@it"
+                s.mentions[param.name] = "(the record in focus)"
+                s.bonus += s.weights.focus_record
+
+
+def _default_addressee(s: _Extracting) -> None:
+    """"ping zoe ...", "assign SUP-17 to Zach": a name where a person goes, even one we do not know."""
+    if any(p.required and p.name not in s.args for p in s.of_kind("record")):
+        return
+    for param in s.of_kind("person", "recipient"):
+        if param.name in s.args:
             continue
-        near = next((c for c in chunks if id(c) not in used and (c.prep in ("to", "for", "with") and
-                                                                 c.text[:1].isupper() or _after_lead(c, words))), None)
-        if near is not None and not any(p.required and p.name not in args for p in record_params):
-            value = near.text.split()[0] if _after_lead(near, words) else near.text
-            take(param, near, [value] if param.many else value)
-    for param in [p for p in by_kind.get("text", []) if p.required and p.name not in args
+        near = next((c for c in s.chunks if id(c) not in s.used and (
+            c.prep in ("to", "for", "with") and c.text[:1].isupper() or _after_lead(c, s.words))), None)
+        if near is not None:
+            value = near.text.split()[0] if _after_lead(near, s.words) else near.text
+            s.take(param, near, [value] if param.many else value)
+
+
+def _default_subject(s: _Extracting) -> None:
+    """An email with a body but no subject: its first words."""
+    text_names = {q.name for q in s.of_kind("text")}
+    for param in [p for p in s.of_kind("text") if p.required and p.name not in s.args
                   and re.search(r"title|subject|summary", p.name)]:
-        body = next((v for k, v in args.items() if isinstance(v, str) and k in {q.name for q in by_kind["text"]}), None)
-        if body:  # an email with a body but no subject: its first words
-            args[param.name] = body if len(body) <= 60 else body[:57].rsplit(" ", 1)[0] + "..."
-            mentions[param.name] = mentions.get(next(k for k, v in args.items() if v == body), body)
-    limit = next((p for p in params if p.name in ("limit", "count", "top") and p.kind == "number"
-                  and p.name not in args), None)
-    latest = re.search(r"\b(?:last|latest|most recent|newest)\s+(?:(\d+)\s+)?([a-z]+)", text, re.I)
-    if limit is not None and latest:  # "the last message I sent": one; "the last 5 notes": five
-        n = int(latest.group(1)) if latest.group(1) else (1 if not latest.group(2).lower().endswith("s") else None)
-        if n:
-            args[limit.name] = n
-            mentions[limit.name] = latest.group(0)
-            bonus += 1.0
-    for name, value in list(args.items()):  # "exports in the tickets": the catalog's own noun is not the text
-        if isinstance(value, str) and name in {p.name for p in by_kind.get("text", [])}:
+        body = next((v for k, v in s.args.items() if isinstance(v, str) and k in text_names), None)
+        if body:
+            s.args[param.name] = body if len(body) <= 60 else body[:57].rsplit(" ", 1)[0] + "..."
+            s.mentions[param.name] = s.mentions.get(next(k for k, v in s.args.items() if v == body), body)
+
+
+def _default_limit(s: _Extracting) -> None:
+    """"the last message I sent": one; "the last 5 notes": five."""
+    limit = next((p for p in s.params if p.name in ("limit", "count", "top") and p.kind == "number"
+                  and p.name not in s.args), None)
+    latest = re.search(r"\b(?:last|latest|most recent|newest)\s+(?:(\d+)\s+)?([a-z]+)", s.text, re.I)
+    if limit is None or not latest:
+        return
+    n = int(latest.group(1)) if latest.group(1) else (1 if not latest.group(2).lower().endswith("s") else None)
+    if n:
+        s.args[limit.name] = n
+        s.mentions[limit.name] = latest.group(0)
+        s.bonus += s.weights.latest_limit
+
+
+def _trim_text(s: _Extracting) -> None:
+    """"exports in the tickets": the catalog's own noun is not the text."""
+    text_names = {p.name for p in s.of_kind("text")}
+    for name, value in list(s.args.items()):
+        if isinstance(value, str) and name in text_names:
             trimmed = re.sub(r"\s+(?:in|on|among|from)\s+(?:the\s+|my\s+|our\s+)?(\w+)$",
-                             lambda m: "" if stem(m.group(1).lower()) in index.vocabulary else m.group(0), value)
+                             lambda m: "" if stem(m.group(1).lower()) in s.index.vocabulary else m.group(0), value)
             if trimmed and trimmed != value:
-                args[name] = trimmed
-    missing = [p for p in params if p.required and p.name not in args and p.default is None]
-    if not entry.action.is_write:
-        # "what stage is the Brightwater deal in?" asks about one record, it does not filter by stage
-        bonus -= 0.7 * sum(1 for p in params if p.name not in args and p.kind not in ("record", "text")
-                           and re.search(rf"\b{re.escape(p.name.replace('_', ' '))}\b", text, re.I))
-    if entry.action.is_write and not missing:
-        # "change the amount on the Brightwater deal": a parameter named without a value is asked for
-        given = [p for p in params if p.name in args and p.kind not in ("record", "person", "recipient", "text")]
-        named_only = [p for p in params if p.name not in args and p.kind in ("money", "number", "date", "datetime")
-                      and re.search(rf"\b{re.escape(p.name.replace('_', ' '))}\b", text, re.I)]
+                s.args[name] = trimmed
+
+
+def _named(param: Param, text: str) -> bool:
+    return bool(re.search(rf"\b{re.escape(param.name.replace('_', ' '))}\b", text, re.I))
+
+
+def _find_missing(s: _Extracting) -> None:
+    """Required arguments without a value; a write whose value parameter is named without a value asks for it
+    ("change the amount on the Brightwater deal"); a read that names a filter without a value asks about the
+    record ("what stage is the Brightwater deal in?"), it does not filter by stage."""
+    s.missing = [p for p in s.params if p.required and p.name not in s.args and p.default is None]
+    if not s.entry.action.is_write:
+        s.bonus -= s.weights.read_named_param * sum(
+            1 for p in s.params if p.name not in s.args and p.kind not in ("record", "text") and _named(p, s.text))
+    elif not s.missing:
+        given = [p for p in s.params if p.name in s.args and p.kind not in ("record", "person", "recipient", "text")]
+        named_only = [p for p in s.params if p.name not in s.args
+                      and p.kind in ("money", "number", "date", "datetime") and _named(p, s.text)]
         if named_only and not given:
-            missing = named_only[:1]
-    evidence = bonus + sum(_EVIDENCE.get(p.kind, 0.0) for p in pieces if id(p) in used)
-    evidence += 0.5 * len(earned)
-    spans = [(p.start, p.end) for p in pieces if id(p) in used and p.kind == "text"]
-    spans += [(w.start, w.end) for w in words if w.text[:1].isupper() and w.start > 0 and any(
-        p.start <= w.start < p.end for p in pieces if id(p) in used and p.kind == "chunk")]  # names are not verbs
-    taken = [(p.start, p.end) for p in pieces if id(p) in used]
-    # Words nothing explains (not a value it took, not the action's own words) count against it:
-    # "pull up the orchid deal" leaves "orchid" unexplained by a search over all deals.
-    said = taken + [(p.start, p.end) for p in pieces if p.kind in ("self", "mine", "reference", "date", "datetime",
-                                                                   "time", "range")]
-    meaningful = [w for w in words if w.lower not in STOP and w.lower not in _PREPS and w.lower not in DISCOURSE]
-    unexplained = sum(1 for w in meaningful if not any(a <= w.start < b for a, b in said)
-                      and not index.matched(entry, w))
-    return Extraction(args, mentions, missing, evidence - 0.8 * unexplained, free_text=spans,
+            s.missing = named_only[:1]
+
+
+_PASSES = (
+    _take_choices, _take_relations, _take_ids, _take_channels, _take_people, _take_dates, _take_amounts,
+    _take_free_text, _take_record_names, _take_addressed_text, _take_leftovers, _take_references,
+    _note_earned, _default_title, _default_focus, _default_addressee, _default_subject, _default_limit, _trim_text,
+    _find_missing,
+)
+
+
+def _score(s: _Extracting) -> Extraction:
+    """How strongly the pieces taken fit: evidence per kind, less the words nothing explains ("pull up the orchid
+    deal" leaves "orchid" unexplained by a search over all deals)."""
+    w = s.weights
+    taken = s.taken()
+    evidence = s.bonus + sum(w.evidence.get(p.kind, 0.0) for p in taken) + w.earned * len(s.earned)
+    spans = [(p.start, p.end) for p in taken if p.kind == "text"]
+    spans += [(t.start, t.end) for t in s.words if t.text[:1].isupper() and t.start > 0 and any(
+        p.start <= t.start < p.end for p in taken if p.kind == "chunk")]  # names are not verbs
+    said = [(p.start, p.end) for p in taken] + [(p.start, p.end) for p in s.pieces if p.kind in (
+        "self", "mine", "reference", "date", "datetime", "time", "range")]
+    meaningful = [t for t in s.words if t.lower not in STOP and t.lower not in _PREPS and t.lower not in DISCOURSE]
+    unexplained = sum(1 for t in meaningful if not any(a <= t.start < b for a, b in said)
+                      and not s.index.matched(s.entry, t))
+    return Extraction(s.args, s.mentions, s.missing, evidence - w.unexplained * unexplained, free_text=spans,
                       unexplained=unexplained, explained=len(meaningful) - unexplained)
+
+
+def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, person: Person, *,
+            weights: Weights = DEFAULT) -> Extraction:
+    """The arguments ``text`` gives ``entry``'s parameters, and how well they fit: the passes in order."""
+    state = _Extracting(text, entry, index, context, weights, find_pieces(text, context, person, entry.params),
+                        tokens(text))
+    for step in _PASSES:
+        step(state)
+    return _score(state)
