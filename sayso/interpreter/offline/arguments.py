@@ -160,140 +160,225 @@ def _prep_before(text: str, start: int) -> str:
     return word if word in _PREPS else ""
 
 
-def find_pieces(text: str, context: Context, person: Person, params: list[Param]) -> list[Piece]:
-    """Every marked piece of ``text``, without overlaps (earlier kinds in the list win)."""
-    now = context.now
-    found: list[Piece] = []
-    wants_text = any(p.kind == "text" for p in params)
-    if wants_text:  # quoted words and what follows a colon or a dash are the person's own text
-        for m in _QUOTED.finditer(text):
-            found.append(Piece(m.start(), m.end(), "text", m.group(1).strip(), m.group(1)))
-        for marker in (_TEXT_MARKERS[0], _DASH):
-            explicit = marker.search(text)
-            if explicit and not any(p.start <= explicit.start("t") < p.end for p in found):
-                found.append(Piece(explicit.start("t"), len(text), "text", explicit.group("t").strip(),
-                                   explicit.group("t")))
-                break
-    found += [Piece(m.start(), m.end(), "id", m.group().upper(), m.group()) for m in _ID.finditer(text)]
-    for id_pattern in dict.fromkeys(p.id_pattern for p in params if p.id_pattern):  # "event 00000256": an id
-        found += [Piece(m.start(), m.end(), "id", m.group(), m.group())
-                  for m in re.finditer(rf"(?<![\w-])(?:{id_pattern})(?![\w-])", text)]
-    found += [Piece(m.start(), m.end(), "channel", m.group().lower(), m.group()) for m in _CHANNEL.finditer(text)]
-    ids = [p for p in found if p.kind == "id"]
-    values = [Piece(s.start, s.end, s.kind, s.value, s.text, parts=s.parts) for s in find_values(text, now)
-              if not (s.kind == "number" and s.text.lower() == "one" and not _counted(text, s.end))
-              and not any(i.start < s.end and s.start < i.end for i in ids)]
+@dataclass
+class _Finding:
+    """The pieces of one message found so far: each pass adds its kind (earlier kinds win overlaps)."""
+
+    text: str
+    context: Context
+    person: Person
+    params: list[Param]
+    found: list[Piece] = field(default_factory=list)
+    values: list[Piece] = field(default_factory=list)
+    soft: list[Piece] = field(default_factory=list)  # free text marked only by the words before it
+    chosen: list[Piece] = field(default_factory=list)
+
+    @property
+    def wants_text(self) -> bool:
+        return any(p.kind == "text" for p in self.params)
+
+
+def _find_explicit_text(s: _Finding) -> None:
+    """Quoted words and what follows a colon or a dash are the person's own text."""
+    if not s.wants_text:
+        return
+    for m in _QUOTED.finditer(s.text):
+        s.found.append(Piece(m.start(), m.end(), "text", m.group(1).strip(), m.group(1)))
+    for marker in (_TEXT_MARKERS[0], _DASH):
+        explicit = marker.search(s.text)
+        if explicit and not any(p.start <= explicit.start("t") < p.end for p in s.found):
+            s.found.append(Piece(explicit.start("t"), len(s.text), "text", explicit.group("t").strip(),
+                                 explicit.group("t")))
+            break
+
+
+def _find_ids(s: _Finding) -> None:
+    """Record ids ("SUP-17", and "event 00000256" where a parameter gives its id format) and channels."""
+    text = s.text
+    s.found += [Piece(m.start(), m.end(), "id", m.group().upper(), m.group()) for m in _ID.finditer(text)]
+    for id_pattern in dict.fromkeys(p.id_pattern for p in s.params if p.id_pattern):
+        s.found += [Piece(m.start(), m.end(), "id", m.group(), m.group())
+                    for m in re.finditer(rf"(?<![\w-])(?:{id_pattern})(?![\w-])", text)]
+    s.found += [Piece(m.start(), m.end(), "channel", m.group().lower(), m.group()) for m in _CHANNEL.finditer(text)]
+
+
+def _find_values(s: _Finding) -> None:
+    """Typed values (values.py), except inside ids and a "one" that stands for a thing."""
+    ids = [p for p in s.found if p.kind == "id"]
+    spans = find_values(s.text, s.context.now)
+    s.values = [Piece(v.start, v.end, v.kind, v.value, v.text, parts=v.parts) for v in spans
+                if not (v.kind == "number" and v.text.lower() == "one" and not _counted(s.text, v.end))
+                and not any(i.start < v.end and v.start < i.end for i in ids)]
+
+
+def _find_relations(s: _Finding) -> None:
+    """"the account owner of the Orchid deal next Tuesday": the record's name stops at the date."""
+    text = s.text
     for m in _RELATION.finditer(text):
-        if m.group("rel"):
-            # "the account owner of the Orchid deal next Tuesday": the record's name stops at the date
-            stop = re.search(r"\s+(?:asking|saying|that|to|about|because|with|and)\b|[:,;]", text[m.start("of"):])
-            end = min([v.start for v in values if v.start >= m.start("of")] + [m.end()]
-                      + ([m.start("of") + stop.start()] if stop else []))
-            of = text[m.start("of"):end].strip(" ,")
-            found.append(Piece(m.start(), m.start("of") + len(of), "relation", (m.group("rel").lower(), of),
-                               text[m.start():m.start("of") + len(of)]))
-        else:
-            found.append(Piece(m.start(), m.end(), "relation", (m.group("rel2").lower(), "@it"), m.group()))
-    found += values
-    for param in params:
-        if param.enum:
-            spoken = {label: value for value, labels in param.labels.items() for label in labels}
-            spoken |= {value: value for value in param.enum}  # "engaged users" for user_engaged, and the value
-            spans = find_choices(text, list(spoken))
-            said = {re.sub(r"[\s_-]+", " ", w.lower()) for w in spoken}
-            exact = [s for s in spans if re.sub(r"[\s_-]+", " ", s.text.lower()) in said]
-            found += [Piece(s.start, s.end, "choice", (param.name, spoken.get(s.value, s.value)), s.text)
-                      for s in exact or spans]  # "line chart" said in full beats "plot", the tail of "scatter plot"
-    directory = context.directory
+        if not m.group("rel"):
+            s.found.append(Piece(m.start(), m.end(), "relation", (m.group("rel2").lower(), "@it"), m.group()))
+            continue
+        stop = re.search(r"\s+(?:asking|saying|that|to|about|because|with|and)\b|[:,;]", text[m.start("of"):])
+        end = min([v.start for v in s.values if v.start >= m.start("of")] + [m.end()]
+                  + ([m.start("of") + stop.start()] if stop else []))
+        of = text[m.start("of"):end].strip(" ,")
+        s.found.append(Piece(m.start(), m.start("of") + len(of), "relation", (m.group("rel").lower(), of),
+                             text[m.start():m.start("of") + len(of)]))
+    s.found += s.values
+
+
+def _find_choices(s: _Finding) -> None:
+    """Enum values, by value or label; "line chart" said in full beats "plot", the tail of "scatter plot"."""
+    for param in s.params:
+        if not param.enum:
+            continue
+        spoken = {label: value for value, labels in param.labels.items() for label in labels}
+        spoken |= {value: value for value in param.enum}  # "engaged users" for user_engaged, and the value
+        spans = find_choices(s.text, list(spoken))
+        said = {re.sub(r"[\s_-]+", " ", w.lower()) for w in spoken}
+        exact = [c for c in spans if re.sub(r"[\s_-]+", " ", c.text.lower()) in said]
+        s.found += [Piece(c.start, c.end, "choice", (param.name, spoken.get(c.value, c.value)), c.text)
+                    for c in exact or spans]
+
+
+def _find_people(s: _Finding) -> None:
+    """The directory's people by name, and "my manager"."""
+    text, directory = s.text, s.context.directory
     if directory is not None:
         if directory not in _PEOPLE_CACHE:
             _PEOPLE_CACHE[directory] = _people_index(directory)
         for pattern, pid in _PEOPLE_CACHE[directory].patterns(text):
-            found += [Piece(m.start(), m.end(), "person", pid, m.group()) for m in pattern.finditer(text)]
-    if person.manager:
+            s.found += [Piece(m.start(), m.end(), "person", pid, m.group()) for m in pattern.finditer(text)]
+    if s.person.manager:
         for m in re.finditer(r"\bmy\s+(?:manager|boss|lead)\b", text, re.IGNORECASE):
-            found.append(Piece(m.start(), m.end(), "person", person.manager, m.group()))
+            s.found.append(Piece(m.start(), m.end(), "person", s.person.manager, m.group()))
+
+
+def _find_pronouns(s: _Finding) -> None:
+    """"me" (or "mine" in "I own"), "him"/"her" for the person just talked about, "my"."""
+    text = s.text
     for m in re.finditer(r"\b(me|myself|I)\b", text):
         owning = re.match(r"\s+(?:own|have|manage|run|got|hold)\b", text[m.end():], re.IGNORECASE)
-        found.append(Piece(m.start(), m.end(), "mine" if owning else "self", person.id, m.group()))
-    if context.people:  # "set up a meeting with him": the person the conversation was just about
+        s.found.append(Piece(m.start(), m.end(), "mine" if owning else "self", s.person.id, m.group()))
+    if s.context.people:  # "set up a meeting with him": the person the conversation was just about
         for m in re.finditer(r"\b(him|her)\b", text, re.IGNORECASE):
             after = re.match(r"\s+([a-z]+)", text[m.end():], re.IGNORECASE)
             if m.group(1).lower() == "her" and after and after.group(1).lower() not in STOP | _DATEISH \
                     and after.group(1).lower() not in _PREPS:
                 continue  # "her company": a possessive, not a person
-            found.append(Piece(m.start(), m.end(), "person", context.people[0], m.group()))
+            s.found.append(Piece(m.start(), m.end(), "person", s.context.people[0], m.group()))
     for m in re.finditer(r"\b(my|mine)\b", text, re.IGNORECASE):
-        found.append(Piece(m.start(), m.end(), "mine", person.id, m.group()))
-    for m in _REFERENCE.finditer(text):
+        s.found.append(Piece(m.start(), m.end(), "mine", s.person.id, m.group()))
+
+
+def _find_references(s: _Finding) -> None:
+    """"the first one" (only when a list was shown or options are pending), "it", "that deal"."""
+    context = s.context
+    listed = bool(context.last_list) or bool(context.pending_options and context.pending == "clarification")
+    for m in _REFERENCE.finditer(s.text):
         if m.group("ord"):
-            ordinal = _ORDINALS[m.group("ord").lower()]
-            if not context.last_list and not (context.pending_options and context.pending == "clarification"):
-                continue
-            found.append(Piece(m.start(), m.end(), "reference", "@other" if ordinal == 0 else f"@{ordinal}",
-                               m.group()))
-        else:
-            kind = re.search(rf"({_TYPE_WORDS})$", m.group().lower())
-            word = kind.group(1).rstrip("s") if kind else ""
-            typed = f"@it:{word}" if word in ("deal", "account", "ticket", "contact", "invoice") else "@it"
-            found.append(Piece(m.start(), m.end(), "reference", typed, m.group()))
-    soft: list[Piece] = []
-    if wants_text:
-        markers = list(_TEXT_MARKERS[1:])
-        if any(p.kind == "text" and re.search(r"reason|why", p.name) for p in params):
-            markers.append(_REASON)
-        for pattern in markers:
-            marked = pattern.search(text)
-            if marked:
-                soft.append(Piece(marked.start("t"), len(text), "soft-text", marked.group("t").strip(),
-                                  marked.group("t")))
-    chosen: list[Piece] = []
-    for piece in found:  # earlier kinds win overlaps; an enum value also counts inside free text
+            if listed:
+                ordinal = _ORDINALS[m.group("ord").lower()]
+                s.found.append(Piece(m.start(), m.end(), "reference", "@other" if ordinal == 0 else f"@{ordinal}",
+                                     m.group()))
+            continue
+        kind = re.search(rf"({_TYPE_WORDS})$", m.group().lower())
+        word = kind.group(1).rstrip("s") if kind else ""
+        typed = f"@it:{word}" if word in ("deal", "account", "ticket", "contact", "invoice") else "@it"
+        s.found.append(Piece(m.start(), m.end(), "reference", typed, m.group()))
+
+
+def _find_marked_text(s: _Finding) -> None:
+    """Free text after "saying", "that", "because", "to ..." (a reason only where a parameter wants one)."""
+    if not s.wants_text:
+        return
+    markers = list(_TEXT_MARKERS[1:])
+    if any(p.kind == "text" and re.search(r"reason|why", p.name) for p in s.params):
+        markers.append(_REASON)
+    for pattern in markers:
+        marked = pattern.search(s.text)
+        if marked:
+            s.soft.append(Piece(marked.start("t"), len(s.text), "soft-text", marked.group("t").strip(),
+                                marked.group("t")))
+
+
+def _drop_overlaps(s: _Finding) -> None:
+    """Earlier kinds win overlaps; an enum value also counts inside free text."""
+    for piece in s.found:
         if all(piece.end <= c.start or piece.start >= c.end or (piece.kind == "choice" and c.kind == "text")
-               for c in chosen):
-            chosen.append(piece)
-    if wants_text and any(p.kind in ("person", "recipient") for p in params):
-        # "tell wes the Cobalt demo went well": what follows the person addressed is the message
-        for piece in chosen:
-            if piece.kind in ("person", "channel", "relation"):
-                rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:(?:a|an|the)\s+\w+\s+(?=that|saying|about))?"
-                                r"(?:that|saying|about|know|:)?\s*", text[piece.end:])
-                start = piece.end + (rest.end() if rest else 0)
-                starts_value = any(c.start == start and c.kind in ("date", "datetime", "time", "range", "money",
-                                                                   "duration") for c in chosen)
-                if len(text[start:].split()) >= 2 and not starts_value and not re.match(
-                        r"(?:on|at|by|for|in|to|from|with|next|this|tomorrow|today)\b", text[start:], re.I):
-                    soft.append(Piece(start, len(text), "soft-text", text[start:].strip(), text[start:]))
-    has_dates = any(p.kind in ("date", "datetime", "time") for p in params)
-    for piece in sorted(soft, key=lambda p: p.start):
-        if any(c.kind == "text" for c in chosen):
+               for c in s.chosen):
+            s.chosen.append(piece)
+
+
+def _find_addressed_text(s: _Finding) -> None:
+    """"tell wes the Cobalt demo went well": what follows the person addressed is the message."""
+    if not (s.wants_text and any(p.kind in ("person", "recipient") for p in s.params)):
+        return
+    text = s.text
+    for piece in s.chosen:
+        if piece.kind not in ("person", "channel", "relation"):
+            continue
+        rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:(?:a|an|the)\s+\w+\s+(?=that|saying|about))?"
+                        r"(?:that|saying|about|know|:)?\s*", text[piece.end:])
+        start = piece.end + (rest.end() if rest else 0)
+        starts_value = any(c.start == start and c.kind in ("date", "datetime", "time", "range", "money", "duration")
+                           for c in s.chosen)
+        if len(text[start:].split()) >= 2 and not starts_value and not re.match(
+                r"(?:on|at|by|for|in|to|from|with|next|this|tomorrow|today)\b", text[start:], re.I):
+            s.soft.append(Piece(start, len(text), "soft-text", text[start:].strip(), text[start:]))
+
+
+def _text_end(s: _Finding, piece: Piece) -> int:
+    """Where marked free text ends: before a date at its very end, or before ", due ...", ", high priority"."""
+    text = s.text
+    inside = [c for c in s.chosen if c.start >= piece.start]
+    trailing = [c for c in inside if c.kind in ("date", "datetime", "time", "range")
+                and c.end >= len(text.rstrip(" .!?"))]
+    has_dates = any(p.kind in ("date", "datetime", "time") for p in s.params)
+    end = trailing[0].start if trailing and has_dates else len(text)
+    names = "|".join(re.escape(w) for p in s.params for w in p.name.split("_") if len(w) > 2)
+    stop = re.search(rf",\s*(?:(?:{names})\b|(?:low|medium|high|urgent)\s+priority)", text[piece.start:end], re.I) \
+        if names else None
+    return piece.start + stop.start() if stop else end
+
+
+def _place_marked_text(s: _Finding) -> None:
+    """The first marked free text becomes the text, unless quoted or colon text was found, or it addresses
+    someone ("assigned to sam"). Free text swallows the people and records it mentions."""
+    text = s.text
+    for piece in sorted(s.soft, key=lambda p: p.start):
+        if any(c.kind == "text" for c in s.chosen):
             break
         if re.search(r"\bto\s*$", text[:piece.start], re.I) and any(
-                c.start == piece.start and c.kind in ("person", "email", "channel", "id", "self") for c in chosen):
+                c.start == piece.start and c.kind in ("person", "email", "channel", "id", "self") for c in s.chosen):
             continue  # "assigned to sam", "to priya@...": an addressee, not a message
-        # Free text swallows the people and records it mentions, but gives back a date at its end.
-        inside = [c for c in chosen if c.start >= piece.start]
-        trailing = [c for c in inside if c.kind in ("date", "datetime", "time", "range")
-                    and c.end >= len(text.rstrip(" .!?"))]
-        end = trailing[0].start if trailing and has_dates else len(text)
-        names = "|".join(re.escape(w) for p in params for w in p.name.split("_") if len(w) > 2)
-        stop = re.search(rf",\s*(?:(?:{names})\b|(?:low|medium|high|urgent)\s+priority)", text[piece.start:end], re.I) \
-            if names else None
-        if stop:  # "..., due December 2, high priority": what follows the comma is other arguments
-            end = piece.start + stop.start()
+        end = _text_end(s, piece)
         body = text[piece.start:end].strip(" ,.")
         if re.match(r"(?:on|at|by|for)$", body.split()[-1] if body.split() else "", re.I):
             body = body.rsplit(None, 1)[0] if len(body.split()) > 1 else body
-        if not body or any(c.start < piece.start < c.end for c in chosen):
+        if not body or any(c.start < piece.start < c.end for c in s.chosen):
             continue
         # the text takes what it covers, but an enum value said in it still counts ("..., we lost it")
-        chosen = [c for c in chosen if c.start < piece.start or c.start >= end or c.kind == "choice"]
+        s.chosen = [c for c in s.chosen if c.start < piece.start or c.start >= end or c.kind == "choice"]
         body = body.rstrip(" ,?!")
-        chosen.append(Piece(piece.start, piece.start + len(body), "text", body, body))
+        s.chosen.append(Piece(piece.start, piece.start + len(body), "text", body, body))
         break
-    for piece in chosen:
+
+
+_FINDERS = (
+    _find_explicit_text, _find_ids, _find_values, _find_relations, _find_choices, _find_people, _find_pronouns,
+    _find_references, _find_marked_text, _drop_overlaps, _find_addressed_text, _place_marked_text,
+)
+
+
+def find_pieces(text: str, context: Context, person: Person, params: list[Param]) -> list[Piece]:
+    """Every marked piece of ``text``, without overlaps (earlier kinds in the list win): the finders in order."""
+    state = _Finding(text, context, person, params)
+    for step in _FINDERS:
+        step(state)
+    for piece in state.chosen:
         piece.prep = _prep_before(text, piece.start)
-    return sorted(chosen, key=lambda p: p.start)
+    return sorted(state.chosen, key=lambda p: p.start)
 
 
 def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, index: CatalogIndex) -> list[Piece]:
