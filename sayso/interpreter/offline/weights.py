@@ -57,7 +57,7 @@ class Weights:
     ranked_floor: float = 0.3  # ... and the rest only within this share of the best words
     missing: float = 0.4  # per required argument missing
     continue_pending: float = 1.5  # the action under way goes on unless the words say otherwise
-    continue_pending_said: float = 0.5  # ... when they name a verb (share of continue_pending)
+    continue_pending_said: float = 0.5  # ... and this much when the words name a verb or a search
     write_imperative: float = 1.0  # a command leans to writes
     write_question: float = -1.5  # a question leans away from them
     write_asking: float = -4.0  # a wh-question never writes ("what did I send to carol?")
