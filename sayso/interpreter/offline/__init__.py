@@ -201,6 +201,7 @@ class OfflineInterpreter:
     # --- answers to what is pending ----------------------------------------------------
 
     def _answer(self, text: str, context: Context, index: CatalogIndex, person: Person) -> Interpretation | None:
+        """A reply to what is pending: yes or no to a confirmation, a choice among options, an argument's value."""
         short = len(tokens(text)) <= 6
         if context.pending == "confirmation":
             if _AFFIRM.match(text) and short and not _NEGATE.search(text):
@@ -214,22 +215,25 @@ class OfflineInterpreter:
         choosing_action = context.pending_param is None and options and all(o.value in index.by_name for o in options)
         if choosing_action and len(tokens(text)) > 2 and self._has_action_words(text, index, core=True):
             return None  # "show me the deal": a request of its own
-        if options:
-            chosen = _choose(text, options)
-            if chosen is not None:
-                return Interpretation(kind="reply", reason="choice", value=chosen)
-        if context.pending_param and context.pending_action and context.pending_action in index.by_name:
-            entry = index.by_name[context.pending_action]
-            param = next((p for p in entry.params if p.name == context.pending_param), None)
-            if param is None:
-                return None
-            if param.kind != "text" and len(tokens(text)) > 3 and _starts_action(tokens(text)[0].lower, index):
-                return None  # a new request, not an answer
-            value, said, extras = _answer_value(text, param, entry, index, context, person, self.weights)
-            return Interpretation(kind="reply", reason="answer", param=param.name, value=said,
-                                  steps=[ProposedStep(action=entry.action.name, args={**extras, param.name: value},
-                                                      mentions={param.name: said})])
-        return None
+        chosen = _choose(text, options) if options else None
+        if chosen is not None:
+            return Interpretation(kind="reply", reason="choice", value=chosen)
+        return self._argument(text, context, index, person)
+
+    def _argument(self, text: str, context: Context, index: CatalogIndex, person: Person) -> Interpretation | None:
+        """The value of the argument asked for, unless the message is a new request."""
+        entry = index.by_name.get(context.pending_action or "")
+        if not context.pending_param or entry is None:
+            return None
+        param = next((p for p in entry.params if p.name == context.pending_param), None)
+        if param is None:
+            return None
+        if param.kind != "text" and len(tokens(text)) > 3 and _starts_action(tokens(text)[0].lower, index):
+            return None  # a new request, not an answer
+        value, said, extras = _answer_value(text, param, entry, index, context, person, self.weights)
+        return Interpretation(kind="reply", reason="answer", param=param.name, value=said,
+                              steps=[ProposedStep(action=entry.action.name, args={**extras, param.name: value},
+                                                  mentions={param.name: said})])
 
 
 # --- one clause: named steps over one state ----------------------------------------------------------------------
