@@ -380,3 +380,49 @@ def test_command_line_with_the_offline_interpreter(data: tuple[Path, Path]) -> N
         figures = json.loads(done.stdout.strip().splitlines()[-1])
         assert EXPECTED_KEYS <= set(figures)
         assert figures["n"] == len(CASES) and figures["errors"] == 0
+
+
+# --- halves and weights -------------------------------------------------------------------------
+
+
+def test_the_report_splits_whole_services_into_a_tuned_and_a_held_half(data: tuple[Path, Path],
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    schema, cases = data
+    assert sgd.main(["--schema", str(schema), "--cases", str(cases), "--json"], interpreter=_oracle(CASES)) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected: dict[str, int] = {}
+    for case in CASES:
+        half = sgd.service_half(case["service"])
+        expected[half] = expected.get(half, 0) + 1
+    assert {name: fig["n"] for name, fig in figures["halves"].items()} == expected
+    assert sum(expected.values()) == len(CASES)
+
+
+def test_the_half_option_reads_only_that_halfs_services(data: tuple[Path, Path]) -> None:
+    schema, cases = data
+    for half in ("tuned", "held"):
+        read = list(sgd.read_cases(cases, half=half))  # type: ignore[arg-type]
+        assert [c["utterance"] for c in read] == [c["utterance"] for c in CASES
+                                                 if sgd.service_half(c["service"]) == half]
+
+
+def test_weights_change_the_offline_interpreter_and_are_reported(data: tuple[Path, Path],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    schema, cases = data
+    argv = ["--schema", str(schema), "--cases", str(cases), "--json"]
+    assert sgd.main(argv) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sgd.main([*argv, "--weights", "min_score=1000", "--weights", "evidence.choice=0"]) == 0
+    swept = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert swept["weights"] == ["min_score=1000", "evidence.choice=0"]
+    # no words are strong enough to start an action now: only turns that go on with the pending one are plans
+    started = [c for c in CASES if c["prev_active_intent"] == "NONE"]
+    assert swept["outcomes"].get("plan", 0) + swept["outcomes"].get("question", 0) \
+        <= len(CASES) - len(started) < plain["outcomes"].get("plan", 0) + plain["outcomes"].get("question", 0)
+
+
+def test_an_unknown_weight_is_a_configuration_error() -> None:
+    from sayso.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="no weight 'min_scor'"):
+        sgd.make_interpreter("offline", ["min_scor=1"])

@@ -21,7 +21,7 @@ from typing import Any
 
 from ...errors import ConfigurationError
 
-__all__ = ["DEFAULT", "Weights"]
+__all__ = ["DEFAULT", "Weights", "assignments", "keys"]
 
 _EVIDENCE: Mapping[str, float] = MappingProxyType({
     "choice": 2.0, "id": 1.0, "channel": 3.0, "relation": 1.0, "reference": 0.5, "date": 0.6, "datetime": 0.8,
@@ -71,9 +71,9 @@ class Weights:
     close_share: float = 0.97  # ... within this share are too close to pick between
     confidence_scale: float = 2.0  # confidence = total / (total + this)
 
-    def with_(self, *assignments: str) -> Weights:
+    def with_(self, *said: str) -> Weights:
         """A copy with ``key=value`` assignments applied ("min_score=1.4", "evidence.choice=2.5")."""
-        return self.replaced(dict(_parse(a) for a in assignments))
+        return self.replaced(assignments(said))
 
     def replaced(self, changes: Mapping[str, float]) -> Weights:
         names = {f.name: f for f in dataclasses.fields(self)}
@@ -95,6 +95,13 @@ class Weights:
         """The weights that differ from the defaults, as ``key: value``."""
         now, base = _flat(self), _flat(DEFAULT)
         return {k: v for k, v in now.items() if base.get(k) != v}
+
+
+def assignments(said: Iterable[str]) -> dict[str, float]:
+    """``["min_score=1.4"]`` as ``{"min_score": 1.4}`` (checked against the weights that exist)."""
+    changes = dict(_parse(a) for a in said)
+    DEFAULT.replaced(changes)
+    return changes
 
 
 def keys() -> Iterable[str]:
