@@ -38,6 +38,7 @@ class Piece:
     text: str
     prep: str = ""  # the preposition just before it ("for", "to", "with", "in")
     parts: tuple[Span, ...] = ()  # a combined value's pieces (values.Span.parts), in the message's positions
+    label: str = ""  # free text labelled by the words before it: "title" ("titled ...") or "body" ("saying ...")
 
 
 @dataclass
@@ -53,7 +54,9 @@ class Extraction:
 
 _ID = re.compile(r"\b[A-Za-z]{1,8}-\d+\b")
 _CHANNEL = re.compile(r"(?<![\w#])#[a-z0-9][a-z0-9_-]*", re.IGNORECASE)
-_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]")
+# "double" or 'single' quotes (a single quote only where it cannot be an apostrophe: "it's", "Bob's")
+_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]|(?<![\w'’])['‘]((?=\S)[^'‘’\n]*[^\s'‘’])['’](?![\w'’])")
+_QUOTE_OPEN = {'"': '"', "“": "”", "'": "'", "‘": "’"}
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "last": -1, "other": 0}
 _TYPE_WORDS = r"deal|deals|account|ticket|invoice|record|opportunity|one|customer|task|contact"
@@ -72,6 +75,7 @@ _RELATION = re.compile(
 _TEXT_MARKERS = [
     re.compile(r":\s*(?P<t>.+)$"),
     re.compile(r"\b(?:saying|says|say|with\s+the\s+(?:message|note|text)|asking(?:\s+(?:him|her|them))?)\s*:?\s+"
+               r"(?:that\s+(?=\S+\s+\S))?"
                r"(?P<t>.+)$", re.I),
     re.compile(r"\bknow\s+(?:that\s+)?(?P<t>.+)$", re.I),
     re.compile(r"\b(?:because|since|due\s+to|as\s+the)\s+(?P<t>.+)$", re.I),
@@ -183,7 +187,8 @@ def _find_explicit_text(s: _Finding) -> None:
     if not s.wants_text:
         return
     for m in _QUOTED.finditer(s.text):
-        s.found.append(Piece(m.start(), m.end(), "text", m.group(1).strip(), m.group(1)))
+        said = m.group(1) or m.group(2)
+        s.found.append(Piece(m.start(), m.end(), "text", said.strip(), said))
     for marker in (_TEXT_MARKERS[0], _DASH):
         explicit = marker.search(s.text)
         if explicit and not any(p.start <= explicit.start("t") < p.end for p in s.found):
@@ -288,6 +293,70 @@ def _find_references(s: _Finding) -> None:
         s.found.append(Piece(m.start(), m.end(), "reference", typed, m.group()))
 
 
+# Words that label the text after them: a title ("titled", "and title it", "with the subject") or a body ("saying",
+# "with the body"). "called" and "named" label a title only before any body began ("a meeting called X").
+_TITLE_PARAM = re.compile(r"title|subject|summary|heading|topic|name")
+_BODY_PARAM = re.compile(r"text|body|message|note|comment|content|description|reason")
+_LABELS = re.compile(
+    r"\b(?:(?P<title>(?:and\s+)?(?:title|call|name|subject)\s+it|titled|entitled|"
+    r"(?:with|and)\s+(?:the\s+|a\s+)?(?:subject(?:\s+line)?|title|heading)(?:\s+of)?|(?:subject|title)(?=\s*[:\"“'‘]))"
+    r"|(?P<weak>called|named)"
+    r"|(?P<body>saying|says|reading|(?:with|and)\s+(?:the\s+|a\s+)?(?:body|message|text)(?:\s+of)?"
+    r"|(?:body|message|text)(?=\s*[:\"“'‘])))\b\s*:?\s*(?:that\s+(?=\S+\s+\S))?",
+    re.I)
+_STOPS_TITLE = frozenset({"person", "self", "date", "datetime", "time", "range", "email", "channel", "id"})
+
+
+def _labels(s: _Finding) -> list[tuple[str, re.Match[str]]]:
+    """The labels outside quotes, in order, as ("title" | "body", match)."""
+    quoted = [(m.start(), m.end()) for m in _QUOTED.finditer(s.text)]
+    out: list[tuple[str, re.Match[str]]] = []
+    for m in _LABELS.finditer(s.text):
+        if any(a <= m.start() < b for a, b in quoted):
+            continue
+        role = "body" if m.group("body") else "title"
+        if m.group("weak") and any(r == "body" for r, _ in out):
+            continue
+        out.append((role, m))
+    return out
+
+
+def _labelled(s: _Finding, role: str, start: int, end: int) -> Piece | None:
+    """The text a label introduces, from ``start`` to the next label: what is inside quotes when it is quoted; a
+    title without quotes stops where a person, a date or an id begins ("titled Pipeline review with bob at 3")."""
+    text = s.text
+    lead = re.match(r"\s*", text[start:end])
+    start += lead.end() if lead else 0
+    closing = _QUOTE_OPEN.get(text[start:start + 1])
+    if closing:
+        close = text.find(closing, start + 1, end)
+        if close > start + 1:
+            said = text[start + 1:close]
+            return Piece(start, close + 1, "text", said.strip(), said, label=role)
+    if role == "title":
+        end = min([p.start for p in s.found if p.kind in _STOPS_TITLE and start < p.start < end] + [end])
+    said = re.sub(r"(?:[\s,;.]+(?:and|with|for|to|on|at|by|in|from))*[\s,;.!?]*$", "", text[start:end])
+    return Piece(start, start + len(said), "text", said, said, label=role) if said.strip() else None
+
+
+def _find_labelled_text(s: _Finding) -> None:
+    """"titled 'Renewal' saying the terms are ready", "saying '...' and title it '...'": each labelled text goes
+    to its own parameter, only for actions that take a title and when a title is labelled. Labelled text comes
+    first, so it wins over every other piece it overlaps."""
+    if not any(p.kind == "text" and _TITLE_PARAM.search(p.name) for p in s.params):
+        return
+    labels = _labels(s)
+    if not any(role == "title" for role, _ in labels):
+        return
+    pieces = []
+    for n, (role, m) in enumerate(labels):
+        end = labels[n + 1][1].start() if n + 1 < len(labels) else len(s.text)
+        piece = _labelled(s, role, m.end(), end)
+        if piece is not None:
+            pieces.append(piece)
+    s.found[:0] = pieces
+
+
 def _find_marked_text(s: _Finding) -> None:
     """Free text after "saying", "that", "because", "to ..." (a reason only where a parameter wants one)."""
     if not s.wants_text:
@@ -319,7 +388,7 @@ def _find_addressed_text(s: _Finding) -> None:
         if piece.kind not in ("person", "channel", "relation"):
             continue
         rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:(?:a|an|the)\s+\w+\s+(?=that|saying|about))?"
-                        r"(?:that|saying|about|know|:)?\s*", text[piece.end:])
+                        r"(?:(?:saying|about|know|:)\s*)?(?:that\s+(?=\S+\s+\S))?\s*", text[piece.end:])
         start = piece.end + (rest.end() if rest else 0)
         starts_value = any(c.start == start and c.kind in ("date", "datetime", "time", "range", "money", "duration")
                            for c in s.chosen)
@@ -365,9 +434,18 @@ def _place_marked_text(s: _Finding) -> None:
         break
 
 
+def _mark_labels(s: _Finding) -> None:
+    """The words that label a text ("saying", "and title it") are neither a name nor part of the text."""
+    for piece in [c for c in s.chosen if c.kind == "text"]:
+        for m in _LABELS.finditer(s.text, max(0, piece.start - 40), piece.start + 1):
+            if m.end() == piece.start and not any(c.start < m.end() and m.start() < c.end for c in s.chosen):
+                s.chosen.append(Piece(m.start(), m.end(), "label", m.group().strip(), m.group()))
+
+
 _FINDERS = (
     _find_explicit_text, _find_ids, _find_values, _find_relations, _find_choices, _find_people, _find_pronouns,
-    _find_references, _find_marked_text, _drop_overlaps, _find_addressed_text, _place_marked_text,
+    _find_references, _find_labelled_text, _find_marked_text, _drop_overlaps, _find_addressed_text, _place_marked_text,
+    _mark_labels,
 )
 
 
@@ -429,7 +507,7 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
 
 def _clean_title(text: str, pieces: list[Piece], words: list[Token]) -> str:
     """A short title from the message itself: its words without the leading verb, dates and quoted text."""
-    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "text", "person", "self")]
+    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "text", "person", "self", "label")]
     kept = "".join(ch for i, ch in enumerate(text) if not any(p.start <= i < p.end for p in cut))
     kept = re.sub(r"\s+", " ", kept).strip(" ,.")
     first = tokens(kept)
@@ -643,11 +721,22 @@ def _take_free_text(s: _Extracting) -> None:
     for piece in s.free("text"):
         if not s.text_params:
             break
-        required = [p for p in s.text_params if p.required] or s.text_params
-        target = next((p for p in required if re.search(r"text|body|message|note|comment|reason|description",
-                                                        p.name)), required[0])
+        target = _text_target(piece, s.text_params)
         s.take(target, piece, piece.value)
         s.text_params.remove(target)
+
+
+def _text_target(piece: Piece, free: list[Param]) -> Param:
+    """A labelled text goes to a parameter of its label ("titled" a title, "saying" a body); other text to the
+    first required parameter that holds a message."""
+    if piece.label == "title":
+        titles = [p for p in free if _TITLE_PARAM.search(p.name)]
+        if titles:
+            return titles[0]
+    if piece.label == "body":
+        free = [p for p in free if not _TITLE_PARAM.search(p.name)] or free
+    required = [p for p in free if p.required] or free
+    return next((p for p in required if _BODY_PARAM.search(p.name)), required[0])
 
 
 def _take_record_names(s: _Extracting) -> None:
@@ -676,7 +765,9 @@ def _take_addressed_text(s: _Extracting) -> None:
                      and any(s.mentions.get(q.name) == c.text for q in person_params)]
         if not addressed:
             continue
-        rest = s.text[addressed[-1].end:].strip(" ,:")
+        start = addressed[-1].end
+        label = next((p for p in s.pieces if p.kind == "label" and not s.text[start:p.start].strip()), None)
+        rest = s.text[label.end if label else start:].strip(" ,:")  # past "saying", "titled"
         if len(rest.split()) >= 2:
             piece = Piece(len(s.text) - len(rest), len(s.text), "text", rest, rest)
             s.pieces.append(piece)
@@ -720,7 +811,7 @@ def _default_title(s: _Extracting) -> None:
         return
     for param in s.text_params:
         if param.required and param.name not in s.args and re.search(r"title|subject|summary", param.name):
-            title = _clean_title(s.text, s.taken(), s.words)
+            title = _clean_title(s.text, s.taken() + [p for p in s.pieces if p.kind == "label"], s.words)
             if title:
                 s.args[param.name] = title
                 s.mentions[param.name] = s.text
@@ -825,7 +916,7 @@ def _score(s: _Extracting) -> Extraction:
     spans += [(t.start, t.end) for t in s.words if t.text[:1].isupper() and t.start > 0 and any(
         p.start <= t.start < p.end for p in taken if p.kind == "chunk")]  # names are not verbs
     said = [(p.start, p.end) for p in taken] + [(p.start, p.end) for p in s.pieces if p.kind in (
-        "self", "mine", "reference", "date", "datetime", "time", "range")]
+        "self", "mine", "reference", "date", "datetime", "time", "range", "label")]
     meaningful = [t for t in s.words if t.lower not in STOP and t.lower not in _PREPS and t.lower not in DISCOURSE]
     unexplained = sum(1 for t in meaningful if not any(a <= t.start < b for a, b in said)
                       and not s.index.matched(s.entry, t))
