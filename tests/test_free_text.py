@@ -124,3 +124,22 @@ def test_the_labels_words_are_neither_the_addressee_nor_the_text(to: str) -> Non
     said = f"send an email to {to} saying 'Can we move the sync to Friday?' and title it 'Sync'"
     assert _step(said) == ("email.send", {"to": [to], "subject": "Sync", "body": "Can we move the sync to Friday?"})
     assert _step(f"email {to} saying the deck is ready")[1]["to"] == [to]
+
+
+@pytest.mark.parametrize("courtesy", [", please", " please", ", thanks", ", thank you!", " pls"])
+def test_courtesy_at_the_end_is_not_part_of_any_argument(courtesy: str) -> None:
+    assert _step(f"tell bob that the demo went well{courtesy}")[1] == {"to": "bob", "text": "the demo went well"}
+    action, args = _step(f"create a task for devi to send the quote by Friday{courtesy}")
+    assert action == "tickets.create" and args["due"] == "2026-11-27" and args["title"] == "send the quote"
+    found = INTERPRETER.interpret(f"let carol know{courtesy}", CONTEXT, demo, ALICE)
+    assert found.kind == "question" and found.param == "text"  # not a message saying "please"
+
+
+@pytest.mark.parametrize("opener", ["could you", "can you", "would you please", "please", "could you please"])
+def test_a_polite_request_is_the_request(opener: str) -> None:
+    assert _step(f"{opener} move the Brightwater deal to negotiation?") == \
+        ("crm.update_deal", {"deal": "Brightwater deal", "stage": "negotiation"})
+    action, args = _step(f"{opener} create a follow-up for devi next Tuesday?")
+    assert action == "tickets.create" and args["title"] == "Follow-up" and args["due"] == "2026-12-01"
+    # "can you tell me which ...?" still asks
+    assert _step(f"{opener} tell me which deals are in negotiation?")[0] == "crm.find_deals"

@@ -22,7 +22,7 @@ from ...turn import Option
 from .. import Context, FocusItem, Interpretation, InterpreterRegistry, ProposedStep
 from ..guesses import decline_guesses
 from ..values import find_values
-from .arguments import Extraction, extract
+from .arguments import _COURTESY_END, _POLITE_START, Extraction, extract
 from .ranking import CatalogIndex, Entry, index_for, query_terms
 from .schema import Param
 from .weights import DEFAULT, Weights
@@ -94,7 +94,7 @@ class OfflineInterpreter:
     # --- the steps ---------------------------------------------------------------
 
     def _interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
-        text = _SHORTHAND_RE.sub(lambda m: _SHORTHAND[m.group(0).lower()], text)
+        text = _unwrap(_SHORTHAND_RE.sub(lambda m: _SHORTHAND[m.group(0).lower()], text))
         if not text:
             return _none("empty", "Say what you would like done, for example: show my deals closing this month.")
         index = index_for(catalog)
@@ -479,6 +479,22 @@ def _merge(steps: list[ProposedStep], step: ProposedStep, mentions: bool = True)
     if mentions:
         merged.mentions.update({k: v for k, v in step.mentions.items() if k not in merged.mentions})
     return True
+
+
+_ASKS_ME = re.compile(r"(?:tell|say|let|show|remind|send|check)\s+(?:me\s+)?(?:know\s+)?(?:what|which|who|whether|if|"
+                      r"when|where|how|about)\b", re.I)
+
+
+def _unwrap(text: str) -> str:
+    """The request inside its courtesy: "could you tell devi nice job?" asks for a message to be sent, as
+    "tell devi nice job" does; "..., please" and "thanks" at the end are not part of any argument."""
+    bare = _COURTESY_END.sub("", text).strip() or text
+    polite = _POLITE_START.match(bare)
+    if polite and len(bare[polite.end():].split()) >= 2:
+        bare = bare[polite.end():]
+        if not _QUESTION.match(bare) and not _ASKS_ME.match(bare):  # "could you tell me which...?" still asks
+            bare = bare.rstrip(" ?")
+    return bare
 
 
 def _name_only(text: str, words: list[Any]) -> str:

@@ -505,11 +505,17 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
     return out
 
 
+# The courtesy around a request is not part of what it says: "could you ...?", "please ...", "..., please".
+_POLITE_START = re.compile(r"^(?:(?:please|kindly|pls|(?:can|could|would|will)\s+you)\s+)+", re.I)
+_COURTESY_END = re.compile(r"(?:[\s,]+(?:please|pls|thanks|thank\s+you|thx|cheers))+[\s.!]*$", re.I)
+
+
 def _clean_title(text: str, pieces: list[Piece], words: list[Token]) -> str:
     """A short title from the message itself: its words without the leading verb, dates and quoted text."""
     cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "text", "person", "self", "label")]
     kept = "".join(ch for i, ch in enumerate(text) if not any(p.start <= i < p.end for p in cut))
     kept = re.sub(r"\s+", " ", kept).strip(" ,.")
+    kept = _COURTESY_END.sub("", _POLITE_START.sub("", kept)).strip(" ,.?!")
     first = tokens(kept)
     if first and first[0].text.islower():
         kept = kept[first[0].end:].strip()  # the verb: "create", "email", "open"
@@ -868,14 +874,20 @@ def _default_limit(s: _Extracting) -> None:
 
 
 def _trim_text(s: _Extracting) -> None:
-    """"exports in the tickets": the catalog's own noun is not the text."""
+    """"exports in the tickets": the catalog's own noun is not the text; nor is the courtesy around the request
+    ("..., please", the "?" of "could you ...?"), unless it is inside quotes."""
     text_names = {p.name for p in s.of_kind("text")}
+    polite = bool(_POLITE_START.match(s.text)) and s.text.rstrip().endswith("?")
     for name, value in list(s.args.items()):
-        if isinstance(value, str) and name in text_names:
-            trimmed = re.sub(r"\s+(?:in|on|among|from)\s+(?:the\s+|my\s+|our\s+)?(\w+)$",
-                             lambda m: "" if stem(m.group(1).lower()) in s.index.vocabulary else m.group(0), value)
-            if trimmed and trimmed != value:
-                s.args[name] = trimmed
+        if not (isinstance(value, str) and name in text_names):
+            continue
+        trimmed = re.sub(r"\s+(?:in|on|among|from)\s+(?:the\s+|my\s+|our\s+)?(\w+)$",
+                         lambda m: "" if stem(m.group(1).lower()) in s.index.vocabulary else m.group(0), value)
+        if not re.search(re.escape(value) + r"[\"”'’]", s.text):
+            trimmed = _COURTESY_END.sub("", trimmed)
+            trimmed = trimmed.rstrip("?").rstrip() if polite and s.text.rstrip().endswith(value) else trimmed
+        if trimmed and trimmed != value:
+            s.args[name] = trimmed
 
 
 def _named(param: Param, text: str) -> bool:
