@@ -426,3 +426,16 @@ def test_an_unknown_weight_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match="no weight 'min_scor'"):
         sgd.make_interpreter("offline", ["min_scor=1"])
+
+
+def test_camel_case_intent_names_count_as_words_of_the_action() -> None:
+    """"Tables_1.FindPlaces" names a verb and an object, as "crm.find_deals" does; the "1" says nothing."""
+    from sayso.interpreter.offline.ranking import index_for
+
+    index = index_for(sgd.build_catalog(SERVICES))
+    finding = index.by_name["Tables_1.FindPlaces"].terms
+    booking = index.by_name["Tables_1.BookTable"].terms
+    from sayso.interpreter.offline.words import stem
+
+    assert {"find", stem("places")} <= set(finding) and {"book", stem("table")} <= set(booking)
+    assert not any(term.strip("~#").isdigit() for term in (*finding, *booking))
