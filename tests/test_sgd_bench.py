@@ -439,3 +439,28 @@ def test_camel_case_intent_names_count_as_words_of_the_action() -> None:
 
     assert {"find", stem("places")} <= set(finding) and {"book", stem("table")} <= set(booking)
     assert not any(term.strip("~#").isdigit() for term in (*finding, *booking))
+
+
+BANK = {
+    "service_name": "Bank_9",
+    "description": "Manage bank accounts",
+    "slots": [{"name": "account_type", "description": "Type of the account", "is_categorical": True,
+               "possible_values": ["checking", "savings"]}],
+    "intents": [{"name": "CheckBalance", "description": "Get the balance of an account", "is_transactional": False,
+                 "required_slots": [], "optional_slots": {"account_type": "checking"}, "result_slots": []}],
+}
+
+
+@pytest.mark.parametrize(("said", "slot"), [
+    ("check my balance", None),  # "check" names CheckBalance; it is not the "checking" account
+    ("please check the balance", None),
+    ("check my savings balance", "savings"),
+    ("what's the balance in my checking account?", "checking"),  # the value itself, said in full
+])
+def test_a_word_of_the_actions_name_is_not_a_value_unless_it_is_the_value(said: str, slot: str | None) -> None:
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog([BANK])
+    found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Bank_9.CheckBalance"
+    assert found.steps[0].args.get("account_type") == slot

@@ -21,7 +21,7 @@ from ...directory import Directory, Person
 from .. import Context
 from ..values import Span, find_choices, find_values
 from . import slots
-from .ranking import CatalogIndex, Entry
+from .ranking import CatalogIndex, Entry, name_parts
 from .schema import Param
 from .weights import DEFAULT, Weights
 from .words import DISCOURSE, STOP, Token, stem, tokens
@@ -610,15 +610,26 @@ def _take_choices(s: _Extracting) -> None:
     for piece in s.pieces:
         if piece.kind == "choice":
             choices.setdefault(piece.value[0], []).append(piece)
+    own = {stem(w.lower()) for w in name_parts(s.entry.action.name)}
     for name, said in choices.items():
-        if name in s.args:
+        param = next(p for p in s.params if p.name == name)
+        said = [piece for piece in said if not _names_the_action(piece, param, own)]
+        if name in s.args or not said:
             continue
         if len({piece.value[1] for piece in said}) > 1:
             targets = [piece for piece in said if re.search(r"\b(?:to|into|as)\s*$", s.text[:piece.start], re.I)]
             if len({piece.value[1] for piece in targets}) != 1:
                 continue
             said = targets
-        s.take(next(p for p in s.params if p.name == name), said[0], said[0].value[1])
+        s.take(param, said[0], said[0].value[1])
+
+
+def _names_the_action(piece: Piece, param: Param, own: set[str]) -> bool:
+    """"check my balance" names CheckBalance, not the account type "checking": a value said only in other words
+    (not the value or one of its labels) whose words all name the action is the action's name."""
+    said = re.sub(r"[\s_-]+", " ", piece.text.lower())
+    spoken = {re.sub(r"[\s_-]+", " ", w.lower()) for w in [*param.enum, *(x for v in param.labels.values() for x in v)]}
+    return said not in spoken and all(stem(t.lower) in own for t in tokens(piece.text))
 
 
 def _take_relations(s: _Extracting) -> None:

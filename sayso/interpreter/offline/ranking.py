@@ -177,7 +177,7 @@ _CACHE: weakref.WeakKeyDictionary[Catalog, tuple[int, CatalogIndex]] = weakref.W
 
 
 
-def _name_parts(name: str) -> list[str]:
+def name_parts(name: str) -> list[str]:
     """An action's name as words: "crm.find_deals" and "Events_1.FindEvents" alike give system, verb, object
     (CamelCase is split; a version number like "_1" says nothing)."""
     spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name)
@@ -193,7 +193,7 @@ def _entries(catalog: Catalog) -> tuple[list[Entry], dict[str, dict[int, float]]
     for i, action in enumerate(catalog):
         params = params_of(action)
         terms: dict[str, float] = {}
-        parts = _name_parts(action.name)
+        parts = name_parts(action.name)
         _add(terms, parts[0], "name", numbers=False)  # the system: "tickets" says nothing of how many
         _add(terms, " ".join(parts[1:2]), "name")  # the verb: "find"
         _add(terms, " ".join(parts[2:]), "object")  # what it acts on weighs more: "deals"
