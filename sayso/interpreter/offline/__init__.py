@@ -350,6 +350,7 @@ def _mood_score(c: _Clause, entry: Entry) -> float:
         total += w.write_asking if c.asking else 0.0
     else:
         total += w.read_question if c.question else 0.0
+        total += w.read_seeking if c.seeking and not c.question and not c.acting else 0.0
         total += w.read_imperative if c.imperative and not c.question else 0.0
     return total
 

@@ -196,7 +196,9 @@ def _entries(catalog: Catalog) -> tuple[list[Entry], dict[str, dict[int, float]]
         parts = name_parts(action.name)
         _add(terms, parts[0], "name", numbers=False)  # the system: "tickets" says nothing of how many
         _add(terms, " ".join(parts[1:2]), "name")  # the verb: "find"
-        _add(terms, " ".join(parts[2:]), "object")  # what it acts on weighs more: "deals"
+        # what it acts on weighs more: "deals"; only the head noun has a number ("EventTickets" is about tickets)
+        _add(terms, " ".join(parts[2:-1]), "object", numbers=False)
+        _add(terms, " ".join(parts[-1:] if len(parts) > 2 else []), "object")
         _add(terms, action.description, "description")
         for example in action.examples:
             _add(terms, example, "example", names=False)

@@ -62,6 +62,7 @@ class Weights:
     write_question: float = -1.5  # a question leans away from them
     write_asking: float = -4.0  # a wh-question never writes ("what did I send to carol?")
     read_question: float = 1.5  # a question leans to reads
+    read_seeking: float = 0.5  # ... and so does "find ..." without a verb that changes anything
     read_imperative: float = -0.8  # a command leans away from them
     weak_evidence: float = 1.5  # arguments weaker than this do not rescue weak words
     unexplained_floor: int = 3  # a read with this many unexplained words...
