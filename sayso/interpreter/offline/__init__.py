@@ -113,13 +113,12 @@ class OfflineInterpreter:
         def only_courtesy(rest: str) -> bool:
             return not self._has_action_words(rest, index, core=True) and not _values_in(rest, context)
 
-        for opener, reason, reply in ((_THANKS, "thanks", "You're welcome."),
-                                      (_GREETING, "smalltalk", _capabilities(catalog))):
+        for opener, reason in ((_THANKS, "thanks"), (_GREETING, "smalltalk")):
             said = opener.match(text)
             if said:
                 rest = text[said.end():].lstrip(" ,.!;:-")
                 if only_courtesy(rest):
-                    return _none(reason, reply)
+                    return _none(reason, "You're welcome." if reason == "thanks" else _capabilities(catalog))
                 text = rest
         decline = _DECLINE.match(text)
         if decline and not _AGREE.search(text[decline.end():]) and "?" not in text[decline.end():] \

@@ -575,13 +575,18 @@ class _Extracting:
     text_params: list[Param] = field(default_factory=list)  # text parameters free text did not fill
     earned: set[str] = field(default_factory=set)  # required arguments said in the message, not derived
     missing: list[Param] = field(default_factory=list)
+    _kinds: dict[tuple[str, ...], list[Param]] = field(default_factory=dict)
 
     @property
     def params(self) -> list[Param]:
         return self.entry.params
 
     def of_kind(self, *kinds: str) -> list[Param]:
-        return [p for kind in kinds for p in self.params if p.kind == kind]
+        """The parameters of these kinds, kind by kind in the order given (a new list each time)."""
+        found = self._kinds.get(kinds)
+        if found is None:
+            found = self._kinds[kinds] = [p for kind in kinds for p in self.params if p.kind == kind]
+        return list(found)
 
     def take(self, param: Param, piece: Piece, value: Any) -> None:
         if param.kind in ("date", "datetime") and isinstance(value, str):
@@ -610,7 +615,7 @@ def _take_choices(s: _Extracting) -> None:
     for piece in s.pieces:
         if piece.kind == "choice":
             choices.setdefault(piece.value[0], []).append(piece)
-    own = {stem(w.lower()) for w in name_parts(s.entry.action.name)}
+    own = {stem(w.lower()) for w in name_parts(s.entry.action.name)} if choices else set()
     for name, said in choices.items():
         param = next(p for p in s.params if p.name == name)
         said = [piece for piece in said if not _names_the_action(piece, param, own)]
