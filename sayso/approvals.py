@@ -31,22 +31,22 @@ from sqlalchemy.exc import IntegrityError
 
 from . import reply as replies
 from .catalog import Catalog
-from .confirmation import Confirmation
+from .confirmation import Confirmation, Confirmations
 from .connectors import Change
 from .directory import Directory, Person
-from .errors import ApprovalLinkInvalid, SaysoError, UnknownUser, WorkspaceError
+from .errors import ApprovalLinkInvalid, ConfirmationError, SaysoError, UnknownUser, WorkspaceError
 from .notify import notification
 from .policy import Decision, Entity
 from .policy_schema import APPROVE
 from .store import schema
-from .turn import TurnResult, TurnStatus
+from .turn import Option, TurnResult, TurnStatus
 from .workspace import Workspace
 
 if TYPE_CHECKING:
     from .conversation import Chat, ConversationState
     from .pipeline import Pipeline, Turn
 
-__all__ = ["Ask", "Links", "card", "decide_approval", "read", "route", "settled"]
+__all__ = ["Ask", "Links", "approvers", "by_link", "card", "decide_approval", "read", "route", "settled"]
 
 log = logging.getLogger("sayso")
 
@@ -60,6 +60,7 @@ _ASK = re.compile(r"^(?:(?:ok(?:ay)?|then|please|so)[\s,]+)*(?:"
                   r"|(?:ask|try|route it to|send it to)\s+" + _WHO.replace("who", "who3") + r"(?=\s+instead)"
                   r")" + _TAIL, re.I)
 _LINK_KEY = "approval_links"
+_OFFERED = 3
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,22 @@ def decide_approval(ws: Workspace, *, approver: Person, requester: Person, actio
              "approver_may": own.allowed}
     return ws.policies.decide(principal=approver, action=APPROVE, resource=resource, context=asked,
                               directory=ws.directory)
+
+
+def approvers(ws: Workspace, *, requester: Person, action: str, resource: Entity, context: dict[str, Any],
+              could: tuple[str, ...]) -> list[Option]:
+    """ "Ask carol to approve" for a denied request: the people who may do it (their manager first) and whom the
+    policy lets approve it for the requester now, at most three."""
+    people = [p for p in dict.fromkeys(([requester.manager] if requester.manager in could else []) + list(could))
+              if p and p != requester.id and p in ws.directory]
+    found: list[Option] = []
+    for person in people:
+        if len(found) == _OFFERED:
+            break
+        if decide_approval(ws, approver=ws.directory.get(person), requester=requester, action=action,
+                           resource=resource, context=context).allowed:
+            found.append(Option(label=f"Ask {person} to approve", value=f"ask {person} to approve"))
+    return found
 
 
 # --- signed links -------------------------------------------------------------------------------------------
@@ -143,6 +160,24 @@ class Links:
             raise ApprovalLinkInvalid("this approval link is not valid: it was not made by sayso for this "
                                       "request; nothing was changed")
         return item
+
+
+def by_link(ws: Workspace, confirmations: Confirmations, confirmation: str, signature: str,
+            person: Person) -> dict[str, Any]:
+    """The card an approval link shows ``person``, when the link is sayso's, theirs, and still usable: a link
+    for someone else's (or no) confirmation reads as unknown; a forged one is refused; a used, re-routed or
+    expired one says so. Nothing is changed either way."""
+    with ws.store.read() as conn:
+        item = confirmations.get(conn, confirmation) if isinstance(confirmation, str) and len(
+            confirmation) <= 64 else None
+        routed = conn.execute(select(schema.approvals.c.confirmation).where(
+            schema.approvals.c.confirmation == confirmation)).first() is not None
+    if item is None or item.approver != person.id or not routed:
+        raise ConfirmationError(f"no confirmation {confirmation!r}", code="confirmation_unknown")
+    Links(ws).check(item, signature)
+    with ws.store.read() as conn:
+        confirmations.usable(conn, confirmation, person.id)  # used, re-routed or expired: it says which
+    return card(ws, item)
 
 
 # --- the routing ----------------------------------------------------------------------------------------------

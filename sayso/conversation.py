@@ -459,7 +459,8 @@ class Chat:
         if result.status is TurnStatus.DENIED:
             state.last_denied = {"text": text, "action": result.steps[0].action if result.steps else None,
                                  "rule": result.rule, "reply": result.reply,
-                                 "steps": [{"action": s.action, "args": s.args} for s in result.steps]}
+                                 "steps": [{"action": s.action, "args": s.args} for s in result.steps],
+                                 "options": [o.value for o in result.options or []]}
 
     def _fill_context(self, person: Person, state: ConversationState, steps: list[dict[str, Any]], param: str,
                       text: str) -> bool:

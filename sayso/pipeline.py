@@ -495,8 +495,15 @@ class Pipeline:
         self.close(turn, events)
         results = [StepResult(action=s.action.name, args=s.args, risk=s.tier.value, status=StepStatus.SKIPPED)
                    for s in steps]
+        offers = None
+        if not step.decision.allowed and step.denied is None and turn.approver is None:
+            from .approvals import approvers
+
+            resource, context = self._policy_inputs(step.action, step.grounded, step.args)
+            offers = approvers(self.ws, requester=turn.person, action=step.action.name, resource=resource,
+                               context=context, could=step.decision.could) or None
         return TurnResult(status=TurnStatus.DENIED, reply=f"Not done: {reason} (rule {rule})", rule=rule,
-                          steps=results)
+                          steps=results, options=offers)
 
     def _ask(self, turn: _Turn, events: list[AuditEvent], steps: list[_Step], plan: Plan,
              note: str = "", approver: Person | None = None) -> TurnResult:

@@ -91,7 +91,8 @@ def render(result: TurnResult) -> list[dict[str, Any]]:
         blocks.append(_context(f"Confirmation `{confirmation}` · expires {result.confirmation.get('expires_at', '')}"))
         blocks.append({"type": "actions", "block_id": "sayso_confirmation", "elements": [
             _button("Approve", APPROVE, confirmation, "primary"), _button("Decline", DECLINE, confirmation, "danger")]})
-    if result.status is TurnStatus.NEEDS_CLARIFICATION and result.options:
+    if result.status in (TurnStatus.NEEDS_CLARIFICATION, TurnStatus.DENIED) and result.options:
+        # a question's options, or a denial's "Ask carol to approve" (sayso.approvals)
         blocks.append({"type": "actions", "block_id": "sayso_options", "elements": [
             _button(option.label, f"{OPTION}{i}", option.value) for i, option in enumerate(result.options[:_BUTTONS])]})
     if result.rule:
