@@ -1,0 +1,364 @@
+"""Approvals routed to the approver: alice is denied, says "ask carol to approve", carol is reached where she is
+notified (a chat message or an email with a signed link, a Slack card) and approves on the web API or in Slack;
+the plan runs once as alice's, approved by carol. Forged and replayed links, a record changed since, an approver
+the policy does not allow, declines, expiry, re-routing and concurrent approvals. Effects are counted in the
+demo systems."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+
+from sayso import Clock, Workspace
+from sayso.approvals import Links, read
+from sayso.clock import parse_time
+from sayso.conversation import Chat
+from sayso.turn import TurnResult
+
+from .conftest import NOW, pipeline_for
+
+CLOSE = "close Kestrel Aerospace as won"
+
+
+def chat_for(root: Path, user: str, now: str = NOW) -> Chat:
+    return Chat(pipeline_for(root, user, now))
+
+
+def count(root: Path, system: str, sql: str, *params: Any) -> int:
+    with sqlite3.connect(root / "systems" / f"{system}.db") as conn:
+        return int(conn.execute(sql, params).fetchone()[0])
+
+
+def stage(root: Path, deal: str) -> str:
+    with sqlite3.connect(root / "systems" / "crm.db") as conn:
+        return str(conn.execute("select stage from deals where id = ?", (deal,)).fetchone()[0])
+
+
+def link_in(text: str) -> tuple[str, str]:
+    """The confirmation id and signature of the approval link in a message."""
+    found = re.search(r"https?://\S+\?approval=\S+", text)
+    assert found, text
+    query = parse_qs(urlparse(found.group(0)).query)
+    return query["approval"][0], query["sig"][0]
+
+
+def chat_to(root: Path, person: str) -> list[str]:
+    with sqlite3.connect(root / "systems" / "chat.db") as conn:
+        return [str(r[0]) for r in conn.execute('select text from messages where "to" = ? order by id', (person,))]
+
+
+def routed(root: Path, approver: str = "carol", text: str = CLOSE) -> tuple[Chat, TurnResult]:
+    """alice is denied ``text`` and asks ``approver`` to approve it."""
+    alice = chat_for(root, "alice")
+    denied = alice.say("alice", text)
+    assert denied.status.value == "denied", denied
+    asked = alice.say("alice", f"ask {approver} to approve", denied.conversation)
+    return alice, asked
+
+
+def _who(text: str) -> str | None:
+    found = read(text)
+    return found.who if found else None
+
+
+def test_the_words_that_route_a_request() -> None:
+    assert _who("ask carol to approve") == "carol"
+    assert _who("Ask Carol Diaz to approve it please") == "Carol Diaz"
+    assert _who("ask my manager for approval") == "my manager"
+    assert _who("send it to fiona for approval") == "fiona"
+    instead = read("ask wes instead")
+    assert instead is not None and instead.who == "wes" and instead.instead
+    for other in ("let carol know", "ask devi to do it", "tell carol", "yes", "approve",
+                  "ask carol to approve the Orchid deal and close everything else"):
+        assert read(other) is None, other
+
+
+def test_a_denial_offers_the_approvers_the_policy_allows(sqlite_root: Path) -> None:
+    alice = chat_for(sqlite_root, "alice")
+    denied = alice.say("alice", CLOSE)
+    assert [o.value for o in denied.options or []] == ["ask carol to approve", "ask ines to approve"]
+    credit = alice.say("alice", "issue a credit note of 5000 to Brightwater Dental for the outage")
+    assert credit.status.value == "denied"
+    assert [o.value for o in credit.options or []] == ["ask fiona to approve", "ask ines to approve"]
+    never = alice.say("alice", "delete D-101")
+    assert never.status.value == "denied" and not never.options  # nobody may approve a delete
+
+
+def test_alice_asks_in_chat_and_carol_approves_through_her_chat_message(sqlite_root: Path) -> None:
+    alice, asked = routed(sqlite_root)
+    assert asked.status.value == "needs_confirmation"
+    assert asked.confirmation and asked.confirmation["approver"] == "carol"
+    assert "Waiting for carol" in asked.reply and "stage negotiation -> closed_won" in asked.reply
+    [card] = chat_to(sqlite_root, "carol")  # where carol is notified: chat
+    assert card.startswith('Alice Moreno (alice) asks you to approve: "close Kestrel Aerospace as won"')
+    assert "stage negotiation -> closed_won" in card and "rule-4-ae-close" in card
+    assert "your manager, carol" not in card  # written for carol
+    confirmation, _ = link_in(card)
+    assert confirmation == asked.confirmation["id"]
+
+    again = alice.say("alice", "yes", asked.conversation)  # alice cannot approve it herself
+    assert again.status.value == "no_action"
+    assert stage(sqlite_root, "D-102") == "negotiation"
+
+    carol = chat_for(sqlite_root, "carol")
+    assert [c.id for c in carol.pipeline.pending("carol")] == [confirmation]  # `sayso pending` lists it
+    done = carol.settle("carol", confirmation, True)
+    assert done.status.value == "executed", done
+    assert stage(sqlite_root, "D-102") == "closed_won"
+    assert count(sqlite_root, "crm", "select count(*) from effects") == 1
+    told = alice.conversations.messages(asked.conversation, "alice")[-1]
+    assert told["text"].startswith('Carol Diaz (carol) approved your request "close Kestrel Aerospace as won" '
+                                   "on your behalf.")
+    assert told["status"] == "executed"
+
+    events = carol.pipeline.audit.list(conversation=asked.conversation, limit=500)
+    kinds = [(e["event"], e["status"], e["action"]) for e in events]
+    assert ("decision", "deny", "crm.close_deal") in kinds and ("decision", "allow", "approve") in kinds
+    pending = next(e for e in events if e["event"] == "confirmation" and e["status"] == "pending")
+    assert pending["detail"]["approver"] == "carol" and pending["detail"]["requester"] == "alice"
+    approved = next(e for e in events if e["event"] == "confirmation" and e["status"] == "approved")
+    assert approved["actor"] == "carol" and approved["detail"]["on_behalf_of"] == "alice"
+    effect = next(e for e in events if e["event"] == "effect" and e["action"] == "crm.close_deal")
+    assert effect["actor"] == "alice"  # alice's change, approved by carol
+    rule = next(e for e in events if e["event"] == "decision" and e["action"] == "approve")
+    assert rule["detail"]["rule"] == "rule-9-manager-approves"
+    assert carol.pipeline.audit.verify().ok
+
+
+def test_an_approver_the_policy_does_not_allow_is_refused_naming_the_rule(sqlite_root: Path) -> None:
+    alice, asked = routed(sqlite_root, "wes")  # wes may not close an east deal himself
+    assert asked.status.value == "denied" and asked.rule == "rule-9-approve-own-powers"
+    assert asked.reply.startswith("Wesley Park (wes) may not approve this for you: an approver may approve only "
+                                  "what they may do themselves")
+    bob = alice.say("alice", "ask bob to approve", asked.conversation)
+    assert bob.status.value in ("denied", "no_action")
+    assert chat_to(sqlite_root, "wes") == [] and chat_to(sqlite_root, "bob") == []
+    assert chat_for(sqlite_root, "wes").pipeline.pending("wes") == []
+    assert stage(sqlite_root, "D-102") == "negotiation"
+
+
+def test_approval_is_rechecked_when_given(sqlite_root: Path) -> None:
+    """carol is asked, then the policies change so that a manager may no longer approve: her approval is
+    refused, and nothing runs (the policy hash changed, so the plan is first shown again)."""
+    alice, asked = routed(sqlite_root)
+    assert asked.confirmation
+    rules = sqlite_root / "policies" / "rule-9-approvals.cedar"
+    rules.write_text(rules.read_text().replace("context.requester.manager == principal",
+                                               "context.requester.manager == principal && false"))
+    carol = chat_for(sqlite_root, "carol")
+    again = carol.settle("carol", asked.confirmation["id"], True)
+    assert again.status.value == "denied", again
+    assert stage(sqlite_root, "D-102") == "negotiation"
+    assert count(sqlite_root, "crm", "select count(*) from effects") == 0
+
+
+def test_decline_changes_nothing_and_alice_sees_it(sqlite_root: Path) -> None:
+    alice, asked = routed(sqlite_root)
+    assert asked.confirmation
+    declined = chat_for(sqlite_root, "carol").settle("carol", asked.confirmation["id"], False)
+    assert declined.status.value == "cancelled"
+    assert stage(sqlite_root, "D-102") == "negotiation"
+    told = alice.conversations.messages(asked.conversation, "alice")[-1]
+    assert told["text"] == ('Carol Diaz (carol) declined your request "close Kestrel Aerospace as won"; nothing '
+                            "was changed.") and told["status"] == "cancelled"
+    late = chat_for(sqlite_root, "carol").settle("carol", asked.confirmation["id"], True)
+    assert late.status.value == "error" and late.error and late.error["code"] == "confirmation_used"
+    assert stage(sqlite_root, "D-102") == "negotiation"
+
+
+def test_an_expired_approval_changes_nothing(sqlite_root: Path) -> None:
+    _, asked = routed(sqlite_root)
+    assert asked.confirmation
+    later = chat_for(sqlite_root, "carol", now="2026-11-25T09:20")  # the demo's confirmations last 15 minutes
+    expired = later.settle("carol", asked.confirmation["id"], True)
+    assert expired.status.value == "error" and expired.error and expired.error["code"] == "confirmation_expired"
+    assert stage(sqlite_root, "D-102") == "negotiation"
+    assert count(sqlite_root, "crm", "select count(*) from effects") == 0
+
+
+def test_a_record_changed_since_shows_a_new_card_and_runs_nothing(sqlite_root: Path) -> None:
+    alice, asked = routed(sqlite_root)
+    assert asked.confirmation
+    carol = chat_for(sqlite_root, "carol")
+    moved = carol.pipeline.do("carol", "crm.update_deal", {"deal": "D-102", "amount": 250000})
+    assert moved.status.value == "executed"
+    effects = count(sqlite_root, "crm", "select count(*) from effects")
+    fresh = carol.settle("carol", asked.confirmation["id"], True)
+    assert fresh.status.value == "needs_confirmation", fresh
+    assert fresh.reply.startswith("Not done yet: the records it changes were changed since")
+    assert fresh.confirmation and fresh.confirmation["id"] != asked.confirmation["id"]
+    assert stage(sqlite_root, "D-102") == "negotiation"
+    assert count(sqlite_root, "crm", "select count(*) from effects") == effects  # nothing executed
+    told = alice.conversations.messages(asked.conversation, "alice")[-1]
+    assert "it changed since it was asked, so nothing was done yet" in told["text"]
+
+    [item] = carol.pipeline.pending("carol")  # the new card is still alice's request, for carol
+    assert item.id == fresh.confirmation["id"] and item.requester == "alice"
+    done = carol.settle("carol", item.id, True)
+    assert done.status.value == "executed"
+    assert stage(sqlite_root, "D-102") == "closed_won"
+    assert count(sqlite_root, "crm", "select count(*) from effects") == effects + 1
+    assert "approved your request" in alice.conversations.messages(asked.conversation, "alice")[-1]["text"]
+
+
+def test_rerouting_supersedes_the_first_card_and_its_link(sqlite_root: Path) -> None:
+    """A credit note alice may not issue: asked of fiona (notified by email, with a signed link), then of ines
+    instead; fiona's card and link stop counting, ines's approval issues it once."""
+    credit = "issue a credit note of 5000 to Brightwater Dental for the outage"
+    alice, asked = routed(sqlite_root, "fiona", credit)
+    assert asked.status.value == "needs_confirmation" and asked.confirmation
+    with sqlite3.connect(sqlite_root / "systems" / "email.db") as conn:
+        [(to, subject, body)] = conn.execute('select "to", subject, body from emails').fetchall()
+    assert "fiona" in to and subject.startswith("Approval needed: Alice Moreno asks you to approve")
+    first, signature = link_in(body)
+    assert first == asked.confirmation["id"]
+
+    instead = alice.say("alice", "ask ines instead", asked.conversation)
+    assert instead.status.value == "needs_confirmation" and instead.confirmation
+    assert instead.confirmation["approver"] == "ines" and instead.confirmation["id"] != first
+    [card] = chat_to(sqlite_root, "ines")
+    assert '"issue a credit note of 5000 to Brightwater Dental for the outage"' in card
+
+    fiona = chat_for(sqlite_root, "fiona")
+    assert fiona.pipeline.pending("fiona") == []
+    late = fiona.settle("fiona", first, True)
+    assert late.status.value == "error" and late.error and late.error["code"] == "confirmation_used"
+    assert "superseded" in late.reply
+    assert count(sqlite_root, "billing", "select count(*) from credit_notes") == 0
+
+    done = chat_for(sqlite_root, "ines").settle("ines", instead.confirmation["id"], True)
+    assert done.status.value == "executed"
+    assert count(sqlite_root, "billing", "select count(*) from credit_notes") == 1
+    events = alice.pipeline.audit.list(conversation=asked.conversation, limit=500)
+    assert any(e["event"] == "confirmation" and e["status"] == "rerouted" and e["detail"]["to"] == "ines"
+               for e in events)
+
+
+def test_finance_approves_credit_notes_up_to_the_limit(sqlite_root: Path) -> None:
+    alice, asked = routed(sqlite_root, "fiona", "issue a credit note of 5000 to Brightwater Dental for the outage")
+    assert asked.confirmation
+    done = chat_for(sqlite_root, "fiona").settle("fiona", asked.confirmation["id"], True)
+    assert done.status.value == "executed"
+    rule = next(e for e in alice.pipeline.audit.list(conversation=asked.conversation, limit=500)
+                if e["event"] == "decision" and e["action"] == "approve" and e["actor"] == "fiona")
+    assert rule["detail"]["rule"] == "rule-9-finance-approves-credit"
+    over, too_much = routed(sqlite_root, "fiona", "issue a credit note of 30000 to Brightwater Dental for the outage")
+    assert too_much.status.value == "denied"  # above the limit: nobody may, so nobody may approve it
+    assert count(sqlite_root, "billing", "select count(*) from credit_notes") == 1
+
+
+def test_concurrent_approvals_execute_once(demo_root: Path) -> None:
+    _, asked = routed(demo_root)
+    assert asked.confirmation
+    confirmation = asked.confirmation["id"]
+    results: list[TurnResult] = []
+    carols = [chat_for(demo_root, "carol") for _ in range(6)]
+    gate = threading.Barrier(len(carols))
+
+    def approve(chat: Chat) -> None:
+        gate.wait()
+        results.append(chat.settle("carol", confirmation, True))
+
+    threads = [threading.Thread(target=approve, args=(c,)) for c in carols]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(r.status.value for r in results).count("executed") == 1, results
+    assert all(r.error and r.error["code"] == "confirmation_used" for r in results if r.status.value == "error")
+    assert count(demo_root, "crm", "select count(*) from effects") == 1
+    assert stage(demo_root, "D-102") == "closed_won"
+
+
+def test_nothing_routes_without_a_denial(sqlite_root: Path) -> None:
+    alice = chat_for(sqlite_root, "alice")
+    said = alice.say("alice", "ask carol to approve")
+    assert said.status.value == "no_action" and "Nothing of yours is waiting" in said.reply
+    mine = alice.say("alice", CLOSE, said.conversation)
+    self_approval = alice.say("alice", "ask alice to approve", mine.conversation)
+    assert self_approval.status.value == "no_action"
+    assert chat_to(sqlite_root, "carol") == []
+
+
+# --- the web API: signed links ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(sqlite_root: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    pytest.importorskip("uvicorn", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
+    from sayso.serve import create_app
+    from sayso.serve.auth import Tokens
+
+    from .servers import serving
+
+    ws = Workspace.load(sqlite_root)
+    tokens = {u: Tokens(ws.store, Clock(parse_time(NOW, "UTC"))).create(u)[1] for u in ("alice", "bob", "carol")}
+    ws.close()
+    with serving(create_app(sqlite_root, now=NOW)) as url:
+        yield url, tokens
+
+
+def _client(api: tuple[str, dict[str, str]], user: str) -> httpx.Client:
+    url, tokens = api
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=30)
+
+
+def test_alice_in_chat_carol_on_the_web_api_with_the_signed_link(sqlite_root: Path,
+                                                                 api: tuple[str, dict[str, str]]) -> None:
+    _, asked = routed(sqlite_root)
+    [card] = chat_to(sqlite_root, "carol")
+    confirmation, signature = link_in(card)
+    path = f"/v1/approvals/{confirmation}"
+    with _client(api, "carol") as carol, _client(api, "bob") as bob:
+        shown = carol.get(path, params={"sig": signature})
+        assert shown.status_code == 200, shown.text
+        body = shown.json()
+        assert body["requester"] == {"id": "alice", "name": "Alice Moreno"} and body["words"] == CLOSE
+        assert body["changes"] == ["D-102 Kestrel Aerospace Platform: stage negotiation -> closed_won, amount 240000"]
+        assert "rule-4-ae-close" in body["why"]
+
+        forged = signature[:-4] + ("0000" if not signature.endswith("0000") else "1111")
+        for bad in (forged, "", "x" * 64):
+            refused = carol.post(f"{path}/approve", params={"sig": bad})
+            assert refused.status_code in (403, 422), refused.text
+        refused = carol.post(f"{path}/approve", params={"sig": forged})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "approval_link_invalid"
+        assert "nothing was changed" in refused.json()["error"]["message"]
+        other = bob.post(f"{path}/approve", params={"sig": signature})  # a valid link, someone else's
+        assert other.status_code == 404
+        assert stage(sqlite_root, "D-102") == "negotiation"
+
+        done = carol.post(f"{path}/approve", params={"sig": signature})
+        assert done.status_code == 200 and done.json()["status"] == "executed", done.text
+        replayed = carol.post(f"{path}/approve", params={"sig": signature})
+        assert replayed.status_code == 409 and replayed.json()["error"]["code"] == "confirmation_used"
+        assert "already approved" in replayed.json()["error"]["message"]
+        assert carol.get(path, params={"sig": signature}).status_code == 409
+    assert count(sqlite_root, "crm", "select count(*) from effects") == 1
+    assert stage(sqlite_root, "D-102") == "closed_won"
+
+
+def test_a_link_signed_with_another_key_or_for_another_plan_is_refused(sqlite_root: Path) -> None:
+    _, asked = routed(sqlite_root)
+    assert asked.confirmation
+    ws = Workspace.load(sqlite_root)
+    try:
+        pipeline = pipeline_for(sqlite_root, "carol")
+        with ws.store.read() as conn:
+            item = pipeline.confirmations.get(conn, asked.confirmation["id"])
+        assert item is not None
+        links = Links(ws)
+        good = links.signature(item)
+        item.plan_hash = "0" * 64  # the same id, another plan
+        with pytest.raises(Exception, match="not valid"):
+            links.check(item, good)
+    finally:
+        ws.close()
