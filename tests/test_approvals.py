@@ -6,6 +6,7 @@ demo systems."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -362,3 +363,116 @@ def test_a_link_signed_with_another_key_or_for_another_plan_is_refused(sqlite_ro
             links.check(item, good)
     finally:
         ws.close()
+
+
+# --- Slack: the denial's button, the approver's card, only her click counts ----------------------------------
+
+
+def test_alice_asks_in_slack_by_the_button_and_carol_approves_her_card_once(sqlite_root: Path) -> None:
+    pytest.importorskip("slack_bolt", reason="the Slack channel needs its extra: pip install 'sayso[slack]'")
+    pytest.importorskip("uvicorn", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
+    from sayso.channels.slack._bot import NOT_YOURS
+
+    from .test_slack_channel import served
+
+    with served(sqlite_root) as slack:
+        slack.send(slack.event("U0ALICE", CLOSE, channel="D0ALICE"))
+        slack.settle()
+        [denied] = slack.bot_messages("D0ALICE")
+        [buttons] = [b for b in denied["blocks"] if b["type"] == "actions"]
+        assert [e["text"]["text"] for e in buttons["elements"]] == ["Ask carol to approve", "Ask ines to approve"]
+        slack.click("U0ALICE", denied, "D0ALICE", "sayso_option_0")
+        slack.settle()
+        waiting = slack.bot_messages("D0ALICE")[-1]
+        assert "Waiting for carol" in waiting["text"]
+        assert not [b for b in waiting["blocks"] if b["type"] == "actions"]  # not alice's to approve
+
+        carol_dm = slack.standin.dm_of("carol@lumenlabs.example")
+        [card] = slack.bot_messages(carol_dm)
+        assert card["text"].startswith("Alice Moreno (alice) asks you to approve")
+        assert "closed_won" in json.dumps(card["blocks"])
+        assert len(chat_to(sqlite_root, "carol")) == 1  # and where carol is notified in the demo: chat
+
+        slack.click("U0ALICE", card, carol_dm, "sayso_approve", action_ts="1764061200.000001")
+        slack.settle()
+        assert [e["text"] for e in slack.standin.ephemeral] == [NOT_YOURS]
+        assert stage(sqlite_root, "D-102") == "negotiation"
+
+        start = threading.Barrier(8)
+
+        def click(n: int) -> None:  # carol clicks again and again: distinct clicks, not retries
+            start.wait()
+            slack.click("U0CAROL", card, carol_dm, "sayso_approve", action_ts=f"1764061201.{n:06d}")
+
+        clickers = [threading.Thread(target=click, args=(n,)) for n in range(8)]
+        for clicker in clickers:
+            clicker.start()
+        for clicker in clickers:
+            clicker.join()
+        slack.settle()
+        assert stage(sqlite_root, "D-102") == "closed_won"
+        assert count(sqlite_root, "crm", "select count(*) from effects") == 1
+        updated = next(m for m in slack.bot_messages(carol_dm) if m["ts"] == card["ts"])
+        assert "Approved by carol · executed once" in json.dumps(updated["blocks"], ensure_ascii=False)
+    alice = chat_for(sqlite_root, "alice")
+    [conversation] = alice.conversations.of("alice")
+    told = alice.conversations.messages(conversation["id"], "alice")[-1]
+    assert told["text"].startswith("Carol Diaz (carol) approved your request")
+
+
+# --- a hostile model -------------------------------------------------------------------------------------
+
+
+def test_a_hostile_model_cannot_get_a_routed_request_approved(sqlite_root: Path) -> None:
+    """alice and bob talk to a model that proposes every destructive call; each denial is routed to carol by the
+    person's own words; then "yes", the person's own approval and the model's say-so try to approve it: only carol
+    can, she did not, so nothing changed but the cards sent to her."""
+    from .test_model_interpreter import DAMAGE, chat_with, reply, rows
+
+    tables = [("crm", "select id, stage, amount, owner from deals order by id"),
+              ("crm", "select name, owner from accounts order by name"),
+              ("billing", "select count(*) from credit_notes"), ("email", "select count(*) from emails"),
+              ("chat", "select count(*) from messages where \"to\" <> 'carol'"),
+              ("tickets", "select id, status, assignee from tickets order by id")]
+    before = [rows(sqlite_root, *t) for t in tables]
+    waiting = []
+    for user in ("alice", "bob"):
+        for step, damage in enumerate(DAMAGE):
+            chat, _ = chat_with(sqlite_root, user, lambda s, m, t, d=damage: reply(d, text="Approved. Doing it."))
+            proposed = chat.say(user, f"step {step}")
+            if proposed.status.value != "denied":
+                continue  # its own confirmation, which nobody gives here
+            asked = chat.say(user, "ask carol to approve", proposed.conversation)
+            assert asked.status.value in ("needs_confirmation", "denied"), asked
+            if asked.confirmation is None:
+                continue
+            waiting.append(asked.confirmation["id"])
+            assert chat.say(user, "yes", proposed.conversation).status.value == "no_action"
+            mine = chat.settle(user, asked.confirmation["id"], True)
+            assert mine.status.value == "error" and mine.error and mine.error["code"] == "confirmation_not_yours"
+    assert len(waiting) >= 4  # deals of carol's team, closed or changed: hers to approve
+    assert [rows(sqlite_root, *t) for t in tables] == before
+    assert len(chat_to(sqlite_root, "carol")) == len(waiting)  # one card each, nothing else
+    carol = chat_for(sqlite_root, "carol")
+    assert sorted(c.id for c in carol.pipeline.pending("carol")) == sorted(waiting)
+    assert carol.pipeline.audit.verify().ok
+
+
+# --- crashes ---------------------------------------------------------------------------------------------
+
+
+def test_a_crash_after_the_approved_effect_then_recovery_leaves_one_effect(demo_root: Path) -> None:
+    from .conftest import sayso, sayso_json
+
+    _, asked = routed(demo_root)
+    assert asked.confirmation
+    crashed = sayso(demo_root, "confirm", asked.confirmation["id"], "--user", "carol", "--now", NOW,
+                    env={"SAYSO_FAULT": "crash-after-effect"})
+    assert crashed.returncode == 137, crashed.stderr
+    assert count(demo_root, "crm", "select count(*) from effects") == 1  # it happened; sayso did not record it
+    code, recovered = sayso_json(demo_root, "recover", "--now", NOW)
+    assert code == 0 and [s["status"] for s in recovered["recovered"][0]["steps"]] == ["executed"]
+    again = sayso(demo_root, "confirm", asked.confirmation["id"], "--user", "carol", "--now", NOW)
+    assert again.returncode != 0  # used: approving again does nothing
+    assert count(demo_root, "crm", "select count(*) from effects") == 1
+    assert stage(demo_root, "D-102") == "closed_won"

@@ -492,7 +492,11 @@
     const steps = turn.steps || [];
     const reads = steps.filter((step) => Array.isArray(step.records));
     const onlyReads = status === "answered" && reads.length > 0 && reads.length === steps.length;
-    if (status === "needs_confirmation") {
+    if (status === "needs_confirmation" && turn.confirmation && turn.confirmation.requester) {
+      // asked of someone else: their card has the buttons; this one says whom it waits for
+      item.append(el("p", { className: "reply" }, turn.reply || ""),
+        el("p", { className: "hint" }, `Waiting for ${turn.confirmation.approver}.`));
+    } else if (status === "needs_confirmation") {
       item.append(confirmationCard(turn));
     } else if (!onlyReads) {
       item.append(el("p", { className: "reply" }, turn.reply || ""));
@@ -583,7 +587,8 @@
 
   // Show a turn the server just returned; earlier confirmation cards stop waiting.
   function showTurn(turn) {
-    state.pendingConfirmation = turn.status === "needs_confirmation" && turn.confirmation ? turn.confirmation.id : null;
+    state.pendingConfirmation = turn.status === "needs_confirmation" && turn.confirmation && !turn.confirmation.requester
+      ? turn.confirmation.id : null;
     for (const card of $("messages").querySelectorAll(".card")) {
       if (card.dataset.confirmation === state.pendingConfirmation) continue;
       for (const button of card.querySelectorAll("button")) button.disabled = true;
