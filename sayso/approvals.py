@@ -372,8 +372,10 @@ def settled(pipeline: Pipeline, turn: Turn, confirmation: str, result: TurnResul
         said = f"{who.name} ({who.id}) answered your request \"{row.words[:200]}\": {result.reply}"
     if state.routed == confirmation:
         state.routed = fresh
-    data = result.to_json()
+    data = {**result.to_json(), "reply": said}
     data.pop("confirmation", None)  # the approver's to give, not the requester's
+    if fresh:
+        data["confirmation"] = {**(result.confirmation or {}), "approver": row.approver, "requester": row.requester}
     conversations.save(row.conversation, state, [
         {"role": "sayso", "user_id": row.requester, "turn": turn.turn, "text": said,
          "status": result.status.value if approve else TurnStatus.CANCELLED.value, "data": data}])
