@@ -61,6 +61,7 @@ _ASK = re.compile(r"^(?:(?:ok(?:ay)?|then|please|so)[\s,]+)*(?:"
                   r")" + _TAIL, re.I)
 _LINK_KEY = "approval_links"
 _OFFERED = 3
+_CANDIDATES = 10  # of those who could do it, how many are asked whether they may approve it (two checks each)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def approvers(ws: Workspace, *, requester: Person, action: str, resource: Entity
     """ "Ask carol to approve" for a denied request: the people who may do it (their manager first) and whom the
     policy lets approve it for the requester now, at most three."""
     people = [p for p in dict.fromkeys(([requester.manager] if requester.manager in could else []) + list(could))
-              if p and p != requester.id and p in ws.directory]
+              if p and p != requester.id and p in ws.directory][:_CANDIDATES]
     found: list[Option] = []
     for person in people:
         if len(found) == _OFFERED:
@@ -211,7 +212,7 @@ def route(chat: Chat, turn: Turn, state: ConversationState, text: str) -> TurnRe
     if approver.id == person.id:
         return _say(pipeline, turn, TurnStatus.NO_ACTION, "You cannot approve your own request: ask someone who may.")
     if previous is not None and (ask.instead or denied is None):
-        if previous[0].approver == approver.id:
+        if previous[0].approver == approver.id and previous[0].expires_at > pipeline.clock.now():
             return _say(pipeline, turn, TurnStatus.NO_ACTION,
                         f"It is already waiting for {approver.name} ({approver.id}).")
         steps = [{"action": s["action"], "args": s["args"]} for s in previous[0].plan["steps"]]

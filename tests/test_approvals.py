@@ -185,6 +185,21 @@ def test_an_expired_approval_changes_nothing(sqlite_root: Path) -> None:
     assert count(sqlite_root, "crm", "select count(*) from effects") == 0
 
 
+def test_after_expiry_the_requester_asks_again_and_it_runs_once(sqlite_root: Path) -> None:
+    alice, asked = routed(sqlite_root)
+    assert asked.confirmation
+    later = chat_for(sqlite_root, "alice", now="2026-11-25T09:20")
+    again = later.say("alice", "ask carol to approve", asked.conversation)
+    assert again.status.value == "needs_confirmation" and again.confirmation
+    assert again.confirmation["id"] != asked.confirmation["id"]
+    carol = chat_for(sqlite_root, "carol", now="2026-11-25T09:21")
+    assert [c.id for c in carol.pipeline.pending("carol")] == [again.confirmation["id"]]
+    assert carol.settle("carol", again.confirmation["id"], True).status.value == "executed"
+    assert carol.settle("carol", asked.confirmation["id"], True).status.value == "error"
+    assert count(sqlite_root, "crm", "select count(*) from effects") == 1
+    assert len(chat_to(sqlite_root, "carol")) == 2  # a card each time
+
+
 def test_a_record_changed_since_shows_a_new_card_and_runs_nothing(sqlite_root: Path) -> None:
     alice, asked = routed(sqlite_root)
     assert asked.confirmation
