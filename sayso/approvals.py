@@ -40,6 +40,7 @@ from .policy import Decision, Entity
 from .policy_schema import APPROVE
 from .store import schema
 from .turn import Option, TurnResult, TurnStatus
+from .words import read as read_words
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -197,6 +198,9 @@ def route(chat: Chat, turn: Turn, state: ConversationState, text: str) -> TurnRe
     other message."""
     ask = read(text)
     if ask is None:
+        said = read_words(text)
+        if said is not None and said.kind == "decline" and state.routed and state.pending is None:
+            return _withdraw(chat.pipeline, turn, state)
         return None
     pipeline, ws, person = chat.pipeline, chat.ws, turn.person
     approver = _approver(ask.who, person, ws.directory)
@@ -260,6 +264,25 @@ def route(chat: Chat, turn: Turn, state: ConversationState, text: str) -> TurnRe
                     f"\nWaiting for {approver.id}; you will see the outcome here "
                     f"(it expires {item.expires_at.isoformat()}).")
     return result
+
+
+def _withdraw(pipeline: Pipeline, turn: Turn, state: ConversationState) -> TurnResult | None:
+    """ "never mind" while a request waits for its approver: the requester takes it back; their card and link
+    stop counting. None when it is no longer waiting (the words are then read as usual)."""
+    with pipeline.ws.store.write() as conn:
+        item = pipeline.confirmations.get(conn, state.routed or "")
+        if item is None or item.status != "pending":
+            state.routed = None
+            return None
+        pipeline.confirmations.settle(conn, item, "cancelled")
+        action = item.plan["steps"][0]["action"]
+        pipeline.audit.append(conn, [turn.event("turn", "received", request=turn.request),
+                                     turn.event("confirmation", "withdrawn", action, id=item.id,
+                                                approver=item.approver),
+                                     turn.event("turn", TurnStatus.CANCELLED.value, action)])
+    state.routed = None
+    return TurnResult(status=TurnStatus.CANCELLED, reply=f"Withdrawn: {item.approver} can no longer approve it; "
+                      "nothing was changed.")
 
 
 def _for_approver(reason: str) -> str:

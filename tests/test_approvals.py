@@ -175,6 +175,16 @@ def test_decline_changes_nothing_and_alice_sees_it(sqlite_root: Path) -> None:
     assert stage(sqlite_root, "D-102") == "negotiation"
 
 
+def test_the_requester_may_withdraw_while_it_waits(sqlite_root: Path) -> None:
+    alice, asked = routed(sqlite_root)
+    assert asked.confirmation
+    withdrawn = alice.say("alice", "never mind", asked.conversation)
+    assert withdrawn.status.value == "cancelled" and withdrawn.reply.startswith("Withdrawn: carol")
+    late = chat_for(sqlite_root, "carol").settle("carol", asked.confirmation["id"], True)
+    assert late.status.value == "error" and late.error and late.error["code"] == "confirmation_used"
+    assert stage(sqlite_root, "D-102") == "negotiation"
+
+
 def test_an_expired_approval_changes_nothing(sqlite_root: Path) -> None:
     _, asked = routed(sqlite_root)
     assert asked.confirmation

@@ -73,7 +73,8 @@ class ErrorBody(BaseModel):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": what} for status, what in (
-        (400, "Invalid request"), (401, "No valid access token"), (404, "Not found, or someone else's"),
+        (400, "Invalid request"), (401, "No valid access token"),
+        (403, "A forged or altered approval link"), (404, "Not found, or someone else's"),
         (409, "Conflict: a confirmation already used or expired, or a retry still running"),
         (413, "Request or message too large"), (422, "Invalid request body or parameters"),
         (429, "Too many requests"), (500, "Server error"), (502, "A system behind sayso failed"))}
