@@ -86,7 +86,7 @@ def read(text: str) -> Ask | None:
 
 
 def decide_approval(ws: Workspace, *, approver: Person, requester: Person, action: str, resource: Entity,
-                    context: dict[str, Any]) -> Decision:
+                    context: dict[str, Any], explain: bool = True) -> Decision:
     """May ``approver`` approve ``action`` on ``resource`` for ``requester``? ``Action::"approve"`` over the same
     resource, its context the request's arguments plus what is asked, for whom, and whether the approver may do
     it themselves (decided now, by the same policies)."""
@@ -95,7 +95,7 @@ def decide_approval(ws: Workspace, *, approver: Person, requester: Person, actio
     asked = {**context, "request_action": action, "requester": Entity("User", requester.id),
              "approver_may": own.allowed}
     return ws.policies.decide(principal=approver, action=APPROVE, resource=resource, context=asked,
-                              directory=ws.directory)
+                              directory=ws.directory, explain=explain)
 
 
 def approvers(ws: Workspace, *, requester: Person, action: str, resource: Entity, context: dict[str, Any],
@@ -109,7 +109,7 @@ def approvers(ws: Workspace, *, requester: Person, action: str, resource: Entity
         if len(found) == _OFFERED:
             break
         if decide_approval(ws, approver=ws.directory.get(person), requester=requester, action=action,
-                           resource=resource, context=context).allowed:
+                           resource=resource, context=context, explain=False).allowed:
             found.append(Option(label=f"Ask {person} to approve", value=f"ask {person} to approve"))
     return found
 
