@@ -501,3 +501,16 @@ def test_a_crash_after_the_approved_effect_then_recovery_leaves_one_effect(demo_
     assert again.returncode != 0  # used: approving again does nothing
     assert count(demo_root, "crm", "select count(*) from effects") == 1
     assert stage(demo_root, "D-102") == "closed_won"
+
+
+def test_carol_sees_and_approves_it_on_the_command_line(sqlite_root: Path) -> None:
+    from .conftest import cli
+
+    _, asked = routed(sqlite_root)
+    assert asked.confirmation
+    listed = cli("pending", "--user", "carol", "--workspace", str(sqlite_root), "--now", NOW)
+    assert listed.exit_code == 0 and f"{asked.confirmation['id']}  crm.close_deal  asked by alice" in listed.output
+    done = cli("confirm", asked.confirmation["id"], "--user", "carol", "--workspace", str(sqlite_root), "--now", NOW,
+               "--json")
+    assert done.exit_code == 0 and '"status": "executed"' in done.output
+    assert count(sqlite_root, "crm", "select count(*) from effects") == 1
