@@ -202,6 +202,8 @@ def route(chat: Chat, turn: Turn, state: ConversationState, text: str) -> TurnRe
         if said is not None and said.kind == "decline" and state.routed and state.pending is None:
             return _withdraw(chat.pipeline, turn, state)
         return None
+    if ask.instead and not state.routed and not re.search(r"approv|sign", text, re.I):
+        return None  # "ask wes instead" with nothing routed: not about an approval (a delegation, say)
     pipeline, ws, person = chat.pipeline, chat.ws, turn.person
     approver = _approver(ask.who, person, ws.directory)
     store, table = ws.store, schema.approvals
