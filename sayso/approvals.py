@@ -402,6 +402,14 @@ def settled(pipeline: Pipeline, turn: Turn, confirmation: str, result: TurnResul
     data.pop("confirmation", None)  # the approver's to give, not the requester's
     if fresh:
         data["confirmation"] = {**(result.confirmation or {}), "approver": row.approver, "requester": row.requester}
+    status = result.status.value if approve else TurnStatus.CANCELLED.value
     conversations.save(row.conversation, state, [
-        {"role": "sayso", "user_id": row.requester, "turn": turn.turn, "text": said,
-         "status": result.status.value if approve else TurnStatus.CANCELLED.value, "data": data}])
+        {"role": "sayso", "user_id": row.requester, "turn": turn.turn, "text": said, "status": status,
+         "data": data}])
+    if "slack" in pipeline.ws.settings.channels:
+        try:
+            from .channels.slack import notify_requester
+
+            notify_requester(pipeline.ws, row.conversation, TurnResult.model_validate({**data, "status": status}))
+        except SaysoError as exc:  # the conversation has it; Slack is where they may be looking
+            log.warning("the outcome of %s did not reach Slack: %s", confirmation, exc.message)

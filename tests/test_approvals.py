@@ -439,6 +439,9 @@ def test_alice_asks_in_slack_by_the_button_and_carol_approves_her_card_once(sqli
         assert count(sqlite_root, "crm", "select count(*) from effects") == 1
         updated = next(m for m in slack.bot_messages(carol_dm) if m["ts"] == card["ts"])
         assert "Approved by carol · executed once" in json.dumps(updated["blocks"], ensure_ascii=False)
+        told = slack.bot_messages("D0ALICE")[-1]  # alice sees it where she asked
+        assert told["text"].startswith("Carol Diaz (carol) approved your request")
+        assert not [b for b in told["blocks"] if b["type"] == "actions"]
     alice = chat_for(sqlite_root, "alice")
     [conversation] = alice.conversations.of("alice")
     told = alice.conversations.messages(conversation["id"], "alice")[-1]
