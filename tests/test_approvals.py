@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from sayso import Clock, Workspace
 from sayso.approvals import Links, read
@@ -517,3 +518,27 @@ def test_carol_sees_and_approves_it_on_the_command_line(sqlite_root: Path) -> No
                "--json")
     assert done.exit_code == 0 and '"status": "executed"' in done.output
     assert count(sqlite_root, "crm", "select count(*) from effects") == 1
+
+
+def test_a_configured_link_key_signs_and_sayso_check_wants_it_set(sqlite_root: Path) -> None:
+    from .conftest import cli
+
+    toml = sqlite_root / "sayso.toml"
+    toml.write_text(toml.read_text() + '\n[approvals]\nlink_key = "links"\nbase_url = "https://sayso.example.com"\n'
+                    '\n[secrets]\nfile = "secrets.toml"\n')
+    (sqlite_root / "secrets.toml").write_text('links = "short"\n')
+    checked = cli("check", "--workspace", str(sqlite_root))
+    assert checked.exit_code != 0 and "[approvals] link_key names the secret 'links'" in checked.output
+    (sqlite_root / "secrets.toml").write_text(f'links = "{"k" * 40}"\n')
+    assert cli("check", "--workspace", str(sqlite_root)).exit_code == 0
+    _, asked = routed(sqlite_root)
+    [card] = chat_to(sqlite_root, "carol")
+    assert "https://sayso.example.com/?approval=" in card
+    confirmation, signature = link_in(card)
+    ws = Workspace.load(sqlite_root)
+    try:
+        with ws.store.read() as conn:
+            stored = conn.execute(text("select count(*) from workspace_keys")).scalar_one()
+        assert stored == 0  # the configured secret signs; no key was made
+    finally:
+        ws.close()
