@@ -626,6 +626,8 @@ class Pipeline:
         events.append(turn.event("confirmation", "approved", stored.steps[0].action, id=item.id,
                                  plan_hash=item.plan_hash, approver=turn.person.id,
                                  **({"on_behalf_of": item.requester} if routed else {})))
+        if routed:  # the systems are told too: the requester's change, approved by the approver
+            stored.origin = {**stored.origin, "approved_by": turn.person.id, "approved_by_name": turn.person.name}
         return self._execute(turn, events, steps, stored, confirmation=item)
 
     def _cancel(self, turn: _Turn, confirmation_id: str) -> TurnResult:

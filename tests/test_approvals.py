@@ -133,6 +133,11 @@ def test_alice_asks_in_chat_and_carol_approves_through_her_chat_message(sqlite_r
     rule = next(e for e in events if e["event"] == "decision" and e["action"] == "approve")
     assert rule["detail"]["rule"] == "rule-9-manager-approves"
     assert carol.pipeline.audit.verify().ok
+    with carol.ws.store.read() as conn:
+        plans = [(actor, payload if isinstance(payload, dict) else json.loads(payload))
+                 for actor, payload in conn.execute(text("select actor, payload from plans")).all()]
+    [(actor, payload)] = [p for p in plans if p[1]["steps"][0]["action"] == "crm.close_deal"]
+    assert actor == "alice" and payload["origin"]["approved_by"] == "carol"  # what the systems are told
 
 
 def test_an_approver_the_policy_does_not_allow_is_refused_naming_the_rule(sqlite_root: Path) -> None:
