@@ -198,9 +198,10 @@ def route(chat: Chat, turn: Turn, state: ConversationState, text: str) -> TurnRe
     other message."""
     ask = read(text)
     if ask is None:
-        said = read_words(text)
-        if said is not None and said.kind == "decline" and state.routed and state.pending is None:
-            return _withdraw(chat.pipeline, turn, state)
+        if state.routed and state.pending is None:
+            said = read_words(text)
+            if said is not None and said.kind == "decline":
+                return _withdraw(chat.pipeline, turn, state)
         return None
     if ask.instead and not state.routed and not re.search(r"approv|sign", text, re.I):
         return None  # "ask wes instead" with nothing routed: not about an approval (a delegation, say)
