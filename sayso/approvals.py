@@ -230,11 +230,16 @@ def route(chat: Chat, turn: Turn, state: ConversationState, text: str) -> TurnRe
         return _say(pipeline, turn, TurnStatus.NO_ACTION, "Nothing of yours is waiting for someone's approval: "
                     "ask for something first, and if it is not yours to do, ask who may to approve it.")
     if replaces is not None:  # the first approver's card and link stop counting before the new one is made
-        with store.write() as conn:
-            pipeline.confirmations.settle(conn, replaces, "superseded")
-            pipeline.audit.append(conn, [turn.event("confirmation", "rerouted", replaces.plan["steps"][0]["action"],
-                                                    id=replaces.id, approver=replaces.approver,
-                                                    to=approver.id)])
+        try:
+            with store.write() as conn:
+                pipeline.confirmations.settle(conn, replaces, "superseded")
+                pipeline.audit.append(conn, [turn.event("confirmation", "rerouted",
+                                                        replaces.plan["steps"][0]["action"], id=replaces.id,
+                                                        approver=replaces.approver, to=approver.id)])
+        except ConfirmationError:  # answered a moment ago: its outcome is in this conversation
+            state.routed = None
+            return _say(pipeline, turn, TurnStatus.NO_ACTION, f"{replaces.approver} has just answered it; "
+                        "nothing was asked of anyone else.")
         state.routed = None
     from .pipeline import Request  # the pipeline imports this module's decide_approval: imported here
 

@@ -310,6 +310,23 @@ def test_concurrent_approvals_execute_once(demo_root: Path) -> None:
     assert stage(demo_root, "D-102") == "closed_won"
 
 
+def test_my_manager_is_asked_by_that_name(sqlite_root: Path) -> None:
+    alice = chat_for(sqlite_root, "alice")
+    denied = alice.say("alice", "move D-106 to negotiation")
+    assert denied.status.value == "denied"
+    asked = alice.say("alice", "ok, ask my manager to approve it", denied.conversation)
+    assert asked.status.value == "needs_confirmation" and asked.confirmation
+    assert asked.confirmation["approver"] == "carol"
+    carol = chat_for(sqlite_root, "carol")
+    assert carol.settle("carol", asked.confirmation["id"], True).status.value == "executed"
+    assert stage(sqlite_root, "D-106") == "negotiation"
+    manager = chat_for(sqlite_root, "carol")  # carol has no manager: she must name someone
+    mine = manager.say("carol", "close D-104 as won")
+    assert mine.status.value == "denied"
+    nobody = manager.say("carol", "ask my manager to approve", mine.conversation)
+    assert nobody.status.value == "error" and "you have no manager" in nobody.reply
+
+
 def test_nothing_routes_without_a_denial(sqlite_root: Path) -> None:
     alice = chat_for(sqlite_root, "alice")
     said = alice.say("alice", "ask carol to approve")
