@@ -327,6 +327,7 @@ class Pipeline:
             return TurnResult(status=TurnStatus.ANSWERED, reply=reply, steps=results)
         plan = self._plan(turn, writes)
         if turn.approver is not None and any(s.denied for s in steps):
+            turn.stage("awaiting_confirmation")
             return self._ask(turn, events, steps, plan, approver=turn.approver)
         turn.stage("awaiting_confirmation" if self.guard.plan_verdict(s.tier for s in writes) is Verdict.CONFIRM
                    or (turn.confirm_from is not None and any(s.tier >= turn.confirm_from for s in writes))
