@@ -564,3 +564,53 @@ def test_a_configured_link_key_signs_and_sayso_check_wants_it_set(sqlite_root: P
         assert stored == 0  # the configured secret signs; no key was made
     finally:
         ws.close()
+
+
+# --- the demo's approval rules, decided directly -----------------------------------------------------------
+
+APPROVALS = [  # approver, requester, action, deal or account, context, allowed, rule
+    ("carol", "alice", "crm.close_deal", "D-102", {"deal": "D-102", "outcome": "won"}, True,
+     "rule-9-manager-approves"),
+    ("wes", "alice", "crm.close_deal", "D-102", {"deal": "D-102", "outcome": "won"}, False,
+     "rule-9-approve-own-powers"),  # not an east deal: wes may not close it himself
+    ("wes", "alice", "crm.close_deal", "D-103", {"deal": "D-103", "outcome": "won"}, False,
+     "default-deny"),  # wes may close a west deal, but alice is not his report
+    ("wes", "devi", "crm.close_deal", "D-105", {"deal": "D-105", "outcome": "won"}, True, "rule-9-manager-approves"),
+    ("carol", "bob", "crm.update_deal", "D-101", {"deal": "D-101", "stage": "negotiation"}, True,
+     "rule-9-manager-approves"),
+    ("fiona", "alice", "billing.issue_credit_note", "Brightwater Dental",
+     {"account": "Brightwater Dental", "amount": 5000, "reason": "outage"}, True, "rule-9-finance-approves-credit"),
+    ("fiona", "alice", "billing.issue_credit_note", "Brightwater Dental",
+     {"account": "Brightwater Dental", "amount": 30000, "reason": "outage"}, False, "rule-9-approve-own-powers"),
+    ("carol", "alice", "billing.issue_credit_note", "Brightwater Dental",
+     {"account": "Brightwater Dental", "amount": 5000, "reason": "outage"}, False, "rule-9-approve-own-powers"),
+    ("ines", "alice", "crm.close_deal", "D-102", {"deal": "D-102", "outcome": "won"}, True, "rule-8-admin"),
+    ("ines", "alice", "crm.delete", "D-102", {"record": "D-102"}, False,
+     "rule-9-approve-own-powers"),  # nobody may delete, so nobody may approve a delete
+]
+
+
+@pytest.mark.parametrize(("approver", "requester", "action", "record", "args", "allowed", "rule"), APPROVALS,
+                         ids=[f"{a}-for-{r}-{act}-{rec}" for a, r, act, rec, *_ in APPROVALS])
+def test_the_demo_approval_rules(sqlite_root: Path, approver: str, requester: str, action: str, record: str,
+                                 args: dict[str, Any], allowed: bool, rule: str) -> None:
+    """Each request routed to an approver through the pipeline: denied to the requester, then asked of the
+    approver (a confirmation waiting for them) or refused naming the rule."""
+    from sayso.pipeline import Request, Turn
+
+    pipeline = pipeline_for(sqlite_root, requester)
+    assert pipeline.do(requester, action, args).status.value == "denied"  # the requester may not
+
+    def routed_to(turn: Turn) -> TurnResult:
+        turn.approver = pipeline.ws.directory.get(approver)
+        return pipeline.run_plan(turn, [Request(action, args)])
+
+    result = pipeline.turn(requester, None, {"text": f"ask {approver} to approve"}, routed_to)
+    if allowed:
+        assert result.status.value == "needs_confirmation" and result.confirmation, result
+        assert [c.requester for c in pipeline.pending(approver)] == [requester]
+    else:
+        assert result.status.value == "denied" and result.rule == rule, result
+        assert pipeline.pending(approver) == []
+    events = pipeline.audit.list(action="approve", limit=10)
+    assert [e["detail"]["rule"] for e in events] == [rule]
