@@ -400,7 +400,8 @@ def pending(user: UserOpt, workspace: WorkspaceOpt = None, now: NowOpt = None, a
         print(json.dumps(items))
         return
     for item in items:
-        out.print(f"{item['id']}  {', '.join(item['actions'])}  expires {item['expires_at']}", markup=False)
+        asked = f"  asked by {item['requester']}" if item["requester"] != user else ""  # routed to them
+        out.print(f"{item['id']}  {', '.join(item['actions'])}{asked}  expires {item['expires_at']}", markup=False)
     expired = pipeline.confirmations.expired(user)
     note = ""
     if expired:

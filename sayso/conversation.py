@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, PrivateAttr
 from sqlalchemy import bindparam, insert, select, update
 
+from . import approvals
 from . import reply as replies
 from .catalog import Tier
 from .clock import Clock
@@ -74,6 +75,7 @@ class ConversationState(BaseModel):
     history: list[dict[str, str]] = Field(default_factory=list)  # recent messages, for model interpreters
     people: list[str] = Field(default_factory=list)  # for "him", "her": most recent first
     instruction: str | None = None  # the standing instruction spoken of last, for "make it Thursday instead"
+    routed: str | None = None  # the confirmation this person asked someone else to approve (sayso.approvals)
     _settled: bool = PrivateAttr(default=False)  # this turn answered the pending confirmation (never saved)
 
 
@@ -207,7 +209,10 @@ class Chat:
         result = (self.pipeline.confirm if approve else self.pipeline.cancel)(user, confirmation)
         if result.conversation is None or result.error:
             return result
-        state = self.conversations.load(result.conversation, user)
+        try:
+            state = self.conversations.load(result.conversation, user)
+        except UnknownConversation:  # approved for someone else: their conversation is told (sayso.approvals)
+            return result
         if state is None:
             return result
         if state.pending is not None and state.pending.confirmation == confirmation:
@@ -223,6 +228,9 @@ class Chat:
     # --- one turn ---------------------------------------------------------------------
 
     def _turn(self, turn: Turn, state: ConversationState, text: str) -> TurnResult:
+        routed = approvals.route(self, turn, state, text)  # "ask carol to approve", before any interpreter
+        if routed is not None:
+            return routed
         said = read_words(text)
         if said is not None:
             answered = self._words(turn, state, said)
@@ -450,7 +458,9 @@ class Chat:
             state.last_read = {"action": result.steps[0].action, "args": result.steps[0].args}
         if result.status is TurnStatus.DENIED:
             state.last_denied = {"text": text, "action": result.steps[0].action if result.steps else None,
-                                 "rule": result.rule, "reply": result.reply}
+                                 "rule": result.rule, "reply": result.reply,
+                                 "steps": [{"action": s.action, "args": s.args} for s in result.steps],
+                                 "options": [o.value for o in result.options or []]}
 
     def _fill_context(self, person: Person, state: ConversationState, steps: list[dict[str, Any]], param: str,
                       text: str) -> bool:
