@@ -384,6 +384,24 @@ class Pipeline:
         return Checked(step.action, step.args, step.tier, step.decision, step.verdict, step.grounded.question,
                        list(step.grounded.records.values()))
 
+    def look(self, turn: _Turn, action: str, args: dict[str, Any]) -> list[Record] | None:
+        """Run one read of ``action`` for the turn's person, before the turn's plan is made (the records a
+        condition or a request about many records depends on): validated, grounded, decided like any step,
+        audited with the turn, answering only with records the person may read. None when the read is
+        unclear (a name matched several) or not allowed; then nothing is read."""
+        reader = self.reader(turn.person)
+        step = self._prepare(turn.person, 0, Request(action, args), turn.focus, reader)
+        if step.action.is_write or step.grounded.question or step.decision is None or not step.decision.allowed:
+            turn.prelude.append(turn.event("lookup", "skipped", action, request=args))
+            return None
+        records = reader.keep(self.ws.connector(step.action.connector).read_as(
+            step.action.operation, step.args, origin={"actor": turn.person.id, "conversation": turn.conversation,
+                                                      "turn": turn.turn}), step.action)
+        turn.prelude.append(turn.event("call", "ok", action, connector=step.action.connector,
+                                       operation=step.action.operation, request=step.args,
+                                       records=[r.ref() for r in records]))
+        return records
+
     def reader(self, person: Person) -> Reader:
         """What ``person`` may read: every search and answer on their behalf goes through one (there is no
         other way to search), so a record they may not read is never named to them."""

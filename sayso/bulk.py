@@ -1,0 +1,239 @@
+"""Requests about many records, done as a read and then one step per record.
+
+"move all of kofi's tasks that are in progress to in review", "cancel all future meetings with raj": an
+interpreter reads words, not data, so it proposes one change (or the read that lists the records) and
+:mod:`sayso.interpreter.guesses` withholds a change to "all of" them. Here, in the turn, whichever
+interpreter proposed it:
+
+1. the change is the write the interpreter proposed, or the one it proposes over the same type of record
+   when it answered with the list (only when the request says that write's verb: "cancel", "move", ...);
+2. the records are those the same words would list: the request without the change's own values ("to in
+   review") is read by the interpreter over the catalog's reads, run as the person (only what they may
+   read), then narrowed by what the read cannot say: "overdue", "future", "on Friday", "after 11",
+   "in the last 5 days" (:func:`narrow`);
+3. one step per record, the change's values on each: one plan, confirmed as one when its risk asks for it,
+   each step run once by the executor. No records: nothing to do, said so. More than :data:`LIMIT`: a
+   question, never a partial run.
+
+"my" filters by the person only where the records name them: where no record of the kind does (everything
+in a sandbox's calendar is the person's own), it is read as no filter, rather than as "none of them".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date, datetime, time
+
+from .catalog import Action, Catalog
+from .connectors import Record
+from .directory import Person
+from .interpreter import Context, Interpretation, Interpreter, ProposedStep
+from .interpreter.offline.schema import params_of
+from .interpreter.values import find_dates
+
+__all__ = ["LIMIT", "expand", "narrow"]
+
+LIMIT = 50
+"""The most records one request about many changes; beyond it sayso asks to narrow the request."""
+
+Look = Callable[[str, dict[str, object]], list[Record] | None]
+
+_FIRST_PERSON = re.compile(r"\b(?:my|mine|our|ours)\b\s*", re.I)
+_SELF = frozenset({"my", "me", "mine", "our", "ours", "i", "we", "us"})
+_OVERDUE = re.compile(r"\b(?:overdue|past due|past their (?:deadline|due date)|late)\b", re.I)
+_FUTURE = re.compile(r"\b(?:future|upcoming|coming up|remaining|still to come)\b", re.I)
+_BEFORE = re.compile(r"\b(?:before|earlier than|until|till)\s*$", re.I)
+_AFTER = re.compile(r"\b(?:after|later than|from)\s*$", re.I)
+_VERB = re.compile(r"^([a-z]+)(?:\s*\(([a-z ]+)\))?", re.I)
+
+
+def _record_param(action: Action) -> tuple[str, str] | None:
+    """The parameter naming the one record a write changes, and its record type."""
+    for p in params_of(action):
+        if p.kind == "record" and p.record:
+            return p.name, p.record.split("|")[0]
+    return None
+
+
+def _verbs(action: Action) -> set[str]:
+    """The verbs an action is asked for by: its description's first word and what it names in brackets
+    ("Delete (cancel) a calendar event." -> delete, cancel), and its examples' first words."""
+    out: set[str] = set()
+    m = _VERB.match(action.description.strip())
+    if m:
+        out.add(m.group(1).lower())
+        out.update(w.lower() for w in (m.group(2) or "").split())
+    out.update(e.split()[0].lower() for e in action.examples if e.split())
+    return out
+
+
+def _says(text: str, verbs: set[str]) -> bool:
+    return bool(verbs & {w.lower() for w in re.findall(r"[a-z]+", text, re.I)})
+
+
+def _without(text: str, step: ProposedStep, keep: str) -> str:
+    """``text`` without the words of the step's values other than its record (with the "to"/"as" before
+    them): "move all of kofi's tasks that are in progress to in review" -> "... that are in progress"."""
+    out = text
+    for name, words in step.mentions.items():
+        if name == keep or not words or words.lower() in _SELF:
+            continue
+        out = re.sub(r"(?:\b(?:to|as|into|for|with|saying|titled)\s+)?" + re.escape(words), " ", out, count=1,
+                     flags=re.I)
+    return re.sub(r"\s+", " ", out).strip()
+
+
+def _when(record: Record, names: tuple[str, ...] = ()) -> datetime | None:
+    """The record's date: the first attribute (of ``names`` when given) holding an ISO date or date-time."""
+    for key, value in record.attrs.items():
+        if names and not any(n in key.lower() for n in names):
+            continue
+        if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}", value):
+            try:
+                return datetime.fromisoformat(value.replace(" ", "T")[:19])
+            except ValueError:
+                continue
+    return None
+
+
+def narrow(records: list[Record], text: str, now: datetime) -> list[Record]:
+    """The records that fit what a read's parameters cannot say: "overdue" (a due date before today),
+    "future" / "upcoming" (dated from now on), a day ("on Friday"), a time of day ("after 11", "before 2pm")
+    and a range ("in the last 5 days"), against each record's own date."""
+    today = now.date()
+    naive_now = now.replace(tzinfo=None)
+    keep = list(records)
+    if _OVERDUE.search(text):
+        keep = [r for r in keep if (d := _when(r, ("due", "deadline"))) is not None and d.date() < today]
+    if _FUTURE.search(text):
+        keep = [r for r in keep if (d := _when(r)) is not None and d >= naive_now]
+    day: date | None = None
+    for span in find_dates(text, now):
+        before = text[:span.start]
+        if span.kind == "date" and isinstance(span.value, date):
+            day = span.value
+            keep = [r for r in keep if (d := _when(r)) is not None and d.date() == day]
+        elif span.kind == "range" and isinstance(span.value, tuple):
+            start, end = span.value
+            keep = [r for r in keep if (d := _when(r)) is not None and (start is None or d.date() >= start)
+                    and (end is None or d.date() <= end)]
+        elif span.kind == "time" and isinstance(span.value, time):
+            t = span.value
+            if _BEFORE.search(before):
+                keep = [r for r in keep if (d := _when(r)) is not None and d.time() < t]
+            elif _AFTER.search(before):
+                keep = [r for r in keep if (d := _when(r)) is not None and d.time() > t]
+    return keep
+
+
+def _read_of(interpreter: Interpreter, text: str, context: Context, reads: Catalog,
+             person: Person) -> ProposedStep | None:
+    if not len(reads):
+        return None
+    found = interpreter.interpret(text, context, reads, person)
+    return next((s for s in found.steps if s.action in reads), None) if found.kind == "plan" else None
+
+
+def expand(found: Interpretation, text: str, *, interpreter: Interpreter, context: Context, catalog: Catalog,
+           person: Person, look: Look) -> Interpretation:
+    """``found``, or, for a request about many records, the plan of one step per record (or no action, or a
+    question), found by reads as the person."""
+    write = _the_write(found, text, interpreter, context, catalog, person)
+    if write is None:
+        return found
+    step, action, (param, record_type) = write
+    prefix = action.name.split(".")[0] + "."
+    reads = Catalog([a for a in catalog if not a.is_write and a.name.startswith(prefix)])
+    words = _without(text, step, param)
+    read = _read_of(interpreter, words, context, reads, person)
+    if read is None:
+        return _none(found, "bulk", f"I could not tell which {record_type.lower()}s you mean, so I did nothing. "
+                                    f"Ask me to list them first.")
+    records = _records(read, words, interpreter, context, reads, person, look, record_type)
+    if records is None:
+        return _none(found, "bulk", "I could not look those records up, so I did nothing.")
+    chosen = narrow(records, words, context.now)
+    kind = record_type.lower()
+    if not chosen:
+        return _none(found, "bulk", f"No {kind} matches that, so there is nothing to change.")
+    if len(chosen) > LIMIT:
+        return _none(found, "bulk", f"That is {len(chosen)} {kind}s, more than the {LIMIT} I change in one "
+                                    "request, so I did nothing. Narrow it down and ask again.")
+    args = {k: v for k, v in step.args.items() if k != param}
+    mentions = {k: v for k, v in step.mentions.items() if k != param}
+    steps = [ProposedStep(action=action.name, args={**args, param: r.id}, mentions=mentions,
+                          confidence=step.confidence) for r in chosen]
+    notice = f"That is {len(steps)} {kind}{'s' if len(steps) != 1 else ''}: " + ", ".join(
+        f"{r.title or r.id} ({r.id})" for r in chosen[:10]) + ("..." if len(chosen) > 10 else "") + "."
+    return found.model_copy(update={"kind": "plan", "reason": "bulk", "reply": None, "steps": steps,
+                                    "withheld": [], "notice": notice})
+
+
+def _the_write(found: Interpretation, text: str, interpreter: Interpreter, context: Context, catalog: Catalog,
+               person: Person) -> tuple[ProposedStep, Action, tuple[str, str]] | None:
+    """The change asked for "all of" some records: the write withheld from ``found`` when the request says
+    its verb, else the one write over the same type of record whose verb it says, as the interpreter reads
+    the request over that write alone. None when there is no such change (or more than one)."""
+    if found.kind != "none" or found.reason != "bulk":
+        return None
+    for step in found.withheld:
+        action = catalog.get(step.action) if step.action in catalog else None
+        if action is None or not action.is_write or (rp := _record_param(action)) is None:
+            continue
+        if _says(text, _verbs(action)):
+            return _destined(step, action, rp, text, interpreter, context, person)
+        said = [a for a in catalog if a.is_write and (r := _record_param(a)) is not None and r[1] == rp[1]
+                and _says(text, _verbs(a))]
+        if len(said) != 1:
+            return None
+        again = interpreter.interpret(text, context, Catalog(said), person)
+        chosen = next((s for s in again.steps or again.withheld if s.action == said[0].name), None)
+        return _destined(chosen, said[0], _record_param(said[0]) or rp, text, interpreter, context, person) \
+            if chosen is not None else None
+    return None
+
+
+_TO = r"\b(?:to|as|into|onto|with)\s+(?:the\s+)?"
+
+
+def _destined(step: ProposedStep, action: Action, rp: tuple[str, str], text: str, interpreter: Interpreter,
+              context: Context, person: Person) -> tuple[ProposedStep, Action, tuple[str, str]] | None:
+    """The change with its new values where the request puts new values: after "to" / "as" / "into"
+    ("reassign all of akira's leads to lena": lena, not akira, whose leads they are). A value said
+    elsewhere is read again from the request without it; None when no reading puts it there."""
+    for _ in range(3):
+        stray = next(((k, w) for k, w in step.mentions.items() if k != rp[0] and w and w.lower() not in _SELF
+                      and re.search(_TO + re.escape(w), text, re.I) is None), None)
+        if stray is None:
+            return step, action, rp
+        fewer = re.sub(r"\b" + re.escape(stray[1]) + r"(?:'s)?\b", " ", text, count=1, flags=re.I)
+        again = interpreter.interpret(fewer, context, Catalog([action]), person)
+        found = next((s for s in again.steps or again.withheld if s.action == action.name
+                      and s.args.get(stray[0]) not in (None, step.args.get(stray[0]))), None)
+        if found is None:
+            return None
+        step = found.model_copy(update={"mentions": {**step.mentions, **found.mentions}})
+    return None
+
+
+def _records(read: ProposedStep, words: str, interpreter: Interpreter, context: Context, reads: Catalog,
+             person: Person, look: Look, record_type: str) -> list[Record] | None:
+    """The read's records of the type; a filter on the person themselves ("my") that no record of the
+    kind could meet is read as no filter (the words are read again without it)."""
+    records = look(read.action, dict(read.args))
+    if records is None:
+        return None
+    selves = [k for k, v in read.mentions.items() if v.lower() in _SELF]
+    if not records and selves:
+        alone = look(read.action, {k: read.args[k] for k in selves})
+        if alone is not None and not alone:
+            again = _read_of(interpreter, _FIRST_PERSON.sub("", words), context, reads, person)
+            if again is not None:
+                args = {k: v for k, v in again.args.items() if (again.mentions.get(k) or "").lower() not in _SELF}
+                records = look(again.action, args) or []
+    return [r for r in records if r.type == record_type]
+
+
+def _none(found: Interpretation, reason: str, reply: str) -> Interpretation:
+    return found.model_copy(update={"kind": "none", "reason": reason, "reply": reply, "steps": [], "withheld": []})
