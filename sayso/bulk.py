@@ -30,6 +30,7 @@ from .connectors import Record
 from .directory import Person
 from .interpreter import Context, Interpretation, Interpreter, ProposedStep
 from .interpreter.offline.schema import params_of
+from .interpreter.questions import is_question
 from .interpreter.values import find_dates
 
 __all__ = ["LIMIT", "expand", "narrow"]
@@ -175,6 +176,9 @@ def _the_write(found: Interpretation, text: str, interpreter: Interpreter, conte
     """The change asked for "all of" some records: the write withheld from ``found`` when the request says
     its verb, else the one write over the same type of record whose verb it says, as the interpreter reads
     the request over that write alone. None when there is no such change (or more than one)."""
+    if found.kind == "plan" and found.steps and not any(catalog.get(s.action).is_write for s in found.steps
+                                                        if s.action in catalog):
+        return _listed(found, text, interpreter, context, catalog, person)
     if found.kind != "none" or found.reason != "bulk":
         return None
     for step in found.withheld:
@@ -192,6 +196,31 @@ def _the_write(found: Interpretation, text: str, interpreter: Interpreter, conte
         return _destined(chosen, said[0], _record_param(said[0]) or rp, text, interpreter, context, person) \
             if chosen is not None else None
     return None
+
+
+def _listed(found: Interpretation, text: str, interpreter: Interpreter, context: Context, catalog: Catalog,
+            person: Person) -> tuple[ProposedStep, Action, tuple[str, str]] | None:
+    """A request the interpreter answered with a list ("cancel all future meetings with raj" as the
+    meetings with raj) that asks, in so many words, to change many records: the one write of the read's
+    system, over a record, whose verb the request says."""
+    if is_question(text, catalog) or not _MANY.search(text):
+        return None
+    read = catalog.get(found.steps[0].action)
+    prefix = read.name.split(".")[0] + "."
+    said = [a for a in catalog if a.is_write and a.name.startswith(prefix) and a.connector == read.connector
+            and _record_param(a) is not None and _says(text, _verbs(a))]
+    if len(said) != 1:
+        return None
+    again = interpreter.interpret(text, context, Catalog(said), person)
+    chosen = next((s for s in again.steps or again.withheld if s.action == said[0].name), None)
+    rp = _record_param(said[0])
+    return _destined(chosen, said[0], rp, text, interpreter, context, person) \
+        if chosen is not None and rp is not None else None
+
+
+# "all of kofi's tasks", "every lead", "their in progress tasks", "my meetings on Friday": many records.
+_MANY = re.compile(r"\b(?:all|every|each)\b|\b(?:their|his|her|my|our|[a-z]+'s?)\s+(?:[\w-]+\s+){0,3}?"
+                   r"[a-z]+[^s\W]s\b", re.I)
 
 
 _TO = r"\b(?:to|as|into|onto|with)\s+(?:the\s+)?"
