@@ -151,9 +151,14 @@ def expand(found: Interpretation, text: str, *, interpreter: Interpreter, contex
     if read is None:
         return _none(found, "bulk", f"I could not tell which {record_type.lower()}s you mean, so I did nothing. "
                                     f"Ask me to list them first.")
-    records = _records(read, words, interpreter, context, reads, person, look, record_type)
-    if records is None:
+    looked = _records(read, words, interpreter, context, reads, person, look, record_type)
+    if looked is None:
         return _none(found, "bulk", "I could not look those records up, so I did nothing.")
+    records, read = looked
+    unheeded = _unheeded(read, reads.get(read.action), words, context, person)
+    if unheeded:
+        return _none(found, "bulk", f"I could not tell which {record_type.lower()}s you mean ({unheeded} did not "
+                                    "fit one reading), so I did nothing. Ask me to list them first.")
     chosen = narrow(records, words, context.now)
     kind = record_type.lower()
     if not chosen:
@@ -246,10 +251,34 @@ def _destined(step: ProposedStep, action: Action, rp: tuple[str, str], text: str
     return None
 
 
+def _unheeded(read: ProposedStep, action: Action, words: str, context: Context, person: Person) -> str:
+    """What the request says of the records that the read leaves out, or "" when it heeds every word: each
+    choice it names ("in progress", "done") must be the read's one value for that choice, and each colleague
+    it names the read's value for a person. Acting on more records than were meant is worse than asking."""
+    low = words.lower()
+    for p in params_of(action):
+        if p.kind != "enum":
+            continue
+        named = {value for value, labels in ({v: [v] for v in p.enum} | p.labels).items()
+                 for label in [value, *labels] if re.search(r"\b" + re.escape(label.lower()) + r"\b", low)}
+        if named and (len(named) > 1 or read.args.get(p.name) not in named):
+            return " and ".join(sorted(named))
+    people = {str(v).lower() for p in params_of(action) if p.kind in ("person", "recipient")
+              for v in [read.args.get(p.name)] if v}
+    for other in context.directory or ():
+        if other.id == person.id:
+            continue
+        first = other.name.split()[0].lower() if other.name else other.id
+        if re.search(r"\b" + re.escape(first) + r"\b", low) and not people & {other.id.lower(),
+                                                                               other.email.lower()}:
+            return other.name
+    return ""
+
+
 def _records(read: ProposedStep, words: str, interpreter: Interpreter, context: Context, reads: Catalog,
-             person: Person, look: Look, record_type: str) -> list[Record] | None:
-    """The read's records of the type; a filter on the person themselves ("my") that no record of the
-    kind could meet is read as no filter (the words are read again without it)."""
+             person: Person, look: Look, record_type: str) -> tuple[list[Record], ProposedStep] | None:
+    """The read's records of the type, and the read that found them; a filter on the person themselves
+    ("my") that no record of the kind could meet is read as no filter (the words are read again without it)."""
     records = look(read.action, dict(read.args))
     if records is None:
         return None
@@ -259,9 +288,10 @@ def _records(read: ProposedStep, words: str, interpreter: Interpreter, context: 
         if alone is not None and not alone:
             again = _read_of(interpreter, _FIRST_PERSON.sub("", words), context, reads, person)
             if again is not None:
-                args = {k: v for k, v in again.args.items() if (again.mentions.get(k) or "").lower() not in _SELF}
-                records = look(again.action, args) or []
-    return [r for r in records if r.type == record_type]
+                read = again.model_copy(update={"args": {
+                    k: v for k, v in again.args.items() if (again.mentions.get(k) or "").lower() not in _SELF}})
+                records = look(read.action, dict(read.args)) or []
+    return [r for r in records if r.type == record_type], read
 
 
 def _none(found: Interpretation, reason: str, reply: str) -> Interpretation:
