@@ -58,25 +58,43 @@ def _record_param(action: Action) -> tuple[str, str] | None:
 
 
 def _verbs(action: Action) -> set[str]:
-    """The verbs an action is asked for by: its description's first word and what it names in brackets
-    ("Delete (cancel) a calendar event." -> delete, cancel), and its examples' first words."""
+    """The verbs an action is asked for by: its description's first word and the verbs it names in brackets
+    ("Delete (cancel) a calendar event." -> delete, cancel; "... (change its name or title)" -> change), and
+    its examples' first words."""
     out: set[str] = set()
     m = _VERB.match(action.description.strip())
     if m:
         out.add(m.group(1).lower())
         out.update(w.lower() for w in (m.group(2) or "").split())
+    out.update(v.lower() for v in re.findall(r"\(([a-z]{4,})(?:\)|\s+(?:its|it|the|them|their)\b)",
+                                             action.description))
     out.update(e.split()[0].lower() for e in action.examples if e.split())
     return out
+
+
+_CONTENT = re.compile(r"[a-z]{3,}", re.I)
+_STOP = frozenset("the and for with its who how what which this that from into onto are was has have".split())
+
+
+def _closest(actions: list[Action], text: str) -> list[Action]:
+    """The actions whose descriptions share the most words with the request ("change the name of ..." is
+    "Rename a calendar event (change its name or title)", not "Change how long a calendar event lasts")."""
+    said = {w.lower() for w in _CONTENT.findall(text)} - _STOP
+    scores = {a.name: len(said & ({w.lower() for w in _CONTENT.findall(a.description)} - _STOP)) for a in actions}
+    best = max(scores.values(), default=0)
+    return [a for a in actions if scores[a.name] == best]
 
 
 def _says(text: str, verbs: set[str]) -> bool:
     return bool(verbs & {w.lower() for w in re.findall(r"[a-z]+", text, re.I)})
 
 
-def _without(text: str, step: ProposedStep, keep: str) -> str:
-    """``text`` without the words of the step's values other than its record (with the "to"/"as" before
-    them): "move all of kofi's tasks that are in progress to in review" -> "... that are in progress"."""
-    out = text
+def _without(text: str, step: ProposedStep, keep: str, verbs: set[str]) -> str:
+    """``text`` without the change's verb and the words of its values other than its record (with the
+    "to"/"as" before them): "move all of kofi's tasks that are in progress to in review" -> "all of kofi's
+    tasks that are in progress": the words that say which records."""
+    out = re.sub(r"\b(?:" + "|".join(re.escape(v) for v in sorted(verbs)) + r")\b", " ", text, count=1,
+                 flags=re.I) if verbs else text
     for name, words in step.mentions.items():
         if name == keep or not words or words.lower() in _SELF:
             continue
@@ -132,21 +150,24 @@ def _read_of(interpreter: Interpreter, text: str, context: Context, reads: Catal
              person: Person) -> ProposedStep | None:
     if not len(reads):
         return None
-    found = interpreter.interpret(text, context, reads, person)
-    return next((s for s in found.steps if s.action in reads), None) if found.kind == "plan" else None
+    found = interpreter.interpret(text, context, reads, person)  # "which action?" with a read is that read
+    return next((s for s in found.steps if s.action in reads), None) if found.kind in ("plan", "question") \
+        and found.param is None else None
 
 
 def expand(found: Interpretation, text: str, *, interpreter: Interpreter, context: Context, catalog: Catalog,
            person: Person, look: Look) -> Interpretation:
     """``found``, or, for a request about many records, the plan of one step per record (or no action, or a
     question), found by reads as the person."""
-    write = _the_write(found, text, interpreter, context, catalog, person)
-    if write is None:
+    position = _position(text, context.now)
+    write = _the_write(found, text, interpreter, context, catalog, person) if position is None else \
+        _positioned_write(found, text, interpreter, context, catalog, person)
+    if write is None or (position is not None and not _names(position[1], write[1], catalog)):
         return found
     step, action, (param, record_type) = write
     prefix = action.name.split(".")[0] + "."
     reads = Catalog([a for a in catalog if not a.is_write and a.name.startswith(prefix)])
-    words = _without(text, step, param)
+    words = _without(text, step, param, _verbs(action))
     read = _read_of(interpreter, words, context, reads, person)
     if read is None:
         return _none(found, "bulk", f"I could not tell which {record_type.lower()}s you mean, so I did nothing. "
@@ -161,6 +182,8 @@ def expand(found: Interpretation, text: str, *, interpreter: Interpreter, contex
                                     "fit one reading), so I did nothing. Ask me to list them first.")
     chosen = narrow(records, words, context.now)
     kind = record_type.lower()
+    if position is not None:
+        chosen = _at(chosen, position[0], context.now)
     if not chosen:
         return _none(found, "bulk", f"No {kind} matches that, so there is nothing to change.")
     if len(chosen) > LIMIT:
@@ -174,6 +197,74 @@ def expand(found: Interpretation, text: str, *, interpreter: Interpreter, contex
         f"{r.title or r.id} ({r.id})" for r in chosen[:10]) + ("..." if len(chosen) > 10 else "") + "."
     return found.model_copy(update={"kind": "plan", "reason": "bulk", "reply": None, "steps": steps,
                                     "withheld": [], "notice": notice})
+
+
+# "my first meeting on December 13", "the last event on Dec 19", "my next meeting with sofia", "nadia's
+# latest email": one record picked by its place in time among those the words list.
+_POSITIONS = {"first": "first", "earliest": "first", "oldest": "first", "last": "last", "latest": "last",
+              "newest": "last", "most recent": "last", "next": "next", "upcoming": "next",
+              "previous": "previous"}
+_POSITION = re.compile(r"\b(?:my|the|his|her|their|our|[a-z]+'s?)\s+(" + "|".join(_POSITIONS) +
+                       r")\s+([a-z]+)", re.I)
+
+
+def _position(text: str, now: datetime) -> tuple[str, str] | None:
+    """(first | last | next | previous, the noun it picks: "meeting") when the request picks one record by
+    its place in time; a position inside a date ("last 5 days", "next Friday") is the date's."""
+    dates = find_dates(text, now)
+    for m in _POSITION.finditer(text):
+        if not any(d.start <= m.start(1) < d.end for d in dates):
+            return _POSITIONS[m.group(1).lower()], m.group(2).lower()
+    return None
+
+
+def _names(noun: str, action: Action, catalog: Catalog) -> bool:
+    """Does ``noun`` ("meeting", "event", "email") name the records ``action`` changes: its record type,
+    or a word of the descriptions and examples of its system's actions ("Show calendar events (meetings)")?"""
+    rp = _record_param(action)
+    prefix = action.name.split(".")[0] + "."
+    words = {rp[1].lower()} if rp else set()
+    for a in catalog:
+        if a.name.startswith(prefix):
+            words |= {w.lower().rstrip("s") for w in _CONTENT.findall(" ".join([a.description, *a.examples]))}
+    return noun.rstrip("s") in words
+
+
+def _at(records: list[Record], position: str, now: datetime) -> list[Record]:
+    """The one record at ``position`` in time (by each record's own date), or none."""
+    dated = sorted(((d, r) for r in records if (d := _when(r)) is not None), key=lambda x: x[0])
+    naive = now.replace(tzinfo=None)
+    if position == "next":
+        dated = [x for x in dated if x[0] >= naive]
+    elif position == "previous":
+        dated = [x for x in dated if x[0] < naive]
+    if not dated:
+        return []
+    return [dated[0][1] if position in ("first", "next") else dated[-1][1]]
+
+
+def _positioned_write(found: Interpretation, text: str, interpreter: Interpreter, context: Context,
+                      catalog: Catalog, person: Person) -> tuple[ProposedStep, Action, tuple[str, str]] | None:
+    """The change asked of the record a position picks: among the writes over one record whose verb the
+    request says, the one the interpreter proposed, else the one it proposes over those alone."""
+    if is_question(text, catalog) or found.kind == "reply":
+        return None
+    said = [a for a in catalog if a.is_write and _record_param(a) is not None and _says(text, _verbs(a))]
+    if not said:
+        return None
+    for step in [*found.steps, *found.withheld]:
+        action = next((a for a in said if a.name == step.action), None)
+        if action is not None:
+            rp = _record_param(action)
+            return _destined(step, action, rp, text, interpreter, context, person) if rp else None
+    said = _closest(said, text)
+    again = interpreter.interpret(text, context, Catalog(said), person)
+    proposed = next((s for s in [*again.steps, *again.withheld] if s.action in {a.name for a in said}), None)
+    if proposed is None:
+        return None
+    action = catalog.get(proposed.action)
+    rp = _record_param(action)
+    return _destined(proposed, action, rp, text, interpreter, context, person) if rp else None
 
 
 def _the_write(found: Interpretation, text: str, interpreter: Interpreter, context: Context, catalog: Catalog,

@@ -390,9 +390,13 @@ class Pipeline:
         audited with the turn, answering only with records the person may read. None when the read is
         unclear (a name matched several) or not allowed; then nothing is read."""
         reader = self.reader(turn.person)
-        step = self._prepare(turn.person, 0, Request(action, args), turn.focus, reader)
+        try:
+            step = self._prepare(turn.person, 0, Request(action, args), turn.focus, reader)
+        except RequestError as exc:  # a name that matches nobody, an invalid value: nothing to read
+            turn.prelude.append(turn.event("call", "skipped", action, request=args, error=exc.message))
+            return None
         if step.action.is_write or step.grounded.question or step.decision is None or not step.decision.allowed:
-            turn.prelude.append(turn.event("lookup", "skipped", action, request=args))
+            turn.prelude.append(turn.event("call", "skipped", action, request=args))
             return None
         records = reader.keep(self.ws.connector(step.action.connector).read_as(
             step.action.operation, step.args, origin={"actor": turn.person.id, "conversation": turn.conversation,
