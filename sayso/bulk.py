@@ -151,8 +151,13 @@ def _read_of(interpreter: Interpreter, text: str, context: Context, reads: Catal
     if not len(reads):
         return None
     found = interpreter.interpret(text, context, reads, person)  # "which action?" with a read is that read
-    return next((s for s in found.steps if s.action in reads), None) if found.kind in ("plan", "question") \
+    step = next((s for s in found.steps if s.action in reads), None) if found.kind in ("plan", "question") \
         and found.param is None else None
+    if step is None:
+        return None
+    positional = {k for k, v in step.mentions.items() if v.lower() in _POSITIONS}  # "the last event": no name
+    return step.model_copy(update={"args": {k: v for k, v in step.args.items() if k not in positional},
+                                   "mentions": {k: v for k, v in step.mentions.items() if k not in positional}})
 
 
 def expand(found: Interpretation, text: str, *, interpreter: Interpreter, context: Context, catalog: Catalog,
@@ -195,6 +200,21 @@ def expand(found: Interpretation, text: str, *, interpreter: Interpreter, contex
                           confidence=step.confidence) for r in chosen]
     notice = f"That is {len(steps)} {kind}{'s' if len(steps) != 1 else ''}: " + ", ".join(
         f"{r.title or r.id} ({r.id})" for r in chosen[:10]) + ("..." if len(chosen) > 10 else "") + "."
+    missing = next((p for p in params_of(action) if p.required and p.name not in steps[0].args), None)
+    said = _destination(text) if missing is not None and missing.kind in ("text", "name") else None
+    if missing is not None and said:  # "... the last event on December 19 to casual catch-up"
+        steps = [s.model_copy(update={"args": {**s.args, missing.name: said},
+                                      "mentions": {**s.mentions, missing.name: said}}) for s in steps]
+        missing = None
+    if missing is not None:  # the change's new value was not said: ask for it (of one record), never guess
+        if len(steps) > 1:
+            return _none(found, "bulk", f"{notice} Say the new {missing.name} in the same request, and I will "
+                                        "change them all.")
+        return found.model_copy(update={
+            "kind": "question", "reason": "bulk", "reply": None, "steps": steps, "withheld": [], "notice": notice,
+            "param": missing.name, "options": [],
+            "question": f"What is the {missing.name}?" + (f" ({missing.description})" if missing.description
+                                                          else "")})
     return found.model_copy(update={"kind": "plan", "reason": "bulk", "reply": None, "steps": steps,
                                     "withheld": [], "notice": notice})
 
@@ -252,12 +272,12 @@ def _positioned_write(found: Interpretation, text: str, interpreter: Interpreter
     said = [a for a in catalog if a.is_write and _record_param(a) is not None and _says(text, _verbs(a))]
     if not said:
         return None
+    said = _closest(said, text)
     for step in [*found.steps, *found.withheld]:
         action = next((a for a in said if a.name == step.action), None)
         if action is not None:
             rp = _record_param(action)
             return _destined(step, action, rp, text, interpreter, context, person) if rp else None
-    said = _closest(said, text)
     again = interpreter.interpret(text, context, Catalog(said), person)
     proposed = next((s for s in [*again.steps, *again.withheld] if s.action in {a.name for a in said}), None)
     if proposed is None:
@@ -317,6 +337,17 @@ def _listed(found: Interpretation, text: str, interpreter: Interpreter, context:
 # "all of kofi's tasks", "every lead", "their in progress tasks", "my meetings on Friday": many records.
 _MANY = re.compile(r"\b(?:all|every|each)\b|\b(?:their|his|her|my|our|[a-z]+'s?)\s+(?:[\w-]+\s+){0,3}?"
                    r"[a-z]+[^s\W]s\b", re.I)
+
+
+_DESTINATION = re.compile(r"\bto\s+(?!(?:the|a|an|my|his|her|their|in|on)\b)([^.?!,;:'\"]+?)\s*(?:,?\s*please)?"
+                          r"\s*[.?!]?\s*$", re.I)
+
+
+def _destination(text: str) -> str | None:
+    """The words after the last "to" that end the request: the new value of a change whose words the
+    interpreter did not take ("change the name of the last event on December 19 to casual catch-up")."""
+    m = _DESTINATION.search(text.strip())
+    return m.group(1).strip() if m and " to " not in f" {m.group(1)} " else None
 
 
 _TO = r"\b(?:to|as|into|onto|with)\s+(?:the\s+)?"

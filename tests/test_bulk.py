@@ -255,13 +255,14 @@ class _Proposes:
 
     name, version = "fixed-model", "1"
 
-    def __init__(self, step: ProposedStep) -> None:
-        self.step = step
+    def __init__(self, step: ProposedStep, read: ProposedStep | None = None) -> None:
+        self.step, self.read = step, read
 
     def interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
-        if self.step.action not in catalog:
-            return Interpretation(kind="none", reason="out_of_scope", trust="model")
-        return Interpretation(kind="plan", trust="model", steps=[self.step])
+        for step in (self.step, self.read):
+            if step is not None and step.action in catalog:
+                return Interpretation(kind="plan", trust="model", steps=[step])
+        return Interpretation(kind="none", reason="out_of_scope", trust="model")
 
 
 def test_a_models_single_change_for_many_records_is_not_run_on_one(atlas: Path) -> None:
@@ -303,3 +304,71 @@ def test_narrow_by_day_time_range_future_and_overdue() -> None:
                                                                "2023-12-04 10:00"]
     assert ids(narrow(records, "overdue ones", NOW)) == ["2023-12-04 10:00"]
     assert narrow(records, "all of them", NOW) == records
+
+
+def _events(root: Path) -> dict[str, tuple[str, str]]:
+    return {r[0]: (r[1], r[2]) for r in _rows(root, "select event_id, event_name, event_start from calendar_events")}
+
+
+NEXT = [  # raj's next meeting is 00000001 (Dec 1, 09:00); 00000005 is past, 00000003 and 00000004 later
+    "Cancel my next meeting with raj",
+    "cancel my next meeting with raj please",
+    "I need to cancel my next meeting with raj. Can you do that for me please?",
+    "could you cancel my upcoming meeting with raj?",
+    "please delete my next meeting with raj",
+    "Can you cancel my next meeting with raj",
+]
+
+
+@pytest.mark.parametrize("text", NEXT)
+def test_a_position_picks_one_record_by_its_time(atlas: Path, text: str) -> None:
+    chat, ws = _chat(atlas)
+    try:
+        before = _events(atlas)
+        asked = chat.say("sam", text)
+        if asked.status.value == "needs_confirmation":
+            assert [s.args["event"] for s in asked.steps] == ["00000001"], asked.reply
+            chat.say("sam", "yes", conversation=asked.conversation)
+        after = _events(atlas)
+        assert after in (before, {k: v for k, v in before.items() if k != "00000001"}), text
+        assert text != NEXT[0] or "00000001" not in after
+    finally:
+        ws.close()
+
+
+def test_the_last_record_on_a_day_and_the_latest_email(atlas: Path) -> None:
+    chat, ws = _chat(atlas)
+    try:
+        done = chat.say("sam", "Change the name of the last event on December 1 to wrap up")
+        assert done.status.value == "executed", done.reply
+        assert _events(atlas)["00000003"][0] == "wrap up" and _events(atlas)["00000002"][0] == "review"
+        asked = chat.say("sam", "Delete my last email from yuki")
+        assert [s.args["email"] for s in asked.steps] == ["00000002"], asked.reply
+    finally:
+        ws.close()
+
+
+def test_a_position_over_another_kind_of_record_is_not_taken_for_this_one(atlas: Path) -> None:
+    chat, ws = _chat(atlas)
+    try:
+        before = _rows(atlas, "select * from emails")
+        chat.say("sam", "Send an email to attendees of the first event on December 1. Title it with the event "
+                        "name and tell them 'Remember to attend this event.'")
+        assert _rows(atlas, "select * from emails where inbox_outbox = 'inbox'") == before
+    finally:
+        ws.close()
+
+
+def test_a_models_record_for_a_position_is_replaced_by_the_one_at_that_position(atlas: Path) -> None:
+    wrong = ProposedStep(action="calendar.delete_event", args={"event": "00000004"}, confidence=0.9)
+    chat, ws = _chat(atlas, _Proposes(wrong))
+    try:
+        before = _events(atlas)
+        said = chat.say("sam", "cancel my next meeting with raj")  # no read of which meetings: nothing
+        assert said.status.value == "no_action" and _events(atlas) == before, said.reply
+        chat = Chat(chat.pipeline, _Proposes(wrong, ProposedStep(  # type: ignore[arg-type]
+            action="calendar.find_events", args={"participant": "raj.patel"}, mentions={"participant": "raj"})))
+        asked = chat.say("sam", "cancel my next meeting with raj")
+        assert [s.args["event"] for s in asked.steps] == ["00000001"], asked.reply
+    finally:
+        ws.close()
