@@ -43,6 +43,7 @@ Look = Callable[[str, dict[str, object]], list[Record] | None]
 _FIRST_PERSON = re.compile(r"\b(?:my|mine|our|ours)\b\s*", re.I)
 _SELF = frozenset({"my", "me", "mine", "our", "ours", "i", "we", "us"})
 _OVERDUE = re.compile(r"\b(?:overdue|past due|past their (?:deadline|due date)|late)\b", re.I)
+_FINISHED = frozenset({"completed", "complete", "done", "finished", "closed", "resolved", "cancelled", "canceled"})
 _FUTURE = re.compile(r"\b(?:future|upcoming|coming up|remaining|still to come)\b", re.I)
 _BEFORE = re.compile(r"\b(?:before|earlier than|until|till)\s*$", re.I)
 _AFTER = re.compile(r"\b(?:after|later than|from)\s*$", re.I)
@@ -117,14 +118,16 @@ def _when(record: Record, names: tuple[str, ...] = ()) -> datetime | None:
 
 
 def narrow(records: list[Record], text: str, now: datetime) -> list[Record]:
-    """The records that fit what a read's parameters cannot say: "overdue" (a due date before today),
+    """The records that fit what a read's parameters cannot say: "overdue" (a due date before today, not
+    finished),
     "future" / "upcoming" (dated from now on), a day ("on Friday"), a time of day ("after 11", "before 2pm")
     and a range ("in the last 5 days"), against each record's own date."""
     today = now.date()
     naive_now = now.replace(tzinfo=None)
     keep = list(records)
-    if _OVERDUE.search(text):
-        keep = [r for r in keep if (d := _when(r, ("due", "deadline"))) is not None and d.date() < today]
+    if _OVERDUE.search(text):  # past its due date and not finished
+        keep = [r for r in keep if (d := _when(r, ("due", "deadline"))) is not None and d.date() < today
+                and not any(isinstance(v, str) and v.strip().lower() in _FINISHED for v in r.attrs.values())]
     if _FUTURE.search(text):
         keep = [r for r in keep if (d := _when(r)) is not None and d >= naive_now]
     day: date | None = None

@@ -23,9 +23,9 @@ from pydantic import BaseModel, Field, PrivateAttr
 from sqlalchemy import bindparam, insert, select, update
 
 from . import reply as replies
-from .bulk import expand
 from .catalog import Tier
 from .clock import Clock
+from .conditions import settle
 from .connectors import Record
 from .directory import Person
 from .errors import SaysoError, UnknownConversation
@@ -267,7 +267,7 @@ class Chat:
         with span("interpret", interpreter=self.interpreter.name, conversation=turn.conversation):
             found = self.interpreter.interpret(text, context, self.ws.catalog, turn.person)
         found = decline_guesses(found, text, self.ws.catalog)  # whichever interpreter proposed it
-        found = expand(found, text, interpreter=self.interpreter, context=context, catalog=self.ws.catalog,
+        found = settle(found, text, interpreter=self.interpreter, context=context, catalog=self.ws.catalog,
                        person=turn.person, look=lambda action, args: self.pipeline.look(turn, action, args))
         first = found.steps[0].action if found.steps else None
         turn.prelude.append(turn.event("interpretation", found.kind, first, **found.audit()))
