@@ -45,6 +45,7 @@ _SELF = frozenset({"my", "me", "mine", "our", "ours", "i", "we", "us"})
 _OVERDUE = re.compile(r"\b(?:overdue|past due|past their (?:deadline|due date)|late)\b", re.I)
 _FINISHED = frozenset({"completed", "complete", "done", "finished", "closed", "resolved", "cancelled", "canceled"})
 _FUTURE = re.compile(r"\b(?:future|upcoming|coming up|remaining|still to come)\b", re.I)
+_SINCE = re.compile(r"\b(?:since|from|after|starting)\s*(?:on\s+)?$", re.I)
 _BEFORE = re.compile(r"\b(?:before|earlier than|until|till)\s*$", re.I)
 _AFTER = re.compile(r"\b(?:after|later than|from)\s*$", re.I)
 _VERB = re.compile(r"^([a-z]+)(?:\s*\(([a-z ]+)\))?", re.I)
@@ -105,8 +106,10 @@ def _without(text: str, step: ProposedStep, keep: str, verbs: set[str]) -> str:
 
 
 def _when(record: Record, names: tuple[str, ...] = ()) -> datetime | None:
-    """The record's date: the first attribute (of ``names`` when given) holding an ISO date or date-time."""
-    for key, value in record.attrs.items():
+    """The record's date: the first attribute (of ``names`` when given) holding an ISO date or date-time, else
+    its id or title when that is one (a day of analytics is its date)."""
+    items = list(record.attrs.items()) + ([] if names else [("id", record.id), ("title", record.title)])
+    for key, value in items:
         if names and not any(n in key.lower() for n in names):
             continue
         if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}", value):
@@ -120,8 +123,9 @@ def _when(record: Record, names: tuple[str, ...] = ()) -> datetime | None:
 def narrow(records: list[Record], text: str, now: datetime) -> list[Record]:
     """The records that fit what a read's parameters cannot say: "overdue" (a due date before today, not
     finished),
-    "future" / "upcoming" (dated from now on), a day ("on Friday"), a time of day ("after 11", "before 2pm")
-    and a range ("in the last 5 days"), against each record's own date."""
+    "future" / "upcoming" (dated from now on), a day ("on Friday"), a start ("since November 1", a date that
+    has been), a time of day ("after 11", "before 2pm") and a range ("in the last 5 days"), against each
+    record's own date."""
     today = now.date()
     naive_now = now.replace(tzinfo=None)
     keep = list(records)
@@ -135,6 +139,10 @@ def narrow(records: list[Record], text: str, now: datetime) -> list[Record]:
         before = text[:span.start]
         if span.kind == "date" and isinstance(span.value, date):
             day = span.value
+            if _SINCE.search(before):  # "since November 1": from then on, a date that has been
+                start = day if day <= today else day.replace(year=day.year - 1)
+                keep = [r for r in keep if (d := _when(r)) is not None and d.date() >= start]
+                continue
             keep = [r for r in keep if (d := _when(r)) is not None and d.date() == day]
         elif span.kind == "range" and isinstance(span.value, tuple):
             start, end = span.value

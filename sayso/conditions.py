@@ -29,8 +29,10 @@ from .bulk import Look, expand, narrow
 from .catalog import Catalog
 from .connectors import Record
 from .directory import Person
+from .instructions.triggers import looks_back
 from .interpreter import Context, Interpretation, Interpreter, ProposedStep
-from .interpreter.guesses import decline_guesses
+from .interpreter.guesses import _CONDITION, decline_guesses
+from .interpreter.questions import is_question
 from .interpreter.values import find_dates
 
 __all__ = ["evaluate", "settle", "split"]
@@ -43,7 +45,7 @@ _ELSE = re.compile(r"(?:[.;,]\s*|\s+)(?:otherwise|if not|else|if it (?:isn'?t|wa
 _CHECK = re.compile(r"^\s*(?:(?:can|could|would) you\s+)?(?:please\s+)?(?:check|see|find out|look)\s+(?:if|whether)\s+"
                     r"|^\s*(?:i think|i believe|i suspect|maybe|perhaps)\s+", re.I)
 _MIGHT = re.compile(r"\b(?:might|may|could)\s+have\s+been\b", re.I)
-_CMP = re.compile(r"\b(?P<op>more|greater|higher|above|over|less|fewer|lower|below|under)\s+than\s+"
+_CMP = re.compile(r"\b(?P<op>(?:more|greater|higher|less|fewer|lower)\s+than|above|over|below|under)\s+"
                   r"(?P<n>-?\d+(?:\.\d+)?)\b(?!\s*(?:%|percent|per cent))", re.I)
 _RELATIVE = re.compile(r"%|\bpercent\b|\bper cent\b|\bthan (?:it|they) (?:was|were|did)\b|\bprevious\b", re.I)
 _NEGATED = re.compile(r"\b(?:hasn'?t|haven'?t|hadn'?t|didn'?t|doesn'?t|don'?t|isn'?t|aren'?t|wasn'?t|not|no|"
@@ -70,7 +72,7 @@ def split(text: str) -> tuple[str, str, str] | None:
             end = re.search(r"[.?!;]\s|$", after)
             condition, then = after[:end.start() if end else len(after)], before
         else:
-            comma = re.search(r",\s*(?:then\s+)?", after)
+            comma = re.search(r",\s*(?:then\s+)?|\s+then\s+", after)
             if comma is None:
                 return None
             condition, then = after[:comma.start()], after[comma.end():]
@@ -111,7 +113,7 @@ def evaluate(condition: str, records: list[Record], now: datetime) -> tuple[bool
     if not scored or scored[0][0] < 70 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
         return None, "I could not tell which figure it is about"
     attr, threshold = scored[0][1], float(cmp.group("n"))
-    above = cmp.group("op").lower() in ("more", "greater", "higher", "above", "over")
+    above = cmp.group("op").lower().split()[0] in ("more", "greater", "higher", "above", "over")
     values = [(v, r) for r in kept if (v := _number(r.attrs.get(attr))) is not None]
     if not values:
         return None, f"there is no {attr.replace('_', ' ')} to compare"
@@ -127,7 +129,9 @@ def settle(found: Interpretation, text: str, *, interpreter: Interpreter, contex
            person: Person, look: Look) -> Interpretation:
     """``found``, with a condition evaluated now (then what to do, or nothing), or a request about many
     records expanded (:func:`sayso.bulk.expand`)."""
-    if found.kind == "none" and found.reason == "condition":
+    if (found.kind == "none" and found.reason == "condition") or (
+            found.kind == "plan" and not any(catalog.get(s.action).is_write for s in found.steps if s.action in catalog)
+            and _CONDITION.search(text) and not is_question(text, catalog)):
         return _conditional(found, text, interpreter=interpreter, context=context, catalog=catalog,
                             person=person, look=look)
     return expand(found, text, interpreter=interpreter, context=context, catalog=catalog, person=person,
@@ -140,8 +144,8 @@ def _conditional(found: Interpretation, text: str, *, interpreter: Interpreter, 
     if parts is None:
         return found
     condition, then, otherwise = parts
-    if _FUTURE.search(condition) or any(_ahead(span.value, context.now) for span in find_dates(condition,
-                                                                                              context.now)):
+    if _FUTURE.search(condition) or (not looks_back(condition) and any(
+            _ahead(span.value, context.now) for span in find_dates(condition, context.now))):
         return found  # about the future: a standing instruction's, not now's
     reads = Catalog([a for a in catalog if not a.is_write])
     asked = interpreter.interpret(condition, context, reads, person)
@@ -155,7 +159,7 @@ def _conditional(found: Interpretation, text: str, *, interpreter: Interpreter, 
     todo = then if holds else otherwise
     verdict = f"I checked {condition!r}: {'yes' if holds else 'no'} ({said})"
     if not todo:
-        return found.model_copy(update={"reason": "condition", "withheld": [],
+        return found.model_copy(update={"kind": "none", "reason": "condition", "withheld": [], "steps": [],
                                         "reply": f"{verdict}, so I did nothing."})
     todo = _named(todo, read)
     proposed = decline_guesses(interpreter.interpret(todo, context, catalog, person), todo, catalog)
@@ -183,6 +187,7 @@ def _ahead(value: object, now: datetime) -> bool:
 
 
 def _declined(found: Interpretation, condition: str, why: str) -> Interpretation:
-    return found.model_copy(update={"withheld": [], "reply": f"That asks me to act only if {condition!r}, and "
-                                    f"{why}, so I did nothing. Ask me to show what it depends on, then tell me "
-                                    "what to do."})
+    reply = (f"That asks me to act only if {condition!r}, and {why}, so I did nothing. Ask me to show what it "
+             "depends on, then tell me what to do.")
+    return found.model_copy(update={"kind": "none", "reason": "condition", "steps": [], "withheld": [],
+                                    "question": None, "param": None, "options": [], "reply": reply})
