@@ -345,6 +345,9 @@ class Chat:
         steps: list[dict[str, Any]] = [{"action": s.action, "args": dict(s.args)} for s in found.steps]
         if found.kind == "question":
             param = found.param
+            denied = self.pipeline.never(turn, steps[-1]["action"], steps[-1]["args"]) if param and steps else None
+            if denied is not None:  # permission before questions: no answer could make it allowed
+                return denied
             if param is not None and steps:
                 self.ws.catalog.get(steps[-1]["action"]).check_given(steps[-1]["args"])
                 check_names(self.ws.catalog.get(steps[-1]["action"]), steps[-1]["args"],

@@ -384,6 +384,21 @@ class Pipeline:
         return Checked(step.action, step.args, step.tier, step.decision, step.verdict, step.grounded.question,
                        list(step.grounded.records.values()))
 
+    def never(self, turn: _Turn, action: str, args: dict[str, Any]) -> TurnResult | None:
+        """The turn denied, when no value of the arguments still missing could let the person do ``action``
+        (no permit for it can apply to their role): said before any question about those arguments."""
+        decision = self.ws.policies.never(principal=turn.person, action=action, directory=self.ws.directory)
+        if decision is None:
+            return None
+        events = [turn.event("turn", "received", request=turn.request), *turn.prelude,
+                  turn.event("decision", "deny", action, rule=decision.rule, reason=decision.reason,
+                             policy_hash=decision.policy_hash, args=args, missing=True),
+                  turn.event("turn", TurnStatus.DENIED.value, action, rule=decision.rule, reason=decision.reason)]
+        self.close(turn, events)
+        return TurnResult(status=TurnStatus.DENIED, reply=f"Not done: {decision.reason} (rule {decision.rule})",
+                          rule=decision.rule, steps=[StepResult(action=action, args=args, risk="none",
+                                                                status=StepStatus.SKIPPED)])
+
     def look(self, turn: _Turn, action: str, args: dict[str, Any]) -> list[Record] | None:
         """Run one read of ``action`` for the turn's person, before the turn's plan is made (the records a
         condition or a request about many records depends on): validated, grounded, decided like any step,
