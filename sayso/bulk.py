@@ -27,13 +27,13 @@ from datetime import date, datetime, time
 
 from .catalog import Action, Catalog
 from .connectors import Record
-from .directory import Person
+from .directory import Directory, Person
 from .interpreter import Context, Interpretation, Interpreter, ProposedStep
 from .interpreter.offline.schema import params_of
 from .interpreter.questions import is_question
 from .interpreter.values import find_dates
 
-__all__ = ["LIMIT", "expand", "narrow"]
+__all__ = ["LIMIT", "expand", "narrow", "spread"]
 
 LIMIT = 50
 """The most records one request about many changes; beyond it sayso asks to narrow the request."""
@@ -91,17 +91,19 @@ def _says(text: str, verbs: set[str]) -> bool:
     return bool(verbs & {w.lower() for w in re.findall(r"[a-z]+", text, re.I)})
 
 
-def _without(text: str, step: ProposedStep, keep: str, verbs: set[str]) -> str:
+def _without(text: str, step: ProposedStep, keep: str, verbs: set[str], others: list[str]) -> str:
     """``text`` without the change's verb and the words of its values other than its record (with the
     "to"/"as" before them): "move all of kofi's tasks that are in progress to in review" -> "all of kofi's
-    tasks that are in progress": the words that say which records."""
+    tasks that are in progress": the words that say which records. ``others`` are names that may follow a
+    value as more values ("to kofi and raj")."""
     out = re.sub(r"\b(?:" + "|".join(re.escape(v) for v in sorted(verbs)) + r")\b", " ", text, count=1,
                  flags=re.I) if verbs else text
     for name, words in step.mentions.items():
         if name == keep or not words or words.lower() in _SELF:
             continue
-        out = re.sub(r"(?:\b(?:to|as|into|for|with|saying|titled)\s+)?" + re.escape(words), " ", out, count=1,
-                     flags=re.I)
+        out = re.sub(r"(?:\b(?:to|as|into|for|with|saying|titled)\s+)?" + re.escape(words) +
+                     r"(?:(?:\s*,\s*|\s+and\s+|\s*&\s*)(?:" + "|".join(re.escape(o) for o in others) + r")\b)*",
+                     " ", out, count=1, flags=re.I)
     return re.sub(r"\s+", " ", out).strip()
 
 
@@ -183,7 +185,8 @@ def expand(found: Interpretation, text: str, *, interpreter: Interpreter, contex
     step, action, (param, record_type) = write
     prefix = action.name.split(".")[0] + "."
     reads = Catalog([a for a in catalog if not a.is_write and a.name.startswith(prefix)])
-    words = _without(text, step, param, _verbs(action))
+    others = [n for p in (context.directory or ()) for n in {p.id, p.name.split()[0].lower()} if n]
+    words = _without(text, step, param, _verbs(action), others or ["(?!)"])
     read = _read_of(interpreter, words, context, reads, person)
     if read is None:
         return _none(found, "bulk", f"I could not tell which {record_type.lower()}s you mean, so I did nothing. "
@@ -429,3 +432,60 @@ def _records(read: ProposedStep, words: str, interpreter: Interpreter, context: 
 
 def _none(found: Interpretation, reason: str, reply: str) -> Interpretation:
     return found.model_copy(update={"kind": "none", "reason": reason, "reply": reply, "steps": [], "withheld": []})
+
+
+_AND = re.compile(r"\s*(?:,\s*(?:and\s+|&\s*)?|\s+and\s+|\s*&\s*)(?:to\s+|with\s+)?", re.I)
+_TOKEN = re.compile(r"[\w.@'-]+")
+
+
+def spread(found: Interpretation, text: str, catalog: Catalog, directory: Directory | None) -> Interpretation:
+    """Several values said for one value ("email nadia and kofi", "move tasks 00000012 and 00000013 to
+    done") become several steps, one per value, when the interpreter took the first alone: a colleague after
+    a colleague, an id after an id of the same pattern. Nothing else is split."""
+    if found.kind not in ("plan", "question") or not found.steps:
+        return found
+    steps: list[ProposedStep] = []
+    for step in found.steps:
+        action = catalog.get(step.action) if step.action in catalog else None
+        more = _more(step, action, text, directory) if action is not None and action.is_write else None
+        if more is None:
+            steps.append(step)
+            continue
+        name, values = more
+        steps += [step.model_copy(update={"args": {**step.args, name: v}, "mentions": {**step.mentions, name: v}})
+                  for v in values]
+    if len(steps) == len(found.steps):
+        return found
+    return found.model_copy(update={"steps": steps})
+
+
+def _more(step: ProposedStep, action: Action, text: str, directory: Directory | None) -> tuple[str, list[object]] \
+        | None:
+    """The parameter said with more than one value, and its values (the first as the interpreter read it)."""
+    for p in params_of(action):
+        words = step.mentions.get(p.name)
+        if p.many or not words or p.kind not in ("person", "recipient", "record"):
+            continue
+        at = re.search(r"(?<![\w@.])" + re.escape(words) + r"(?![\w@])", text, re.I)
+        if at is None:
+            continue
+        values: list[object] = [step.args[p.name]]
+        rest = text[at.end():]
+        while (joint := _AND.match(rest)) is not None:
+            token = _TOKEN.match(rest, joint.end())
+            if token is None:
+                break
+            word = token.group(0).rstrip(".'")
+            if p.kind == "record":
+                if not (p.id_pattern and re.fullmatch(p.id_pattern, word)):
+                    break
+                values.append(word)
+            else:
+                people = directory.find(word) if directory is not None else []
+                if len(people) != 1:
+                    break
+                values.append(people[0].id)
+            rest = rest[token.end():]
+        if len(values) > 1:
+            return p.name, values
+    return None

@@ -25,7 +25,7 @@ from datetime import date, datetime
 
 from rapidfuzz import fuzz
 
-from .bulk import Look, expand, narrow
+from .bulk import Look, expand, narrow, spread
 from .catalog import Catalog
 from .connectors import Record
 from .directory import Person
@@ -134,8 +134,8 @@ def settle(found: Interpretation, text: str, *, interpreter: Interpreter, contex
             and _CONDITION.search(text) and not is_question(text, catalog)):
         return _conditional(found, text, interpreter=interpreter, context=context, catalog=catalog,
                             person=person, look=look)
-    return expand(found, text, interpreter=interpreter, context=context, catalog=catalog, person=person,
-                  look=look)
+    return spread(expand(found, text, interpreter=interpreter, context=context, catalog=catalog, person=person,
+                         look=look), text, catalog, context.directory)
 
 
 def _conditional(found: Interpretation, text: str, *, interpreter: Interpreter, context: Context,
@@ -163,8 +163,8 @@ def _conditional(found: Interpretation, text: str, *, interpreter: Interpreter, 
                                         "reply": f"{verdict}, so I did nothing."})
     todo = _named(todo, read)
     proposed = decline_guesses(interpreter.interpret(todo, context, catalog, person), todo, catalog)
-    done = expand(proposed, todo, interpreter=interpreter, context=context, catalog=catalog, person=person,
-                  look=look)
+    done = spread(expand(proposed, todo, interpreter=interpreter, context=context, catalog=catalog, person=person,
+                         look=look), todo, catalog, context.directory)
     notice = f"{verdict}, so: {todo}"
     return done.model_copy(update={"notice": f"{notice}\n{done.notice}" if done.notice else notice})
 

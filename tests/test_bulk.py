@@ -372,3 +372,29 @@ def test_a_models_record_for_a_position_is_replaced_by_the_one_at_that_position(
         assert [s.args["event"] for s in asked.steps] == ["00000001"], asked.reply
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize(("text", "arg", "values"), [
+    ("forward email 00000001 to kofi and raj", "to", ["kofi.mensah@atlas.com", "raj.patel@atlas.com"]),
+    ("please forward email 00000001 to kofi, raj and lena", "to",
+     ["kofi.mensah@atlas.com", "raj.patel@atlas.com", "lena.schmidt@atlas.com"]),
+    ("move tasks 00000001 and 00000002 to in review", "task", ["00000001", "00000002"]),
+    ("Forward the latest email from yuki to kofi and raj", "to", ["kofi.mensah@atlas.com", "raj.patel@atlas.com"]),
+])
+def test_several_values_become_several_steps(atlas: Path, text: str, arg: str, values: list[str]) -> None:
+    chat, ws = _chat(atlas)
+    try:
+        result = chat.say("sam", text)
+        assert [s.args[arg] for s in result.steps] == values, result.reply
+        assert result.status.value == "executed"
+    finally:
+        ws.close()
+
+
+def test_a_word_after_and_that_is_not_a_value_is_not_a_step(atlas: Path) -> None:
+    chat, ws = _chat(atlas)
+    try:
+        result = chat.say("sam", "forward email 00000001 to kofi and thanks")
+        assert [s.args["to"] for s in result.steps] == ["kofi.mensah@atlas.com"], result.reply
+    finally:
+        ws.close()
