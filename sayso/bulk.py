@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from .catalog import Action, Catalog
 from .connectors import Record
@@ -31,7 +31,7 @@ from .directory import Directory, Person
 from .interpreter import Context, Interpretation, Interpreter, ProposedStep
 from .interpreter.offline.schema import params_of
 from .interpreter.questions import is_question
-from .interpreter.values import find_dates
+from .interpreter.values import find_dates, find_durations
 
 __all__ = ["LIMIT", "expand", "narrow", "spread"]
 
@@ -164,6 +164,8 @@ def _read_of(interpreter: Interpreter, text: str, context: Context, reads: Catal
     if not len(reads):
         return None
     found = interpreter.interpret(text, context, reads, person)  # "which action?" with a read is that read
+    if found.kind == "none" and _FIRST_PERSON.search(text):  # "my meeting with raj": the meetings with raj
+        found = interpreter.interpret(_FIRST_PERSON.sub("", text), context, reads, person)
     step = next((s for s in found.steps if s.action in reads), None) if found.kind in ("plan", "question") \
         and found.param is None else None
     if step is None:
@@ -187,6 +189,8 @@ def expand(found: Interpretation, text: str, *, interpreter: Interpreter, contex
     reads = Catalog([a for a in catalog if not a.is_write and a.name.startswith(prefix)])
     others = [n for p in (context.directory or ()) for n in {p.id, p.name.split()[0].lower()} if n]
     words = _without(text, step, param, _verbs(action), others or ["(?!)"])
+    for span in reversed([d for d in find_durations(words) if re.search(r"\bby\s+$", words[:d.start], re.I)]):
+        words = words[:span.start].rstrip()[:-2] + words[span.end:]  # "by 2 hours" says how far, not which
     read = _read_of(interpreter, words, context, reads, person)
     if read is None:
         return _none(found, "bulk", f"I could not tell which {record_type.lower()}s you mean, so I did nothing. "
@@ -215,6 +219,13 @@ def expand(found: Interpretation, text: str, *, interpreter: Interpreter, contex
     notice = f"That is {len(steps)} {kind}{'s' if len(steps) != 1 else ''}: " + ", ".join(
         f"{r.title or r.id} ({r.id})" for r in chosen[:10]) + ("..." if len(chosen) > 10 else "") + "."
     missing = next((p for p in params_of(action) if p.required and p.name not in steps[0].args), None)
+    shift = _shift(text, context.now) if missing is not None and missing.kind == "datetime" else None
+    if missing is not None and shift is not None:  # "push back my first meeting ... by 2 hours"
+        shifted = [(s, d) for s, r in zip(steps, chosen, strict=True) if (d := _when(r)) is not None]
+        if len(shifted) == len(steps):
+            steps = [s.model_copy(update={"args": {**s.args, missing.name: (d + shift).isoformat()}})
+                     for s, d in shifted]
+            missing = None
     said = _destination(text) if missing is not None and missing.kind in ("text", "name") else None
     if missing is not None and said:  # "... the last event on December 19 to casual catch-up"
         steps = [s.model_copy(update={"args": {**s.args, missing.name: said},
@@ -353,6 +364,23 @@ _MANY = re.compile(r"\b(?:all|every|each)\b|\b(?:their|his|her|my|our|[a-z]+'s?)
                    r"[a-z]+[^s\W]s\b", re.I)
 
 
+_LATER = re.compile(r"\b(?:push(?:ed)?\s+back|delay|postpone|move|shift|push)\b", re.I)
+_EARLIER = re.compile(r"\b(?:bring|brought|pull|move|shift)\s+(?:\S+\s+){0,6}?(?:forward|earlier)\b|\bearlier\b",
+                      re.I)
+
+
+def _shift(text: str, now: datetime) -> timedelta | None:
+    """How far a change moves a record's time: "by 2 hours" later ("push back", "delay", "move"), or earlier
+    ("bring forward", "earlier"); None when no "by <duration>" is said."""
+    spans = [d for d in find_durations(text) if re.search(r"\bby\s+$", text[:d.start], re.I)]
+    if len(spans) != 1 or not isinstance(spans[0].value, int | float):
+        return None
+    minutes = timedelta(minutes=float(spans[0].value))
+    if _EARLIER.search(text):
+        return -minutes
+    return minutes if _LATER.search(text) else None
+
+
 _DESTINATION = re.compile(r"\bto\s+(?!(?:the|a|an|my|his|her|their|in|on)\b)([^.?!,;:'\"]+?)\s*(?:,?\s*please)?"
                           r"\s*[.?!]?\s*$", re.I)
 
@@ -380,9 +408,13 @@ def _destined(step: ProposedStep, action: Action, rp: tuple[str, str], text: str
         fewer = re.sub(r"\b" + re.escape(stray[1]) + r"(?:'s)?\b", " ", text, count=1, flags=re.I)
         again = interpreter.interpret(fewer, context, Catalog([action]), person)
         found = next((s for s in again.steps or again.withheld if s.action == action.name
-                      and s.args.get(stray[0]) not in (None, step.args.get(stray[0]))), None)
+                      and s.args.get(stray[0]) != step.args.get(stray[0])), None)
         if found is None:
             return None
+        if found.args.get(stray[0]) is None:  # said only as part of which record ("on December 4"): not a value
+            step = step.model_copy(update={"args": {k: v for k, v in step.args.items() if k != stray[0]},
+                                           "mentions": {k: v for k, v in step.mentions.items() if k != stray[0]}})
+            continue
         step = found.model_copy(update={"mentions": {**step.mentions, **found.mentions}})
     return None
 

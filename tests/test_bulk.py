@@ -398,3 +398,19 @@ def test_a_word_after_and_that_is_not_a_value_is_not_a_step(atlas: Path) -> None
         assert [s.args["to"] for s in result.steps] == ["kofi.mensah@atlas.com"], result.reply
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize(("text", "start"), [
+    ("move my first meeting with kofi on December 5 by 1 hour", "2023-12-05 13:00:00"),
+    ("please move my first meeting with kofi on December 5 by 30 minutes", "2023-12-05 12:30:00"),
+    ("move my first meeting with kofi on December 5 earlier by 30 minutes", "2023-12-05 11:30:00"),
+])
+def test_a_change_by_a_duration_moves_the_records_own_time(atlas: Path, text: str, start: str) -> None:
+    chat, ws = _chat(atlas)
+    try:
+        before = _events(atlas)
+        result = chat.say("sam", text)
+        assert result.status.value == "executed", result.reply
+        assert _events(atlas) == {**before, "00000006": (before["00000006"][0], start)}
+    finally:
+        ws.close()
