@@ -91,6 +91,13 @@ def _says(text: str, verbs: set[str]) -> bool:
     return bool(verbs & {w.lower() for w in re.findall(r"[a-z]+", text, re.I)})
 
 
+def _commands(text: str, verbs: set[str], obj: re.Pattern[str]) -> bool:
+    """Is one of ``verbs`` said besides the words naming the records ("cancel all my meetings"), not only as
+    a word of their description ("my open tickets" asks for a list)?"""
+    where = obj.search(text)
+    return where is not None and _says(text[:where.start()] + " " + text[where.end():], verbs)
+
+
 def _without(text: str, step: ProposedStep, keep: str, verbs: set[str], others: list[str]) -> str:
     """``text`` without the change's verb and the words of its values other than its record (with the
     "to"/"as" before them): "move all of kofi's tasks that are in progress to in review" -> "all of kofi's
@@ -258,6 +265,8 @@ def _position(text: str, now: datetime) -> tuple[str, str] | None:
     its place in time; a position inside a date ("last 5 days", "next Friday") is the date's."""
     dates = find_dates(text, now)
     for m in _POSITION.finditer(text):
+        if m.group(2).lower() in ("one", "ones"):  # "close the first one": the conversation's list, not a read
+            continue
         if not any(d.start <= m.start(1) < d.end for d in dates):
             return _POSITIONS[m.group(1).lower()], m.group(2).lower()
     return None
@@ -294,7 +303,8 @@ def _positioned_write(found: Interpretation, text: str, interpreter: Interpreter
     request says, the one the interpreter proposed, else the one it proposes over those alone."""
     if is_question(text, catalog) or found.kind == "reply":
         return None
-    said = [a for a in catalog if a.is_write and _record_param(a) is not None and _says(text, _verbs(a))]
+    said = [a for a in catalog if a.is_write and _record_param(a) is not None and _commands(text, _verbs(a),
+                                                                                           _POSITION)]
     if not said:
         return None
     said = _closest(said, text)
@@ -349,7 +359,7 @@ def _listed(found: Interpretation, text: str, interpreter: Interpreter, context:
     read = catalog.get(found.steps[0].action)
     prefix = read.name.split(".")[0] + "."
     said = [a for a in catalog if a.is_write and a.name.startswith(prefix) and a.connector == read.connector
-            and _record_param(a) is not None and _says(text, _verbs(a))]
+            and _record_param(a) is not None and _commands(text, _verbs(a), _MANY)]
     if len(said) != 1:
         return None
     again = interpreter.interpret(text, context, Catalog(said), person)

@@ -414,3 +414,17 @@ def test_a_change_by_a_duration_moves_the_records_own_time(atlas: Path, text: st
         assert _events(atlas) == {**before, "00000006": (before["00000006"][0], start)}
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("text", ["kofi's in progress tasks", "show all of kofi's tasks that are in progress",
+                                  "list every task of kofi's in the backlog", "my meetings on Friday after 11",
+                                  "what are all of kofi's tasks that are in progress?"])
+def test_a_list_of_many_records_only_reads(atlas: Path, text: str) -> None:
+    chat, ws = _chat(atlas)
+    try:
+        before, events = _tasks(atlas), _events(atlas)
+        result = chat.say("sam", text)
+        assert result.status.value in ("answered", "no_action", "needs_clarification"), result.reply
+        assert _tasks(atlas) == before and _events(atlas) == events
+    finally:
+        ws.close()
