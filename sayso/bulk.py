@@ -370,8 +370,8 @@ def _listed(found: Interpretation, text: str, interpreter: Interpreter, context:
 
 
 # "all of kofi's tasks", "every lead", "their in progress tasks", "my meetings on Friday": many records.
-_MANY = re.compile(r"\b(?:all|every|each)\b|\b(?:their|his|her|my|our|[a-z]+'s?)\s+(?:[\w-]+\s+){0,3}?"
-                   r"[a-z]+[^s\W]s\b", re.I)
+_MANY = re.compile(r"\b(?:all|every|each)\b(?:(?:\s+[\w'-]+){0,4}?\s+[a-z]+[^s\W]s\b)?|"
+                   r"\b(?:their|his|her|my|our|[a-z]+'s?)\s+(?:[\w-]+\s+){0,3}?[a-z]+[^s\W]s\b", re.I)
 
 
 _LATER = re.compile(r"\b(?:push(?:ed)?\s+back|delay|postpone|move|shift|push)\b", re.I)
