@@ -25,7 +25,7 @@ from datetime import date, datetime
 
 from rapidfuzz import fuzz
 
-from .bulk import Look, _when, expand, narrow, spread
+from .bulk import Look, expand, narrow, spread
 from .catalog import Catalog
 from .connectors import Record
 from .directory import Person
@@ -97,9 +97,6 @@ def _number(value: object) -> float | None:
 def evaluate(condition: str, records: list[Record], now: datetime) -> tuple[bool | None, str]:
     """Whether the condition holds over the records its read found, and what was found; None when these
     words do not say a test sayso can apply (then nothing is done)."""
-    change = _PERCENT.search(condition)
-    if change is not None:
-        return _relative(condition, change, records, now)
     if _RELATIVE.search(condition):
         return None, "it compares with another value (a percentage or another day), which I cannot check"
     kept = narrow(records, condition, now)
@@ -128,41 +125,6 @@ def evaluate(condition: str, records: list[Record], now: datetime) -> tuple[bool
     return bool(hits), said
 
 
-_PERCENT = re.compile(r"\b(?:more|greater) than\s+(?P<p>\d+(?:\.\d+)?)\s*(?:%|percent|per cent)\s+"
-                      r"(?P<dir>higher|lower|more|less|above|below)\s+than\s+(?:(?:it|they)\s+(?:was|were)\s+)?"
-                      r"(?:on\s+)?(?P<when>.+)$", re.I)
-
-
-def _attribute(subject: str, records: list[Record]) -> str | None:
-    """The numeric attribute of the records that ``subject`` names ("engaged users": engaged_users), when
-    one alone comes close."""
-    numeric = sorted({k for r in records for k, v in r.attrs.items() if _number(v) is not None})
-    scored = sorted(((fuzz.token_set_ratio(subject.lower(), k.replace("_", " ")), k) for k in numeric), reverse=True)
-    if not scored or scored[0][0] < 70 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
-        return None
-    return scored[0][1]
-
-
-def _relative(condition: str, change: re.Match[str], records: list[Record], now: datetime) -> tuple[bool | None,
-                                                                                                    str]:
-    """"engaged users is more than 5% lower than September 25": the latest day's figure against that day's."""
-    attr = _attribute(condition[:change.start()], records)
-    days = [d for d in find_dates(change.group("when"), now) if d.kind == "date" and isinstance(d.value, date)]
-    if attr is None or len(days) != 1:
-        return None, "I could not tell which figure, or which day, it compares with"
-    day = days[0].value if days[0].value <= now.date() else days[0].value.replace(year=days[0].value.year - 1)
-    dated = sorted(((d, r) for r in records if (d := _when(r)) is not None), key=lambda x: x[0])
-    base = next((_number(r.attrs.get(attr)) for d, r in dated if d.date() == day), None)
-    latest = _number(dated[-1][1].attrs.get(attr)) if dated else None
-    if base is None or latest is None:
-        return None, f"there is no {attr.replace('_', ' ')} for {day.isoformat()} to compare with"
-    factor = float(change.group("p")) / 100
-    up = change.group("dir").lower() in ("higher", "more", "above")
-    holds = latest > base * (1 + factor) if up else latest < base * (1 - factor)
-    return holds, (f"{attr.replace('_', ' ')} was {latest:g} on {dated[-1][0].date().isoformat()} against {base:g} "
-                   f"on {day.isoformat()}")
-
-
 def settle(found: Interpretation, text: str, *, interpreter: Interpreter, context: Context, catalog: Catalog,
            person: Person, look: Look) -> Interpretation:
     """``found``, with a condition evaluated now (then what to do, or nothing), or a request about many
@@ -183,26 +145,16 @@ def _conditional(found: Interpretation, text: str, *, interpreter: Interpreter, 
         return found
     condition, then, otherwise = parts
     if _FUTURE.search(condition) or (not looks_back(condition) and any(
-            _ahead(span.value, context.now) for span in find_dates(condition, context.now)
-            if not re.search(r"\bthan\s+(?:(?:it|they)\s+(?:was|were)\s+)?(?:on\s+)?$", condition[:span.start], re.I))):
-        return found  # about the future: a standing instruction's, not now's ("than November 18" has been)
-    candidates = [condition]
-    if re.match(r"^\s*(?:it|they)\b", condition, re.I):  # "make a chart of engaged users ... if it was ..."
-        first = interpreter.interpret(then, context, catalog, person)
-        candidates = [re.sub(r"^\s*(?:it|they)\b", w, condition, count=1, flags=re.I)
-                      for st in [*first.steps, *first.withheld] for w in st.mentions.values() if w] or candidates
+            _ahead(span.value, context.now) for span in find_dates(condition, context.now))):
+        return found  # about the future: a standing instruction's, not now's
     reads = Catalog([a for a in catalog if not a.is_write])
-    holds, said, read = None, "I could not find what it depends on", None
-    for candidate in candidates[:4]:
-        asked = interpreter.interpret(candidate, context, reads, person)
-        read = next((s for s in asked.steps if s.action in reads), None) if asked.kind == "plan" else None
-        records = look(read.action, dict(read.args)) if read is not None else None
-        if read is not None and records is not None:
-            holds, said = evaluate(candidate, records, context.now)
-            if holds is not None:
-                condition = candidate
-                break
-    if holds is None or read is None:
+    asked = interpreter.interpret(condition, context, reads, person)
+    read = next((s for s in asked.steps if s.action in reads), None) if asked.kind == "plan" else None
+    records = look(read.action, dict(read.args)) if read is not None else None
+    if read is None or records is None:
+        return _declined(found, condition, "I could not find what it depends on")
+    holds, said = evaluate(condition, records, context.now)
+    if holds is None:
         return _declined(found, condition, said)
     todo = then if holds else otherwise
     verdict = f"I checked {condition!r}: {'yes' if holds else 'no'} ({said})"
@@ -210,12 +162,6 @@ def _conditional(found: Interpretation, text: str, *, interpreter: Interpreter, 
         return found.model_copy(update={"kind": "none", "reason": "condition", "withheld": [], "steps": [],
                                         "reply": f"{verdict}, so I did nothing."})
     todo = _named(todo, read)
-    change = _PERCENT.search(condition)
-    if change is not None:  # "make a line plot of it since then": the figure and the day the condition named
-        subject = re.split(r"\s+(?:is|was|were|are|has been)\b", condition[:change.start()].strip())[0]
-        if subject.lower() not in ("it", "they", "this", "that"):
-            todo = re.sub(r"\bit\b", subject, todo, count=1)
-        todo = re.sub(r"\bsince then\b|\bover that period\b", "since " + change.group("when").strip(" .?"), todo)
     proposed = decline_guesses(interpreter.interpret(todo, context, catalog, person), todo, catalog)
     done = spread(expand(proposed, todo, interpreter=interpreter, context=context, catalog=catalog, person=person,
                          look=look), todo, catalog, context.directory)

@@ -79,9 +79,8 @@ def _sandbox(data: Path) -> None:
                      ("lena.schmidt", "Riley Smith", "Hardware", "Lead"),
                      ("lena.schmidt", "Quinn Lee", "Software", "Lead"),
                      ("raj.patel", "Jaden Martin", "Hardware", "Lead")], 1)]
-    analytics = [{"date_of_visit": day, "visitor_id": f"{i:04d}", "page_views": "3",
-                  "session_duration_seconds": "20", "traffic_source": "direct", "user_engaged": "True"}
-                 for i, day in enumerate(["2023-11-20", "2023-11-29", "2023-11-29", "2023-11-29"])]
+    analytics = [{"date_of_visit": "2023-11-20", "visitor_id": "0001", "page_views": "3",
+                  "session_duration_seconds": "20", "traffic_source": "direct", "user_engaged": "True"}]
     processed = data / "processed"
     _write(processed / "project_tasks.csv", tasks)
     _write(processed / "calendar_events.csv", events)

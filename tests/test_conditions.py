@@ -2,8 +2,8 @@
 done, or the "otherwise", or nothing, saying which and why; a condition sayso cannot evaluate changes nothing.
 Whichever interpreter proposed the plan: a model that proposes the change anyway gets the same treatment.
 
-The company is examples/workbench's on the small sandbox of tests/test_bulk.py (analytics: one visit on 2023-11-20,
-three on 2023-11-29), clock pinned to 2023-11-30.
+The company is examples/workbench's on the small sandbox of tests/test_bulk.py (one day of analytics, 2023-11-20,
+with one visit), clock pinned to 2023-11-30.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _plots(root: Path) -> int:
     return len(_rows(root, "select * from plots"))
 
 
-HOLDS = [  # one visit on Nov 20, three on Nov 29: "less than 5" holds, "more than 5" does not
+HOLDS = [  # one visit on Nov 20: "less than 5" holds, "more than 5" does not
     "If total visits was less than 5 at any time since November 1, make a line chart of total visits since "
     "November 1",
     "if total visits was less than 5 at any time since November 1 then make a line chart of total visits since "
@@ -128,29 +128,3 @@ def test_evaluate_compares_any_day_or_the_latest_and_counts() -> None:
     assert evaluate("yuki hasn't sent me any emails", [], NOW)[0] is True
     assert evaluate("total visits is 5% higher than Monday", days, NOW)[0] is None
     assert evaluate("visits were interesting", days, NOW)[0] is None
-
-
-@pytest.mark.parametrize(("text", "plotted"), [
-    ("If total visits is more than 50% higher than November 20, make a line chart of it since then", True),
-    ("if total visits is more than 50% lower than November 20, make a line chart of it since then", False),
-    ("make a line chart of total visits since November 20 if it was more than 50% higher than November 20", True),
-    ("make a line chart of total visits since November 20 if it was more than 500% higher than November 20", False),
-])
-def test_a_change_against_another_day_compares_the_latest_figure(atlas: Path, text: str,  # noqa: F811
-                                                                 plotted: bool) -> None:
-    chat, ws = _chat(atlas)
-    try:
-        done = chat.say("sam", text)
-        assert _rows(atlas, "select time_min, value_to_plot from plots") == (
-            [("2023-11-20", "total_visits")] if plotted else []), done.reply
-        assert "against 1 on 2023-11-20" in done.reply
-    finally:
-        ws.close()
-
-
-def test_evaluate_a_percentage_against_a_day() -> None:
-    days = [_day("2023-11-20", 10), _day("2023-11-21", 12)]
-    assert evaluate("total visits is more than 10% higher than November 20", days, NOW)[0] is True
-    assert evaluate("total visits is more than 30% higher than November 20", days, NOW)[0] is False
-    assert evaluate("total visits is more than 10% lower than November 20", days, NOW)[0] is False
-    assert evaluate("total visits is more than 10% lower than November 2", days, NOW)[0] is None  # no such day
