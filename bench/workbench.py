@@ -1,7 +1,10 @@
 """Score sayso on WorkBench's tasks, outcome-centred, as WorkBench scores agents.
 
     python bench/workbench.py --tasks FILE --data DIR [--limit N] [--oracle] [--json]
-                              [--interpreter NAME] [--model MODEL]
+                              [--interpreter NAME] [--model MODEL] [--half dev|held|all]
+
+``--half`` scores one half of the tasks, split by template (a hash of each task's ``base_template``): ``dev``
+is the half to develop against, ``held`` the templates held back, scored only to report (default: all).
 
 ``--data`` defaults to ``$SAYSO_WORKBENCH_DATA``, else ``../shared/benchmarks/workbench-dev/data`` (beside
 the repository) when it exists; ``--tasks`` to the ``tasks.jsonl`` beside that data folder.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import hashlib
 import importlib.util
 import json
 import os
@@ -411,6 +415,13 @@ def read_tasks(path: Path, limit: int | None) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
+def half_of(task: dict[str, Any]) -> str:
+    """``dev`` or ``held``: the half of the split by template a task belongs to (every phrasing of one
+    template falls in the same half, so the held-back half measures templates never looked at)."""
+    template = str(task.get("base_template") or task.get("query", ""))
+    return "dev" if hashlib.sha256(template.encode()).digest()[0] % 2 == 0 else "held"
+
+
 def run(tasks: Sequence[dict[str, Any]], data: Path, *, oracle: bool = False, interpreter: Any = None,
         progress: bool = False) -> tuple[dict[str, Any], list[Outcome]]:
     """Score ``tasks``; returns the figures (overall and by domain) and each task's outcome."""
@@ -486,6 +497,8 @@ def main(argv: Sequence[str] | None = None, *, interpreter: Any = None) -> int:
     parser.add_argument("--json", action="store_true", help="end with one line of JSON")
     parser.add_argument("--interpreter", default="offline", help="a registered interpreter (default offline)")
     parser.add_argument("--model", default=None, help="the model, for a model interpreter")
+    parser.add_argument("--half", choices=("dev", "held", "all"), default="all",
+                        help="one half of the split by template: dev (to develop on), held (held back), or all")
     parser.add_argument("--dump", type=Path, default=None, help="write each task's outcome (JSONL)")
     args = parser.parse_args(argv)
     data = args.data or default_data()
@@ -496,7 +509,9 @@ def main(argv: Sequence[str] | None = None, *, interpreter: Any = None) -> int:
         parser.error(f"no tasks file at {tasks_file}: give --tasks FILE")
     chosen = interpreter if interpreter is not None or args.oracle else make_interpreter(args.interpreter, args.model)
     label = "gold calls" if args.oracle else f"interpreter {getattr(chosen, 'name', args.interpreter)}"
-    report, outcomes = run(list(read_tasks(tasks_file, args.limit)), data, oracle=args.oracle,
+    tasks = [t for t in read_tasks(tasks_file, None) if args.half == "all" or half_of(t) == args.half]
+    label += "" if args.half == "all" else f", {args.half} half"
+    report, outcomes = run(tasks[:args.limit] if args.limit is not None else tasks, data, oracle=args.oracle,
                            interpreter=chosen, progress=True)
     if args.dump:
         with args.dump.open("w") as out:

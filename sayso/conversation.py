@@ -26,6 +26,7 @@ from . import approvals
 from . import reply as replies
 from .catalog import Tier
 from .clock import Clock
+from .conditions import settle
 from .connectors import Record
 from .directory import Person
 from .errors import SaysoError, UnknownConversation
@@ -274,6 +275,8 @@ class Chat:
         with span("interpret", interpreter=self.interpreter.name, conversation=turn.conversation):
             found = self.interpreter.interpret(text, context, self.ws.catalog, turn.person)
         found = decline_guesses(found, text, self.ws.catalog)  # whichever interpreter proposed it
+        found = settle(found, text, interpreter=self.interpreter, context=context, catalog=self.ws.catalog,
+                       person=turn.person, look=lambda action, args: self.pipeline.look(turn, action, args))
         first = found.steps[0].action if found.steps else None
         turn.prelude.append(turn.event("interpretation", found.kind, first, **found.audit()))
         turn.confirm_from = self._confirm_from(found)
@@ -350,6 +353,9 @@ class Chat:
         steps: list[dict[str, Any]] = [{"action": s.action, "args": dict(s.args)} for s in found.steps]
         if found.kind == "question":
             param = found.param
+            denied = self.pipeline.never(turn, steps[-1]["action"], steps[-1]["args"]) if param and steps else None
+            if denied is not None:  # permission before questions: no answer could make it allowed
+                return denied
             if param is not None and steps:
                 self.ws.catalog.get(steps[-1]["action"]).check_given(steps[-1]["args"])
                 check_names(self.ws.catalog.get(steps[-1]["action"]), steps[-1]["args"],

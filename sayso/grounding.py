@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rapidfuzz import fuzz
+
 from .catalog import Action
 from .connectors import Record
 from .directory import Directory, Person
@@ -280,7 +282,40 @@ def _candidates(find: RecordFinder, types: str, text: str) -> list[Record]:
     exact = [r for r in found if (r.score or 0) >= 100]
     if exact:
         return _unique(exact)
-    return _unique(sorted((r for r in found if (r.score or 0) >= PLAUSIBLE), key=lambda r: -(r.score or 0)))
+    plausible = _unique(sorted((r for r in found if (r.score or 0) >= PLAUSIBLE), key=lambda r: -(r.score or 0)))
+    return plausible or _misspelt(find, named if len(named) == 1 else kinds, text)
+
+
+TYPO = 80.0
+"""How close a misspelt word must be to a word of a record's name ("orchd" for "Orchid": 91)."""
+_NEAR = 10.0  # a second record this close to the best is a question, never a pick
+_WORDS = re.compile(r"[a-z0-9]{3,}", re.I)
+
+
+def _misspelt(find: RecordFinder, kinds: list[str], text: str) -> list[Record]:
+    """Records whose name a misspelt mention means ("the orchd deal"): found by each word's first three
+    letters and its first letter, scored word against word; the best alone when no other comes near, else
+    all that come near (a question). Ids are exact ("SUP-99" is no typo of SUP-17). Only what ``find``
+    returns (records the person may read) is ever considered."""
+    if re.search(r"\d", text):
+        return []
+    words = [w.lower() for w in _WORDS.findall(text) if w.lower().rstrip("s") not in {k.lower() for k in kinds}
+             and w.lower() not in ("the", "and", "for", "one")]
+    pool: list[Record] = []
+    for record_type in kinds:
+        for probe in {piece for word in words for piece in (word[:3], word[:1])}:  # a slip may spoil three
+            pool.extend(find(record_type, probe))
+    scored: list[tuple[float, Record]] = []
+    for record in _unique(pool):
+        names = [n.lower() for n in _WORDS.findall(f"{record.title} {record.id}")]
+        score = min(max((fuzz.ratio(w, n) for n in names), default=0.0) for w in words) if words and names else 0.0
+        if score >= TYPO:
+            scored.append((score, record))
+    scored.sort(key=lambda x: -x[0])
+    if not scored:
+        return []
+    near = [r for score, r in scored if score >= scored[0][0] - _NEAR]
+    return near
 
 
 def _unique(records: list[Record]) -> list[Record]:

@@ -404,6 +404,43 @@ class Pipeline:
         return Checked(step.action, step.args, step.tier, step.decision, step.verdict, step.grounded.question,
                        list(step.grounded.records.values()))
 
+    def never(self, turn: _Turn, action: str, args: dict[str, Any]) -> TurnResult | None:
+        """The turn denied, when no value of the arguments still missing could let the person do ``action``
+        (no permit for it can apply to their role): said before any question about those arguments."""
+        decision = self.ws.policies.never(principal=turn.person, action=action, directory=self.ws.directory)
+        if decision is None:
+            return None
+        events = [turn.event("turn", "received", request=turn.request), *turn.prelude,
+                  turn.event("decision", "deny", action, rule=decision.rule, reason=decision.reason,
+                             policy_hash=decision.policy_hash, args=args, missing=True),
+                  turn.event("turn", TurnStatus.DENIED.value, action, rule=decision.rule, reason=decision.reason)]
+        self.close(turn, events)
+        return TurnResult(status=TurnStatus.DENIED, reply=f"Not done: {decision.reason} (rule {decision.rule})",
+                          rule=decision.rule, steps=[StepResult(action=action, args=args, risk="none",
+                                                                status=StepStatus.SKIPPED)])
+
+    def look(self, turn: _Turn, action: str, args: dict[str, Any]) -> list[Record] | None:
+        """Run one read of ``action`` for the turn's person, before the turn's plan is made (the records a
+        condition or a request about many records depends on): validated, grounded, decided like any step,
+        audited with the turn, answering only with records the person may read. None when the read is
+        unclear (a name matched several) or not allowed; then nothing is read."""
+        reader = self.reader(turn.person)
+        try:
+            step = self._prepare(turn.person, 0, Request(action, args), turn.focus, reader)
+        except RequestError as exc:  # a name that matches nobody, an invalid value: nothing to read
+            turn.prelude.append(turn.event("call", "skipped", action, request=args, error=exc.message))
+            return None
+        if step.action.is_write or step.grounded.question or step.decision is None or not step.decision.allowed:
+            turn.prelude.append(turn.event("call", "skipped", action, request=args))
+            return None
+        records = reader.keep(self.ws.connector(step.action.connector).read_as(
+            step.action.operation, step.args, origin={"actor": turn.person.id, "conversation": turn.conversation,
+                                                      "turn": turn.turn}), step.action)
+        turn.prelude.append(turn.event("call", "ok", action, connector=step.action.connector,
+                                       operation=step.action.operation, request=step.args,
+                                       records=[r.ref() for r in records]))
+        return records
+
     def reader(self, person: Person) -> Reader:
         """What ``person`` may read: every search and answer on their behalf goes through one (there is no
         other way to search), so a record they may not read is never named to them."""

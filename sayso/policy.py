@@ -84,6 +84,8 @@ class _Policy:
     reason: str
     actions: frozenset[str] | None  # None: every action
     roles: frozenset[str]  # the roles its conditions name with principal.role == "..."
+    # The roles it can apply to at all, whatever the request's arguments: None when any principal may meet it.
+    only: frozenset[str] | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> _Policy:
@@ -99,6 +101,7 @@ class _Policy:
                 if condition["kind"] == "when"
                 for role in _roles(condition["body"])
             ),
+            only=_only(data),
         )
 
     def covers(self, action: str) -> bool:
@@ -188,6 +191,16 @@ class PolicyEngine:
             if r.allowed and not self._failed_forbids(r.diagnostics.errors)
         )
         return self._deny(principal, action, forbids, errors, could, failing)
+
+    def never(self, *, principal: Person, action: str, directory: Directory) -> Decision | None:
+        """A deny when no permit for ``action`` can apply to ``principal`` whatever the arguments (each names
+        roles it requires, and theirs is not one): asking for a missing argument would be pointless. None
+        when some argument might still allow it (decided later, on the complete request)."""
+        permits = [p for p in self._policies.values() if p.effect == "permit" and p.covers(action)]
+        if any(p.only is None or principal.role in p.only for p in permits):
+            return None
+        could = tuple(q.id for q in directory if any(p.only is None or q.role in p.only for p in permits))
+        return self._deny(principal, action, [], [], could)
 
     def _failed_forbids(self, errors: Sequence[str]) -> list[str]:
         """The forbids among the policies Cedar could not evaluate: each counts as applying."""
@@ -314,6 +327,40 @@ def _actions(scope: Mapping[str, Any]) -> frozenset[str] | None:
         return frozenset([scope["entity"]["id"]])
     if scope["op"] == "in":
         return frozenset(e["id"] for e in scope.get("entities") or [scope["entity"]])
+    return None
+
+
+def _only(data: Mapping[str, Any]) -> frozenset[str] | None:
+    """The roles a permit requires of its principal (every ``when`` must hold), or None when it may apply
+    to anyone (no principal scope, and no condition that requires a role)."""
+    if data["principal"].get("op") != "All":
+        return None
+    required: frozenset[str] | None = None
+    for condition in data["conditions"]:
+        if condition["kind"] == "when":
+            roles = _required(condition["body"])
+            required = roles if required is None else (required if roles is None else required & roles)
+    return required
+
+
+def _required(node: Any) -> frozenset[str] | None:
+    """The roles an expression can be true for: ``principal.role == "x"`` is {x}; ``&&`` the roles both
+    allow, ``||`` either; anything else, any role (None)."""
+    if not isinstance(node, dict):
+        return None
+    equal = node.get("==")
+    if isinstance(equal, dict):
+        for this, other in ((equal.get("left"), equal.get("right")), (equal.get("right"), equal.get("left"))):
+            if this == _PRINCIPAL_ROLE and isinstance(other, dict) and isinstance(other.get("Value"), str):
+                return frozenset([other["Value"]])
+        return None
+    for op in ("&&", "||"):
+        both = node.get(op)
+        if isinstance(both, dict):
+            left, right = _required(both.get("left")), _required(both.get("right"))
+            if op == "&&":
+                return left if right is None else (right if left is None else left & right)
+            return None if left is None or right is None else left | right
     return None
 
 

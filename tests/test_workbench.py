@@ -142,3 +142,12 @@ def test_offline_tasks_run_in_process_through_chat(capsys: pytest.CaptureFixture
     assert figures["n"] == 2 and figures["mode"] == "chat"
     for key in ("correct", "unwanted_side_effects", "no_action", "asked", "by_domain"):
         assert key in figures
+
+
+def test_the_split_by_template_keeps_each_template_in_one_half() -> None:
+    tasks = [{"base_template": f"template {t}", "query": f"q{t}-{i}"} for t in range(40) for i in range(3)]
+    halves: dict[str, set[str]] = {}
+    for task in tasks:
+        halves.setdefault(task["base_template"], set()).add(wb.half_of(task))
+    assert all(len(h) == 1 for h in halves.values())
+    assert {h for hs in halves.values() for h in hs} == {"dev", "held"}

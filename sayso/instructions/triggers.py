@@ -126,7 +126,8 @@ def split_trigger(text: str) -> Split | None:
     Friday at 9 to call Priya" stays an ordinary request whose time belongs to the reminder.
     """
     lead = _LEAD.match(text)
-    if lead and (lead["word"].lower() == "after" or _looks_like_condition(lead["clause"])):
+    if lead and (lead["word"].lower() == "after" or _looks_like_condition(lead["clause"])) \
+            and not (lead["word"].lower() == "if" and looks_back(lead["clause"])):
         word = lead["word"].lower()
         return Split("after" if word == "after" else "watch", lead["clause"].strip(), lead["rest"].strip())
     every = _EVERY.match(text)
@@ -139,9 +140,23 @@ def split_trigger(text: str) -> Split | None:
     if trail_every:
         return Split("every", trail_every["clause"].strip(), trail_every["rest"].strip())
     trail = _TRAIL.match(text)
-    if trail and _looks_like_condition(trail["clause"]):
+    if trail and _looks_like_condition(trail["clause"]) \
+            and not (trail["word"].lower() == "if" and looks_back(trail["clause"])):
         return Split("watch", trail["clause"].strip(), trail["rest"].strip())
     return None
+
+
+# "if total visits was more than 10 at any time since October 1", "if I haven't met aisha in the past 9 days":
+# a condition on what has happened, evaluated now (sayso/conditions.py), not one to wait for.
+_BACK = re.compile(r"\b(?:since|ago|in the (?:last|past)|during the (?:last|past)|over the (?:last|past)|"
+                   r"any ?time|at any point|ever|was|were|had)\b", re.I)
+_AHEAD = re.compile(r"\b(?:by|until|before)\s+(?:the\s+)?(?:end|next|tomorrow|tonight|mon|tue|wed|thu|fri|sat|sun|"
+                    r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|\d)", re.I)
+
+
+def looks_back(clause: str) -> bool:
+    """Does an "if" clause speak of what has happened, with nothing to wait for ("by Friday")?"""
+    return bool(_BACK.search(clause)) and not _AHEAD.search(clause)
 
 
 def _looks_like_condition(clause: str) -> bool:

@@ -92,6 +92,9 @@ class Interpretation(BaseModel):
     reason: str | None = None  # none: smalltalk|thanks|decline|out_of_scope; reply: affirm|negate|choice
     value: str | None = None  # reply: the option chosen, or the answer to a pending question
     notice: str | None = None  # said to the person with the result (e.g. the model could not be reached)
+    # none, reason condition|bulk: the steps proposed and withheld, for the pipeline to evaluate the condition
+    # or find the records by reads (sayso/conditions.py, sayso/bulk.py); never run as they are.
+    withheld: list[ProposedStep] = Field(default_factory=list)
     # Who the proposal comes from: the person's own words read deterministically, a model, or a model whose
     # context held text from systems. Writes from a model or untrusted context ask for confirmation.
     trust: Literal["person", "model", "untrusted"] = "person"

@@ -80,7 +80,8 @@ def unless_conditional(found: Interpretation, text: str, catalog: Catalog) -> In
 def _declined(found: Interpretation, reason: str, reply: str) -> Interpretation:
     """No action, keeping who proposed what (interpreter, version, raw output) for the audit."""
     return found.model_copy(update={"kind": "none", "reason": reason, "reply": reply, "steps": [],
-                                    "question": None, "param": None, "options": []})
+                                    "question": None, "param": None, "options": [],
+                                    "withheld": found.steps if found.steps else found.withheld})
 
 
 def decline_guesses(found: Interpretation, text: str, catalog: Catalog) -> Interpretation:
