@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 from sqlalchemy import bindparam, insert, select, update
 
 from . import reply as replies
+from .amend import amend
 from .catalog import Tier
 from .clock import Clock
 from .connectors import Record
@@ -38,12 +39,13 @@ from .pipeline import Pipeline, Request, Turn
 from .store import schema
 from .tracing import span
 from .turn import Option, StepResult, StepStatus, TurnResult, TurnStatus
-from .words import Said, cancel_action, undo_matches
+from .words import Said, cancel_action, delegate_to, undo_matches
 from .words import read as read_words
 
 __all__ = ["Chat", "ConversationState", "Conversations", "Pending"]
 
 _FOCUS_SIZE = 10
+_RELATED = ("owner", "assignee", "account", "manager")  # what a denied request's records keep, for "its owner"
 _LIST_SIZE = 50
 # Built once: each turn only binds values (building statements with .values() cost more than running them).
 _conversations, _messages = schema.conversations, schema.messages
@@ -62,6 +64,7 @@ class Pending(BaseModel):
     steps: list[dict[str, Any]] = Field(default_factory=list)  # [{"action", "args"}], the person's words
     options: list[Option] = Field(default_factory=list)
     text: str = ""  # what the person asked, for the audit and for context
+    original: str = ""  # what they first asked, when a correction amended it since
 
 
 class ConversationState(BaseModel):
@@ -228,6 +231,12 @@ class Chat:
             answered = self._words(turn, state, said)
             if answered is not None:
                 return answered
+        delegated = self._delegate(turn, state, text)
+        if delegated is not None:
+            return delegated
+        corrected = self._correct(turn, state, text)
+        if corrected is not None:
+            return corrected
         waiting = state.pending if state.pending and state.pending.kind == "confirmation" else None
         result = self._request(turn, state, text)
         if waiting is not None and state.pending is None and not state._settled:
@@ -257,6 +266,70 @@ class Chat:
             return self._say(turn, TurnStatus.NO_ACTION, f"I cannot cancel a {said.what}: none of the connected "
                              "systems lets me do that. You can cancel it in your calendar.")
         return None
+
+    def _delegate(self, turn: Turn, state: ConversationState, text: str) -> TurnResult | None:
+        """"ask devi to do it", "tell its owner to do it" after a denial: a message to that person, written
+        for them, carrying who asked, what, on which record and why it was not done. None for other words."""
+        denied = state.last_denied
+        who = delegate_to(text)
+        if who is None or not denied:
+            return None
+        records = denied.get("records") or []
+        relation = re.fullmatch(r"(?:its|the|their|the record'?s|the deal'?s|the ticket'?s|the account'?s)?\s*"
+                                r"(?P<rel>(?:deal\s+|account\s+)?owner|assignee)", who, re.I)
+        recipient: str
+        if relation is not None:
+            if not records:
+                return self._say(turn, TurnStatus.NO_ACTION, "Whose owner? Name the person to ask.")
+            rel = relation.group("rel").lower().replace("deal ", "")
+            direct = records[0].get(rel.split()[-1]) if rel in ("owner", "assignee") else None
+            recipient = str(direct) if isinstance(direct, str) and direct in self.ws.directory \
+                else f"{rel} of {records[0]['id']}"
+        elif re.fullmatch(r"(?:my|our)\s+(?:manager|boss|lead)", who, re.I):
+            if turn.person.manager is None:
+                return self._say(turn, TurnStatus.NO_ACTION, "You have no manager in the directory; name the "
+                                 "person to ask.")
+            recipient = turn.person.manager
+        elif who.lower() in ("him", "her", "them") and state.people:
+            recipient = state.people[0]
+        else:
+            recipient = who
+        people = self.ws.directory.find(recipient) if recipient in self.ws.directory or " of " not in recipient \
+            else []
+        to = [people[0].id] if len(people) == 1 else []
+        message = delegation_note(turn.person, denied, to)
+        step = {"action": "chat.send", "args": {"to": to[0] if to else recipient, "text": message}}
+        return self._run(turn, state, [step], text)
+
+    def _correct(self, turn: Turn, state: ConversationState, text: str) -> TurnResult | None:
+        """"actually make it 2,500" with a confirmation or a question pending: the pending plan amended and
+        checked again from the start (grounding, policy, risk); the old confirmation is superseded. None when
+        the message is not a correction of what is pending."""
+        pending = state.pending
+        if pending is None or not pending.steps or pending.mode == "action":
+            return None
+        now = self.pipeline.clock.now_in(turn.person.timezone)
+        amended = amend(pending.steps, text, self.ws.catalog, self.ws.directory, now)
+        if amended is None:
+            return None
+        if amended.problem:
+            return self._say(turn, TurnStatus.NO_ACTION, f"I could not change that: {amended.problem}. "
+                             + _still_waiting(pending))
+        changed = amended.sentence(self.ws.directory)
+        try:
+            original = pending.original or pending.text
+            result = self._run(turn, state, amended.steps, f"{original} ({changed[:-1].lower()})")
+            if state.pending is not None:
+                state.pending.original = original
+        except SaysoError as exc:
+            state.pending = pending
+            return self._say(turn, TurnStatus.NO_ACTION, f"I could not change that: "
+                             f"{replies.error_text(exc.message)}. " + _still_waiting(pending))
+        if pending.kind == "confirmation" and pending.confirmation:
+            self.pipeline.supersede_in(turn, pending.confirmation, f"amended: {changed}")
+            state._settled = True
+        result.reply = f"{changed}\n{result.reply}"
+        return result
 
     def _request(self, turn: Turn, state: ConversationState, text: str) -> TurnResult:
         standing = self._standing(turn, state, text)
@@ -450,7 +523,10 @@ class Chat:
             state.last_read = {"action": result.steps[0].action, "args": result.steps[0].args}
         if result.status is TurnStatus.DENIED:
             state.last_denied = {"text": text, "action": result.steps[0].action if result.steps else None,
-                                 "rule": result.rule, "reply": result.reply}
+                                 "rule": result.rule, "reply": result.reply,
+                                 "records": [{"type": r.type, "id": r.id, "title": r.title,
+                                              **{k: v for k, v in r.attrs.items() if k in _RELATED}}
+                                             for r in touched[:3]]}
 
     def _fill_context(self, person: Person, state: ConversationState, steps: list[dict[str, Any]], param: str,
                       text: str) -> bool:
@@ -476,7 +552,7 @@ class Chat:
             to = [str(step["args"][p.name]) for p in params if p.kind in ("person", "recipient")
                   and p.name in step["args"]]
             message = (f"{person.name} asked: \"{denied['text']}\". It was not done: "
-                       f"{_for_recipient(denied['reply'].replace('Not done: ', ''), to)}")
+                       f"{_for_recipient(denied['reply'].replace('Not done: ', ''), to, person.name)}")
         elif last and last.get("text"):
             message = f"{person.name} asked: \"{last['text']}\". Outcome: {last.get('reply', '')}"
         else:
@@ -534,6 +610,11 @@ class Chat:
                           question={"param": param, "step": len(steps) - 1} if steps else None, steps=results)
 
 
+def _still_waiting(pending: Pending) -> str:
+    what = "confirmation" if pending.kind == "confirmation" else "answer"
+    return f"Your request \"{pending.text[:120]}\" is still waiting for your {what}."
+
+
 def _summary(result: TurnResult, tainted: bool) -> str:
     """What a model may be told of an earlier turn: its outcome, actions and record ids, never the text of
     records (a reply phrased by a model from records is kept, and marks the history as untrusted)."""
@@ -549,13 +630,35 @@ def _summary(result: TurnResult, tainted: bool) -> str:
     return said
 
 
-def _for_recipient(reason: str, to: list[str]) -> str:
+def delegation_note(sender: Person, denied: dict[str, Any], to: list[str]) -> str:
+    """What a person asked and could not do, written for the one asked to do it instead."""
+    records = denied.get("records") or []
+    on = "; ".join(f"{r['id']} {r['title']}".strip() if r.get("title") not in (None, "", r["id"]) else str(r["id"])
+                   for r in records)
+    reason = re.sub(r"^Not done:\s*", "", str(denied.get("reply", "")))
+    reason = re.sub(r"\s*\(rule [^)]*\)\s*$", "", reason).strip().rstrip(".")
+    said = f"Could you do this for {sender.name}: \"{denied['text']}\""
+    if on:
+        said += f" ({on})"
+    return (f"{said}? {sender.name} may not do it: {_for_recipient(reason, to, sender.name)}.")[:1000]
+
+
+def _for_recipient(reason: str, to: list[str], sender: str = "") -> str:
     """A reason written for the requester, rewritten for the person it is sent to: "your manager, carol,
     may do this" reads "as their manager, you may do this" to carol and "their manager, carol, ..." to others."""
     def turn(match: re.Match[str]) -> str:
-        return "as their manager, you may do this" if match.group(1) in to else match.group(0).replace(
-            "your manager", "their manager")
-    return re.sub(r"your manager, ([\w.@-]+), may do this", turn, reason)
+        whose = f"{sender}'s" if sender else "their"
+        return f"as {whose} manager, you may do this" if match.group(1) in to else match.group(0).replace(
+            "your manager", f"{whose} manager")
+    said = re.sub(r"your manager, ([\w.@-]+), may do this", turn, reason)
+
+    def could(match: re.Match[str]) -> str:
+        names = re.split(r",\s*|\s+or\s+", match.group(1))
+        if not any(n in to for n in names):
+            return match.group(0)
+        others = [n for n in names if n not in to]
+        return "you could" + (f" (so could {' or '.join(others)})" if others else "")
+    return re.sub(r"((?:[\w.@-]+, )*[\w.@-]+(?: or [\w.@-]+)?) could$", could, said)
 
 
 def _item(record: Record) -> FocusItem:

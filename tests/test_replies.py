@@ -54,7 +54,7 @@ def test_the_note_to_the_manager_is_written_for_her(sqlite_root: Path) -> None:
     with sqlite3.connect(sqlite_root / "systems" / "chat.db") as conn:
         [(to, text)] = conn.execute('select "to", text from messages').fetchall()
     assert to == "carol"
-    assert "your manager, carol" not in text and "as their manager, you may do this" in text
+    assert "your manager, carol" not in text and "as Alice Moreno's manager, you may do this" in text
 
 
 def test_golden_confirmation_card(sqlite_root: Path) -> None:
