@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import Action, Catalog
 from .directory import Directory
 from .interpreter.offline.schema import Param, params_of
 from .interpreter.values import Span, find_choices, find_values
 
-__all__ = ["Amendment", "amend", "is_correction"]
+__all__ = ["Amendment", "amend", "carry", "is_correction"]
 
 _LEAD = re.compile(r"^\s*(?:(?:actually|sorry|oops|wait|hmm+|oh|ah|no|nope|not quite|correction|my bad|ok(?:ay)?|"
                    r"hold on|i meant|i mean|i said)\b[\s,;:.!-]*)+", re.I)
@@ -97,6 +97,27 @@ def amend(steps: list[dict[str, Any]], text: str, catalog: Catalog, directory: D
     if value is None:
         return Amendment(problem=f"{span.text!r} is not a {target.name.replace('_', ' ')}")
     return _replace(steps, index, target, value)
+
+
+def carry(args: dict[str, Any], chosen: Action, said: str, directory: Directory, now: datetime) -> dict[str, Any]:
+    """The arguments of a guessed action carried to the action chosen instead ("bump the SSO one": a deal or a
+    ticket? the ticket): same names kept, the record named for the guess named for the chosen one, and the
+    values the person's words give for its other slots, one slot per kind."""
+    params = params_of(chosen)
+    names = {p.name for p in params}
+    out = {k: v for k, v in args.items() if k in names}
+    records = [v for k, v in args.items() if k not in names and isinstance(v, str)
+               and not any(p.name == k for p in params)]
+    free_record = [p for p in params if p.kind == "record" and p.name not in out]
+    if records and len(free_record) >= 1:
+        out[free_record[0].name] = records[0]
+    for span, kind in _values(said, params, directory, now):
+        target = _slot([p for p in params if p.name not in out], kind, span, out)
+        if target is not None:
+            value = _typed(target, kind, span, None)
+            if value is not None:
+                out[target.name] = [value] if target.many and not isinstance(value, list) else value
+    return out
 
 
 def _replace(steps: list[dict[str, Any]], index: int, param: Param, value: Any) -> Amendment:

@@ -23,17 +23,17 @@ from pydantic import BaseModel, Field, PrivateAttr
 from sqlalchemy import bindparam, insert, select, update
 
 from . import reply as replies
-from .amend import amend
-from .catalog import Tier
+from .amend import amend, carry
+from .catalog import Action, Tier
 from .clock import Clock
 from .connectors import Record
 from .directory import Person
 from .errors import SaysoError, UnknownConversation
-from .grounding import Focus, check_names
+from .grounding import Focus, check_names, in_focus
 from .instructions import Standing
 from .interpreter import Context, FocusItem, Interpretation, Interpreter, registry
 from .interpreter.guesses import decline_guesses
-from .interpreter.offline.schema import params_of
+from .interpreter.offline.schema import Param, params_of
 from .notify import route
 from .pipeline import Pipeline, Request, Turn
 from .store import schema
@@ -45,6 +45,10 @@ from .words import read as read_words
 __all__ = ["Chat", "ConversationState", "Conversations", "Pending"]
 
 _FOCUS_SIZE = 10
+_ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+             "fifth": 5, "5th": 5, "last": -1}
+_ORDINAL = re.compile(r"\bthe\s+(first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)\b(?!\s+(?:of|time|week))",
+                      re.I)
 _RELATED = ("owner", "assignee", "account", "manager")  # what a denied request's records keep, for "its owner"
 _LIST_SIZE = 50
 # Built once: each turn only binds values (building statements with .values() cost more than running them).
@@ -413,13 +417,22 @@ class Chat:
                     return self.pipeline.cancel_in(turn, pending.confirmation)
             return self._say(turn, TurnStatus.NO_ACTION, found.reply or "Nothing to do.")
         steps: list[dict[str, Any]] = [{"action": s.action, "args": dict(s.args)} for s in found.steps]
+        if found.kind == "plan" and steps:
+            self._fill_reference(state, steps, "", text)
         if found.kind == "question":
             param = found.param
             if param is not None and steps:
                 self.ws.catalog.get(steps[-1]["action"]).check_given(steps[-1]["args"])
                 check_names(self.ws.catalog.get(steps[-1]["action"]), steps[-1]["args"],
                             directory=self.ws.directory, find=self.pipeline.reader(turn.person).find)
-            if param is not None and steps and self._fill_context(turn.person, state, steps, param, text):
+            if param is not None and steps and (self._fill_reference(state, steps, param, text)
+                                                or self._fill_context(turn.person, state, steps, param, text)):
+                return self._run(turn, state, steps, text)
+            chosen = self._chosen_by_focus(state, steps[-1], found.options) if param is None and steps else None
+            if chosen is not None:  # "the SSO one" right after a list of tickets: the ticket action
+                steps[-1] = {"action": chosen.name, "args": carry(
+                    steps[-1]["args"], chosen, text, self.ws.directory,
+                    self.pipeline.clock.now_in(turn.person.timezone))}
                 return self._run(turn, state, steps, text)
             question = found.question or "Could you say more?"
             if param is None and steps:
@@ -445,9 +458,9 @@ class Chat:
         target = steps[pending.step]
         if pending.mode == "action" and found.value:
             chosen = self.ws.catalog.get(found.value)
-            names = {p.name for p in params_of(chosen)}
-            steps[pending.step] = {"action": chosen.name,
-                                   "args": {k: v for k, v in target["args"].items() if k in names}}
+            steps[pending.step] = {"action": chosen.name, "args": carry(
+                target["args"], chosen, pending.text, self.ws.directory,
+                self.pipeline.clock.now_in(turn.person.timezone))}
         elif pending.param:
             value: Any = found.value
             if found.steps and pending.param in found.steps[0].args:
@@ -461,10 +474,27 @@ class Chat:
         steps[:] = [route(s, text, turn.person, self.ws.directory, self.ws.catalog) for s in steps]
         for step in steps:
             self._fill_origin(turn, step, text)
+        missing = self._missing(steps)
+        if missing is not None:  # asked as a question, never an error: "What should the reason be?"
+            index, param = missing
+            state.pending = Pending(kind="clarification", mode="value", param=param.name, step=index, steps=steps,
+                                    options=[Option(label=v, value=v) for v in param.enum], text=text)
+            return self._ask(turn, replies.question_for(param), state.pending.options, steps[:index + 1],
+                             param.name)
         turn.focus = Focus(records=state.focus, last_list=state.last_list, types=self.ws.catalog.record_types())
         result = self.pipeline.run_plan(turn, [Request(s["action"], s["args"]) for s in steps])
         self._remember(turn, state, result, steps, text)
         return result
+
+    def _missing(self, steps: list[dict[str, Any]]) -> tuple[int, Param] | None:
+        """The first required argument no step has yet (one with a default of its own is not missing)."""
+        for index, step in enumerate(steps):
+            action = self.ws.catalog.get(step["action"])
+            defaults = action.marked("x-default")
+            for param in params_of(action):
+                if param.required and param.name not in defaults and step["args"].get(param.name) in (None, "", []):
+                    return index, param
+        return None
 
     # --- context ----------------------------------------------------------------------
 
@@ -527,6 +557,50 @@ class Chat:
                                  "records": [{"type": r.type, "id": r.id, "title": r.title,
                                               **{k: v for k, v in r.attrs.items() if k in _RELATED}}
                                              for r in touched[:3]]}
+
+    def _fill_reference(self, state: ConversationState, steps: list[dict[str, Any]], param: str, text: str) -> bool:
+        """A record the interpreter asks for although the words point at one just shown: "... to the first
+        one" after a list fills the record parameter with that item (grounding follows a link when the list
+        holds other things: an invoice's account)."""
+        action = self.ws.catalog.get(steps[-1]["action"])
+        said = _ORDINAL.search(text)
+        if said is None or not state.last_list:
+            return False
+        word = said.group(1).lower()
+        ordinal = "@-1" if word == "last" else f"@{_ORDINALS[word]}"
+        records = action.marked("x-record")
+        for name in records:  # "the first one" is never "it", whatever the interpreter made of it
+            if str(steps[-1]["args"].get(name, "")).startswith("@it"):
+                steps[-1]["args"][name] = ordinal
+        if param not in records:
+            return False
+        steps[-1]["args"][param] = ordinal
+        return True
+
+    def _chosen_by_focus(self, state: ConversationState, step: dict[str, Any],
+                         options: list[Option]) -> Action | None:
+        """Of the actions a question offers, the only one whose kind of record the words name among the
+        records the conversation just showed ("the SSO one" after a list of tickets is a ticket)."""
+        catalog = self.ws.catalog
+        if len(options) < 2 or not all(o.value in catalog for o in options):
+            return None
+        named = [v for k, v in step["args"].items() if isinstance(v, str)
+                 and k in catalog.get(step["action"]).marked("x-record")]
+        if not named:
+            return None
+        focus = Focus(records=state.focus, last_list=state.last_list, types=catalog.record_types())
+        fits = []
+        for option in options:
+            action = catalog.get(option.value)
+            for types in action.marked("x-record").values():
+                try:
+                    hits = in_focus(focus, str(types), named[0])
+                except SaysoError:
+                    hits = []
+                if hits:
+                    fits.append(action)
+                    break
+        return fits[0] if len(fits) == 1 else None
 
     def _fill_context(self, person: Person, state: ConversationState, steps: list[dict[str, Any]], param: str,
                       text: str) -> bool:

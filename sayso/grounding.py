@@ -27,7 +27,7 @@ from .directory import Directory, Person
 from .errors import UnknownRecord, UnknownUser
 from .turn import Option
 
-__all__ = ["Clarification", "Focus", "Grounded", "check_names", "ground"]
+__all__ = ["Clarification", "Focus", "Grounded", "check_names", "ground", "in_focus"]
 
 # Records scoring at least this are plausible; an exact id or name scores 100.
 PLAUSIBLE = 85.0
@@ -189,6 +189,11 @@ def _fresh(find: RecordFinder, records: list[Record]) -> list[Record]:
     return out
 
 
+def in_focus(focus: Focus, types: str, text: str) -> list[Record]:
+    """The records of ``types`` that ``text`` ("@it", "@2", "the SSO one") names in the conversation's focus."""
+    return _in_focus(focus, types, text)
+
+
 def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
     """"@it", "@2" and names of records the conversation already showed."""
     wanted = types.split("|")
@@ -201,7 +206,8 @@ def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
             if not found:
                 raise UnknownRecord(f"nothing in this conversation is a {' or '.join(wanted).lower()} to refer to")
             return found[:1]
-        shown = [r for r in focus.last_list if r.type in wanted] or [r for r in focus.records if r.type in wanted]
+        shown = [r for r in focus.last_list if r.type in wanted] or _linked(focus.last_list, wanted) \
+            or [r for r in focus.records if r.type in wanted]
         if text == "@other":  # "the other one": the one of the last list not just acted on
             current = focus.records[0].ref() if focus.records else None
             others = [r for r in shown if r.ref() != current]
@@ -220,6 +226,19 @@ def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
         any(part.startswith(w) for part in re.findall(r"[^\W_]+", " ".join(
             [r.id, r.title, str(r.attrs.get("account", ""))]).lower())) for w in words)]
     return _unique(hits) if len(_unique(hits)) == 1 else []
+
+
+def _linked(shown: list[Record], wanted: list[str]) -> list[Record]:
+    """The records a list of other things points at, in its order: "the first one" after a list of invoices,
+    for an account, is the first invoice's account (the system is asked for it afresh, by that id)."""
+    out: list[Record] = []
+    for record in shown:
+        linked = next(((t, record.attrs[t.lower()]) for t in wanted if isinstance(record.attrs.get(t.lower()), str)),
+                      None)
+        if linked is None:
+            return []
+        out.append(Record(type=linked[0], id=str(linked[1]), title=str(linked[1])))
+    return out
 
 
 def _contact_email(find: RecordFinder, text: str, param: str, out: Grounded) -> str | None:

@@ -9,9 +9,10 @@ from typing import Any
 
 from .catalog import Action
 from .connectors import Change
+from .interpreter.offline.schema import Param
 from .turn import StepResult, StepStatus
 
-__all__ = ["change_line", "effects", "error_text", "label", "records", "without_action_names"]
+__all__ = ["change_line", "effects", "error_text", "label", "question_for", "records", "without_action_names"]
 
 # Fields that are bookkeeping, not something a person asked about.
 _HIDDEN = {"description", "origin", "text", "title", "version", "deleted", "type", "id", "system", "score",
@@ -24,6 +25,25 @@ def label(action: Action) -> str:
     first = re.split(r"(?<=[a-z)])\.\s", action.description.strip() + " ", maxsplit=1)[0].strip().rstrip(".")
     first = re.sub(r"\s*\([^)]*\)$", "", first)  # "(ping, let someone know, tell)": words for the interpreter
     return first or action.name.split(".")[-1].replace("_", " ").capitalize()
+
+
+def question_for(param: Param) -> str:
+    """The question that asks a person for one missing argument, in words."""
+    name = param.name.replace("_", " ")
+    if param.kind == "record":
+        return f"Which {(param.record.split('|')[0] or name).lower()}?"
+    if param.kind in ("person", "recipient"):
+        return "Who should it go to?" if param.kind == "recipient" or name in ("to", "attendees") else \
+            f"Who should be the {name}?"
+    if param.kind in ("date", "datetime", "time"):
+        return f"When should it be ({name})?"
+    if param.enum:
+        return f"Which {name}: {', '.join(param.enum[:-1])} or {param.enum[-1]}?" if len(param.enum) > 1 else \
+            f"Which {name}?"
+    if param.kind == "text":
+        return {"text": "What should it say?", "body": "What should the email say?"}.get(
+            param.name, f"What should the {name} be?")
+    return f"What should the {name} be?"
 
 
 def _noun(record_type: str, count: int) -> str:

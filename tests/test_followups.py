@@ -105,3 +105,40 @@ def test_ask_devi_to_do_it_and_ask_my_manager(sqlite_root: Path) -> None:
     again = alice.say("alice", "ask devi to do it", denied.conversation)
     assert again.status.value == "executed"
     assert len(rows(sqlite_root, "email", "select id from emails")) == 1
+
+
+def test_the_first_one_after_a_list_of_invoices_is_its_account(sqlite_root: Path) -> None:
+    fiona = chat_for(sqlite_root, "fiona")
+    listed = fiona.say("fiona", "show overdue invoices")
+    assert [r["id"] for r in listed.steps[0].records or []] == ["INV-2041", "INV-2044"]
+    second = fiona.say("fiona", "issue a credit note of 2,000 to the second one for the outage", listed.conversation)
+    assert second.status.value == "needs_confirmation"
+    assert second.steps[0].args["account"] == "Cobalt Retail Group"
+    fiona.say("fiona", "no", listed.conversation)
+    first = fiona.say("fiona", "issue a credit note of 2,000 to the first one", listed.conversation)
+    assert first.status.value == "needs_clarification" and first.reply == "What should the reason be?"
+    asked = fiona.say("fiona", "the invoice was wrong", listed.conversation)
+    assert asked.status.value == "needs_confirmation"
+    assert asked.steps[0].args == {"account": "Orchid Pharma", "amount": 2000, "reason": "the invoice was wrong"}
+
+
+def test_the_sso_one_after_a_list_of_tickets_is_the_ticket(sqlite_root: Path) -> None:
+    sam = chat_for(sqlite_root, "sam")
+    listed = sam.say("sam", "show open support tickets")
+    bumped = sam.say("sam", "bump the SSO one to low", listed.conversation)
+    assert bumped.status.value == "executed"
+    assert bumped.steps[0].action == "tickets.update" and bumped.steps[0].args == {"ticket": "SUP-17",
+                                                                                  "priority": "low"}
+    assert rows(sqlite_root, "tickets", "select priority from tickets where id = 'SUP-17'") == [("low",)]
+
+
+def test_choosing_the_action_by_number_keeps_the_record(sqlite_root: Path) -> None:
+    sam = chat_for(sqlite_root, "sam")
+    asked = sam.say("sam", "bump the SSO one to low")
+    if asked.status.value == "needs_clarification" and asked.options:
+        number = next(i for i, o in enumerate(asked.options, 1) if o.value == "tickets.update")
+        chosen = sam.say("sam", str(number), asked.conversation)
+    else:
+        chosen = asked
+    assert chosen.status.value == "executed", chosen.reply
+    assert chosen.steps[0].args == {"ticket": "SUP-17", "priority": "low"}
