@@ -32,6 +32,11 @@ _MAKE = re.compile(r"\b(?:make|change|set|switch|move|put)\s+(?:it|that|this|the
 _CUES = re.compile(r"^\s*(?:actually|sorry|oops|wait|no\b|nope|not quite|correction|my bad|hold on|i meant|i mean|"
                    r"i said)|\b(?:instead|rather)\b|\b(?:make|change|set|switch|move)\s+(?:it|that|this|the\s+\w+)\b",
                    re.I)
+_ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "fifth": 5,
+             "5th": 5}
+_RECORD_SAID = re.compile(r"(?:the\s+)?(?:(?P<ord>first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)"
+                          r"(?:\s+(?:one|deal|ticket|account|invoice|record))?"
+                          r"|[a-z][\w&'-]*(?:\s+[a-z][\w&'-]*){0,2}\s+(?:one|deal|ticket|account))", re.I)
 _FILLER = frozenset("to on for at by it that this the a an instead rather please one be should make change set switch "
                     "move put of than not but i meant mean ok okay actually no sorry oops wait just then with "
                     "is was in and pls thanks".split())
@@ -50,9 +55,17 @@ class Amendment:
     changed: list[tuple[str, Any, Any]] = field(default_factory=list)  # (param, before, after)
     problem: str = ""
 
-    def sentence(self, directory: Directory) -> str:
-        return " ".join(f"Changed the {name.replace('_', ' ')} from {_shown(before, directory)} to "
-                        f"{_shown(after, directory)}." for name, before, after in self.changed)
+    def sentence(self, directory: Directory, records: dict[str, str] | None = None) -> str:
+        """"Changed the amount from 2,000 to 2,500."; a record by what it became ("Changed the deal to D-102
+        Kestrel Aerospace Platform."), from ``records``: parameter -> the record grounding found."""
+        said = []
+        for name, before, after in self.changed:
+            if records and name in records:
+                said.append(f"Changed the {name.replace('_', ' ')} to {records[name]}.")
+            else:
+                said.append(f"Changed the {name.replace('_', ' ')} from {_shown(before, directory)} to "
+                            f"{_shown(after, directory)}.")
+        return " ".join(said)
 
 
 def is_correction(text: str) -> bool:
@@ -84,6 +97,16 @@ def amend(steps: list[dict[str, Any]], text: str, catalog: Catalog, directory: D
         return None
     if named is not None and named.kind == "text":
         return _replace(steps, index, named, said.strip("\"'“” "))
+    record = _RECORD_SAID.fullmatch(said)
+    records = [p for p in params if p.kind == "record"]
+    if record is not None and (named is None or named.kind == "record"):
+        target = named or (records[0] if len(records) == 1 else None)
+        if target is None:
+            return Amendment(problem="I could not tell which record to change")
+        ordinal = (record.group("ord") or "").lower()
+        name = re.sub(r"^the\s+|\s+one$", "", said, flags=re.I)
+        return _replace(steps, index, target, ("@-1" if ordinal == "last" else f"@{_ORDINALS[ordinal]}")
+                        if ordinal else name)
     values = _values(said, params, directory, now)
     if _unexplained(said, values):
         return None
@@ -145,7 +168,15 @@ def _param_named(params: list[Param], name: str) -> Param | None:
 
 
 def _values(said: str, params: list[Param], directory: Directory, now: datetime) -> list[tuple[Span, str]]:
-    found = [(s, s.kind) for s in find_values(said, now) if s.kind in _KINDS]
+    timed = any(p.kind in ("datetime", "time") for p in params) and not any(p.kind == "money" for p in params)
+    found = []
+    for span in find_values(said, now):
+        if span.kind == "number" and timed and isinstance(span.value, int) and 1 <= span.value <= 12 \
+                and span.text.isdigit():  # "make it 11": an hour, in business hours as the value finder reads one
+            hour = span.value + 12 if span.value <= 6 else span.value
+            span = Span(span.start, span.end, "time", time(hour), span.text)
+        if span.kind in _KINDS:
+            found.append((span, span.kind))
     taken = [(s.start, s.end) for s, _ in found]
     for param in params:
         if param.enum:

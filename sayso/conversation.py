@@ -80,6 +80,7 @@ class ConversationState(BaseModel):
     last_read: dict[str, Any] | None = None  # {"action", "args"} of the last read answered
     history: list[dict[str, str]] = Field(default_factory=list)  # recent messages, for model interpreters
     people: list[str] = Field(default_factory=list)  # for "him", "her": most recent first
+    last_steps: list[dict[str, Any]] = Field(default_factory=list)  # the last plan denied or done, for "actually"
     instruction: str | None = None  # the standing instruction spoken of last, for "make it Thursday instead"
     _settled: bool = PrivateAttr(default=False)  # this turn answered the pending confirmation (never saved)
 
@@ -306,30 +307,49 @@ class Chat:
         return self._run(turn, state, [step], text)
 
     def _correct(self, turn: Turn, state: ConversationState, text: str) -> TurnResult | None:
-        """"actually make it 2,500" with a confirmation or a question pending: the pending plan amended and
-        checked again from the start (grounding, policy, risk); the old confirmation is superseded. None when
-        the message is not a correction of what is pending."""
+        """"actually make it 2,500" with a confirmation or a question pending, or right after a denial: the
+        plan amended and checked again from the start (grounding, policy, risk); a pending confirmation is
+        superseded. Right after a change was made, it says how to change it instead. None when the message
+        is not a correction."""
         pending = state.pending
-        if pending is None or not pending.steps or pending.mode == "action":
+        last = state.last_request or {}
+        if pending is not None:
+            if not pending.steps or pending.mode == "action":
+                return None
+            steps, origin = pending.steps, pending.original or pending.text
+        elif state.last_steps and last.get("status") in (TurnStatus.DENIED.value, TurnStatus.EXECUTED.value):
+            steps, origin = state.last_steps, str(last.get("text", ""))
+        else:
             return None
         now = self.pipeline.clock.now_in(turn.person.timezone)
-        amended = amend(pending.steps, text, self.ws.catalog, self.ws.directory, now)
-        if amended is None:
+        amended = amend(steps, text, self.ws.catalog, self.ws.directory, now)
+        if amended is None or (pending is None and amended.problem):
             return None
-        if amended.problem:
+        if amended.problem and pending is not None:
             return self._say(turn, TurnStatus.NO_ACTION, f"I could not change that: {amended.problem}. "
                              + _still_waiting(pending))
+        if pending is None and last.get("status") == TurnStatus.EXECUTED.value:
+            name = amended.changed[0][0].replace("_", " ")
+            return self._say(turn, TurnStatus.NO_ACTION, f"That was already done, so I changed nothing. To change "
+                             f"the {name}, say \"undo that\" and ask again, or ask for the change itself.")
         changed = amended.sentence(self.ws.directory)
         try:
-            original = pending.original or pending.text
-            result = self._run(turn, state, amended.steps, f"{original} ({changed[:-1].lower()})")
+            result = self._run(turn, state, amended.steps, f"{origin} ({changed[:-1].lower()})")
             if state.pending is not None:
-                state.pending.original = original
+                state.pending.original = origin
         except SaysoError as exc:
             state.pending = pending
+            if pending is None:
+                raise
             return self._say(turn, TurnStatus.NO_ACTION, f"I could not change that: "
                              f"{replies.error_text(exc.message)}. " + _still_waiting(pending))
-        if pending.kind == "confirmation" and pending.confirmation:
+        action = self.ws.catalog.get(amended.steps[-1]["action"])
+        grounded = result.steps[-1].args if result.steps else {}
+        titles = {r.id: r.title for r in turn.records}
+        records = {name: f"{grounded[name]} {titles.get(str(grounded[name]), '')}".strip()
+                   for name, _, _ in amended.changed if name in action.marked("x-record") and name in grounded}
+        changed = amended.sentence(self.ws.directory, records)
+        if pending is not None and pending.kind == "confirmation" and pending.confirmation:
             self.pipeline.supersede_in(turn, pending.confirmation, f"amended: {changed}")
             state._settled = True
         result.reply = f"{changed}\n{result.reply}"
@@ -350,7 +370,10 @@ class Chat:
         if found.notice:
             result.reply = f"{found.notice}\n{result.reply}"
         if result.status is TurnStatus.NEEDS_CLARIFICATION:  # options an interpreter named by action
-            result.reply = replies.without_action_names(result.reply, {a.name: a for a in self.ws.catalog})
+            actions = {a.name: a for a in self.ws.catalog}
+            result.reply = replies.without_action_names(result.reply, actions)
+            for option in result.options or []:
+                option.label = replies.without_action_names(option.label, actions)
         if result.status is TurnStatus.ANSWERED and getattr(self.interpreter, "answer_reads", False):
             self._answer_with_model(turn, text, result)
         return result
@@ -551,6 +574,8 @@ class Chat:
             state.pending = None
         if result.status is TurnStatus.ANSWERED and result.steps:
             state.last_read = {"action": result.steps[0].action, "args": result.steps[0].args}
+        if result.status in (TurnStatus.DENIED, TurnStatus.EXECUTED) and all(s.get("action") for s in steps):
+            state.last_steps = [{"action": s["action"], "args": dict(s["args"])} for s in steps]
         if result.status is TurnStatus.DENIED:
             state.last_denied = {"text": text, "action": result.steps[0].action if result.steps else None,
                                  "rule": result.rule, "reply": result.reply,

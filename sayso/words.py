@@ -72,7 +72,7 @@ def delegate_to(text: str) -> str | None:
 def _noun(words: str) -> str:
     """The kind of step named after "undo" ("the reminder" -> "reminder"); empty for "that", "my last change"."""
     kept = [w for w in re.findall(r"[a-z]+", words.lower()) if w not in _GENERIC]
-    return kept[-1] if kept else ""
+    return kept[0] if kept else ""  # "the meeting I just booked", "the message to devi": the first noun
 
 
 def _stem(word: str) -> str:
