@@ -28,10 +28,14 @@ _NAMED = re.compile(r"\b(?:make|change|set|switch|update|put|move)\s+(?:the\s+)?
                     r"(?:to|as|at|for)\s+(?P<rest>.+)$"
                     r"|\b(?:the\s+)?(?P<name2>[a-z][a-z _]{1,30}?)\s+(?:should\s+be|is|must\s+be)\s+(?P<rest2>.+)$",
                     re.I)
-_MAKE = re.compile(r"\b(?:make|change|set|switch|move|put)\s+(?:it|that|this|them)\b(?:\s+(?:to|for|on|at|as))?", re.I)
-_CUES = re.compile(r"^\s*(?:actually|sorry|oops|wait|no\b|nope|not quite|correction|my bad|hold on|i meant|i mean|"
-                   r"i said)|\b(?:instead|rather)\b|\b(?:make|change|set|switch|move)\s+(?:it|that|this|the\s+\w+)\b",
+_MAKE = re.compile(r"\b(?:make|change|set|switch|move|put)\s+(?:it|that|this|them)\b(?:\s+(?:to|for|on|at|as)\b)?",
                    re.I)
+_CUES = re.compile(r"^\s*(?:actually|sorry|oops|wait|no\b|nope|not quite|correction|my bad|hold on|i meant|i mean|"
+                   r"i said)|\b(?:instead|rather)\b|^\s*not\s+\S+\s+but\b|\S\s+not\s+\S+\s*$|"
+                   r"\b(?:make|change|set|switch|move)\s+(?:it|that|this|the\s+\w+)\b",
+                   re.I)
+_STRONG = re.compile(r"^\s*(?:actually|sorry|oops|wait|no\b|nope|not quite|correction|my bad|hold on|i meant|i mean)"
+                     r"|\b(?:instead|rather)\b|^\s*not\s+\S+\s+but\b|\S\s+not\s+\S+\s*$", re.I)
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "fifth": 5,
              "5th": 5}
 _RECORD_SAID = re.compile(r"(?:the\s+)?(?:(?P<ord>first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)"
@@ -68,17 +72,19 @@ class Amendment:
         return " ".join(said)
 
 
-def is_correction(text: str) -> bool:
-    """Whether a short message reads as a correction of what was just asked ("actually ...", "... instead")."""
-    return len(text) <= 120 and _CUES.search(text) is not None
+def is_correction(text: str, strong: bool = False) -> bool:
+    """Whether a short message reads as a correction of what was just asked ("actually ...", "... instead");
+    ``strong``: only words that take something back, not "set the amount to 290k", which after a change
+    already made is the next change."""
+    return len(text) <= 120 and (_STRONG if strong else _CUES).search(text) is not None
 
 
 def amend(steps: list[dict[str, Any]], text: str, catalog: Catalog, directory: Directory,
-          now: datetime) -> Amendment | None:
+          now: datetime, strong: bool = False) -> Amendment | None:
     """``steps`` with the correction in ``text`` applied; None when ``text`` is not a correction of them
     (a new request that merely starts with "actually"); an Amendment with a ``problem`` when it is one
     but cannot be applied."""
-    if not steps or not is_correction(text):
+    if not steps or not is_correction(text, strong) or re.search(r"\b(?:also|too|as well|and then)\b", text, re.I):
         return None
     index = len(steps) - 1
     action = catalog.get(steps[index]["action"])
@@ -112,7 +118,8 @@ def amend(steps: list[dict[str, Any]], text: str, catalog: Catalog, directory: D
         return None
     if not values:
         return None
-    span, kind = values[-1]  # "not 2,000 but 2,500": the last value said is the one meant
+    meant = [v for v in values if not re.search(r"\bnot\s*$", said[:v[0].start], re.I)] or values
+    span, kind = meant[-1]  # "not 2,000 but 2,500", "lost, not won": the value not negated, the last one said
     target = named or _slot(params, kind, span, steps[index]["args"])
     if target is None:
         return Amendment(problem=f"I could not tell which part of the request {span.text!r} should change")

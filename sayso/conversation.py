@@ -47,6 +47,7 @@ __all__ = ["Chat", "ConversationState", "Conversations", "Pending"]
 _FOCUS_SIZE = 10
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "last": -1}
+_THE_ONE = re.compile(r"\bthe\s+((?:[A-Za-z][\w&'-]*\s+){0,2}?[A-Za-z][\w&'-]*)\s+one\b", re.I)
 _ORDINAL = re.compile(r"\bthe\s+(first|second|third|fourth|fifth|last|1st|2nd|3rd|4th|5th)\b(?!\s+(?:of|time|week))",
                       re.I)
 _RELATED = ("owner", "assignee", "account", "manager")  # what a denied request's records keep, for "its owner"
@@ -207,7 +208,10 @@ class Chat:
             return result
 
         with span("turn", user=user, conversation=conversation, channel=self.pipeline.channel):
-            return self.pipeline.turn(user, conversation, {"text": text}, body, turn_id=turn_id)
+            result = self.pipeline.turn(user, conversation, {"text": text}, body, turn_id=turn_id)
+        if result.status is TurnStatus.ERROR and result.reply:  # the code and the message stay in `error`
+            result.reply = replies.error_reply(result.reply)
+        return result
 
     def settle(self, user: str, confirmation: str, approve: bool) -> TurnResult:
         """Approve or decline a confirmation from outside the chat (a button, the API), and keep the
@@ -322,7 +326,7 @@ class Chat:
         else:
             return None
         now = self.pipeline.clock.now_in(turn.person.timezone)
-        amended = amend(steps, text, self.ws.catalog, self.ws.directory, now)
+        amended = amend(steps, text, self.ws.catalog, self.ws.directory, now, strong=pending is None)
         if amended is None or (pending is None and amended.problem):
             return None
         if amended.problem and pending is not None:
@@ -360,11 +364,17 @@ class Chat:
         if standing is not None:
             return standing
         context = self._context(state, turn.person)
+        words = text
         with span("interpret", interpreter=self.interpreter.name, conversation=turn.conversation):
             found = self.interpreter.interpret(text, context, self.ws.catalog, turn.person)
-        found = decline_guesses(found, text, self.ws.catalog)  # whichever interpreter proposed it
+            named = self._named_in_focus(state, text, found)
+            if named is not None:  # "close the export one" after a list of tickets: the ticket is meant
+                words = named
+                found = self.interpreter.interpret(words, context, self.ws.catalog, turn.person)
+        found = decline_guesses(found, words, self.ws.catalog)  # whichever interpreter proposed it
         first = found.steps[0].action if found.steps else None
-        turn.prelude.append(turn.event("interpretation", found.kind, first, **found.audit()))
+        turn.prelude.append(turn.event("interpretation", found.kind, first, **found.audit(),
+                                       **({"words": words} if words != text else {})))
         turn.confirm_from = self._confirm_from(found)
         result = self._outcome(turn, state, text, found)
         if found.notice:
@@ -582,6 +592,27 @@ class Chat:
                                  "records": [{"type": r.type, "id": r.id, "title": r.title,
                                               **{k: v for k, v in r.attrs.items() if k in _RELATED}}
                                              for r in touched[:3]]}
+
+    def _named_in_focus(self, state: ConversationState, text: str, found: Interpretation) -> str | None:
+        """"the SSO one" right after a list, read by the interpreter as a kind of record the list does not
+        hold (a deal where the list showed tickets): the words again with that record's id in their place
+        ("close SUP-17"), so the action fits the record; None when the reading fits. The person's own
+        words stay what the audit records."""
+        if not state.last_list or not found.steps or (state.pending is not None
+                                                      and state.pending.kind == "clarification"):
+            return None
+        match = _THE_ONE.search(text)
+        if match is None or match.group(1).lower() in _ORDINALS or match.group(1).lower() in ("other", "same"):
+            return None
+        types = "|".join(dict.fromkeys(r.type for r in state.last_list))
+        hits = in_focus(Focus(last_list=state.last_list), types, match.group(1))
+        if len(hits) != 1:
+            return None
+        wanted = {t for v in self.ws.catalog.get(found.steps[-1].action).marked("x-record").values()
+                  for t in str(v).split("|")}
+        if not wanted or hits[0].type in wanted or any(t.lower() in hits[0].attrs for t in wanted):
+            return None  # it fits, or the record points at one that does (an invoice's account)
+        return text[:match.start()] + hits[0].id + text[match.end():]
 
     def _fill_reference(self, state: ConversationState, steps: list[dict[str, Any]], param: str, text: str) -> bool:
         """A record the interpreter asks for although the words point at one just shown: "... to the first

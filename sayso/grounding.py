@@ -46,6 +46,7 @@ class Focus:
 
 _RELATION = re.compile(r"^(?:the\s+)?(?P<rel>(?:account\s+)?owner|assignee|manager)\s+(?:of|on|for)\s+(?P<of>.+)$",
                        re.IGNORECASE)
+_PRONOUNS = frozenset({"it", "this", "that", "this one", "that one"})
 _NOISE = frozenset({"the", "a", "an", "one", "ones", "that", "this", "deal", "deals", "account", "ticket", "record"})
 
 
@@ -197,6 +198,8 @@ def in_focus(focus: Focus, types: str, text: str) -> list[Record]:
 def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
     """"@it", "@2" and names of records the conversation already showed."""
     wanted = types.split("|")
+    if text.strip().lower() in _PRONOUNS:  # "the owner of it": a relation's record said as a pronoun
+        text = "@it"
     if text.startswith("@it:"):  # "that deal": the last deal talked about
         wanted = [t for t in wanted if t.lower() == text[4:].lower()] or wanted
         text = "@it"

@@ -12,7 +12,8 @@ from .connectors import Change
 from .interpreter.offline.schema import Param
 from .turn import StepResult, StepStatus
 
-__all__ = ["change_line", "effects", "error_text", "label", "question_for", "records", "without_action_names"]
+__all__ = ["change_line", "effects", "error_reply", "error_text", "label", "question_for", "records",
+           "without_action_names"]
 
 # Fields that are bookkeeping, not something a person asked about.
 _HIDDEN = {"description", "origin", "text", "title", "version", "deleted", "type", "id", "system", "score",
@@ -54,6 +55,8 @@ def _noun(record_type: str, count: int) -> str:
 
 
 def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
@@ -118,6 +121,17 @@ def error_text(error: str) -> str:
     said = re.sub(r"\b([a-z_]+): Field required\b", lambda m: f"the {m.group(1).replace('_', ' ')} is missing",
                   said)
     return said.rstrip(".")
+
+
+def error_reply(error: str) -> str:
+    """An invalid request's error as a person reads it: "billing.issue_credit_note: amount must be positive;
+    -500 was given" -> "I could not do that: the amount must be positive; -500 was given."."""
+    said = error_text(error)
+    if re.match(r"I (?:could|can|cannot|can't|do|don't|am)\b", said):  # already a sentence in sayso's voice
+        return error.strip() if said == error.strip().rstrip(".") else said
+    said = re.sub(r"^([a-z_]+) (must|should|is|are|cannot|can't)\b", lambda m: f"the {m.group(1).replace('_', ' ')} "
+                  f"{m.group(2)}", said)
+    return f"I could not do that: {said}." if said else "I could not do that."
 
 
 def effects(results: list[StepResult], actions: dict[str, Action]) -> str:
