@@ -147,11 +147,15 @@ class Conversations:
         return [dict(row) for row in reversed(rows)]
 
     def of(self, user: str) -> list[dict[str, Any]]:
-        table = schema.conversations
+        """``user``'s conversations, newest first, each with its title: the first thing they asked in it."""
+        table, said = schema.conversations, schema.messages
+        first = (select(said.c.text).where(said.c.conversation == table.c.id, said.c.role == "person")
+                 .order_by(said.c.id).limit(1).scalar_subquery())
         with self.store.read() as conn:
-            rows = conn.execute(select(table.c.id, table.c.channel, table.c.created_at, table.c.updated_at)
+            rows = conn.execute(select(table.c.id, table.c.channel, table.c.created_at, table.c.updated_at,
+                                       first.label("title"))
                                 .where(table.c.user_id == user).order_by(table.c.created_at.desc())).mappings()
-            return [dict(row) for row in rows]
+            return [{**row, "title": _title(row["title"])} for row in rows]
 
 
 class Chat:
@@ -738,6 +742,14 @@ class Chat:
             status=StepStatus.PENDING)]
         return TurnResult(status=TurnStatus.NEEDS_CLARIFICATION, reply=question, options=options or None,
                           question={"param": param, "step": len(steps) - 1} if steps else None, steps=results)
+
+
+def _title(text: str | None) -> str | None:
+    """A conversation's label: its first request, on one line, shortened."""
+    if not text:
+        return None
+    line = " ".join(text.split())
+    return line if len(line) <= 80 else line[:77].rstrip() + "..."
 
 
 def _still_waiting(pending: Pending) -> str:
