@@ -581,6 +581,9 @@ class Chat:
             state.pending = Pending(kind="confirmation", confirmation=result.confirmation["id"], steps=steps,
                                     text=text)
         elif result.status is TurnStatus.NEEDS_CLARIFICATION and result.question:
+            offered = self._offered(turn, result)
+            seen = {r.ref() for r in state.focus}  # records offered as options were shown: "and the deal?" names
+            state.focus = (state.focus + [r for r in offered if r.ref() not in seen])[:_FOCUS_SIZE]  # one, last
             state.pending = Pending(kind="clarification", mode="record", param=result.question.get("param"),
                                     step=int(result.question.get("step", 0)), steps=steps,
                                     options=result.options or [], text=text)
@@ -661,6 +664,21 @@ class Chat:
                     fits.append(action)
                     break
         return fits[0] if len(fits) == 1 else None
+
+    def _offered(self, turn: Turn, result: TurnResult) -> list[Record]:
+        """The records a question offered as its options (a grounding question: "which one do you mean?")."""
+        param = (result.question or {}).get("param")
+        if not result.options or not result.steps or not isinstance(param, str):
+            return []
+        types = self.ws.catalog.get(result.steps[-1].action).marked("x-record").get(param)
+        if types is None:
+            return []
+        reader = self.pipeline.reader(turn.person)
+        found: list[Record] = []
+        for option in result.options[:_FOCUS_SIZE]:
+            for record_type in str(types).split("|"):
+                found += [_slim(r) for r in reader.find(record_type, option.value) if r.id == option.value]
+        return found
 
     def _fill_context(self, person: Person, state: ConversationState, steps: list[dict[str, Any]], param: str,
                       text: str) -> bool:

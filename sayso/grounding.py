@@ -206,6 +206,9 @@ def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
     if text.startswith("@"):
         if text == "@it":
             found = [r for r in focus.records if r.type in wanted]
+            listed = [r for r in focus.last_list if r.type in wanted]
+            if not found and len(listed) == 1:  # "and the deal?": the one deal just shown or offered
+                found = listed
             if not found:
                 raise UnknownRecord(f"nothing in this conversation is a {' or '.join(wanted).lower()} to refer to")
             return found[:1]
