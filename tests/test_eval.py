@@ -21,7 +21,6 @@ KNOWN = {
     "writes-update-end-of-month",
     "writes-update-amount-commas",
     "writes-meeting-hour-la",
-    "clarify-orchid-get-deal-or-account",
     "ref-contact-then-account",
     "no-action-sports",
 }
