@@ -63,7 +63,7 @@ _ADD_MESSAGES = insert(_messages)
 class Pending(BaseModel):
     kind: Literal["confirmation", "clarification"]
     confirmation: str | None = None
-    mode: Literal["record", "value", "action"] | None = None
+    mode: Literal["record", "value", "action", "fields"] | None = None
     param: str | None = None
     step: int = 0
     steps: list[dict[str, Any]] = Field(default_factory=list)  # [{"action", "args"}], the person's words
@@ -244,6 +244,9 @@ class Chat:
             answered = self._words(turn, state, said)
             if answered is not None:
                 return answered
+        answered = self._fields(turn, state, text)
+        if answered is not None:
+            return answered
         delegated = self._delegate(turn, state, text)
         if delegated is not None:
             return delegated
@@ -511,6 +514,11 @@ class Chat:
         steps[:] = [route(s, text, turn.person, self.ws.directory, self.ws.catalog) for s in steps]
         for step in steps:
             self._fill_origin(turn, step, text)
+        unchanged = self._unchanged(steps)
+        if unchanged is not None:  # "bump the SSO one to urgent": a change that names nothing to change
+            index, question = unchanged
+            state.pending = Pending(kind="clarification", mode="fields", step=index, steps=steps, text=text)
+            return self._ask(turn, question, [], steps[:index + 1], None)
         missing = self._missing(steps)
         if missing is not None:  # asked as a question, never an error: "What should the reason be?"
             index, param = missing
@@ -522,6 +530,37 @@ class Chat:
         result = self.pipeline.run_plan(turn, [Request(s["action"], s["args"]) for s in steps])
         self._remember(turn, state, result, steps, text)
         return result
+
+    def _unchanged(self, steps: list[dict[str, Any]]) -> tuple[int, str] | None:
+        """A change of a record that gives none of the values it could change (every one optional): the
+        question that asks for them, naming each with its choices."""
+        for index, step in enumerate(steps):
+            action = self.ws.catalog.get(step["action"])
+            params = params_of(action)
+            records = [p for p in params if p.kind == "record"]
+            values = [p for p in params if p.kind != "record" and p.name not in ("description", "origin")]
+            if not action.is_write or not records or len(values) < 2 or any(p.required for p in values) \
+                    or any(step["args"].get(p.name) not in (None, "", []) for p in values) \
+                    or any(step["args"].get(p.name) in (None, "") for p in records if p.required):
+                continue
+            named = [p.name.replace("_", " ") + (f" ({', '.join(e.replace('_', ' ') for e in p.enum)})"
+                                                 if p.enum else "") for p in values]
+            return index, f"What should change: the {', the '.join(named[:-1])} or the {named[-1]}?"
+        return None
+
+    def _fields(self, turn: Turn, state: ConversationState, text: str) -> TurnResult | None:
+        """The answer to "What should change: ...?": the values it gives fill the waiting step; None when it
+        gives none (a new request)."""
+        pending = state.pending
+        if pending is None or pending.mode != "fields" or not pending.steps:
+            return None
+        step = pending.steps[pending.step]
+        action = self.ws.catalog.get(step["action"])
+        filled = carry(step["args"], action, text, self.ws.directory, self.pipeline.clock.now_in(turn.person.timezone))
+        if filled == step["args"]:
+            return None
+        pending.steps[pending.step] = {**step, "args": filled}
+        return self._run(turn, state, pending.steps, pending.text)
 
     def _missing(self, steps: list[dict[str, Any]]) -> tuple[int, Param] | None:
         """The first required argument no step has yet (one with a default of its own is not missing)."""

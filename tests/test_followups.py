@@ -142,3 +142,16 @@ def test_choosing_the_action_by_number_keeps_the_record(sqlite_root: Path) -> No
         chosen = asked
     assert chosen.status.value == "executed", chosen.reply
     assert chosen.steps[0].args == {"ticket": "SUP-17", "priority": "low"}
+
+
+def test_a_change_that_names_nothing_to_change_asks_what_should(sqlite_root: Path) -> None:
+    sam = chat_for(sqlite_root, "sam")
+    listed = sam.say("sam", "show open support tickets")
+    asked = sam.say("sam", "bump the SSO one to urgent", listed.conversation)  # "urgent" is no priority
+    assert asked.status.value == "needs_clarification"
+    assert asked.reply == ("What should change: the status (open, in progress, closed), the priority (low, medium, "
+                           "high) or the assignee?")
+    assert rows(sqlite_root, "tickets", "select count(*) from effects") == [(0,)]
+    done = sam.say("sam", "low", listed.conversation)
+    assert done.status.value == "executed" and done.steps[0].args == {"ticket": "SUP-17", "priority": "low"}
+    assert rows(sqlite_root, "tickets", "select priority from tickets where id = 'SUP-17'") == [("low",)]
