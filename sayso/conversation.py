@@ -314,7 +314,10 @@ class Chat:
             else []
         to = [people[0].id] if len(people) == 1 else []
         message = delegation_note(turn.person, denied, to)
-        step = {"action": "chat.send", "args": {"to": to[0] if to else recipient, "text": message}}
+        target = to[0] if to else recipient
+        step: dict[str, Any] = {"action": "chat.send", "args": {"to": target, "text": message}}
+        turn.prelude.append(turn.event("interpretation", "delegation", "chat.send", words=text, to=target,
+                                       denied=denied.get("rule")))
         return self._run(turn, state, [step], text)
 
     def _correct(self, turn: Turn, state: ConversationState, text: str) -> TurnResult | None:
@@ -344,6 +347,9 @@ class Chat:
             return self._say(turn, TurnStatus.NO_ACTION, f"That was already done, so I changed nothing. To change "
                              f"the {name}, say \"undo that\" and ask again, or ask for the change itself.")
         changed = amended.sentence(self.ws.directory)
+        turn.prelude.append(turn.event("interpretation", "correction", amended.steps[-1]["action"], words=text,
+                                       changed=[{"param": p, "before": b, "after": a} for p, b, a in amended.changed],
+                                       of=pending.confirmation if pending is not None else "last request"))
         try:
             result = self._run(turn, state, amended.steps, f"{origin} ({changed[:-1].lower()})")
             if state.pending is not None:
@@ -560,6 +566,8 @@ class Chat:
         if filled == step["args"]:
             return None
         pending.steps[pending.step] = {**step, "args": filled}
+        turn.prelude.append(turn.event("interpretation", "answer", action.name, words=text,
+                                       filled=sorted(set(filled) - set(step["args"]))))
         return self._run(turn, state, pending.steps, pending.text)
 
     def _missing(self, steps: list[dict[str, Any]]) -> tuple[int, Param] | None:
