@@ -34,7 +34,7 @@ from .instructions import Standing
 from .interpreter import Context, FocusItem, Interpretation, Interpreter, registry
 from .interpreter.guesses import decline_guesses
 from .interpreter.offline.schema import Param, params_of
-from .notify import route
+from .notify import notification, route
 from .pipeline import Pipeline, Request, Turn
 from .store import schema
 from .tracing import span
@@ -316,7 +316,11 @@ class Chat:
         message = delegation_note(turn.person, denied, to)
         target = to[0] if to else recipient
         step: dict[str, Any] = {"action": "chat.send", "args": {"to": target, "text": message}}
-        turn.prelude.append(turn.event("interpretation", "delegation", "chat.send", words=text, to=target,
+        if to:  # where they live (devi reads email), with a subject that says what is asked of them
+            action, args = notification(self.ws.directory.get(to[0]), message, self.ws.catalog,
+                                        subject=f"Could you do this for {turn.person.name}?")
+            step = {"action": action, "args": args}
+        turn.prelude.append(turn.event("interpretation", "delegation", step["action"], words=text, to=target,
                                        denied=denied.get("rule")))
         return self._run(turn, state, [step], text)
 

@@ -17,7 +17,7 @@ __all__ = ["change_line", "effects", "error_reply", "error_text", "label", "ques
 
 # Fields that are bookkeeping, not something a person asked about.
 _HIDDEN = {"description", "origin", "text", "title", "version", "deleted", "type", "id", "system", "score",
-           "created_at", "updated_at", "key", "undoes", "body"}
+           "created_at", "updated_at", "key", "undoes", "body", "message_id", "sender"}
 _PLURAL = {"opportunity": "opportunities", "company": "companies", "activity": "activities"}
 
 
@@ -123,6 +123,11 @@ def error_text(error: str) -> str:
     return said.rstrip(".")
 
 
+def _said_args(args: dict[str, Any]) -> str:
+    """"ticket SUP-17, priority high": arguments as words, for a sentence."""
+    return ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in args.items() if k not in _HIDDEN)
+
+
 def error_reply(error: str) -> str:
     """An invalid request's error as a person reads it: "billing.issue_credit_note: amount must be positive;
     -500 was given" -> "I could not do that: the amount must be positive; -500 was given."."""
@@ -145,6 +150,8 @@ def effects(results: list[StepResult], actions: dict[str, Action]) -> str:
             changes = [change_line(Change.model_validate(c)) for c in effect.get("changes", [])]
             if changes:
                 lines.append("Done: " + "; ".join(changes))
+            elif action is not None and action.preview:  # a change whose values were already so
+                lines.append(f"Nothing needed to change: {_said_args(result.args)} already.")
             else:
                 lines.append(f"Done: {what[0].lower()}{what[1:]}.")
         elif result.status is StepStatus.SKIPPED:

@@ -42,7 +42,7 @@ def test_golden_replies_of_the_first_conversation(sqlite_root: Path) -> None:
         "Done: D-101 Brightwater Expansion: stage proposal -> negotiation",
         "Not done: account executives may close their own deals when the amount is at most 100,000; your "
         "manager, carol, may do this. (rule rule-4-ae-close)",
-        "Done: M-1 Alice Moreno asked: \"close Kestrel Aerospace as won\". It...: new, to carol, sender alice",
+        "Done: M-1 Alice Moreno asked: \"close Kestrel Aerospace as won\". It...: new, to carol",
         "Undone: send a chat message to a person or a channel.",
     ]
 
@@ -147,6 +147,9 @@ def test_golden_replies_of_a_correction_and_a_delegation(sqlite_root: Path) -> N
 
 
 def test_golden_questions_and_errors_in_words(sqlite_root: Path) -> None:
+    sam = Chat(pipeline_for(sqlite_root, "sam"))
+    assert sam.say("sam", "set SUP-17 to high priority").reply == (
+        "Nothing needed to change: ticket SUP-17, priority high already.")
     fiona = Chat(pipeline_for(sqlite_root, "fiona"))
     assert fiona.say("fiona", "issue a credit note of 2,000 to Orchid Pharma").reply == "What should the reason be?"
     wrong = fiona.say("fiona", "issue a credit note of -500 to Orchid Pharma for the outage")
