@@ -487,9 +487,13 @@ class Chat:
             question = found.question or "Could you say more?"
             if param is None and steps:
                 question = self._look_around(turn, state, steps[-1]) + question
+            options = found.options
+            if param is not None and not options and steps:  # "Which account?" right after a list: those
+                options = self._shown_options(state, steps[-1]["action"], param)
+                question += (" " + "; ".join(o.label for o in options)) if options else ""
             state.pending = Pending(kind="clarification", mode="value" if param else "action", param=param,
-                                    step=max(len(steps) - 1, 0), steps=steps, options=found.options, text=text)
-            return self._ask(turn, question, found.options, steps, param)
+                                    step=max(len(steps) - 1, 0), steps=steps, options=options, text=text)
+            return self._ask(turn, question, options, steps, param)
         return self._run(turn, state, steps, text)
 
     def _reply(self, turn: Turn, state: ConversationState, found: Interpretation,
@@ -715,6 +719,22 @@ class Chat:
                     fits.append(action)
                     break
         return fits[0] if len(fits) == 1 else None
+
+    def _shown_options(self, state: ConversationState, action_name: str, param: str) -> list[Option]:
+        """The records just shown that could fill a record parameter, as options: the records of its kind, or
+        the ones the list's items point at (after a list of invoices, their accounts)."""
+        types = self.ws.catalog.get(action_name).marked("x-record").get(param)
+        if types is None:
+            return []
+        wanted = str(types).split("|")
+        shown = [r for r in state.last_list if r.type in wanted]
+        options = [Option(label=f"{r.id} {r.title}".strip() if r.title not in ("", r.id) else r.id, value=r.id)
+                   for r in shown]
+        if not options:
+            linked = [str(r.attrs[t.lower()]) for r in state.last_list for t in wanted
+                      if isinstance(r.attrs.get(t.lower()), str)]
+            options = [Option(label=v, value=v) for v in dict.fromkeys(linked)]
+        return options[:_FOCUS_SIZE] if len(options) > 1 else []
 
     def _offered(self, turn: Turn, result: TurnResult) -> list[Record]:
         """The records a question offered as its options (a grounding question: "which one do you mean?")."""

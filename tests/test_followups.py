@@ -155,3 +155,15 @@ def test_a_change_that_names_nothing_to_change_asks_what_should(sqlite_root: Pat
     done = sam.say("sam", "low", listed.conversation)
     assert done.status.value == "executed" and done.steps[0].args == {"ticket": "SUP-17", "priority": "low"}
     assert rows(sqlite_root, "tickets", "select priority from tickets where id = 'SUP-17'") == [("low",)]
+
+
+def test_a_question_for_a_record_offers_what_was_just_shown(sqlite_root: Path) -> None:
+    fiona = chat_for(sqlite_root, "fiona")
+    listed = fiona.say("fiona", "show overdue invoices")
+    asked = fiona.say("fiona", "issue a credit note of 2,000 for the outage", listed.conversation)
+    assert asked.status.value == "needs_clarification"
+    assert asked.reply == "Which account? Orchid Pharma; Cobalt Retail Group"
+    assert [o.value for o in asked.options or []] == ["Orchid Pharma", "Cobalt Retail Group"]
+    chosen = fiona.say("fiona", "2", listed.conversation)
+    assert chosen.status.value == "needs_confirmation"
+    assert chosen.steps[0].args == {"account": "Cobalt Retail Group", "amount": 2000, "reason": "the outage"}
