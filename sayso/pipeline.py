@@ -224,11 +224,13 @@ class Pipeline:
         return self._cancel(turn, confirmation_id)
 
     def supersede_in(self, turn: Turn, confirmation_id: str, why: str) -> bool:
-        """A pending confirmation replaced by an amended plan: it can no longer be approved. False when it
-        was no longer pending (answered, expired, another person's)."""
+        """A pending confirmation replaced by an amended plan: it can no longer be approved, by the person who
+        asked or by whoever was asked to approve it. False when it was no longer pending or is not theirs."""
         try:
             with self.ws.store.write() as conn:
-                item = self.confirmations.usable(conn, confirmation_id, turn.person.id)
+                item = self.confirmations.get(conn, confirmation_id)
+                if item is None or item.status != "pending" or turn.person.id not in (item.requester, item.approver):
+                    return False
                 self.confirmations.settle(conn, item, "superseded")
                 self.audit.append(conn, [turn.event("confirmation", "superseded", item.plan["steps"][0]["action"],
                                                     id=item.id, why=[why])])
