@@ -324,7 +324,7 @@ class Chat:
                                        denied=denied.get("rule")))
         return self._run(turn, state, [step], text)
 
-    def _correct(self, turn: Turn, state: ConversationState, text: str) -> TurnResult | None:
+    def _correct(self, turn: Turn, state: ConversationState, text: str, weak: bool = False) -> TurnResult | None:
         """"actually make it 2,500" with a confirmation or a question pending, or right after a denial: the
         plan amended and checked again from the start (grounding, policy, risk); a pending confirmation is
         superseded. Right after a change was made, it says how to change it instead. None when the message
@@ -340,7 +340,7 @@ class Chat:
         else:
             return None
         now = self.pipeline.clock.now_in(turn.person.timezone)
-        amended = amend(steps, text, self.ws.catalog, self.ws.directory, now, strong=pending is None)
+        amended = amend(steps, text, self.ws.catalog, self.ws.directory, now, strong=pending is None and not weak)
         if amended is None or (pending is None and amended.problem):
             return None
         if amended.problem and pending is not None:
@@ -469,6 +469,11 @@ class Chat:
         steps: list[dict[str, Any]] = [{"action": s.action, "args": dict(s.args)} for s in found.steps]
         if found.kind == "plan" and steps:
             self._fill_reference(state, steps, "", text)
+        last = state.last_request or {}
+        if found.kind == "question" and pending is None and last.get("status") == TurnStatus.DENIED.value:
+            corrected = self._correct(turn, state, text, weak=True)  # "change the amount to 15000": as a new
+            if corrected is not None:  # request it is incomplete; it completes the request just denied
+                return corrected
         if found.kind == "question":
             param = found.param
             if param is not None and steps:

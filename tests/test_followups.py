@@ -167,3 +167,15 @@ def test_a_question_for_a_record_offers_what_was_just_shown(sqlite_root: Path) -
     chosen = fiona.say("fiona", "2", listed.conversation)
     assert chosen.status.value == "needs_confirmation"
     assert chosen.steps[0].args == {"account": "Cobalt Retail Group", "amount": 2000, "reason": "the outage"}
+
+
+def test_after_a_denial_an_incomplete_change_completes_the_denied_request(sqlite_root: Path) -> None:
+    fiona = chat_for(sqlite_root, "fiona")
+    denied = fiona.say("fiona", "issue a credit note of 30,000 to Kestrel Analytics for the outage")
+    assert denied.status.value == "denied"
+    changed = fiona.say("fiona", "change the amount to 15000", denied.conversation)
+    assert changed.status.value == "needs_confirmation"
+    assert changed.steps[0].args == {"account": "Kestrel Analytics", "amount": 15000, "reason": "the outage"}
+    assert changed.reply.startswith("Changed the amount from 30,000 to 15,000.")
+    assert fiona.say("fiona", "yes", denied.conversation).status.value == "executed"
+    assert rows(sqlite_root, "billing", "select amount from credit_notes") == [(15000,)]
