@@ -2,6 +2,7 @@
 
     python bench/sgd.py --schema SCHEMA.json --cases CASES.jsonl [--setting own|all] [--json]
                         [--limit N] [--failures K] [--dump PATH] [--interpreter NAME] [--describe intent|both]
+                        [--weights KEY=VALUE ...] [--half tuned|held]
 
 The schema file becomes a sayso catalog, one action ``<service>.<intent>`` per intent
 whose parameters are the intent's required and optional slots (categorical slots as
@@ -17,6 +18,11 @@ anything else (thanks, small talk, a yes/no reply, a question without steps) kee
 previous intent, as a dialogue state tracker carries its state over (a reply whose step is
 the pending action, an answer filling in its arguments, keeps the intent and counts the slots). See
 ``bench/README.md`` for how slots are matched and what is ignored.
+
+Services are split in two halves by a hash of their name: tune on the "tuned" services
+(``--half tuned``) and read the "held" ones as services the interpreter was never tuned on;
+the report gives both. ``--weights`` changes the offline interpreter's weights
+(``sayso/interpreter/offline/weights.py``) for a sweep.
 """
 
 from __future__ import annotations
@@ -38,10 +44,12 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from sayso.catalog import Action, Catalog, ResourceSpec, RiskRule, Tier
 from sayso.directory import Person
+from sayso.evaluation import half_of
 from sayso.interpreter import Context, Interpretation, Interpreter, ProposedStep
 
 Setting = Literal["own", "all"]
 Describe = Literal["intent", "both"]
+Half = Literal["tuned", "held"]
 
 NONE = "NONE"
 # SGD's dialogues were collected as if in early March 2019 ("today" is 2019-03-01 in the schema defaults).
@@ -363,6 +371,7 @@ class Run:
     setting: Setting
     total: Tally = field(default_factory=Tally)
     services: dict[str, Tally] = field(default_factory=dict)
+    halves: dict[str, Tally] = field(default_factory=dict)  # "tuned" and "held" services (service_half)
     kinds: dict[str, Tally] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
     service_ok: int = 0  # ``all``: plans whose action is of the case's own service
@@ -394,6 +403,7 @@ class Run:
             "outcomes": dict(self.outcomes.most_common()),
             "errors": len(self.errors),
             "elapsed_s": round(self.elapsed, 2),
+            "halves": {name: t.figures() for name, t in sorted(self.halves.items())},
             "per_service": {name: t.figures() for name, t in sorted(self.services.items())},
             "per_slot_kind": {name: t.slot_figures() for name, t in sorted(self.kinds.items())},
         }
@@ -416,9 +426,10 @@ def score_case(run: Run, case: dict[str, Any], pred: Prediction, kinds: dict[tup
     service = case["service"]
     gold_intent = case["gold_active_intent"]
     per_service = run.services.setdefault(service, Tally())
+    half = run.halves.setdefault(service_half(service), Tally())
     slots = score_slots(pred.slots, case)
     intent_ok = pred.intent == gold_intent
-    for tally in (run.total, per_service):
+    for tally in (run.total, per_service, half):
         tally.n += 1
         tally.intent_ok += intent_ok
         tally.gold_none += gold_intent == NONE
@@ -448,11 +459,17 @@ def score_case(run: Run, case: dict[str, Any], pred: Prediction, kinds: dict[tup
 # --- running ----------------------------------------------------------------------------------
 
 
-def read_cases(path: Path, limit: int | None = None) -> Iterator[dict[str, Any]]:
+def service_half(service: str) -> Half:
+    """"tuned" or "held": whole services are held back (a hash of the name, as ``sayso eval --half`` splits
+    conversations), since what matters is how the interpreter does on services it was never tuned on."""
+    return "tuned" if half_of(service) == "dev" else "held"
+
+
+def read_cases(path: Path, limit: int | None = None, half: Half | None = None) -> Iterator[dict[str, Any]]:
     with path.open() as lines:
         count = 0
         for line in lines:
-            if not line.strip():
+            if not line.strip() or (half is not None and service_half(json.loads(line)["service"]) != half):
                 continue
             if limit is not None and count >= limit:
                 return
@@ -543,6 +560,9 @@ def human_report(run: Run, report: dict[str, Any], interpreter: str) -> str:
     if report["service_accuracy"] is not None:
         share = _fmt(report["service_accuracy"])
         lines.append(f"  service accuracy     {share}   (plans whose action is of the case's own service)")
+    for name, fig in report["halves"].items():
+        lines.append(f"  {name + ' services':<20} n {fig['n']:>5}, intent {_fmt(fig['intent_accuracy'])}, "
+                     f"slot F1 {_fmt(fig['slot_f1'])}")
     lines.append("  outcomes: " + ", ".join(f"{k} {v}" for k, v in report["outcomes"].items()))
     if run.errors:
         lines.append(f"  ERRORS: the interpreter raised on {len(run.errors)} cases (scored as carry-over); first:")
@@ -586,11 +606,13 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def make_interpreter(name: str) -> Interpreter:
+def make_interpreter(name: str, weights: Sequence[str] = ()) -> Interpreter:
+    """A registered interpreter; the offline one with ``weights`` ("min_score=1.4") changed from its defaults."""
     if name == "offline":
         from sayso.interpreter.offline import OfflineInterpreter
+        from sayso.interpreter.offline.weights import DEFAULT
 
-        return OfflineInterpreter()
+        return OfflineInterpreter(weights=DEFAULT.with_(*weights))
     from sayso.interpreter import registry
 
     return registry.create(name)
@@ -609,12 +631,16 @@ def main(argv: Sequence[str] | None = None, *, interpreter: Interpreter | None =
     parser.add_argument("--interpreter", default="offline", help="a registered interpreter (default offline)")
     parser.add_argument("--describe", choices=("intent", "both"), default="both",
                         help="action descriptions: the intent's only, or followed by its service's (default)")
+    parser.add_argument("--weights", action="append", default=[], metavar="KEY=VALUE",
+                        help="change an offline weight (repeatable): min_score=1.4, evidence.choice=2.5")
+    parser.add_argument("--half", choices=("tuned", "held"), default=None,
+                        help="only the services of one half (a hash of the service name); tune on 'tuned' only")
     args = parser.parse_args(argv)
 
     services = load_schema(args.schema)
-    chosen = interpreter if interpreter is not None else make_interpreter(args.interpreter)
+    chosen = interpreter if interpreter is not None else make_interpreter(args.interpreter, args.weights)
     label = f"{getattr(chosen, 'name', type(chosen).__name__)} {getattr(chosen, 'version', '')}".strip()
-    cases = read_cases(args.cases, args.limit)
+    cases = read_cases(args.cases, args.limit, args.half)
     dump = args.dump.open("w") if args.dump else None
     try:
         run = run_cases(chosen, services, cases, args.setting, failures=args.failures, describe=args.describe,
@@ -627,7 +653,7 @@ def main(argv: Sequence[str] | None = None, *, interpreter: Interpreter | None =
         print(failures_report(run.failures), file=sys.stderr)
     print(human_report(run, report, label), flush=True)
     if args.json:
-        print(json.dumps(_rounded(report | {"interpreter": label})))
+        print(json.dumps(_rounded(report | {"interpreter": label, "weights": args.weights})))
     return 0
 
 

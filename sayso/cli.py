@@ -400,7 +400,8 @@ def pending(user: UserOpt, workspace: WorkspaceOpt = None, now: NowOpt = None, a
         print(json.dumps(items))
         return
     for item in items:
-        out.print(f"{item['id']}  {', '.join(item['actions'])}  expires {item['expires_at']}", markup=False)
+        asked = f"  asked by {item['requester']}" if item["requester"] != user else ""  # routed to them
+        out.print(f"{item['id']}  {', '.join(item['actions'])}{asked}  expires {item['expires_at']}", markup=False)
     expired = pipeline.confirmations.expired(user)
     note = ""
     if expired:
@@ -890,6 +891,8 @@ def eval_(
     as_json: JsonOpt = False,
     half: Annotated[Half | None, typer.Option("--half", help="Only the dev or the test half (by a hash of the id); "
                                                             "run the test half only before stopping")] = None,
+    weights: Annotated[list[str] | None, typer.Option("--weights", help="Change an offline interpreter weight, "
+                                                      "KEY=VALUE (repeatable), e.g. min_score=1.4")] = None,
 ) -> None:
     """Run conversations with expected outcomes on fresh demo workspaces; print accuracy and failures."""
     from .evaluation import half_of, halves, load_cases, run_cases, summary_rows
@@ -898,7 +901,12 @@ def eval_(
     try:
         loaded = [c for c in load_cases(cases) if (category is None or c.category == category)
                   and (half is None or half_of(c.id) == half.value)]
-        engine = registry.create(interpreter or "offline", {"model": model} if model else {})
+        settings: dict[str, Any] = {"model": model} if model else {}
+        if weights:
+            from .interpreter.offline.weights import assignments
+
+            settings["weights"] = assignments(weights)
+        engine = registry.create(interpreter or "offline", settings)
     except SaysoError as exc:
         _fail(exc, as_json)
         return

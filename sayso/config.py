@@ -90,6 +90,13 @@ class AuditSettings(_Section):
     checkpoint_key: str | None = None  # the name of a secret: checkpoints carry an HMAC-SHA256 with it
 
 
+class ApprovalSettings(_Section):
+    """Approvals routed to the approver (docs/security.md#approvals-routed-to-the-approver)."""
+
+    link_key: str | None = None  # the name of a secret that signs approval links; unset: a key kept in the store
+    base_url: str = "http://127.0.0.1:8000/"  # where the web page is, for the links in approval emails
+
+
 class SecretSettings(_Section):
     file: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
@@ -105,6 +112,7 @@ class Settings(_Section):
     secrets: SecretSettings = Field(default_factory=SecretSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     systems: dict[str, dict[str, Any]] = Field(default_factory=dict)
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)  # [channels.<name>], read by each channel
 

@@ -94,8 +94,8 @@ class Confirmations:
             raise ConfirmationError(f"confirmation {confirmation_id} is not yours to give",
                                     code="confirmation_not_yours")
         if item.status != "pending":
-            raise ConfirmationError(f"confirmation {confirmation_id} was already {item.status}",
-                                    code="confirmation_used")
+            raise ConfirmationError(f"confirmation {confirmation_id} was already {item.status}; nothing was "
+                                    "changed", code="confirmation_used")
         if self.clock.now() >= item.expires_at:
             raise ConfirmationError(
                 f"confirmation {confirmation_id} expired at {item.expires_at.isoformat()}; ask again",

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, PrivateAttr
 from sqlalchemy import bindparam, insert, select, update
 
+from . import approvals
 from . import reply as replies
 from .amend import amend, carry
 from .catalog import Action, Tier
@@ -83,6 +84,7 @@ class ConversationState(BaseModel):
     people: list[str] = Field(default_factory=list)  # for "him", "her": most recent first
     last_steps: list[dict[str, Any]] = Field(default_factory=list)  # the last plan denied or done, for "actually"
     instruction: str | None = None  # the standing instruction spoken of last, for "make it Thursday instead"
+    routed: str | None = None  # the confirmation this person asked someone else to approve (sayso.approvals)
     _settled: bool = PrivateAttr(default=False)  # this turn answered the pending confirmation (never saved)
 
 
@@ -223,7 +225,10 @@ class Chat:
         result = (self.pipeline.confirm if approve else self.pipeline.cancel)(user, confirmation)
         if result.conversation is None or result.error:
             return result
-        state = self.conversations.load(result.conversation, user)
+        try:
+            state = self.conversations.load(result.conversation, user)
+        except UnknownConversation:  # approved for someone else: their conversation is told (sayso.approvals)
+            return result
         if state is None:
             return result
         if state.pending is not None and state.pending.confirmation == confirmation:
@@ -239,6 +244,9 @@ class Chat:
     # --- one turn ---------------------------------------------------------------------
 
     def _turn(self, turn: Turn, state: ConversationState, text: str) -> TurnResult:
+        routed = approvals.route(self, turn, state, text)  # "ask carol to approve", before any interpreter
+        if routed is not None:
+            return routed
         said = read_words(text)
         if said is not None:
             answered = self._words(turn, state, said)
@@ -656,6 +664,8 @@ class Chat:
         if result.status is TurnStatus.DENIED:
             state.last_denied = {"text": text, "action": result.steps[0].action if result.steps else None,
                                  "rule": result.rule, "reply": result.reply,
+                                 "steps": [{"action": s.action, "args": s.args} for s in result.steps],
+                                 "options": [o.value for o in result.options or []],
                                  "records": [{"type": r.type, "id": r.id, "title": r.title,
                                               **{k: v for k, v in r.attrs.items() if k in _RELATED}}
                                              for r in touched[:3]]}

@@ -9,6 +9,7 @@
     │   ├── UnknownConversation       404 conversation_unknown (missing or another person's)
     │   ├── InputTooLarge             413 input_too_large
     │   ├── ConfirmationError         409 confirmation_used/_expired; 404 confirmation_unknown/_not_yours
+    │   ├── ApprovalLinkInvalid       403 approval_link_invalid (a forged or altered approval link)
     │   ├── Unauthorized              401 unauthorized
     │   ├── RateLimited               429 rate_limited
     │   └── IdempotencyConflict       422 idempotency_key_reused
@@ -26,6 +27,7 @@ a ``SystemFailure`` during execution ends it as ``failed`` with the steps that r
 from __future__ import annotations
 
 __all__ = [
+    "ApprovalLinkInvalid",
     "ConfigurationError",
     "ConfirmationError",
     "ConnectorError",
@@ -116,6 +118,13 @@ class ConfirmationError(RequestError):
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.http_status = self.STATUSES.get(self.code, type(self).http_status)
+
+
+class ApprovalLinkInvalid(RequestError):
+    """An approval link sayso did not sign for that confirmation as it is now (forged, or altered)."""
+
+    code = "approval_link_invalid"
+    http_status = 403
 
 
 class Unauthorized(RequestError):

@@ -63,6 +63,7 @@ class _Step:
     decision: Decision | None = None
     verdict: Verdict = Verdict.RUN
     records: list[Record] = field(default_factory=list)
+    denied: Decision | None = None  # the requester's own deny, when ``decision`` is an approver's (sayso.approvals)
 
     def versions(self) -> dict[str, int]:
         return {r.ref(): r.version for r in self.grounded.records.values()}
@@ -79,6 +80,7 @@ class _Turn:
     prelude: list[AuditEvent] = field(default_factory=list)  # e.g. the interpretation, audited with the turn
     records: list[Record] = field(default_factory=list)  # what grounding found, for the next turn's focus
     confirm_from: Tier | None = None  # writes at or above this tier ask for confirmation (model proposals)
+    approver: Person | None = None  # asked to approve what the policy denies this person (sayso.approvals)
     tainted: bool = False  # the reply holds text read from systems (an answer a model phrased from records)
     progress: Callable[[str], None] | None = None  # told each stage as it starts (server-sent events)
     # The turn's closing writes, held for the transaction that saves its conversation (``Chat.say``):
@@ -305,6 +307,8 @@ class Pipeline:
                 if step.grounded.question:
                     break
             self._decide_in_order(turn.person, steps)
+            if turn.approver is not None:
+                self._approve_for(turn.approver, turn.person, steps)
         for step in steps:
             events.append(turn.event("grounding", "ok" if not step.grounded.question else "ambiguous",
                                      step.action.name, **step.grounded.describe()))
@@ -313,7 +317,7 @@ class Pipeline:
         turn.stage("checking")
         for step in steps:
             assert step.decision is not None
-            events.append(self._decision_event(turn, step))
+            events += self._decision_events(turn, step)
         denied = next((s for s in steps if s.decision and not s.decision.allowed), None)
         refused = next((s for s in steps if s.verdict is Verdict.REFUSE), None)
         if denied is not None or refused is not None:
@@ -337,6 +341,9 @@ class Pipeline:
             self.close(turn, events)
             return TurnResult(status=TurnStatus.ANSWERED, reply=reply, steps=results)
         plan = self._plan(turn, writes)
+        if turn.approver is not None and any(s.denied for s in steps):
+            turn.stage("awaiting_confirmation")
+            return self._ask(turn, events, steps, plan, approver=turn.approver)
         turn.stage("awaiting_confirmation" if self.guard.plan_verdict(s.tier for s in writes) is Verdict.CONFIRM
                    or (turn.confirm_from is not None and any(s.tier >= turn.confirm_from for s in writes))
                    else "executing")
@@ -391,6 +398,19 @@ class Pipeline:
                 for change in connector.preview(step.action.operation, step.args):
                     ref = f"{change.record_type}:{change.record_id}"
                     after[ref] = {**after.get(ref, {}), **(change.after or {})}
+
+    def _approve_for(self, approver: Person, requester: Person, steps: list[_Step]) -> None:
+        """Each step the policy denies ``requester``, decided instead on whether ``approver`` may approve it for
+        them (``Action::"approve"``, sayso.approvals), with the deny kept for the audit."""
+        from .approvals import decide_approval  # approvals builds on the pipeline: imported here
+
+        for step in steps:
+            if step.decision is None or step.decision.allowed:
+                continue
+            resource, context = self._policy_inputs(step.action, step.grounded, step.args)
+            step.denied = step.decision
+            step.decision = decide_approval(self.ws, approver=approver, requester=requester,
+                                            action=step.action.name, resource=resource, context=context)
 
     def check(self, user: str, action: str, args: dict[str, Any], focus: Focus | None = None) -> Checked:
         """Validate, ground, decide and weigh one step as ``user`` would run it now, doing and recording
@@ -456,6 +476,18 @@ class Pipeline:
                           policy_hash=step.decision.policy_hash, risk=step.tier.value, guard=step.verdict.value,
                           args=step.args, **({"errors": list(step.decision.errors)} if step.decision.errors else {}))
 
+    def _decision_events(self, turn: _Turn, step: _Step) -> list[AuditEvent]:
+        """A step's decision; for a step routed to an approver, the requester's deny, then the approval's."""
+        if step.denied is None:
+            return [self._decision_event(turn, step)]
+        assert step.decision is not None
+        return [turn.event("decision", "deny", step.action.name, rule=step.denied.rule, reason=step.denied.reason,
+                           policy_hash=step.denied.policy_hash, args=step.args, routed=True),
+                turn.event("decision", "allow" if step.decision.allowed else "deny", "approve",
+                           rule=step.decision.rule, reason=step.decision.reason,
+                           policy_hash=step.decision.policy_hash, request_action=step.action.name,
+                           risk=step.tier.value, args=step.args)]
+
     # --- outcomes ----------------------------------------------------------------
 
     def _clarify(self, turn: _Turn, events: list[AuditEvent], step: _Step,
@@ -479,11 +511,19 @@ class Pipeline:
         self.close(turn, events)
         results = [StepResult(action=s.action.name, args=s.args, risk=s.tier.value, status=StepStatus.SKIPPED)
                    for s in steps]
+        offers = None
+        if not step.decision.allowed and step.denied is None and turn.approver is None:
+            from .approvals import approvers
+
+            resource, context = self._policy_inputs(step.action, step.grounded, step.args)
+            offers = approvers(self.ws, requester=turn.person, action=step.action.name, resource=resource,
+                               context=context, could=step.decision.could) or None
         return TurnResult(status=TurnStatus.DENIED, reply=f"Not done: {reason} (rule {rule})", rule=rule,
-                          steps=results)
+                          steps=results, options=offers)
 
     def _ask(self, turn: _Turn, events: list[AuditEvent], steps: list[_Step], plan: Plan,
-             note: str = "") -> TurnResult:
+             note: str = "", approver: Person | None = None) -> TurnResult:
+        """A confirmation of ``plan``, given by its own person, or by ``approver`` for them (a routed one)."""
         writes = [s for s in steps if s.action.is_write]
         changes: list[Change] = []
         for step in writes:
@@ -493,11 +533,11 @@ class Pipeline:
         payload = plan.payload()
         with self.ws.store.write() as conn:
             item = self.confirmations.create(
-                conn, approver=turn.person.id, requester=turn.person.id, conversation=turn.conversation,
+                conn, approver=(approver or turn.person).id, requester=plan.actor, conversation=turn.conversation,
                 plan=payload, policy_hash=self.ws.policies.hash, versions=versions,
             )
             events.append(turn.event("confirmation", "pending", writes[0].action.name, id=item.id,
-                                     plan_hash=item.plan_hash, approver=item.approver,
+                                     plan_hash=item.plan_hash, approver=item.approver, requester=item.requester,
                                      expires_at=item.expires_at.isoformat(),
                                      changes=[c.model_dump(mode="json") for c in changes]))
             events.append(turn.event("turn", TurnStatus.NEEDS_CONFIRMATION.value, writes[0].action.name))
@@ -547,16 +587,31 @@ class Pipeline:
     # --- confirmations ------------------------------------------------------------
 
     def _confirm(self, turn: _Turn, confirmation_id: str) -> TurnResult:
+        result = self._approve(turn, confirmation_id)
+        self._routed(turn, confirmation_id, result, approve=True)
+        return result
+
+    def _routed(self, turn: _Turn, confirmation_id: str, result: TurnResult, *, approve: bool) -> None:
+        """A confirmation routed to an approver, answered: the requester is told (sayso.approvals)."""
+        from .approvals import settled
+
+        settled(self, turn, confirmation_id, result, approve)
+
+    def _approve(self, turn: _Turn, confirmation_id: str) -> TurnResult:
         with self.ws.store.read() as conn:
             item = self.confirmations.usable(conn, confirmation_id, turn.person.id)
         turn.conversation = item.conversation
         stored = Plan.from_payload(item.plan)
-        original = _Turn(turn.person, stored.conversation, stored.turn, turn.channel, turn.request)
-        reader = self.reader(turn.person)
-        steps = [self._prepare(turn.person, s.index, Request(s.action, s.args), reader=reader) for s in stored.steps]
-        self._decide_in_order(turn.person, steps)
+        routed = item.requester != item.approver  # approved for someone else: their plan, their policy, re-checked
+        owner = self.ws.directory.get(item.requester) if routed else turn.person
+        original = _Turn(owner, stored.conversation, stored.turn, turn.channel, turn.request)
+        reader = self.reader(owner)
+        steps = [self._prepare(owner, s.index, Request(s.action, s.args), reader=reader) for s in stored.steps]
+        self._decide_in_order(owner, steps)
+        if routed:
+            self._approve_for(turn.person, owner, steps)
         events = [turn.event("turn", "received", request=turn.request)]
-        events += [self._decision_event(turn, s) for s in steps if s.decision is not None]
+        events += [e for s in steps if s.decision is not None for e in self._decision_events(turn, s)]
         blocked = next((s for s in steps if s.grounded.question or (s.decision and not s.decision.allowed)
                         or s.verdict is Verdict.REFUSE), None)
         if blocked is not None:
@@ -580,10 +635,15 @@ class Pipeline:
                 self.audit.append(conn, [turn.event("confirmation", "superseded", stored.steps[0].action,
                                                     id=item.id, why=changed)])
             fresh = _Turn(turn.person, item.conversation, turn.turn, turn.channel, turn.request)
+            mine = _Turn(owner, item.conversation, turn.turn, turn.channel, turn.request)
             note = f"Not done yet: {' and '.join(changed)}, so here is the plan again."
-            return self._ask(fresh, events, steps, self._plan(fresh, steps), note=note)
+            return self._ask(fresh, events, steps, self._plan(mine, steps), note=note,
+                             approver=turn.person if routed else None)
         events.append(turn.event("confirmation", "approved", stored.steps[0].action, id=item.id,
-                                 plan_hash=item.plan_hash, approver=turn.person.id))
+                                 plan_hash=item.plan_hash, approver=turn.person.id,
+                                 **({"on_behalf_of": item.requester} if routed else {})))
+        if routed:  # the systems are told too: the requester's change, approved by the approver
+            stored.origin = {**stored.origin, "approved_by": turn.person.id, "approved_by_name": turn.person.name}
         return self._execute(turn, events, steps, stored, confirmation=item)
 
     def _cancel(self, turn: _Turn, confirmation_id: str) -> TurnResult:
@@ -598,7 +658,10 @@ class Pipeline:
             ])
         steps = [StepResult(action=s["action"], args=s["args"], risk=s["risk"], status=StepStatus.SKIPPED)
                  for s in item.plan["steps"]]
-        return TurnResult(status=TurnStatus.CANCELLED, reply="Cancelled; nothing was changed.", steps=steps)
+        result = TurnResult(status=TurnStatus.CANCELLED, reply="Cancelled; nothing was changed.", steps=steps)
+        if item.requester != item.approver:
+            self._routed(turn, confirmation_id, result, approve=False)
+        return result
 
     def _undo(self, turn: _Turn, only: Collection[str] | None = None) -> TurnResult:
         catalog = self.ws.catalog
@@ -645,6 +708,8 @@ def _record_dict(record: Record) -> dict[str, Any]:
 
 
 def _request_text(request: Any) -> str:
+    if isinstance(request, dict) and "words" in request:  # a request routed to an approver: what was asked
+        return str(request["words"])
     if isinstance(request, dict) and "text" in request:
         return str(request["text"])
     return json.dumps(request, sort_keys=True, default=str)

@@ -24,7 +24,11 @@ from typing import Any
 
 from .catalog import Action, Catalog
 
-__all__ = ["PERSON_ATTRS", "PolicySchema"]
+__all__ = ["APPROVE", "PERSON_ATTRS", "PolicySchema", "approval_context"]
+
+APPROVE = "approve"
+"""The Cedar action of approving what another person asked (``sayso.approvals``): its resource is the resource
+of the request, its context the request's arguments plus ``request_action``, ``requester`` and ``approver_may``."""
 
 PERSON_ATTRS = ("owner", "assignee", "reporter")
 """Record attributes naming a directory person: a policy sees them as ``User`` entities."""
@@ -58,6 +62,13 @@ class PolicySchema:
                 "principalTypes": ["User"], "resourceTypes": sorted(types),
                 "context": {"type": "Record", "attributes": _context(action)},
             }}
+        writes = [a for a in catalog if a.is_write]
+        if writes:
+            resources = set().union(*(_resource_types(a) for a in writes))
+            actions[APPROVE] = {"appliesTo": {
+                "principalTypes": ["User"], "resourceTypes": sorted(resources),
+                "context": {"type": "Record", "attributes": approval_context(catalog)},
+            }}
         entities: dict[str, Any] = {"User": {"shape": _shape({
             "role": _attr("String"), "team": _attr("String"), "manager": _attr("User", required=False),
         })}}
@@ -85,6 +96,25 @@ class PolicySchema:
             action = self.json[""]["actions"].get(found[2], {})
             return error + _closest(found[1], action.get("appliesTo", {}).get("context", {}).get("attributes", {}))
         return error
+
+
+def approval_context(catalog: Catalog) -> dict[str, Any]:
+    """The context of ``Action::"approve"``: what is approved (``request_action``), for whom (``requester``),
+    whether the approver may do it themselves (``approver_may``), and each argument that has one type across the
+    catalog's writes (``amount``, ``stage``...), present when the request has it."""
+    found: dict[str, Any] = {}
+    clash: set[str] = set()
+    for action in catalog:
+        if not action.is_write:
+            continue
+        for name, spec in _context(action).items():
+            spec = {**spec, "required": False}
+            if name in found and found[name] != spec:
+                clash.add(name)
+            found.setdefault(name, spec)
+    attributes = {k: v for k, v in found.items() if k not in clash}
+    attributes.update(request_action=_attr("String"), requester=_attr("User"), approver_may=_attr("Boolean"))
+    return attributes
 
 
 def _closest(name: str, names: Iterable[str]) -> str:

@@ -212,6 +212,10 @@ class Workspace:
                 self.checkpoint_key()
             except SaysoError as exc:
                 problems.append(exc)
+            link_key = self.settings.approvals.link_key
+            if link_key is not None and len(self.secrets.get(link_key) or "") < 32:
+                problems.append(WorkspaceError(f"[approvals] link_key names the secret {link_key!r}, which is not "
+                                               "set or shorter than 32 characters", file=str(self.root / "sayso.toml")))
         if problems:
             problems.extend(PolicyEngine.problems(self.root / "policies"))
         else:

@@ -92,3 +92,19 @@ def test_eval_reports_the_dev_and_test_halves_apart(tmp_path: Path) -> None:
     assert 0 < len(dev) < 8 and half_of("thanks-0") == half_of("thanks-0")
     only = json.loads(cli("eval", str(cases), "--json", "--half", "test").stdout.strip().splitlines()[-1])
     assert only["conversations"] == 8 - len(dev) and set(only["halves"]) == {"test"}
+
+
+def test_eval_sweeps_the_offline_interpreters_weights(tmp_path: Path) -> None:
+    from .conftest import cli
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps({"id": "deals", "category": "reads", "user": "alice", "now": "2026-11-25T09:00",
+                                 "turns": [{"say": "list my deals",
+                                            "expect": {"status": "answered", "action": "crm.find_deals"}}]}) + "\n")
+    plain = json.loads(cli("eval", str(cases), "--json").stdout.strip().splitlines()[-1])
+    assert plain["correct"] == 1
+    # no words are strong enough for any action when the threshold is this high: the same request is not done
+    swept = json.loads(cli("eval", str(cases), "--json", "--weights", "min_score=1000").stdout.strip().splitlines()[-1])
+    assert swept["correct"] == 0
+    wrong = cli("eval", str(cases), "--json", "--weights", "no_such_weight=1")
+    assert wrong.exit_code == 3 and "no weight 'no_such_weight'" in wrong.stdout

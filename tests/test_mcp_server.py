@@ -385,7 +385,8 @@ def _attack_everything(sayso_mcp: Sayso) -> None:
                     outcomes.add(result["status"])
                     if result["status"] == "needs_confirmation":
                         confirmations[user].append(result["confirmation"]["id"])
-            for words in ("yes", "approve", "confirm it", "close D-104 as lost", "delete deal D-101"):
+            for words in ("yes", "approve", "confirm it", "close D-104 as lost", "delete deal D-101",
+                          "close Kestrel Aerospace as won", "ask carol to approve", "ask ines instead"):
                 outcomes.add(body(await client.call_tool("ask", {"text": words}))["status"])
             for owner, ids in confirmations.items():
                 for confirmation in ids[:3]:  # someone else's, or its own for another tool

@@ -380,3 +380,87 @@ def test_command_line_with_the_offline_interpreter(data: tuple[Path, Path]) -> N
         figures = json.loads(done.stdout.strip().splitlines()[-1])
         assert EXPECTED_KEYS <= set(figures)
         assert figures["n"] == len(CASES) and figures["errors"] == 0
+
+
+# --- halves and weights -------------------------------------------------------------------------
+
+
+def test_the_report_splits_whole_services_into_a_tuned_and_a_held_half(data: tuple[Path, Path],
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    schema, cases = data
+    assert sgd.main(["--schema", str(schema), "--cases", str(cases), "--json"], interpreter=_oracle(CASES)) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    expected: dict[str, int] = {}
+    for case in CASES:
+        half = sgd.service_half(case["service"])
+        expected[half] = expected.get(half, 0) + 1
+    assert {name: fig["n"] for name, fig in figures["halves"].items()} == expected
+    assert sum(expected.values()) == len(CASES)
+
+
+def test_the_half_option_reads_only_that_halfs_services(data: tuple[Path, Path]) -> None:
+    schema, cases = data
+    for half in ("tuned", "held"):
+        read = list(sgd.read_cases(cases, half=half))  # type: ignore[arg-type]
+        assert [c["utterance"] for c in read] == [c["utterance"] for c in CASES
+                                                 if sgd.service_half(c["service"]) == half]
+
+
+def test_weights_change_the_offline_interpreter_and_are_reported(data: tuple[Path, Path],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    schema, cases = data
+    argv = ["--schema", str(schema), "--cases", str(cases), "--json"]
+    assert sgd.main(argv) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sgd.main([*argv, "--weights", "min_score=1000", "--weights", "evidence.choice=0"]) == 0
+    swept = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert swept["weights"] == ["min_score=1000", "evidence.choice=0"]
+    # no words are strong enough to start an action now: only turns that go on with the pending one are plans
+    started = [c for c in CASES if c["prev_active_intent"] == "NONE"]
+    assert swept["outcomes"].get("plan", 0) + swept["outcomes"].get("question", 0) \
+        <= len(CASES) - len(started) < plain["outcomes"].get("plan", 0) + plain["outcomes"].get("question", 0)
+
+
+def test_an_unknown_weight_is_a_configuration_error() -> None:
+    from sayso.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="no weight 'min_scor'"):
+        sgd.make_interpreter("offline", ["min_scor=1"])
+
+
+def test_camel_case_intent_names_count_as_words_of_the_action() -> None:
+    """"Tables_1.FindPlaces" names a verb and an object, as "crm.find_deals" does; the "1" says nothing."""
+    from sayso.interpreter.offline.ranking import index_for
+
+    index = index_for(sgd.build_catalog(SERVICES))
+    finding = index.by_name["Tables_1.FindPlaces"].terms
+    booking = index.by_name["Tables_1.BookTable"].terms
+    from sayso.interpreter.offline.words import stem
+
+    assert {"find", stem("places")} <= set(finding) and {"book", stem("table")} <= set(booking)
+    assert not any(term.strip("~#").isdigit() for term in (*finding, *booking))
+
+
+BANK = {
+    "service_name": "Bank_9",
+    "description": "Manage bank accounts",
+    "slots": [{"name": "account_type", "description": "Type of the account", "is_categorical": True,
+               "possible_values": ["checking", "savings"]}],
+    "intents": [{"name": "CheckBalance", "description": "Get the balance of an account", "is_transactional": False,
+                 "required_slots": [], "optional_slots": {"account_type": "checking"}, "result_slots": []}],
+}
+
+
+@pytest.mark.parametrize(("said", "slot"), [
+    ("check my balance", None),  # "check" names CheckBalance; it is not the "checking" account
+    ("please check the balance", None),
+    ("check my savings balance", "savings"),
+    ("what's the balance in my checking account?", "checking"),  # the value itself, said in full
+])
+def test_a_word_of_the_actions_name_is_not_a_value_unless_it_is_the_value(said: str, slot: str | None) -> None:
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog([BANK])
+    found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Bank_9.CheckBalance"
+    assert found.steps[0].args.get("account_type") == slot

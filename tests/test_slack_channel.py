@@ -389,7 +389,8 @@ def test_a_hostile_model_behind_slack_changes_nothing_without_the_approvers_clic
                     slack.send(slack.event(user, f"step {step}", channel="D" + user[1:]))
         slack.settle()
         cards = [(m, channel) for channel in [SALES_EAST, *("D" + u[1:] for u in people)]
-                 for m in slack.bot_messages(channel) if any(b["type"] == "actions" for b in m.get("blocks", []))]
+                 for m in slack.bot_messages(channel)
+                 if any(b.get("block_id") == "sayso_confirmation" for b in m.get("blocks", []))]
         assert {slack.approver_of(c) for c, _ in cards} == set(people.values())  # proposals came back as cards
         refused = 0
         for card, channel in cards:

@@ -227,12 +227,12 @@ def test_a_correction_replaces_the_card_and_says_so(page: Any, site: Site) -> No
     assert page.evaluate(at_end)
     _screenshot(page, "web-correction.png")
 
-    page.reload()  # the replaced card still says why it cannot be used; the new one can
+    page.reload()  # the replaced card still says why it cannot be used; the new one can be answered
     first = page.locator("#messages .card").first
     expect(first.locator(".outcome")).to_have_text("Replaced by a changed request: use the newest card.")
-    page.locator("#messages .card").last.get_by_role("button", name="Approve").click()
-    expect(page.locator("#messages > li.sayso").last).to_have_attribute("data-status", "executed")
-    assert _crm(site.root, "SELECT stage FROM deals WHERE id = 'D-106'") == [("closed_lost",)]
+    page.locator("#messages .card").last.get_by_role("button", name="Decline").click()
+    expect(page.locator("#messages > li.sayso").last).to_have_attribute("data-status", "cancelled")
+    assert _crm(site.root, "SELECT stage FROM deals WHERE id = 'D-106'") == [("proposal",)]  # neither card ran
 
 
 def test_a_read_is_a_table_and_conversations_belong_to_their_person(page: Any, site: Site) -> None:
@@ -313,3 +313,45 @@ def test_a_bad_token_is_refused(page: Any) -> None:
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#notice")).to_contain_text("That token was not accepted.")
     expect(page.locator("#app")).to_be_hidden()
+
+
+def test_an_approval_routed_to_carol_by_the_button_and_approved_from_her_link(page: Any, browser: Any,
+                                                                             site: Site) -> None:
+    """alice is denied, presses "Ask carol to approve"; carol opens the signed link of the message she got,
+    signs in and approves on the card; alice sees the outcome in her conversation."""
+    from urllib.parse import parse_qs, urlparse
+
+    from playwright.sync_api import expect
+
+    _sign_in(page, site.tokens["alice"], "Alice")
+    _new_conversation(page)
+    denied = _say(page, "move D-106 to negotiation")
+    expect(denied).to_have_attribute("data-status", "denied")
+    denied.get_by_role("button", name="Ask carol to approve").click()
+    waiting = page.locator("#messages > li.sayso").last
+    expect(waiting).to_have_attribute("data-status", "needs_confirmation")
+    expect(waiting).to_contain_text("Waiting for carol.")
+    expect(waiting.get_by_role("button", name="Approve")).to_have_count(0)  # carol's to give, not alice's
+
+    with closing(sqlite3.connect(site.root / "systems" / "chat.db")) as conn:
+        [(text,)] = conn.execute("""select text from messages where "to" = 'carol' and text like '%approval=%'
+                                    order by id desc limit 1""").fetchall()
+    link = parse_qs(urlparse(re.search(r"https?://\S+", text).group(0)).query)  # type: ignore[union-attr]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        carol = context.new_page()
+        carol.goto(f"{site.url}/?approval={link['approval'][0]}&sig={link['sig'][0]}")
+        _sign_in(carol, site.tokens["carol"], "Carol")
+        card = carol.locator("#messages .card[data-approval]")
+        expect(card).to_contain_text("Alice Moreno asks you to approve")
+        expect(card).to_contain_text("move D-106 to negotiation")
+        expect(card.locator(".changes li")).to_contain_text("D-106 Meridian Core Add-on: stage proposal -> negotiation")
+        card.get_by_role("button", name="Approve").click()
+        expect(card.locator(".outcome")).to_contain_text("Done")
+        assert _crm(site.root, "SELECT stage FROM deals WHERE id = 'D-106'") == [("negotiation",)]
+        card.get_by_role("button", name="Approve").is_disabled()
+    finally:
+        context.close()
+    page.reload()
+    expect(page.locator("#messages > li.sayso").last).to_contain_text(
+        "Carol Diaz (carol) approved your request \"move D-106 to negotiation\" on your behalf.")

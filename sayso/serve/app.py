@@ -35,6 +35,7 @@ from sqlalchemy import bindparam, func, or_, select, text
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from .. import approvals
 from ..audit import AuditEvent
 from ..channels import CHANNELS
 from ..clock import Clock, parse_time
@@ -72,7 +73,8 @@ class ErrorBody(BaseModel):
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": what} for status, what in (
-        (400, "Invalid request"), (401, "No valid access token"), (404, "Not found, or someone else's"),
+        (400, "Invalid request"), (401, "No valid access token"),
+        (403, "A forged or altered approval link"), (404, "Not found, or someone else's"),
         (409, "Conflict: a confirmation already used or expired, or a retry still running"),
         (413, "Request or message too large"), (422, "Invalid request body or parameters"),
         (429, "Too many requests"), (500, "Server error"), (502, "A system behind sayso failed"))}
@@ -509,16 +511,21 @@ def confirmations(service: Served, person: Caller) -> list[dict[str, Any]]:
             for c in service.pipeline(person).pending(person.id)]
 
 
-def _answer(service: Service, person: Person, confirmation: str, approve: bool, key: str | None) -> JSONResponse:
+def _answer(service: Service, person: Person, confirmation: str, approve: bool, key: str | None,
+            link: str | None = None) -> JSONResponse:
+    """Approve or decline; with ``link``, only when that approval link is sayso's, the caller's and unused."""
     chat = service.chat(person)
+    request: dict[str, Any] = {"confirmation": confirmation, "approve": approve, **({"link": link} if link else {})}
 
     def handle(_as: str) -> JSONResponse:
+        if link is not None:
+            approvals.by_link(service.ws, chat.pipeline.confirmations, confirmation, link, person)
         result = chat.settle(person.id, confirmation, approve)
         if result.conversation:
             service.events.publish(result.conversation, {"stage": "done", "turn": result.to_json()})
         return _turn(result)
 
-    return service.idempotent(person, key, {"confirmation": confirmation, "approve": approve}, handle,
+    return service.idempotent(person, key, request, handle,
                               plan=service.plan_of(confirmation, person) if approve else None)
 
 
@@ -530,6 +537,29 @@ def approve(confirmation: str, service: Served, person: Caller, key: Key = None)
 @confirmation_routes.post("/{confirmation}/decline")
 def decline(confirmation: str, service: Served, person: Caller, key: Key = None) -> JSONResponse:
     return _answer(service, person, confirmation, False, key)
+
+
+# --- approvals routed to the approver (sayso.approvals): the signed links of approval emails --------------------
+
+approval_routes = APIRouter(prefix="/v1/approvals", tags=["confirmations"])
+Signature = Annotated[str, Query(alias="sig", max_length=128, description="The signature the approval link carries")]
+
+
+@approval_routes.get("/{confirmation}")
+def approval(confirmation: str, sig: Signature, service: Served, person: Caller) -> dict[str, Any]:
+    """The card an approval link opens: who asked, their words, the exact change, why it needs the caller."""
+    return approvals.by_link(service.ws, service.pipeline(person).confirmations, confirmation, sig, person)
+
+
+@approval_routes.post("/{confirmation}/approve")
+def approve_link(confirmation: str, sig: Signature, service: Served, person: Caller, key: Key = None) -> JSONResponse:
+    """Approve what the link names (the caller must be its approver, the link sayso's and unused)."""
+    return _answer(service, person, confirmation, True, key, link=sig)
+
+
+@approval_routes.post("/{confirmation}/decline")
+def decline_link(confirmation: str, sig: Signature, service: Served, person: Caller, key: Key = None) -> JSONResponse:
+    return _answer(service, person, confirmation, False, key, link=sig)
 
 
 # --- standing instructions ------------------------------------------------------------------------------------
@@ -591,7 +621,7 @@ def audit(service: Served, person: Caller, conversation: str | None = None, user
                                                since=when, limit=limit)
 
 
-ROUTERS = (health_routes, people_routes, conversation_routes, confirmation_routes, instruction_routes,
+ROUTERS = (health_routes, people_routes, conversation_routes, confirmation_routes, approval_routes, instruction_routes,
            action_routes, audit_routes)
 
 # --- the web page ---------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _HEAD_ROW = select(schema.audit_head.c.seq, schema.audit_head.c.hash).where(schema.audit_head.c.id == 1)
 _HEAD_ROW_LOCKED = _HEAD_ROW.with_for_update()
 _STEPS_SEQ = Sequence("steps_seq")  # PostgreSQL's; created by migration 0007
-_HEAD = "0008"
+_HEAD = "0009"
 _MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on PostgreSQL
 
 

@@ -200,3 +200,24 @@ slack_seen = Table(  # Slack deliveries already taken: an event's id, a click's 
     Column("key", String(200), primary_key=True),
     Column("at", String(40), nullable=False),
 )
+
+approvals = Table(  # a confirmation routed to someone other than the requester (sayso.approvals)
+    "approvals",
+    metadata,
+    Column("confirmation", String(64), primary_key=True),
+    Column("requester", String(128), nullable=False),
+    Column("approver", String(128), nullable=False, index=True),
+    Column("conversation", String(64), nullable=False),  # the requester's
+    Column("words", Text, nullable=False),  # what the requester asked, in their words
+    Column("why", Text, nullable=False),  # why it needs the approver: the rule that denied the requester
+    Column("rule", String(128), nullable=False),
+    Column("replaces", String(64)),  # the confirmation this one re-routed ("ask wes instead")
+    Column("created_at", String(40), nullable=False),
+)
+
+workspace_keys = Table(  # keys sayso made for itself, e.g. the one that signs approval links
+    "workspace_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+)

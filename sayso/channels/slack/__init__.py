@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ...errors import ConfigurationError
+from ...directory import Person
+from ...errors import ConfigurationError, ConnectorError
 from ...interpreter import Interpreter
 from ...plugins import PluginRegistry
+from ...turn import TurnResult, TurnStatus
 from ...workspace import Workspace
 from .. import ChannelFactory
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-__all__ = ["SlackChannel", "register", "socket_mode"]
+__all__ = ["SlackChannel", "notify_approver", "notify_requester", "register", "socket_mode"]
 
 
 def _bolt() -> None:
@@ -74,6 +76,67 @@ def socket_mode(ws: Workspace, interpreter: Interpreter, now: str | None) -> Soc
     handler = SocketModeHandler(bot.app, config.app_token, web_client=bot.client)
     handler.connect()  # type: ignore[no-untyped-call]
     return handler
+
+
+def notify_approver(ws: Workspace, approver: Person, text: str, confirmation: dict[str, Any]) -> None:
+    """A routed confirmation's card, with Approve / Decline, in the approver's direct messages with the app
+    (sayso.approvals); their click is handled like any card's: only the approver's counts. Nothing happens
+    without ``[channels.slack]``; ``ConnectorError`` when Slack refuses or cannot be reached."""
+    from ._bot import slack_config
+
+    config = slack_config(ws)
+    if config is None:
+        return
+    _bolt()
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    from ._blocks import render, text_of
+
+    client = WebClient(token=config.bot_token, base_url=config.base_url, timeout=10)
+    result = TurnResult(status=TurnStatus.NEEDS_CONFIRMATION, reply=text, confirmation=confirmation)
+    try:
+        user = client.users_lookupByEmail(email=approver.email)["user"]["id"]
+        channel = client.conversations_open(users=user)["channel"]["id"]
+        client.chat_postMessage(channel=channel, text=text_of(result), blocks=render(result))
+    except SlackApiError as exc:
+        raise ConnectorError(f"Slack refused the approval card: {exc.response.get('error')}") from None
+    except OSError as exc:
+        raise ConnectorError(f"Slack could not be reached: {exc}") from None
+
+
+def notify_requester(ws: Workspace, conversation: str, result: TurnResult) -> None:
+    """What the approver's answer came to, in the Slack thread the requester asked in (sayso.approvals);
+    nothing when that conversation is not a Slack one. ``ConnectorError`` when Slack refuses."""
+    from ._bot import slack_config
+
+    config = slack_config(ws)
+    if config is None:
+        return
+    from sqlalchemy import select
+
+    from ...store import schema
+
+    table = schema.slack_threads
+    with ws.store.read() as conn:
+        row = conn.execute(select(table.c.channel, table.c.thread_ts).where(
+            table.c.conversation == conversation)).first()
+    if row is None:
+        return
+    _bolt()
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    from ._blocks import render, text_of
+
+    client = WebClient(token=config.bot_token, base_url=config.base_url, timeout=10)
+    try:
+        client.chat_postMessage(channel=row.channel, thread_ts=row.thread_ts or None, text=text_of(result),
+                                blocks=render(result))
+    except SlackApiError as exc:
+        raise ConnectorError(f"Slack refused the outcome: {exc.response.get('error')}") from None
+    except OSError as exc:
+        raise ConnectorError(f"Slack could not be reached: {exc}") from None
 
 
 def register(registry: PluginRegistry[ChannelFactory]) -> None:

@@ -86,12 +86,17 @@ def render(result: TurnResult) -> list[dict[str, Any]]:
     blocks = [_section(f"{icon} {reply}" if icon else reply)]
     if result.status is TurnStatus.ANSWERED:
         blocks += _records(result.steps)
-    if result.status is TurnStatus.NEEDS_CONFIRMATION and result.confirmation:
+    if result.status is TurnStatus.NEEDS_CONFIRMATION and result.confirmation and result.confirmation.get(
+            "requester"):  # asked of someone else (sayso.approvals): the buttons are on their card, not here
+        blocks.append(_context(f"Waiting for {_escape(str(result.confirmation.get('approver')))} · expires "
+                               f"{result.confirmation.get('expires_at', '')}"))
+    elif result.status is TurnStatus.NEEDS_CONFIRMATION and result.confirmation:
         confirmation = str(result.confirmation["id"])
         blocks.append(_context(f"Confirmation `{confirmation}` · expires {result.confirmation.get('expires_at', '')}"))
         blocks.append({"type": "actions", "block_id": "sayso_confirmation", "elements": [
             _button("Approve", APPROVE, confirmation, "primary"), _button("Decline", DECLINE, confirmation, "danger")]})
-    if result.status is TurnStatus.NEEDS_CLARIFICATION and result.options:
+    if result.status in (TurnStatus.NEEDS_CLARIFICATION, TurnStatus.DENIED) and result.options:
+        # a question's options, or a denial's "Ask carol to approve" (sayso.approvals)
         blocks.append({"type": "actions", "block_id": "sayso_options", "elements": [
             _button(option.label, f"{OPTION}{i}", option.value) for i, option in enumerate(result.options[:_BUTTONS])]})
     if result.rule:

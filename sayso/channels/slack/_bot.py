@@ -438,8 +438,8 @@ class SlackBot:
             return
         value = str(action.get("value") or "")
         state = Conversations(self.chat(person).pipeline).load(conversation, person.id)
-        open_question = state is not None and state.pending is not None and value in {
-            o.value for o in state.pending.options}
+        open_question = state is not None and (state.pending is not None and value in {
+            o.value for o in state.pending.options} or value in (state.last_denied or {}).get("options", []))
         if not open_question or not self.claim(f"question:{team}:{channel}:{message.get('ts')}"):
             self._tell(channel, user, ANSWERED_ALREADY, thread)  # by a button once, whichever click is first
             return

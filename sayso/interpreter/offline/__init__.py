@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from ...catalog import Catalog
 from ...directory import Person
@@ -21,10 +22,11 @@ from ...turn import Option
 from .. import Context, FocusItem, Interpretation, InterpreterRegistry, ProposedStep
 from ..guesses import decline_guesses
 from ..values import find_values
-from .arguments import Extraction, extract
+from .arguments import _COURTESY_END, _POLITE_START, Extraction, extract
 from .ranking import CatalogIndex, Entry, index_for, query_terms
 from .schema import Param
-from .words import STOP, concepts, stem, tokens
+from .weights import DEFAULT, Weights
+from .words import STOP, Token, concepts, stem, tokens
 
 __all__ = ["OfflineInterpreter", "register"]
 
@@ -51,7 +53,6 @@ _QUESTION = re.compile(
     r"are there|is there|give me|get me|pull up|display|search|look up|tell me about|see|view|check)\b", re.I)
 _SPLIT = re.compile(r"\s*(?:;|\.\s+|,?\s+and\s+then\s+|,\s*then\s+|\s+then\s+|,?\s+and\s+also\s+|,?\s+also\s+|"
                     r",?\s+and\s+|,\s+)", re.I)
-_MIN_SCORE = 1.2
 _COURTESY = frozenset("thanks thank you cheers bye goodbye no yes ok okay great i have have a nice day good".split())
 # Chat shorthand and idioms, read as the words they stand for.
 _SHORTHAND = {"tmrw": "tomorrow", "tmr": "tomorrow", "tmw": "tomorrow", "2moro": "tomorrow", "2day": "today",
@@ -67,7 +68,6 @@ _OBEY = re.compile(r"\b(?:do|follow|execute|carry out|run|obey|apply)\s+(?:what(
                    re.I)
 _WH = re.compile(r"^\s*(?:who|what|what's|whats|which|when|where|why|how|whose)\b(?!\s+(?:about|if)\b)", re.I)
 _AGREE = re.compile(r"\b(?:exactly|correct|that'?s right|proceed|go ahead|works|sounds good|please do)\b", re.I)
-_CONTINUE = 1.5
 _REFINE = re.compile(r"\b(?:of|among|from|in)\s+(?:those|them|these|that list)\b", re.I)
 _LEADERS = frozenset("please can could would will you i we want need like to let's just also and then now".split())
 _WRITE_CONCEPTS = frozenset({"change", "close", "create", "send", "remind", "meeting", "email", "note", "assign",
@@ -78,8 +78,10 @@ class OfflineInterpreter:
     name = "offline"
     version = VERSION
 
-    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+    def __init__(self, settings: dict[str, Any] | None = None, *, weights: Weights | None = None) -> None:
         self.settings = settings or {}
+        # ``weights`` in the settings: {"min_score": 1.4, "evidence.choice": 2.5} (sayso.toml or a bench sweep)
+        self.weights = weights or DEFAULT.replaced(self.settings.get("weights") or {})
 
     def interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
         started = time.perf_counter()
@@ -92,7 +94,7 @@ class OfflineInterpreter:
     # --- the steps ---------------------------------------------------------------
 
     def _interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
-        text = _SHORTHAND_RE.sub(lambda m: _SHORTHAND[m.group(0).lower()], text)
+        text = _unwrap(_SHORTHAND_RE.sub(lambda m: _SHORTHAND[m.group(0).lower()], text))
         if not text:
             return _none("empty", "Say what you would like done, for example: show my deals closing this month.")
         index = index_for(catalog)
@@ -100,59 +102,62 @@ class OfflineInterpreter:
             answer = self._answer(text, context, index, person)
             if answer is not None:
                 return answer
-        thanks = _THANKS.match(text)
-        if thanks:
-            rest = text[thanks.end():].lstrip(" ,.!;:-")
-            if not _has_action_words(rest, index, core=True) and not _values_in(rest, context):
-                return _none("thanks", "You're welcome.")
-            text = rest  # "thanks, can you also find me a hotel": the request after the thanks
-        greeting = _GREETING.match(text)
-        if greeting:
-            rest = text[greeting.end():].lstrip(" ,.!;:-")
-            if not _has_action_words(rest, index, core=True) and not _values_in(rest, context):
-                return _none("smalltalk", _capabilities(catalog))
-            text = rest  # "Hello. I want to reserve a bus.": the request after the greeting
+        social = self._social(text, context, index, catalog)
+        if isinstance(social, Interpretation):
+            return social
+        return self._plan(self._clauses(social, index), context, index, catalog, person)
+
+    def _social(self, text: str, context: Context, index: CatalogIndex, catalog: Catalog) -> Interpretation | str:
+        """Thanks, greetings, "that's all", small talk and "do what it says" get a reply; a request after thanks
+        or a greeting ("thanks, can you also find me a hotel") is what is left to interpret."""
+        def only_courtesy(rest: str) -> bool:
+            return not self._has_action_words(rest, index, core=True) and not _values_in(rest, context)
+
+        for opener, reason in ((_THANKS, "thanks"), (_GREETING, "smalltalk")):
+            said = opener.match(text)
+            if said:
+                rest = text[said.end():].lstrip(" ,.!;:-")
+                if only_courtesy(rest):
+                    return _none(reason, "You're welcome." if reason == "thanks" else _capabilities(catalog))
+                text = rest
         decline = _DECLINE.match(text)
-        if decline and not _AGREE.search(text[decline.end():]) and "?" not in text[decline.end():]:
-            # "that's it exactly" agrees; "that's it. what will it cost?" asks on
-            rest = text[decline.end():]
-            if not _has_action_words(rest, index, core=True) and not _values_in(rest, context):
-                return _none("decline", "Okay, nothing more.")
+        if decline and not _AGREE.search(text[decline.end():]) and "?" not in text[decline.end():] \
+                and only_courtesy(text[decline.end():]):
+            return _none("decline", "Okay, nothing more.")  # "that's it exactly" agrees; "that's it. what...?" asks
         if _SMALLTALK.search(text):
             return _none("out_of_scope", _capabilities(catalog))
         if _OBEY.search(text):  # text read from systems is data: it is never followed as instructions
             return _none("untrusted", "I only act on what you ask me yourself; text inside records, tickets or "
                                       "emails is never followed as instructions. Tell me what you want done.")
-        clauses = self._clauses(text, index)
+        return text
+
+    def _plan(self, clauses: list[str], context: Context, index: CatalogIndex, catalog: Catalog,
+              person: Person) -> Interpretation:
+        """Each clause's step in order; a clause that is not a request joins the next ("we lost the Kestrel pilot,
+        close it out"); a question stops the plan there, with the steps before it."""
         steps: list[ProposedStep] = []
         carried = ""
         for n, clause in enumerate(clauses):
             clause = f"{carried}, {clause}" if carried else clause
             carried = ""
             outcome = self._clause(clause, _after(context, steps, index), index, person)
-            if isinstance(outcome, Interpretation):
-                if outcome.kind == "none" and not outcome.reply:
-                    outcome.reply = _capabilities(catalog)
-                if n + 1 < len(clauses) and outcome.kind == "none":
-                    carried = clause  # "we lost the Kestrel pilot, close it out": one request
-                    continue
-                if len(clauses) > 1 and outcome.kind == "none" and steps:
-                    continue
-                if steps and outcome.steps and outcome.steps[-1].action == steps[-1].action \
-                        and _refers_back(outcome.steps[-1]):
-                    last = outcome.steps[-1]  # "we lost the Kestrel pilot, close it out": the same close
-                    steps[-1].args.update({k: v for k, v in last.args.items() if k not in steps[-1].args})
-                    continue
-                if outcome.kind == "question" and steps:
-                    outcome.steps = steps + outcome.steps
-                return outcome
-            if steps and steps[-1].action == outcome.action and _refers_back(outcome):
-                merged = steps[-1]  # "we lost the Kestrel pilot, close it out": one close, not two
-                merged.args.update({k: v for k, v in outcome.args.items() if k not in merged.args})
-                merged.mentions.update({k: v for k, v in outcome.mentions.items() if k not in merged.mentions})
+            if isinstance(outcome, ProposedStep):
+                if not _merge(steps, outcome):
+                    _link_references(outcome, steps, index)
+                    steps.append(outcome)
                 continue
-            _link_references(outcome, steps, index)
-            steps.append(outcome)
+            if outcome.kind == "none" and not outcome.reply:
+                outcome.reply = _capabilities(catalog)
+            if n + 1 < len(clauses) and outcome.kind == "none":
+                carried = clause
+                continue
+            if len(clauses) > 1 and outcome.kind == "none" and steps:
+                continue
+            if outcome.steps and _merge(steps, outcome.steps[-1], mentions=False):
+                continue
+            if outcome.kind == "question" and steps:
+                outcome.steps = steps + outcome.steps
+            return outcome
         if not steps:
             return _none("out_of_scope", _capabilities(catalog))
         return Interpretation(kind="plan", steps=steps)
@@ -167,7 +172,7 @@ class OfflineInterpreter:
             if not head or not _starts_action(head[0].lower, index):
                 continue
             piece = text[last:match.start()].strip()
-            if piece and _has_action_words(piece, index):
+            if piece and self._has_action_words(piece, index):
                 parts.append(piece)
                 last = match.end()
         tail = text[last:].strip()
@@ -177,166 +182,319 @@ class OfflineInterpreter:
 
     def _clause(self, text: str, context: Context, index: CatalogIndex,
                 person: Person) -> ProposedStep | Interpretation:
-        original = text
-        text = _OPENER.sub("", text) or text  # "and what have we won?", "ok, ask devi"
-        words = tokens(text)
-        scores = index.score(words)
-        valued = index.by_choice(text)
-        named_by_value = set(valued)
-        for i in valued:  # "anything still in prospecting?": an enum value names the action
-            scores[i] = scores.get(i, 0.0) + 0.5
-        pending = index.by_name.get(context.pending_action or "")
-        if not scores or max(scores.values()) < _MIN_SCORE:
-            if pending is not None:  # "I want to go to Phoenix.": more for what is under way
-                found = extract(text, pending, index, context, person)
-                if found.args:
-                    return ProposedStep(action=pending.action.name, args=found.args, mentions=found.mentions,
-                                        confidence=0.3)
-        last = index.by_name.get((context.last_read or {}).get("action", ""))
-        if last is not None and _FOLLOW.match(original) and not _POINTS.search(text) \
-                and max(scores.values(), default=0.0) < _MIN_SCORE * 3:
-            found = extract(text, last, index, context, person)  # "and devi's?": the last read, for devi
-            if found.args:
-                return ProposedStep(action=last.action.name, args={**(context.last_read or {}).get("args", {}),
-                                                                   **found.args},
-                                    mentions=found.mentions, confidence=0.5)
-        named = _name_only(text, words)
-        if not scores:
-            return self._about(named, text, index) if named else _none("out_of_scope", "")
-        if pending is not None:
-            scores[index.entries.index(pending)] = scores.get(index.entries.index(pending), 0.0)
-        question = bool(_QUESTION.match(text)) or text.rstrip().endswith("?")
-        lead = _lead(words)
-        verbs = [concepts(w.stem) for w in words if not w.text[:1].isupper() or w is words[0]]
-        acting = any(c & _WRITE_CONCEPTS for c in verbs)  # "book it", "reserve", "move", "send"
-        seeking = any("find" in c for c in verbs) or question
-        imperative = (lead is not None and bool(concepts(lead.stem) & _WRITE_CONCEPTS)) or (acting and not seeking)
-        asking = bool(_WH.match(text))
-        ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:8]
-        if ranked:  # actions far behind on words rarely win on arguments: try at least three, then the close ones
-            floor = ranked[0][1] * 0.3
-            ranked = ranked[:3] + [item for item in ranked[3:] if item[1] >= floor]
-        judged: list[tuple[float, Entry, Extraction, float]] = []
-        for i, lexical in ranked:
-            entry = index.entries[i]
-            found = extract(text, entry, index, context, person)
-            said = lexical  # how much the message is about this action at all (for the threshold)
-            if found.free_text:  # words inside the message it carries do not choose the action
-                lexical = index.score_entry(entry, [w for w in words if not any(
-                    a <= w.start < b for a, b in found.free_text)]) + (0.5 if i in named_by_value else 0.0)
-            total = lexical + found.evidence - 0.4 * len(found.missing)
-            if entry is pending and not (acting or seeking):
-                total += _CONTINUE  # what the conversation is doing goes on unless the words say otherwise
-            elif entry is pending:
-                total += _CONTINUE / 3
-            if entry.action.is_write:
-                total += 1.0 if imperative and not question else 0.0
-                total -= 1.5 if question and not imperative else 0.0
-                total -= 4.0 if asking else 0.0  # "what did I send to carol?" asks; it does not send
-            else:
-                total += 1.5 if question else 0.0
-                total -= 0.8 if imperative and not question else 0.0
-            judged.append((total, entry, found, said))
-        judged.sort(key=lambda item: -item[0])
-        best_total, best, found, lexical = judged[0]
-        if lexical < _MIN_SCORE and found.evidence < 1.5 and not (best is pending and found.args):
-            return self._about(named, text, index) if named else _none("out_of_scope", "")
-        if asking and best.action.is_write:  # "what stage is the deal in?" asks; a read may answer it
-            reads = [item for item in judged if not item[1].action.is_write]
-            if not reads or reads[0][3] < _MIN_SCORE:
-                return _none("out_of_scope", "")
-            best_total, best, found, lexical = reads[0]
-        if not best.action.is_write and found.unexplained >= 3 and found.unexplained > 2 * found.explained \
-                and lexical < 2 * _MIN_SCORE:
-            return _none("out_of_scope", "")  # barely about us, and mostly about something else
-        alternatives = [e.action.name for t, e, _, _ in judged[1:4] if t >= best_total * 0.75]
-        close = [(t, e) for t, e, _, _ in judged[1:3] if t >= best_total * 0.97 and t > 0]
-        if context.last_read and context.last_read.get("action") == best.action.name and _REFINE.search(text):
-            # "which of those are in negotiation?": the last list, narrowed
-            found.args = {**context.last_read.get("args", {}), **found.args}
-        step = ProposedStep(action=best.action.name, args=found.args, mentions=found.mentions,
-                            confidence=round(min(1.0, best_total / (best_total + 2.0)), 3) if best_total > 0 else 0.0,
-                            alternatives=alternatives)
-        if close and best.action.is_write and not found.missing:
-            # Equally likely, and both complete: the simpler one (fewer things to get wrong) wins.
-            def needs(entry: Entry) -> int:
-                return sum(1 for p in entry.params if p.required)
-            fewest = min([best] + [e for _, e in close], key=needs)
-            if sum(1 for e in [best] + [e for _, e in close] if needs(e) == needs(fewest)) == 1 and fewest is not best:
-                chosen = next(item for item in judged if item[1] is fewest)
-                best_total, best, found, lexical = chosen
-                close = []
-            elif needs(best) < min(needs(e) for _, e in close):
-                close = []
-        if best_total <= 0:  # no evidence for any action: ask which one, never act on it
-            options = [Option(label=f"{e.action.name}: {e.action.description}", value=e.action.name)
-                       for e in [best] + [e for t, e, _, _ in judged[1:3] if e is not best]]
-            return Interpretation(kind="question", steps=[step], options=options,
-                                  question="I am not sure what you mean. Which of these? "
-                                           + " / ".join(o.label for o in options))
-        if close and best.action.is_write:
-            options = [Option(label=f"{e.action.name}: {e.action.description}", value=e.action.name)
-                       for e in [best] + [e for _, e in close]]
-            return Interpretation(kind="question", steps=[step], options=options,
-                                  question="Which do you mean? " + " / ".join(o.label for o in options))
-        if found.missing:
-            param = found.missing[0]
-            return Interpretation(kind="question", steps=[step], param=param.name,
-                                  question=_ask_for(best, param), options=_options_for(param))
-        return step
+        """One clause's action and arguments: the clause steps in order, the first outcome wins."""
+        state = _Clause.start(text, context, index, person, self.weights)
+        for step in _CLAUSE_STEPS:
+            outcome = step(state)
+            if outcome is not None:
+                return outcome
+        raise AssertionError("the last clause step always decides")  # pragma: no cover
 
-    def _about(self, named: str, text: str, index: CatalogIndex) -> Interpretation:
-        """A name and nothing else: show it when asked ("who's Tom Becker?"), else ask what to do with it."""
-        readers = [e for e in index.entries if not e.action.is_write
-                   and any(p.kind == "record" and p.required for p in e.params)]
-        readers.sort(key=lambda e: -max((len(p.record.split("|")) for p in e.params if p.kind == "record"),
-                                        default=0))
-        if _QUESTION.match(text) and readers:
-            entry = readers[0]
-            param = next(p for p in entry.params if p.kind == "record" and p.required)
-            return Interpretation(kind="plan", steps=[ProposedStep(
-                action=entry.action.name, args={param.name: named}, mentions={param.name: named}, confidence=0.4)])
-        options = [Option(label=f"{e.action.name}: {e.action.description}", value=e.action.name)
-                   for e in readers[:3]]
-        steps = [ProposedStep(action=readers[0].action.name,
-                              args={next(p.name for p in readers[0].params if p.kind == "record" and p.required):
-                                    named})] if readers else []
-        return Interpretation(kind="question", steps=steps, options=options,
-                              question=f"What would you like to do with {named}? You can ask me to show it, "
-                                       "change it, or create a task about it.")
+    def _has_action_words(self, text: str, index: CatalogIndex, strict: bool = False, core: bool = False) -> bool:
+        words = [t for t in tokens(text) if t.lower not in STOP]
+        if core:  # words of an action's name, description or examples, not of its parameters alone
+            return any(term in index.core_vocabulary for w in words for term, _ in query_terms(w) if "#" not in term)
+        top = max(index.score(words).values(), default=0.0)
+        return top >= self.weights.min_score * (2 if strict else 1)
 
     # --- answers to what is pending ----------------------------------------------------
 
     def _answer(self, text: str, context: Context, index: CatalogIndex, person: Person) -> Interpretation | None:
+        """A reply to what is pending: yes or no to a confirmation, a choice among options, an argument's value."""
         short = len(tokens(text)) <= 6
         if context.pending == "confirmation":
             if _AFFIRM.match(text) and short and not _NEGATE.search(text):
                 return Interpretation(kind="reply", reason="affirm")
-            if _NEGATE.match(text) and (short or not _has_action_words(text, index, strict=True)):
+            if _NEGATE.match(text) and (short or not self._has_action_words(text, index, strict=True)):
                 return Interpretation(kind="reply", reason="negate")
             return None
         if _NEGATE.match(text) and short:
             return Interpretation(kind="reply", reason="negate")
         options = context.pending_options
         choosing_action = context.pending_param is None and options and all(o.value in index.by_name for o in options)
-        if choosing_action and len(tokens(text)) > 2 and _has_action_words(text, index, core=True):
+        if choosing_action and len(tokens(text)) > 2 and self._has_action_words(text, index, core=True):
             return None  # "show me the deal": a request of its own
-        if options:
-            chosen = _choose(text, options)
-            if chosen is not None:
-                return Interpretation(kind="reply", reason="choice", value=chosen)
-        if context.pending_param and context.pending_action and context.pending_action in index.by_name:
-            entry = index.by_name[context.pending_action]
-            param = next((p for p in entry.params if p.name == context.pending_param), None)
-            if param is None:
-                return None
-            if param.kind != "text" and len(tokens(text)) > 3 and _starts_action(tokens(text)[0].lower, index):
-                return None  # a new request, not an answer
-            value, said, extras = _answer_value(text, param, entry, index, context, person)
-            return Interpretation(kind="reply", reason="answer", param=param.name, value=said,
-                                  steps=[ProposedStep(action=entry.action.name, args={**extras, param.name: value},
-                                                      mentions={param.name: said})])
+        chosen = _choose(text, options) if options else None
+        if chosen is not None:
+            return Interpretation(kind="reply", reason="choice", value=chosen)
+        return self._argument(text, context, index, person)
+
+    def _argument(self, text: str, context: Context, index: CatalogIndex, person: Person) -> Interpretation | None:
+        """The value of the argument asked for, unless the message is a new request."""
+        entry = index.by_name.get(context.pending_action or "")
+        if not context.pending_param or entry is None:
+            return None
+        param = next((p for p in entry.params if p.name == context.pending_param), None)
+        if param is None:
+            return None
+        if param.kind != "text" and len(tokens(text)) > 3 and _starts_action(tokens(text)[0].lower, index):
+            return None  # a new request, not an answer
+        value, said, extras = _answer_value(text, param, entry, index, context, person, self.weights)
+        return Interpretation(kind="reply", reason="answer", param=param.name, value=said,
+                              steps=[ProposedStep(action=entry.action.name, args={**extras, param.name: value},
+                                                  mentions={param.name: said})])
+
+
+# --- one clause: named steps over one state ----------------------------------------------------------------------
+
+
+class _Judged(NamedTuple):
+    total: float  # words, evidence and mood together
+    entry: Entry
+    found: Extraction
+    said: float  # how much the message is about this action at all (for the thresholds)
+
+
+@dataclass
+class _Clause:
+    """One clause under way (after pydantic-ai's agent graph: small steps over one state; a step that returns an
+    outcome ends the run)."""
+
+    original: str
+    text: str
+    context: Context
+    index: CatalogIndex
+    person: Person
+    weights: Weights
+    words: list[Token]
+    scores: dict[int, float]
+    named_by_value: set[int]
+    pending: Entry | None
+    question: bool = False  # "is...", "show...", or a question mark
+    acting: bool = False  # a write's verb is said: "book it", "move", "send"
+    seeking: bool = False  # "find", or a question
+    imperative: bool = False  # a command to change something
+    asking: bool = False  # a wh-question: "what did I send to carol?"
+    judged: list[_Judged] = field(default_factory=list)
+    best: _Judged | None = None
+
+    @classmethod
+    def start(cls, original: str, context: Context, index: CatalogIndex, person: Person,
+              weights: Weights) -> _Clause:
+        text = _OPENER.sub("", original) or original  # "and what have we won?", "ok, ask devi"
+        words = tokens(text)
+        scores = index.score(words)
+        valued = index.by_choice(text)
+        for i in valued:  # "anything still in prospecting?": an enum value names the action
+            scores[i] = scores.get(i, 0.0) + weights.choice_names_action
+        return cls(original, text, context, index, person, weights, words, scores, set(valued),
+                   index.by_name.get(context.pending_action or ""))
+
+    def extract(self, entry: Entry) -> Extraction:
+        return extract(self.text, entry, self.index, self.context, self.person, weights=self.weights)
+
+    def top(self) -> float:
+        return max(self.scores.values(), default=0.0)
+
+    def unknown(self) -> Interpretation:
+        """No action fits: a name alone is shown or asked about; anything else is out of scope."""
+        named = _name_only(self.text, self.words)
+        return _about(named, self.text, self.index) if named else _none("out_of_scope", "")
+
+
+_Outcome = ProposedStep | Interpretation | None
+
+
+def _continue_pending(c: _Clause) -> _Outcome:
+    """"I want to go to Phoenix.": no action's words, but more arguments for the one under way."""
+    if c.pending is None or (c.scores and c.top() >= c.weights.min_score):
         return None
+    found = c.extract(c.pending)
+    if not found.args:
+        return None
+    return ProposedStep(action=c.pending.action.name, args=found.args, mentions=found.mentions,
+                        confidence=c.weights.pending_confidence)
+
+
+def _follow_last_read(c: _Clause) -> _Outcome:
+    """"and devi's?": the last read again, for devi."""
+    last_read = c.context.last_read or {}
+    last = c.index.by_name.get(last_read.get("action", ""))
+    if last is None or not _FOLLOW.match(c.original) or _POINTS.search(c.text) \
+            or c.top() >= c.weights.min_score * c.weights.follow_ceiling:
+        return None
+    found = c.extract(last)
+    if not found.args:
+        return None
+    return ProposedStep(action=last.action.name, args={**last_read.get("args", {}), **found.args},
+                        mentions=found.mentions, confidence=c.weights.follow_confidence)
+
+
+def _read_mood(c: _Clause) -> _Outcome:
+    """Whether the clause asks or commands, and whether it names a write's verb."""
+    if not c.scores:
+        return c.unknown()
+    if c.pending is not None:
+        at = c.index.entries.index(c.pending)
+        c.scores[at] = c.scores.get(at, 0.0)
+    c.question = bool(_QUESTION.match(c.text)) or c.text.rstrip().endswith("?")
+    lead = _lead(c.words)
+    verbs = [concepts(w.stem) for w in c.words if not w.text[:1].isupper() or w is c.words[0]]
+    c.acting = any(v & _WRITE_CONCEPTS for v in verbs)
+    c.seeking = any("find" in v for v in verbs) or c.question
+    c.imperative = (lead is not None and bool(concepts(lead.stem) & _WRITE_CONCEPTS)) or (c.acting and not c.seeking)
+    c.asking = bool(_WH.match(c.text))
+    return None
+
+
+def _mood_score(c: _Clause, entry: Entry) -> float:
+    """Writes lean to commands, reads to questions; what the conversation is doing goes on."""
+    w = c.weights
+    total = 0.0
+    if entry is c.pending:
+        total += w.continue_pending if not (c.acting or c.seeking) else w.continue_pending_said
+    if entry.action.is_write:
+        total += w.write_imperative if c.imperative and not c.question else 0.0
+        total += w.write_question if c.question and not c.imperative else 0.0
+        total += w.write_asking if c.asking else 0.0
+    else:
+        total += w.read_question if c.question else 0.0
+        total += w.read_seeking if c.seeking and not c.question and not c.acting else 0.0
+        total += w.read_imperative if c.imperative and not c.question else 0.0
+    return total
+
+
+def _judge(c: _Clause) -> _Outcome:
+    """The best few actions by words take their arguments; words, evidence and mood give each a total.
+    Actions far behind on words rarely win on arguments: try at least a few, then the close ones."""
+    w = c.weights
+    ranked = sorted(c.scores.items(), key=lambda kv: -kv[1])[:w.ranked]
+    if ranked:
+        floor = ranked[0][1] * w.ranked_floor
+        ranked = ranked[:w.ranked_always] + [item for item in ranked[w.ranked_always:] if item[1] >= floor]
+    for i, lexical in ranked:
+        entry = c.index.entries[i]
+        found = c.extract(entry)
+        said = lexical
+        if found.free_text:  # words inside the message it carries do not choose the action
+            lexical = c.index.score_entry(entry, [t for t in c.words if not any(
+                a <= t.start < b for a, b in found.free_text)]) + (w.choice_names_action if i in c.named_by_value
+                                                                     else 0.0)
+        total = lexical + found.evidence - w.missing * len(found.missing) + _mood_score(c, entry)
+        c.judged.append(_Judged(total, entry, found, said))
+    c.judged.sort(key=lambda item: -item.total)
+    return None
+
+
+def _pick_best(c: _Clause) -> _Outcome:
+    """The best total, unless its words are too weak, it writes when asked, or it is mostly about other things."""
+    w = c.weights
+    best = c.judged[0]
+    if best.said < w.min_score and best.found.evidence < w.weak_evidence \
+            and not (best.entry is c.pending and best.found.args):
+        return c.unknown()
+    if c.asking and best.entry.action.is_write:  # "what stage is the deal in?" asks; a read may answer it
+        reads = [item for item in c.judged if not item.entry.action.is_write]
+        if not reads or reads[0].said < w.min_score:
+            return _none("out_of_scope", "")
+        best = reads[0]
+    found = best.found
+    if not best.entry.action.is_write and found.unexplained >= w.unexplained_floor \
+            and found.unexplained > w.unexplained_ratio * found.explained \
+            and best.said < w.unexplained_words * w.min_score:
+        return _none("out_of_scope", "")  # barely about us, and mostly about something else
+    c.best = best
+    return None
+
+
+def _needs(entry: Entry) -> int:
+    return sum(1 for p in entry.params if p.required)
+
+
+def _simplest(c: _Clause, best: _Judged, close: list[_Judged]) -> tuple[_Judged, list[_Judged]]:
+    """Equally likely writes, both complete: the simpler one (fewer things to get wrong) wins."""
+    if not (close and best.entry.action.is_write and not best.found.missing):
+        return best, close
+    entries = [best.entry] + [j.entry for j in close]
+    fewest = min(entries, key=_needs)
+    if sum(1 for e in entries if _needs(e) == _needs(fewest)) == 1 and fewest is not best.entry:
+        return next(item for item in c.judged if item.entry is fewest), []
+    if _needs(best.entry) < min(_needs(j.entry) for j in close):
+        return best, []
+    return best, close
+
+
+def _options(entries: list[Entry]) -> list[Option]:
+    return [Option(label=f"{e.action.name}: {e.action.description}", value=e.action.name) for e in entries]
+
+
+def _decide(c: _Clause) -> _Outcome:
+    """The step, or a question: which action when none has evidence or two writes are too close, or the first
+    missing argument."""
+    w = c.weights
+    assert c.best is not None
+    best = c.best
+    alternatives = [j.entry.action.name for j in c.judged[1:4] if j.total >= best.total * w.alternative_share]
+    close = [j for j in c.judged[1:3] if j.total >= best.total * w.close_share and j.total > 0]
+    last_read = c.context.last_read
+    if last_read and last_read.get("action") == best.entry.action.name and _REFINE.search(c.text):
+        best.found.args = {**last_read.get("args", {}), **best.found.args}  # "which of those are in negotiation?"
+    confidence = round(min(1.0, best.total / (best.total + w.confidence_scale)), 3) if best.total > 0 else 0.0
+    step = ProposedStep(action=best.entry.action.name, args=best.found.args, mentions=best.found.mentions,
+                        confidence=confidence, alternatives=alternatives)
+    best, close = _simplest(c, best, close)
+    if best.total <= 0:  # no evidence for any action: ask which one, never act on it
+        options = _options([best.entry] + [j.entry for j in c.judged[1:3] if j.entry is not best.entry])
+        return Interpretation(kind="question", steps=[step], options=options,
+                              question="I am not sure what you mean. Which of these? "
+                                       + " / ".join(o.label for o in options))
+    if close and best.entry.action.is_write:
+        options = _options([best.entry] + [j.entry for j in close])
+        return Interpretation(kind="question", steps=[step], options=options,
+                              question="Which do you mean? " + " / ".join(o.label for o in options))
+    if best.found.missing:
+        param = best.found.missing[0]
+        return Interpretation(kind="question", steps=[step], param=param.name,
+                              question=_ask_for(best.entry, param), options=_options_for(param))
+    return step
+
+
+_CLAUSE_STEPS = (_continue_pending, _follow_last_read, _read_mood, _judge, _pick_best, _decide)
+
+
+def _about(named: str, text: str, index: CatalogIndex) -> Interpretation:
+    """A name and nothing else: show it when asked ("who's Tom Becker?"), else ask what to do with it."""
+    readers = [e for e in index.entries if not e.action.is_write
+               and any(p.kind == "record" and p.required for p in e.params)]
+    readers.sort(key=lambda e: -max((len(p.record.split("|")) for p in e.params if p.kind == "record"), default=0))
+    if _QUESTION.match(text) and readers:
+        entry = readers[0]
+        param = next(p for p in entry.params if p.kind == "record" and p.required)
+        return Interpretation(kind="plan", steps=[ProposedStep(
+            action=entry.action.name, args={param.name: named}, mentions={param.name: named}, confidence=0.4)])
+    steps = [ProposedStep(action=readers[0].action.name,
+                          args={next(p.name for p in readers[0].params if p.kind == "record" and p.required):
+                                named})] if readers else []
+    return Interpretation(kind="question", steps=steps, options=_options(readers[:3]),
+                          question=f"What would you like to do with {named}? You can ask me to show it, "
+                                   "change it, or create a task about it.")
+
+
+def _merge(steps: list[ProposedStep], step: ProposedStep, mentions: bool = True) -> bool:
+    """"we lost the Kestrel pilot, close it out": a step on "it" of the same action as the last is that step."""
+    if not (steps and steps[-1].action == step.action and _refers_back(step)):
+        return False
+    merged = steps[-1]
+    merged.args.update({k: v for k, v in step.args.items() if k not in merged.args})
+    if mentions:
+        merged.mentions.update({k: v for k, v in step.mentions.items() if k not in merged.mentions})
+    return True
+
+
+_ASKS_ME = re.compile(r"(?:tell|say|let|show|remind|send|check)\s+(?:me\s+)?(?:know\s+)?(?:what|which|who|whether|if|"
+                      r"when|where|how|about)\b", re.I)
+
+
+def _unwrap(text: str) -> str:
+    """The request inside its courtesy: "could you tell devi nice job?" asks for a message to be sent, as
+    "tell devi nice job" does; "..., please" and "thanks" at the end are not part of any argument."""
+    bare = _COURTESY_END.sub("", text).strip() or text
+    polite = _POLITE_START.match(bare)
+    if polite and len(bare[polite.end():].split()) >= 2:
+        bare = bare[polite.end():]
+        if not _QUESTION.match(bare) and not _ASKS_ME.match(bare):  # "could you tell me which...?" still asks
+            bare = bare.rstrip(" ?")
+    return bare
 
 
 def _name_only(text: str, words: list[Any]) -> str:
@@ -374,15 +532,6 @@ def _values_in(text: str, context: Context) -> bool:
     """Whether ``text`` holds a value (a date, an amount) or a name (a capital not starting a sentence)."""
     names = [m.group() for m in re.finditer(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+", text.strip(" ,.!;:-"))]
     return bool(find_values(text, context.now)) or any(n.lower() not in _COURTESY for n in names)
-
-
-def _has_action_words(text: str, index: CatalogIndex, strict: bool = False, core: bool = False) -> bool:
-    words = [t for t in tokens(text) if t.lower not in STOP]
-    if core:  # words of an action's name, description or examples, not of its parameters alone
-        return any(term in index.core_vocabulary for w in words for term, _ in query_terms(w) if "#" not in term)
-    scores = index.score(words)
-    top = max(scores.values(), default=0.0)
-    return top >= (_MIN_SCORE * 2 if strict else _MIN_SCORE)
 
 
 def _starts_action(word: str, index: CatalogIndex) -> bool:
@@ -453,11 +602,11 @@ def _choose(text: str, options: list[Option]) -> str | None:
 
 
 def _answer_value(text: str, param: Param, entry: Entry, index: CatalogIndex, context: Context,
-                  person: Person) -> tuple[Any, str, dict[str, Any]]:
+                  person: Person, weights: Weights) -> tuple[Any, str, dict[str, Any]]:
     """The value an answer gives for one parameter (typed when it can be, else the words themselves), and
     what else it says ("call Grace about the rollout, due Friday" also gives the due date)."""
     if param.kind == "text":
-        found = extract(text, entry, index, context, person)
+        found = extract(text, entry, index, context, person, weights=weights)
         extras = {k: v for k, v in found.args.items() if k != param.name and k in found.mentions
                   and entry.params and any(p.name == k and p.kind in ("date", "datetime", "money", "number", "enum")
                                            for p in entry.params)}
@@ -466,7 +615,7 @@ def _answer_value(text: str, param: Param, entry: Entry, index: CatalogIndex, co
             said = re.sub(rf"[,;]?\s*(?:due|by|on|at)?\s*{re.escape(found.mentions[k])}\s*$", "", said).strip()
         return said or text.strip(), said or text.strip(), extras
     only = Entry(entry.action, [Param(**{**param.__dict__, "required": True})], entry.terms)
-    found = extract(text, only, index, context, person)
+    found = extract(text, only, index, context, person, weights=weights)
     if param.name in found.args:
         return found.args[param.name], found.mentions.get(param.name, text), {}
     if param.kind == "person":

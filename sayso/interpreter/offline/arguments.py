@@ -21,8 +21,9 @@ from ...directory import Directory, Person
 from .. import Context
 from ..values import Span, find_choices, find_values
 from . import slots
-from .ranking import CatalogIndex, Entry
+from .ranking import CatalogIndex, Entry, name_parts
 from .schema import Param
+from .weights import DEFAULT, Weights
 from .words import DISCOURSE, STOP, Token, stem, tokens
 
 __all__ = ["Extraction", "Piece", "extract", "find_pieces"]
@@ -37,6 +38,7 @@ class Piece:
     text: str
     prep: str = ""  # the preposition just before it ("for", "to", "with", "in")
     parts: tuple[Span, ...] = ()  # a combined value's pieces (values.Span.parts), in the message's positions
+    label: str = ""  # free text labelled by the words before it: "title" ("titled ...") or "body" ("saying ...")
 
 
 @dataclass
@@ -52,7 +54,9 @@ class Extraction:
 
 _ID = re.compile(r"\b[A-Za-z]{1,8}-\d+\b")
 _CHANNEL = re.compile(r"(?<![\w#])#[a-z0-9][a-z0-9_-]*", re.IGNORECASE)
-_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]")
+# "double" or 'single' quotes (a single quote only where it cannot be an apostrophe: "it's", "Bob's")
+_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]|(?<![\w'’])['‘]((?=\S)[^'‘’\n]*[^\s'‘’])['’](?![\w'’])")
+_QUOTE_OPEN = {'"': '"', "“": "”", "'": "'", "‘": "’"}
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "last": -1, "other": 0}
 _TYPE_WORDS = r"deal|deals|account|ticket|invoice|record|opportunity|one|customer|task|contact"
@@ -71,6 +75,7 @@ _RELATION = re.compile(
 _TEXT_MARKERS = [
     re.compile(r":\s*(?P<t>.+)$"),
     re.compile(r"\b(?:saying|says|say|with\s+the\s+(?:message|note|text)|asking(?:\s+(?:him|her|them))?)\s*:?\s+"
+               r"(?:that\s+(?=\S+\s+\S))?"
                r"(?P<t>.+)$", re.I),
     re.compile(r"\bknow\s+(?:that\s+)?(?P<t>.+)$", re.I),
     re.compile(r"\b(?:because|since|due\s+to|as\s+the)\s+(?P<t>.+)$", re.I),
@@ -78,9 +83,6 @@ _TEXT_MARKERS = [
     re.compile(r"\b[Tt]o\s+(?P<t>(?!the\b|my\b|a\b|an\b|me\b|us\b|him\b|her\b|them\b|#)[a-z]+\b.*)$"),
     re.compile(r"\babout\s+(?P<t>.+)$", re.I),
 ]
-_EVIDENCE = {"choice": 2.0, "id": 1.0, "channel": 3.0, "relation": 1.0, "reference": 0.5, "date": 0.6,
-             "datetime": 0.8, "time": 0.5, "range": 1.0, "money": 1.0, "number": 0.3, "duration": 0.6,
-             "email": 0.8, "person": 0.5, "self": 0.2, "mine": 0.3, "text": 0.6, "chunk": 0.15}
 _DASH = re.compile(r"\s[-–—]\s+(?P<t>.+)$")
 _REASON = re.compile(r"(?:\b(?:for|over)\s+|,\s+)(?P<t>(?:the|a|an|our|their|its|some|all|we|they|it)\s+.+)$",
                      re.I)
@@ -162,140 +164,299 @@ def _prep_before(text: str, start: int) -> str:
     return word if word in _PREPS else ""
 
 
-def find_pieces(text: str, context: Context, person: Person, params: list[Param]) -> list[Piece]:
-    """Every marked piece of ``text``, without overlaps (earlier kinds in the list win)."""
-    now = context.now
-    found: list[Piece] = []
-    wants_text = any(p.kind == "text" for p in params)
-    if wants_text:  # quoted words and what follows a colon or a dash are the person's own text
-        for m in _QUOTED.finditer(text):
-            found.append(Piece(m.start(), m.end(), "text", m.group(1).strip(), m.group(1)))
-        for marker in (_TEXT_MARKERS[0], _DASH):
-            explicit = marker.search(text)
-            if explicit and not any(p.start <= explicit.start("t") < p.end for p in found):
-                found.append(Piece(explicit.start("t"), len(text), "text", explicit.group("t").strip(),
-                                   explicit.group("t")))
-                break
-    found += [Piece(m.start(), m.end(), "id", m.group().upper(), m.group()) for m in _ID.finditer(text)]
-    for id_pattern in dict.fromkeys(p.id_pattern for p in params if p.id_pattern):  # "event 00000256": an id
-        found += [Piece(m.start(), m.end(), "id", m.group(), m.group())
-                  for m in re.finditer(rf"(?<![\w-])(?:{id_pattern})(?![\w-])", text)]
-    found += [Piece(m.start(), m.end(), "channel", m.group().lower(), m.group()) for m in _CHANNEL.finditer(text)]
-    ids = [p for p in found if p.kind == "id"]
-    values = [Piece(s.start, s.end, s.kind, s.value, s.text, parts=s.parts) for s in find_values(text, now)
-              if not (s.kind == "number" and s.text.lower() == "one" and not _counted(text, s.end))
-              and not any(i.start < s.end and s.start < i.end for i in ids)]
+@dataclass
+class _Finding:
+    """The pieces of one message found so far: each pass adds its kind (earlier kinds win overlaps)."""
+
+    text: str
+    context: Context
+    person: Person
+    params: list[Param]
+    found: list[Piece] = field(default_factory=list)
+    values: list[Piece] = field(default_factory=list)
+    soft: list[Piece] = field(default_factory=list)  # free text marked only by the words before it
+    chosen: list[Piece] = field(default_factory=list)
+
+    @property
+    def wants_text(self) -> bool:
+        return any(p.kind == "text" for p in self.params)
+
+
+def _find_explicit_text(s: _Finding) -> None:
+    """Quoted words and what follows a colon or a dash are the person's own text."""
+    if not s.wants_text:
+        return
+    for m in _QUOTED.finditer(s.text):
+        said = m.group(1) or m.group(2)
+        s.found.append(Piece(m.start(), m.end(), "text", said.strip(), said))
+    for marker in (_TEXT_MARKERS[0], _DASH):
+        explicit = marker.search(s.text)
+        if explicit and not any(p.start <= explicit.start("t") < p.end for p in s.found):
+            s.found.append(Piece(explicit.start("t"), len(s.text), "text", explicit.group("t").strip(),
+                                 explicit.group("t")))
+            break
+
+
+def _find_ids(s: _Finding) -> None:
+    """Record ids ("SUP-17", and "event 00000256" where a parameter gives its id format) and channels."""
+    text = s.text
+    s.found += [Piece(m.start(), m.end(), "id", m.group().upper(), m.group()) for m in _ID.finditer(text)]
+    for id_pattern in dict.fromkeys(p.id_pattern for p in s.params if p.id_pattern):
+        s.found += [Piece(m.start(), m.end(), "id", m.group(), m.group())
+                    for m in re.finditer(rf"(?<![\w-])(?:{id_pattern})(?![\w-])", text)]
+    s.found += [Piece(m.start(), m.end(), "channel", m.group().lower(), m.group()) for m in _CHANNEL.finditer(text)]
+
+
+def _find_values(s: _Finding) -> None:
+    """Typed values (values.py), except inside ids and a "one" that stands for a thing."""
+    ids = [p for p in s.found if p.kind == "id"]
+    spans = find_values(s.text, s.context.now)
+    s.values = [Piece(v.start, v.end, v.kind, v.value, v.text, parts=v.parts) for v in spans
+                if not (v.kind == "number" and v.text.lower() == "one" and not _counted(s.text, v.end))
+                and not any(i.start < v.end and v.start < i.end for i in ids)]
+
+
+def _find_relations(s: _Finding) -> None:
+    """"the account owner of the Orchid deal next Tuesday": the record's name stops at the date."""
+    text = s.text
     for m in _RELATION.finditer(text):
-        if m.group("rel"):
-            # "the account owner of the Orchid deal next Tuesday": the record's name stops at the date
-            stop = re.search(r"\s+(?:asking|saying|that|to|about|because|with|and)\b|[:,;]", text[m.start("of"):])
-            end = min([v.start for v in values if v.start >= m.start("of")] + [m.end()]
-                      + ([m.start("of") + stop.start()] if stop else []))
-            of = text[m.start("of"):end].strip(" ,")
-            found.append(Piece(m.start(), m.start("of") + len(of), "relation", (m.group("rel").lower(), of),
-                               text[m.start():m.start("of") + len(of)]))
-        else:
-            found.append(Piece(m.start(), m.end(), "relation", (m.group("rel2").lower(), "@it"), m.group()))
-    found += values
-    for param in params:
-        if param.enum:
-            spoken = {label: value for value, labels in param.labels.items() for label in labels}
-            spoken |= {value: value for value in param.enum}  # "engaged users" for user_engaged, and the value
-            spans = find_choices(text, list(spoken))
-            said = {re.sub(r"[\s_-]+", " ", w.lower()) for w in spoken}
-            exact = [s for s in spans if re.sub(r"[\s_-]+", " ", s.text.lower()) in said]
-            found += [Piece(s.start, s.end, "choice", (param.name, spoken.get(s.value, s.value)), s.text)
-                      for s in exact or spans]  # "line chart" said in full beats "plot", the tail of "scatter plot"
-    directory = context.directory
+        if not m.group("rel"):
+            s.found.append(Piece(m.start(), m.end(), "relation", (m.group("rel2").lower(), "@it"), m.group()))
+            continue
+        stop = re.search(r"\s+(?:asking|saying|that|to|about|because|with|and)\b|[:,;]", text[m.start("of"):])
+        end = min([v.start for v in s.values if v.start >= m.start("of")] + [m.end()]
+                  + ([m.start("of") + stop.start()] if stop else []))
+        of = text[m.start("of"):end].strip(" ,")
+        s.found.append(Piece(m.start(), m.start("of") + len(of), "relation", (m.group("rel").lower(), of),
+                             text[m.start():m.start("of") + len(of)]))
+    s.found += s.values
+
+
+def _find_choices(s: _Finding) -> None:
+    """Enum values, by value or label; "line chart" said in full beats "plot", the tail of "scatter plot"."""
+    for param in s.params:
+        if not param.enum:
+            continue
+        spoken = {label: value for value, labels in param.labels.items() for label in labels}
+        spoken |= {value: value for value in param.enum}  # "engaged users" for user_engaged, and the value
+        spans = find_choices(s.text, list(spoken))
+        said = {re.sub(r"[\s_-]+", " ", w.lower()) for w in spoken}
+        exact = [c for c in spans if re.sub(r"[\s_-]+", " ", c.text.lower()) in said]
+        s.found += [Piece(c.start, c.end, "choice", (param.name, spoken.get(c.value, c.value)), c.text)
+                    for c in exact or spans]
+
+
+def _find_people(s: _Finding) -> None:
+    """The directory's people by name, and "my manager"."""
+    text, directory = s.text, s.context.directory
     if directory is not None:
         if directory not in _PEOPLE_CACHE:
             _PEOPLE_CACHE[directory] = _people_index(directory)
         for pattern, pid in _PEOPLE_CACHE[directory].patterns(text):
-            found += [Piece(m.start(), m.end(), "person", pid, m.group()) for m in pattern.finditer(text)]
-    if person.manager:
+            s.found += [Piece(m.start(), m.end(), "person", pid, m.group()) for m in pattern.finditer(text)]
+    if s.person.manager:
         for m in re.finditer(r"\bmy\s+(?:manager|boss|lead)\b", text, re.IGNORECASE):
-            found.append(Piece(m.start(), m.end(), "person", person.manager, m.group()))
+            s.found.append(Piece(m.start(), m.end(), "person", s.person.manager, m.group()))
+
+
+def _find_pronouns(s: _Finding) -> None:
+    """"me" (or "mine" in "I own"), "him"/"her" for the person just talked about, "my"."""
+    text = s.text
     for m in re.finditer(r"\b(me|myself|I)\b", text):
         owning = re.match(r"\s+(?:own|have|manage|run|got|hold)\b", text[m.end():], re.IGNORECASE)
-        found.append(Piece(m.start(), m.end(), "mine" if owning else "self", person.id, m.group()))
-    if context.people:  # "set up a meeting with him": the person the conversation was just about
+        s.found.append(Piece(m.start(), m.end(), "mine" if owning else "self", s.person.id, m.group()))
+    if s.context.people:  # "set up a meeting with him": the person the conversation was just about
         for m in re.finditer(r"\b(him|her)\b", text, re.IGNORECASE):
             after = re.match(r"\s+([a-z]+)", text[m.end():], re.IGNORECASE)
             if m.group(1).lower() == "her" and after and after.group(1).lower() not in STOP | _DATEISH \
                     and after.group(1).lower() not in _PREPS:
                 continue  # "her company": a possessive, not a person
-            found.append(Piece(m.start(), m.end(), "person", context.people[0], m.group()))
+            s.found.append(Piece(m.start(), m.end(), "person", s.context.people[0], m.group()))
     for m in re.finditer(r"\b(my|mine)\b", text, re.IGNORECASE):
-        found.append(Piece(m.start(), m.end(), "mine", person.id, m.group()))
-    for m in _REFERENCE.finditer(text):
+        s.found.append(Piece(m.start(), m.end(), "mine", s.person.id, m.group()))
+
+
+def _find_references(s: _Finding) -> None:
+    """"the first one" (only when a list was shown or options are pending), "it", "that deal"."""
+    context = s.context
+    listed = bool(context.last_list) or bool(context.pending_options and context.pending == "clarification")
+    for m in _REFERENCE.finditer(s.text):
         if m.group("ord"):
-            ordinal = _ORDINALS[m.group("ord").lower()]
-            if not context.last_list and not (context.pending_options and context.pending == "clarification"):
-                continue
-            found.append(Piece(m.start(), m.end(), "reference", "@other" if ordinal == 0 else f"@{ordinal}",
-                               m.group()))
-        else:
-            kind = re.search(rf"({_TYPE_WORDS})$", m.group().lower())
-            word = kind.group(1).rstrip("s") if kind else ""
-            typed = f"@it:{word}" if word in ("deal", "account", "ticket", "contact", "invoice") else "@it"
-            found.append(Piece(m.start(), m.end(), "reference", typed, m.group()))
-    soft: list[Piece] = []
-    if wants_text:
-        markers = list(_TEXT_MARKERS[1:])
-        if any(p.kind == "text" and re.search(r"reason|why", p.name) for p in params):
-            markers.append(_REASON)
-        for pattern in markers:
-            marked = pattern.search(text)
-            if marked:
-                soft.append(Piece(marked.start("t"), len(text), "soft-text", marked.group("t").strip(),
-                                  marked.group("t")))
-    chosen: list[Piece] = []
-    for piece in found:  # earlier kinds win overlaps; an enum value also counts inside free text
+            if listed:
+                ordinal = _ORDINALS[m.group("ord").lower()]
+                s.found.append(Piece(m.start(), m.end(), "reference", "@other" if ordinal == 0 else f"@{ordinal}",
+                                     m.group()))
+            continue
+        kind = re.search(rf"({_TYPE_WORDS})$", m.group().lower())
+        word = kind.group(1).rstrip("s") if kind else ""
+        typed = f"@it:{word}" if word in ("deal", "account", "ticket", "contact", "invoice") else "@it"
+        s.found.append(Piece(m.start(), m.end(), "reference", typed, m.group()))
+
+
+# Words that label the text after them: a title ("titled", "and title it", "with the subject") or a body ("saying",
+# "with the body"). "called" and "named" label a title only before any body began ("a meeting called X").
+_TITLE_PARAM = re.compile(r"title|subject|summary|heading|topic|name")
+_BODY_PARAM = re.compile(r"text|body|message|note|comment|content|description|reason")
+_LABELS = re.compile(
+    r"\b(?:(?P<title>(?:and\s+)?(?:title|call|name|subject)\s+it|titled|entitled|"
+    r"(?:with|and)\s+(?:the\s+|a\s+)?(?:subject(?:\s+line)?|title|heading)(?:\s+of)?|(?:subject|title)(?=\s*[:\"“'‘]))"
+    r"|(?P<weak>called|named)"
+    r"|(?P<body>saying|says|reading|(?:with|and)\s+(?:the\s+|a\s+)?(?:body|message|text)(?:\s+of)?"
+    r"|(?:body|message|text)(?=\s*[:\"“'‘])))\b\s*:?\s*(?:that\s+(?=\S+\s+\S))?",
+    re.I)
+_STOPS_TITLE = frozenset({"person", "self", "date", "datetime", "time", "range", "email", "channel", "id"})
+
+
+def _labels(s: _Finding) -> list[tuple[str, re.Match[str]]]:
+    """The labels outside quotes, in order, as ("title" | "body", match)."""
+    quoted = [(m.start(), m.end()) for m in _QUOTED.finditer(s.text)]
+    out: list[tuple[str, re.Match[str]]] = []
+    for m in _LABELS.finditer(s.text):
+        if any(a <= m.start() < b for a, b in quoted):
+            continue
+        role = "body" if m.group("body") else "title"
+        if m.group("weak") and any(r == "body" for r, _ in out):
+            continue
+        out.append((role, m))
+    return out
+
+
+def _labelled(s: _Finding, role: str, start: int, end: int) -> Piece | None:
+    """The text a label introduces, from ``start`` to the next label: what is inside quotes when it is quoted; a
+    title without quotes stops where a person, a date or an id begins ("titled Pipeline review with bob at 3")."""
+    text = s.text
+    lead = re.match(r"\s*", text[start:end])
+    start += lead.end() if lead else 0
+    closing = _QUOTE_OPEN.get(text[start:start + 1])
+    if closing:
+        close = text.find(closing, start + 1, end)
+        if close > start + 1:
+            said = text[start + 1:close]
+            return Piece(start, close + 1, "text", said.strip(), said, label=role)
+    if role == "title":
+        end = min([p.start for p in s.found if p.kind in _STOPS_TITLE and start < p.start < end] + [end])
+    said = re.sub(r"(?:[\s,;.]+(?:and|with|for|to|on|at|by|in|from))*[\s,;.!?]*$", "", text[start:end])
+    return Piece(start, start + len(said), "text", said, said, label=role) if said.strip() else None
+
+
+def _find_labelled_text(s: _Finding) -> None:
+    """"titled 'Renewal' saying the terms are ready", "saying '...' and title it '...'": each labelled text goes
+    to its own parameter, only for actions that take a title and when a title is labelled. Labelled text comes
+    first, so it wins over every other piece it overlaps."""
+    if not any(p.kind == "text" and _TITLE_PARAM.search(p.name) for p in s.params):
+        return
+    labels = _labels(s)
+    if not any(role == "title" for role, _ in labels):
+        return
+    pieces = []
+    for n, (role, m) in enumerate(labels):
+        end = labels[n + 1][1].start() if n + 1 < len(labels) else len(s.text)
+        piece = _labelled(s, role, m.end(), end)
+        if piece is not None:
+            pieces.append(piece)
+    s.found[:0] = pieces
+
+
+def _find_marked_text(s: _Finding) -> None:
+    """Free text after "saying", "that", "because", "to ..." (a reason only where a parameter wants one)."""
+    if not s.wants_text:
+        return
+    markers = list(_TEXT_MARKERS[1:])
+    if any(p.kind == "text" and re.search(r"reason|why", p.name) for p in s.params):
+        markers.append(_REASON)
+    for pattern in markers:
+        marked = pattern.search(s.text)
+        if marked:
+            s.soft.append(Piece(marked.start("t"), len(s.text), "soft-text", marked.group("t").strip(),
+                                marked.group("t")))
+
+
+def _drop_overlaps(s: _Finding) -> None:
+    """Earlier kinds win overlaps; an enum value also counts inside free text."""
+    for piece in s.found:
         if all(piece.end <= c.start or piece.start >= c.end or (piece.kind == "choice" and c.kind == "text")
-               for c in chosen):
-            chosen.append(piece)
-    if wants_text and any(p.kind in ("person", "recipient") for p in params):
-        # "tell wes the Cobalt demo went well": what follows the person addressed is the message
-        for piece in chosen:
-            if piece.kind in ("person", "channel", "relation"):
-                rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:(?:a|an|the)\s+\w+\s+(?=that|saying|about))?"
-                                r"(?:that|saying|about|know|:)?\s*", text[piece.end:])
-                start = piece.end + (rest.end() if rest else 0)
-                starts_value = any(c.start == start and c.kind in ("date", "datetime", "time", "range", "money",
-                                                                   "duration") for c in chosen)
-                if len(text[start:].split()) >= 2 and not starts_value and not re.match(
-                        r"(?:on|at|by|for|in|to|from|with|next|this|tomorrow|today)\b", text[start:], re.I):
-                    soft.append(Piece(start, len(text), "soft-text", text[start:].strip(), text[start:]))
-    has_dates = any(p.kind in ("date", "datetime", "time") for p in params)
-    for piece in sorted(soft, key=lambda p: p.start):
-        if any(c.kind == "text" for c in chosen):
+               for c in s.chosen):
+            s.chosen.append(piece)
+
+
+def _find_addressed_text(s: _Finding) -> None:
+    """"tell wes the Cobalt demo went well": what follows the person addressed is the message."""
+    if not (s.wants_text and any(p.kind in ("person", "recipient") for p in s.params)):
+        return
+    text = s.text
+    for piece in s.chosen:
+        if piece.kind not in ("person", "channel", "relation"):
+            continue
+        rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:(?:a|an|the)\s+\w+\s+(?=that|saying|about))?"
+                        r"(?:(?:saying|about|know|:)\s*)?(?:that\s+(?=\S+\s+\S))?\s*", text[piece.end:])
+        start = piece.end + (rest.end() if rest else 0)
+        starts_value = any(c.start == start and c.kind in ("date", "datetime", "time", "range", "money", "duration")
+                           for c in s.chosen)
+        if len(text[start:].split()) >= 2 and not starts_value and not re.match(
+                r"(?:on|at|by|for|in|to|from|with|next|this|tomorrow|today)\b", text[start:], re.I):
+            s.soft.append(Piece(start, len(text), "soft-text", text[start:].strip(), text[start:]))
+
+
+def _text_end(s: _Finding, piece: Piece) -> int:
+    """Where marked free text ends: before a date at its very end, or before ", due ...", ", high priority"."""
+    text = s.text
+    inside = [c for c in s.chosen if c.start >= piece.start]
+    trailing = [c for c in inside if c.kind in ("date", "datetime", "time", "range")
+                and c.end >= len(text.rstrip(" .!?"))]
+    has_dates = any(p.kind in ("date", "datetime", "time") for p in s.params)
+    end = trailing[0].start if trailing and has_dates else len(text)
+    names = "|".join(re.escape(w) for p in s.params for w in p.name.split("_") if len(w) > 2)
+    stop = re.search(rf",\s*(?:(?:{names})\b|(?:low|medium|high|urgent)\s+priority)", text[piece.start:end], re.I) \
+        if names else None
+    return piece.start + stop.start() if stop else end
+
+
+def _place_marked_text(s: _Finding) -> None:
+    """The first marked free text becomes the text, unless quoted or colon text was found, or it addresses
+    someone ("assigned to sam"). Free text swallows the people and records it mentions."""
+    text = s.text
+    for piece in sorted(s.soft, key=lambda p: p.start):
+        if any(c.kind == "text" for c in s.chosen):
             break
         if re.search(r"\bto\s*$", text[:piece.start], re.I) and any(
-                c.start == piece.start and c.kind in ("person", "email", "channel", "id", "self") for c in chosen):
+                c.start == piece.start and c.kind in ("person", "email", "channel", "id", "self") for c in s.chosen):
             continue  # "assigned to sam", "to priya@...": an addressee, not a message
-        # Free text swallows the people and records it mentions, but gives back a date at its end.
-        inside = [c for c in chosen if c.start >= piece.start]
-        trailing = [c for c in inside if c.kind in ("date", "datetime", "time", "range")
-                    and c.end >= len(text.rstrip(" .!?"))]
-        end = trailing[0].start if trailing and has_dates else len(text)
-        names = "|".join(re.escape(w) for p in params for w in p.name.split("_") if len(w) > 2)
-        stop = re.search(rf",\s*(?:(?:{names})\b|(?:low|medium|high|urgent)\s+priority)", text[piece.start:end], re.I) \
-            if names else None
-        if stop:  # "..., due December 2, high priority": what follows the comma is other arguments
-            end = piece.start + stop.start()
+        end = _text_end(s, piece)
         body = text[piece.start:end].strip(" ,.")
         if re.match(r"(?:on|at|by|for)$", body.split()[-1] if body.split() else "", re.I):
             body = body.rsplit(None, 1)[0] if len(body.split()) > 1 else body
-        if not body or any(c.start < piece.start < c.end for c in chosen):
+        if not body or any(c.start < piece.start < c.end for c in s.chosen):
             continue
         # the text takes what it covers, but an enum value said in it still counts ("..., we lost it")
-        chosen = [c for c in chosen if c.start < piece.start or c.start >= end or c.kind == "choice"]
+        s.chosen = [c for c in s.chosen if c.start < piece.start or c.start >= end or c.kind == "choice"]
         body = body.rstrip(" ,?!")
-        chosen.append(Piece(piece.start, piece.start + len(body), "text", body, body))
+        s.chosen.append(Piece(piece.start, piece.start + len(body), "text", body, body))
         break
-    for piece in chosen:
+
+
+def _mark_labels(s: _Finding) -> None:
+    """The words that label a text ("saying", "and title it") are neither a name nor part of the text."""
+    for piece in [c for c in s.chosen if c.kind == "text"]:
+        for m in _LABELS.finditer(s.text, max(0, piece.start - 40), piece.start + 1):
+            if m.end() == piece.start and not any(c.start < m.end() and m.start() < c.end for c in s.chosen):
+                s.chosen.append(Piece(m.start(), m.end(), "label", m.group().strip(), m.group()))
+
+
+_FINDERS = (
+    _find_explicit_text, _find_ids, _find_values, _find_relations, _find_choices, _find_people, _find_pronouns,
+    _find_references, _find_labelled_text, _find_marked_text, _drop_overlaps, _find_addressed_text, _place_marked_text,
+    _mark_labels,
+)
+
+
+def find_pieces(text: str, context: Context, person: Person, params: list[Param]) -> list[Piece]:
+    """Every marked piece of ``text``, without overlaps (earlier kinds in the list win): the finders in order."""
+    state = _Finding(text, context, person, params)
+    for step in _FINDERS:
+        step(state)
+    for piece in state.chosen:
         piece.prep = _prep_before(text, piece.start)
-    return sorted(chosen, key=lambda p: p.start)
+    return sorted(state.chosen, key=lambda p: p.start)
 
 
 def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, index: CatalogIndex) -> list[Piece]:
@@ -344,11 +505,17 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
     return out
 
 
+# The courtesy around a request is not part of what it says: "could you ...?", "please ...", "..., please".
+_POLITE_START = re.compile(r"^(?:(?:please|kindly|pls|(?:can|could|would|will)\s+you)\s+)+", re.I)
+_COURTESY_END = re.compile(r"(?:[\s,]+(?:please|pls|thanks|thank\s+you|thx|cheers))+[\s.!]*$", re.I)
+
+
 def _clean_title(text: str, pieces: list[Piece], words: list[Token]) -> str:
     """A short title from the message itself: its words without the leading verb, dates and quoted text."""
-    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "text", "person", "self")]
+    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "text", "person", "self", "label")]
     kept = "".join(ch for i, ch in enumerate(text) if not any(p.start <= i < p.end for p in cut))
     kept = re.sub(r"\s+", " ", kept).strip(" ,.")
+    kept = _COURTESY_END.sub("", _POLITE_START.sub("", kept)).strip(" ,.?!")
     first = tokens(kept)
     if first and first[0].text.islower():
         kept = kept[first[0].end:].strip()  # the verb: "create", "email", "open"
@@ -385,240 +552,411 @@ def directed(param: Param, value: str, piece: Piece, text: str, now: datetime) -
     return day.isoformat() + value[10:]
 
 
-def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, person: Person) -> Extraction:
-    params = entry.params
-    pieces = find_pieces(text, context, person, params)
-    words = tokens(text)
-    args: dict[str, Any] = {}
-    mentions: dict[str, str] = {}
-    used: set[int] = set()
+# --- extraction: named passes over one state ------------------------------------------------------------------------
 
-    def take(param: Param, piece: Piece, value: Any) -> None:
+
+@dataclass
+class _Extracting:
+    """One action's extraction under way: the state every pass reads and adds to (after pydantic-ai's agent
+    graph: small steps over one state, run in a fixed order by ``extract``)."""
+
+    text: str
+    entry: Entry
+    index: CatalogIndex
+    context: Context
+    weights: Weights
+    pieces: list[Piece]
+    words: list[Token]
+    args: dict[str, Any] = field(default_factory=dict)
+    mentions: dict[str, str] = field(default_factory=dict)
+    used: set[int] = field(default_factory=set)
+    bonus: float = 0.0  # evidence beyond the pieces taken (an id of the right kind, a reference that fits)
+    chunks: list[Piece] = field(default_factory=list)  # runs of words no piece explains: names of records
+    text_params: list[Param] = field(default_factory=list)  # text parameters free text did not fill
+    earned: set[str] = field(default_factory=set)  # required arguments said in the message, not derived
+    missing: list[Param] = field(default_factory=list)
+    _kinds: dict[tuple[str, ...], list[Param]] = field(default_factory=dict)
+
+    @property
+    def params(self) -> list[Param]:
+        return self.entry.params
+
+    def of_kind(self, *kinds: str) -> list[Param]:
+        """The parameters of these kinds, kind by kind in the order given (a new list each time)."""
+        found = self._kinds.get(kinds)
+        if found is None:
+            found = self._kinds[kinds] = [p for kind in kinds for p in self.params if p.kind == kind]
+        return list(found)
+
+    def take(self, param: Param, piece: Piece, value: Any) -> None:
         if param.kind in ("date", "datetime") and isinstance(value, str):
-            value = directed(param, value, piece, text, context.now)
-        args[param.name] = value
-        mentions[param.name] = piece.text
-        used.add(id(piece))
-        if all(p is not piece for p in pieces):  # slots may make new pieces (a date split from its time)
-            pieces.append(piece)
+            value = directed(param, value, piece, self.text, self.context.now)
+        self.args[param.name] = value
+        self.mentions[param.name] = piece.text
+        self.used.add(id(piece))
+        if all(p is not piece for p in self.pieces):  # slots may make new pieces (a date split from its time)
+            self.pieces.append(piece)
 
-    def free(kind: str) -> list[Piece]:
-        return [p for p in pieces if p.kind == kind and id(p) not in used]
+    def free(self, kind: str) -> list[Piece]:
+        return [p for p in self.pieces if p.kind == kind and id(p) not in self.used]
 
-    by_kind: dict[str, list[Param]] = {}
-    for param in params:
-        by_kind.setdefault(param.kind, []).append(param)
+    def unused(self) -> list[Piece]:
+        return [p for p in self.pieces if id(p) not in self.used]
 
-    # Enums first: "negotiation", "won", "high". Two values said for one parameter ("move the tasks in progress
-    # to in review") are a filter and a target: the one after "to", "into" or "as" is the value; with no such
-    # word to tell them apart, neither is taken, so the interpreter asks instead of picking one.
+    def taken(self) -> list[Piece]:
+        return [p for p in self.pieces if id(p) in self.used]
+
+
+def _take_choices(s: _Extracting) -> None:
+    """Enums: "negotiation", "won", "high". Two values said for one parameter ("move the tasks in progress to in
+    review") are a filter and a target: the one after "to", "into" or "as" is the value; with no such word to tell
+    them apart, neither is taken, so the interpreter asks instead of picking one."""
     choices: dict[str, list[Piece]] = {}
-    for piece in pieces:
+    for piece in s.pieces:
         if piece.kind == "choice":
             choices.setdefault(piece.value[0], []).append(piece)
+    own = {stem(w.lower()) for w in name_parts(s.entry.action.name)} if choices else set()
     for name, said in choices.items():
-        if name in args:
+        param = next(p for p in s.params if p.name == name)
+        said = [piece for piece in said if not _names_the_action(piece, param, own)]
+        if name in s.args or not said:
             continue
-        distinct = {piece.value[1] for piece in said}
-        if len(distinct) > 1:
-            targets = [piece for piece in said if re.search(r"\b(?:to|into|as)\s*$", text[:piece.start], re.I)]
+        if len({piece.value[1] for piece in said}) > 1:
+            targets = [piece for piece in said if re.search(r"\b(?:to|into|as)\s*$", s.text[:piece.start], re.I)]
             if len({piece.value[1] for piece in targets}) != 1:
                 continue
             said = targets
-        take(next(p for p in params if p.name == name), said[0], said[0].value[1])
-    # Ids, references and relations are records (or, for relations, people).
-    record_params = by_kind.get("record", [])
-    person_params = by_kind.get("person", []) + by_kind.get("recipient", [])
-    for piece in free("relation"):
+        s.take(param, said[0], said[0].value[1])
+
+
+def _names_the_action(piece: Piece, param: Param, own: set[str]) -> bool:
+    """"check my balance" names CheckBalance, not the account type "checking": a value said only in other words
+    (not the value or one of its labels) whose words all name the action is the action's name."""
+    said = re.sub(r"[\s_-]+", " ", piece.text.lower())
+    spoken = {re.sub(r"[\s_-]+", " ", w.lower()) for w in [*param.enum, *(x for v in param.labels.values() for x in v)]}
+    return said not in spoken and all(stem(t.lower) in own for t in tokens(piece.text))
+
+
+def _take_relations(s: _Extracting) -> None:
+    """"the account owner of the Orchid deal": a person, and the record it is found through."""
+    person_params = s.of_kind("person", "recipient")
+    for piece in s.free("relation"):
         relation, of = piece.value
-        target = next((p for p in person_params if p.name not in args), None)
-        if target is not None:
-            value = f"{relation} of {of}".strip()
-            take(target, piece, [value] if target.many else value)
-            related = next((p for p in record_params if p.name not in args), None)
-            if related is not None and of != "@it":
-                args[related.name] = of
-                mentions[related.name] = of
-    bonus = 0.0
-    for piece in free("id"):
-        target = next((p for p in record_params if p.name not in args), None)
+        target = next((p for p in person_params if p.name not in s.args), None)
+        if target is None:
+            continue
+        value = f"{relation} of {of}".strip()
+        s.take(target, piece, [value] if target.many else value)
+        related = next((p for p in s.of_kind("record") if p.name not in s.args), None)
+        if related is not None and of != "@it":
+            s.args[related.name] = of
+            s.mentions[related.name] = of
+
+
+def _take_ids(s: _Extracting) -> None:
+    """Record ids. "SUP-17" fits a parameter whose kind of record has SUP ids in the catalog; an account does not."""
+    for piece in s.free("id"):
+        target = next((p for p in s.of_kind("record") if p.name not in s.args), None)
         if target is None:
             break
-        take(target, piece, piece.value)
-        # "SUP-17" fits a parameter whose kind of record has SUP ids in the catalog; an account does not.
-        owners = index.id_prefixes.get(piece.value.split("-")[0].lower())
+        s.take(target, piece, piece.value)
+        owners = s.index.id_prefixes.get(piece.value.split("-")[0].lower())
         if target.id_pattern and re.fullmatch(target.id_pattern, piece.value):
-            bonus += 1.5  # the record's own id format
-        elif owners is None:
-            bonus += 0.0
-        elif owners & {t.lower() for t in target.record.split("|")}:
-            bonus += 1.5
-        else:
-            bonus -= 50.0  # an id of another kind of record: this cannot be the action
-    # Channels and people.
-    for piece in free("channel"):
-        target = next((p for p in by_kind.get("recipient", []) if p.name not in args), None)
+            s.bonus += s.weights.own_id  # the record's own id format
+        elif owners is not None and owners & {t.lower() for t in target.record.split("|")}:
+            s.bonus += s.weights.own_id
+        elif owners is not None:
+            s.bonus += s.weights.foreign_id
+
+
+def _take_channels(s: _Extracting) -> None:
+    for piece in s.free("channel"):
+        target = next((p for p in s.of_kind("recipient") if p.name not in s.args), None)
         if target is not None:
-            take(target, piece, piece.value)
-    people = [p for p in pieces if p.kind in ("person", "self", "mine") and id(p) not in used]
-    for param in person_params:
-        if param.name in args:
+            s.take(target, piece, piece.value)
+
+
+def _may_be(piece: Piece, param: Param, creates: bool, s: _Extracting) -> bool:
+    """Whether a person piece may fill ``param``: "my" only a person, "me" only where the words send it there."""
+    if piece.kind == "mine" and param.kind != "person":
+        return False
+    return piece.kind != "self" or piece.prep in ("to", "by", "with") or (piece.prep == "for" and creates) or (
+        creates and s.entry.action.is_write and _after_lead(piece, s.words))
+
+
+def _take_people(s: _Extracting) -> None:
+    """People by name, "me", "my", "him": many for a list of people, the first fitting one otherwise."""
+    people = [p for p in s.pieces if p.kind in ("person", "self", "mine") and id(p) not in s.used]
+    creates = not any(p.kind == "record" and p.required for p in s.params)
+    for param in s.of_kind("person", "recipient"):
+        if param.name in s.args:
             continue
-        creates = not any(p.kind == "record" and p.required for p in params)
-        chosen = [p for p in people if (p.kind != "mine" or param.kind == "person")
-                  and (p.kind != "self" or p.prep in ("to", "by", "with") or (p.prep == "for" and creates)
-                       or (creates and entry.action.is_write and _after_lead(p, words)))]
+        chosen = [p for p in people if _may_be(p, param, creates, s)]
         if param.many:
-            picked = [p for p in chosen if p.kind == "person"] or chosen
-            if picked:
-                args[param.name] = list(dict.fromkeys(p.value for p in picked))
-                mentions[param.name] = ", ".join(p.text for p in picked)
-                used.update(id(p) for p in picked)
+            _take_everyone(s, param, [p for p in chosen if p.kind == "person"] or chosen)
         elif chosen:
-            others = [p for p in chosen if p.kind == "person"]
-            if entry.action.kind == "read" and any(p.kind == "mine" for p in chosen):
-                others = [p for p in chosen if p.kind == "mine"] + others
-            piece = (others or chosen)[0]
-            if piece.kind == "self" and piece.prep not in ("to", "for") and param.kind == "recipient":
-                continue
-            take(param, piece, piece.value)
-    # Dates and times (slots.py: which date goes to which parameter).
-    date_params = by_kind.get("date", []) + by_kind.get("datetime", []) + by_kind.get("time", [])
+            _take_someone(s, param, chosen)
+
+
+def _take_everyone(s: _Extracting, param: Param, picked: list[Piece]) -> None:
+    if picked:
+        s.args[param.name] = list(dict.fromkeys(p.value for p in picked))
+        s.mentions[param.name] = ", ".join(p.text for p in picked)
+        s.used.update(id(p) for p in picked)
+
+
+def _take_someone(s: _Extracting, param: Param, chosen: list[Piece]) -> None:
+    """A named person first; for a read, "my" first ("my deals"); "me" as a recipient only when sent to me."""
+    others = [p for p in chosen if p.kind == "person"]
+    if s.entry.action.kind == "read" and any(p.kind == "mine" for p in chosen):
+        others = [p for p in chosen if p.kind == "mine"] + others
+    piece = (others or chosen)[0]
+    if not (piece.kind == "self" and piece.prep not in ("to", "for") and param.kind == "recipient"):
+        s.take(param, piece, piece.value)
+
+
+def _take_dates(s: _Extracting) -> None:
+    """Dates and times (slots.py: which date goes to which parameter)."""
+    date_params = s.of_kind("date", "datetime", "time")
     if not any(re.search(r"after|before|from|until|start|end", p.words) for p in date_params):
-        for piece in pieces:  # "due by Friday": one date, not a range, when nothing takes ranges
+        for piece in s.pieces:  # "due by Friday": one date, not a range, when nothing takes ranges
             if piece.kind == "range" and piece.value[0] is None and piece.value[1] is not None:
                 piece.kind, piece.value = "date", piece.value[1]
-    slots.assign_dates(text, [p for p in pieces if id(p) not in used], date_params, args, take, context.now)
-    # Money, durations, numbers, emails.
-    slots.assign_counts(text, [p for p in pieces if id(p) not in used], params, args, take)
+    slots.assign_dates(s.text, s.unused(), date_params, s.args, s.take, s.context.now)
+
+
+def _take_amounts(s: _Extracting) -> None:
+    """Counts, money, durations and emails."""
+    slots.assign_counts(s.text, s.unused(), s.params, s.args, s.take)
     for kind, param_kinds in (("money", ("money", "number")), ("duration", ("duration",)),
                               ("email", ("email", "person"))):
-        for piece in free(kind):
-            target = next((p for k in param_kinds for p in by_kind.get(k, []) if p.name not in args), None)
+        for piece in s.free(kind):
+            target = next((p for p in s.of_kind(*param_kinds) if p.name not in s.args), None)
             if target is None:
                 continue
-            taken: Any = [piece.value] if target.kind == "person" and target.many else piece.value
-            take(target, piece, taken)
-    # Free text: the first text parameter gets it.
-    text_params = [p for p in by_kind.get("text", []) if p.name not in args]
-    for piece in free("text"):
-        if not text_params:
+            s.take(target, piece, [piece.value] if target.kind == "person" and target.many else piece.value)
+
+
+def _take_free_text(s: _Extracting) -> None:
+    """Free text: the first text parameter that holds a message gets it."""
+    s.text_params = [p for p in s.of_kind("text") if p.name not in s.args]
+    for piece in s.free("text"):
+        if not s.text_params:
             break
-        required = [p for p in text_params if p.required] or text_params
-        target = next((p for p in required if re.search(r"text|body|message|note|comment|reason|description",
-                                                        p.name)), required[0])
-        take(target, piece, piece.value)
-        text_params.remove(target)
-    # What is left names records, places and things.
-    chunks = _chunks(text, words, [p for p in pieces if id(p) in used or p.kind not in ("choice",)], entry, index)
-    for piece in chunks:
+        target = _text_target(piece, s.text_params)
+        s.take(target, piece, piece.value)
+        s.text_params.remove(target)
+
+
+def _text_target(piece: Piece, free: list[Param]) -> Param:
+    """A labelled text goes to a parameter of its label ("titled" a title, "saying" a body); other text to the
+    first required parameter that holds a message."""
+    if piece.label == "title":
+        titles = [p for p in free if _TITLE_PARAM.search(p.name)]
+        if titles:
+            return titles[0]
+    if piece.label == "body":
+        free = [p for p in free if not _TITLE_PARAM.search(p.name)] or free
+    required = [p for p in free if p.required] or free
+    return next((p for p in required if _BODY_PARAM.search(p.name)), required[0])
+
+
+def _take_record_names(s: _Extracting) -> None:
+    """What is left names records, places and things; a capitalised name may be a person by email."""
+    s.chunks = _chunks(s.text, s.words, [p for p in s.pieces if id(p) in s.used or p.kind != "choice"], s.entry,
+                       s.index)
+    for piece in s.chunks:
         named = any(c.isupper() or c.isdigit() for c in piece.text) or piece.prep in _NAMING_PREPS
-        target = next((p for p in record_params if p.name not in args and (p.required or named)), None)
+        target = next((p for p in s.of_kind("record") if p.name not in s.args and (p.required or named)), None)
         if target is None and named and piece.text[:1].isupper():
-            target = next((p for p in person_params if p.name not in args and p.mode == "or-email"), None)
+            target = next((p for p in s.of_kind("person", "recipient")
+                           if p.name not in s.args and p.mode == "or-email"), None)
         if target is None:
             continue
-        pieces.append(piece)
-        take(target, piece, [piece.value] if target.many else piece.value)
-    wanting = [p for p in by_kind.get("text", []) if p.required and p.name not in args]
+        s.pieces.append(piece)
+        s.take(target, piece, [piece.value] if target.many else piece.value)
+
+
+def _take_addressed_text(s: _Extracting) -> None:
+    """"email Priya Shah the renewal terms": the message follows the name."""
+    wanting = [p for p in s.of_kind("text") if p.required and p.name not in s.args]
     wanting.sort(key=lambda p: not re.search(r"text|body|message|note|comment", p.name))
-    for param in wanting:
-        addressed = [c for c in chunks if id(c) in used and any(mentions.get(q.name) == c.text for q in person_params)]
-        if addressed:  # "email Priya Shah the renewal terms": the message follows the name
-            rest = text[addressed[-1].end:].strip(" ,:")
-            if len(rest.split()) >= 2:
-                piece = Piece(len(text) - len(rest), len(text), "text", rest, rest)
-                pieces.append(piece)
-                take(param, piece, rest)
-            break
-    # Names, places, counts and yes/no answers of generic catalogs (slots.py).
-    leftover = [c for c in chunks if id(c) not in used]
-    pieces.extend(leftover)  # counted as evidence when a slot takes them
-    slots.assign_names(text, words, leftover, [p for p in pieces if id(p) not in used], params, args, take,
-                       context)
-    for piece in free("reference"):  # "it", "the first one": only where no name was given
-        types = _reference_types(piece.value, context)
-        target = next((p for p in record_params if p.name not in args
+    person_params = s.of_kind("person", "recipient")
+    for param in wanting[:1]:
+        addressed = [c for c in s.chunks if id(c) in s.used
+                     and any(s.mentions.get(q.name) == c.text for q in person_params)]
+        if not addressed:
+            continue
+        start = addressed[-1].end
+        label = next((p for p in s.pieces if p.kind == "label" and not s.text[start:p.start].strip()), None)
+        rest = s.text[label.end if label else start:].strip(" ,:")  # past "saying", "titled"
+        if len(rest.split()) >= 2:
+            piece = Piece(len(s.text) - len(rest), len(s.text), "text", rest, rest)
+            s.pieces.append(piece)
+            s.take(param, piece, rest)
+
+
+def _take_leftovers(s: _Extracting) -> None:
+    """Names, places, counts and yes/no answers of generic catalogs (slots.py)."""
+    leftover = [c for c in s.chunks if id(c) not in s.used]
+    s.pieces.extend(leftover)  # counted as evidence when a slot takes them
+    slots.assign_names(s.text, s.words, leftover, s.unused(), s.params, s.args, s.take, s.context)
+
+
+def _take_references(s: _Extracting) -> None:
+    """"it", "the first one": only where no name was given."""
+    record_params = s.of_kind("record")
+    for piece in s.free("reference"):
+        types = _reference_types(piece.value, s.context)
+        target = next((p for p in record_params if p.name not in s.args
                        and (types is None or types & {t.lower() for t in p.record.split("|")})), None)
         if target is None:
-            bonus -= 1.0 if types is not None and record_params else 0.0  # "close the first one" of tickets
+            if types is not None and record_params:
+                s.bonus += s.weights.reference_misfits  # "close the first one" of tickets
             continue
-        bonus += 1.0 if types is not None else 0.0
-        take(target, piece, piece.value)
-    # Defaults a person expects: a title from the message itself.
-    earned = {p.name for p in params if p.required and p.name in args}  # said, not derived below
-    content = any(name in args for name in (p.name for p in record_params)) or any(
-        p.kind in ("relation", "date", "datetime", "chunk", "id") for p in pieces if id(p) in used) or any(
-        id(c) not in used for c in chunks)
-    for param in text_params:
-        if param.required and param.name not in args and re.search(r"title|subject|summary", param.name) \
-                and content:
-            title = _clean_title(text, [p for p in pieces if id(p) in used], words)
+        if types is not None:
+            s.bonus += s.weights.reference_fits
+        s.take(target, piece, piece.value)
+
+
+def _note_earned(s: _Extracting) -> None:
+    """The required arguments the message said, before defaults fill others."""
+    s.earned = {p.name for p in s.params if p.required and p.name in s.args}
+
+
+def _default_title(s: _Extracting) -> None:
+    """A title from the message itself, when it says something beyond the verb."""
+    content = any(p.name in s.args for p in s.of_kind("record")) or any(
+        p.kind in ("relation", "date", "datetime", "chunk", "id") for p in s.taken()) or any(
+        id(c) not in s.used for c in s.chunks)
+    if not content:
+        return
+    for param in s.text_params:
+        if param.required and param.name not in s.args and re.search(r"title|subject|summary", param.name):
+            title = _clean_title(s.text, s.taken() + [p for p in s.pieces if p.kind == "label"], s.words)
             if title:
-                args[param.name] = title
-                mentions[param.name] = text
-    for param in record_params:
-        # "set the amount to 290k" right after the Cobalt deal was shown: that deal
-        if param.required and param.name not in args and context.focus and args:
+                s.args[param.name] = title
+                s.mentions[param.name] = s.text
+
+
+def _default_focus(s: _Extracting) -> None:
+    """"set the amount to 290k" right after the Cobalt deal was shown: that deal."""
+    for param in s.of_kind("record"):
+        if param.required and param.name not in s.args and s.context.focus and s.args:
             kinds = {t.lower() for t in param.record.split("|")}
-            if any(f.type.lower() in kinds for f in context.focus[:2]):
-                args[param.name] = "@it"
-                mentions[param.name] = "(the record in focus)"
-                bonus += 0.5
-    for param in person_params:
-        # "ping zoe ...", "assign SUP-17 to Zach": a name where a person goes, even one we do not know
-        if param.name in args:
+            if any(f.type.lower() in kinds for f in s.context.focus[:2]):
+                s.args[param.name] = "@it"
+                s.mentions[param.name] = "(the record in focus)"
+                s.bonus += s.weights.focus_record
+
+
+def _default_addressee(s: _Extracting) -> None:
+    """"ping zoe ...", "assign SUP-17 to Zach": a name where a person goes, even one we do not know."""
+    if any(p.required and p.name not in s.args for p in s.of_kind("record")):
+        return
+    for param in s.of_kind("person", "recipient"):
+        if param.name in s.args:
             continue
-        near = next((c for c in chunks if id(c) not in used and (c.prep in ("to", "for", "with") and
-                                                                 c.text[:1].isupper() or _after_lead(c, words))), None)
-        if near is not None and not any(p.required and p.name not in args for p in record_params):
-            value = near.text.split()[0] if _after_lead(near, words) else near.text
-            take(param, near, [value] if param.many else value)
-    for param in [p for p in by_kind.get("text", []) if p.required and p.name not in args
+        near = next((c for c in s.chunks if id(c) not in s.used and (
+            c.prep in ("to", "for", "with") and c.text[:1].isupper() or _after_lead(c, s.words))), None)
+        if near is not None:
+            value = near.text.split()[0] if _after_lead(near, s.words) else near.text
+            s.take(param, near, [value] if param.many else value)
+
+
+def _default_subject(s: _Extracting) -> None:
+    """An email with a body but no subject: its first words."""
+    text_names = {q.name for q in s.of_kind("text")}
+    for param in [p for p in s.of_kind("text") if p.required and p.name not in s.args
                   and re.search(r"title|subject|summary", p.name)]:
-        body = next((v for k, v in args.items() if isinstance(v, str) and k in {q.name for q in by_kind["text"]}), None)
-        if body:  # an email with a body but no subject: its first words
-            args[param.name] = body if len(body) <= 60 else body[:57].rsplit(" ", 1)[0] + "..."
-            mentions[param.name] = mentions.get(next(k for k, v in args.items() if v == body), body)
-    limit = next((p for p in params if p.name in ("limit", "count", "top") and p.kind == "number"
-                  and p.name not in args), None)
-    latest = re.search(r"\b(?:last|latest|most recent|newest)\s+(?:(\d+)\s+)?([a-z]+)", text, re.I)
-    if limit is not None and latest:  # "the last message I sent": one; "the last 5 notes": five
-        n = int(latest.group(1)) if latest.group(1) else (1 if not latest.group(2).lower().endswith("s") else None)
-        if n:
-            args[limit.name] = n
-            mentions[limit.name] = latest.group(0)
-            bonus += 1.0
-    for name, value in list(args.items()):  # "exports in the tickets": the catalog's own noun is not the text
-        if isinstance(value, str) and name in {p.name for p in by_kind.get("text", [])}:
-            trimmed = re.sub(r"\s+(?:in|on|among|from)\s+(?:the\s+|my\s+|our\s+)?(\w+)$",
-                             lambda m: "" if stem(m.group(1).lower()) in index.vocabulary else m.group(0), value)
-            if trimmed and trimmed != value:
-                args[name] = trimmed
-    missing = [p for p in params if p.required and p.name not in args and p.default is None]
-    if not entry.action.is_write:
-        # "what stage is the Brightwater deal in?" asks about one record, it does not filter by stage
-        bonus -= 0.7 * sum(1 for p in params if p.name not in args and p.kind not in ("record", "text")
-                           and re.search(rf"\b{re.escape(p.name.replace('_', ' '))}\b", text, re.I))
-    if entry.action.is_write and not missing:
-        # "change the amount on the Brightwater deal": a parameter named without a value is asked for
-        given = [p for p in params if p.name in args and p.kind not in ("record", "person", "recipient", "text")]
-        named_only = [p for p in params if p.name not in args and p.kind in ("money", "number", "date", "datetime")
-                      and re.search(rf"\b{re.escape(p.name.replace('_', ' '))}\b", text, re.I)]
+        body = next((v for k, v in s.args.items() if isinstance(v, str) and k in text_names), None)
+        if body:
+            s.args[param.name] = body if len(body) <= 60 else body[:57].rsplit(" ", 1)[0] + "..."
+            s.mentions[param.name] = s.mentions.get(next(k for k, v in s.args.items() if v == body), body)
+
+
+def _default_limit(s: _Extracting) -> None:
+    """"the last message I sent": one; "the last 5 notes": five."""
+    limit = next((p for p in s.params if p.name in ("limit", "count", "top") and p.kind == "number"
+                  and p.name not in s.args), None)
+    latest = re.search(r"\b(?:last|latest|most recent|newest)\s+(?:(\d+)\s+)?([a-z]+)", s.text, re.I)
+    if limit is None or not latest:
+        return
+    n = int(latest.group(1)) if latest.group(1) else (1 if not latest.group(2).lower().endswith("s") else None)
+    if n:
+        s.args[limit.name] = n
+        s.mentions[limit.name] = latest.group(0)
+        s.bonus += s.weights.latest_limit
+
+
+def _trim_text(s: _Extracting) -> None:
+    """"exports in the tickets": the catalog's own noun is not the text; nor is the courtesy around the request
+    ("..., please", the "?" of "could you ...?"), unless it is inside quotes."""
+    text_names = {p.name for p in s.of_kind("text")}
+    polite = bool(_POLITE_START.match(s.text)) and s.text.rstrip().endswith("?")
+    for name, value in list(s.args.items()):
+        if not (isinstance(value, str) and name in text_names):
+            continue
+        trimmed = re.sub(r"\s+(?:in|on|among|from)\s+(?:the\s+|my\s+|our\s+)?(\w+)$",
+                         lambda m: "" if stem(m.group(1).lower()) in s.index.vocabulary else m.group(0), value)
+        if not re.search(re.escape(value) + r"[\"”'’]", s.text):
+            trimmed = _COURTESY_END.sub("", trimmed)
+            trimmed = trimmed.rstrip("?").rstrip() if polite and s.text.rstrip().endswith(value) else trimmed
+        if trimmed and trimmed != value:
+            s.args[name] = trimmed
+
+
+def _named(param: Param, text: str) -> bool:
+    return bool(re.search(rf"\b{re.escape(param.name.replace('_', ' '))}\b", text, re.I))
+
+
+def _find_missing(s: _Extracting) -> None:
+    """Required arguments without a value; a write whose value parameter is named without a value asks for it
+    ("change the amount on the Brightwater deal"); a read that names a filter without a value asks about the
+    record ("what stage is the Brightwater deal in?"), it does not filter by stage."""
+    s.missing = [p for p in s.params if p.required and p.name not in s.args and p.default is None]
+    if not s.entry.action.is_write:
+        s.bonus -= s.weights.read_named_param * sum(
+            1 for p in s.params if p.name not in s.args and p.kind not in ("record", "text") and _named(p, s.text))
+    elif not s.missing:
+        given = [p for p in s.params if p.name in s.args and p.kind not in ("record", "person", "recipient", "text")]
+        named_only = [p for p in s.params if p.name not in s.args
+                      and p.kind in ("money", "number", "date", "datetime") and _named(p, s.text)]
         if named_only and not given:
-            missing = named_only[:1]
-    evidence = bonus + sum(_EVIDENCE.get(p.kind, 0.0) for p in pieces if id(p) in used)
-    evidence += 0.5 * len(earned)
-    spans = [(p.start, p.end) for p in pieces if id(p) in used and p.kind == "text"]
-    spans += [(w.start, w.end) for w in words if w.text[:1].isupper() and w.start > 0 and any(
-        p.start <= w.start < p.end for p in pieces if id(p) in used and p.kind == "chunk")]  # names are not verbs
-    taken = [(p.start, p.end) for p in pieces if id(p) in used]
-    # Words nothing explains (not a value it took, not the action's own words) count against it:
-    # "pull up the orchid deal" leaves "orchid" unexplained by a search over all deals.
-    said = taken + [(p.start, p.end) for p in pieces if p.kind in ("self", "mine", "reference", "date", "datetime",
-                                                                   "time", "range")]
-    meaningful = [w for w in words if w.lower not in STOP and w.lower not in _PREPS and w.lower not in DISCOURSE]
-    unexplained = sum(1 for w in meaningful if not any(a <= w.start < b for a, b in said)
-                      and not index.matched(entry, w))
-    return Extraction(args, mentions, missing, evidence - 0.8 * unexplained, free_text=spans,
+            s.missing = named_only[:1]
+
+
+_PASSES = (
+    _take_choices, _take_relations, _take_ids, _take_channels, _take_people, _take_dates, _take_amounts,
+    _take_free_text, _take_record_names, _take_addressed_text, _take_leftovers, _take_references,
+    _note_earned, _default_title, _default_focus, _default_addressee, _default_subject, _default_limit, _trim_text,
+    _find_missing,
+)
+
+
+def _score(s: _Extracting) -> Extraction:
+    """How strongly the pieces taken fit: evidence per kind, less the words nothing explains ("pull up the orchid
+    deal" leaves "orchid" unexplained by a search over all deals)."""
+    w = s.weights
+    taken = s.taken()
+    evidence = s.bonus + sum(w.evidence.get(p.kind, 0.0) for p in taken) + w.earned * len(s.earned)
+    spans = [(p.start, p.end) for p in taken if p.kind == "text"]
+    spans += [(t.start, t.end) for t in s.words if t.text[:1].isupper() and t.start > 0 and any(
+        p.start <= t.start < p.end for p in taken if p.kind == "chunk")]  # names are not verbs
+    said = [(p.start, p.end) for p in taken] + [(p.start, p.end) for p in s.pieces if p.kind in (
+        "self", "mine", "reference", "date", "datetime", "time", "range", "label")]
+    meaningful = [t for t in s.words if t.lower not in STOP and t.lower not in _PREPS and t.lower not in DISCOURSE]
+    unexplained = sum(1 for t in meaningful if not any(a <= t.start < b for a, b in said)
+                      and not s.index.matched(s.entry, t))
+    return Extraction(s.args, s.mentions, s.missing, evidence - w.unexplained * unexplained, free_text=spans,
                       unexplained=unexplained, explained=len(meaningful) - unexplained)
+
+
+def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, person: Person, *,
+            weights: Weights = DEFAULT) -> Extraction:
+    """The arguments ``text`` gives ``entry``'s parameters, and how well they fit: the passes in order."""
+    state = _Extracting(text, entry, index, context, weights, find_pieces(text, context, person, entry.params),
+                        tokens(text))
+    for step in _PASSES:
+        step(state)
+    return _score(state)

@@ -83,43 +83,12 @@ def _add(terms: dict[str, float], text: str, where: str, names: bool = True, num
 
 class CatalogIndex:
     def __init__(self, catalog: Catalog) -> None:
-        self.entries: list[Entry] = []
-        self._words: list[str] | None = None
-        core: set[str] = set()
-        postings: dict[str, dict[int, float]] = defaultdict(dict)
-        for i, action in enumerate(catalog):
-            params = params_of(action)
-            terms: dict[str, float] = {}
-            parts = re.split(r"[._\-]", action.name)
-            _add(terms, parts[0], "name", numbers=False)  # the system: "tickets" says nothing of how many
-            _add(terms, " ".join(parts[1:2]), "name")  # the verb: "find"
-            _add(terms, " ".join(parts[2:]), "object")  # what it acts on weighs more: "deals"
-            _add(terms, action.description, "description")
-            for example in action.examples:
-                _add(terms, example, "example", names=False)
-            core.update(t for t in terms if "#" not in t)
-            for param in params:
-                _add(terms, param.words, "param")
-            self.entries.append(Entry(action, params, terms))
-            for term, weight in terms.items():
-                postings[term][i] = weight
-        choices: dict[str, set[int]] = defaultdict(set)
-        for i, entry in enumerate(self.entries):
-            for param in entry.params:
-                for value in param.enum:
-                    if len(value) > 3 and value.lower() not in ("true", "false"):
-                        choices[value.lower().replace("_", " ")].add(i)
-        self.choices = {k: sorted(v) for k, v in choices.items()}
+        self.entries, postings, core = _entries(catalog)
+        self.choices = _choices(self.entries)
         self.record_types = frozenset(t.lower() for e in self.entries for p in e.params
                                       for t in p.record.split("|") if t)
         self.core_vocabulary = frozenset(core)
-        prefixes: dict[str, set[str]] = defaultdict(set)  # "sup" -> {"ticket"}: ids the catalog shows
-        for entry in self.entries:
-            for param in entry.params:
-                if param.record and "|" not in param.record:  # only where the kind of record is certain
-                    for found in re.finditer(r"\b([A-Za-z]{1,8})-\d+\b", param.description):
-                        prefixes[found.group(1).lower()].update(t.lower() for t in param.record.split("|"))
-        self.id_prefixes = {k: frozenset(v) for k, v in prefixes.items()}
+        self.id_prefixes = _id_prefixes(self.entries)
         self.vocabulary = frozenset(t for t in postings if "#" not in t and not t.startswith("~"))
         n = max(len(self.entries), 1)
         # smoothed, so a word every action shares still counts in a catalog of one or two actions
@@ -130,6 +99,7 @@ class CatalogIndex:
         self.verbs = frozenset(first[0].stem for e in self.entries for text in [e.action.description,
                                                                                *e.action.examples]
                                if (first := tokens(text)[:1]))
+        self._words: list[str] | None = None
 
     def score(self, words: list[Token]) -> dict[int, float]:
         """Lexical score per action index (only actions sharing a term with the message)."""
@@ -204,6 +174,63 @@ class CatalogIndex:
 
 
 _CACHE: weakref.WeakKeyDictionary[Catalog, tuple[int, CatalogIndex]] = weakref.WeakKeyDictionary()
+
+
+
+def name_parts(name: str) -> list[str]:
+    """An action's name as words: "crm.find_deals" and "Events_1.FindEvents" alike give system, verb, object
+    (CamelCase is split; a version number like "_1" says nothing)."""
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name)
+    return [part for part in re.split(r"[._\-]", spaced) if part and not part.isdigit()]
+
+
+def _entries(catalog: Catalog) -> tuple[list[Entry], dict[str, dict[int, float]], set[str]]:
+    """Each action's weighted terms, the postings (term -> action -> weight), and the terms of names,
+    descriptions and examples (not of parameters alone)."""
+    entries: list[Entry] = []
+    core: set[str] = set()
+    postings: dict[str, dict[int, float]] = defaultdict(dict)
+    for i, action in enumerate(catalog):
+        params = params_of(action)
+        terms: dict[str, float] = {}
+        parts = name_parts(action.name)
+        _add(terms, parts[0], "name", numbers=False)  # the system: "tickets" says nothing of how many
+        _add(terms, " ".join(parts[1:2]), "name")  # the verb: "find"
+        # what it acts on weighs more: "deals"; only the head noun has a number ("EventTickets" is about tickets)
+        _add(terms, " ".join(parts[2:-1]), "object", numbers=False)
+        _add(terms, " ".join(parts[-1:] if len(parts) > 2 else []), "object")
+        _add(terms, action.description, "description")
+        for example in action.examples:
+            _add(terms, example, "example", names=False)
+        core.update(t for t in terms if "#" not in t)
+        for param in params:
+            _add(terms, param.words, "param")
+        entries.append(Entry(action, params, terms))
+        for term, weight in terms.items():
+            postings[term][i] = weight
+    return entries, postings, core
+
+
+def _choices(entries: list[Entry]) -> dict[str, list[int]]:
+    """Enum values (longer than three letters, not true/false) -> the actions that take them."""
+    choices: dict[str, set[int]] = defaultdict(set)
+    for i, entry in enumerate(entries):
+        for param in entry.params:
+            for value in param.enum:
+                if len(value) > 3 and value.lower() not in ("true", "false"):
+                    choices[value.lower().replace("_", " ")].add(i)
+    return {k: sorted(v) for k, v in choices.items()}
+
+
+def _id_prefixes(entries: list[Entry]) -> dict[str, frozenset[str]]:
+    """"sup" -> {"ticket"}: ids the catalog shows, only where the kind of record is certain."""
+    prefixes: dict[str, set[str]] = defaultdict(set)
+    for entry in entries:
+        for param in entry.params:
+            if param.record and "|" not in param.record:
+                for found in re.finditer(r"\b([A-Za-z]{1,8})-\d+\b", param.description):
+                    prefixes[found.group(1).lower()].update(t.lower() for t in param.record.split("|"))
+    return {k: frozenset(v) for k, v in prefixes.items()}
 
 
 def index_for(catalog: Catalog) -> CatalogIndex:

@@ -55,13 +55,22 @@ def _unwrap(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _kind(name: str, spec: dict[str, Any]) -> str:
-    if spec.get("x-recipient"):
-        return "recipient"
-    if spec.get("x-person"):
-        return "person"
-    if spec.get("x-record"):
-        return "record"
+    """What kind of value a parameter takes: marked by the catalog, typed by its schema, else told by its name."""
     item = _unwrap(spec.get("items", {})) if spec.get("type") == "array" else spec
+    return _marked_kind(spec) or _typed_kind(name, spec, item) or _named_kind(name, spec)
+
+
+def _marked_kind(spec: dict[str, Any]) -> str | None:
+    for marker, kind in (("x-recipient", "recipient"), ("x-person", "person"), ("x-record", "record")):
+        if spec.get(marker):
+            return kind
+    return None
+
+
+_FORMATS = {"date": "date", "date-time": "datetime", "time": "time", "email": "email"}
+
+
+def _typed_kind(name: str, spec: dict[str, Any], item: dict[str, Any]) -> str | None:
     words = f"{name} {spec.get('description', '')}".lower()
     if item.get("enum"):
         values = {str(v).lower() for v in item["enum"]}
@@ -70,37 +79,29 @@ def _kind(name: str, spec: dict[str, Any]) -> str:
         # "number_of_seats: 1..6" is a count a person says as "4 tickets" or "two people", not a choice
         return "number" if all(v.isdigit() for v in values) else "enum"
     kind = item.get("type")
-    fmt = item.get("format")
     if kind == "boolean":
         return "bool"
-    if fmt == "date":
-        return "date"
-    if fmt == "date-time":
-        return "datetime"
-    if fmt == "time":
-        return "time"
-    if fmt == "email" or "email" in name:
+    if item.get("format") in _FORMATS:
+        return _FORMATS[item["format"]]
+    if "email" in name:
         return "email"
     if kind in ("integer", "number"):
         if _MONEY.search(words):
             return "money"
-        if "minute" in words or "duration" in words:
-            return "duration"
-        return "number"
+        return "duration" if "minute" in words or "duration" in words else "number"
+    return None
+
+
+def _named_kind(name: str, spec: dict[str, Any]) -> str:
     lname = name.lower()
+    words = f"{name} {spec.get('description', '')}".lower()
     description = str(spec.get("description", "")).lower().strip()
     if _COUNT.search(lname) or re.match(r"(?:the\s+)?(?:number|count|length)\s+of\b", description):
         return "number"  # "number_of_days", "stay_length: Length of stay in days"
-    if re.search(r"(^|_)(date|day)s?($|_)", lname):
-        return "date"
-    if re.search(r"(^|_)time($|_)", lname):
-        return "time"
-    if _MONEY.search(lname):
-        return "money"
-    if _TEXT_NAMES.search(lname):
-        return "text"
-    if _PLACE.search(lname):
-        return "place"
+    for pattern, kind in ((r"(^|_)(date|day)s?($|_)", "date"), (r"(^|_)time($|_)", "time"), (_MONEY, "money"),
+                          (_TEXT_NAMES, "text"), (_PLACE, "place")):
+        if re.search(pattern, lname):
+            return kind
     if lname.endswith("name") or description.startswith(("name of", "the name of")):
         return "name"
     if _LOOSE_PLACE.search(lname) or re.search(r"\b(city|location|address|destination|place)\b", words):

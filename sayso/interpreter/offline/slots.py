@@ -386,15 +386,12 @@ def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str]) -> li
 
     last_end = piece.start
     for token in inside:
-        gap = text[last_end:token.start]
-        if run and re.search(r"[.!?;,:]", gap) and not (gap.strip() == "," and _proper(text, token) and any(
-                _proper(text, t) for t in run) and (token.text.isupper() or token is inside[-1])):
-            flush()  # "Long Beach, CA" and "Paris, France" stay one place
+        if run and _breaks(text, text[last_end:token.start], token, run, token is inside[-1]):
+            flush()
         last_end = token.end
         word = token.lower
         proper = _proper(text, token) or (bool(run) and token.text[:1].isdigit())
-        if word in DISCOURSE or (word in STOP and not (run and word in _CONNECTORS)) or (
-                stem(word) in vocabulary and not (run and proper)):
+        if _ends_run(word, proper, bool(run), vocabulary):
             flush()
             continue
         if run:
@@ -408,6 +405,20 @@ def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str]) -> li
             run.append(token)
     flush()
     return out
+
+
+def _breaks(text: str, gap: str, token: Token, run: list[Token], last: bool) -> bool:
+    """Punctuation ends a run, except a comma inside one place ("Long Beach, CA", "Paris, France")."""
+    if not re.search(r"[.!?;,:]", gap):
+        return False
+    return not (gap.strip() == "," and _proper(text, token) and any(_proper(text, t) for t in run)
+                and (token.text.isupper() or last))
+
+
+def _ends_run(word: str, proper: bool, running: bool, vocabulary: set[str]) -> bool:
+    """Discourse and stop words (but "of", "and" inside a name) and the parameters' own words end a run."""
+    return word in DISCOURSE or (word in STOP and not (running and word in _CONNECTORS)) or (
+        stem(word) in vocabulary and not (running and proper))
 
 
 def _word_before(text: str, start: int) -> str:
@@ -450,6 +461,11 @@ def _prep_before(text: str, start: int) -> str:
 
 def _name_param(text: str, span: Piece, candidates: list[Param]) -> Param | None:
     """Which name or place parameter a value fills: the parameter word next to it, then its preposition."""
+    return _by_near_words(text, span, candidates) or _by_preposition(span, candidates)
+
+
+def _by_near_words(text: str, span: Piece, candidates: list[Param]) -> Param | None:
+    """The parameter whose own words (twice as strong) or described words stand right before or after the value."""
     after = tokens(re.split(r"[.!?;,:]", text[span.end:span.end + 30])[0])[:1]
     near = [w for w in (_word_before(text, span.start), after[0].lower if after else "") if w]
     scores: list[tuple[int, int, Param]] = []
@@ -459,17 +475,26 @@ def _name_param(text: str, span: Piece, candidates: list[Param]) -> Param | None
         score = 2 * sum(_meets(w, own) for w in near) + sum(_meets(w, told) for w in near)
         if score:
             scores.append((score, -i, param))
-    if scores:
-        return max(scores, key=lambda s: (s[0], s[1]))[2]
+    return max(scores, key=lambda s: (s[0], s[1]))[2] if scores else None
+
+
+def _by_preposition(span: Piece, candidates: list[Param]) -> Param | None:
+    """"to Fresno" a destination, "from Fresno" an origin, "in Fresno" a plain place; else the first name."""
     places = [p for p in candidates if p.kind == "place"]
     names = [p for p in candidates if p.kind == "name"]
-    if span.prep in _TO_PREPS and places:
-        return next((p for p in places if _DESTINATION.search(p.words)), None) or next(
-            (p for p in places if not _ORIGIN.search(p.words)), None)
-    if span.prep in _FROM_PREPS and places:
-        return next((p for p in places if _ORIGIN.search(p.words)), None) or next(
-            (p for p in places if not _DESTINATION.search(p.words)), None)
-    if span.prep in _PLACE_PREPS and span.prep != "at" and places:
+    if not places:
+        return names[0] if names else None
+    if span.prep in _TO_PREPS:
+        return _place_for(places, _DESTINATION, _ORIGIN)
+    if span.prep in _FROM_PREPS:
+        return _place_for(places, _ORIGIN, _DESTINATION)
+    if span.prep in _PLACE_PREPS and span.prep != "at":
         plain = [p for p in places if not _DESTINATION.search(p.words) and not _ORIGIN.search(p.words)]
         return (plain or places)[0]
-    return (names or places)[0] if names or places else None
+    return (names or places)[0]
+
+
+def _place_for(places: list[Param], wanted: re.Pattern[str], avoided: re.Pattern[str]) -> Param | None:
+    """The place described as ``wanted`` (a destination), else one not described as ``avoided`` (an origin)."""
+    return next((p for p in places if wanted.search(p.words)), None) or next(
+        (p for p in places if not avoided.search(p.words)), None)

@@ -9,6 +9,7 @@
   const VIA_KEY = "sayso.via";  // "token" or "oidc": how the stored token was obtained
   const OIDC_KEY = "sayso.oidc";  // a sign-in under way: state, nonce and PKCE code_verifier, this tab only
   const CALLBACK_PATH = "/auth/callback";
+  const APPROVAL_KEY = "sayso.approval";  // an approval link opened (?approval=...&sig=...), kept across sign-in
   // Keys a table leaves out: long text and bookkeeping (the CLI hides the same ones).
   const HIDDEN_KEYS = new Set(["description", "version", "type", "name", "origin", "words"]);
   const LONG_CELL = 120;
@@ -144,7 +145,66 @@
     $("app").hidden = false;
     await loadConversations(sessionStorage.getItem(CONVERSATION_KEY));
     $("message").focus();
+    await openApprovalLink();
     return true;
+  }
+
+  // ---- approval links (an email asked the person to approve someone's request) -----------------------------
+
+  function rememberApprovalLink() {
+    const params = new URLSearchParams(location.search);
+    if (!params.get("approval") || !params.get("sig")) return;
+    sessionStorage.setItem(APPROVAL_KEY, JSON.stringify({ id: params.get("approval"), sig: params.get("sig") }));
+    history.replaceState(null, "", location.pathname);
+  }
+
+  async function openApprovalLink() {
+    const saved = sessionStorage.getItem(APPROVAL_KEY);
+    if (!saved) return;
+    sessionStorage.removeItem(APPROVAL_KEY);
+    let link;
+    try { link = JSON.parse(saved); } catch (err) { return; }
+    const path = `/v1/approvals/${encodeURIComponent(link.id)}`;
+    const query = `?sig=${encodeURIComponent(link.sig)}`;
+    const item = el("li", { className: "message sayso approval", "data-approval": link.id });
+    $("messages").append(item);
+    try {
+      item.append(approvalCard(await api("GET", path + query), path, query));
+    } catch (err) {
+      item.append(el("p", { className: "reply", role: "alert" }, err.message));
+    }
+    scrollToEnd();
+  }
+
+  function approvalCard(shown, path, query) {
+    const headingId = `approval-${shown.id}`;
+    const card = el("section", { className: "card", "aria-labelledby": headingId, "data-approval": shown.id });
+    card.append(el("h3", { id: headingId }, `${shown.requester.name} asks you to approve`));
+    card.append(el("p", { className: "words" }, `“${shown.words}”`));
+    for (const step of shown.steps || []) {
+      card.append(el("p", { className: "step" }, `${step.label}: ${step.args}`, step.risk ? ` (risk ${step.risk})` : ""));
+    }
+    if ((shown.changes || []).length) card.append(el("ul", { className: "changes" }, shown.changes.map((c) => el("li", {}, c))));
+    if (shown.why) card.append(el("p", { className: "hint" }, `It needs you because it was not theirs to do: ${shown.why}`));
+    card.append(el("p", { className: "hint" }, `Expires ${formatTime(shown.expires_at)}.`));
+    const outcome = el("p", { className: "outcome", role: "status" });
+    const approve = el("button", { type: "button", className: "approve" }, "Approve");
+    const decline = el("button", { type: "button", className: "decline" }, "Decline");
+    const settle = (verb) => async () => {
+      approve.disabled = decline.disabled = true;
+      outcome.textContent = verb === "approve" ? "Approving…" : "Declining…";
+      try {
+        const result = await api("POST", `${path}/${verb}${query}`, undefined, { turn: true });
+        outcome.textContent = result.reply;
+        if (result.status === "needs_confirmation") showTurn(result);  // it changed since: a new card
+      } catch (err) {
+        outcome.textContent = err.message;
+      }
+    };
+    approve.addEventListener("click", settle("approve"));
+    decline.addEventListener("click", settle("decline"));
+    card.append(el("div", { className: "actions" }, approve, decline), outcome);
+    return card;
   }
 
   function signOut(message) {
@@ -434,7 +494,11 @@
     const steps = turn.steps || [];
     const reads = steps.filter((step) => Array.isArray(step.records));
     const onlyReads = status === "answered" && reads.length > 0 && reads.length === steps.length;
-    if (status === "needs_confirmation") {
+    if (status === "needs_confirmation" && turn.confirmation && turn.confirmation.requester) {
+      // asked of someone else: their card has the buttons; this one says whom it waits for
+      item.append(el("p", { className: "reply" }, turn.reply || ""),
+        el("p", { className: "hint" }, `Waiting for ${turn.confirmation.approver}.`));
+    } else if (status === "needs_confirmation") {
       item.append(confirmationCard(turn));
     } else if (!onlyReads) {
       item.append(el("p", { className: "reply" }, turn.reply || ""));
@@ -540,7 +604,8 @@
 
   // Show a turn the server just returned; earlier confirmation cards stop waiting.
   function showTurn(turn) {
-    state.pendingConfirmation = turn.status === "needs_confirmation" && turn.confirmation ? turn.confirmation.id : null;
+    state.pendingConfirmation = turn.status === "needs_confirmation" && turn.confirmation && !turn.confirmation.requester
+      ? turn.confirmation.id : null;
     for (const card of $("messages").querySelectorAll(".card")) {
       if (card.dataset.confirmation === state.pendingConfirmation) continue;
       for (const button of card.querySelectorAll("button")) button.disabled = true;
@@ -690,6 +755,7 @@
   // ---- wiring --------------------------------------------------------------
 
   async function start() {
+    rememberApprovalLink();
     $("signin-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const token = $("token").value.trim();
