@@ -118,7 +118,9 @@ def load_cases(path: Path) -> list[Case]:
 
 
 def run_cases(cases: Iterable[Case], *, interpreter: Interpreter | None = None,
-              progress: Callable[[int, Case], None] | None = None) -> Report:
+              progress: Callable[[int, Case], None] | None = None,
+              observe: Callable[[Case, int, TurnResult], None] | None = None) -> Report:
+    """Run each conversation on a fresh demo workspace; ``observe`` sees every turn's result (its reply)."""
     report = Report()
     templates: dict[date, Path] = {}
     scratch = Path(tempfile.mkdtemp(prefix="sayso-eval-"))
@@ -133,14 +135,15 @@ def run_cases(cases: Iterable[Case], *, interpreter: Interpreter | None = None,
                 Workspace.init(templates[reference], demo=True, reference=reference)
             root = scratch / f"case-{n}"
             shutil.copytree(templates[reference], root)
-            _run_case(case, root, when, report, interpreter)
+            _run_case(case, root, when, report, interpreter, observe)
             shutil.rmtree(root, ignore_errors=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return report
 
 
-def _run_case(case: Case, root: Path, when: str, report: Report, interpreter: Interpreter | None) -> None:
+def _run_case(case: Case, root: Path, when: str, report: Report, interpreter: Interpreter | None,
+              observe: Callable[[Case, int, TurnResult], None] | None = None) -> None:
     ws = Workspace.load(root)
     try:
         user = case.user
@@ -155,6 +158,8 @@ def _run_case(case: Case, root: Path, when: str, report: Report, interpreter: In
                 chats[user] = Chat(Pipeline(ws, Clock.from_option(when, tz), channel="eval"), interpreter)
             result = chats[user].say(user, turn.say, conversation)
             conversation = result.conversation
+            if observe is not None:
+                observe(case, i, result)
             problems = compare(turn.expect, result)
             report.turns += 1
             if problems:

@@ -29,7 +29,7 @@ from .directory import Directory, Person
 from .errors import UnknownRecord, UnknownUser
 from .turn import Option
 
-__all__ = ["Clarification", "Focus", "Grounded", "check_names", "ground"]
+__all__ = ["Clarification", "Focus", "Grounded", "check_names", "ground", "in_focus"]
 
 # Records scoring at least this are plausible; an exact id or name scores 100.
 PLAUSIBLE = 85.0
@@ -48,6 +48,7 @@ class Focus:
 
 _RELATION = re.compile(r"^(?:the\s+)?(?P<rel>(?:account\s+)?owner|assignee|manager)\s+(?:of|on|for)\s+(?P<of>.+)$",
                        re.IGNORECASE)
+_PRONOUNS = frozenset({"it", "this", "that", "this one", "that one"})
 _NOISE = frozenset({"the", "a", "an", "one", "ones", "that", "this", "deal", "deals", "account", "ticket", "record"})
 
 
@@ -191,19 +192,30 @@ def _fresh(find: RecordFinder, records: list[Record]) -> list[Record]:
     return out
 
 
+def in_focus(focus: Focus, types: str, text: str) -> list[Record]:
+    """The records of ``types`` that ``text`` ("@it", "@2", "the SSO one") names in the conversation's focus."""
+    return _in_focus(focus, types, text)
+
+
 def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
     """"@it", "@2" and names of records the conversation already showed."""
     wanted = types.split("|")
+    if text.strip().lower() in _PRONOUNS:  # "the owner of it": a relation's record said as a pronoun
+        text = "@it"
     if text.startswith("@it:"):  # "that deal": the last deal talked about
         wanted = [t for t in wanted if t.lower() == text[4:].lower()] or wanted
         text = "@it"
     if text.startswith("@"):
         if text == "@it":
             found = [r for r in focus.records if r.type in wanted]
+            listed = [r for r in focus.last_list if r.type in wanted]
+            if not found and len(listed) == 1:  # "and the deal?": the one deal just shown or offered
+                found = listed
             if not found:
                 raise UnknownRecord(f"nothing in this conversation is a {' or '.join(wanted).lower()} to refer to")
             return found[:1]
-        shown = [r for r in focus.last_list if r.type in wanted] or [r for r in focus.records if r.type in wanted]
+        shown = [r for r in focus.last_list if r.type in wanted] or _linked(focus.last_list, wanted) \
+            or [r for r in focus.records if r.type in wanted]
         if text == "@other":  # "the other one": the one of the last list not just acted on
             current = focus.records[0].ref() if focus.records else None
             others = [r for r in shown if r.ref() != current]
@@ -222,6 +234,19 @@ def _in_focus(focus: Focus, types: str, text: str) -> list[Record]:
         any(part.startswith(w) for part in re.findall(r"[^\W_]+", " ".join(
             [r.id, r.title, str(r.attrs.get("account", ""))]).lower())) for w in words)]
     return _unique(hits) if len(_unique(hits)) == 1 else []
+
+
+def _linked(shown: list[Record], wanted: list[str]) -> list[Record]:
+    """The records a list of other things points at, in its order: "the first one" after a list of invoices,
+    for an account, is the first invoice's account (the system is asked for it afresh, by that id)."""
+    out: list[Record] = []
+    for record in shown:
+        linked = next(((t, record.attrs[t.lower()]) for t in wanted if isinstance(record.attrs.get(t.lower()), str)),
+                      None)
+        if linked is None:
+            return []
+        out.append(Record(type=linked[0], id=str(linked[1]), title=str(linked[1])))
+    return out
 
 
 def _contact_email(find: RecordFinder, text: str, param: str, out: Grounded) -> str | None:

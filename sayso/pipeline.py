@@ -26,7 +26,7 @@ from .clock import Clock
 from .confirmation import Confirmation, Confirmations
 from .connectors import Change, Record
 from .directory import Person
-from .errors import ConfigurationError, InputTooLarge, RequestError, SaysoError, SystemFailure
+from .errors import ConfigurationError, ConfirmationError, InputTooLarge, RequestError, SaysoError, SystemFailure
 from .executor import Executor, Plan, PlannedStep, step_key
 from .grounding import Clarification, Focus, Grounded, ground
 from .guard import CRITICAL_RULE, Guard, Verdict
@@ -224,6 +224,21 @@ class Pipeline:
 
     def cancel_in(self, turn: Turn, confirmation_id: str) -> TurnResult:
         return self._cancel(turn, confirmation_id)
+
+    def supersede_in(self, turn: Turn, confirmation_id: str, why: str) -> bool:
+        """A pending confirmation replaced by an amended plan: it can no longer be approved, by the person who
+        asked or by whoever was asked to approve it. False when it was no longer pending or is not theirs."""
+        try:
+            with self.ws.store.write() as conn:
+                item = self.confirmations.get(conn, confirmation_id)
+                if item is None or item.status != "pending" or turn.person.id not in (item.requester, item.approver):
+                    return False
+                self.confirmations.settle(conn, item, "superseded")
+                self.audit.append(conn, [turn.event("confirmation", "superseded", item.plan["steps"][0]["action"],
+                                                    id=item.id, why=[why])])
+        except ConfirmationError:
+            return False
+        return True
 
     def undo_in(self, turn: Turn, only: Collection[str] | None = None) -> TurnResult:
         """Undo the person's last undoable step, or with ``only``, the last one of those actions."""

@@ -9,13 +9,15 @@ from typing import Any
 
 from .catalog import Action
 from .connectors import Change
+from .interpreter.offline.schema import Param
 from .turn import StepResult, StepStatus
 
-__all__ = ["change_line", "effects", "error_text", "label", "records", "without_action_names"]
+__all__ = ["change_line", "effects", "error_reply", "error_text", "label", "question_for", "records",
+           "without_action_names"]
 
 # Fields that are bookkeeping, not something a person asked about.
 _HIDDEN = {"description", "origin", "text", "title", "version", "deleted", "type", "id", "system", "score",
-           "created_at", "updated_at", "key", "undoes", "body"}
+           "created_at", "updated_at", "key", "undoes", "body", "message_id", "sender"}
 _PLURAL = {"opportunity": "opportunities", "company": "companies", "activity": "activities"}
 
 
@@ -26,6 +28,25 @@ def label(action: Action) -> str:
     return first or action.name.split(".")[-1].replace("_", " ").capitalize()
 
 
+def question_for(param: Param) -> str:
+    """The question that asks a person for one missing argument, in words."""
+    name = param.name.replace("_", " ")
+    if param.kind == "record":
+        return f"Which {(param.record.split('|')[0] or name).lower()}?"
+    if param.kind in ("person", "recipient"):
+        return "Who should it go to?" if param.kind == "recipient" or name in ("to", "attendees") else \
+            f"Who should be the {name}?"
+    if param.kind in ("date", "datetime", "time"):
+        return f"When should it be ({name})?"
+    if param.enum:
+        return f"Which {name}: {', '.join(param.enum[:-1])} or {param.enum[-1]}?" if len(param.enum) > 1 else \
+            f"Which {name}?"
+    if param.kind == "text":
+        return {"text": "What should it say?", "body": "What should the email say?"}.get(
+            param.name, f"What should the {name} be?")
+    return f"What should the {name} be?"
+
+
 def _noun(record_type: str, count: int) -> str:
     word = record_type.replace("_", " ").lower() or "record"
     if count == 1:
@@ -34,6 +55,8 @@ def _noun(record_type: str, count: int) -> str:
 
 
 def _value(value: Any) -> str:
+    if value is None:
+        return "(none)"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
@@ -100,6 +123,22 @@ def error_text(error: str) -> str:
     return said.rstrip(".")
 
 
+def _said_args(args: dict[str, Any]) -> str:
+    """"ticket SUP-17, priority high": arguments as words, for a sentence."""
+    return ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in args.items() if k not in _HIDDEN)
+
+
+def error_reply(error: str) -> str:
+    """An invalid request's error as a person reads it: "billing.issue_credit_note: amount must be positive;
+    -500 was given" -> "I could not do that: the amount must be positive; -500 was given."."""
+    said = error_text(error)
+    if re.match(r"I (?:could|can|cannot|can't|do|don't|am)\b", said):  # already a sentence in sayso's voice
+        return error.strip() if said == error.strip().rstrip(".") else said
+    said = re.sub(r"^([a-z_]+) (must|should|is|are|cannot|can't)\b", lambda m: f"the {m.group(1).replace('_', ' ')} "
+                  f"{m.group(2)}", said)
+    return f"I could not do that: {said}." if said else "I could not do that."
+
+
 def effects(results: list[StepResult], actions: dict[str, Action]) -> str:
     """What writes did: "Done." and each change, or what could not be done and why, in words."""
     lines = []
@@ -111,6 +150,8 @@ def effects(results: list[StepResult], actions: dict[str, Action]) -> str:
             changes = [change_line(Change.model_validate(c)) for c in effect.get("changes", [])]
             if changes:
                 lines.append("Done: " + "; ".join(changes))
+            elif action is not None and action.preview:  # a change whose values were already so
+                lines.append(f"Nothing needed to change: {_said_args(result.args)} already.")
             else:
                 lines.append(f"Done: {what[0].lower()}{what[1:]}.")
         elif result.status is StepStatus.SKIPPED:

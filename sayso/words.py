@@ -14,7 +14,7 @@ from typing import Literal
 
 from .catalog import Action, Catalog
 
-__all__ = ["Said", "cancel_action", "read", "undo_matches"]
+__all__ = ["Said", "cancel_action", "delegate_to", "read", "undo_matches"]
 
 _LEAD = r"^(?:(?:ok(?:ay)?|well|actually|hmm+|oh|ah|um+|erm|please)[\s,]+)?"
 _END = r"[\s.!,]*(?:please|thanks|thank you)?[\s.!]*$"
@@ -27,6 +27,13 @@ _CANCEL_THING = re.compile(_LEAD + r"(?:cancel|call off|delete|remove)\s+(?:that
                            r"(?:last\s+)?(?P<thing>meeting|reminder|appointment|call|event)\b.*$", re.I)
 _GENERIC = {"", "it", "that", "this", "last", "change", "step", "thing", "action", "what", "you", "did", "just",
             "i", "my", "the", "last change", "that change"}
+
+
+_DELEGATE = re.compile(
+    r"^(?:(?:ok(?:ay)?|then|so|well|fine|please|can you|could you|in that case)[\s,]+)*"
+    r"(?:ask|tell|get|have|let|request)\s+(?P<who>[\w.' -]+?)\s+(?:to\s+)?"
+    r"(?:do|handle|make|take care of|sort(?: out)?|deal with|action|change|move|close)\s+"
+    r"(?:it|that|this|the change|the move|the request)(?:\s+(?:then|instead|for me|out|please))*[\s.!?]*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -55,10 +62,17 @@ def read(text: str) -> Said | None:
     return None
 
 
+def delegate_to(text: str) -> str | None:
+    """Who "ask devi to do it", "tell its owner to do that", "have my manager handle it" names; None when
+    the message is not such a request ("ask carol to approve" is a routed confirmation, not this)."""
+    match = _DELEGATE.match(text.strip())
+    return match.group("who").strip() if match and len(text) <= 80 else None
+
+
 def _noun(words: str) -> str:
     """The kind of step named after "undo" ("the reminder" -> "reminder"); empty for "that", "my last change"."""
     kept = [w for w in re.findall(r"[a-z]+", words.lower()) if w not in _GENERIC]
-    return kept[-1] if kept else ""
+    return kept[0] if kept else ""  # "the meeting I just booked", "the message to devi": the first noun
 
 
 def _stem(word: str) -> str:

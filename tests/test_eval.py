@@ -14,12 +14,13 @@ from pathlib import Path
 from sayso.evaluation import compare, load_cases, run_cases
 from sayso.turn import TurnResult, TurnStatus
 
+from .leaks import Watch
+
 CASES = Path(__file__).resolve().parent.parent / "evals" / "demo.jsonl"
 KNOWN = {
     "writes-update-end-of-month",
     "writes-update-amount-commas",
     "writes-meeting-hour-la",
-    "clarify-orchid-get-deal-or-account",
     "ref-contact-then-account",
     "no-action-sports",
 }
@@ -28,7 +29,9 @@ KNOWN = {
 def test_demo_conversations_are_understood() -> None:
     cases = load_cases(CASES)
     assert len(cases) >= 150
-    report = run_cases(cases)
+    watch = Watch()
+    report = run_cases(cases, observe=watch)
+    assert watch.replies >= report.turns and watch.found == []  # every reply is written for a person
     failed = {f.case for f in report.failures}
     assert report.accuracy >= 0.97, report.failures
     assert failed <= KNOWN, [f for f in report.failures if f.case not in KNOWN]

@@ -39,7 +39,8 @@ def untouched(root: Path) -> None:
 def test_a_negative_deal_amount_in_chat_is_refused(sqlite_root: Path, text: str) -> None:
     result = Chat(pipeline_for(sqlite_root, "alice")).say("alice", text)
     assert result.status.value == "error" and result.error and result.error["code"] == "invalid_arguments"
-    assert result.reply == "crm.update_deal: amount must be positive; -30000 was given"
+    assert result.reply == "I could not do that: the amount must be positive; -30000 was given."
+    assert result.error["message"] == "crm.update_deal: amount must be positive; -30000 was given"
     untouched(sqlite_root)
 
 
@@ -50,7 +51,7 @@ def test_a_negative_deal_amount_in_chat_is_refused(sqlite_root: Path, text: str)
 def test_a_negative_credit_note_is_refused_before_any_question(sqlite_root: Path, text: str, amount: int) -> None:
     result = Chat(pipeline_for(sqlite_root, "fiona")).say("fiona", text)
     assert result.status.value == "error" and result.error and result.error["code"] == "invalid_arguments"
-    assert result.reply == f"billing.issue_credit_note: amount must be positive; {amount} was given"
+    assert result.reply == f"I could not do that: the amount must be positive; {amount} was given."
     untouched(sqlite_root)
 
 

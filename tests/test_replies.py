@@ -42,7 +42,7 @@ def test_golden_replies_of_the_first_conversation(sqlite_root: Path) -> None:
         "Done: D-101 Brightwater Expansion: stage proposal -> negotiation",
         "Not done: account executives may close their own deals when the amount is at most 100,000; your "
         "manager, carol, may do this. (rule rule-4-ae-close)",
-        "Done: M-1 Alice Moreno asked: \"close Kestrel Aerospace as won\". It...: new, to carol, sender alice",
+        "Done: M-1 Alice Moreno asked: \"close Kestrel Aerospace as won\". It...: new, to carol",
         "Undone: send a chat message to a person or a channel.",
     ]
 
@@ -54,7 +54,7 @@ def test_the_note_to_the_manager_is_written_for_her(sqlite_root: Path) -> None:
     with sqlite3.connect(sqlite_root / "systems" / "chat.db") as conn:
         [(to, text)] = conn.execute('select "to", text from messages').fetchall()
     assert to == "carol"
-    assert "your manager, carol" not in text and "as their manager, you may do this" in text
+    assert "your manager, carol" not in text and "as Alice Moreno's manager, you may do this" in text
 
 
 def test_golden_confirmation_card(sqlite_root: Path) -> None:
@@ -117,3 +117,43 @@ def test_log_lines_stay_out_of_a_chat_on_a_terminal(tmp_path: Path, capsys: pyte
                 handler.close()
     assert "step failed" not in capsys.readouterr().err
     assert "WARNING sayso [c_1] step failed" in (tmp_path / ".sayso-chat.log").read_text()
+
+
+def test_golden_replies_of_a_correction_and_a_delegation(sqlite_root: Path) -> None:
+    fiona = Chat(pipeline_for(sqlite_root, "fiona"))
+    asked = fiona.say("fiona", "issue a credit note of 2,000 to Orchid Pharma for the late delivery")
+    changed = fiona.say("fiona", "actually make it 2,500", asked.conversation)
+    assert changed.reply.split("\n")[:3] == [
+        "Changed the amount from 2,000 to 2,500.",
+        "This needs your confirmation:",
+        "- Issue a credit note against an account: account Orchid Pharma, amount 2500, reason the late delivery "
+        "(high risk)",
+    ]
+    kept = fiona.say("fiona", "make it Friday instead", asked.conversation)
+    assert kept.reply == ("I could not change that: I could not tell which part of the request 'Friday' should "
+                          "change. Your request \"issue a credit note of 2,000 to Orchid Pharma for the late "
+                          "delivery (changed the amount from 2,000 to 2,500)\" is still waiting for your "
+                          "confirmation.")
+    alice = Chat(pipeline_for(sqlite_root, "alice"))
+    denied = alice.say("alice", "move the orchid deal to proposal")
+    alice.say("alice", "tell its owner to do it", denied.conversation)
+    with sqlite3.connect(sqlite_root / "systems" / "email.db") as conn:
+        [(body,)] = conn.execute("select body from emails").fetchall()
+    assert body == ("Could you do this for Alice Moreno: \"move the orchid deal to proposal\" (D-104 Orchid "
+                    "Renewal)? Alice Moreno may not do it: account executives may update the stage, amount and "
+                    "close date of the open deals they own; you could (so could wes or ines).")
+    for text in (changed.reply, kept.reply, body):
+        _clean(text)
+
+
+def test_golden_questions_and_errors_in_words(sqlite_root: Path) -> None:
+    sam = Chat(pipeline_for(sqlite_root, "sam"))
+    assert sam.say("sam", "set SUP-17 to high priority").reply == (
+        "Nothing needed to change: ticket SUP-17, priority high already.")
+    fiona = Chat(pipeline_for(sqlite_root, "fiona"))
+    assert fiona.say("fiona", "issue a credit note of 2,000 to Orchid Pharma").reply == "What should the reason be?"
+    wrong = fiona.say("fiona", "issue a credit note of -500 to Orchid Pharma for the outage")
+    assert wrong.reply == "I could not do that: the amount must be positive; -500 was given."
+    assert wrong.error and wrong.error["message"].startswith("billing.issue_credit_note: ")  # for programs
+    assert reply.error_reply("no deal matches 'Zebra'") == "I could not do that: no deal matches 'Zebra'."
+    assert reply.error_reply("I could not find 'x'") == "I could not find 'x'"

@@ -105,7 +105,8 @@ def test_a_conversation_over_http(api: Api) -> None:
         assert api.crm("select stage from deals where id = 'D-101'") == [("negotiation",)]
         shown = alice.get(f"/v1/conversations/{conversation}").json()
         assert [m["role"] for m in shown["messages"]] == ["person", "sayso", "person", "sayso"]
-        assert [c["id"] for c in alice.get("/v1/conversations").json()] == [conversation]
+        assert [(c["id"], c["title"]) for c in alice.get("/v1/conversations").json()] == [
+            (conversation, "which of my deals close in the next 30 days?")]  # labelled by its first request
         timeline = alice.get(f"/v1/conversations/{conversation}/timeline").json()
         assert {"interpretation", "decision", "effect"} <= {e["event"] for e in timeline}
         assert {a["name"] for a in alice.get("/v1/actions").json()} >= {"crm.update_deal", "chat.send"}

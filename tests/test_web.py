@@ -167,8 +167,8 @@ def test_carol_confirms_a_close_and_the_timeline_shows_rule_and_effect(page: Any
     asked = _say(page, "close Kestrel Aerospace as won")
     expect(asked).to_have_attribute("data-status", "needs_confirmation")
     card = asked.locator(".card")
-    expect(card).to_contain_text("crm.close_deal")
-    expect(card).to_contain_text("deal=D-102, outcome=won")
+    expect(card.locator(".step")).to_have_text("Close a deal as won or lost: deal D-102, outcome won (high risk)")
+    expect(card).not_to_contain_text("crm.close_deal")  # action names stay in the API's fields
     expect(card.locator(".changes li")).to_contain_text(
         "D-102 Kestrel Aerospace Platform: stage negotiation → closed_won")
     assert _crm(site.root, "SELECT stage FROM deals WHERE id = 'D-102'") == [("negotiation",)]
@@ -201,6 +201,38 @@ def test_carol_confirms_a_close_and_the_timeline_shows_rule_and_effect(page: Any
     # Counted in the target system, not in sayso's own log: one close, one effect.
     assert _crm(site.root, "SELECT stage FROM deals WHERE id = 'D-102'") == [("closed_won",)]
     assert _crm(site.root, "SELECT count(*) FROM effects WHERE operation = 'close_deal'") == [(1,)]
+
+
+def test_a_correction_replaces_the_card_and_says_so(page: Any, site: Site) -> None:
+    from playwright.sync_api import expect
+
+    _sign_in(page, site.tokens["carol"], "Carol")
+    _new_conversation(page)
+    asked = _say(page, "close the Meridian deal as won")
+    first = asked.locator(".card")
+    expect(first.get_by_role("button", name="Approve")).to_be_enabled()
+    changed = _say(page, "actually make it lost")
+    expect(changed).to_have_attribute("data-status", "needs_confirmation")
+    card = changed.locator(".card")
+    expect(card.locator(".changed")).to_have_text("Changed the outcome from won to lost.")
+    expect(card.locator(".changes li")).to_contain_text("stage proposal → closed_lost")
+    expect(first.get_by_role("button", name="Approve")).to_be_disabled()
+    expect(first.locator(".outcome")).to_have_text("Replaced by a changed request: use the newest card.")
+    expect(page.locator("#timeline li[data-event='confirmation']")).to_contain_text(["superseded"])
+    # The conversation is labelled by its first request; the activity shows its newest entry.
+    expect(page.locator("#conversation-list button[aria-current='true'] .title")).to_have_text(
+        "close the Meridian deal as won")
+    at_end = "(() => { const t = document.getElementById('timeline'); " \
+             "return t.scrollTop + t.clientHeight >= t.scrollHeight - 2; })()"
+    assert page.evaluate(at_end)
+    _screenshot(page, "web-correction.png")
+
+    page.reload()  # the replaced card still says why it cannot be used; the new one can be answered
+    first = page.locator("#messages .card").first
+    expect(first.locator(".outcome")).to_have_text("Replaced by a changed request: use the newest card.")
+    page.locator("#messages .card").last.get_by_role("button", name="Decline").click()
+    expect(page.locator("#messages > li.sayso").last).to_have_attribute("data-status", "cancelled")
+    assert _crm(site.root, "SELECT stage FROM deals WHERE id = 'D-106'") == [("proposal",)]  # neither card ran
 
 
 def test_a_read_is_a_table_and_conversations_belong_to_their_person(page: Any, site: Site) -> None:

@@ -404,7 +404,9 @@
         "data-id": c.id,
         "aria-current": c.id === state.conversation ? "true" : null,
         onclick: () => selectConversation(c.id).catch((err) => notify(err.message)),
-      }, el("span", {}, formatTime(c.updated_at || c.created_at)), el("span", { className: "id" }, c.id))));
+        title: c.id,
+      }, el("span", { className: "title" }, c.title || "New conversation"),
+      el("time", { className: "when", datetime: c.created_at }, formatTime(c.created_at || c.updated_at)))));
     if (!items.length) items.push(el("li", { className: "empty" }, "No conversations yet: say something to start one."));
     $("conversation-list").replaceChildren(...items);
   }
@@ -532,16 +534,23 @@
     const headingId = `card-${confirmation.id || turn.turn || Math.random().toString(36).slice(2)}`;
     const card = el("section", { className: "card", "aria-labelledby": headingId, "data-confirmation": confirmation.id });
     card.append(el("h3", { id: headingId }, "Needs your confirmation"));
-    for (const step of turn.steps || []) {
-      card.append(el("p", { className: "step" }, el("code", {}, step.action), " ", formatArgs(step.args),
-        step.risk ? el("span", { className: "risk" }, ` (risk ${step.risk})`) : null));
+    // The reply says it in words: what changed since the last card, then one line per step ("- Close a deal
+    // as won or lost: deal D-102, outcome won (high risk)"); action names stay in the API's fields.
+    const lines = String(turn.reply || "").split("\n");
+    const head = lines.findIndex((line) => /needs your confirmation:?$/i.test(line));
+    for (const line of lines.slice(0, Math.max(head, 0))) card.append(el("p", { className: "changed" }, line));
+    const said = lines.filter((line) => line.startsWith("- ")).map((line) => line.slice(2));
+    (turn.steps || []).forEach((step, i) => {
+      card.append(el("p", { className: "step" }, said[i] || formatArgs(step.args)));
       const preview = (step.effect && step.effect.preview) || [];
       if (preview.length) card.append(el("ul", { className: "changes" }, preview.map((c) => el("li", {}, describeChange(c)))));
-    }
+    });
     if (confirmation.expires_at) card.append(el("p", { className: "hint" }, `Expires ${formatTime(confirmation.expires_at)}.`));
     const outcome = el("p", { className: "outcome", role: "status" });
     const approve = el("button", { type: "button", className: "approve" }, "Approve");
     const decline = el("button", { type: "button", className: "decline" }, "Decline");
+    // Whether it expired is the server's to say (its clock decides, not this browser's): a click on an expired
+    // card is answered with the reason, in words (UNUSABLE).
     const active = Boolean(confirmation.id) && confirmation.id === state.pendingConfirmation;
     approve.disabled = decline.disabled = !active;
     if (!active) outcome.textContent = "No longer waiting: see the activity for what happened.";
@@ -552,7 +561,8 @@
         const result = await api("POST", `/v1/confirmations/${encodeURIComponent(confirmation.id)}/${verb}`,
           undefined, { turn: true });
         const settled = result.status !== "error";
-        outcome.textContent = !settled ? result.reply : verb === "approve" ? "You approved this." : "You declined this.";
+        outcome.textContent = settled ? (verb === "approve" ? "You approved this." : "You declined this.")
+          : UNUSABLE[result.error && result.error.code] || result.reply;
         state.pendingConfirmation = null;
         showTurn(result);
       } catch (err) {
@@ -567,6 +577,13 @@
     card.append(el("div", { className: "actions" }, approve, decline), outcome);
     return card;
   }
+
+  // Why a card's buttons no longer work, in words, by the error code the server answered with.
+  const UNUSABLE = {
+    confirmation_expired: "This card expired: ask again for a new one.",
+    confirmation_used: "This card was already answered, or replaced by a changed request: use the newest card.",
+    confirmation_not_yours: "This card is not yours to answer.",
+  };
 
   function optionButtons(options) {
     const group = el("div", { className: "options", role: "group", "aria-label": "Choose one" });
@@ -709,7 +726,9 @@
         text ? el("p", { className: "event-text" }, text) : null);
     });
     if (!items.length) items.push(el("li", { className: "empty" }, "Nothing yet."));
-    $("timeline").replaceChildren(...items);
+    const timeline = $("timeline");
+    timeline.replaceChildren(...items);
+    timeline.scrollTop = timeline.scrollHeight;  // the newest activity in view
     settleCards(events || []);
   }
 
@@ -727,7 +746,8 @@
       if (state.pendingConfirmation === card.dataset.confirmation) state.pendingConfirmation = null;
       const [, text] = describeEvent(item);
       const outcome = card.querySelector(".outcome");
-      const line = `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
+      const line = item.status === "superseded" ? "Replaced by a changed request: use the newest card."
+        : `${text.charAt(0).toUpperCase()}${text.slice(1)}.`;
       if (outcome && outcome.textContent !== line) outcome.textContent = line;
     }
   }
