@@ -6,6 +6,14 @@ SQLite each one takes the write lock up front (``BEGIN IMMEDIATE``) so two
 processes never deadlock upgrading a read lock, and on PostgreSQL the audit
 chain's head row is locked ``FOR UPDATE`` so appends stay in order.
 
+On PostgreSQL every round trip counts: a request thread that waits for the
+database gives up the GIL, and to get it back waits for the other threads'
+computation (up to the 5 ms switch interval each time). So reads run in
+autocommit (under READ COMMITTED each statement sees its own snapshot either
+way, and a transaction would only add a BEGIN and a ROLLBACK), and a pooled
+connection is pinged before use only when it has been idle for a while
+(``PING_AFTER_IDLE_SECONDS``), not on every checkout.
+
 SQLite writers queue before ``BEGIN IMMEDIATE``: the threads of a process on a
 lock, and processes (several ``sayso serve``, the CLI beside a server) on
 an ``flock`` of ``<database>-writer``, so a writer waits for the one before it
@@ -28,13 +36,14 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Sequence, create_engine, event, func, inspect, select, text
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, DisconnectionError
 
 from ..errors import ConfigurationError
 from . import schema
@@ -47,6 +56,7 @@ _HEAD_ROW_LOCKED = _HEAD_ROW.with_for_update()
 _STEPS_SEQ = Sequence("steps_seq")  # PostgreSQL's; created by migration 0007
 _HEAD = "0008"
 _MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on PostgreSQL
+PING_AFTER_IDLE_SECONDS = 2.0  # a pooled PostgreSQL connection idle this long is pinged before it is used
 
 
 class Store:
@@ -284,10 +294,18 @@ class PostgresStore(Store):
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         try:
-            engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            engine = create_engine(url, pool_size=10, max_overflow=20)
         except ImportError:
             raise ConfigurationError('PostgreSQL needs its driver: pip install "sayso[postgres]"') from None
+        event.listen(engine.pool, "checkin", _idle_since)
+        event.listen(engine.pool, "checkout", _ping_when_idle)
         super().__init__(engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Autocommit: no BEGIN and ROLLBACK around the reads (see the module's docstring)."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
 
     def _one_migration_at_a_time(self, conn: Connection) -> None:
         """A transaction-scoped advisory lock: several processes starting together on a fresh database (a
@@ -308,3 +326,22 @@ class PostgresStore(Store):
         with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
             yield conn
             conn.rollback()
+
+
+def _idle_since(_dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_when_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat in the pool long enough for the server to have gone (a restart, a failover,
+    an idle timeout); a dead one is replaced by the pool. A busy pool's connections are used without the round
+    trip: should the server go meanwhile, the statement fails and SQLAlchemy replaces the whole pool."""
+    if time.monotonic() - record.info.get("idle_since", 0.0) < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("select 1")
+        if not dbapi_conn.autocommit:
+            dbapi_conn.rollback()
+    except Exception as exc:  # noqa: BLE001 - any failure: the connection is not usable
+        raise DisconnectionError(f"a pooled connection is gone: {type(exc).__name__}") from exc
