@@ -1,6 +1,7 @@
 """Scaling out the standard way: nginx in front of 1, 2 and 3 ``sayso serve`` processes on PostgreSQL.
 
-    python bench/scale.py [--clients 16] [--seconds 15] [--processes 1 2 3] [--baseline REV] [--json]
+    python bench/scale.py [--clients 16] [--seconds 15] [--processes 1 2 3] [--baseline REV]
+                          [--generator python|wrk|both] [--json]
     python bench/scale.py --faults [--seconds 60] [--kill-every 4]
 
 Throughput: for each number of processes, a fresh demo workspace whose state database is a fresh PostgreSQL
@@ -9,6 +10,11 @@ closed-loop clients through nginx: read turns ("which of my deals close in the n
 actions (``POST /v1/actions/chat.send``, each counted again in the demo chat system). The baseline, in the same
 run, is ``sayso serve --workers 2`` on SQLite from the commit ``--baseline`` (by default the one before the
 balancer was removed), unpacked with ``git archive`` into a temporary folder. Loopback only.
+
+Each figure is taken twice (``--generator both``): with bench/load.py's Python clients (threads of this
+process, which take a good share of the 2 cores themselves) and with wrk (Debian's, in C; bench/scale.lua), and
+each says what it ran beside: the CPU each sayso process, nginx, PostgreSQL and the generator used, the whole
+machine's, and the load average (other work on the machine shows there).
 
 ``--faults``: 3 processes behind nginx; every ``--kill-every`` seconds one at random is killed with SIGKILL
 and started again, while ``--clients`` clients send reads, writes (``chat.send``, each with its own
@@ -20,9 +26,12 @@ target systems (counted there), nothing ran twice, every key resolves, and ``say
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
+import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -49,6 +59,7 @@ from sayso.serve.auth import Tokens  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 USERS = ("alice", "bob", "ines", "sam")
 BASELINE = "6a3e53a"  # the last commit with sayso serve's own balancer (--workers 2 on SQLite)
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
 RECIPIENTS = [f"list{i}@example.com" for i in range(11)]  # more than 10: high risk, needs a confirmation
 
 
@@ -116,14 +127,92 @@ ws.close()
 
 
 def measure(server: Any, tokens: dict[str, str], root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    scenarios = {s.name: s for s in load.SCENARIOS}
-    figures = {}
-    for name in ("read", "action"):
-        print(f"  {name}: {args.clients} clients, {args.warmup:g} s warmup + {args.seconds:g} s", file=sys.stderr,
-              flush=True)
-        result = load.run(scenarios[name], server, tokens, root, args.clients, args.seconds, args.warmup)
-        figures[name] = result.stats()
+    """Each scenario under each generator: throughput, latency, effects, and where the CPU went."""
+    figures: dict[str, Any] = {}
+    for generator in args.generators:
+        for name in ("read", "action"):
+            print(f"  {generator} {name}: {args.clients} clients, {args.warmup:g} s warmup + {args.seconds:g} s",
+                  file=sys.stderr, flush=True)
+            run = functools.partial(_python, name, server) if generator == "python" else functools.partial(
+                _wrk, name, server.url)
+            figures[f"{generator} {name}"] = _accounted(server, lambda: run(tokens, root, args))  # noqa: B023
     return figures
+
+
+def _accounted(server: Any, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run()``'s figures, with the CPU each process used meanwhile (cores: CPU seconds per second), the
+    generator's own, the whole machine's, and the load average as the run began."""
+    load_average = os.getloadavg()[0]
+    roots = server.roots()
+    before, machine = cluster.cpu_seconds(roots), cluster.machine_cpu()
+    mine, children = time.process_time(), _children_cpu()
+    began = time.monotonic()
+    figures: dict[str, Any] = run()
+    wall = time.monotonic() - began
+    after, machine_after = cluster.cpu_seconds(roots), cluster.machine_cpu()
+    cores = {name: round((after[name] - before[name]) / wall, 2) for name in after if name in before}
+    generator = (time.process_time() - mine) + (_children_cpu() - children)  # python's threads, or wrk
+    cores["generator"] = round(generator / wall, 2)
+    cores["machine"] = round((machine_after[0] - machine[0]) / wall, 2)
+    figures.update(cores=cores, load_average=round(load_average, 2),
+                   cpus=round((machine_after[1] - machine[1]) / wall))
+    return figures
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _python(name: str, server: Any, tokens: dict[str, str], root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """bench/load.py's closed-loop clients (threads of this process, httpx)."""
+    scenario = next(s for s in load.SCENARIOS if s.name == name)
+    stats = load.run(scenario, server, tokens, root, args.clients, args.seconds, args.warmup).stats()
+    stats["effects_ok"] = stats["effects_counted"] == stats["executed"] if name == "action" else None
+    return dict(stats)
+
+
+WRK_SCRIPT = Path(__file__).resolve().parent / "scale.lua"
+
+
+def _wrk(name: str, url: str, tokens: dict[str, str], root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The same scenario from wrk (Debian's, C): one thread per client, so each is a closed loop with its own
+    token and conversation as bench/load.py's are (bench/scale.lua). Executed actions are counted again in
+    chat.db: each once, and as many as were answered "executed" plus at most the requests still in flight
+    when wrk stopped (wrk drops them unanswered; the server finishes them)."""
+    owners = [tokens[USERS[i % len(USERS)]] for i in range(args.clients)]
+    conversations = []
+    if name == "read":
+        for token in owners:
+            made = httpx.post(f"{url}/v1/conversations", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            conversations.append(made.json()["id"])
+    env = {**os.environ, "SAYSO_WRK_KIND": name, "SAYSO_WRK_TOKENS": ",".join(owners),
+           "SAYSO_WRK_CONVERSATIONS": ",".join(conversations)}
+
+    def wrk(seconds: float, run: str) -> dict[str, Any]:
+        env["SAYSO_WRK_RUN"] = run
+        command = [WRK, f"-t{args.clients}", f"-c{args.clients}", f"-d{max(round(seconds), 1)}s", "--timeout", "60s",
+                   "--latency", "-s", str(WRK_SCRIPT), url]
+        ran = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        return dict(json.loads(ran.stdout.strip().splitlines()[-1]))
+
+    wrk(args.warmup, uuid.uuid4().hex[:8])
+    run = uuid.uuid4().hex[:8]
+    found = wrk(args.seconds, run)
+    time.sleep(1)  # the requests wrk dropped at its end finish on the server
+    sent = _counts(root, "chat", f"select text from messages where text like 'wrk test {run} %'")
+    counted = sum(sent.values())
+    executed = found["good"] if name == "action" else None
+    twice = sum(n - 1 for n in sent.values() if n > 1)
+    seconds = found["duration_us"] / 1e6
+    return {
+        "requests": found["requests"], "per_s": round(found["good"] / seconds, 1),
+        "p50_ms": round(found["p50_us"] / 1e3, 2), "p99_ms": round(found["p99_us"] / 1e3, 2),
+        "max_ms": round(found["max_us"] / 1e3, 2), "errors": found["bad"] + found["socket_errors"],
+        "seconds": round(seconds, 2), "executed": executed, "effects_counted": counted if name == "action" else None,
+        "effects_ok": (twice == 0 and executed is not None and executed <= counted <= executed + args.clients)
+        if name == "action" else None,
+    }
 
 
 def baseline(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -186,23 +275,41 @@ def throughput(args: argparse.Namespace) -> int:
                     running.stop()
             finally:
                 drop_database(args.database_url, database)
-    print(f"sayso scale-out: {args.clients} closed-loop clients, {args.warmup:g} s warmup + {args.seconds:g} s per "
-          f"figure, offline interpreter, {os.cpu_count()} CPUs shared with the load generator (and, here, with "
-          "whoever else uses the machine)")
-    print()
-    print(f"{'setup':<50} {'reads/s':>8} {'p50':>6} {'p99':>6} {'actions/s':>9} {'p50':>6} {'p99':>6} {'errors':>6} "
-          f"{'effects ok':>10}")
-    for name, figures in rows:
-        read, action = figures["read"], figures["action"]
-        agree = action["effects_counted"] == action["executed"]
-        print(f"{name:<50} {read['per_s']:>8} {read['p50_ms']:>6} {read['p99_ms']:>6} {action['per_s']:>9} "
-              f"{action['p50_ms']:>6} {action['p99_ms']:>6} {read['errors'] + action['errors']:>6} "
-              f"{'yes' if agree else 'NO':>10}")
-    print("p50/p99: client-side milliseconds (nearest rank); effects ok: executed responses = messages counted in "
-          "chat.db")
+    report(rows, args)
     if args.json:
         print(json.dumps({name: figures for name, figures in rows}, sort_keys=True))
     return 0
+
+
+def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> None:
+    """The table: per setup and generator, throughput and latency, then where the CPU went."""
+    print(f"sayso scale-out: {args.clients} closed-loop clients, {args.warmup:g} s warmup + {args.seconds:g} s per "
+          f"figure, offline interpreter, {os.cpu_count()} CPUs shared by the load generator, nginx, PostgreSQL "
+          "and sayso (and by whoever else uses the machine: see the load average)")
+    print()
+    print(f"{'setup':<48} {'generator':<9} {'reads/s':>7} {'p50':>6} {'p99':>6} {'actions/s':>9} {'p50':>6} "
+          f"{'p99':>6} {'errors':>6} {'effects':>7} {'load':>5}")
+    for name, figures in rows:
+        for generator in args.generators:
+            read, action = figures[f"{generator} read"], figures[f"{generator} action"]
+            print(f"{name:<48} {generator:<9} {read['per_s']:>7} {read['p50_ms']:>6} {read['p99_ms']:>6} "
+                  f"{action['per_s']:>9} {action['p50_ms']:>6} {action['p99_ms']:>6} "
+                  f"{read['errors'] + action['errors']:>6} {'ok' if action['effects_ok'] else 'NO':>7} "
+                  f"{read['load_average']:>5}")
+    print("p50/p99: milliseconds as the generator saw them; effects ok: every executed action is in chat.db once "
+          "(python: as many as answered; wrk: plus those in flight when it stopped); load: the 1-minute load "
+          "average as the read figure began")
+    print()
+    print("where the CPU went during the read figures, in cores (CPU seconds per second) and CPU ms per read turn:")
+    for name, figures in rows:
+        for generator in args.generators:
+            read = figures[f"{generator} read"]
+            rate = read["per_s"] or 1
+            parts = ", ".join(f"{who} {cores:.2f} ({cores * 1e3 / rate:.1f} ms)" for who, cores in read["cores"].items()
+                              if who != "machine")
+            print(f"  {name} / {generator}: {parts}; machine {read['cores']['machine']:.2f} of {read['cpus']}")
+    print("postgres: every process of that name on the machine (the bench's backends, and any other use of the "
+          "server); generator: bench/load.py's threads in this process, or wrk")
 
 
 # --- faults -------------------------------------------------------------------------------------------------
@@ -386,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", action="store_true", help="the fault run instead of the throughput figures")
     parser.add_argument("--kill-every", type=float, default=4, help="seconds between kills in --faults (4)")
     parser.add_argument("--runs", type=int, default=1, help="consecutive fault runs (default 1)")
+    parser.add_argument("--generator", choices=["python", "wrk", "both"], default="both",
+                        help="the load: bench/load.py's Python clients, wrk (Debian's, in C, bench/scale.lua), or "
+                        "each in turn (default)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args(argv)
     if cluster.nginx_binary() is None:
@@ -394,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         args.seconds = args.seconds or 60
         return faults(args)
     args.seconds = args.seconds or 15
+    args.generators = ["python", "wrk"] if args.generator == "both" else [args.generator]
+    if "wrk" in args.generators and not os.access(WRK, os.X_OK):
+        parser.error("wrk is not installed: apt-get install wrk")
     return throughput(args)
 
 
