@@ -135,7 +135,7 @@ def measure(server: Any, tokens: dict[str, str], root: Path, args: argparse.Name
                   file=sys.stderr, flush=True)
             run = functools.partial(_python, name, server) if generator == "python" else functools.partial(
                 _wrk, name, server.url)
-            figures[f"{generator} {name}"] = _accounted(server, lambda: run(tokens, root, args))  # noqa: B023
+            figures[f"{generator} {name}"] = _accounted(server, functools.partial(run, tokens, root, args))
     return figures
 
 
