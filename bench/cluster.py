@@ -129,6 +129,7 @@ class Cluster:
         if nginx is None:
             raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
         self.root, self.env, self.extra, self.python = root, {**os.environ, **(env or {})}, extra, python
+        self.now = NOW  # the pinned clock (``--now``) of a process started next
         self.directory = Path(tempfile.mkdtemp(prefix="sayso-nginx-"))
         self.ports = [free_port() for _ in range(processes)]
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * processes
@@ -159,7 +160,7 @@ class Cluster:
         with self.log(index).open("ab") as out:
             self.processes[index] = subprocess.Popen(
                 [self.python, "-m", "sayso", "serve", "--workspace", str(self.root), "--port", str(self.ports[index]),
-                 "--now", NOW, *self.extra], stdout=out, stderr=subprocess.STDOUT, env=self.env)
+                 "--now", self.now, *self.extra], stdout=out, stderr=subprocess.STDOUT, env=self.env)
 
     def wait_ready(self, index: int, seconds: float = 90) -> None:
         self._wait(lambda: self._answers(f"{self.process_url(index)}/readyz"), f"process {index} to be ready",

@@ -21,6 +21,10 @@ and started again, while ``--clients`` clients send reads, writes (``chat.send``
 Idempotency-Key, retried with it until answered) and confirmations (an ``email.send`` to 11 people, approved
 with a key of its own) for ``--seconds``. At the end: every acknowledged write exists exactly once in the
 target systems (counted there), nothing ran twice, every key resolves, and ``sayso audit verify`` passes.
+Standing instructions too: a process started ``s`` seconds into the run has its clock pinned ``s`` minutes
+later, and instructions set beforehand fall due every 2 minutes of that clock; they fire in the ``sayso serve``
+processes (claimed in the database) while processes die. After a rolling restart onto the window's last minute,
+every one of them has sent its message to carol exactly once (counted in the chat system).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,8 @@ import load  # noqa: E402
 
 from sayso import Clock, Workspace  # noqa: E402
 from sayso.clock import parse_time  # noqa: E402
+from sayso.conversation import Chat  # noqa: E402
+from sayso.pipeline import Pipeline  # noqa: E402
 from sayso.serve.auth import Tokens  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,7 +114,7 @@ def make_workspace_tokens(root: Path) -> dict[str, str]:
 # Run by the baseline's Python: a demo workspace on SQLite, the rate limit relaxed, a token for each user.
 BASELINE_WORKSPACE = f"""
 import json, sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from sayso import Clock, Workspace
 from sayso.clock import parse_time
@@ -399,6 +405,38 @@ def _client_loop(index: int, url: str, token: str, end: float, settle: float, le
                     ledger.confirmed[approval] = subject
 
 
+MINUTES_PER_SECOND = 1  # in a fault run, a process started s seconds in has its clock pinned s minutes later
+INSTRUCTION = "fault instruction {n}"
+
+
+def schedule_instructions(root: Path, seconds: float) -> list[str]:
+    """Standing instructions due during a fault run of ``seconds``: one every 2 minutes of the run's clock
+    (``MINUTES_PER_SECOND``), up to four fifths of it; each sends carol its own text. Firings run in the
+    ``sayso serve`` processes (``instructions_every_seconds = 1``); confirmations last a day, because the
+    processes' clocks differ by up to the run's length. The texts of the instructions."""
+    toml = root / "sayso.toml"
+    text = toml.read_text().replace("confirmation_ttl_minutes = 15", "confirmation_ttl_minutes = 1440")
+    toml.write_text(text + "instructions_every_seconds = 1\n")  # the last section is [serve]
+    count = max(int(seconds * MINUTES_PER_SECOND * 0.8 / 2), 1)
+    ws = Workspace.load(root)
+    try:
+        chat = Chat(Pipeline(ws, Clock(parse_time(cluster.NOW, "UTC")), channel="api"))
+        texts = []
+        for n in range(1, count + 1):
+            said = chat.say("alice", f"in {2 * n} minutes, tell carol {INSTRUCTION.format(n=n)}")
+            if said.status.value != "executed":
+                raise RuntimeError(f"the instruction was not set: {said.reply}")
+            texts.append(INSTRUCTION.format(n=n))
+        return texts
+    finally:
+        ws.close()
+
+
+def _clock_at(elapsed: float) -> str:
+    at = parse_time(cluster.NOW, "UTC") + timedelta(minutes=int(elapsed * MINUTES_PER_SECOND))
+    return at.strftime("%Y-%m-%dT%H:%M")
+
+
 def _counts(root: Path, system: str, sql: str) -> Counter[str]:
     with sqlite3.connect(root / "systems" / f"{system}.db") as conn:
         return Counter(row[0] for row in conn.execute(sql))
@@ -408,6 +446,7 @@ def fault_run(root: Path, tokens: dict[str, str], *, seconds: float, clients: in
               seed: int | None = None, log: Any = None) -> dict[str, Any]:
     """The fault run on the workspace at ``root`` (state on PostgreSQL): its figures and findings."""
     rng = random.Random(seed)
+    instructions = schedule_instructions(root, seconds)
     running = cluster.Cluster(root, 3)
     ledger = Ledger()
     kills = 0
@@ -423,15 +462,29 @@ def fault_run(root: Path, tokens: dict[str, str], *, seconds: float, clients: in
             victim = rng.randrange(3)
             running.kill(victim)
             kills += 1
+            running.now = _clock_at(time.monotonic() - started)
             if log:
-                print(f"  {time.monotonic() - started:5.1f} s: killed process {victim}", file=log, flush=True)
+                print(f"  {time.monotonic() - started:5.1f} s: killed process {victim}; started again at "
+                      f"{running.now}", file=log, flush=True)
             running.start(victim)
         for index in range(3):
             running.wait_ready(index)
         for thread in threads:
             thread.join(150)
+        # A rolling restart (SIGTERM, as a deployment does) onto the window's last minute: every instruction is
+        # due by then; their firings, and any that a killed process held, are the processes' to finish.
+        running.now = _clock_at(seconds)
+        for index in range(3):
+            running.terminate(index)
+            running.start(index)
+            running.wait_ready(index)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_instructions_sent(root)) < len(instructions):
+            time.sleep(0.5)
+        time.sleep(2)  # a firing twice would show by now
     finally:
         running.stop()
+    fired = _instructions_sent(root)
     texts = _counts(root, "chat", "select text from messages where text like 'fault run %'")
     subjects = _counts(root, "email", "select subject from emails where subject like 'fault run %'")
     acked = Counter(texts[text] for text in ledger.acknowledged.values())
@@ -444,10 +497,18 @@ def fault_run(root: Path, tokens: dict[str, str], *, seconds: float, clients: in
         "writes_acknowledged": len(ledger.acknowledged), "confirmations_approved": len(ledger.confirmed),
         "lost": acked[0] + approved[0],  # acknowledged, and not in the target system
         "duplicates": sum(n - 1 for n in [*texts.values(), *subjects.values()] if n > 1),  # anything twice
+        "instructions_due": len(instructions),
+        "instructions_fired_once": sum(fired[text] == 1 for text in instructions),
+        "instructions_missed": sum(fired[text] == 0 for text in instructions),
+        "instructions_fired_twice": sum(max(fired[text] - 1, 0) for text in instructions),
         "stuck_keys": len(ledger.stuck),
         "audit_verify": verified.returncode == 0 and "intact" in verified.stdout,
         "audit_output": verified.stdout.strip()[-300:],
     }
+
+
+def _instructions_sent(root: Path) -> Counter[str]:
+    return _counts(root, "chat", "select text from messages where text like 'fault instruction %'")
 
 
 def faults(args: argparse.Namespace) -> int:
@@ -465,12 +526,14 @@ def faults(args: argparse.Namespace) -> int:
             finally:
                 drop_database(args.database_url, database)
         ok = (found["lost"] == 0 and found["duplicates"] == 0 and found["stuck_keys"] == 0
-              and found["audit_verify"])
+              and found["instructions_fired_once"] == found["instructions_due"] and found["audit_verify"])
         failed += not ok
         print(f"run {run + 1}: {found['kills']} kills; {found['writes_acknowledged']} writes and "
               f"{found['confirmations_approved']} confirmations acknowledged, {found['reads']} reads "
               f"(read errors {found['read_errors'] or 0}); {found['retries']} retries; lost {found['lost']}, "
-              f"duplicates {found['duplicates']}, stuck keys {found['stuck_keys']}; audit verify "
+              f"duplicates {found['duplicates']}, stuck keys {found['stuck_keys']}; instructions due "
+              f"{found['instructions_due']}, fired once {found['instructions_fired_once']}, missed "
+              f"{found['instructions_missed']}, twice {found['instructions_fired_twice']}; audit verify "
               f"{'passes' if found['audit_verify'] else 'FAILS'}: {'ok' if ok else 'FAILED'}")
         if args.json:
             print(json.dumps(found, sort_keys=True))

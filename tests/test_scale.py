@@ -215,13 +215,17 @@ def fault_root(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_short_fault_run_loses_nothing_and_runs_nothing_twice(fault_root: Path) -> None:
-    """bench/scale.py --faults, bounded: 15 s, a kill -9 every 3 s, 8 clients reading, writing and confirming."""
+    """bench/scale.py --faults, bounded: 15 s, a kill -9 every 3 s, 8 clients reading, writing and confirming,
+    and standing instructions falling due meanwhile in the processes being killed."""
     scale = _load("scale")
     tokens = scale.make_workspace_tokens(fault_root)
     found = scale.fault_run(fault_root, tokens, seconds=15, clients=8, kill_every=3, seed=18)
     assert found["kills"] >= 3
     assert found["writes_acknowledged"] > 0 and found["confirmations_approved"] > 0
     assert (found["lost"], found["duplicates"], found["stuck_keys"]) == (0, 0, 0), found
+    assert found["instructions_due"] == 6  # each fired exactly once, counted in the chat system
+    assert (found["instructions_fired_once"], found["instructions_missed"], found["instructions_fired_twice"]) == (
+        6, 0, 0), found
     assert found["audit_verify"], found["audit_output"]
 
 
