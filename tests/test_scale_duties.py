@@ -1,6 +1,7 @@
 """Background duties with several processes on one PostgreSQL database: standing instructions fire once per
 due time when three ``sayso tick`` passes (what ``sayso worker`` and ``sayso serve`` run) look at once; the
-firings are counted in the demo chat system."""
+firings are counted in the demo chat system. And the one lock all writers share, the audit chain's head, is
+taken last in a transaction."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event, text
 
 from sayso import Workspace
+from sayso.audit import AuditEvent
 from sayso.conversation import Chat
 from sayso.instructions import InstructionBook
 
@@ -60,3 +64,37 @@ def test_instructions_fire_once_per_due_time_with_three_processes_looking(root: 
     finally:
         ws.close()
     assert len(fired) == 4 and {f["status"] for f in fired} == {"executed"}
+
+
+def test_on_postgresql_a_write_takes_the_audit_head_last_and_holds_it_only_to_the_commit(root: Path) -> None:
+    """The head row's lock serialises every process's writes: a turn's transaction takes it after its other
+    statements, so it is held for the append and the commit only. The chain stays one and verifies."""
+    pipeline = pipeline_for(root, "alice")
+    chat = Chat(pipeline)
+    conversation = chat.new("alice")
+    statements: list[str] = []
+    engine = pipeline.ws.store.engine
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(" ".join(statement.split()[:3]).lower())
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        said = chat.say("alice", "which of my deals close in the next 30 days?", conversation)
+        assert said.status.value == "answered"
+        with pipeline.ws.store.write() as conn:  # two appends in one transaction: in order, both last
+            pipeline.audit.append(conn, [AuditEvent("turn", "alice", "answered", None, conversation, "t1", "api")])
+            conn.execute(text("select 1"))
+            pipeline.audit.append(conn, [AuditEvent("turn", "alice", "answered", None, conversation, "t2", "api")])
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    turn = statements[statements.index("update conversations set"):]  # the turn's save: state, messages, audit
+    assert turn[:2] == ["update conversations set", "insert into messages"]
+    assert turn[2:5] == ["select audit_head.seq, audit_head.hash", "insert into audit", "update audit_head set"]
+    assert statements[-7:] == ["select 1", "select audit_head.seq, audit_head.hash", "insert into audit",
+                               "update audit_head set", "select audit_head.seq, audit_head.hash",
+                               "insert into audit", "update audit_head set"]
+    verified = pipeline.audit.verify()
+    assert verified.ok, verified
+    turns = [r["turn"] for r in pipeline.audit.list(conversation=conversation)][-2:]
+    assert turns == ["t1", "t2"]

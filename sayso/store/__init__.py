@@ -4,7 +4,9 @@
 upgraded with Alembic on first use. Writes run in short transactions; on
 SQLite each one takes the write lock up front (``BEGIN IMMEDIATE``) so two
 processes never deadlock upgrading a read lock, and on PostgreSQL the audit
-chain's head row is locked ``FOR UPDATE`` so appends stay in order.
+chain's head row is locked ``FOR UPDATE`` so appends stay in order: as the last
+thing before the commit (``PostgresStore.chain``), so that the one lock every
+process's writes queue for is held for the append and the commit only.
 
 On PostgreSQL every round trip counts: a request thread that waits for the
 database gives up the GIL, and to get it back waits for the other threads'
@@ -37,7 +39,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,7 @@ _HEAD_ROW_LOCKED = _HEAD_ROW.with_for_update()
 _STEPS_SEQ = Sequence("steps_seq")  # PostgreSQL's; created by migration 0007
 _HEAD = "0008"
 _MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on PostgreSQL
+_LINKS = "sayso_audit_links"  # Connection.info: a PostgreSQL write transaction's audit appends, run last
 PING_AFTER_IDLE_SECONDS = 2.0  # a pooled PostgreSQL connection idle this long is pinged before it is used
 
 
@@ -99,6 +102,11 @@ class Store:
         """A read transaction whose statements all see one state (a SQLite read transaction already does)."""
         with self.read() as conn:
             yield conn
+
+    def chain(self, conn: Connection, link: Callable[[Connection], None]) -> None:
+        """Run ``link`` (which takes the audit chain's head, appends to it and moves it) in ``conn``'s
+        transaction: here at once, SQLite's write lock being held since BEGIN anyway."""
+        link(conn)
 
     def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
         """The chain's head (last seq, last hash); SQLite's write lock already orders appends."""
@@ -306,6 +314,29 @@ class PostgresStore(Store):
         """Autocommit: no BEGIN and ROLLBACK around the reads (see the module's docstring)."""
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction, committed on success; the audit appends made in it run last (``chain``)."""
+        with self.engine.begin() as conn:
+            links: list[Callable[[Connection], None]] = []
+            conn.info[_LINKS] = links
+            try:
+                yield conn
+                for link in links:
+                    link(conn)
+            finally:
+                del conn.info[_LINKS]
+
+    def chain(self, conn: Connection, link: Callable[[Connection], None]) -> None:
+        """Run ``link`` just before the commit: the head row's lock, which every process's appends wait for, is
+        then held for the append and the commit only, not for the transaction's other statements. (Outside
+        a ``write`` transaction, at once.)"""
+        links = conn.info.get(_LINKS)
+        if links is None:
+            link(conn)
+        else:
+            links.append(link)
 
     def _one_migration_at_a_time(self, conn: Connection) -> None:
         """A transaction-scoped advisory lock: several processes starting together on a fresh database (a
