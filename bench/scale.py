@@ -473,6 +473,7 @@ def fault_run(root: Path, tokens: dict[str, str], *, seconds: float, clients: in
             thread.join(150)
         # A rolling restart (SIGTERM, as a deployment does) onto the window's last minute: every instruction is
         # due by then; their firings, and any that a killed process held, are the processes' to finish.
+        in_window = sum(_instructions_sent(root).values())
         running.now = _clock_at(seconds)
         for index in range(3):
             running.terminate(index)
@@ -498,6 +499,7 @@ def fault_run(root: Path, tokens: dict[str, str], *, seconds: float, clients: in
         "lost": acked[0] + approved[0],  # acknowledged, and not in the target system
         "duplicates": sum(n - 1 for n in [*texts.values(), *subjects.values()] if n > 1),  # anything twice
         "instructions_due": len(instructions),
+        "instructions_fired_in_window": in_window,  # before the rolling restart
         "instructions_fired_once": sum(fired[text] == 1 for text in instructions),
         "instructions_missed": sum(fired[text] == 0 for text in instructions),
         "instructions_fired_twice": sum(max(fired[text] - 1, 0) for text in instructions),
@@ -532,7 +534,8 @@ def faults(args: argparse.Namespace) -> int:
               f"{found['confirmations_approved']} confirmations acknowledged, {found['reads']} reads "
               f"(read errors {found['read_errors'] or 0}); {found['retries']} retries; lost {found['lost']}, "
               f"duplicates {found['duplicates']}, stuck keys {found['stuck_keys']}; instructions due "
-              f"{found['instructions_due']}, fired once {found['instructions_fired_once']}, missed "
+              f"{found['instructions_due']}, fired once {found['instructions_fired_once']} "
+              f"({found['instructions_fired_in_window']} while processes were being killed), missed "
               f"{found['instructions_missed']}, twice {found['instructions_fired_twice']}; audit verify "
               f"{'passes' if found['audit_verify'] else 'FAILS'}: {'ok' if ok else 'FAILED'}")
         if args.json:
