@@ -21,7 +21,7 @@ from sayso.conversation import Chat
 from sayso.instructions import InstructionBook
 
 from .conftest import NOW, pipeline_for
-from .processes import pg_workspace
+from .processes import pg_workspace, tokens_for
 
 
 @pytest.fixture
@@ -98,3 +98,52 @@ def test_on_postgresql_a_write_takes_the_audit_head_last_and_holds_it_only_to_th
     assert verified.ok, verified
     turns = [r["turn"] for r in pipeline.audit.list(conversation=conversation)][-2:]
     assert turns == ["t1", "t2"]
+
+
+def test_on_postgresql_a_read_turn_is_nine_round_trips_and_an_action_fifteen(root: Path) -> None:
+    """What a request costs the database, counted where the statements leave (SQLAlchemy's events; BEGIN and
+    COMMIT are round trips of their own, autocommit reads have neither): a read turn is the rate-limit
+    statement, the conversation's load, then BEGIN, its state, its messages, the audit append (head, rows,
+    head) and COMMIT; an action, the rate-limit statement and two transactions (the plan, then its outcome).
+    Nothing per request reconnects, pings, checks the schema or reads the token again."""
+    pytest.importorskip("fastapi", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
+    from fastapi.testclient import TestClient
+
+    from sayso.serve import create_app
+
+    token = tokens_for(root, ("alice",))["alice"]
+    app = create_app(root, now=NOW)
+    trips: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        trips.append(" ".join(sql.split()[:2]).lower())
+
+    def begin(conn: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            trips.append("begin")
+
+    def commit(_conn: Any) -> None:
+        trips.append("commit")
+
+    engine = app.state.service.ws.store.engine
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as http:
+        conversation = http.post("/v1/conversations").json()["id"]
+        ask = {"text": "which of my deals close in the next 30 days?"}
+        assert http.post(f"/v1/conversations/{conversation}/messages", json=ask).status_code == 200  # warm
+        event.listen(engine, "before_cursor_execute", statement)
+        event.listen(engine, "begin", begin)
+        event.listen(engine, "commit", commit)
+        try:
+            read = http.post(f"/v1/conversations/{conversation}/messages", json=ask).json()
+            read_trips, trips[:] = list(trips), []
+            sent = http.post("/v1/actions/chat.send", json={"args": {"to": "carol", "text": "counted"}}).json()
+        finally:
+            event.remove(engine, "before_cursor_execute", statement)
+            event.remove(engine, "begin", begin)
+            event.remove(engine, "commit", commit)
+    assert read["status"] == "answered" and sent["status"] == "executed"
+    assert len(read_trips) == 9, read_trips
+    assert read_trips[2:] == ["begin", "update conversations", "insert into", "select audit_head.seq,",
+                              "insert into", "update audit_head", "commit"]
+    assert len(trips) == 15 and trips.count("begin") == trips.count("commit") == 2, trips
+    assert messages_to(root, "carol")[-1] == "counted"
