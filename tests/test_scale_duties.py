@@ -14,14 +14,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from sayso import Workspace
 from sayso.audit import AuditEvent
 from sayso.conversation import Chat
 from sayso.instructions import InstructionBook
+from sayso.store import Store
 
 from .conftest import NOW, pipeline_for
-from .processes import pg_workspace, tokens_for
+from .processes import pg_database, pg_workspace, tokens_for
 
 
 @pytest.fixture
@@ -147,3 +149,43 @@ def test_on_postgresql_a_read_turn_is_nine_round_trips_and_an_action_fifteen(roo
                               "insert into", "update audit_head", "commit"]
     assert len(trips) == 15 and trips.count("begin") == trips.count("commit") == 2, trips
     assert messages_to(root, "carol")[-1] == "counted"
+
+
+def _backend(store: Store) -> int:
+    """The server process behind the pooled connection a read gets."""
+    with store.read() as conn:
+        return int(conn.execute(text("select pg_backend_pid()")).scalar_one())
+
+
+def _end_backends(url: str) -> None:
+    """End every other session on the database, from a connection of its own (a restart, as the pool sees it)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() "
+                      "and pid <> pg_backend_pid()")
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_when_pinged_after_idling(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connections are pinged only after idling (not at every checkout): one whose backend the server ended
+    meanwhile (a restart, a failover, an idle timeout) is found dead by the ping and replaced, unseen; one used
+    again at once fails its statement, and SQLAlchemy then replaces the whole pool."""
+    import sayso.store
+
+    for url in pg_database():
+        store = Store.open(url)
+        try:
+            first = _backend(store)
+            _end_backends(url)
+            monkeypatch.setattr(sayso.store, "PING_AFTER_IDLE_SECONDS", 0.0)  # every connection counts as idle
+            assert _backend(store) != first  # pinged, found dead, replaced: the read never saw it
+
+            monkeypatch.setattr(sayso.store, "PING_AFTER_IDLE_SECONDS", 3600.0)  # never pinged
+            second = _backend(store)
+            _end_backends(url)
+            with pytest.raises(OperationalError):
+                _backend(store)
+            assert _backend(store) not in (first, second)  # the pool was replaced
+        finally:
+            store.dispose()
