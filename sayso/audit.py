@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from sqlalchemy import Connection, Text, bindparam, cast, select, update
+from sqlalchemy import Connection, Text, cast, select
 
 from .clock import Clock
 from .config import MIN_SECRET_CHARS
@@ -41,8 +41,6 @@ EVENTS = ("turn", "interpretation", "grounding", "decision", "confirmation", "ca
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|credential|private[_-]?key", re.I)
 REDACTED = "[redacted]"
 
-_INSERT = audit.insert()
-_SET_HEAD = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 
 
 class Redactor:
@@ -299,8 +297,7 @@ class AuditLog:
             row["detail"] = json.loads(detail)
             row["hash"] = prev = _row_hash(prev, row, detail)
             rows.append(row)
-        conn.execute(_INSERT, rows)
-        conn.execute(_SET_HEAD, {"b_seq": seq, "b_hash": prev})
+        self.store.append_audit(conn, rows, seq, prev)
 
     def record(self, events: Iterable[AuditEvent]) -> list[str]:
         """Append events in a transaction of their own."""

@@ -92,22 +92,22 @@ def test_on_postgresql_a_write_takes_the_audit_head_last_and_holds_it_only_to_th
         event.remove(engine, "before_cursor_execute", seen)
     turn = statements[statements.index("update conversations set"):]  # the turn's save: state, messages, audit
     assert turn[:2] == ["update conversations set", "insert into messages"]
-    assert turn[2:5] == ["select audit_head.seq, audit_head.hash", "insert into audit", "update audit_head set"]
-    assert statements[-7:] == ["select 1", "select audit_head.seq, audit_head.hash", "insert into audit",
-                               "update audit_head set", "select audit_head.seq, audit_head.hash",
-                               "insert into audit", "update audit_head set"]
+    assert turn[2:4] == ["select audit_head.seq, audit_head.hash", "with moved as"]  # rows and head: one statement
+    assert statements[-5:] == ["select 1", "select audit_head.seq, audit_head.hash", "with moved as",
+                               "select audit_head.seq, audit_head.hash", "with moved as"]
     verified = pipeline.audit.verify()
     assert verified.ok, verified
     turns = [r["turn"] for r in pipeline.audit.list(conversation=conversation)][-2:]
     assert turns == ["t1", "t2"]
 
 
-def test_on_postgresql_a_read_turn_is_nine_round_trips_and_an_action_fifteen(root: Path) -> None:
+def test_on_postgresql_a_read_turn_is_eight_round_trips_and_an_action_thirteen(root: Path) -> None:
     """What a request costs the database, counted where the statements leave (SQLAlchemy's events; BEGIN and
     COMMIT are round trips of their own, autocommit reads have neither): a read turn is the rate-limit
-    statement, the conversation's load, then BEGIN, its state, its messages, the audit append (head, rows,
-    head) and COMMIT; an action, the rate-limit statement and two transactions (the plan, then its outcome).
-    Nothing per request reconnects, pings, checks the schema or reads the token again."""
+    statement, the conversation's load, then BEGIN, its state, its messages, the audit append (the head, then
+    the rows with the head's move in one statement) and COMMIT; an action, the rate-limit statement and two
+    transactions (the plan, then its outcome). Nothing per request reconnects, pings, checks the schema or reads
+    the token again."""
     pytest.importorskip("fastapi", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
     from fastapi.testclient import TestClient
 
@@ -144,10 +144,10 @@ def test_on_postgresql_a_read_turn_is_nine_round_trips_and_an_action_fifteen(roo
             event.remove(engine, "begin", begin)
             event.remove(engine, "commit", commit)
     assert read["status"] == "answered" and sent["status"] == "executed"
-    assert len(read_trips) == 9, read_trips
+    assert len(read_trips) == 8, read_trips
     assert read_trips[2:] == ["begin", "update conversations", "insert into", "select audit_head.seq,",
-                              "insert into", "update audit_head", "commit"]
-    assert len(trips) == 15 and trips.count("begin") == trips.count("commit") == 2, trips
+                              "with moved", "commit"]
+    assert len(trips) == 13 and trips.count("begin") == trips.count("commit") == 2, trips
     assert messages_to(root, "carol")[-1] == "counted"
 
 

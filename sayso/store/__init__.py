@@ -44,7 +44,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Sequence, create_engine, event, func, inspect, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Sequence,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DatabaseError, DisconnectionError
 
 from ..errors import ConfigurationError
@@ -55,6 +69,9 @@ __all__ = ["PostgresStore", "SQLiteStore", "Store", "schema"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _HEAD_ROW = select(schema.audit_head.c.seq, schema.audit_head.c.hash).where(schema.audit_head.c.id == 1)
 _HEAD_ROW_LOCKED = _HEAD_ROW.with_for_update()
+_INSERT_AUDIT = schema.audit.insert()
+_SET_HEAD = update(schema.audit_head).where(schema.audit_head.c.id == 1).values(
+    seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 _STEPS_SEQ = Sequence("steps_seq")  # PostgreSQL's; created by migration 0007
 _HEAD = "0008"
 _MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on PostgreSQL
@@ -107,6 +124,11 @@ class Store:
         """Run ``link`` (which takes the audit chain's head, appends to it and moves it) in ``conn``'s
         transaction: here at once, SQLite's write lock being held since BEGIN anyway."""
         link(conn)
+
+    def append_audit(self, conn: Connection, rows: list[dict[str, Any]], seq: int, head_hash: str) -> None:
+        """Insert audit ``rows`` and move the chain's head to (``seq``, ``head_hash``)."""
+        conn.execute(_INSERT_AUDIT, rows)
+        conn.execute(_SET_HEAD, {"b_seq": seq, "b_hash": head_hash})
 
     def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
         """The chain's head (last seq, last hash); SQLite's write lock already orders appends."""
@@ -346,6 +368,13 @@ class PostgresStore(Store):
     def next_step_seq(self) -> ColumnElement[int]:
         """A database sequence: concurrent transactions each take their own number without waiting."""
         return _STEPS_SEQ.next_value()
+
+    def append_audit(self, conn: Connection, rows: list[dict[str, Any]], seq: int, head_hash: str) -> None:
+        """One statement, one round trip, while the head's lock is held: the head's move rides along with the
+        rows' insert as a data-modifying ``WITH`` (run once, whether or not the insert reads it)."""
+        moved = update(schema.audit_head).where(schema.audit_head.c.id == 1).values(
+            seq=seq, hash=head_hash).cte("moved")
+        conn.execute(insert(schema.audit).values(rows).add_cte(moved))
 
     def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute(_HEAD_ROW_LOCKED).one()
