@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["NOW", "Cluster", "nginx_binary", "nginx_config"]
+__all__ = ["NOW", "Cluster", "cpu_seconds", "machine_cpu", "nginx_binary", "nginx_config"]
 
 NOW = "2026-11-25T09:00"
 
@@ -31,6 +31,43 @@ NOW = "2026-11-25T09:00"
 def nginx_binary() -> str | None:
     """nginx's path, or None when it is not installed (``.ci/run`` installs Debian's package)."""
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+
+
+def cpu_seconds(roots: dict[str, int], *, command: str | None = "postgres") -> dict[str, float]:
+    """User + system CPU seconds used so far by each process in ``roots`` together with its descendants (nginx's
+    worker, Uvicorn's workers), and under ``command``'s name by every process of that name (PostgreSQL's
+    server: its backends, of every database, and its own processes). Linux /proc; a process gone is not counted."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:  # gone meanwhile
+            continue
+        fields = rest.split()
+        pid = int(stat.parent.name)
+        parents[pid], ticks[pid], names[pid] = int(fields[1]), int(fields[11]) + int(fields[12]), head.split("(", 1)[1]
+    hertz = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for name, root in roots.items():
+        tree = {root}
+        for pid in sorted(parents):  # children have larger pids than their parents here (no pid wrap)
+            if parents[pid] in tree:
+                tree.add(pid)
+        found[name] = sum(ticks.get(pid, 0) for pid in tree) / hertz
+    if command:
+        found[command] = sum(t for pid, t in ticks.items() if names[pid] == command) / hertz
+    return found
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, every core (Linux /proc/stat)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(n) for n in stat.readline().split()[1:]]
+    hertz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return (sum(ticks) - idle) / hertz, sum(ticks) / hertz
 
 
 def free_port() -> int:
@@ -92,6 +129,7 @@ class Cluster:
         if nginx is None:
             raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
         self.root, self.env, self.extra, self.python = root, {**os.environ, **(env or {})}, extra, python
+        self.now = NOW  # the pinned clock (``--now``) of a process started next
         self.directory = Path(tempfile.mkdtemp(prefix="sayso-nginx-"))
         self.ports = [free_port() for _ in range(processes)]
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * processes
@@ -122,7 +160,7 @@ class Cluster:
         with self.log(index).open("ab") as out:
             self.processes[index] = subprocess.Popen(
                 [self.python, "-m", "sayso", "serve", "--workspace", str(self.root), "--port", str(self.ports[index]),
-                 "--now", NOW, *self.extra], stdout=out, stderr=subprocess.STDOUT, env=self.env)
+                 "--now", self.now, *self.extra], stdout=out, stderr=subprocess.STDOUT, env=self.env)
 
     def wait_ready(self, index: int, seconds: float = 90) -> None:
         self._wait(lambda: self._answers(f"{self.process_url(index)}/readyz"), f"process {index} to be ready",
@@ -149,16 +187,14 @@ class Cluster:
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes if p is not None and p.poll() is None]
 
+    def roots(self) -> dict[str, int]:
+        """The processes to account CPU time to, by name: each sayso process, and nginx (with its worker)."""
+        named = {f"sayso#{i}": p.pid for i, p in enumerate(self.processes) if p is not None and p.poll() is None}
+        return {**named, **({"nginx": self.nginx.pid} if self.nginx is not None else {})}
+
     def cpu_seconds(self) -> float:
-        """User + system CPU time that the sayso processes and nginx have used (Linux /proc; only those alive)."""
-        total = 0
-        for pid in [*self.pids(), *([self.nginx.pid] if self.nginx else [])]:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        """CPU seconds the sayso processes and nginx have used so far (those alive)."""
+        return sum(cpu_seconds(self.roots(), command=None).values())
 
     def stop(self) -> None:
         for index, process in enumerate(self.processes):

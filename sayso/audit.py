@@ -20,11 +20,12 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from sqlalchemy import Connection, Text, bindparam, cast, select, update
+from sqlalchemy import Connection, Text, cast, select
 
 from .clock import Clock
 from .config import MIN_SECRET_CHARS
@@ -40,8 +41,6 @@ EVENTS = ("turn", "interpretation", "grounding", "decision", "confirmation", "ca
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|credential|private[_-]?key", re.I)
 REDACTED = "[redacted]"
 
-_INSERT = audit.insert()
-_SET_HEAD = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 
 
 class Redactor:
@@ -258,21 +257,28 @@ class AuditLog:
         self.redact = redactor or Redactor()
 
     def append(self, conn: Connection, events: Iterable[AuditEvent]) -> list[str]:
-        """Append events inside the caller's transaction; returns their ids."""
+        """Append events inside the caller's transaction; returns their ids. The store decides when in the
+        transaction the chain's head is taken (``Store.chain``: on PostgreSQL, last, just before the commit)."""
         batch = list(events)
         if not batch:
             return []
         for item in batch:
             if item.event not in EVENTS:
                 raise ValueError(f"unknown audit event {item.event!r}")
+        ids = [f"au_{uuid.uuid4().hex[:20]}" for _ in batch]
+        self.store.chain(conn, partial(self._link, batch, ids))
+        return ids
+
+    def _link(self, batch: list[AuditEvent], ids: list[str], conn: Connection) -> None:
+        """The events onto the chain's head, which this takes and moves."""
         seq, prev = self.store.lock_audit_head(conn)
         at = self.clock.now().astimezone(UTC).isoformat().replace("+00:00", "Z")
         rows = []
-        for item in batch:
+        for item, row_id in zip(batch, ids, strict=True):
             seq += 1
             row: dict[str, Any] = {
                 "seq": seq,
-                "id": f"au_{uuid.uuid4().hex[:20]}",
+                "id": row_id,
                 "at": at,
                 "actor": item.actor,
                 "channel": item.channel,
@@ -291,9 +297,7 @@ class AuditLog:
             row["detail"] = json.loads(detail)
             row["hash"] = prev = _row_hash(prev, row, detail)
             rows.append(row)
-        conn.execute(_INSERT, rows)
-        conn.execute(_SET_HEAD, {"b_seq": seq, "b_hash": prev})
-        return [r["id"] for r in rows]
+        self.store.append_audit(conn, rows, seq, prev)
 
     def record(self, events: Iterable[AuditEvent]) -> list[str]:
         """Append events in a transaction of their own."""

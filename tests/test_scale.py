@@ -5,13 +5,16 @@ with every acknowledged write counted once in the target system. Loopback only."
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
 import signal
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -212,11 +215,88 @@ def fault_root(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_short_fault_run_loses_nothing_and_runs_nothing_twice(fault_root: Path) -> None:
-    """bench/scale.py --faults, bounded: 15 s, a kill -9 every 3 s, 8 clients reading, writing and confirming."""
+    """bench/scale.py --faults, bounded: 15 s, a kill -9 every 3 s, 8 clients reading, writing and confirming,
+    and standing instructions falling due meanwhile in the processes being killed."""
     scale = _load("scale")
     tokens = scale.make_workspace_tokens(fault_root)
     found = scale.fault_run(fault_root, tokens, seconds=15, clients=8, kill_every=3, seed=18)
     assert found["kills"] >= 3
     assert found["writes_acknowledged"] > 0 and found["confirmations_approved"] > 0
     assert (found["lost"], found["duplicates"], found["stuck_keys"]) == (0, 0, 0), found
+    assert found["instructions_due"] == 6  # each fired exactly once, counted in the chat system
+    assert (found["instructions_fired_once"], found["instructions_missed"], found["instructions_fired_twice"]) == (
+        6, 0, 0), found
     assert found["audit_verify"], found["audit_output"]
+
+
+class Stream:
+    """A server-sent event stream of ``conversation``, read in a thread until it has seen ``dones`` turns done:
+    its events as (stage, data), in order."""
+
+    def __init__(self, url: str, token: str, conversation: str, dones: int) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.changed = threading.Condition()
+        self.ready = threading.Event()
+        self._args = (url, token, conversation, dones)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        url, token, conversation, dones = self._args
+        with client(url, token) as reader, reader.stream(
+                "GET", f"/v1/conversations/{conversation}/events", params={"timeout": 120}) as stream:
+            stage = ""
+            for line in stream.iter_lines():
+                if line.startswith(": connected"):
+                    self.ready.set()
+                elif line.startswith("event: "):
+                    stage = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    with self.changed:
+                        self.events.append((stage, json.loads(line.removeprefix("data: "))))
+                        self.changed.notify_all()
+                    if sum(s == "done" for s, _ in self.events) >= dones:
+                        return
+
+    def wait(self, enough: Callable[[list[tuple[str, dict[str, Any]]]], bool]) -> list[tuple[str, dict[str, Any]]]:
+        with self.changed:
+            assert self.changed.wait_for(lambda: enough(self.events), timeout=60), self.events
+            return list(self.events)
+
+
+def _stages(events: list[tuple[str, dict[str, Any]]], turn: str) -> Counter[str]:
+    """The stages that reached a stream for ``turn`` (progress events name their turn, as done does)."""
+    return Counter(stage for stage, data in events if data.get("turn", {}).get("turn") == turn)
+
+
+def test_a_turns_stages_reach_a_stream_through_nginx_whichever_process_runs_it(cluster: Any,
+                                                                               tokens: dict[str, str]) -> None:
+    token = tokens["bob"]
+    ask = {"text": "which of my deals close in the next 30 days?"}
+    with client(cluster.process_url(0), token) as first:  # the stages of one turn, stream and turn on one process
+        conversation = first.post("/v1/conversations").json()["id"]
+        local = Stream(cluster.process_url(0), token, conversation, dones=1)
+        assert local.ready.wait(30)
+        turn = first.post(f"/v1/conversations/{conversation}/messages", json=ask).json()["turn"]
+        one_turn = _stages(local.wait(lambda e: _stages(e, turn)["done"] == 1), turn)
+    assert one_turn["interpreting"] == 1 and one_turn["done"] == 1 and len(one_turn) > 2
+
+    with client(cluster.url, token) as bob:
+        conversation = bob.post("/v1/conversations").json()["id"]
+    stream = Stream(cluster.url, token, conversation, dones=6)  # through nginx, on one of the three processes
+    assert stream.ready.wait(30)
+    turns: list[str] = []
+    for _ in range(2):  # each process runs a turn, twice (the first round lets the stream's announcement spread)
+        for index in range(3):
+            with client(cluster.process_url(index), token) as direct:
+                said = direct.post(f"/v1/conversations/{conversation}/messages", json=ask).json()
+            assert said["status"] == "answered"
+            turns.append(said["turn"])
+            stream.wait(functools.partial(_has_done, said["turn"]))
+    # every stage of the second round's turns reached the stream, the two other processes' as well as its own
+    events = stream.wait(lambda e: all(_stages(e, turn) == one_turn for turn in turns[3:]))
+    assert [data["turn"]["turn"] for stage, data in events if stage == "done"] == turns  # each done once, in order
+
+
+def _has_done(turn: str, events: list[tuple[str, dict[str, Any]]]) -> bool:
+    return _stages(events, turn)["done"] == 1

@@ -1,5 +1,5 @@
 """Several ``sayso serve`` processes on one workspace share only the state database: idempotency keys, rate
-limits (PostgreSQL), finished turns for event streams, plan leases and the token revocation epoch. Tested on real
+limits (PostgreSQL), turns' progress for event streams, plan leases and the token revocation epoch. Tested on real
 processes on loopback (PostgreSQL where several serve at once); effects are counted in the demo chat system's own
 file."""
 
@@ -157,8 +157,11 @@ def test_a_turn_run_by_one_process_reaches_a_listener_on_another(
         said = on_a.post(f"/v1/conversations/{conversation}/messages", json={"text": "show my open deals"}).json()
         listener.join(20)
     assert said["status"] == "answered"
-    assert [stage for stage, _ in events] == ["done"]  # the stages before it stay with the process that ran it
-    turn = events[0][1]["turn"]
+    # the stages come through PostgreSQL's notifications (tests/test_scale.py counts them), the done at the latest
+    # from the conversation's messages
+    assert [stage for stage, _ in events][-1:] == ["done"]
+    assert all(data["turn"]["turn"] == said["turn"] for _, data in events)
+    turn = events[-1][1]["turn"]
     assert turn["turn"] == said["turn"] and turn["conversation"] == conversation
     assert turn["status"] == "answered" and turn["reply"] == said["reply"]
 

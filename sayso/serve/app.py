@@ -16,7 +16,6 @@ import json
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -50,6 +49,7 @@ from ..turn import TurnResult, TurnStatus
 from ..workspace import Workspace
 from .auth import Authenticator
 from .edge import Edge
+from .events import Events
 from .idempotency import Keys, StillRunning
 from .limits import Buckets
 
@@ -102,46 +102,6 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-_Listener = tuple[asyncio.AbstractEventLoop, "asyncio.Queue[dict[str, Any]]"]
-
-
-class _Events:
-    """Progress of turns, by conversation, for server-sent events, in this process.
-
-    A listener is an asyncio queue on the event loop (a stream holds no thread while it waits); turns run in
-    worker threads publish to it thread-safely. Listeners also read each finished turn from the conversation's
-    messages (``Service.done_since``), so a turn another process ran reaches them too (its ``done``, without the
-    stages before it).
-    """
-
-    def __init__(self) -> None:
-        self.listeners: dict[str, list[_Listener]] = defaultdict(list)
-        self.lock = threading.Lock()
-
-    def publish(self, conversation: str, event: dict[str, Any]) -> None:
-        with self.lock:
-            for loop, listener in self.listeners.get(conversation, []):
-                try:
-                    loop.call_soon_threadsafe(listener.put_nowait, event)
-                except RuntimeError:  # its loop has closed: the stream is gone
-                    continue
-
-    def listening(self, conversation: str) -> bool:
-        return bool(self.listeners.get(conversation))
-
-    def subscribe(self, conversation: str) -> _Listener:
-        """A new listener, on the running event loop."""
-        listener: _Listener = (asyncio.get_running_loop(), asyncio.Queue())
-        with self.lock:
-            self.listeners[conversation].append(listener)
-        return listener
-
-    def unsubscribe(self, conversation: str, listener: _Listener) -> None:
-        with self.lock:
-            if listener in self.listeners.get(conversation, []):
-                self.listeners[conversation].remove(listener)
-
-
 class Service:
     """What the routes share: the workspace, the interpreter, authentication, limits, events."""
 
@@ -157,7 +117,7 @@ class Service:
         self.interpreter = interpreter or registry.create(str(settings.get("name", "offline")), settings)
         self.auth = Authenticator(self.ws, self.clock(None))
         self.buckets = Buckets(self.ws.settings.serve.rate_per_minute, store=self.ws.store)
-        self.events = _Events()
+        self.events = Events(self.ws.store)
         self._chats: dict[str | None, Chat] = {}
         self._owners: dict[str, str] = {}
         self.keys = Keys(self.ws.store, self.outcome)
@@ -430,14 +390,14 @@ def say(conversation: str, message: Annotated[MessageIn, Body()], service: Serve
     service.check_owner(conversation, person)  # someone else's, or none: 404 before anything
 
     def handle(turn: str) -> JSONResponse:
-        def progress(stage: str) -> None:
-            service.events.publish(conversation, {"stage": stage})
+        def progress(stage: str) -> None:  # asked at each stage: a stream may open on any process meanwhile
+            if service.events.listening(conversation):
+                service.events.publish(conversation, {"stage": stage,
+                                                      "turn": {"conversation": conversation, "turn": turn}})
 
-        listening = service.events.listening(conversation)
-        result = chat.say(person.id, message.text, conversation, progress=progress if listening else None,
-                          turn_id=turn)
+        result = chat.say(person.id, message.text, conversation, progress=progress, turn_id=turn)
         response = _turn(result)
-        if listening:
+        if service.events.listening(conversation):
             service.events.publish(conversation, {"stage": "done", "turn": json.loads(bytes(response.body))})
         return response
 
@@ -464,6 +424,11 @@ async def events(conversation: str, service: Served, person: Caller, timeout: Se
 
     after = await run_in_threadpool(check)
     listener = service.events.subscribe(conversation)
+    try:
+        await run_in_threadpool(service.events.announce, conversation)  # to turns that other processes run
+    except BaseException:
+        service.events.unsubscribe(conversation, listener)
+        raise
 
     async def stream() -> AsyncIterator[str]:
         nonlocal after
@@ -476,6 +441,8 @@ async def events(conversation: str, service: Served, person: Caller, timeout: Se
                 items: list[dict[str, Any]] = []
                 try:
                     items.append(await asyncio.wait_for(listener[1].get(), max(min(poll, end) - now, 0.01)))
+                    while not listener[1].empty():  # all that came, before a done read from the database
+                        items.append(listener[1].get_nowait())
                 except TimeoutError:
                     pass
                 now = time.monotonic()
@@ -656,6 +623,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
         stop = _run_instructions(service)
         yield
         stop()
+        service.events.close()
         service.ws.close()
 
     # /docs and /redoc from Swagger UI's and ReDoc's files in the fastapi-offline package: no CDN

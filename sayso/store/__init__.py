@@ -4,7 +4,17 @@
 upgraded with Alembic on first use. Writes run in short transactions; on
 SQLite each one takes the write lock up front (``BEGIN IMMEDIATE``) so two
 processes never deadlock upgrading a read lock, and on PostgreSQL the audit
-chain's head row is locked ``FOR UPDATE`` so appends stay in order.
+chain's head row is locked ``FOR UPDATE`` so appends stay in order: as the last
+thing before the commit (``PostgresStore.chain``), so that the one lock every
+process's writes queue for is held for the append and the commit only.
+
+On PostgreSQL every round trip counts: a request thread that waits for the
+database gives up the GIL, and to get it back waits for the other threads'
+computation (up to the 5 ms switch interval each time). So reads run in
+autocommit (under READ COMMITTED each statement sees its own snapshot either
+way, and a transaction would only add a BEGIN and a ROLLBACK), and a pooled
+connection is pinged before use only when it has been idle for a while
+(``PING_AFTER_IDLE_SECONDS``), not on every checkout.
 
 SQLite writers queue before ``BEGIN IMMEDIATE``: the threads of a process on a
 lock, and processes (several ``sayso serve``, the CLI beside a server) on
@@ -28,13 +38,28 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Sequence, create_engine, event, func, inspect, select, text
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Sequence,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DatabaseError, DisconnectionError
 
 from ..errors import ConfigurationError
 from . import schema
@@ -44,9 +69,14 @@ __all__ = ["PostgresStore", "SQLiteStore", "Store", "schema"]
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _HEAD_ROW = select(schema.audit_head.c.seq, schema.audit_head.c.hash).where(schema.audit_head.c.id == 1)
 _HEAD_ROW_LOCKED = _HEAD_ROW.with_for_update()
+_INSERT_AUDIT = schema.audit.insert()
+_SET_HEAD = update(schema.audit_head).where(schema.audit_head.c.id == 1).values(
+    seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 _STEPS_SEQ = Sequence("steps_seq")  # PostgreSQL's; created by migration 0007
 _HEAD = "0009"
 _MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on PostgreSQL
+_LINKS = "sayso_audit_links"  # Connection.info: a PostgreSQL write transaction's audit appends, run last
+PING_AFTER_IDLE_SECONDS = 2.0  # a pooled PostgreSQL connection idle this long is pinged before it is used
 
 
 class Store:
@@ -89,6 +119,16 @@ class Store:
         """A read transaction whose statements all see one state (a SQLite read transaction already does)."""
         with self.read() as conn:
             yield conn
+
+    def chain(self, conn: Connection, link: Callable[[Connection], None]) -> None:
+        """Run ``link`` (which takes the audit chain's head, appends to it and moves it) in ``conn``'s
+        transaction: here at once, SQLite's write lock being held since BEGIN anyway."""
+        link(conn)
+
+    def append_audit(self, conn: Connection, rows: list[dict[str, Any]], seq: int, head_hash: str) -> None:
+        """Insert audit ``rows`` and move the chain's head to (``seq``, ``head_hash``)."""
+        conn.execute(_INSERT_AUDIT, rows)
+        conn.execute(_SET_HEAD, {"b_seq": seq, "b_hash": head_hash})
 
     def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
         """The chain's head (last seq, last hash); SQLite's write lock already orders appends."""
@@ -284,10 +324,41 @@ class PostgresStore(Store):
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         try:
-            engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            engine = create_engine(url, pool_size=10, max_overflow=20)
         except ImportError:
             raise ConfigurationError('PostgreSQL needs its driver: pip install "sayso[postgres]"') from None
+        event.listen(engine.pool, "checkin", _idle_since)
+        event.listen(engine.pool, "checkout", _ping_when_idle)
         super().__init__(engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Autocommit: no BEGIN and ROLLBACK around the reads (see the module's docstring)."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction, committed on success; the audit appends made in it run last (``chain``)."""
+        with self.engine.begin() as conn:
+            links: list[Callable[[Connection], None]] = []
+            conn.info[_LINKS] = links
+            try:
+                yield conn
+                for link in links:
+                    link(conn)
+            finally:
+                del conn.info[_LINKS]
+
+    def chain(self, conn: Connection, link: Callable[[Connection], None]) -> None:
+        """Run ``link`` just before the commit: the head row's lock, which every process's appends wait for, is
+        then held for the append and the commit only, not for the transaction's other statements. (Outside
+        a ``write`` transaction, at once.)"""
+        links = conn.info.get(_LINKS)
+        if links is None:
+            link(conn)
+        else:
+            links.append(link)
 
     def _one_migration_at_a_time(self, conn: Connection) -> None:
         """A transaction-scoped advisory lock: several processes starting together on a fresh database (a
@@ -297,6 +368,13 @@ class PostgresStore(Store):
     def next_step_seq(self) -> ColumnElement[int]:
         """A database sequence: concurrent transactions each take their own number without waiting."""
         return _STEPS_SEQ.next_value()
+
+    def append_audit(self, conn: Connection, rows: list[dict[str, Any]], seq: int, head_hash: str) -> None:
+        """One statement, one round trip, while the head's lock is held: the head's move rides along with the
+        rows' insert as a data-modifying ``WITH`` (run once, whether or not the insert reads it)."""
+        moved = update(schema.audit_head).where(schema.audit_head.c.id == 1).values(
+            seq=seq, hash=head_hash).cte("moved")
+        conn.execute(insert(schema.audit).values(rows).add_cte(moved))
 
     def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute(_HEAD_ROW_LOCKED).one()
@@ -308,3 +386,22 @@ class PostgresStore(Store):
         with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
             yield conn
             conn.rollback()
+
+
+def _idle_since(_dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_when_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat in the pool long enough for the server to have gone (a restart, a failover,
+    an idle timeout); a dead one is replaced by the pool. A busy pool's connections are used without the round
+    trip: should the server go meanwhile, the statement fails and SQLAlchemy replaces the whole pool."""
+    if time.monotonic() - record.info.get("idle_since", 0.0) < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute("select 1")
+        if not dbapi_conn.autocommit:
+            dbapi_conn.rollback()
+    except Exception as exc:  # noqa: BLE001 - any failure: the connection is not usable
+        raise DisconnectionError(f"a pooled connection is gone: {type(exc).__name__}") from exc
