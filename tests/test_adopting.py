@@ -260,7 +260,9 @@ def test_any_interpreters_change_under_a_condition_is_not_made(ridgeway: Path) -
         step = ProposedStep(action="jobs.set_status", args={"job": "100001", "status": "done"})
         chat = Chat(Pipeline(ws, Clock(datetime(2026, 11, 25, 9, 0, tzinfo=ZoneInfo("UTC")))), _Proposes(step))
         result = chat.say("sam", "if the boiler part has arrived, mark job 100001 as done")
-        assert result.status.value == "no_action" and "condition" in result.reply
+        # the condition cannot be read in this workspace: said, and nothing done
+        assert result.status.value == "no_action" and "only if 'the boiler part has arrived'" in result.reply
+        assert "did nothing" in result.reply
         result = chat.say("sam", "mark all of priya's jobs as done")
         assert result.status.value == "no_action" and "several records" in result.reply
         assert _job(ridgeway, "100001")["status"] == "open"
