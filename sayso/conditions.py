@@ -32,13 +32,12 @@ from .directory import Person
 from .instructions.triggers import looks_back
 from .interpreter import Context, Interpretation, Interpreter, ProposedStep
 from .interpreter.guesses import _CONDITION, decline_guesses
+from .interpreter.questions import CONSEQUENT as _SO
 from .interpreter.questions import is_question
 from .interpreter.values import find_dates
 
 __all__ = ["evaluate", "settle", "split"]
 
-_SO = re.compile(r"(?:^|[.?!;,]\s*|\band\s+)(?:then\s+)?if\s+(?:so|yes|that'?s (?:the case|true|right)|"
-                 r"it (?:is|was|has|did))\b\s*,?\s*", re.I)
 _IF = re.compile(r"\b(?:if|provided(?: that)?|as long as)\b\s+", re.I)
 _ELSE = re.compile(r"(?:[.;,]\s*|\s+)(?:otherwise|if not|else|if it (?:isn'?t|wasn'?t|hasn'?t|didn'?t))\b\s*,?\s*",
                    re.I)

@@ -20,6 +20,7 @@ from sayso.conversation import Chat
 from sayso.demo.catalog import catalog as demo
 from sayso.directory import Person
 from sayso.interpreter import Context, Interpretation, ProposedStep
+from sayso.interpreter.questions import is_question
 
 from .conftest import NOW, cli, pipeline_for
 from .test_interpreter import interpret
@@ -111,3 +112,93 @@ def test_a_generated_sample_of_questions_never_writes(tmp_path: Path) -> None:
     assert figures.questions == 150
     assert figures.question_writes == 0 and figures.model_writes == 0, failures
     assert figures.commands >= 20 and figures.command_writes >= 0.9 * figures.commands, failures
+
+
+# Polite requests are requests: "can you / could you / would you ...?", "please ...?" may write, whatever the
+# verb ("could you tell devi nice job?" sends a message). Generated: every courtesy around every command.
+_COMMANDS = [
+    ("fiona", "tell devi nice job", {"chat.send", "email.send"}),
+    ("alice", "tell carol the contract is signed", {"chat.send", "email.send"}),
+    ("alice", "let carol know the Brightwater deal moved", {"chat.send"}),
+    ("sam", "message devi that SUP-17 is fixed", {"chat.send"}),
+    ("sam", "remind me to call Orchid tomorrow", {"calendar.remind"}),
+    ("sam", "close SUP-17", {"tickets.update"}),
+    ("alice", "move D-101 to negotiation", {"crm.update_deal"}),
+    ("alice", "move the Brightwater deal to negotiation", {"crm.update_deal"}),
+    ("alice", "send devi an email saying the contract is signed", {"email.send"}),
+    ("alice", "log a note on D-101 saying call back monday", {"crm.log_note"}),
+]
+_COURTESIES = ["can you {}?", "could you {}?", "would you {}?", "could you please {}?", "can you please {}",
+               "please {}?", "hey, could you {}?", "Could you kindly {}?", "will you {}?", "can u {}",
+               "could you just {}?", "ok so would you please {}?"]
+# Asking sayso to inform the speaker is a question, whatever the courtesy around it.
+_ASKING = ["can you tell me whether {r} is {v}?", "could you tell me if {r} is {v}?", "can you check if {r} is {v}?",
+           "could you let me know whether {r} is {v}?", "can you say whether {r} is {v}?",
+           "would you tell us if {r} is {v}?", "can you find out whether {r} is {v}?", "could you see if {r} is {v}?",
+           "can you tell if {r} is {v}?", "could you show me whether {r} is {v}?", "could you tell me who owns {r}?"]
+_STATES = [("alice", "D-101", "in negotiation"), ("alice", "the Brightwater deal", "in proposal"),
+           ("sam", "SUP-17", "closed"), ("sam", "SUP-17", "assigned to devi"), ("alice", "D-104", "closed won")]
+
+
+def test_generated_polite_requests_write() -> None:
+    failures = []
+    for (user, command, actions), courtesy in ((c, p) for c in _COMMANDS for p in _COURTESIES):
+        text = courtesy.format(command)
+        assert not is_question(text, demo), text
+        found = interpret(text, user)
+        if found.kind not in ("plan", "question") or not writes(found) or not set(writes(found)) <= actions:
+            failures.append(f"{text!r}: {found.kind} {writes(found)}")
+    assert failures == []
+
+
+def test_generated_questions_of_sayso_never_write() -> None:
+    failures = []
+    for (user, record, value), asking in ((s, a) for s in _STATES for a in _ASKING):
+        text = asking.format(r=record, v=value)
+        found = interpret(text, user)
+        if not is_question(text, demo) or writes(found):
+            failures.append(f"{text!r}: {found.kind} {writes(found)}")
+    assert failures == []
+
+
+@pytest.mark.parametrize("text", [
+    "could you check if D-101 is in proposal? If so, move it to negotiation",
+    "can you check whether SUP-17 is open? if so, close it",
+    "Is D-101 in proposal? If so, please move it to negotiation.",
+    "can you see if Brightwater has any overdue tasks and if so remind me to chase them tomorrow",
+])
+def test_check_then_if_so_is_a_condition_not_a_question(text: str) -> None:
+    assert not is_question(text, demo)
+    found = interpret(text, "alice")
+    assert not writes(found)  # never run on a guess: declined as a condition, or the reads it depends on
+    assert found.kind == "plan" or found.reason == "condition"
+
+
+def test_a_check_then_if_so_is_settled_as_a_condition_in_the_chat(sqlite_root: Path) -> None:
+    said = Chat(pipeline_for(sqlite_root, "alice")).say(
+        "alice", "could you check if D-101 is in proposal? If so, move it to negotiation")
+    assert said.status.value != "executed" and "if 'D-101 is in proposal'" in said.reply
+    with sqlite3.connect(sqlite_root / "systems" / "crm.db") as db:
+        assert db.execute("select stage from deals where id = 'D-101'").fetchall() == [("proposal",)]
+
+
+def test_if_so_followed_by_a_question_still_asks() -> None:
+    assert is_question("is D-101 in proposal? if so, who owns it?", demo)
+
+
+@pytest.mark.parametrize(("user", "text", "system", "sql"), [
+    ("fiona", "could you tell devi nice job?", "email", "select count(*) from emails"),
+    ("alice", "can you let carol know the Brightwater deal moved?", "chat", "select count(*) from messages"),
+    ("sam", "would you please close SUP-17?", "tickets", "select count(*) from tickets where status = 'closed'"),
+])
+def test_a_polite_request_is_carried_out_in_the_target_system(sqlite_root: Path, user: str, text: str, system: str,
+                                                              sql: str) -> None:
+    def count() -> int:
+        with sqlite3.connect(sqlite_root / "systems" / f"{system}.db") as db:
+            return int(db.execute(sql).fetchone()[0])
+
+    before = count()
+    done = Chat(pipeline_for(sqlite_root, user)).say(user, text)
+    assert done.status.value in ("executed", "needs_confirmation"), done.reply
+    if done.status.value == "executed":
+        assert count() == before + 1

@@ -222,6 +222,7 @@ def test_a_correction_replaces_the_card_and_says_so(page: Any, site: Site) -> No
     # The conversation is labelled by its first request; the activity shows its newest entry.
     expect(page.locator("#conversation-list button[aria-current='true'] .title")).to_have_text(
         "close the Meridian deal as won")
+    expect(page.locator("#chat-heading")).to_have_text("close the Meridian deal as won")  # not "Conversation"
     at_end = "(() => { const t = document.getElementById('timeline'); " \
              "return t.scrollTop + t.clientHeight >= t.scrollHeight - 2; })()"
     assert page.evaluate(at_end)
@@ -230,6 +231,7 @@ def test_a_correction_replaces_the_card_and_says_so(page: Any, site: Site) -> No
     page.reload()  # the replaced card still says why it cannot be used; the new one can be answered
     first = page.locator("#messages .card").first
     expect(first.locator(".outcome")).to_have_text("Replaced by a changed request: use the newest card.")
+    expect(page.get_by_role("heading", name="close the Meridian deal as won")).to_be_visible()
     page.locator("#messages .card").last.get_by_role("button", name="Decline").click()
     expect(page.locator("#messages > li.sayso").last).to_have_attribute("data-status", "cancelled")
     assert _crm(site.root, "SELECT stage FROM deals WHERE id = 'D-106'") == [("proposal",)]  # neither card ran
@@ -247,6 +249,8 @@ def test_a_read_is_a_table_and_conversations_belong_to_their_person(page: Any, s
     expect(table.locator("tbody tr")).to_have_count(1)
     expect(table.locator("tbody tr").first).to_contain_text("Brightwater Expansion")
     expect(table.locator("thead")).not_to_contain_text("words")
+    # The first message started the conversation, and titles it.
+    expect(page.locator("#chat-heading")).to_have_text("which of my deals close in the next 30 days?")
 
     _screenshot(page, "web-chat.png")
 
@@ -256,6 +260,7 @@ def test_a_read_is_a_table_and_conversations_belong_to_their_person(page: Any, s
     assert page.evaluate("sessionStorage.getItem('sayso.token')") is None
     _sign_in(page, site.tokens["carol"], "Carol")
     expect(page.locator("#messages")).not_to_contain_text("Brightwater Expansion")
+    expect(page.locator("#chat-heading")).not_to_have_text("which of my deals close in the next 30 days?")
 
 
 def test_options_decline_denial_and_errors_by_keyboard(page: Any, site: Site) -> None:

@@ -14,15 +14,18 @@ import re
 from ..catalog import Action, Catalog
 from . import Interpretation, ProposedStep
 
-__all__ = ["is_question", "reads_only"]
+__all__ = ["CONSEQUENT", "is_question", "reads_only"]
 
 _OPENER = (r"(?:(?:hey|hi|hello|ok|okay|so|and|also|now|then|great|sure|quick question|one question|sayso|um|"
            r"well)\b[\s,:;.!-]*)*")
 # Asked of sayso, so a request: "can you / could you please / would you mind / ... will ya?", "please ...",
-# "can I get ...", "is it possible to ...". Not "can you tell me whether ...": that asks.
+# "can I get ...", "is it possible to ...", "could you tell devi nice job?". Not when what sayso is asked to
+# do is to inform the speaker: "can you tell me whether ...", "could you check if ...", "can you say who ...".
+_WH = r"(?:whether|if|who|whom|whose|what|what'?s|which|when|where|why|how)"
 _POLITE = re.compile(
     r"\b(?:(?:can|could|would|will|won'?t)\s+(?:you|u|ya)\b(?!(?:\s+(?:please|kindly|just|quickly|possibly|"
-    r"maybe|also))*\s+(?:tell|say|confirm|check|see|find out|let me know|look|show|know|remember|recall)\b)|"
+    r"maybe|also))*\s+(?:(?:tell|show|let)\s+(?:me|us)\b|(?:tell|say)\s+" + _WH + r"\b|confirm|check|see|"
+    r"find out|look|know|remember|recall)\b)|"
     r"(?:can|could|may|shall)\s+(?:i|we)\s+(?:please\s+)?(?:get|have|book|reserve|order|find|proceed|"
     r"go ahead)\b|is it possible (?:for you )?to\b|would you be (?:so kind|able)\b)|(?:^|[,;:]\s*)please\s+[a-z]",
     re.I)
@@ -43,6 +46,10 @@ _FIRST = re.compile(r"^\s*" + _OPENER + r"([a-z]+)\b", re.I)
 _VERBS = frozenset("get find show give book make set add send move close open assign create delete remove cancel "
                    "update change schedule reserve buy order call list look search put mark log note remind "
                    "reassign transfer pay play rent email message tell ping invite".split())
+# "..., if so, Y" / "... and if it is, Y": what follows is done under the condition before it (a request when
+# it does not itself ask; sayso.conditions evaluates it).
+CONSEQUENT = re.compile(r"(?:^|[.?!;,]\s*|\band\s+)(?:then\s+)?if\s+(?:so|yes|that'?s (?:the case|true|right)|"
+                        r"it (?:is|was|has|did))\b\s*,?\s*", re.I)
 _SENTENCES = re.compile(r"(?<=[.?!])\s+")
 _QUOTED = re.compile(r"(?<!\w)(['\"‘“]).+?(?:\1|[’”])(?!\w)")
 
@@ -83,9 +90,13 @@ def _verb(word: str, catalog: Catalog | None) -> bool:
 
 def is_question(text: str, catalog: Catalog | None = None) -> bool:
     """True when ``text`` asks (yes/no, wh-, "tell me whether ...", a trailing "?") and nothing in it
-    requests: a polite command ("could you close SUP-17?"), a stated want ("I want to book ...") or a
-    sentence that starts with a verb ("find me a cab there?") is a request. Quoted text is someone else's."""
+    requests: a polite command ("could you close SUP-17?"), a stated want ("I want to book ..."), a
+    sentence that starts with a verb ("find me a cab there?") or what to do under a condition ("X? If so,
+    Y") is a request. Quoted text is someone else's."""
     own = _mended(_QUOTED.sub(" ", text).strip())
+    then = CONSEQUENT.search(own)
+    if then is not None and own[then.end():].strip() and not is_question(own[then.end():], catalog):
+        return False  # "can you check if X? If so, Y": a request under a condition
     asks = False
     for sentence in (s for s in _SENTENCES.split(own) if s.strip()):
         if _POLITE.search(sentence) or _WANT.match(sentence):

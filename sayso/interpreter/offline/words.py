@@ -98,6 +98,8 @@ _GROUPS: dict[str, str] = {
     "find": "find search look list show display which what view see get fetch pull lookup browse check summarise "
             "summarize summary describe details detail read",
     "change": "change update set move bump advance push modify edit adjust switch shift progress",
+    # Changing a level or a date in other words: "lower SUP-17 to low", "postpone it to Friday".
+    "raise_lower": "change lower reduce decrease increase downgrade upgrade escalate postpone delay",
     "close": "close won lost win lose closed",
     "create": "create add open new make start log file raise",
     "task": "task follow-up followup follow todo to-do ticket action item chore",

@@ -15,7 +15,7 @@
   const LONG_CELL = 120;
 
   const state = { token: null, via: null, oidc: null, me: null, conversation: null, pendingConfirmation: null,
-    busy: false };
+    busy: false, titles: new Map() };
   const $ = (id) => document.getElementById(id);
 
   class ApiError extends Error {
@@ -397,6 +397,7 @@
   }
 
   function renderConversationList(list) {
+    state.titles = new Map(list.map((c) => [c.id, c.title]));
     const items = list.map((c) => el("li", {},
       el("button", {
         type: "button",
@@ -409,6 +410,12 @@
       el("time", { className: "when", datetime: c.created_at }, formatTime(c.created_at || c.updated_at)))));
     if (!items.length) items.push(el("li", { className: "empty" }, "No conversations yet: say something to start one."));
     $("conversation-list").replaceChildren(...items);
+  }
+
+  // The chat's heading: the open conversation's title (its first request, from GET /v1/conversations).
+  function showHeading() {
+    const title = state.conversation ? state.titles.get(state.conversation) : null;
+    $("chat-heading").textContent = title || (state.conversation ? "New conversation" : "Conversation");
   }
 
   function markCurrent() {
@@ -433,13 +440,13 @@
     state.conversation = created.id;
     sessionStorage.setItem(CONVERSATION_KEY, created.id);
     await refreshConversationList();
-    $("chat-heading").textContent = "New conversation";
     $("message").focus();
   }
 
   async function refreshConversationList() {
     const list = await api("GET", "/v1/conversations");
     renderConversationList([...(list || [])].sort((a, b) => String(b.updated_at).localeCompare(String(a.updated_at))));
+    showHeading();
   }
 
   async function selectConversation(id) {
@@ -447,7 +454,7 @@
     state.conversation = conversation.id;
     sessionStorage.setItem(CONVERSATION_KEY, conversation.id);
     state.pendingConfirmation = pendingConfirmationId(conversation.pending);
-    $("chat-heading").textContent = "Conversation";
+    showHeading();
     const messages = $("messages");
     messages.setAttribute("aria-busy", "true");
     messages.replaceChildren(...(conversation.messages || []).map(renderStoredMessage));
@@ -635,7 +642,6 @@
       const turn = await api("POST", `/v1/conversations/${encodeURIComponent(state.conversation)}/messages`,
         { text: message }, { turn: true });
       showTurn(turn);
-      $("chat-heading").textContent = "Conversation";
     } catch (err) {
       if (state.token) $("messages").append(noteMessage(`Not sent: ${err.message}`));
     } finally {
