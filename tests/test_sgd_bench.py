@@ -464,3 +464,48 @@ def test_a_word_of_the_actions_name_is_not_a_value_unless_it_is_the_value(said: 
     found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
     assert found.steps and found.steps[0].action == "Bank_9.CheckBalance"
     assert found.steps[0].args.get("account_type") == slot
+
+
+@pytest.mark.parametrize("said", [
+    "That one sounds perfect. Can you book a table there?",  # the polite request is its own sentence
+    "that looks good, could you book a table for me?",
+    "Yes, that is the one. I want to book a table now.",  # the request leads its own sentence
+    "Great. Please book a table at that restaurant.",
+])
+def test_after_a_search_a_request_in_a_later_sentence_is_a_request(said: str) -> None:
+    """What the dialogue was doing (a search) goes on only until a sentence of the turn asks for something else."""
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    context = Context(now=sgd.NOW, pending_action="Tables_1.FindPlaces")
+    found = OfflineInterpreter().interpret(said, context, catalog, sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"
+
+
+@pytest.mark.parametrize("said", [
+    "That one sounds perfect. Can you tell me at what time they open?",  # a polite question still asks
+    "Hello. Could you find restaurants in Paris?",
+    "that looks good, can you tell me which restaurants are in Paris?",
+])
+def test_a_polite_question_in_a_later_sentence_stays_a_question(said: str) -> None:
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    context = Context(now=sgd.NOW, pending_action="Tables_1.FindPlaces")
+    found = OfflineInterpreter().interpret(said, context, catalog, sgd.PERSON)
+    assert all(step.action != "Tables_1.BookTable" for step in found.steps)
+
+
+@pytest.mark.parametrize("said", [
+    "I want to know which restaurants there are in Paris.",
+    "Tell me the restaurants in Paris.",
+    "Hello! I'd like to know what restaurants are in Paris",
+    "Hi. Please tell me the restaurants in Paris.",
+])
+def test_a_request_for_information_reads(said: str) -> None:
+    """"tell me ...", "I want to know ..." ask about state: a read, never the write whose words are near."""
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert found.steps and all(step.action == "Tables_1.FindPlaces" for step in found.steps)

@@ -327,12 +327,18 @@ def _read_mood(c: _Clause) -> _Outcome:
     if c.pending is not None:
         at = c.index.entries.index(c.pending)
         c.scores[at] = c.scores.get(at, 0.0)
-    c.question = bool(_QUESTION.match(c.text)) or c.text.rstrip().endswith("?")
-    lead = _lead(c.words)
+    sentences = [s for s in _SENTENCE.split(c.text.strip()) if s]
+    informing = [bool(_ASKS_INFO.match(s)) for s in sentences]  # "I'd like to know ...", "tell me my alarms"
+    # "That one sounds perfect. Can you play it?" asks for it to be played
+    request = _polite_request(sentences[-1]) and not informing[-1]
+    c.question = (bool(_QUESTION.match(c.text)) or c.text.rstrip().endswith("?") or informing[-1]) and not request
+    # "That's the one. I want to listen to it now.": any sentence's request; "tell me ..." only asks
+    leads = [_lead(tokens(s)) for s, info in zip(sentences, informing, strict=True) if not info]
     verbs = [concepts(w.stem) for w in c.words if not w.text[:1].isupper() or w is c.words[0]]
     c.acting = any(v & _WRITE_CONCEPTS for v in verbs)
     c.seeking = any("find" in v for v in verbs) or c.question
-    c.imperative = (lead is not None and bool(concepts(lead.stem) & _WRITE_CONCEPTS)) or (c.acting and not c.seeking)
+    c.imperative = any(lead is not None and concepts(lead.stem) & _WRITE_CONCEPTS for lead in leads) \
+        or (c.acting and not c.seeking)
     c.asking = bool(_WH.match(c.text))
     return None
 
@@ -481,7 +487,8 @@ def _merge(steps: list[ProposedStep], step: ProposedStep, mentions: bool = True)
     return True
 
 
-_ASKS_ME = re.compile(r"(?:tell|say|let|show|remind|send|check)\s+(?:me\s+)?(?:know\s+)?(?:what|which|who|whether|if|"
+_ASKS_ME = re.compile(r"(?:tell|say|let|show|remind|send|check)\s+(?:me\s+)?(?:know\s+)?"
+                      r"(?:(?:at|in|on|for|from|by|to)\s+)?(?:what|which|who|whether|if|"
                       r"when|where|how|about)\b", re.I)
 
 
@@ -504,6 +511,24 @@ def _name_only(text: str, words: list[Any]) -> str:
     if not names or rest:
         return ""
     return text[names[0].start:names[-1].end]
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Za-z])|,\s*(?=(?:(?:can|could|would|will)\s+you|please)\s)", re.I)
+
+
+_ASKS_INFO = re.compile(r"^\s*(?:(?:hi|hello|hey|please|kindly|(?:can|could|would|will)\s+you)[\s,!]+)*"
+                        r"(?:tell me|let me know|i\s+(?:want|would like|'d like|need|wish)\s+to\s+(?:know|find out)|"
+                        r"i\s+wonder|i'?m\s+wondering|i\s+am\s+wondering)\b", re.I)
+
+
+def _polite_request(sentence: str) -> bool:
+    """"can you / could you / please ..." followed by something to do, not by a question ("could you tell me
+    which...?" still asks): a request, wherever its sentence stands in the message."""
+    polite = _POLITE_START.match(sentence)
+    if not polite:
+        return False
+    rest = sentence[polite.end():]
+    return len(rest.split()) >= 2 and not _QUESTION.match(rest) and not _ASKS_ME.match(rest)
 
 
 def _lead(words: list[Any]) -> Any:
