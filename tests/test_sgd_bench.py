@@ -509,3 +509,21 @@ def test_a_request_for_information_reads(said: str) -> None:
     catalog = sgd.build_catalog(SERVICES[:1])
     found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
     assert found.steps and all(step.action == "Tables_1.FindPlaces" for step in found.steps)
+
+
+def test_a_write_whose_object_is_not_chosen_yet_leans_to_the_search() -> None:
+    """"a table at some nice restaurant": nothing chosen to book yet, so the search comes first; a weight
+    of 0 (``write_unchosen``) turns the lean off."""
+    from sayso.interpreter.offline import OfflineInterpreter
+    from sayso.interpreter.offline.weights import DEFAULT
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    said = "I want a table at some nice restaurant"
+    found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    off = OfflineInterpreter(weights=DEFAULT.with_("write_unchosen=0")).interpret(
+        said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Tables_1.FindPlaces"
+    assert off.steps and off.steps[0].action == "Tables_1.BookTable"
+    chosen = OfflineInterpreter().interpret("I want to book a table at Bourbon Steak on friday",
+                                            Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert chosen.steps and chosen.steps[0].action == "Tables_1.BookTable"

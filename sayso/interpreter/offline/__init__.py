@@ -265,6 +265,7 @@ class _Clause:
     seeking: bool = False  # "find", or a question
     imperative: bool = False  # a command to change something
     asking: bool = False  # a wh-question: "what did I send to carol?"
+    indefinite: bool = False  # "some music", "anything fun", "a few hotels": what to act on is not chosen yet
     judged: list[_Judged] = field(default_factory=list)
     best: _Judged | None = None
 
@@ -340,6 +341,7 @@ def _read_mood(c: _Clause) -> _Outcome:
     c.imperative = any(lead is not None and concepts(lead.stem) & _WRITE_CONCEPTS for lead in leads) \
         or (c.acting and not c.seeking)
     c.asking = bool(_WH.match(c.text))
+    c.indefinite = bool(_INDEFINITE.search(c.text))
     return None
 
 
@@ -377,6 +379,8 @@ def _judge(c: _Clause) -> _Outcome:
                 a <= t.start < b for a, b in found.free_text)]) + (w.choice_names_action if i in c.named_by_value
                                                                      else 0.0)
         total = lexical + found.evidence - w.missing * len(found.missing) + _mood_score(c, entry)
+        if entry.action.is_write and found.missing and c.indefinite:
+            total += w.write_unchosen  # "I want to hear some music": nothing chosen yet to act on
         c.judged.append(_Judged(total, entry, found, said))
     c.judged.sort(key=lambda item: -item.total)
     return None
@@ -519,6 +523,10 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Za-z])|,\s*(?=(?:(?:can|could|would|
 _ASKS_INFO = re.compile(r"^\s*(?:(?:hi|hello|hey|please|kindly|(?:can|could|would|will)\s+you)[\s,!]+)*"
                         r"(?:tell me|let me know|i\s+(?:want|would like|'d like|need|wish)\s+to\s+(?:know|find out)|"
                         r"i\s+wonder|i'?m\s+wondering|i\s+am\s+wondering)\b", re.I)
+
+
+_INDEFINITE = re.compile(r"\b(?:some|any|something|anything|somewhere|a few|a couple of|a good|a nice|"
+                         r"an? (?:interesting|good|nice|great|cheap|popular|fun))\b", re.I)
 
 
 def _polite_request(sentence: str) -> bool:
