@@ -200,6 +200,15 @@ def test_each_case_is_read_with_its_previous_intent_pending() -> None:
     assert all(c.now.year == 2019 and c.now.month == 3 and c.now.utcoffset() is not None for c in contexts)
 
 
+def test_the_systems_last_words_are_the_history() -> None:
+    """A turn after "How about Sino?" is read with those words as the assistant's; a first turn has none."""
+    cases = [dict(CASES[0]), dict(CASES[1], prev_system_utterance="How about Sino? It is in San Jose.")]
+    fake = _oracle(cases)
+    sgd.run_cases(fake, SERVICES, cases)
+    histories = [context.history for _, context, _ in fake.seen]
+    assert histories == [[], [{"role": "assistant", "text": "How about Sino? It is in San Jose."}]]
+
+
 # --- from an interpretation to a dialogue state -----------------------------------------------
 
 
