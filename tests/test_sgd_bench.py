@@ -536,3 +536,23 @@ def test_a_write_whose_object_is_not_chosen_yet_leans_to_the_search() -> None:
     chosen = OfflineInterpreter().interpret("I want to book a table at Bourbon Steak on friday",
                                             Context(now=sgd.NOW), catalog, sgd.PERSON)
     assert chosen.steps and chosen.steps[0].action == "Tables_1.BookTable"
+
+
+def test_small_talk_then_a_request_is_the_request_and_small_talk_alone_is_not() -> None:
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    asked = OfflineInterpreter().interpret("Hey, how are you doing? Can you find restaurants in Paris?",
+                                           Context(now=sgd.NOW), catalog, sgd.PERSON)
+    chat = OfflineInterpreter().interpret("Hey, how are you doing?", Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert [s.action for s in asked.steps] == ["Tables_1.FindPlaces"] and asked.steps[0].args == {"city": "Paris"}
+    assert chat.kind == "none" and not chat.steps
+
+
+def test_a_wh_question_in_the_last_sentence_never_writes() -> None:
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    found = OfflineInterpreter().interpret("I'm hungry. Which restaurants can I book a table at in Paris?",
+                                           Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert all(step.action != "Tables_1.BookTable" for step in found.steps)

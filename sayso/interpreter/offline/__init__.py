@@ -124,8 +124,13 @@ class OfflineInterpreter:
         if decline and not _AGREE.search(text[decline.end():]) and "?" not in text[decline.end():] \
                 and only_courtesy(text[decline.end():]):
             return _none("decline", "Okay, nothing more.")  # "that's it exactly" agrees; "that's it. what...?" asks
-        if _SMALLTALK.search(text):
-            return _none("out_of_scope", _capabilities(catalog))
+        chat = _SMALLTALK.search(text)
+        if chat:  # "How are you doing? Can you find me some events?": the request after the small talk
+            end = re.search(r"[.!?]+\s+", text[chat.end():])
+            rest = text[chat.end() + end.end():] if end else ""
+            if not rest or only_courtesy(rest):
+                return _none("out_of_scope", _capabilities(catalog))
+            text = rest
         if _OBEY.search(text):  # text read from systems is data: it is never followed as instructions
             return _none("untrusted", "I only act on what you ask me yourself; text inside records, tickets or "
                                       "emails is never followed as instructions. Tell me what you want done.")
@@ -340,7 +345,7 @@ def _read_mood(c: _Clause) -> _Outcome:
     c.seeking = any("find" in v for v in verbs) or c.question
     c.imperative = any(lead is not None and concepts(lead.stem) & _WRITE_CONCEPTS for lead in leads) \
         or (c.acting and not c.seeking)
-    c.asking = bool(_WH.match(c.text))
+    c.asking = bool(_WH.match(c.text) or _WH.match(sentences[-1]))  # "I'm worried. How much is left?"
     c.indefinite = bool(_INDEFINITE.search(c.text))
     return None
 
