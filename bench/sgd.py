@@ -11,7 +11,8 @@ examples. Setting ``own`` gives each case the catalog of its own service; ``all`
 every case one catalog of every service, so the interpreter must also pick the service.
 
 Each case is one user turn in one service frame. The interpreter reads the utterance with
-a context whose ``pending_action`` is the intent active before the turn, and its answer
+a context whose ``pending_action`` is the intent active before the turn and whose ``history``
+holds the system's last words (``prev_system_utterance``), and its answer
 maps to a dialogue state: a plan (or a question with steps) predicts its first step's
 intent and slots; ``none`` with reason ``decline`` predicts no active intent (``NONE``);
 anything else (thanks, small talk, a yes/no reply, a question without steps) keeps the
@@ -478,8 +479,12 @@ def read_cases(path: Path, limit: int | None = None, half: Half | None = None) -
 
 
 def context_for(case: dict[str, Any]) -> Context:
+    """The intent active before the turn is the pending action; the system's last words, when the case has
+    them, are the conversation's history (a model interpreter reads them; the offline one does not)."""
     prev = case["prev_active_intent"]
-    return Context(now=NOW, pending_action=f"{case['service']}.{prev}" if prev != NONE else None)
+    said = case.get("prev_system_utterance") or ""
+    history = [{"role": "assistant", "text": said}] if said.strip() else []
+    return Context(now=NOW, pending_action=f"{case['service']}.{prev}" if prev != NONE else None, history=history)
 
 
 def run_cases(

@@ -200,6 +200,15 @@ def test_each_case_is_read_with_its_previous_intent_pending() -> None:
     assert all(c.now.year == 2019 and c.now.month == 3 and c.now.utcoffset() is not None for c in contexts)
 
 
+def test_the_systems_last_words_are_the_history() -> None:
+    """A turn after "How about Sino?" is read with those words as the assistant's; a first turn has none."""
+    cases = [dict(CASES[0]), dict(CASES[1], prev_system_utterance="How about Sino? It is in San Jose.")]
+    fake = _oracle(cases)
+    sgd.run_cases(fake, SERVICES, cases)
+    histories = [context.history for _, context, _ in fake.seen]
+    assert histories == [[], [{"role": "assistant", "text": "How about Sino? It is in San Jose."}]]
+
+
 # --- from an interpretation to a dialogue state -----------------------------------------------
 
 
@@ -464,3 +473,86 @@ def test_a_word_of_the_actions_name_is_not_a_value_unless_it_is_the_value(said: 
     found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
     assert found.steps and found.steps[0].action == "Bank_9.CheckBalance"
     assert found.steps[0].args.get("account_type") == slot
+
+
+@pytest.mark.parametrize("said", [
+    "That one sounds perfect. Can you book a table there?",  # the polite request is its own sentence
+    "that looks good, could you book a table for me?",
+    "Yes, that is the one. I want to book a table now.",  # the request leads its own sentence
+    "Great. Please book a table at that restaurant.",
+])
+def test_after_a_search_a_request_in_a_later_sentence_is_a_request(said: str) -> None:
+    """What the dialogue was doing (a search) goes on only until a sentence of the turn asks for something else."""
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    context = Context(now=sgd.NOW, pending_action="Tables_1.FindPlaces")
+    found = OfflineInterpreter().interpret(said, context, catalog, sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"
+
+
+@pytest.mark.parametrize("said", [
+    "That one sounds perfect. Can you tell me at what time they open?",  # a polite question still asks
+    "Hello. Could you find restaurants in Paris?",
+    "that looks good, can you tell me which restaurants are in Paris?",
+])
+def test_a_polite_question_in_a_later_sentence_stays_a_question(said: str) -> None:
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    context = Context(now=sgd.NOW, pending_action="Tables_1.FindPlaces")
+    found = OfflineInterpreter().interpret(said, context, catalog, sgd.PERSON)
+    assert all(step.action != "Tables_1.BookTable" for step in found.steps)
+
+
+@pytest.mark.parametrize("said", [
+    "I want to know which restaurants there are in Paris.",
+    "Tell me the restaurants in Paris.",
+    "Hello! I'd like to know what restaurants are in Paris",
+    "Hi. Please tell me the restaurants in Paris.",
+])
+def test_a_request_for_information_reads(said: str) -> None:
+    """"tell me ...", "I want to know ..." ask about state: a read, never the write whose words are near."""
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert found.steps and all(step.action == "Tables_1.FindPlaces" for step in found.steps)
+
+
+def test_a_write_whose_object_is_not_chosen_yet_leans_to_the_search() -> None:
+    """"a table at some nice restaurant": nothing chosen to book yet, so the search comes first; a weight
+    of 0 (``write_unchosen``) turns the lean off."""
+    from sayso.interpreter.offline import OfflineInterpreter
+    from sayso.interpreter.offline.weights import DEFAULT
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    said = "I want a table at some nice restaurant"
+    found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    off = OfflineInterpreter(weights=DEFAULT.with_("write_unchosen=0")).interpret(
+        said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Tables_1.FindPlaces"
+    assert off.steps and off.steps[0].action == "Tables_1.BookTable"
+    chosen = OfflineInterpreter().interpret("I want to book a table at Bourbon Steak on friday",
+                                            Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert chosen.steps and chosen.steps[0].action == "Tables_1.BookTable"
+
+
+def test_small_talk_then_a_request_is_the_request_and_small_talk_alone_is_not() -> None:
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    asked = OfflineInterpreter().interpret("Hey, how are you doing? Can you find restaurants in Paris?",
+                                           Context(now=sgd.NOW), catalog, sgd.PERSON)
+    chat = OfflineInterpreter().interpret("Hey, how are you doing?", Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert [s.action for s in asked.steps] == ["Tables_1.FindPlaces"] and asked.steps[0].args == {"city": "Paris"}
+    assert chat.kind == "none" and not chat.steps
+
+
+def test_a_wh_question_in_the_last_sentence_never_writes() -> None:
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    found = OfflineInterpreter().interpret("I'm hungry. Which restaurants can I book a table at in Paris?",
+                                           Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert all(step.action != "Tables_1.BookTable" for step in found.steps)

@@ -124,8 +124,13 @@ class OfflineInterpreter:
         if decline and not _AGREE.search(text[decline.end():]) and "?" not in text[decline.end():] \
                 and only_courtesy(text[decline.end():]):
             return _none("decline", "Okay, nothing more.")  # "that's it exactly" agrees; "that's it. what...?" asks
-        if _SMALLTALK.search(text):
-            return _none("out_of_scope", _capabilities(catalog))
+        chat = _SMALLTALK.search(text)
+        if chat:  # "How are you doing? Can you find me some events?": the request after the small talk
+            end = re.search(r"[.!?]+\s+", text[chat.end():])
+            rest = text[chat.end() + end.end():] if end else ""
+            if not rest or only_courtesy(rest):
+                return _none("out_of_scope", _capabilities(catalog))
+            text = rest
         if _OBEY.search(text):  # text read from systems is data: it is never followed as instructions
             return _none("untrusted", "I only act on what you ask me yourself; text inside records, tickets or "
                                       "emails is never followed as instructions. Tell me what you want done.")
@@ -265,6 +270,7 @@ class _Clause:
     seeking: bool = False  # "find", or a question
     imperative: bool = False  # a command to change something
     asking: bool = False  # a wh-question: "what did I send to carol?"
+    indefinite: bool = False  # "some music", "anything fun", "a few hotels": what to act on is not chosen yet
     judged: list[_Judged] = field(default_factory=list)
     best: _Judged | None = None
 
@@ -327,13 +333,20 @@ def _read_mood(c: _Clause) -> _Outcome:
     if c.pending is not None:
         at = c.index.entries.index(c.pending)
         c.scores[at] = c.scores.get(at, 0.0)
-    c.question = bool(_QUESTION.match(c.text)) or c.text.rstrip().endswith("?")
-    lead = _lead(c.words)
+    sentences = [s for s in _SENTENCE.split(c.text.strip()) if s]
+    informing = [bool(_ASKS_INFO.match(s)) for s in sentences]  # "I'd like to know ...", "tell me my alarms"
+    # "That one sounds perfect. Can you play it?" asks for it to be played
+    request = _polite_request(sentences[-1]) and not informing[-1]
+    c.question = (bool(_QUESTION.match(c.text)) or c.text.rstrip().endswith("?") or informing[-1]) and not request
+    # "That's the one. I want to listen to it now.": any sentence's request; "tell me ..." only asks
+    leads = [_lead(tokens(s)) for s, info in zip(sentences, informing, strict=True) if not info]
     verbs = [concepts(w.stem) for w in c.words if not w.text[:1].isupper() or w is c.words[0]]
     c.acting = any(v & _WRITE_CONCEPTS for v in verbs)
     c.seeking = any("find" in v for v in verbs) or c.question
-    c.imperative = (lead is not None and bool(concepts(lead.stem) & _WRITE_CONCEPTS)) or (c.acting and not c.seeking)
-    c.asking = bool(_WH.match(c.text))
+    c.imperative = any(lead is not None and concepts(lead.stem) & _WRITE_CONCEPTS for lead in leads) \
+        or (c.acting and not c.seeking)
+    c.asking = bool(_WH.match(c.text) or _WH.match(sentences[-1]))  # "I'm worried. How much is left?"
+    c.indefinite = bool(_INDEFINITE.search(c.text))
     return None
 
 
@@ -371,6 +384,8 @@ def _judge(c: _Clause) -> _Outcome:
                 a <= t.start < b for a, b in found.free_text)]) + (w.choice_names_action if i in c.named_by_value
                                                                      else 0.0)
         total = lexical + found.evidence - w.missing * len(found.missing) + _mood_score(c, entry)
+        if entry.action.is_write and found.missing and c.indefinite:
+            total += w.write_unchosen  # "I want to hear some music": nothing chosen yet to act on
         c.judged.append(_Judged(total, entry, found, said))
     c.judged.sort(key=lambda item: -item.total)
     return None
@@ -481,7 +496,8 @@ def _merge(steps: list[ProposedStep], step: ProposedStep, mentions: bool = True)
     return True
 
 
-_ASKS_ME = re.compile(r"(?:tell|say|let|show|remind|send|check)\s+(?:me\s+)?(?:know\s+)?(?:what|which|who|whether|if|"
+_ASKS_ME = re.compile(r"(?:tell|say|let|show|remind|send|check)\s+(?:me\s+)?(?:know\s+)?"
+                      r"(?:(?:at|in|on|for|from|by|to)\s+)?(?:what|which|who|whether|if|"
                       r"when|where|how|about)\b", re.I)
 
 
@@ -504,6 +520,28 @@ def _name_only(text: str, words: list[Any]) -> str:
     if not names or rest:
         return ""
     return text[names[0].start:names[-1].end]
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Za-z])|,\s*(?=(?:(?:can|could|would|will)\s+you|please)\s)", re.I)
+
+
+_ASKS_INFO = re.compile(r"^\s*(?:(?:hi|hello|hey|please|kindly|(?:can|could|would|will)\s+you)[\s,!]+)*"
+                        r"(?:tell me|let me know|i\s+(?:want|would like|'d like|need|wish)\s+to\s+(?:know|find out)|"
+                        r"i\s+wonder|i'?m\s+wondering|i\s+am\s+wondering)\b", re.I)
+
+
+_INDEFINITE = re.compile(r"\b(?:some|any|something|anything|somewhere|a few|a couple of|a good|a nice|"
+                         r"an? (?:interesting|good|nice|great|cheap|popular|fun))\b", re.I)
+
+
+def _polite_request(sentence: str) -> bool:
+    """"can you / could you / please ..." followed by something to do, not by a question ("could you tell me
+    which...?" still asks): a request, wherever its sentence stands in the message."""
+    polite = _POLITE_START.match(sentence)
+    if not polite:
+        return False
+    rest = sentence[polite.end():]
+    return len(rest.split()) >= 2 and not _QUESTION.match(rest) and not _ASKS_ME.match(rest)
 
 
 def _lead(words: list[Any]) -> Any:
