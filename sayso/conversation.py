@@ -219,6 +219,8 @@ class Chat:
             result = self.pipeline.turn(user, conversation, {"text": text}, body, turn_id=turn_id)
         if result.status is TurnStatus.ERROR and result.reply:  # the code and the message stay in `error`
             result.reply = replies.error_reply(result.reply)
+            if (result.error or {}).get("code") in ("unknown_record", "unknown_user"):  # a name near nothing:
+                result.reply += " Nothing was changed."  # grounding comes before any step runs
         return result
 
     def settle(self, user: str, confirmation: str, approve: bool) -> TurnResult:

@@ -80,6 +80,18 @@ def test_a_name_near_nothing_is_said_plainly_and_nothing_changes(sqlite_root: Pa
     assert rows(sqlite_root, "crm", "SELECT id, stage, owner FROM deals ORDER BY id") == before
 
 
+@pytest.mark.parametrize(("said", "reply"), [
+    ("close the Zebra deal", "I could not do that: no deal matches 'Zebra deal'. Nothing was changed."),
+    ("ping zoe that the demo is ready", "I could not do that: no person matches 'zoe'. Nothing was changed."),
+])
+def test_in_a_chat_a_name_near_nothing_says_nothing_was_changed(sqlite_root: Path, said: str, reply: str) -> None:
+    before = rows(sqlite_root, "crm", "SELECT id, stage FROM deals ORDER BY id")
+    result = chat_as(sqlite_root, "alice").say("alice", said)
+    assert (result.status.value, result.reply, result.options) == ("error", reply, None)
+    assert rows(sqlite_root, "crm", "SELECT id, stage FROM deals ORDER BY id") == before
+    assert rows(sqlite_root, "chat", "SELECT count(*) FROM messages") == [(0,)]
+
+
 @pytest.mark.parametrize("answer", ["1", "Brightwater Expansion"])
 def test_answering_with_a_number_or_a_name_fills_the_record_and_goes_on(sqlite_root: Path, answer: str) -> None:
     chat = chat_as(sqlite_root, "alice")
