@@ -72,6 +72,7 @@ class Pending(BaseModel):
     options: list[Option] = Field(default_factory=list)
     text: str = ""  # what the person asked, for the audit and for context
     original: str = ""  # what they first asked, when a correction amended it since
+    about: str | None = None  # the one name of a list the question is about ("Tom Becker" of the attendees)
 
 
 class ConversationState(BaseModel):
@@ -218,6 +219,8 @@ class Chat:
             result = self.pipeline.turn(user, conversation, {"text": text}, body, turn_id=turn_id)
         if result.status is TurnStatus.ERROR and result.reply:  # the code and the message stay in `error`
             result.reply = replies.error_reply(result.reply)
+            if (result.error or {}).get("code") in ("unknown_record", "unknown_user"):  # a name near nothing:
+                result.reply += " Nothing was changed."  # grounding comes before any step runs
         return result
 
     def settle(self, user: str, confirmation: str, approve: bool) -> TurnResult:
@@ -540,6 +543,9 @@ class Chat:
                 value = found.steps[0].args[pending.param]
                 for key, extra in found.steps[0].args.items():  # more values said in the same answer
                     target["args"].setdefault(key, extra)
+            before = target["args"].get(pending.param)
+            if isinstance(before, list) and pending.about in before and not isinstance(value, list):
+                value = [value if v == pending.about else v for v in before]  # only the name asked about
             target["args"][pending.param] = value
         return self._run(turn, state, steps, pending.text)
 
@@ -660,7 +666,7 @@ class Chat:
             state.focus = (state.focus + [r for r in offered if r.ref() not in seen])[:_FOCUS_SIZE]  # one, last
             state.pending = Pending(kind="clarification", mode="record", param=result.question.get("param"),
                                     step=int(result.question.get("step", 0)), steps=steps,
-                                    options=result.options or [], text=text)
+                                    options=result.options or [], text=text, about=result.question.get("about"))
         else:
             state.pending = None
         if result.status is TurnStatus.ANSWERED and result.steps:

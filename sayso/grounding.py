@@ -7,7 +7,9 @@ name has that word), then in the systems holding that record type (exact id or
 name, word prefixes, close spellings). ``x-person`` is a person of the
 directory, or a relation of a record ("the account owner of the Orchid deal",
 "its owner"); ``x-recipient`` is a ``#channel`` or a person. One match is used;
-several plausible matches become a question listing them; none is an error.
+several plausible matches become a question listing them. No match is a question offering the nearest
+readable records or people (``NEAREST``, at most ``OFFERED``); with nothing near it is an error. An unknown
+recipient of an email is asked for by address; a customer contact where only people fit, asked who instead.
 ``find`` is the pipeline's search for one person (``sayso.visibility``): it
 returns only records they may read, so a hidden record is not found, in the
 same words as a missing one. Grounding never filters by what the person may
@@ -57,6 +59,7 @@ class Clarification:
     param: str
     question: str
     options: list[Option]
+    about: str | None = None  # the one name of a list asked about: an answer replaces it alone
 
 
 @dataclass
@@ -96,7 +99,13 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
             continue
         if not candidates:
             kinds = " or ".join(str(types).lower().split("|"))
-            raise UnknownRecord(f"no {kinds} matches {value!r}")
+            near = _nearest_records(find, str(types), str(value))
+            if not near:
+                raise UnknownRecord(f"no {kinds} matches {value!r}")
+            out.question = Clarification(
+                param, f"I could not find a {_kinds(str(types))} called {value!r}. Did you mean one of these?",
+                [Option(label=_label(r), value=r.id) for r in near])
+            return out
         out.question = Clarification(
             param,
             f"Which one do you mean by {value!r}?",
@@ -123,12 +132,12 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
                 resolved.append(_bound(related, bind))
                 continue
             if mode == "or-email" and not directory.find(text):
-                contact = _contact_email(find, text, param, out)  # "email Priya Shah": a CRM contact
+                contact = _contact_email(find, directory, text, param, out)  # "email Priya Shah": a CRM contact
                 if contact is None:
                     return out
                 resolved.append(contact)
                 continue
-            person = _person(directory, text, param, out)
+            person = _person(directory, text, param, out, find)
             if person is None:
                 return out
             people.append(person)
@@ -146,12 +155,18 @@ def ground(action: Action, args: dict[str, Any], *, directory: Directory, find: 
             out.channels[param] = text.lower()
             out.args[param] = text.lower()
             continue
-        person = _related_person(text, directory, find, focus) or _person(directory, text, param, out)
+        person = _related_person(text, directory, find, focus) or _person(directory, text, param, out, find)
         if person is None:
             return out
         out.people[param] = [person]
         out.args[param] = _bound(person, str(binds.get(param, "id")))
     return out
+
+
+def _kinds(types: str) -> str:
+    """"deal, account or contact": the kinds of record a parameter may name, as a person says them."""
+    kinds = types.lower().split("|")
+    return kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
 
 
 def _bound(person: Person, attribute: str) -> str:
@@ -168,7 +183,8 @@ def check_names(action: Action, args: dict[str, Any], *, directory: Directory, f
     else ("close the Zebra deal" should not first ask "won or lost?")."""
     for param, types in action.marked("x-record").items():
         value = args.get(param)
-        if isinstance(value, str) and not value.startswith("@") and not _candidates(find, str(types), value):
+        if (isinstance(value, str) and not value.startswith("@") and not _candidates(find, str(types), value)
+                and not _nearest_records(find, str(types), value)):
             raise UnknownRecord(f"no {' or '.join(str(types).lower().split('|'))} matches {value!r}")
     people = {**action.marked("x-person"), **action.marked("x-recipient")}
     for param, mode in people.items():
@@ -176,7 +192,8 @@ def check_names(action: Action, args: dict[str, Any], *, directory: Directory, f
         for value in values if isinstance(values, list) else [values]:
             if not isinstance(value, str) or value.startswith(("@", "#")) or _RELATION.match(value) or "@" in value:
                 continue
-            if not directory.find(value) and mode != "or-email":
+            if (not directory.find(value) and mode != "or-email" and not _nearest_people(directory, value)
+                    and len(_candidates(find, "Contact", value)) != 1):
                 raise UnknownUser(f"no person matches {value!r}")
 
 
@@ -249,12 +266,18 @@ def _linked(shown: list[Record], wanted: list[str]) -> list[Record]:
     return out
 
 
-def _contact_email(find: RecordFinder, text: str, param: str, out: Grounded) -> str | None:
+def _contact_email(find: RecordFinder, directory: Directory, text: str, param: str, out: Grounded) -> str | None:
     found = [r for r in _candidates(find, "Contact", text) if r.attrs.get("email")]
     if len(found) == 1:
         return str(found[0].attrs["email"])
-    if not found:
-        raise UnknownUser(f"no person or contact matches {text!r}")
+    if not found:  # a customer contact sayso does not know: their address is asked for, never guessed
+        near = _nearest_people(directory, text)
+        out.question = Clarification(
+            param, f"I could not find a person or contact called {text!r}. " + (
+                "Did you mean one of these, or what is their email address?" if near
+                else "What is their email address?"),
+            [Option(label=f"{p.name} ({p.role})", value=p.id) for p in near], about=text)
+        return None
     out.question = Clarification(param, f"Which contact do you mean by {text!r}?",
                                  [Option(label=_label(r), value=str(r.attrs["email"])) for r in found])
     return None
@@ -285,12 +308,25 @@ def _related_person(text: str, directory: Directory, find: RecordFinder, focus: 
     return directory.get(value)
 
 
-def _person(directory: Directory, text: str, param: str, out: Grounded) -> Person | None:
+def _person(directory: Directory, text: str, param: str, out: Grounded,
+            find: RecordFinder | None = None) -> Person | None:
     found = directory.find(text)
     if len(found) == 1:
         return found[0]
     if not found:
-        raise UnknownUser(f"no person matches {text!r}")
+        near = _nearest_people(directory, text)
+        contacts = [] if near or find is None else _candidates(find, "Contact", text)
+        if len(contacts) == 1:  # "a meeting with Tom Becker", a customer contact: said, and asked who instead
+            out.question = Clarification(
+                param, f"{_label(contacts[0])} is a contact, not a person in the directory, so they cannot be "
+                       f"the {param.replace('_', ' ')} here; nothing was changed. Who should it be instead?", [],
+                about=text)
+            return None
+        if not near:
+            raise UnknownUser(f"no person matches {text!r}")
+        out.question = Clarification(param, f"I could not find a person called {text!r}. Did you mean one of these?",
+                                     [Option(label=f"{p.name} ({p.role})", value=p.id) for p in near], about=text)
+        return None
     out.question = Clarification(
         param, f"Which person do you mean by {text!r}?", [Option(label=f"{p.name} ({p.role})", value=p.id)
                                                         for p in found]
@@ -322,10 +358,51 @@ def _misspelt(find: RecordFinder, kinds: list[str], text: str) -> list[Record]:
     letters and its first letter, scored word against word; the best alone when no other comes near, else
     all that come near (a question). Ids are exact ("SUP-99" is no typo of SUP-17). Only what ``find``
     returns (records the person may read) is ever considered."""
+    scored = [(score, r) for score, r in _scored(find, kinds, text) if score >= TYPO]
+    if not scored:
+        return []
+    return [r for score, r in scored if score >= scored[0][0] - _NEAR]
+
+
+NEAREST = 60.0
+"""How close a name must come to be offered when nothing matches it ("Did you mean …?"); below, nothing is."""
+OFFERED = 3  # at most this many nearest records or people are offered
+
+
+def _nearest_records(find: RecordFinder, types: str, text: str) -> list[Record]:
+    """The readable records nearest a name that matches none, best first and bounded (options of a question,
+    never a pick). ``find`` is the person's: a record they may not read is never offered, so a hidden
+    record reads exactly like a missing one."""
+    kinds = types.split("|")
+    named = [t for t in kinds if re.search(rf"\b{t.lower()}s?\b", text.lower())]
+    return [r for score, r in _scored(find, named if len(named) == 1 else kinds, text) if score >= NEAREST][:OFFERED]
+
+
+def _nearest_people(directory: Directory, text: str) -> list[Person]:
+    """The people of the directory nearest a name that matches none ("Tom Beker" for Tom Becker), bounded."""
+    needle = text.strip().lstrip("@").lower()
+    words = _WORDS.findall(needle)
+    if not words or "@" in needle:
+        return []
+    scored: list[tuple[float, Person]] = []
+    for person in directory:
+        names = [n.lower() for n in _WORDS.findall(f"{person.name} {person.id}")]
+        score = min(max((fuzz.ratio(w, n) for n in names), default=0.0) for w in words) if names else 0.0
+        if score >= NEAREST:
+            scored.append((score, person))
+    scored.sort(key=lambda x: -x[0])
+    return [p for _, p in scored[:OFFERED]]
+
+
+def _scored(find: RecordFinder, kinds: list[str], text: str) -> list[tuple[float, Record]]:
+    """Readable records of ``kinds`` sharing a first letter with a word of ``text``, each scored by its
+    worst-matched word (0-100), best first. Ids are never scored: "SUP-99" is near no record."""
     if re.search(r"\d", text):
         return []
     words = [w.lower() for w in _WORDS.findall(text) if w.lower().rstrip("s") not in {k.lower() for k in kinds}
              and w.lower() not in ("the", "and", "for", "one")]
+    if not words:
+        return []
     pool: list[Record] = []
     for record_type in kinds:
         for probe in {piece for word in words for piece in (word[:3], word[:1])}:  # a slip may spoil three
@@ -333,14 +410,10 @@ def _misspelt(find: RecordFinder, kinds: list[str], text: str) -> list[Record]:
     scored: list[tuple[float, Record]] = []
     for record in _unique(pool):
         names = [n.lower() for n in _WORDS.findall(f"{record.title} {record.id}")]
-        score = min(max((fuzz.ratio(w, n) for n in names), default=0.0) for w in words) if words and names else 0.0
-        if score >= TYPO:
-            scored.append((score, record))
+        if names:
+            scored.append((min(max(fuzz.ratio(w, n) for n in names) for w in words), record))
     scored.sort(key=lambda x: -x[0])
-    if not scored:
-        return []
-    near = [r for score, r in scored if score >= scored[0][0] - _NEAR]
-    return near
+    return scored
 
 
 def _unique(records: list[Record]) -> list[Record]:

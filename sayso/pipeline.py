@@ -534,7 +534,8 @@ class Pipeline:
         self.close(turn, events)
         return TurnResult(status=TurnStatus.NEEDS_CLARIFICATION, reply=question.question + " " + "; ".join(
             o.label for o in question.options), options=question.options,
-            question={"param": question.param, "step": step.index},
+            question={"param": question.param, "step": step.index,
+                      **({"about": question.about} if question.about else {})},
             steps=[StepResult(action=step.action.name, args=step.args, risk=step.tier.value,
                               status=StepStatus.PENDING)])
 
