@@ -133,6 +133,13 @@ def settle(found: Interpretation, text: str, *, interpreter: Interpreter, contex
             and _CONDITION.search(text) and not is_question(text, catalog)):
         return _conditional(found, text, interpreter=interpreter, context=context, catalog=catalog,
                             person=person, look=look)
+    then = _SO.search(text)
+    if then is not None and text[then.end():].strip() and found.kind == "plan" and is_question(text, catalog):
+        # "can you check if X? If so, Y": X is answered by reads; Y is never done on that answer's strength
+        # (what to do under the condition is left to the person, who now knows whether it holds).
+        said = "I only answered the question and changed nothing; if the answer calls for it, ask me to " \
+               f"{text[then.end():].strip().rstrip('.!?')}."
+        found = found.model_copy(update={"notice": f"{found.notice}\n{said}" if found.notice else said})
     return spread(expand(found, text, interpreter=interpreter, context=context, catalog=catalog, person=person,
                          look=look), text, catalog, context.directory)
 

@@ -167,17 +167,20 @@ def test_generated_questions_of_sayso_never_write() -> None:
     "Is D-101 in proposal? If so, please move it to negotiation.",
     "can you see if Brightwater has any overdue tasks and if so remind me to chase them tomorrow",
 ])
-def test_check_then_if_so_is_a_condition_not_a_question(text: str) -> None:
-    assert not is_question(text, demo)
+def test_check_then_if_so_asks_and_never_writes(text: str) -> None:
+    # Asked to check first, sayso answers and leaves the follow-up to the person (on WorkBench, running the
+    # follow-up on the check's strength made unwanted changes on 7% of tasks: see bench/README.md); a follow-up
+    # said as a request of its own ("... If so, please move it") is a condition, evaluated by the chat.
     found = interpret(text, "alice")
-    assert not writes(found)  # never run on a guess: declined as a condition, or the reads it depends on
+    assert not writes(found)
     assert found.kind == "plan" or found.reason == "condition"
 
 
-def test_a_check_then_if_so_is_settled_as_a_condition_in_the_chat(sqlite_root: Path) -> None:
+def test_a_check_then_if_so_answers_and_says_the_follow_up_was_not_done(sqlite_root: Path) -> None:
     said = Chat(pipeline_for(sqlite_root, "alice")).say(
         "alice", "could you check if D-101 is in proposal? If so, move it to negotiation")
-    assert said.status.value != "executed" and "if 'D-101 is in proposal'" in said.reply
+    assert said.status.value != "executed" and "changed nothing" in said.reply
+    assert "ask me to move it to negotiation" in said.reply
     with sqlite3.connect(sqlite_root / "systems" / "crm.db") as db:
         assert db.execute("select stage from deals where id = 'D-101'").fetchall() == [("proposal",)]
 

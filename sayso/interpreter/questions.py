@@ -94,9 +94,6 @@ def is_question(text: str, catalog: Catalog | None = None) -> bool:
     sentence that starts with a verb ("find me a cab there?") or what to do under a condition ("X? If so,
     Y") is a request. Quoted text is someone else's."""
     own = _mended(_QUOTED.sub(" ", text).strip())
-    then = CONSEQUENT.search(own)
-    if then is not None and own[then.end():].strip() and not is_question(own[then.end():], catalog):
-        return False  # "can you check if X? If so, Y": a request under a condition
     asks = False
     for sentence in (s for s in _SENTENCES.split(own) if s.strip()):
         if _POLITE.search(sentence) or _WANT.match(sentence):
