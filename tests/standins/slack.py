@@ -276,14 +276,9 @@ class SlackStandIn(StandInServer):
 
     def _chat_update(self, fields: dict[str, Any]) -> dict[str, Any]:
         channel, ts = str(fields.get("channel", "")), str(fields.get("ts", ""))
-        problem = self._known(channel)
-        if problem:
-            return problem
-        found = next((m for m in self.messages[channel] if m["ts"] == ts), None)
-        if found is None:
-            return {"ok": False, "error": "message_not_found"}
-        if found.get("bot_id") != BOT_ID:
-            return {"ok": False, "error": "cant_update_message"}
+        found = self._own_message(channel, ts, "cant_update_message")
+        if "ok" in found:
+            return found
         if "text" in fields:
             found["text"] = str(fields["text"])
         if fields.get("blocks"):
@@ -312,7 +307,7 @@ class SlackStandIn(StandInServer):
         problem = self._known(channel)
         if problem:
             return problem
-        thread = [m for m in self.messages[channel] if ts in (m["ts"], m.get("thread_ts"))]
+        thread = self._in_thread(channel, ts)
         if not thread:
             return {"ok": False, "error": "thread_not_found"}
         return {"ok": True, "messages": thread, "has_more": False}
@@ -320,10 +315,14 @@ class SlackStandIn(StandInServer):
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """A thread's messages, its first one included, oldest first."""
         with self._lock:
-            return [dict(m) for m in self.messages.get(channel, []) if ts in (m["ts"], m.get("thread_ts"))]
+            return [dict(m) for m in self._in_thread(channel, ts)]
 
-    def _chat_delete(self, fields: dict[str, Any]) -> dict[str, Any]:
-        channel, ts = str(fields.get("channel", "")), str(fields.get("ts", ""))
+    def _in_thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages.get(channel, []) if ts in (m["ts"], m.get("thread_ts"))]
+
+    def _own_message(self, channel: str, ts: str, refused: str) -> dict[str, Any]:
+        """The app's own message ``ts`` in ``channel``, or Slack's error for it (a dict with ``ok``: false):
+        unknown channel, ``message_not_found``, or ``refused`` for someone else's message."""
         problem = self._known(channel)
         if problem:
             return problem
@@ -331,7 +330,14 @@ class SlackStandIn(StandInServer):
         if found is None:
             return {"ok": False, "error": "message_not_found"}
         if found.get("bot_id") != BOT_ID:
-            return {"ok": False, "error": "cant_delete_message"}
+            return {"ok": False, "error": refused}
+        return found
+
+    def _chat_delete(self, fields: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(fields.get("channel", "")), str(fields.get("ts", ""))
+        found = self._own_message(channel, ts, "cant_delete_message")
+        if "ok" in found:
+            return found
         self.messages[channel].remove(found)
         return {"ok": True, "channel": channel, "ts": ts}
 
