@@ -408,7 +408,7 @@ class Chat:
                                        **({"words": words} if words != text else {})))
         turn.confirm_from = self._confirm_from(found)
         result = self._outcome(turn, state, text, found)
-        actions = {a.name: a for a in self.ws.catalog}
+        actions = self.ws.catalog
         if found.notice:  # an interpreter's note ("... (crm.update_deal not run)") in words too
             result.reply = f"{replies.without_action_names(found.notice, actions)}\n{result.reply}"
         if result.status is TurnStatus.NEEDS_CLARIFICATION:  # options an interpreter named by action

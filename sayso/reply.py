@@ -5,6 +5,7 @@ connector errors stay in the structured fields (``--json``, the API), never in w
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from .catalog import Action
@@ -78,10 +79,11 @@ def _name(record_id: str, title: str) -> str:
     return record_id if title in ("", record_id) else f"{record_id} {title}"
 
 
-def without_action_names(text: str, actions: dict[str, Action]) -> str:
+def without_action_names(text: str, actions: Iterable[Action]) -> str:
     """An interpreter's question in words: "crm.log_note: Log a note ..." reads "Log a note ..."."""
-    for name, action in actions.items():
-        text = text.replace(f"{name}: ", "").replace(name, label(action).lower())
+    for action in actions:
+        if action.name in text:
+            text = text.replace(f"{action.name}: ", "").replace(action.name, label(action).lower())
     return text
 
 
