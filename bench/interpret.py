@@ -41,9 +41,9 @@ from pydantic import ConfigDict, Field, create_model
 
 import sayso
 from sayso.catalog import Action, Catalog, ResourceSpec, RiskRule, Tier
-from sayso.clock import parse_time
 from sayso.demo.catalog import catalog as demo_catalog
 from sayso.directory import Directory, Person
+from sayso.evaluation import user_turns
 from sayso.interpreter import Context, Interpretation
 from sayso.interpreter.offline import OfflineInterpreter
 from sayso.interpreter.offline.ranking import CatalogIndex
@@ -277,16 +277,8 @@ class Turn:
 def demo_turns(path: Path = TURNS_FILE) -> list[Turn]:
     """Every user turn of the demo conversations, each with the context a conversation's first turn gets."""
     directory = Directory.load(DIRECTORY_FILE)
-    turns = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        case = json.loads(line)
-        person = directory.get(case["user"])
-        now = parse_time(case.get("now", "2026-11-25T09:00"), person.timezone)
-        for turn in case["turns"]:
-            turns.append(Turn(turn["say"], person, Context(now=now, directory=directory)))
-    return turns
+    return [Turn(turn.say, person, Context(now=now, directory=directory))
+            for _, turn, person, now in user_turns(path, directory)]
 
 
 # --- measuring ----------------------------------------------------------------------------------

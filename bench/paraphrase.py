@@ -35,10 +35,9 @@ from typing import Any
 
 import sayso
 from sayso.catalog import Catalog
-from sayso.clock import parse_time
 from sayso.demo.catalog import catalog as demo_catalog
 from sayso.directory import Directory, Person
-from sayso.evaluation import half_of
+from sayso.evaluation import user_turns
 from sayso.interpreter import Context, Interpretation, Interpreter
 from sayso.interpreter.values import find_values
 
@@ -130,19 +129,8 @@ RULES: dict[str, Callable[[str, Context], str | None]] = {
 def load_turns(path: Path = CASES, half: str = "test") -> list[Turn]:
     """The user turns of the conversations of ``half`` ("all" for every one), each read as a first turn."""
     directory = Directory.load(DIRECTORY_FILE)
-    turns = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        case = json.loads(line)
-        if half != "all" and half_of(case["id"]) != half:
-            continue
-        person = directory.get(case["user"])
-        now = parse_time(case.get("now", "2026-11-25T09:00"), person.timezone)
-        for turn in case["turns"]:
-            if len(turn["say"].split()) >= 3:
-                turns.append(Turn(case["id"], turn["say"], person, Context(now=now, directory=directory)))
-    return turns
+    return [Turn(case.id, turn.say, person, Context(now=now, directory=directory))
+            for case, turn, person, now in user_turns(path, directory, half=half) if len(turn.say.split()) >= 3]
 
 
 def signature(found: Interpretation, catalog: Catalog) -> tuple[Any, ...]:

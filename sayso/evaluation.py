@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .clock import Clock, parse_time
 from .conversation import Chat
+from .directory import Directory, Person
 from .errors import InvalidArguments
 from .interpreter import Interpreter
 from .pipeline import Pipeline
 from .turn import TurnResult
 from .workspace import Workspace
 
-__all__ = ["Case", "Expect", "Report", "load_cases", "run_cases"]
+__all__ = ["Case", "Expect", "Report", "load_cases", "run_cases", "user_turns"]
 
 DEFAULT_NOW = "2026-11-25T09:00"
 
@@ -115,6 +116,18 @@ def load_cases(path: Path) -> list[Case]:
     if duplicates:
         raise InvalidArguments(f"{path}: duplicate case ids: {', '.join(duplicates)}")
     return cases
+
+
+def user_turns(path: Path, directory: Directory, *,
+               half: str = "all") -> Iterator[tuple[Case, CaseTurn, Person, datetime]]:
+    """Each user turn of a case file (of one ``half``, or "all"), with its speaker and the conversation's pinned
+    time: what a benchmark needs to read every turn as a conversation's first."""
+    for case in load_cases(path):
+        if half != "all" and half_of(case.id) != half:
+            continue
+        for turn in case.turns:
+            person = directory.get(turn.as_ or case.user)
+            yield case, turn, person, parse_time(case.now or DEFAULT_NOW, person.timezone)
 
 
 def run_cases(cases: Iterable[Case], *, interpreter: Interpreter | None = None,
