@@ -62,6 +62,7 @@ _SHORTHAND_RE = re.compile(r"\b(?:" + "|".join(re.escape(k) for k in sorted(_SHO
                            + r")\b", re.I)
 _POINTS = re.compile(r"\b(?:first|second|third|last|other|it|that one|this one|them)\b", re.I)
 _OPENER = re.compile(r"^(?:(?:and|also|so|ok|okay|alright|right|now|then|great|cool)\b[\s,]*)+", re.I)
+_NAMES_IT = re.compile(r"(?:call|name|title)\s+it\b", re.I)
 _FOLLOW = re.compile(r"^(?:and|what about|how about|same for|and for)\b", re.I)
 _OBEY = re.compile(r"\b(?:do|follow|execute|carry out|run|obey|apply)\s+(?:what(?:ever)?|the (?:instructions?|steps?|"
                    r"requests?|orders?))\b(?:.{0,40}?\b(?:says?|said|asks?|wants?|tells?|instructs?|in|from)\b|\s*$)",
@@ -174,8 +175,8 @@ class OfflineInterpreter:
         for match in _SPLIT.finditer(text):
             rest = text[match.end():]
             head = tokens(rest)[:2]
-            if not head or not _starts_action(head[0].lower, index):
-                continue
+            if not head or not _starts_action(head[0].lower, index) or _NAMES_IT.match(rest):
+                continue  # "... and call it 'Sync up'" names what the clause makes
             piece = text[last:match.start()].strip()
             if piece and self._has_action_words(piece, index):
                 parts.append(piece)
@@ -459,8 +460,13 @@ def _decide(c: _Clause) -> _Outcome:
                               question="Which do you mean? " + " / ".join(o.label for o in options))
     if best.found.missing:
         param = best.found.missing[0]
+        question = _ask_for(best.entry, param)
+        unworkable = best.found.mentions.get(param.name)
+        if unworkable and param.kind in ("datetime", "time"):  # "at the earliest time I'm free": a time to look up
+            question = (f"I can't work out \"{unworkable}\" myself. What time exactly? "
+                        f"({param.name.replace('_', ' ')})")
         return Interpretation(kind="question", steps=[step], param=param.name,
-                              question=_ask_for(best.entry, param), options=_options_for(param))
+                              question=question, options=_options_for(param))
     return step
 
 

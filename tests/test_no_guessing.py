@@ -1,0 +1,133 @@
+"""Never act on a guess, over many generated phrasings: a value the interpreter cannot determine is asked for.
+
+- A time only calendars could give ("at the earliest time I'm free tomorrow", "after my last meeting") is
+  asked for; it never becomes a default hour.
+- A quoted name after "called", "named", "titled" is a new record's name whole, not its first word.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sayso
+from sayso import Workspace
+from sayso.catalog import Catalog
+from sayso.clock import parse_time
+from sayso.demo.catalog import catalog as demo
+from sayso.directory import Directory
+from sayso.interpreter import Context, Interpretation
+from sayso.interpreter.offline import OfflineInterpreter
+
+DIRECTORY = Directory.load(Path(sayso.__file__).resolve().parent / "demo" / "files" / "directory.yaml")
+ALICE = DIRECTORY.get("alice")
+CONTEXT = Context(now=parse_time("2026-11-25T09:00", ALICE.timezone), directory=DIRECTORY)
+INTERPRETER = OfflineInterpreter()
+
+
+def _interpret(text: str, catalog: Catalog = demo) -> Interpretation:
+    return INTERPRETER.interpret(text, CONTEXT, catalog, ALICE)
+
+
+# --- times to work out --------------------------------------------------------------------------------------------
+
+OPENERS = ["schedule a meeting with bob", "set up a 30 minute call with devi", "book a meeting with carol",
+           "can you put a meeting with bob in my calendar", "please schedule time with devi"]
+COMPUTED = ["at the earliest time I'm free", "at the first available slot", "in my next free slot",
+            "whenever she's free", "when we're both free", "after my last meeting", "right after my standup",
+            "before my first meeting", "as soon as possible", "sometime", "at a convenient time",
+            "at the earliest time that I am available"]
+DAYS = ["tomorrow", "on Friday", "next Monday", ""]
+TIMES = [(f"{opener} {computed} {day}".strip(), computed)
+         for opener, computed, day in itertools.product(OPENERS, COMPUTED, DAYS)]
+
+
+def test_enough_time_phrasings_are_generated() -> None:
+    assert len(TIMES) >= 200 and len({text for text, _ in TIMES}) == len(TIMES)
+
+
+@pytest.mark.parametrize(("text", "computed"), TIMES)
+def test_a_time_to_work_out_is_asked_for_never_defaulted(text: str, computed: str) -> None:
+    found = _interpret(text)
+    assert found.kind == "question", (text, found)
+    assert found.param == "start" and found.steps and "start" not in found.steps[0].args, (text, found)
+    assert found.steps[0].action == "calendar.schedule_meeting"
+    assert computed.split()[-1] in (found.question or ""), found.question  # the words it cannot work out
+
+
+@pytest.mark.parametrize("text", [f"{opener} {day} at 3pm" for opener in OPENERS
+                                  for day in ("tomorrow", "on Friday", "next Monday")])
+def test_a_time_said_is_still_taken(text: str) -> None:
+    found = _interpret(text)
+    start = next((s.args.get("start") for s in found.steps), None)
+    assert start is not None and "T15:00" in start, (text, found)
+
+
+@pytest.mark.parametrize("said", ["call bob after my last meeting", "book the room as soon as possible"])
+@pytest.mark.parametrize("form", ["remind me tomorrow at 5pm: {}", "remind me tomorrow at 5pm to '{}'",
+                                  'remind me tomorrow at 5pm saying "{}"'])
+def test_a_time_to_work_out_inside_the_persons_text_is_only_text(form: str, said: str) -> None:
+    found = _interpret(form.format(said))
+    assert found.kind == "plan", found
+    assert found.steps[0].args == {"at": "2026-11-26T17:00:00-05:00", "text": said}
+
+
+# --- quoted names ---------------------------------------------------------------------------------------------------
+
+EVENTS = """\
+actions:
+  - name: events.plan
+    description: Plan an event (a party, an offsite, a launch) on a day.
+    examples:
+      - "plan an event called launch party on Friday"
+    kind: write
+    connector: tickets
+    operation: create
+    risk: low
+    params:
+      name: {type: string, required: true, description: "The event's name"}
+      day: {type: date, required: true, description: "The day it takes place"}
+"""
+
+
+@pytest.fixture(scope="module")
+def events_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    root = Workspace.init(tmp_path_factory.mktemp("events") / "ws", demo=True, reference=date(2026, 11, 25))
+    (root / "actions" / "events.yaml").write_text(EVENTS)
+    ws = Workspace.load(root)
+    try:
+        return ws.catalog
+    finally:
+        ws.close()
+
+
+NAMES = ["Catch up on overdue tasks", "Review of the budget", "Q4 planning with the team", "Sync up",
+         "Launch party at the office"]
+QUOTES = {"single": "'{}'", "double": '"{}"', "curly": "“{}”"}
+
+
+def _name_cases() -> list[tuple[str, str]]:
+    cases = []
+    for n, (cue, style, where) in enumerate(itertools.product(
+            ("called", "named", "titled", "and call it"), QUOTES, ("before the day", "after the day"))):
+        name = NAMES[n % len(NAMES)]
+        quoted = f"{cue} {QUOTES[style].format(name)}"
+        text = f"plan an event {quoted} on Friday" if where == "before the day" else \
+            f"plan an event on Friday {quoted}"
+        cases.append((text, name))
+    return cases
+
+
+NAME_CASES = _name_cases()
+
+
+@pytest.mark.parametrize(("text", "name"), NAME_CASES)
+def test_a_quoted_name_is_taken_whole(events_catalog: Catalog, text: str, name: str) -> None:
+    found = _interpret(text, events_catalog)
+    assert found.kind == "plan" and found.steps[0].action == "events.plan", (text, found)
+    args: dict[str, Any] = found.steps[0].args
+    assert args["name"] == name and args["day"] == "2026-11-27", (text, args)
