@@ -23,6 +23,8 @@ from sayso.directory import Directory
 from sayso.interpreter import Context, Interpretation
 from sayso.interpreter.offline import OfflineInterpreter
 
+from .test_instructions import chat_as, rows
+
 DIRECTORY = Directory.load(Path(sayso.__file__).resolve().parent / "demo" / "files" / "directory.yaml")
 ALICE = DIRECTORY.get("alice")
 CONTEXT = Context(now=parse_time("2026-11-25T09:00", ALICE.timezone), directory=DIRECTORY)
@@ -131,3 +133,75 @@ def test_a_quoted_name_is_taken_whole(events_catalog: Catalog, text: str, name: 
     assert found.kind == "plan" and found.steps[0].action == "events.plan", (text, found)
     args: dict[str, Any] = found.steps[0].args
     assert args["name"] == name and args["day"] == "2026-11-27", (text, args)
+
+
+# --- people matched only by a near spelling -------------------------------------------------------------------------
+
+# (said, who it is near, the value "yes" chooses) over the demo's directory and its CRM contacts (email only)
+CONTACTS = [("Tom Beckett", "Tom Becker", "tom.becker@kestrelaerospace.example"),
+            ("Tom Bekcer", "Tom Becker", "tom.becker@kestrelaerospace.example"),
+            ("Priya Shaw", "Priya Shah", "priya.shah@brightwaterdental.example")]
+PEOPLE = [("carl", "Carol", "carol"), ("Devii", "Devi", "devi"), ("Wesly", "Wesley", "wes")]
+EMAILS = ["email {} about the renewal saying the terms are ready", "send {} an email titled 'Renewal' saying hi",
+          "could you email {} that the terms are ready?"]
+MESSAGES = ["message {} that the demo went well", "ping {}: the demo went well",
+            "can you message {} that I am late?"]
+# Forms where a name nobody has is not yet read as the addressee: a question all the same, nothing sent
+TELLS = ["tell {} the demo went well", "sayso, can you tell {} that I am late?",
+         "could you let {} know that I am late?"]
+NEAR = [(form, *who) for form in EMAILS for who in CONTACTS + PEOPLE] + [
+    (form, *who) for form in MESSAGES for who in PEOPLE]
+
+
+def _sent(root: Path) -> int:
+    return len(rows(root, "email", "select id from emails")) + len(rows(root, "chat", "select id from messages"))
+
+
+@pytest.mark.parametrize(("form", "said", "near", "value"), NEAR)
+def test_a_recipient_spelt_near_someone_is_asked_about_never_picked(
+        sqlite_root: Path, form: str, said: str, near: str, value: str) -> None:
+    chat = chat_as(sqlite_root, "alice")
+    before = _sent(sqlite_root)
+    result = chat.say("alice", form.format(said))
+    assert result.status.value == "needs_clarification", (form, said, result.reply)
+    assert "Did you mean" in result.reply and near in result.reply and said in result.reply, result.reply
+    assert _sent(sqlite_root) == before  # nothing was sent on the guess
+    assert [o.value for o in result.options or []] == [value]
+    after = chat.say("alice", "yes", conversation=result.conversation)
+    assert after.status.value in ("executed", "needs_confirmation"), after.reply
+
+
+@pytest.mark.parametrize("form", TELLS)
+@pytest.mark.parametrize("said", [said for said, _, _ in PEOPLE])
+def test_an_unknown_addressee_of_a_message_is_asked_about(sqlite_root: Path, form: str, said: str) -> None:
+    before = _sent(sqlite_root)
+    result = chat_as(sqlite_root, "alice").say("alice", form.format(said))
+    assert result.status.value == "needs_clarification", (form, said, result.reply)
+    assert _sent(sqlite_root) == before
+
+
+@pytest.mark.parametrize("form", EMAILS + MESSAGES + TELLS)
+@pytest.mark.parametrize("said", ["carol", "Devi", "wes"])
+def test_a_recipient_spelt_out_is_not_asked_about(sqlite_root: Path, form: str, said: str) -> None:
+    result = chat_as(sqlite_root, "alice").say("alice", form.format(said))
+    assert result.status.value in ("executed", "needs_confirmation"), (form, said, result.reply)
+
+
+# --- a polite request to tell someone something sends it ---------------------------------------------------------
+
+POLITE = ["can you", "could you", "would you", "can you please", "could you please", "please"]
+ADDRESS = ["", "sayso, ", "hey sayso, ", "hi sayso, "]
+SAYINGS = [("tell carol {}", "the demo went well"), ("tell carol that {}", "the numbers are in"),
+           ("let carol know {}", "the demo went well"), ("let carol know that {}", "I am running late")]
+POLITE_TELLS = [(f"{address}{polite} {form.format(said)}?", said)
+                for address, polite, (form, said) in itertools.product(ADDRESS, POLITE, SAYINGS)]
+
+
+@pytest.mark.parametrize(("text", "said"), POLITE_TELLS)
+def test_a_polite_request_to_tell_someone_sends_the_message(text: str, said: str) -> None:
+    found = _interpret(text)
+    assert found.kind == "plan" and len(found.steps) == 1, (text, found)
+    step = found.steps[0]
+    assert step.action in ("chat.send", "email.send"), (text, step)
+    to = step.args.get("to")
+    assert to in ("carol", ["carol"]) and said in (step.args.get("text") or step.args.get("body") or ""), (text, step)

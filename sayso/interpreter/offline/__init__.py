@@ -220,6 +220,8 @@ class OfflineInterpreter:
         choosing_action = context.pending_param is None and options and all(o.value in index.by_name for o in options)
         if choosing_action and len(tokens(text)) > 2 and self._has_action_words(text, index, core=True):
             return None  # "show me the deal": a request of its own
+        if options and len(options) == 1 and short and _AFFIRM.match(text) and not _NEGATE.search(text):
+            return Interpretation(kind="reply", reason="choice", value=options[0].value)  # "Did you mean X?" "yes"
         chosen = _choose(text, options) if options else None
         if chosen is not None:
             return Interpretation(kind="reply", reason="choice", value=chosen)
