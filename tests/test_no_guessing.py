@@ -205,3 +205,40 @@ def test_a_polite_request_to_tell_someone_sends_the_message(text: str, said: str
     assert step.action in ("chat.send", "email.send"), (text, step)
     to = step.args.get("to")
     assert to in ("carol", ["carol"]) and said in (step.args.get("text") or step.args.get("body") or ""), (text, step)
+
+
+# --- a write that makes something new needs words of making ---------------------------------------------------------
+
+HANDOVERS = [f"{verb} {thing} {to} {who}" for verb, to in (("give", "to"), ("hand", "over to"), ("assign", "to"),
+                                                             ("reassign", "to"), ("move", "to"))
+             for thing in ("D-101", "D-104", "the Orchid deal") for who in ("devi", "bob")]
+MAKES = [("create a task for devi to call Grace Nolan by Friday", "tickets.create"),
+         ("add a follow-up for bob next Tuesday", "tickets.create"),
+         ("open a ticket for the Orchid export bug", "tickets.create"),
+         ("make me a task to call Grace Nolan tomorrow", "tickets.create"),
+         ("schedule a meeting with bob tomorrow at 3pm", "calendar.schedule_meeting"),
+         ("set up a meeting with devi on Friday at 10am", "calendar.schedule_meeting"),
+         ("book 30 minutes with carol tomorrow at 2pm", "calendar.schedule_meeting"),
+         ("remind me tomorrow at 5pm to send the contract", "calendar.remind"),
+         ("email bob saying the contract is signed", "email.send"),
+         ("tell devi the demo went well", "chat.send")]
+
+
+def _creates(action: str) -> bool:
+    entry = demo.get(action)
+    return entry.is_write and not any(
+        spec.get("x-record") and name in entry.json_schema().get("required", [])
+        for name, spec in entry.json_schema().get("properties", {}).items())
+
+
+@pytest.mark.parametrize("text", HANDOVERS)
+def test_handing_a_record_over_never_makes_a_new_one(text: str) -> None:
+    found = _interpret(text)
+    assert not any(_creates(s.action) for s in found.steps), (text, found)
+    assert found.kind in ("plan", "question"), found
+
+
+@pytest.mark.parametrize(("text", "action"), MAKES)
+def test_words_of_making_still_make(text: str, action: str) -> None:
+    found = _interpret(text)
+    assert found.steps and found.steps[0].action == action, (text, found)

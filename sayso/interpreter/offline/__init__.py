@@ -23,7 +23,7 @@ from .. import Context, FocusItem, Interpretation, InterpreterRegistry, Proposed
 from ..guesses import decline_guesses
 from ..values import find_values
 from .arguments import _COURTESY_END, _POLITE_START, Extraction, extract
-from .ranking import CatalogIndex, Entry, index_for, query_terms
+from .ranking import CatalogIndex, Entry, index_for, name_parts, query_terms
 from .schema import Param
 from .weights import DEFAULT, Weights
 from .words import STOP, Token, concepts, stem, tokens
@@ -406,6 +406,12 @@ def _pick_best(c: _Clause) -> _Outcome:
         if not reads or reads[0].said < w.min_score:
             return _none("out_of_scope", "")
         best = reads[0]
+    if _makes_nothing_new(c, best.entry):  # which action is meant is asked, nothing is made on the guess
+        others = [j.entry for j in c.judged[1:] if j.entry.action.is_write and not _makes_nothing_new(c, j.entry)]
+        options = _options([*others[:2], best.entry])
+        return Interpretation(kind="question", steps=[], options=options,
+                              question="I am not sure what you mean. Which of these? "
+                                       + " / ".join(o.label for o in options))
     found = best.found
     if not best.entry.action.is_write and found.unexplained >= w.unexplained_floor \
             and found.unexplained > w.unexplained_ratio * found.explained \
@@ -413,6 +419,32 @@ def _pick_best(c: _Clause) -> _Outcome:
         return _none("out_of_scope", "")  # barely about us, and mostly about something else
     c.best = best
     return None
+
+
+# Verbs of work on a record that already exists: "give D-101 to devi" hands something over, it makes nothing new.
+_ON_EXISTING = frozenset({"assign", "change", "raise_lower", "close", "delete", "find"})
+
+
+def _own_verbs(entry: Entry) -> set[str]:
+    """The words an action is asked for by: its name's verb, its description's words and the first word of its
+    examples, each with its concepts (as stems and "~concept")."""
+    said = tokens(entry.action.description) + [t for text in entry.action.examples for t in tokens(text)[:1]]
+    parts = name_parts(entry.action.name)
+    stems = {t.stem for t in said if t.lower not in STOP} | {stem(w.lower()) for w in parts[1:2]}
+    return stems | {f"~{c}" for base in stems for c in concepts(base)}
+
+
+def _makes_nothing_new(c: _Clause, entry: Entry) -> bool:
+    """Whether a write that creates a record is asked for with a verb of work on an existing one and no word of
+    making ("give D-101 to devi" is no request for a new ticket)."""
+    if not entry.action.is_write or any(p.kind == "record" and p.required for p in entry.params):
+        return False
+    lead = _lead([w for w in c.words if not w.text[:1].isupper() or w is c.words[0]])
+    if lead is None or not concepts(lead.stem) or not concepts(lead.stem) <= _ON_EXISTING:
+        return False
+    own = _own_verbs(entry)
+    return not any("create" in concepts(w.stem) or w.stem in own or any(f"~{k}" in own for k in concepts(w.stem))
+                   for w in c.words)
 
 
 def _needs(entry: Entry) -> int:
