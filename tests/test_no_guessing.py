@@ -218,6 +218,7 @@ MAKES = [("create a task for devi to call Grace Nolan by Friday", "tickets.creat
          ("make me a task to call Grace Nolan tomorrow", "tickets.create"),
          ("schedule a meeting with bob tomorrow at 3pm", "calendar.schedule_meeting"),
          ("set up a meeting with devi on Friday at 10am", "calendar.schedule_meeting"),
+         ("can you set me up a meeting with devi on Friday at 10am?", "calendar.schedule_meeting"),
          ("book 30 minutes with carol tomorrow at 2pm", "calendar.schedule_meeting"),
          ("remind me tomorrow at 5pm to send the contract", "calendar.remind"),
          ("email bob saying the contract is signed", "email.send"),

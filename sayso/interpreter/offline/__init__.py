@@ -423,6 +423,7 @@ def _pick_best(c: _Clause) -> _Outcome:
 
 # Verbs of work on a record that already exists: "give D-101 to devi" hands something over, it makes nothing new.
 _ON_EXISTING = frozenset({"assign", "change", "raise_lower", "close", "delete", "find"})
+_MAKING = re.compile(r"\b(?:set|draw|line|write)\s+(?:\w+\s+)?up\b", re.I)  # "set me up an appointment"
 
 
 def _own_verbs(entry: Entry) -> set[str]:
@@ -440,7 +441,7 @@ def _makes_nothing_new(c: _Clause, entry: Entry) -> bool:
     if not entry.action.is_write or any(p.kind == "record" and p.required for p in entry.params):
         return False
     lead = _lead([w for w in c.words if not w.text[:1].isupper() or w is c.words[0]])
-    if lead is None or not concepts(lead.stem) or not concepts(lead.stem) <= _ON_EXISTING:
+    if lead is None or not concepts(lead.stem) or not concepts(lead.stem) <= _ON_EXISTING or _MAKING.search(c.text):
         return False
     own = _own_verbs(entry)
     return not any("create" in concepts(w.stem) or w.stem in own or any(f"~{k}" in own for k in concepts(w.stem))
