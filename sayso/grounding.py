@@ -266,8 +266,29 @@ def _linked(shown: list[Record], wanted: list[str]) -> list[Record]:
     return out
 
 
+def _spelt_out(text: str, *names: str) -> bool:
+    """Whether every word said is a word of the name, or starts one ("Tom", "priya shah", "@devi"): said, not
+    guessed. "Tom Beckett" for Tom Becker is a near spelling, a guess of whom was meant."""
+    if text.strip().lstrip("@").lower() in (name.lower() for name in names):
+        return True  # an id or an address, said whole
+    said = _WORDS.findall(text.lower())
+    known = [w for name in names for w in _WORDS.findall(name.lower())]
+    return bool(said) and all(any(k == w or (len(w) >= 3 and k.startswith(w)) for k in known) for w in said)
+
+
+def _did_you_mean(param: str, text: str, what: str, name: str, label: str, value: str) -> Clarification:
+    """A person or contact matched only by a near spelling: who is meant is asked, never picked (a message
+    to the wrong person cannot be taken back)."""
+    return Clarification(param, f"I could not find a {what} called {text!r}. Did you mean {name}?",
+                         [Option(label=label, value=value)], about=text)
+
+
 def _contact_email(find: RecordFinder, directory: Directory, text: str, param: str, out: Grounded) -> str | None:
     found = [r for r in _candidates(find, "Contact", text) if r.attrs.get("email")]
+    if len(found) == 1 and not _spelt_out(text, found[0].title, found[0].id, str(found[0].attrs["email"])):
+        out.question = _did_you_mean(param, text, "person or contact", found[0].title, _label(found[0]),
+                                     str(found[0].attrs["email"]))
+        return None
     if len(found) == 1:
         return str(found[0].attrs["email"])
     if not found:  # a customer contact sayso does not know: their address is asked for, never guessed
@@ -311,6 +332,11 @@ def _related_person(text: str, directory: Directory, find: RecordFinder, focus: 
 def _person(directory: Directory, text: str, param: str, out: Grounded,
             find: RecordFinder | None = None) -> Person | None:
     found = directory.find(text)
+    if len(found) == 1 and not _spelt_out(text, found[0].name, found[0].id, found[0].email,
+                                          found[0].email.split("@")[0]):
+        out.question = _did_you_mean(param, text, "person", found[0].name, f"{found[0].name} ({found[0].role})",
+                                     found[0].id)
+        return None
     if len(found) == 1:
         return found[0]
     if not found:

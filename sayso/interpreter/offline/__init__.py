@@ -23,7 +23,7 @@ from .. import Context, FocusItem, Interpretation, InterpreterRegistry, Proposed
 from ..guesses import decline_guesses
 from ..values import find_values
 from .arguments import _COURTESY_END, _POLITE_START, Extraction, extract
-from .ranking import CatalogIndex, Entry, index_for, query_terms
+from .ranking import CatalogIndex, Entry, index_for, name_parts, query_terms
 from .schema import Param
 from .weights import DEFAULT, Weights
 from .words import STOP, Token, concepts, stem, tokens
@@ -62,6 +62,7 @@ _SHORTHAND_RE = re.compile(r"\b(?:" + "|".join(re.escape(k) for k in sorted(_SHO
                            + r")\b", re.I)
 _POINTS = re.compile(r"\b(?:first|second|third|last|other|it|that one|this one|them)\b", re.I)
 _OPENER = re.compile(r"^(?:(?:and|also|so|ok|okay|alright|right|now|then|great|cool)\b[\s,]*)+", re.I)
+_NAMES_IT = re.compile(r"(?:call|name|title)\s+it\b", re.I)
 _FOLLOW = re.compile(r"^(?:and|what about|how about|same for|and for)\b", re.I)
 _OBEY = re.compile(r"\b(?:do|follow|execute|carry out|run|obey|apply)\s+(?:what(?:ever)?|the (?:instructions?|steps?|"
                    r"requests?|orders?))\b(?:.{0,40}?\b(?:says?|said|asks?|wants?|tells?|instructs?|in|from)\b|\s*$)",
@@ -174,8 +175,8 @@ class OfflineInterpreter:
         for match in _SPLIT.finditer(text):
             rest = text[match.end():]
             head = tokens(rest)[:2]
-            if not head or not _starts_action(head[0].lower, index):
-                continue
+            if not head or not _starts_action(head[0].lower, index) or _NAMES_IT.match(rest):
+                continue  # "... and call it 'Sync up'" names what the clause makes
             piece = text[last:match.start()].strip()
             if piece and self._has_action_words(piece, index):
                 parts.append(piece)
@@ -219,6 +220,8 @@ class OfflineInterpreter:
         choosing_action = context.pending_param is None and options and all(o.value in index.by_name for o in options)
         if choosing_action and len(tokens(text)) > 2 and self._has_action_words(text, index, core=True):
             return None  # "show me the deal": a request of its own
+        if options and len(options) == 1 and short and _AFFIRM.match(text) and not _NEGATE.search(text):
+            return Interpretation(kind="reply", reason="choice", value=options[0].value)  # "Did you mean X?" "yes"
         chosen = _choose(text, options) if options else None
         if chosen is not None:
             return Interpretation(kind="reply", reason="choice", value=chosen)
@@ -403,6 +406,12 @@ def _pick_best(c: _Clause) -> _Outcome:
         if not reads or reads[0].said < w.min_score:
             return _none("out_of_scope", "")
         best = reads[0]
+    if _makes_nothing_new(c, best.entry):  # which action is meant is asked, nothing is made on the guess
+        others = [j.entry for j in c.judged[1:] if j.entry.action.is_write and not _makes_nothing_new(c, j.entry)]
+        options = _options([*others[:2], best.entry])
+        return Interpretation(kind="question", steps=[], options=options,
+                              question="I am not sure what you mean. Which of these? "
+                                       + " / ".join(o.label for o in options))
     found = best.found
     if not best.entry.action.is_write and found.unexplained >= w.unexplained_floor \
             and found.unexplained > w.unexplained_ratio * found.explained \
@@ -410,6 +419,33 @@ def _pick_best(c: _Clause) -> _Outcome:
         return _none("out_of_scope", "")  # barely about us, and mostly about something else
     c.best = best
     return None
+
+
+# Verbs of work on a record that already exists: "give D-101 to devi" hands something over, it makes nothing new.
+_ON_EXISTING = frozenset({"assign", "change", "raise_lower", "close", "delete", "find"})
+_MAKING = re.compile(r"\b(?:set|draw|line|write)\s+(?:\w+\s+)?up\b", re.I)  # "set me up an appointment"
+
+
+def _own_verbs(entry: Entry) -> set[str]:
+    """The words an action is asked for by: its name's verb, its description's words and the first word of its
+    examples, each with its concepts (as stems and "~concept")."""
+    said = tokens(entry.action.description) + [t for text in entry.action.examples for t in tokens(text)[:1]]
+    parts = name_parts(entry.action.name)
+    stems = {t.stem for t in said if t.lower not in STOP} | {stem(w.lower()) for w in parts[1:2]}
+    return stems | {f"~{c}" for base in stems for c in concepts(base)}
+
+
+def _makes_nothing_new(c: _Clause, entry: Entry) -> bool:
+    """Whether a write that creates a record is asked for with a verb of work on an existing one and no word of
+    making ("give D-101 to devi" is no request for a new ticket)."""
+    if not entry.action.is_write or any(p.kind == "record" and p.required for p in entry.params):
+        return False
+    lead = _lead([w for w in c.words if not w.text[:1].isupper() or w is c.words[0]])
+    if lead is None or not concepts(lead.stem) or not concepts(lead.stem) <= _ON_EXISTING or _MAKING.search(c.text):
+        return False
+    own = _own_verbs(entry)
+    return not any("create" in concepts(w.stem) or w.stem in own or any(f"~{k}" in own for k in concepts(w.stem))
+                   for w in c.words)
 
 
 def _needs(entry: Entry) -> int:
@@ -459,8 +495,13 @@ def _decide(c: _Clause) -> _Outcome:
                               question="Which do you mean? " + " / ".join(o.label for o in options))
     if best.found.missing:
         param = best.found.missing[0]
+        question = _ask_for(best.entry, param)
+        unworkable = best.found.mentions.get(param.name)
+        if unworkable and param.kind in ("datetime", "time"):  # "at the earliest time I'm free": a time to look up
+            question = (f"I can't work out \"{unworkable}\" myself. What time exactly? "
+                        f"({param.name.replace('_', ' ')})")
         return Interpretation(kind="question", steps=[step], param=param.name,
-                              question=_ask_for(best.entry, param), options=_options_for(param))
+                              question=question, options=_options_for(param))
     return step
 
 

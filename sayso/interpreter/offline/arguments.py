@@ -33,7 +33,7 @@ __all__ = ["Extraction", "Piece", "extract", "find_pieces"]
 class Piece:
     start: int
     end: int
-    kind: str  # value kinds of values.Span, or id|channel|person|self|mine|relation|reference|choice|text|chunk
+    kind: str  # value kinds of values.Span, or id|channel|person|self|mine|relation|reference|choice|text|title|chunk
     value: Any
     text: str
     prep: str = ""  # the preposition just before it ("for", "to", "with", "in")
@@ -357,6 +357,49 @@ def _find_labelled_text(s: _Finding) -> None:
     s.found[:0] = pieces
 
 
+_NAMING = re.compile(r"\b(?:called|named|titled|entitled|(?:call|name|title)\s+it)\s*:?\s*$", re.I)
+
+
+def _find_quoted_names(s: _Finding) -> None:
+    """"a meeting called 'Catch up on overdue tasks'": quoted words after a naming word are the new record's name,
+    verbatim, for an action whose name is a plain name parameter (no title text parameter labels it). They win
+    over every piece inside them, so neither a word of the name nor a date in it is read as something else."""
+    if not any(p.kind == "name" for p in s.params) or any(
+            p.kind == "text" and _TITLE_PARAM.search(p.name) for p in s.params):
+        return
+    names = [Piece(m.start(), m.end(), "title", (m.group(1) or m.group(2)).strip(), m.group(1) or m.group(2))
+             for m in _QUOTED.finditer(s.text) if _NAMING.search(s.text[:m.start()])]
+    s.found[:0] = names
+
+
+# A time that only a look at calendars could give: "at the earliest time I'm free", "after my last meeting",
+# "whenever she is available", "as soon as possible". The interpreter cannot work it out, so it never stands in a
+# default hour for it: the time is asked for.
+_COMPUTED_TIME = re.compile(
+    r"\b(?:(?:at|in|for|on|during)\s+)?(?:the\s+|my\s+|our\s+|a\s+|an\s+|their\s+|his\s+|her\s+)?"
+    r"(?:(?:earliest|first|next|soonest|latest|last|nearest)\s+(?:available\s+|free\s+|open\s+|possible\s+"
+    r"|convenient\s+|mutually\s+convenient\s+)?(?:time|slot|opening|moment|window|gap|spot|availability)s?"
+    r"|(?:available|free|open|convenient)\s+(?:time|slot|opening|window|spot)s?)\b"
+    r"(?:\s+(?:(?:that|when|where)\s+)?(?:i|we|you|they|he|she|both\s+of\s+us|everyone|[a-z]+)"
+    r"(?:'re|'m|'s|\s+am|\s+is|\s+are)\s+(?:both\s+)?(?:free|available|open)\b)?"
+    r"|\b(?:when(?:ever)?|once|as\s+soon\s+as)\s+(?:i|we|you|they|he|she|both\s+of\s+us|everyone|[a-z]+)"
+    r"(?:'re|'m|'s|\s+am|\s+is|\s+are)\s+(?:both\s+)?(?:free|available|open)\b"
+    r"|\b(?:right\s+|just\s+)?(?:after|before|following)\s+(?:my|our|the|his|her|their|\w+'s)\s+"
+    r"(?:[\w-]+\s+){0,2}?(?:meeting|event|call|appointment|standup|stand-up|lunch|session)s?\b"
+    r"|\b(?:as\s+soon\s+as\s+possible|asap|some\s*time|at\s+some\s+point|at\s+a\s+(?:good|convenient)\s+time)\b",
+    re.I)
+
+
+def _find_computed_times(s: _Finding) -> None:
+    """Times only a look at calendars could give ("at the earliest time I'm free"): a piece of their own, so a
+    date said beside one does not get a default hour and the time is asked for."""
+    if not any(p.kind in ("datetime", "time") for p in s.params):
+        return
+    at = max((n + 1 for n, p in enumerate(s.found) if p.kind in ("text", "title")), default=0)  # quotes win
+    s.found[at:at] = [Piece(m.start(), m.end(), "moment", m.group().strip(), m.group())
+                      for m in _COMPUTED_TIME.finditer(s.text)]
+
+
 def _find_marked_text(s: _Finding) -> None:
     """Free text after "saying", "that", "because", "to ..." (a reason only where a parameter wants one)."""
     if not s.wants_text:
@@ -390,7 +433,8 @@ def _find_addressed_text(s: _Finding) -> None:
         rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:(?:a|an|the)\s+\w+\s+(?=that|saying|about))?"
                         r"(?:(?:saying|about|know|:)\s*)?(?:that\s+(?=\S+\s+\S))?\s*", text[piece.end:])
         start = piece.end + (rest.end() if rest else 0)
-        starts_value = any(c.start == start and c.kind in ("date", "datetime", "time", "range", "money", "duration")
+        starts_value = any(c.start == start and c.kind in ("date", "datetime", "time", "range", "money", "duration",
+                                                           "moment")
                            for c in s.chosen)
         if len(text[start:].split()) >= 2 and not starts_value and not re.match(
                 r"(?:on|at|by|for|in|to|from|with|next|this|tomorrow|today)\b", text[start:], re.I):
@@ -436,7 +480,7 @@ def _place_marked_text(s: _Finding) -> None:
 
 def _mark_labels(s: _Finding) -> None:
     """The words that label a text ("saying", "and title it") are neither a name nor part of the text."""
-    for piece in [c for c in s.chosen if c.kind == "text"]:
+    for piece in [c for c in s.chosen if c.kind in ("text", "title")]:
         for m in _LABELS.finditer(s.text, max(0, piece.start - 40), piece.start + 1):
             if m.end() == piece.start and not any(c.start < m.end() and m.start() < c.end for c in s.chosen):
                 s.chosen.append(Piece(m.start(), m.end(), "label", m.group().strip(), m.group()))
@@ -444,8 +488,8 @@ def _mark_labels(s: _Finding) -> None:
 
 _FINDERS = (
     _find_explicit_text, _find_ids, _find_values, _find_relations, _find_choices, _find_people, _find_pronouns,
-    _find_references, _find_labelled_text, _find_marked_text, _drop_overlaps, _find_addressed_text, _place_marked_text,
-    _mark_labels,
+    _find_references, _find_labelled_text, _find_quoted_names, _find_computed_times, _find_marked_text,
+    _drop_overlaps, _find_addressed_text, _place_marked_text, _mark_labels,
 )
 
 
@@ -722,7 +766,14 @@ def _take_dates(s: _Extracting) -> None:
         for piece in s.pieces:  # "due by Friday": one date, not a range, when nothing takes ranges
             if piece.kind == "range" and piece.value[0] is None and piece.value[1] is not None:
                 piece.kind, piece.value = "date", piece.value[1]
-    slots.assign_dates(s.text, s.unused(), date_params, s.args, s.take, s.context.now)
+    if not s.free("moment"):
+        slots.assign_dates(s.text, s.unused(), date_params, s.args, s.take, s.context.now)
+        return
+    # "at the earliest time I'm free tomorrow": tomorrow is the day, but no hour stands in for the time
+    days = [p for p in date_params if p.kind == "date"]
+    slots.assign_dates(s.text, s.unused(), days, s.args, s.take, s.context.now)
+    timed = [p for p in s.unused() if p.kind in ("datetime", "time")]
+    slots.assign_dates(s.text, timed, [p for p in date_params if p not in days], s.args, s.take, s.context.now)
 
 
 def _take_amounts(s: _Extracting) -> None:
@@ -735,6 +786,15 @@ def _take_amounts(s: _Extracting) -> None:
             if target is None:
                 continue
             s.take(target, piece, [piece.value] if target.kind == "person" and target.many else piece.value)
+
+
+def _take_quoted_names(s: _Extracting) -> None:
+    """A quoted name ("called 'Q4 planning'") to the first free name parameter, whole."""
+    for piece in s.free("title"):
+        target = next((p for p in s.of_kind("name") if p.name not in s.args), None)
+        if target is None:
+            break
+        s.take(target, piece, [piece.value] if target.many else piece.value)
 
 
 def _take_free_text(s: _Extracting) -> None:
@@ -915,6 +975,12 @@ def _find_missing(s: _Extracting) -> None:
     ("change the amount on the Brightwater deal"); a read that names a filter without a value asks about the
     record ("what stage is the Brightwater deal in?"), it does not filter by stage."""
     s.missing = [p for p in s.params if p.required and p.name not in s.args and p.default is None]
+    moment = next(iter(s.free("moment")), None)
+    if moment is not None and s.entry.action.is_write:  # a time to work out is asked for, never defaulted
+        unsaid = [p for p in s.of_kind("datetime", "time") if p.name not in s.args]
+        s.missing = unsaid[:1] + [p for p in s.missing if p not in unsaid[:1]]
+        for param in unsaid[:1]:
+            s.mentions[param.name] = moment.text
     if not s.entry.action.is_write:
         s.bonus -= s.weights.read_named_param * sum(
             1 for p in s.params if p.name not in s.args and p.kind not in ("record", "text") and _named(p, s.text))
@@ -928,7 +994,7 @@ def _find_missing(s: _Extracting) -> None:
 
 _PASSES = (
     _take_choices, _take_relations, _take_ids, _take_channels, _take_people, _take_dates, _take_amounts,
-    _take_free_text, _take_record_names, _take_addressed_text, _take_leftovers, _take_references,
+    _take_quoted_names, _take_free_text, _take_record_names, _take_addressed_text, _take_leftovers, _take_references,
     _note_earned, _default_title, _default_focus, _default_addressee, _default_subject, _default_limit, _trim_text,
     _find_missing,
 )
@@ -940,11 +1006,11 @@ def _score(s: _Extracting) -> Extraction:
     w = s.weights
     taken = s.taken()
     evidence = s.bonus + sum(w.evidence.get(p.kind, 0.0) for p in taken) + w.earned * len(s.earned)
-    spans = [(p.start, p.end) for p in taken if p.kind == "text"]
+    spans = [(p.start, p.end) for p in taken if p.kind in ("text", "title")]
     spans += [(t.start, t.end) for t in s.words if t.text[:1].isupper() and t.start > 0 and any(
         p.start <= t.start < p.end for p in taken if p.kind == "chunk")]  # names are not verbs
     said = [(p.start, p.end) for p in taken] + [(p.start, p.end) for p in s.pieces if p.kind in (
-        "self", "mine", "reference", "date", "datetime", "time", "range", "label")]
+        "self", "mine", "reference", "date", "datetime", "time", "range", "label", "moment")]
     meaningful = [t for t in s.words if t.lower not in STOP and t.lower not in _PREPS and t.lower not in DISCOURSE]
     unexplained = sum(1 for t in meaningful if not any(a <= t.start < b for a, b in said)
                       and not s.index.matched(s.entry, t))

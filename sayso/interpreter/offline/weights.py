@@ -26,7 +26,7 @@ __all__ = ["DEFAULT", "Weights", "assignments", "keys"]
 _EVIDENCE: Mapping[str, float] = MappingProxyType({
     "choice": 2.0, "id": 1.0, "channel": 3.0, "relation": 1.0, "reference": 0.5, "date": 0.6, "datetime": 0.8,
     "time": 0.5, "range": 1.0, "money": 1.0, "number": 0.3, "duration": 0.6, "email": 0.8, "person": 0.5,
-    "self": 0.2, "mine": 0.3, "text": 0.6, "chunk": 0.15,
+    "self": 0.2, "mine": 0.3, "text": 0.6, "title": 0.6, "chunk": 0.15,
 })
 
 

@@ -1,0 +1,245 @@
+"""Never act on a guess, over many generated phrasings: a value the interpreter cannot determine is asked for.
+
+- A time only calendars could give ("at the earliest time I'm free tomorrow", "after my last meeting") is
+  asked for; it never becomes a default hour.
+- A quoted name after "called", "named", "titled" is a new record's name whole, not its first word.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sayso
+from sayso import Workspace
+from sayso.catalog import Catalog
+from sayso.clock import parse_time
+from sayso.demo.catalog import catalog as demo
+from sayso.directory import Directory
+from sayso.interpreter import Context, Interpretation
+from sayso.interpreter.offline import OfflineInterpreter
+
+from .test_instructions import chat_as, rows
+
+DIRECTORY = Directory.load(Path(sayso.__file__).resolve().parent / "demo" / "files" / "directory.yaml")
+ALICE = DIRECTORY.get("alice")
+CONTEXT = Context(now=parse_time("2026-11-25T09:00", ALICE.timezone), directory=DIRECTORY)
+INTERPRETER = OfflineInterpreter()
+
+
+def _interpret(text: str, catalog: Catalog = demo) -> Interpretation:
+    return INTERPRETER.interpret(text, CONTEXT, catalog, ALICE)
+
+
+# --- times to work out --------------------------------------------------------------------------------------------
+
+OPENERS = ["schedule a meeting with bob", "set up a 30 minute call with devi", "book a meeting with carol",
+           "can you put a meeting with bob in my calendar", "please schedule time with devi"]
+COMPUTED = ["at the earliest time I'm free", "at the first available slot", "in my next free slot",
+            "whenever she's free", "when we're both free", "after my last meeting", "right after my standup",
+            "before my first meeting", "as soon as possible", "sometime", "at a convenient time",
+            "at the earliest time that I am available"]
+DAYS = ["tomorrow", "on Friday", "next Monday", ""]
+TIMES = [(f"{opener} {computed} {day}".strip(), computed)
+         for opener, computed, day in itertools.product(OPENERS, COMPUTED, DAYS)]
+
+
+def test_enough_time_phrasings_are_generated() -> None:
+    assert len(TIMES) >= 200 and len({text for text, _ in TIMES}) == len(TIMES)
+
+
+@pytest.mark.parametrize(("text", "computed"), TIMES)
+def test_a_time_to_work_out_is_asked_for_never_defaulted(text: str, computed: str) -> None:
+    found = _interpret(text)
+    assert found.kind == "question", (text, found)
+    assert found.param == "start" and found.steps and "start" not in found.steps[0].args, (text, found)
+    assert found.steps[0].action == "calendar.schedule_meeting"
+    assert computed.split()[-1] in (found.question or ""), found.question  # the words it cannot work out
+
+
+@pytest.mark.parametrize("text", [f"{opener} {day} at 3pm" for opener in OPENERS
+                                  for day in ("tomorrow", "on Friday", "next Monday")])
+def test_a_time_said_is_still_taken(text: str) -> None:
+    found = _interpret(text)
+    start = next((s.args.get("start") for s in found.steps), None)
+    assert start is not None and "T15:00" in start, (text, found)
+
+
+@pytest.mark.parametrize("said", ["call bob after my last meeting", "book the room as soon as possible"])
+@pytest.mark.parametrize("form", ["remind me tomorrow at 5pm: {}", "remind me tomorrow at 5pm to '{}'",
+                                  'remind me tomorrow at 5pm saying "{}"'])
+def test_a_time_to_work_out_inside_the_persons_text_is_only_text(form: str, said: str) -> None:
+    found = _interpret(form.format(said))
+    assert found.kind == "plan", found
+    assert found.steps[0].args == {"at": "2026-11-26T17:00:00-05:00", "text": said}
+
+
+# --- quoted names ---------------------------------------------------------------------------------------------------
+
+EVENTS = """\
+actions:
+  - name: events.plan
+    description: Plan an event (a party, an offsite, a launch) on a day.
+    examples:
+      - "plan an event called launch party on Friday"
+    kind: write
+    connector: tickets
+    operation: create
+    risk: low
+    params:
+      name: {type: string, required: true, description: "The event's name"}
+      day: {type: date, required: true, description: "The day it takes place"}
+"""
+
+
+@pytest.fixture(scope="module")
+def events_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    root = Workspace.init(tmp_path_factory.mktemp("events") / "ws", demo=True, reference=date(2026, 11, 25))
+    (root / "actions" / "events.yaml").write_text(EVENTS)
+    ws = Workspace.load(root)
+    try:
+        return ws.catalog
+    finally:
+        ws.close()
+
+
+NAMES = ["Catch up on overdue tasks", "Review of the budget", "Q4 planning with the team", "Sync up",
+         "Launch party at the office"]
+QUOTES = {"single": "'{}'", "double": '"{}"', "curly": "“{}”"}
+
+
+def _name_cases() -> list[tuple[str, str]]:
+    cases = []
+    for n, (cue, style, where) in enumerate(itertools.product(
+            ("called", "named", "titled", "and call it"), QUOTES, ("before the day", "after the day"))):
+        name = NAMES[n % len(NAMES)]
+        quoted = f"{cue} {QUOTES[style].format(name)}"
+        text = f"plan an event {quoted} on Friday" if where == "before the day" else \
+            f"plan an event on Friday {quoted}"
+        cases.append((text, name))
+    return cases
+
+
+NAME_CASES = _name_cases()
+
+
+@pytest.mark.parametrize(("text", "name"), NAME_CASES)
+def test_a_quoted_name_is_taken_whole(events_catalog: Catalog, text: str, name: str) -> None:
+    found = _interpret(text, events_catalog)
+    assert found.kind == "plan" and found.steps[0].action == "events.plan", (text, found)
+    args: dict[str, Any] = found.steps[0].args
+    assert args["name"] == name and args["day"] == "2026-11-27", (text, args)
+
+
+# --- people matched only by a near spelling -------------------------------------------------------------------------
+
+# (said, who it is near, the value "yes" chooses) over the demo's directory and its CRM contacts (email only)
+CONTACTS = [("Tom Beckett", "Tom Becker", "tom.becker@kestrelaerospace.example"),
+            ("Tom Bekcer", "Tom Becker", "tom.becker@kestrelaerospace.example"),
+            ("Priya Shaw", "Priya Shah", "priya.shah@brightwaterdental.example")]
+PEOPLE = [("carl", "Carol", "carol"), ("Devii", "Devi", "devi"), ("Wesly", "Wesley", "wes")]
+EMAILS = ["email {} about the renewal saying the terms are ready", "send {} an email titled 'Renewal' saying hi",
+          "could you email {} that the terms are ready?"]
+MESSAGES = ["message {} that the demo went well", "ping {}: the demo went well",
+            "can you message {} that I am late?"]
+# Forms where a name nobody has is not yet read as the addressee: a question all the same, nothing sent
+TELLS = ["tell {} the demo went well", "sayso, can you tell {} that I am late?",
+         "could you let {} know that I am late?"]
+NEAR = [(form, *who) for form in EMAILS for who in CONTACTS + PEOPLE] + [
+    (form, *who) for form in MESSAGES for who in PEOPLE]
+
+
+def _sent(root: Path) -> int:
+    return len(rows(root, "email", "select id from emails")) + len(rows(root, "chat", "select id from messages"))
+
+
+@pytest.mark.parametrize(("form", "said", "near", "value"), NEAR)
+def test_a_recipient_spelt_near_someone_is_asked_about_never_picked(
+        sqlite_root: Path, form: str, said: str, near: str, value: str) -> None:
+    chat = chat_as(sqlite_root, "alice")
+    before = _sent(sqlite_root)
+    result = chat.say("alice", form.format(said))
+    assert result.status.value == "needs_clarification", (form, said, result.reply)
+    assert "Did you mean" in result.reply and near in result.reply and said in result.reply, result.reply
+    assert _sent(sqlite_root) == before  # nothing was sent on the guess
+    assert [o.value for o in result.options or []] == [value]
+    after = chat.say("alice", "yes", conversation=result.conversation)
+    assert after.status.value in ("executed", "needs_confirmation"), after.reply
+
+
+@pytest.mark.parametrize("form", TELLS)
+@pytest.mark.parametrize("said", [said for said, _, _ in PEOPLE])
+def test_an_unknown_addressee_of_a_message_is_asked_about(sqlite_root: Path, form: str, said: str) -> None:
+    before = _sent(sqlite_root)
+    result = chat_as(sqlite_root, "alice").say("alice", form.format(said))
+    assert result.status.value == "needs_clarification", (form, said, result.reply)
+    assert _sent(sqlite_root) == before
+
+
+@pytest.mark.parametrize("form", EMAILS + MESSAGES + TELLS)
+@pytest.mark.parametrize("said", ["carol", "Devi", "wes"])
+def test_a_recipient_spelt_out_is_not_asked_about(sqlite_root: Path, form: str, said: str) -> None:
+    result = chat_as(sqlite_root, "alice").say("alice", form.format(said))
+    assert result.status.value in ("executed", "needs_confirmation"), (form, said, result.reply)
+
+
+# --- a polite request to tell someone something sends it ---------------------------------------------------------
+
+POLITE = ["can you", "could you", "would you", "can you please", "could you please", "please"]
+ADDRESS = ["", "sayso, ", "hey sayso, ", "hi sayso, "]
+SAYINGS = [("tell carol {}", "the demo went well"), ("tell carol that {}", "the numbers are in"),
+           ("let carol know {}", "the demo went well"), ("let carol know that {}", "I am running late")]
+POLITE_TELLS = [(f"{address}{polite} {form.format(said)}?", said)
+                for address, polite, (form, said) in itertools.product(ADDRESS, POLITE, SAYINGS)]
+
+
+@pytest.mark.parametrize(("text", "said"), POLITE_TELLS)
+def test_a_polite_request_to_tell_someone_sends_the_message(text: str, said: str) -> None:
+    found = _interpret(text)
+    assert found.kind == "plan" and len(found.steps) == 1, (text, found)
+    step = found.steps[0]
+    assert step.action in ("chat.send", "email.send"), (text, step)
+    to = step.args.get("to")
+    assert to in ("carol", ["carol"]) and said in (step.args.get("text") or step.args.get("body") or ""), (text, step)
+
+
+# --- a write that makes something new needs words of making ---------------------------------------------------------
+
+HANDOVERS = [f"{verb} {thing} {to} {who}" for verb, to in (("give", "to"), ("hand", "over to"), ("assign", "to"),
+                                                             ("reassign", "to"), ("move", "to"))
+             for thing in ("D-101", "D-104", "the Orchid deal") for who in ("devi", "bob")]
+MAKES = [("create a task for devi to call Grace Nolan by Friday", "tickets.create"),
+         ("add a follow-up for bob next Tuesday", "tickets.create"),
+         ("open a ticket for the Orchid export bug", "tickets.create"),
+         ("make me a task to call Grace Nolan tomorrow", "tickets.create"),
+         ("schedule a meeting with bob tomorrow at 3pm", "calendar.schedule_meeting"),
+         ("set up a meeting with devi on Friday at 10am", "calendar.schedule_meeting"),
+         ("can you set me up a meeting with devi on Friday at 10am?", "calendar.schedule_meeting"),
+         ("book 30 minutes with carol tomorrow at 2pm", "calendar.schedule_meeting"),
+         ("remind me tomorrow at 5pm to send the contract", "calendar.remind"),
+         ("email bob saying the contract is signed", "email.send"),
+         ("tell devi the demo went well", "chat.send")]
+
+
+def _creates(action: str) -> bool:
+    entry = demo.get(action)
+    return entry.is_write and not any(
+        spec.get("x-record") and name in entry.json_schema().get("required", [])
+        for name, spec in entry.json_schema().get("properties", {}).items())
+
+
+@pytest.mark.parametrize("text", HANDOVERS)
+def test_handing_a_record_over_never_makes_a_new_one(text: str) -> None:
+    found = _interpret(text)
+    assert not any(_creates(s.action) for s in found.steps), (text, found)
+    assert found.kind in ("plan", "question"), found
+
+
+@pytest.mark.parametrize(("text", "action"), MAKES)
+def test_words_of_making_still_make(text: str, action: str) -> None:
+    found = _interpret(text)
+    assert found.steps and found.steps[0].action == action, (text, found)
