@@ -279,7 +279,7 @@ class _Clause:
               weights: Weights) -> _Clause:
         text = _OPENER.sub("", original) or original  # "and what have we won?", "ok, ask devi"
         words = tokens(text)
-        scores = index.score(words)
+        scores = index.score(tokens(_sentence_case(text)))
         valued = index.by_choice(text)
         for i in valued:  # "anything still in prospecting?": an enum value names the action
             scores[i] = scores.get(i, 0.0) + weights.choice_names_action
@@ -340,7 +340,8 @@ def _read_mood(c: _Clause) -> _Outcome:
     c.question = (bool(_QUESTION.match(c.text)) or c.text.rstrip().endswith("?") or informing[-1]) and not request
     # "That's the one. I want to listen to it now.": any sentence's request; "tell me ..." only asks
     leads = [_lead(tokens(s)) for s, info in zip(sentences, informing, strict=True) if not info]
-    verbs = [concepts(w.stem) for w in c.words if not w.text[:1].isupper() or w is c.words[0]]
+    starts = {m.start() for m in _SENTENCE_STARTS.finditer(c.text)}  # "That's it. Play it.": a verb, not a name
+    verbs = [concepts(w.stem) for w in c.words if not w.text[:1].isupper() or w is c.words[0] or w.start in starts]
     c.acting = any(v & _WRITE_CONCEPTS for v in verbs)
     c.seeking = any("find" in v for v in verbs) or c.question
     c.imperative = any(lead is not None and concepts(lead.stem) & _WRITE_CONCEPTS for lead in leads) \
@@ -542,6 +543,15 @@ def _polite_request(sentence: str) -> bool:
         return False
     rest = sentence[polite.end():]
     return len(rest.split()) >= 2 and not _QUESTION.match(rest) and not _ASKS_ME.match(rest)
+
+
+_SENTENCE_STARTS = re.compile(r"(?<=[.!?]\s)[A-Z](?=[a-z'])")
+
+
+def _sentence_case(text: str) -> str:
+    """``text`` with the capital that starts each later sentence lowered, for ranking: "Sounds good. Play it."
+    asks to play; a capital inside a sentence is a name ("Meridian Credit Union"), at a sentence's start not."""
+    return _SENTENCE_STARTS.sub(lambda m: m.group().lower(), text)
 
 
 def _lead(words: list[Any]) -> Any:
