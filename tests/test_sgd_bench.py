@@ -556,3 +556,43 @@ def test_a_wh_question_in_the_last_sentence_never_writes() -> None:
     found = OfflineInterpreter().interpret("I'm hungry. Which restaurants can I book a table at in Paris?",
                                            Context(now=sgd.NOW), catalog, sgd.PERSON)
     assert all(step.action != "Tables_1.BookTable" for step in found.steps)
+
+
+def test_a_verb_that_starts_a_later_sentence_is_a_verb_not_a_name() -> None:
+    """"That's the one. Book it for friday.": "Book" is capitalized because it starts a sentence, not because
+    it is a name, so it still asks for the booking."""
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    context = Context(now=sgd.NOW, pending_action="Tables_1.FindPlaces")
+    found = OfflineInterpreter().interpret("That is the one I meant. Book it for friday.", context, catalog,
+                                           sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"
+
+
+def _after_search(said: str, offered: str) -> Interpretation:
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    context = Context(now=sgd.NOW, pending_action="Tables_1.FindPlaces",
+                      history=[{"role": "assistant", "text": offered}])
+    return OfflineInterpreter().interpret(said, context, catalog, sgd.PERSON)
+
+
+@pytest.mark.parametrize("said", ["Yes, please.", "Sure, that sounds good.", "yes for 2 people", "That works."])
+def test_yes_to_an_offer_to_do_the_write_goes_on_to_it_and_asks_what_it_needs(said: str) -> None:
+    """"Would you like to book a table?" after a search: taking the offer asks for the booking, and the
+    booking still asks for what it lacks (never acts on a guess)."""
+    found = _after_search(said, "Salt House is in Paris. Would you like to book a table there?")
+    assert found.kind == "question" and found.steps[0].action == "Tables_1.BookTable"
+
+
+@pytest.mark.parametrize(("said", "offered"), [
+    ("Sure, that sounds good.", "How about Salt House in Paris?"),  # a result offered, not the booking
+    ("Yes, please.", "Salt House is in Paris."),
+    ("No, not now.", "Would you like to book a table there?"),
+    ("Yes, another one please.", "Would you like to book a table there?"),
+])
+def test_taking_a_searchs_result_or_declining_the_offer_does_not_write(said: str, offered: str) -> None:
+    found = _after_search(said, offered)
+    assert all(step.action != "Tables_1.BookTable" for step in found.steps)

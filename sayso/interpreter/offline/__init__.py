@@ -23,7 +23,7 @@ from .. import Context, FocusItem, Interpretation, InterpreterRegistry, Proposed
 from ..guesses import decline_guesses
 from ..values import find_values
 from .arguments import _COURTESY_END, _POLITE_START, Extraction, extract
-from .ranking import CatalogIndex, Entry, index_for, query_terms
+from .ranking import CatalogIndex, Entry, index_for, name_parts, query_terms
 from .schema import Param
 from .weights import DEFAULT, Weights
 from .words import STOP, Token, concepts, stem, tokens
@@ -271,6 +271,7 @@ class _Clause:
     imperative: bool = False  # a command to change something
     asking: bool = False  # a wh-question: "what did I send to carol?"
     indefinite: bool = False  # "some music", "anything fun", "a few hotels": what to act on is not chosen yet
+    follows: Entry | None = None  # the write that follows the pending read, when the clause accepts what it showed
     judged: list[_Judged] = field(default_factory=list)
     best: _Judged | None = None
 
@@ -303,13 +304,26 @@ _Outcome = ProposedStep | Interpretation | None
 
 def _continue_pending(c: _Clause) -> _Outcome:
     """"I want to go to Phoenix.": no action's words, but more arguments for the one under way."""
-    if c.pending is None or (c.scores and c.top() >= c.weights.min_score):
+    if c.pending is None or c.follows is not None or (c.scores and c.top() >= c.weights.min_score):
         return None
     found = c.extract(c.pending)
     if not found.args:
         return None
     return ProposedStep(action=c.pending.action.name, args=found.args, mentions=found.mentions,
                         confidence=c.weights.pending_confidence)
+
+
+def _accept_offer(c: _Clause) -> _Outcome:
+    """"Yes, please." to "Would you like to buy tickets?" after a search: the person takes the offer, so the
+    conversation goes on to the write offered (asking for what it still needs). Taking a search's result ("that
+    one sounds good" to "How about X?") is not asking for the write: the search goes on."""
+    if not _accepts(c.original):
+        return None
+    c.follows = _offered(c.context, c.index)
+    if c.follows is not None:
+        at = c.index.entries.index(c.follows)
+        c.scores[at] = c.scores.get(at, 0.0)
+    return None
 
 
 def _follow_last_read(c: _Clause) -> _Outcome:
@@ -355,8 +369,10 @@ def _mood_score(c: _Clause, entry: Entry) -> float:
     """Writes lean to commands, reads to questions; what the conversation is doing goes on."""
     w = c.weights
     total = 0.0
-    if entry is c.pending:
+    if entry is c.pending and c.follows is None:
         total += w.continue_pending if not (c.acting or c.seeking) else w.continue_pending_said
+    if entry is c.follows:
+        total += w.accept_offer
     if entry.action.is_write:
         total += w.write_imperative if c.imperative and not c.question else 0.0
         total += w.write_question if c.question and not c.imperative else 0.0
@@ -397,7 +413,7 @@ def _pick_best(c: _Clause) -> _Outcome:
     w = c.weights
     best = c.judged[0]
     if best.said < w.min_score and best.found.evidence < w.weak_evidence \
-            and not (best.entry is c.pending and best.found.args):
+            and not (best.entry is c.pending and best.found.args) and best.entry is not c.follows:
         return c.unknown()
     if c.asking and best.entry.action.is_write:  # "what stage is the deal in?" asks; a read may answer it
         reads = [item for item in c.judged if not item.entry.action.is_write]
@@ -465,7 +481,7 @@ def _decide(c: _Clause) -> _Outcome:
     return step
 
 
-_CLAUSE_STEPS = (_continue_pending, _follow_last_read, _read_mood, _judge, _pick_best, _decide)
+_CLAUSE_STEPS = (_accept_offer, _continue_pending, _follow_last_read, _read_mood, _judge, _pick_best, _decide)
 
 
 def _about(named: str, text: str, index: CatalogIndex) -> Interpretation:
@@ -552,6 +568,48 @@ def _sentence_case(text: str) -> str:
     """``text`` with the capital that starts each later sentence lowered, for ranking: "Sounds good. Play it."
     asks to play; a capital inside a sentence is a name ("Meridian Credit Union"), at a sentence's start not."""
     return _SENTENCE_STARTS.sub(lambda m: m.group().lower(), text)
+
+
+# Taking what was offered: "yes", "sounds good", "that one is fine", "that would work", "I like it".
+_ACCEPT = re.compile(
+    r"^(?:(?:oh|ah|well|wow|hmm+|okay|ok|alright)\b[\s,!.]+)?(?:(?:yes|yeah|yea|yep|yup|sure|ok|okay|fine|perfect|"
+    r"great|good|excellent|lovely|awesome)\b|sounds?\s+(?:\w+\s+)?(?:good|great|perfect|fine|nice|right)\b|"
+    r"(?:that|this|it)(?:'s|\s+is|\s+one|\s+would|\s+will|\s+works|\s+sounds|\s+seems|\s+looks)\b|"
+    r"i\s+(?:like|love)\s+(?:it|that|this)\b|i'?ll\s+take)", re.I)
+_NOT = re.compile(r"\b(?:not|no|n't|nothing|else|another|other|different)\b", re.I)
+
+
+def _accepts(text: str) -> bool:
+    """Whether the message opens by taking what was just offered (and its first sentence refuses nothing)."""
+    first = _SENTENCE.split(text.strip())[0]
+    return bool(_ACCEPT.match(text.strip())) and not _NOT.search(first)
+
+
+def _offered(context: Context, index: CatalogIndex) -> Entry | None:
+    """The write the assistant's last words offer to do after the pending read ("Would you like to play it?"):
+    the write that follows the read, when the last question said is more about it than about the read."""
+    read = index.by_name.get(context.pending_action or "")
+    if read is None or read.action.is_write or not context.history or context.history[-1].get("role") != "assistant":
+        return None
+    asked = [q for q in re.findall(r"[^.!?]*\?", context.history[-1].get("text", "")) if q.strip()]
+    write = _follow_up(read, index) if asked else None
+    if write is None:
+        return None
+    scores = index.score(tokens(_sentence_case(asked[-1].strip())))
+    said = scores.get(index.entries.index(write), 0.0)
+    return write if said > scores.get(index.entries.index(read), 0.0) else None
+
+
+def _follow_up(read: Entry, index: CatalogIndex) -> Entry | None:
+    """The write a read leads to: of the same system, sharing the most parameters or words of its name (a
+    bus search leads to buying a bus ticket); none when two writes fit alike."""
+    system = name_parts(read.action.name)[0]
+    own = {p.name for p in read.params} | set(read.terms)
+    fits = sorted(((len(own & ({p.name for p in e.params} | set(e.terms))), e) for e in index.entries
+                   if e.action.is_write and name_parts(e.action.name)[0] == system), key=lambda f: -f[0])
+    if not fits or (len(fits) > 1 and fits[0][0] == fits[1][0]):
+        return None
+    return fits[0][1]
 
 
 def _lead(words: list[Any]) -> Any:

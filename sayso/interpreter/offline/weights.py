@@ -58,6 +58,7 @@ class Weights:
     missing: float = 0.4  # per required argument missing
     continue_pending: float = 1.5  # the action under way goes on unless the words say otherwise
     continue_pending_said: float = 0.5  # ... and this much when the words name a verb or a search
+    accept_offer: float = 2.0  # "that one sounds good" after a read was answered: the write that follows it
     write_imperative: float = 1.0  # a command leans to writes
     write_question: float = -1.5  # a question leans away from them
     write_asking: float = -4.0  # a wh-question never writes ("what did I send to carol?")
