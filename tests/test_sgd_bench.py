@@ -596,3 +596,22 @@ def test_yes_to_an_offer_to_do_the_write_goes_on_to_it_and_asks_what_it_needs(sa
 def test_taking_a_searchs_result_or_declining_the_offer_does_not_write(said: str, offered: str) -> None:
     found = _after_search(said, offered)
     assert all(step.action != "Tables_1.BookTable" for step in found.steps)
+
+
+@pytest.mark.parametrize("said", [
+    "Yes, that's the one. Cast it on my phone.",  # a verb the catalog does not know, done to what was shown
+    "I like that one, can you sort it out for friday?",
+])
+def test_taking_a_searchs_result_and_asking_for_something_done_to_it_goes_on_to_the_write(said: str) -> None:
+    found = _after_search(said, "How about Salt House in Paris?")
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"
+
+
+@pytest.mark.parametrize("said", [
+    "That one sounds good. What is their phone number?",  # a question about it
+    "That one is fine, thanks, that is all.",  # closing
+    "Yes, make it in Paris.",  # a value the search takes: the search, refined
+])
+def test_taking_a_searchs_result_without_asking_for_it_to_be_done_stays_with_the_search(said: str) -> None:
+    found = _after_search(said, "How about Salt House in Paris?")
+    assert all(step.action != "Tables_1.BookTable" for step in found.steps)

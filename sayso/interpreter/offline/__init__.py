@@ -317,9 +317,11 @@ def _accept_offer(c: _Clause) -> _Outcome:
     """"Yes, please." to "Would you like to buy tickets?" after a search: the person takes the offer, so the
     conversation goes on to the write offered (asking for what it still needs). Taking a search's result ("that
     one sounds good" to "How about X?") is not asking for the write: the search goes on."""
-    if not _accepts(c.original):
-        return None
-    c.follows = _offered(c.context, c.index)
+    if _accepts(c.original):
+        c.follows = _offered(c.context, c.index)
+    if c.follows is None and c.pending is not None and _acts_on_result(c.original, c.context, c.index) \
+            and not _typed_args(c.extract(c.pending), c.pending):  # "make it in London": the search, refined
+        c.follows = _follow_up(c.pending, c.index)
     if c.follows is not None:
         at = c.index.entries.index(c.follows)
         c.scores[at] = c.scores.get(at, 0.0)
@@ -598,6 +600,42 @@ def _offered(context: Context, index: CatalogIndex) -> Entry | None:
     scores = index.score(tokens(_sentence_case(asked[-1].strip())))
     said = scores.get(index.entries.index(write), 0.0)
     return write if said > scores.get(index.entries.index(read), 0.0) else None
+
+
+_RESULT = re.compile(r"\b(?:it|that one|this one)\b", re.I)
+# Words that lead a sentence without asking for anything to be done: pointing, agreeing, judging, closing.
+_NOT_VERBS = frozenset("that this it there here which what who how yes yeah yep sure ok okay fine great good perfect "
+                       "thank thanks think guess enjoy love like prefer kind got know sound sounds seem seems".split())
+_CLOSING = re.compile(r"\b(?:thanks?|thank you|all|everything)\b", re.I)
+
+
+def _acts_on_result(text: str, context: Context, index: CatalogIndex) -> bool:
+    """"Yes, that's the one. Cast it on my TV.", "I like that one, can you put it on?": after a search was
+    answered, a message that takes its result (accepts it or points at it) and asks for something to be done to
+    it, in a sentence that is neither a question nor a search of its own, goes on to the write."""
+    read = index.by_name.get(context.pending_action or "")
+    if read is None or read.action.is_write or not context.history \
+            or context.history[-1].get("role") != "assistant":
+        return False
+    text = text.strip()
+    accepted = _ACCEPT.match(text)
+    if not accepted and not _RESULT.search(text):
+        return False
+    rest = text[accepted.end():] if accepted else text
+    for sentence in _SENTENCE.split(rest.strip(" ,.!")):
+        asked = sentence.rstrip().endswith("?") and not _polite_request(sentence)
+        lead = _lead(tokens(sentence))
+        if asked or lead is None or lead.lower in STOP or lead.lower in _NOT_VERBS or _NOT.search(sentence) \
+                or _CLOSING.search(sentence):
+            continue
+        if "find" not in concepts(lead.stem) and _RESULT.search(sentence, lead.end):
+            return True
+    return False
+
+
+def _typed_args(found: Extraction, entry: Entry) -> bool:
+    """Whether ``found`` holds a typed value for ``entry`` (a place, a date, a choice: not free words)."""
+    return any(p.kind not in ("text", "name") for p in entry.params if p.name in found.args)
 
 
 def _follow_up(read: Entry, index: CatalogIndex) -> Entry | None:
