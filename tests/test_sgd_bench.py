@@ -615,3 +615,56 @@ def test_taking_a_searchs_result_and_asking_for_something_done_to_it_goes_on_to_
 def test_taking_a_searchs_result_without_asking_for_it_to_be_done_stays_with_the_search(said: str) -> None:
     found = _after_search(said, "How about Salt House in Paris?")
     assert all(step.action != "Tables_1.BookTable" for step in found.steps)
+
+
+EVENTS = {
+    "service_name": "Shows_3",
+    "description": "The comprehensive portal to find and reserve seats at events near you",
+    "slots": [
+        {"name": "category", "description": "Type of event", "is_categorical": True,
+         "possible_values": ["Music", "Sports"]},
+        {"name": "event_name", "description": "Name of event", "is_categorical": False, "possible_values": []},
+        {"name": "date", "description": "Date of occurrence of event", "is_categorical": False, "possible_values": []},
+        {"name": "number_of_seats", "description": "Number of seats to find event tickets for",
+         "is_categorical": True, "possible_values": ["1", "2", "3", "4"]},
+        {"name": "city_of_event", "description": "City where event is happening", "is_categorical": False,
+         "possible_values": []},
+    ],
+    "intents": [
+        {"name": "FindEvents", "description": "Find events in a given city", "is_transactional": False,
+         "required_slots": ["category", "city_of_event"], "optional_slots": {"date": "dontcare"},
+         "result_slots": []},
+        {"name": "BuyEventTickets", "description": "Buy tickets for an event", "is_transactional": True,
+         "required_slots": ["event_name", "number_of_seats", "date", "city_of_event"], "optional_slots": {},
+         "result_slots": []},
+    ],
+}
+
+
+def test_a_request_that_says_neither_look_nor_change_looks_first_when_the_write_is_incomplete() -> None:
+    """"I'd like a table at a restaurant in Paris": no verb of looking or changing, and the booking lacks what it
+    needs, so the search comes first (``write_unsaid``; 0 turns the lean off); a complete booking stays one."""
+    from sayso.interpreter.offline import OfflineInterpreter
+    from sayso.interpreter.offline.weights import DEFAULT
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    said = "I'd like a table at a restaurant in Paris."
+    found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    off = OfflineInterpreter(weights=DEFAULT.with_("write_unsaid=0")).interpret(
+        said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert [s.action for s in found.steps] == ["Tables_1.FindPlaces"]
+    assert off.steps and off.steps[0].action == "Tables_1.BookTable"
+    complete = OfflineInterpreter().interpret("A table for 2 at Salt House on friday", Context(now=sgd.NOW),
+                                              catalog, sgd.PERSON)
+    assert complete.steps and complete.steps[0].action == "Tables_1.BookTable"
+
+
+def test_the_search_a_lean_prefers_is_about_the_catalog_when_another_actions_arguments_fit() -> None:
+    """"go to a Concert on the 3rd of March": the search's own words are weak (a capital counts less), but the
+    arguments fit the purchase, so the turn is about this catalog: the search, not "out of scope"."""
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog([EVENTS])
+    found = OfflineInterpreter().interpret("I would like to go to a Concert on the 3rd of March.",
+                                           Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Shows_3.FindEvents"

@@ -386,6 +386,13 @@ def _mood_score(c: _Clause, entry: Entry) -> float:
     return total
 
 
+def _unsaid(c: _Clause) -> bool:
+    """A request that says neither to look nor to change anything ("I want to go to a concert"), with no write
+    under way or offered."""
+    return not (c.question or c.seeking or c.acting or c.imperative or c.follows is not None
+                or (c.pending is not None and c.pending.action.is_write))
+
+
 def _judge(c: _Clause) -> _Outcome:
     """The best few actions by words take their arguments; words, evidence and mood give each a total.
     Actions far behind on words rarely win on arguments: try at least a few, then the close ones."""
@@ -405,6 +412,8 @@ def _judge(c: _Clause) -> _Outcome:
         total = lexical + found.evidence - w.missing * len(found.missing) + _mood_score(c, entry)
         if entry.action.is_write and found.missing and c.indefinite:
             total += w.write_unchosen  # "I want to hear some music": nothing chosen yet to act on
+        elif entry.action.is_write and found.missing and _unsaid(c):
+            total += w.write_unsaid  # "I want to go to a concert": neither look nor act said, and incomplete
         c.judged.append(_Judged(total, entry, found, said))
     c.judged.sort(key=lambda item: -item.total)
     return None
@@ -414,8 +423,10 @@ def _pick_best(c: _Clause) -> _Outcome:
     """The best total, unless its words are too weak, it writes when asked, or it is mostly about other things."""
     w = c.weights
     best = c.judged[0]
-    if best.said < w.min_score and best.found.evidence < w.weak_evidence \
-            and not (best.entry is c.pending and best.found.args) and best.entry is not c.follows:
+    # the words or arguments must be about some action the clause weighed: "go to a Concert on the 3rd" fits the
+    # ticket purchase by its arguments, so the search a mood lean preferred is still about this catalog
+    about = any(j.said >= w.min_score or j.found.evidence >= w.weak_evidence for j in c.judged)
+    if not about and not (best.entry is c.pending and best.found.args) and best.entry is not c.follows:
         return c.unknown()
     if c.asking and best.entry.action.is_write:  # "what stage is the deal in?" asks; a read may answer it
         reads = [item for item in c.judged if not item.entry.action.is_write]
