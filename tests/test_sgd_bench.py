@@ -668,3 +668,8 @@ def test_the_search_a_lean_prefers_is_about_the_catalog_when_another_actions_arg
     found = OfflineInterpreter().interpret("I would like to go to a Concert on the 3rd of March.",
                                            Context(now=sgd.NOW), catalog, sgd.PERSON)
     assert found.steps and found.steps[0].action == "Shows_3.FindEvents"
+
+
+def test_i_would_before_the_request_is_not_the_request() -> None:
+    found = _after_search("That sounds good. I'd like to sort it out now.", "How about Salt House in Paris?")
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"

@@ -617,6 +617,7 @@ _RESULT = re.compile(r"\b(?:it|that one|this one)\b", re.I)
 # Words that lead a sentence without asking for anything to be done: pointing, agreeing, judging, closing.
 _NOT_VERBS = frozenset("that this it there here which what who how yes yeah yep sure ok okay fine great good perfect "
                        "thank thanks think guess enjoy love like prefer kind got know sound sounds seem seems".split())
+_I_WOULD = frozenset("i'd we'd i'll we'll".split())  # "I'd like to hear it": the request is what follows
 _CLOSING = re.compile(r"\b(?:thanks?|thank you|all|everything)\b", re.I)
 
 
@@ -635,7 +636,7 @@ def _acts_on_result(text: str, context: Context, index: CatalogIndex) -> bool:
     rest = text[accepted.end():] if accepted else text
     for sentence in _SENTENCE.split(rest.strip(" ,.!")):
         asked = sentence.rstrip().endswith("?") and not _polite_request(sentence)
-        lead = _lead(tokens(sentence))
+        lead = _lead([t for t in tokens(sentence) if t.lower not in _I_WOULD])
         if asked or lead is None or lead.lower in STOP or lead.lower in _NOT_VERBS or _NOT.search(sentence) \
                 or _CLOSING.search(sentence):
             continue
