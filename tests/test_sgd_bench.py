@@ -673,3 +673,8 @@ def test_the_search_a_lean_prefers_is_about_the_catalog_when_another_actions_arg
 def test_i_would_before_the_request_is_not_the_request() -> None:
     found = _after_search("That sounds good. I'd like to sort it out now.", "How about Salt House in Paris?")
     assert found.steps and found.steps[0].action == "Tables_1.BookTable"
+
+
+def test_can_i_have_it_done_after_taking_a_result_asks_for_it() -> None:
+    found = _after_search("I like it! Can we sort it out for friday?", "How about Salt House in Paris?")
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"

@@ -618,6 +618,7 @@ _RESULT = re.compile(r"\b(?:it|that one|this one)\b", re.I)
 _NOT_VERBS = frozenset("that this it there here which what who how yes yeah yep sure ok okay fine great good perfect "
                        "thank thanks think guess enjoy love like prefer kind got know sound sounds seem seems".split())
 _I_WOULD = frozenset("i'd we'd i'll we'll".split())  # "I'd like to hear it": the request is what follows
+_MAY_I = re.compile(r"^\s*(?:can|could|may)\s+(?:i|we)\s+", re.I)
 _CLOSING = re.compile(r"\b(?:thanks?|thank you|all|everything)\b", re.I)
 
 
@@ -635,8 +636,9 @@ def _acts_on_result(text: str, context: Context, index: CatalogIndex) -> bool:
         return False
     rest = text[accepted.end():] if accepted else text
     for sentence in _SENTENCE.split(rest.strip(" ,.!")):
-        asked = sentence.rstrip().endswith("?") and not _polite_request(sentence)
-        lead = _lead([t for t in tokens(sentence) if t.lower not in _I_WOULD])
+        asked = sentence.rstrip().endswith("?") and not _polite_request(sentence) \
+            and not _MAY_I.match(sentence)  # "Can I listen to it now?" asks for it, not about it
+        lead = _lead([t for t in tokens(sentence) if t.lower not in _I_WOULD and t.lower != "may"])
         if asked or lead is None or lead.lower in STOP or lead.lower in _NOT_VERBS or _NOT.search(sentence) \
                 or _CLOSING.search(sentence):
             continue
