@@ -480,7 +480,8 @@ def read_cases(path: Path, limit: int | None = None, half: Half | None = None) -
 
 def context_for(case: dict[str, Any]) -> Context:
     """The intent active before the turn is the pending action; the system's last words, when the case has
-    them, are the conversation's history (a model interpreter reads them; the offline one does not)."""
+    them, are the conversation's history (a model interpreter reads them; the offline one looks only at whether
+    they offer a write after a search)."""
     prev = case["prev_active_intent"]
     said = case.get("prev_system_utterance") or ""
     history = [{"role": "assistant", "text": said}] if said.strip() else []

@@ -307,3 +307,19 @@ def test_registry_refuses_an_unknown_interpreter() -> None:
     with pytest.raises(ConfigurationError, match="no-such-interpreter") as raised:
         registry.create("no-such-interpreter")
     assert raised.value.code == "configuration_error"
+
+
+@pytest.mark.parametrize("text", [
+    "send carol a message saying the demo moved, even if she is out today",
+    "tell carol the demo moved, I don't mind if she reads it late",
+    "tell carol the demo moved, it's fine if she reads it late",
+])
+def test_a_concession_is_not_a_condition(text: str) -> None:
+    """"even if ...", "I don't mind if ...", "it's fine if ..." allow; they set no condition to check first."""
+    found = interpret(text)
+    assert found.reason != "condition" and [s.action for s in found.steps] == ["chat.send"]
+
+
+def test_a_condition_is_still_declined() -> None:
+    found = interpret("if the Orchid deal is lost, tell carol the demo moved")
+    assert found.kind == "none" and found.reason == "condition"

@@ -556,3 +556,125 @@ def test_a_wh_question_in_the_last_sentence_never_writes() -> None:
     found = OfflineInterpreter().interpret("I'm hungry. Which restaurants can I book a table at in Paris?",
                                            Context(now=sgd.NOW), catalog, sgd.PERSON)
     assert all(step.action != "Tables_1.BookTable" for step in found.steps)
+
+
+def test_a_verb_that_starts_a_later_sentence_is_a_verb_not_a_name() -> None:
+    """"That's the one. Book it for friday.": "Book" is capitalized because it starts a sentence, not because
+    it is a name, so it still asks for the booking."""
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    context = Context(now=sgd.NOW, pending_action="Tables_1.FindPlaces")
+    found = OfflineInterpreter().interpret("That is the one I meant. Book it for friday.", context, catalog,
+                                           sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"
+
+
+def _after_search(said: str, offered: str) -> Interpretation:
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    context = Context(now=sgd.NOW, pending_action="Tables_1.FindPlaces",
+                      history=[{"role": "assistant", "text": offered}])
+    return OfflineInterpreter().interpret(said, context, catalog, sgd.PERSON)
+
+
+@pytest.mark.parametrize("said", ["Yes, please.", "Sure, that sounds good.", "yes for 2 people", "That works."])
+def test_yes_to_an_offer_to_do_the_write_goes_on_to_it_and_asks_what_it_needs(said: str) -> None:
+    """"Would you like to book a table?" after a search: taking the offer asks for the booking, and the
+    booking still asks for what it lacks (never acts on a guess)."""
+    found = _after_search(said, "Salt House is in Paris. Would you like to book a table there?")
+    assert found.kind == "question" and found.steps[0].action == "Tables_1.BookTable"
+
+
+@pytest.mark.parametrize(("said", "offered"), [
+    ("Sure, that sounds good.", "How about Salt House in Paris?"),  # a result offered, not the booking
+    ("Yes, please.", "Salt House is in Paris."),
+    ("No, not now.", "Would you like to book a table there?"),
+    ("Yes, another one please.", "Would you like to book a table there?"),
+])
+def test_taking_a_searchs_result_or_declining_the_offer_does_not_write(said: str, offered: str) -> None:
+    found = _after_search(said, offered)
+    assert all(step.action != "Tables_1.BookTable" for step in found.steps)
+
+
+@pytest.mark.parametrize("said", [
+    "Yes, that's the one. Cast it on my phone.",  # a verb the catalog does not know, done to what was shown
+    "I like that one, can you sort it out for friday?",
+])
+def test_taking_a_searchs_result_and_asking_for_something_done_to_it_goes_on_to_the_write(said: str) -> None:
+    found = _after_search(said, "How about Salt House in Paris?")
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"
+
+
+@pytest.mark.parametrize("said", [
+    "That one sounds good. What is their phone number?",  # a question about it
+    "That one is fine, thanks, that is all.",  # closing
+    "Yes, make it in Paris.",  # a value the search takes: the search, refined
+])
+def test_taking_a_searchs_result_without_asking_for_it_to_be_done_stays_with_the_search(said: str) -> None:
+    found = _after_search(said, "How about Salt House in Paris?")
+    assert all(step.action != "Tables_1.BookTable" for step in found.steps)
+
+
+EVENTS = {
+    "service_name": "Shows_3",
+    "description": "The comprehensive portal to find and reserve seats at events near you",
+    "slots": [
+        {"name": "category", "description": "Type of event", "is_categorical": True,
+         "possible_values": ["Music", "Sports"]},
+        {"name": "event_name", "description": "Name of event", "is_categorical": False, "possible_values": []},
+        {"name": "date", "description": "Date of occurrence of event", "is_categorical": False, "possible_values": []},
+        {"name": "number_of_seats", "description": "Number of seats to find event tickets for",
+         "is_categorical": True, "possible_values": ["1", "2", "3", "4"]},
+        {"name": "city_of_event", "description": "City where event is happening", "is_categorical": False,
+         "possible_values": []},
+    ],
+    "intents": [
+        {"name": "FindEvents", "description": "Find events in a given city", "is_transactional": False,
+         "required_slots": ["category", "city_of_event"], "optional_slots": {"date": "dontcare"},
+         "result_slots": []},
+        {"name": "BuyEventTickets", "description": "Buy tickets for an event", "is_transactional": True,
+         "required_slots": ["event_name", "number_of_seats", "date", "city_of_event"], "optional_slots": {},
+         "result_slots": []},
+    ],
+}
+
+
+def test_a_request_that_says_neither_look_nor_change_looks_first_when_the_write_is_incomplete() -> None:
+    """"I'd like a table at a restaurant in Paris": no verb of looking or changing, and the booking lacks what it
+    needs, so the search comes first (``write_unsaid``; 0 turns the lean off); a complete booking stays one."""
+    from sayso.interpreter.offline import OfflineInterpreter
+    from sayso.interpreter.offline.weights import DEFAULT
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    said = "I'd like a table at a restaurant in Paris."
+    found = OfflineInterpreter().interpret(said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    off = OfflineInterpreter(weights=DEFAULT.with_("write_unsaid=0")).interpret(
+        said, Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert [s.action for s in found.steps] == ["Tables_1.FindPlaces"]
+    assert off.steps and off.steps[0].action == "Tables_1.BookTable"
+    complete = OfflineInterpreter().interpret("A table for 2 at Salt House on friday", Context(now=sgd.NOW),
+                                              catalog, sgd.PERSON)
+    assert complete.steps and complete.steps[0].action == "Tables_1.BookTable"
+
+
+def test_the_search_a_lean_prefers_is_about_the_catalog_when_another_actions_arguments_fit() -> None:
+    """"go to a Concert on the 3rd of March": the search's own words are weak (a capital counts less), but the
+    arguments fit the purchase, so the turn is about this catalog: the search, not "out of scope"."""
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog([EVENTS])
+    found = OfflineInterpreter().interpret("I would like to go to a Concert on the 3rd of March.",
+                                           Context(now=sgd.NOW), catalog, sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Shows_3.FindEvents"
+
+
+def test_i_would_before_the_request_is_not_the_request() -> None:
+    found = _after_search("That sounds good. I'd like to sort it out now.", "How about Salt House in Paris?")
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"
+
+
+def test_can_i_have_it_done_after_taking_a_result_asks_for_it() -> None:
+    found = _after_search("I like it! Can we sort it out for friday?", "How about Salt House in Paris?")
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"

@@ -16,9 +16,12 @@ from .questions import reads_only
 
 __all__ = ["decline_guesses"]
 
-# "If I haven't met aisha in the last 9 days, schedule ...": a condition this interpreter cannot evaluate.
+# "If I haven't met aisha in the last 9 days, schedule ...": a condition this interpreter cannot evaluate. A
+# concession is not one: "even if it is shared", "it's fine if ...", "I don't mind if ..." allow, they set no
+# condition on acting.
 _CONDITION = re.compile(
-    r"\b(?:if|unless|provided(?: that)?|as long as|in case|only when|whether)\b(?!\s+(?:you (?:can|could|would|"
+    r"\b(?<!even )(?<!fine )(?<!okay )(?<!ok )(?<!alright )(?<!mind )(?<!matter )"
+    r"(?:if|unless|provided(?: that)?|as long as|in case|only when|whether)\b(?!\s+(?:you (?:can|could|would|"
     r"don'?t mind|have (?:a )?(?:time|moment|chance)|get (?:a|the) chance)|possible|needed|necessary|"
     r"that'?s (?:ok|okay|alright|fine|possible)|so desired)\b)", re.I)
 

@@ -274,6 +274,7 @@ class _Clause:
     imperative: bool = False  # a command to change something
     asking: bool = False  # a wh-question: "what did I send to carol?"
     indefinite: bool = False  # "some music", "anything fun", "a few hotels": what to act on is not chosen yet
+    follows: Entry | None = None  # the write that follows the pending read, when the clause accepts what it showed
     judged: list[_Judged] = field(default_factory=list)
     best: _Judged | None = None
 
@@ -282,7 +283,7 @@ class _Clause:
               weights: Weights) -> _Clause:
         text = _OPENER.sub("", original) or original  # "and what have we won?", "ok, ask devi"
         words = tokens(text)
-        scores = index.score(words)
+        scores = index.score(tokens(_sentence_case(text)))
         valued = index.by_choice(text)
         for i in valued:  # "anything still in prospecting?": an enum value names the action
             scores[i] = scores.get(i, 0.0) + weights.choice_names_action
@@ -306,13 +307,28 @@ _Outcome = ProposedStep | Interpretation | None
 
 def _continue_pending(c: _Clause) -> _Outcome:
     """"I want to go to Phoenix.": no action's words, but more arguments for the one under way."""
-    if c.pending is None or (c.scores and c.top() >= c.weights.min_score):
+    if c.pending is None or c.follows is not None or (c.scores and c.top() >= c.weights.min_score):
         return None
     found = c.extract(c.pending)
     if not found.args:
         return None
     return ProposedStep(action=c.pending.action.name, args=found.args, mentions=found.mentions,
                         confidence=c.weights.pending_confidence)
+
+
+def _accept_offer(c: _Clause) -> _Outcome:
+    """"Yes, please." to "Would you like to buy tickets?" after a search: the person takes the offer, so the
+    conversation goes on to the write offered (asking for what it still needs). Taking a search's result ("that
+    one sounds good" to "How about X?") is not asking for the write: the search goes on."""
+    if _accepts(c.original):
+        c.follows = _offered(c.context, c.index)
+    if c.follows is None and c.pending is not None and _acts_on_result(c.original, c.context, c.index) \
+            and not _typed_args(c.extract(c.pending), c.pending):  # "make it in London": the search, refined
+        c.follows = _follow_up(c.pending, c.index)
+    if c.follows is not None:
+        at = c.index.entries.index(c.follows)
+        c.scores[at] = c.scores.get(at, 0.0)
+    return None
 
 
 def _follow_last_read(c: _Clause) -> _Outcome:
@@ -343,7 +359,8 @@ def _read_mood(c: _Clause) -> _Outcome:
     c.question = (bool(_QUESTION.match(c.text)) or c.text.rstrip().endswith("?") or informing[-1]) and not request
     # "That's the one. I want to listen to it now.": any sentence's request; "tell me ..." only asks
     leads = [_lead(tokens(s)) for s, info in zip(sentences, informing, strict=True) if not info]
-    verbs = [concepts(w.stem) for w in c.words if not w.text[:1].isupper() or w is c.words[0]]
+    starts = {m.start() for m in _SENTENCE_STARTS.finditer(c.text)}  # "That's it. Play it.": a verb, not a name
+    verbs = [concepts(w.stem) for w in c.words if not w.text[:1].isupper() or w is c.words[0] or w.start in starts]
     c.acting = any(v & _WRITE_CONCEPTS for v in verbs)
     c.seeking = any("find" in v for v in verbs) or c.question
     c.imperative = any(lead is not None and concepts(lead.stem) & _WRITE_CONCEPTS for lead in leads) \
@@ -357,8 +374,10 @@ def _mood_score(c: _Clause, entry: Entry) -> float:
     """Writes lean to commands, reads to questions; what the conversation is doing goes on."""
     w = c.weights
     total = 0.0
-    if entry is c.pending:
+    if entry is c.pending and c.follows is None:
         total += w.continue_pending if not (c.acting or c.seeking) else w.continue_pending_said
+    if entry is c.follows:
+        total += w.accept_offer
     if entry.action.is_write:
         total += w.write_imperative if c.imperative and not c.question else 0.0
         total += w.write_question if c.question and not c.imperative else 0.0
@@ -368,6 +387,13 @@ def _mood_score(c: _Clause, entry: Entry) -> float:
         total += w.read_seeking if c.seeking and not c.question and not c.acting else 0.0
         total += w.read_imperative if c.imperative and not c.question else 0.0
     return total
+
+
+def _unsaid(c: _Clause) -> bool:
+    """A request that says neither to look nor to change anything ("I want to go to a concert"), with no write
+    under way or offered."""
+    return not (c.question or c.seeking or c.acting or c.imperative or c.follows is not None
+                or (c.pending is not None and c.pending.action.is_write))
 
 
 def _judge(c: _Clause) -> _Outcome:
@@ -389,6 +415,8 @@ def _judge(c: _Clause) -> _Outcome:
         total = lexical + found.evidence - w.missing * len(found.missing) + _mood_score(c, entry)
         if entry.action.is_write and found.missing and c.indefinite:
             total += w.write_unchosen  # "I want to hear some music": nothing chosen yet to act on
+        elif entry.action.is_write and found.missing and _unsaid(c):
+            total += w.write_unsaid  # "I want to go to a concert": neither look nor act said, and incomplete
         c.judged.append(_Judged(total, entry, found, said))
     c.judged.sort(key=lambda item: -item.total)
     return None
@@ -398,8 +426,10 @@ def _pick_best(c: _Clause) -> _Outcome:
     """The best total, unless its words are too weak, it writes when asked, or it is mostly about other things."""
     w = c.weights
     best = c.judged[0]
-    if best.said < w.min_score and best.found.evidence < w.weak_evidence \
-            and not (best.entry is c.pending and best.found.args):
+    # the words or arguments must be about some action the clause weighed: "go to a Concert on the 3rd" fits the
+    # ticket purchase by its arguments, so the search a mood lean preferred is still about this catalog
+    about = any(j.said >= w.min_score or j.found.evidence >= w.weak_evidence for j in c.judged)
+    if not about and not (best.entry is c.pending and best.found.args) and best.entry is not c.follows:
         return c.unknown()
     if c.asking and best.entry.action.is_write:  # "what stage is the deal in?" asks; a read may answer it
         reads = [item for item in c.judged if not item.entry.action.is_write]
@@ -505,7 +535,7 @@ def _decide(c: _Clause) -> _Outcome:
     return step
 
 
-_CLAUSE_STEPS = (_continue_pending, _follow_last_read, _read_mood, _judge, _pick_best, _decide)
+_CLAUSE_STEPS = (_accept_offer, _continue_pending, _follow_last_read, _read_mood, _judge, _pick_best, _decide)
 
 
 def _about(named: str, text: str, index: CatalogIndex) -> Interpretation:
@@ -583,6 +613,96 @@ def _polite_request(sentence: str) -> bool:
         return False
     rest = sentence[polite.end():]
     return len(rest.split()) >= 2 and not _QUESTION.match(rest) and not _ASKS_ME.match(rest)
+
+
+_SENTENCE_STARTS = re.compile(r"(?<=[.!?]\s)[A-Z](?=[a-z'])")
+
+
+def _sentence_case(text: str) -> str:
+    """``text`` with the capital that starts each later sentence lowered, for ranking: "Sounds good. Play it."
+    asks to play; a capital inside a sentence is a name ("Meridian Credit Union"), at a sentence's start not."""
+    return _SENTENCE_STARTS.sub(lambda m: m.group().lower(), text)
+
+
+# Taking what was offered: "yes", "sounds good", "that one is fine", "that would work", "I like it".
+_ACCEPT = re.compile(
+    r"^(?:(?:oh|ah|well|wow|hmm+|okay|ok|alright)\b[\s,!.]+)?(?:(?:yes|yeah|yea|yep|yup|sure|ok|okay|fine|perfect|"
+    r"great|good|excellent|lovely|awesome)\b|sounds?\s+(?:\w+\s+)?(?:good|great|perfect|fine|nice|right)\b|"
+    r"(?:that|this|it)(?:'s|\s+is|\s+one|\s+would|\s+will|\s+works|\s+sounds|\s+seems|\s+looks)\b|"
+    r"i\s+(?:like|love)\s+(?:it|that|this)\b|i'?ll\s+take)", re.I)
+_NOT = re.compile(r"\b(?:not|no|n't|nothing|else|another|other|different)\b", re.I)
+
+
+def _accepts(text: str) -> bool:
+    """Whether the message opens by taking what was just offered (and its first sentence refuses nothing)."""
+    first = _SENTENCE.split(text.strip())[0]
+    return bool(_ACCEPT.match(text.strip())) and not _NOT.search(first)
+
+
+def _offered(context: Context, index: CatalogIndex) -> Entry | None:
+    """The write the assistant's last words offer to do after the pending read ("Would you like to play it?"):
+    the write that follows the read, when the last question said is more about it than about the read."""
+    read = index.by_name.get(context.pending_action or "")
+    if read is None or read.action.is_write or not context.history or context.history[-1].get("role") != "assistant":
+        return None
+    asked = [q for q in re.findall(r"[^.!?]*\?", context.history[-1].get("text", "")) if q.strip()]
+    write = _follow_up(read, index) if asked else None
+    if write is None:
+        return None
+    scores = index.score(tokens(_sentence_case(asked[-1].strip())))
+    said = scores.get(index.entries.index(write), 0.0)
+    return write if said > scores.get(index.entries.index(read), 0.0) else None
+
+
+_RESULT = re.compile(r"\b(?:it|that one|this one)\b", re.I)
+# Words that lead a sentence without asking for anything to be done: pointing, agreeing, judging, closing.
+_NOT_VERBS = frozenset("that this it there here which what who how yes yeah yep sure ok okay fine great good perfect "
+                       "thank thanks think guess enjoy love like prefer kind got know sound sounds seem seems".split())
+_I_WOULD = frozenset("i'd we'd i'll we'll".split())  # "I'd like to hear it": the request is what follows
+_MAY_I = re.compile(r"^\s*(?:can|could|may)\s+(?:i|we)\s+", re.I)
+_CLOSING = re.compile(r"\b(?:thanks?|thank you|all|everything)\b", re.I)
+
+
+def _acts_on_result(text: str, context: Context, index: CatalogIndex) -> bool:
+    """"Yes, that's the one. Cast it on my TV.", "I like that one, can you put it on?": after a search was
+    answered, a message that takes its result (accepts it or points at it) and asks for something to be done to
+    it, in a sentence that is neither a question nor a search of its own, goes on to the write."""
+    read = index.by_name.get(context.pending_action or "")
+    if read is None or read.action.is_write or not context.history \
+            or context.history[-1].get("role") != "assistant":
+        return False
+    text = text.strip()
+    accepted = _ACCEPT.match(text)
+    if not accepted and not _RESULT.search(text):
+        return False
+    rest = text[accepted.end():] if accepted else text
+    for sentence in _SENTENCE.split(rest.strip(" ,.!")):
+        asked = sentence.rstrip().endswith("?") and not _polite_request(sentence) \
+            and not _MAY_I.match(sentence)  # "Can I listen to it now?" asks for it, not about it
+        lead = _lead([t for t in tokens(sentence) if t.lower not in _I_WOULD and t.lower != "may"])
+        if asked or lead is None or lead.lower in STOP or lead.lower in _NOT_VERBS or _NOT.search(sentence) \
+                or _CLOSING.search(sentence):
+            continue
+        if "find" not in concepts(lead.stem) and _RESULT.search(sentence, lead.end):
+            return True
+    return False
+
+
+def _typed_args(found: Extraction, entry: Entry) -> bool:
+    """Whether ``found`` holds a typed value for ``entry`` (a place, a date, a choice: not free words)."""
+    return any(p.kind not in ("text", "name") for p in entry.params if p.name in found.args)
+
+
+def _follow_up(read: Entry, index: CatalogIndex) -> Entry | None:
+    """The write a read leads to: of the same system, sharing the most parameters or words of its name (a
+    bus search leads to buying a bus ticket); none when two writes fit alike."""
+    system = name_parts(read.action.name)[0]
+    own = {p.name for p in read.params} | set(read.terms)
+    fits = sorted(((len(own & ({p.name for p in e.params} | set(e.terms))), e) for e in index.entries
+                   if e.action.is_write and name_parts(e.action.name)[0] == system), key=lambda f: -f[0])
+    if not fits or (len(fits) > 1 and fits[0][0] == fits[1][0]):
+        return None
+    return fits[0][1]
 
 
 def _lead(words: list[Any]) -> Any:

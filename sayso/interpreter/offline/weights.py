@@ -58,6 +58,7 @@ class Weights:
     missing: float = 0.4  # per required argument missing
     continue_pending: float = 1.5  # the action under way goes on unless the words say otherwise
     continue_pending_said: float = 0.5  # ... and this much when the words name a verb or a search
+    accept_offer: float = 2.0  # "that one sounds good" after a read was answered: the write that follows it
     write_imperative: float = 1.0  # a command leans to writes
     write_question: float = -1.5  # a question leans away from them
     write_asking: float = -4.0  # a wh-question never writes ("what did I send to carol?")
@@ -65,6 +66,7 @@ class Weights:
     read_seeking: float = 0.5  # ... and so does "find ..." without a verb that changes anything
     read_imperative: float = -0.8  # a command leans away from them
     write_unchosen: float = -2.0  # a write missing what it acts on, asked of indefinitely ("some music")
+    write_unsaid: float = -1.0  # ... or asked of without a verb that looks or changes ("I want to go to a concert")
     weak_evidence: float = 1.5  # arguments weaker than this do not rescue weak words
     unexplained_floor: int = 3  # a read with this many unexplained words...
     unexplained_ratio: float = 2.0  # ... this many times the explained ones...
