@@ -57,6 +57,9 @@ _LIST_SIZE = 50
 # Built once: each turn only binds values (building statements with .values() cost more than running them).
 _conversations, _messages = schema.conversations, schema.messages
 _LOAD = select(_conversations.c.user_id, _conversations.c.state).where(_conversations.c.id == bindparam("b_id"))
+_SAVE_STATE = update(_conversations).where(_conversations.c.id == bindparam("b_id")).values(
+    state=bindparam("b_state"), updated_at=bindparam("b_at"))
+_ADD_MESSAGES = insert(_messages)
 
 
 class Pending(BaseModel):
@@ -135,15 +138,10 @@ class Conversations:
         with self.store.write() as conn:
             if turn is not None:
                 turn.flush(conn)
-            saved = update(_conversations).where(_conversations.c.id == conversation).values(
-                state=state.model_dump(mode="json"), updated_at=now)
-            if not messages:
-                conn.execute(saved)
-                return
-            # On PostgreSQL the state and the messages are one statement: a round trip fewer per turn.
-            self.store.together(conn, saved, insert(_messages).values([
-                {"status": None, "data": None, **message, "conversation": conversation, "at": now}
-                for message in messages]))
+            conn.execute(_SAVE_STATE, {"b_id": conversation, "b_state": state.model_dump(mode="json"), "b_at": now})
+            if messages:
+                conn.execute(_ADD_MESSAGES, [{"status": None, "data": None, **message, "conversation": conversation,
+                                              "at": now} for message in messages])
 
     def messages(self, conversation: str, user: str, limit: int = 200) -> list[dict[str, Any]]:
         self.get(conversation, user)

@@ -55,9 +55,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Insert,
     Sequence,
-    Update,
     bindparam,
     create_engine,
     event,
@@ -172,11 +170,6 @@ class Store:
             prev = digest
         conn.execute(_INSERT_AUDIT, rows)
         conn.execute(_SET_HEAD, {"b_seq": seq, "b_hash": prev})
-
-    def together(self, conn: Connection, change: Update, then: Insert) -> None:
-        """``change``, then ``then``, in ``conn``'s transaction: here one after the other."""
-        conn.execute(change)
-        conn.execute(then)
 
     def next_step_seq(self) -> ColumnElement[int]:
         """The value that numbers a finishing step (``steps.seq``): one more than the highest, unique
@@ -429,11 +422,6 @@ class PostgresStore(Store):
         """A transaction-scoped advisory lock: several processes starting together on a fresh database (a
         deployment of N) would otherwise each create the schema, and all but one fail."""
         conn.execute(text("select pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-
-    def together(self, conn: Connection, change: Update, then: Insert) -> None:
-        """One statement, one round trip: ``change`` rides along with ``then`` as a data-modifying ``WITH`` (run
-        once, whether or not ``then`` reads it)."""
-        conn.execute(then.add_cte(change.cte("together")))
 
     def next_step_seq(self) -> ColumnElement[int]:
         """A database sequence: concurrent transactions each take their own number without waiting."""
