@@ -184,3 +184,22 @@ def test_a_failed_append_rolls_back_its_whole_transaction(pg_url: str, monkeypat
         assert [r["actor"] for r in log.list()] == ["alice", "carol"]
     finally:
         store.dispose()
+
+
+def test_outside_a_store_write_the_records_are_chained_at_once(pg_url: str) -> None:
+    """A transaction the store did not open (no commit of its own to ride with): the chain's statement runs at
+    once, inside it, and commits or rolls back with it."""
+    store = Store.open(pg_url)
+    try:
+        log = AuditLog(store, Clock(PINNED))
+        with store.engine.begin() as conn:
+            log.append(conn, [AuditEvent("turn", "alice", "answered")])
+            assert conn.execute(text("select seq from audit_head")).scalar() == 1  # already chained, in it
+        with pytest.raises(RuntimeError), store.engine.begin() as conn:
+            log.append(conn, [AuditEvent("turn", "bob", "answered")])
+            raise RuntimeError("the caller's transaction fails")
+        verified = log.verify()
+        assert verified.ok and verified.count == 1, verified
+        assert [r["actor"] for r in log.list()] == ["alice"]
+    finally:
+        store.dispose()
