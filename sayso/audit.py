@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -30,7 +29,7 @@ from sqlalchemy import Connection, Text, cast, select
 from .clock import Clock
 from .config import MIN_SECRET_CHARS
 from .errors import ConfigurationError, RequestError
-from .store import Store
+from .store import AuditRecord, Store
 from .store.schema import audit, audit_head, steps
 
 __all__ = ["EVENTS", "AuditEvent", "AuditLog", "Checkpoint", "Redactor", "Verification", "read_checkpoints",
@@ -197,10 +196,18 @@ _CHECKPOINT_FIELDS = {"v": int, "chain": str, "seq": int, "hash": str, "at": str
 
 
 def _row_hash(prev: str, row: Mapping[str, Any], detail: str | None = None) -> str:
-    """sha256 over the previous hash, the record's fields and its canonical detail."""
+    """sha256 over the previous hash, the record's fields and its canonical detail (what ``verify`` checks)."""
     fields = _canonical([row[k] for k in _HASHED])
     detail = _canonical(row["detail"]) if detail is None else detail
     return hashlib.sha256(f"{prev}\n{fields}\n{detail}".encode()).hexdigest()
+
+
+def _payload(row: Mapping[str, Any], detail: str) -> bytes:
+    """What ``_row_hash`` covers after ``{prev}\\n[{seq}``, as UTF-8: the rest of the fields' canonical JSON
+    list (seq comes first in it, so the rest starts at its comma), a newline and the detail. The store chains
+    with it (``chain_hash``), in SQL on PostgreSQL, before the record's seq is known."""
+    rest = _canonical([row[k] for k in _HASHED[1:]])
+    return f",{rest[1:]}\n{detail}".encode()
 
 
 def read_checkpoints(path: Path, key: bytes | None) -> tuple[list[tuple[str, Checkpoint]], str]:
@@ -257,47 +264,29 @@ class AuditLog:
         self.redact = redactor or Redactor()
 
     def append(self, conn: Connection, events: Iterable[AuditEvent]) -> list[str]:
-        """Append events inside the caller's transaction; returns their ids. The store decides when in the
-        transaction the chain's head is taken (``Store.chain``: on PostgreSQL, last, just before the commit)."""
+        """Append events inside the caller's transaction; returns their ids. The store chains them where the
+        head is locked (``Store.append_audit``: on PostgreSQL in the database, just before the commit)."""
         batch = list(events)
         if not batch:
             return []
         for item in batch:
             if item.event not in EVENTS:
                 raise ValueError(f"unknown audit event {item.event!r}")
-        ids = [f"au_{uuid.uuid4().hex[:20]}" for _ in batch]
-        self.store.chain(conn, partial(self._link, batch, ids))
-        return ids
-
-    def _link(self, batch: list[AuditEvent], ids: list[str], conn: Connection) -> None:
-        """The events onto the chain's head, which this takes and moves."""
-        seq, prev = self.store.lock_audit_head(conn)
         at = self.clock.now().astimezone(UTC).isoformat().replace("+00:00", "Z")
-        rows = []
-        for item, row_id in zip(batch, ids, strict=True):
-            seq += 1
-            row: dict[str, Any] = {
-                "seq": seq,
-                "id": row_id,
-                "at": at,
-                "actor": item.actor,
-                "channel": item.channel,
-                "conversation": item.conversation,
-                "turn": item.turn,
-                "event": item.event,
-                "action": item.action,
-                "status": item.status,
-                "prev_hash": prev,
-            }
-            for name in _TEXT_FIELDS:
-                if row[name] is not None:
-                    row[name] = self.redact.text(row[name])
-            detail = self.redact.canonical(item.detail)
-            # Stored as parsed JSON; canonical JSON round-trips, so verify recomputes the same text.
-            row["detail"] = json.loads(detail)
-            row["hash"] = prev = _row_hash(prev, row, detail)
-            rows.append(row)
-        self.store.append_audit(conn, rows, seq, prev)
+        records = [self._record(item, f"au_{uuid.uuid4().hex[:20]}", at) for item in batch]
+        self.store.append_audit(conn, records)
+        return [record.id for record in records]
+
+    def _record(self, item: AuditEvent, record_id: str, at: str) -> AuditRecord:
+        """The event redacted, with its canonical detail and the payload its hash covers (all but its place)."""
+        row: dict[str, Any] = {"id": record_id, "at": at, "actor": item.actor, "channel": item.channel,
+                               "conversation": item.conversation, "turn": item.turn, "event": item.event,
+                               "action": item.action, "status": item.status}
+        for name in _TEXT_FIELDS:
+            if row[name] is not None:
+                row[name] = self.redact.text(row[name])
+        detail = self.redact.canonical(item.detail)
+        return AuditRecord(**row, detail=detail, payload=_payload(row, detail))
 
     def record(self, events: Iterable[AuditEvent]) -> list[str]:
         """Append events in a transaction of their own."""

@@ -1,19 +1,22 @@
 """Background duties with several processes on one PostgreSQL database: standing instructions fire once per
 due time when three ``sayso tick`` passes (what ``sayso worker`` and ``sayso serve`` run) look at once; the
 firings are counted in the demo chat system. And the one lock all writers share, the audit chain's head, is
-taken last in a transaction."""
+taken by one statement sent with the commit, and what a request costs in round trips."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from sayso import Workspace
@@ -68,44 +71,84 @@ def test_instructions_fire_once_per_due_time_with_three_processes_looking(root: 
     assert len(fired) == 4 and {f["status"] for f in fired} == {"executed"}
 
 
-def test_on_postgresql_a_write_takes_the_audit_head_last_and_holds_it_only_to_the_commit(root: Path) -> None:
-    """The head row's lock serialises every process's writes: a turn's transaction takes it after its other
-    statements, so it is held for the append and the commit only. The chain stays one and verifies."""
+@contextmanager
+def round_trips(engine: Engine) -> Iterator[list[str]]:
+    """What each round trip to PostgreSQL sent, as libpq's protocol trace shows it (one run of messages from
+    the client before the server answers), for the pooled connections checked out meanwhile: each one's first
+    message, lower case (a simple query's text, or an extended one's statement)."""
+    found: list[str] = []
+    with tempfile.TemporaryFile("w+") as trace:
+
+        def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+            from psycopg.pq import Trace
+
+            dbapi_conn.pgconn.trace(trace.fileno())
+            dbapi_conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
+
+        def checkin(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.pgconn.untrace()  # flushes this connection's trace
+
+        event.listen(engine.pool, "checkout", checkout)
+        event.listen(engine.pool, "checkin", checkin)
+        try:
+            yield found
+        finally:
+            event.remove(engine.pool, "checkout", checkout)
+            event.remove(engine.pool, "checkin", checkin)
+            trace.seek(0)
+            sender = "B"
+            for line in trace:
+                if not line.startswith(("F\t", "B\t")):  # a statement's next line
+                    continue
+                direction, _size, message, *rest = line.rstrip("\n").split("\t") + [""]
+                if direction == "F" and sender == "B":
+                    found.append(_sent(message, rest[0]))
+                sender = direction
+
+
+def _sent(message: str, content: str) -> str:
+    """A traced message's statement, lower case: a simple query's text; a Parse's, after the statement's name;
+    other messages (a Bind of a prepared statement) by their name."""
+    if message == "Query":
+        return content.strip().removeprefix('"').removesuffix('"').lower()
+    if message == "Parse":
+        return re.sub(r'" \d+( \w+)*$', "", content.split('" "', 1)[-1]).lower()
+    return message.lower()
+
+
+def test_on_postgresql_a_write_chains_its_audit_records_in_one_statement_sent_with_its_commit(root: Path) -> None:
+    """The head row's lock serialises every process's writes: a transaction's audit records are chained by the
+    database in one statement (lock the head, hash, insert, move the head) at its end, sent in one message with
+    the COMMIT, so the lock is held for that statement and the commit, with no round trip in between. The
+    chain stays one and verifies; two appends in one transaction keep their order."""
     pipeline = pipeline_for(root, "alice")
     chat = Chat(pipeline)
     conversation = chat.new("alice")
-    statements: list[str] = []
-    engine = pipeline.ws.store.engine
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        statements.append(" ".join(statement.split()[:3]).lower())
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with round_trips(pipeline.ws.store.engine) as trips:
         said = chat.say("alice", "which of my deals close in the next 30 days?", conversation)
         assert said.status.value == "answered"
         with pipeline.ws.store.write() as conn:  # two appends in one transaction: in order, both last
             pipeline.audit.append(conn, [AuditEvent("turn", "alice", "answered", None, conversation, "t1", "api")])
             conn.execute(text("select 1"))
             pipeline.audit.append(conn, [AuditEvent("turn", "alice", "answered", None, conversation, "t2", "api")])
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-    turn = statements[statements.index("update conversations set"):]  # the turn's save: state, messages, audit
-    assert turn[:2] == ["update conversations set", "insert into messages"]
-    assert turn[2:4] == ["select audit_head.seq, audit_head.hash", "with moved as"]  # rows and head: one statement
-    assert statements[-5:] == ["select 1", "select audit_head.seq, audit_head.hash", "with moved as",
-                               "select audit_head.seq, audit_head.hash", "with moved as"]
+    chained = [i for i, sent in enumerate(trips) if "sayso_audit_append" in sent]
+    assert len(chained) == 2 and all(trips[i].endswith("; commit") for i in chained), trips
+    turn = trips[chained[0] - 3:chained[0]]  # the turn's save: BEGIN, its state, its messages
+    assert turn[0].startswith("begin") and turn[1].startswith("update conversations set"), turn
+    assert not [sent for sent in trips if "audit_head" in sent or sent == "commit"]  # nothing else locks or ends
+    last = ("begin", "select 1", "select sayso_audit_append(")
+    assert [sent[:len(start)] for sent, start in zip(trips[-3:], last, strict=True)] == list(last), trips[-3:]
+    assert '"turn": "t1"' in trips[-1] and trips[-1].index('"turn": "t1"') < trips[-1].index('"turn": "t2"')
     verified = pipeline.audit.verify()
     assert verified.ok, verified
     turns = [r["turn"] for r in pipeline.audit.list(conversation=conversation)][-2:]
     assert turns == ["t1", "t2"]
 
 
-def test_on_postgresql_a_read_turn_is_eight_round_trips_and_an_action_thirteen(root: Path) -> None:
-    """What a request costs the database, counted where the statements leave (SQLAlchemy's events; BEGIN and
-    COMMIT are round trips of their own, autocommit reads have neither): a read turn is the rate-limit
-    statement, the conversation's load, then BEGIN, its state, its messages, the audit append (the head, then
-    the rows with the head's move in one statement) and COMMIT; an action, the rate-limit statement and two
+def test_on_postgresql_a_read_turn_is_six_round_trips_and_an_action_nine(root: Path) -> None:
+    """What a request costs the database, counted in libpq's protocol trace (autocommit reads have no BEGIN
+    or COMMIT): a read turn is the rate-limit statement, the conversation's load, then BEGIN, its state, its
+    messages, and the audit chain's statement with the COMMIT; an action, the rate-limit statement and two
     transactions (the plan, then its outcome). Nothing per request reconnects, pings, checks the schema or reads
     the token again."""
     pytest.importorskip("fastapi", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
@@ -115,39 +158,22 @@ def test_on_postgresql_a_read_turn_is_eight_round_trips_and_an_action_thirteen(r
 
     token = tokens_for(root, ("alice",))["alice"]
     app = create_app(root, now=NOW)
-    trips: list[str] = []
-
-    def statement(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
-        trips.append(" ".join(sql.split()[:2]).lower())
-
-    def begin(conn: Any) -> None:
-        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            trips.append("begin")
-
-    def commit(_conn: Any) -> None:
-        trips.append("commit")
-
     engine = app.state.service.ws.store.engine
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as http:
         conversation = http.post("/v1/conversations").json()["id"]
         ask = {"text": "which of my deals close in the next 30 days?"}
         assert http.post(f"/v1/conversations/{conversation}/messages", json=ask).status_code == 200  # warm
-        event.listen(engine, "before_cursor_execute", statement)
-        event.listen(engine, "begin", begin)
-        event.listen(engine, "commit", commit)
-        try:
+        with round_trips(engine) as read_trips:
             read = http.post(f"/v1/conversations/{conversation}/messages", json=ask).json()
-            read_trips, trips[:] = list(trips), []
+        with round_trips(engine) as trips:
             sent = http.post("/v1/actions/chat.send", json={"args": {"to": "carol", "text": "counted"}}).json()
-        finally:
-            event.remove(engine, "before_cursor_execute", statement)
-            event.remove(engine, "begin", begin)
-            event.remove(engine, "commit", commit)
     assert read["status"] == "answered" and sent["status"] == "executed"
-    assert len(read_trips) == 8, read_trips
-    assert read_trips[2:] == ["begin", "update conversations", "insert into", "select audit_head.seq,",
-                              "with moved", "commit"]
-    assert len(trips) == 13 and trips.count("begin") == trips.count("commit") == 2, trips
+    assert len(read_trips) == 6, read_trips
+    assert read_trips[2].startswith("begin"), read_trips
+    assert read_trips[-1].startswith("select sayso_audit_append(") and read_trips[-1].endswith("; commit")
+    assert len(trips) == 9 and len([t for t in trips if t.startswith("begin")]) == 2, trips
+    assert [t for t in trips if t.startswith("select sayso_audit_append(") and t.endswith("; commit")] == [
+        t for t in trips if "sayso_audit_append" in t] and len([t for t in trips if "audit_append" in t]) == 2
     assert messages_to(root, "carol")[-1] == "counted"
 
 

@@ -3,10 +3,14 @@
 ``Store.open(url)`` picks the subclass from the URL. The schema is created or
 upgraded with Alembic on first use. Writes run in short transactions; on
 SQLite each one takes the write lock up front (``BEGIN IMMEDIATE``) so two
-processes never deadlock upgrading a read lock, and on PostgreSQL the audit
-chain's head row is locked ``FOR UPDATE`` so appends stay in order: as the last
-thing before the commit (``PostgresStore.chain``), so that the one lock every
-process's writes queue for is held for the append and the commit only.
+processes never deadlock upgrading a read lock. The audit chain's records are
+chained where its head is locked: on SQLite in Python, under the write lock
+taken at BEGIN; on PostgreSQL in the database, by ``sayso_audit_append``
+(migration 0010), which locks the head row ``FOR UPDATE``, chains and inserts
+the records and moves the head in one statement, sent as the last thing in
+the transaction together with its COMMIT (``PostgresStore.write``): the one
+lock every process's writes queue for is held for that statement and the
+commit, with no round trip and no Python in between.
 
 On PostgreSQL every round trip counts: a request thread that waits for the
 database gives up the GIL, and to get it back waits for the other threads'
@@ -36,11 +40,14 @@ once for them.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +60,6 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    insert,
     inspect,
     select,
     text,
@@ -64,19 +70,46 @@ from sqlalchemy.exc import DatabaseError, DisconnectionError
 from ..errors import ConfigurationError
 from . import schema
 
-__all__ = ["PostgresStore", "SQLiteStore", "Store", "schema"]
+__all__ = ["AuditRecord", "PostgresStore", "SQLiteStore", "Store", "chain_hash", "schema"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _HEAD_ROW = select(schema.audit_head.c.seq, schema.audit_head.c.hash).where(schema.audit_head.c.id == 1)
-_HEAD_ROW_LOCKED = _HEAD_ROW.with_for_update()
 _INSERT_AUDIT = schema.audit.insert()
 _SET_HEAD = update(schema.audit_head).where(schema.audit_head.c.id == 1).values(
     seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 _STEPS_SEQ = Sequence("steps_seq")  # PostgreSQL's; created by migration 0007
-_HEAD = "0009"
+_HEAD = "0010"
 _MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on PostgreSQL
-_LINKS = "sayso_audit_links"  # Connection.info: a PostgreSQL write transaction's audit appends, run last
+_CHAINED = "sayso_audit_records"  # Connection.info: a PostgreSQL write's audit records, chained at its commit
+_APPEND = "select sayso_audit_append({}::json)"  # migration 0010's function
 PING_AFTER_IDLE_SECONDS = 2.0  # a pooled PostgreSQL connection idle this long is pinged before it is used
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An audit record ready to be chained: everything but its place in the chain (seq, previous hash, hash).
+
+    ``detail`` is its canonical JSON text; ``payload`` is what its hash covers after the previous hash and
+    its seq, as UTF-8 (``chain_hash``), made by ``sayso.audit`` so that the database never re-encodes it.
+    """
+
+    id: str
+    at: str
+    actor: str
+    channel: str
+    conversation: str | None
+    turn: str | None
+    event: str
+    action: str | None
+    status: str
+    detail: str
+    payload: bytes
+
+
+def chain_hash(prev: str, seq: int, payload: bytes) -> str:
+    """A record's hash from the previous one's, its seq and its payload; ``sayso_audit_append`` computes the
+    same in SQL: ``sha256(convert_to(prev || E'\\n[' || seq, 'UTF8') || payload)``, as hex."""
+    return hashlib.sha256(f"{prev}\n[{seq}".encode() + payload).hexdigest()
 
 
 class Store:
@@ -120,20 +153,23 @@ class Store:
         with self.read() as conn:
             yield conn
 
-    def chain(self, conn: Connection, link: Callable[[Connection], None]) -> None:
-        """Run ``link`` (which takes the audit chain's head, appends to it and moves it) in ``conn``'s
-        transaction: here at once, SQLite's write lock being held since BEGIN anyway."""
-        link(conn)
-
-    def append_audit(self, conn: Connection, rows: list[dict[str, Any]], seq: int, head_hash: str) -> None:
-        """Insert audit ``rows`` and move the chain's head to (``seq``, ``head_hash``)."""
+    def append_audit(self, conn: Connection, records: list[AuditRecord]) -> None:
+        """Chain ``records`` onto the audit chain's head in ``conn``'s write transaction, and move the head:
+        here at once, in Python, SQLite's write lock (held since BEGIN) ordering the appends."""
+        head = conn.execute(_HEAD_ROW).one()
+        seq, prev = int(head.seq), str(head.hash)
+        rows = []
+        for record in records:
+            seq += 1
+            digest = chain_hash(prev, seq, record.payload)
+            # Stored as parsed JSON; canonical JSON round-trips, so verify recomputes the same text.
+            rows.append({"seq": seq, "id": record.id, "at": record.at, "actor": record.actor,
+                         "channel": record.channel, "conversation": record.conversation, "turn": record.turn,
+                         "event": record.event, "action": record.action, "status": record.status,
+                         "detail": json.loads(record.detail), "prev_hash": prev, "hash": digest})
+            prev = digest
         conn.execute(_INSERT_AUDIT, rows)
-        conn.execute(_SET_HEAD, {"b_seq": seq, "b_hash": head_hash})
-
-    def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
-        """The chain's head (last seq, last hash); SQLite's write lock already orders appends."""
-        row = conn.execute(_HEAD_ROW).one()
-        return int(row.seq), str(row.hash)
+        conn.execute(_SET_HEAD, {"b_seq": seq, "b_hash": prev})
 
     def next_step_seq(self) -> ColumnElement[int]:
         """The value that numbers a finishing step (``steps.seq``): one more than the highest, unique
@@ -339,26 +375,48 @@ class PostgresStore(Store):
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction, committed on success; the audit appends made in it run last (``chain``)."""
-        with self.engine.begin() as conn:
-            links: list[Callable[[Connection], None]] = []
-            conn.info[_LINKS] = links
+        """One write transaction, committed on success. The audit records appended in it are chained at its
+        end, by one statement sent in one message with the COMMIT (``_chain``), so the head row's lock, which
+        every process's appends wait for, is held for that statement and the commit only."""
+        with self.engine.connect() as conn:
+            records: list[AuditRecord] = []
+            conn.info[_CHAINED] = records
             try:
+                conn.begin()
                 yield conn
-                for link in links:
-                    link(conn)
+                if records:
+                    self._chain(conn, records, commit=True)
+                conn.commit()  # after _chain's COMMIT, a no-op at the server (the driver sees no transaction)
+            except BaseException:
+                conn.rollback()
+                raise
             finally:
-                del conn.info[_LINKS]
+                del conn.info[_CHAINED]
 
-    def chain(self, conn: Connection, link: Callable[[Connection], None]) -> None:
-        """Run ``link`` just before the commit: the head row's lock, which every process's appends wait for, is
-        then held for the append and the commit only, not for the transaction's other statements. (Outside
-        a ``write`` transaction, at once.)"""
-        links = conn.info.get(_LINKS)
-        if links is None:
-            link(conn)
+    def append_audit(self, conn: Connection, records: list[AuditRecord]) -> None:
+        """Queue ``records`` to be chained at the end of the ``write`` transaction (outside one, at once)."""
+        queued = conn.info.get(_CHAINED)
+        if queued is None:
+            self._chain(conn, records, commit=False)
         else:
-            links.append(link)
+            queued.extend(records)
+
+    @staticmethod
+    def _chain(conn: Connection, records: list[AuditRecord], *, commit: bool) -> None:
+        """``sayso_audit_append`` on the records, in order, then (``commit``) COMMIT, in one round trip.
+
+        Two statements travel in one message only in PostgreSQL's simple query protocol, which carries no
+        parameters, so the records go as one JSON literal, quoted by the driver (``psycopg.sql.Literal``).
+        """
+        from psycopg.sql import SQL, Literal
+
+        items = json.dumps([{
+            "id": r.id, "at": r.at, "actor": r.actor, "channel": r.channel, "conversation": r.conversation,
+            "turn": r.turn, "event": r.event, "action": r.action, "status": r.status, "detail": r.detail,
+            "payload": r.payload.hex()} for r in records], ensure_ascii=False)
+        statement = SQL(_APPEND).format(Literal(items)).as_string(_driver(conn))
+        conn.exec_driver_sql(statement + ("; commit" if commit else ""),
+                             execution_options={"no_parameters": True}).close()
 
     def _one_migration_at_a_time(self, conn: Connection) -> None:
         """A transaction-scoped advisory lock: several processes starting together on a fresh database (a
@@ -369,23 +427,17 @@ class PostgresStore(Store):
         """A database sequence: concurrent transactions each take their own number without waiting."""
         return _STEPS_SEQ.next_value()
 
-    def append_audit(self, conn: Connection, rows: list[dict[str, Any]], seq: int, head_hash: str) -> None:
-        """One statement, one round trip, while the head's lock is held: the head's move rides along with the
-        rows' insert as a data-modifying ``WITH`` (run once, whether or not the insert reads it)."""
-        moved = update(schema.audit_head).where(schema.audit_head.c.id == 1).values(
-            seq=seq, hash=head_hash).cte("moved")
-        conn.execute(insert(schema.audit).values(rows).add_cte(moved))
-
-    def lock_audit_head(self, conn: Connection) -> tuple[int, str]:
-        row = conn.execute(_HEAD_ROW_LOCKED).one()
-        return int(row.seq), str(row.hash)
-
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
         """REPEATABLE READ: under the default READ COMMITTED each statement would see later commits."""
         with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
             yield conn
             conn.rollback()
+
+
+def _driver(conn: Connection) -> Any:
+    """The psycopg connection under ``conn``."""
+    return conn.connection.driver_connection
 
 
 def _idle_since(_dbapi_conn: Any, record: Any) -> None:
