@@ -22,6 +22,7 @@ from sayso.demo.catalog import catalog as demo
 from sayso.directory import Directory
 from sayso.interpreter import Context, Interpretation
 from sayso.interpreter.offline import OfflineInterpreter
+from sayso.text import close_quotes
 
 from .test_instructions import chat_as, rows
 
@@ -243,3 +244,42 @@ def test_handing_a_record_over_never_makes_a_new_one(text: str) -> None:
 def test_words_of_making_still_make(text: str, action: str) -> None:
     found = _interpret(text)
     assert found.steps and found.steps[0].action == action, (text, found)
+
+
+# --- a quotation left open runs to the end ------------------------------------------------------------------------
+
+OPEN_QUOTES = ["'{}", '"{}', "“{}", "‘{}"]
+SAID = ["the demo went well", "it's done, thanks to Bob's team", "see you at 3pm tomorrow", "is it signed?"]
+OPEN_FORMS = [("send carol a message saying {}", "chat.send", "text"), ("tell carol {}", "chat.send", "text"),
+              ("message carol: {}", "chat.send", "text"), ("email bob saying {}", "email.send", "body"),
+              ("email bob titled 'Renewal' saying {}", "email.send", "body"),
+              ("remind me tomorrow at 5pm to {}", "calendar.remind", "text")]
+OPEN_CASES = [(form.format(quote.format(said)), action, param, said)
+              for (form, action, param), quote, said in itertools.product(OPEN_FORMS, OPEN_QUOTES, SAID)]
+
+
+@pytest.mark.parametrize(("text", "action", "param", "said"), OPEN_CASES)
+def test_an_unclosed_quote_is_taken_verbatim_to_the_end(text: str, action: str, param: str, said: str) -> None:
+    found = _interpret(text)
+    assert found.steps and found.steps[0].action == action, (text, found)
+    assert found.steps[0].args.get(param) == said, (text, found.steps[0].args)
+
+
+@pytest.mark.parametrize("quote", OPEN_QUOTES)
+@pytest.mark.parametrize("title", ["Call Grace about the renewal", "Q4 planning: the team's goals"])
+def test_an_unclosed_quoted_title_is_taken_whole(quote: str, title: str) -> None:
+    found = _interpret(f"create a task titled {quote.format(title)}")
+    assert found.steps and found.steps[0].action == "tickets.create", found
+    assert found.steps[0].args.get("title") == title, found.steps[0].args
+
+
+@pytest.mark.parametrize("quote", OPEN_QUOTES)
+def test_an_unclosed_subject_is_its_own_text_and_the_body_is_asked_for(quote: str) -> None:
+    found = _interpret(f"email bob titled {quote.format('Renewal terms')}")
+    assert found.kind == "question" and found.param == "body", found
+    assert found.steps[0].args.get("subject") == "Renewal terms", found.steps[0].args
+
+
+@pytest.mark.parametrize("text", ["it's Bob's deal", "the boys' game is on", "say 'hi' to carol", 'say "hi"'])
+def test_text_with_its_quotes_closed_is_left_as_it_is(text: str) -> None:
+    assert close_quotes(text) == text

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from ...catalog import Catalog
 from ...directory import Person
+from ...text import close_quotes
 from ...turn import Option
 from .. import Context, FocusItem, Interpretation, InterpreterRegistry, ProposedStep
 from ..guesses import decline_guesses
@@ -95,7 +96,7 @@ class OfflineInterpreter:
     # --- the steps ---------------------------------------------------------------
 
     def _interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
-        text = _unwrap(_SHORTHAND_RE.sub(lambda m: _SHORTHAND[m.group(0).lower()], text))
+        text = _unwrap(_SHORTHAND_RE.sub(lambda m: _SHORTHAND[m.group(0).lower()], close_quotes(text)))
         if not text:
             return _none("empty", "Say what you would like done, for example: show my deals closing this month.")
         index = index_for(catalog)

@@ -54,8 +54,10 @@ class Extraction:
 
 _ID = re.compile(r"\b[A-Za-z]{1,8}-\d+\b")
 _CHANNEL = re.compile(r"(?<![\w#])#[a-z0-9][a-z0-9_-]*", re.IGNORECASE)
-# "double" or 'single' quotes (a single quote only where it cannot be an apostrophe: "it's", "Bob's")
-_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]|(?<![\w'’])['‘]((?=\S)[^'‘’\n]*[^\s'‘’])['’](?![\w'’])")
+# "double" or 'single' quotes (a single quote only where it cannot be an apostrophe: "it's", "Bob's"; an apostrophe
+# inside a word may stand within single quotes: 'it's done')
+_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]|(?<![\w'’])['‘]((?=\S)(?:[^'‘’\n]|(?<=\w)['’](?=\w))*[^\s'‘’])['’]"
+                     r"(?![\w'’])")
 _QUOTE_OPEN = {'"': '"', "“": "”", "'": "'", "‘": "’"}
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "last": -1, "other": 0}
@@ -328,6 +330,10 @@ def _labelled(s: _Finding, role: str, start: int, end: int) -> Piece | None:
     lead = re.match(r"\s*", text[start:end])
     start += lead.end() if lead else 0
     closing = _QUOTE_OPEN.get(text[start:start + 1])
+    quoted = _QUOTED.match(text, start)
+    if quoted and quoted.end() <= end:  # 'it's done': an apostrophe inside a word does not close the quote
+        said = quoted.group(1) or quoted.group(2)
+        return Piece(start, quoted.end(), "text", said.strip(), said, label=role)
     if closing:
         close = text.find(closing, start + 1, end)
         if close > start + 1:
