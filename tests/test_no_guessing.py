@@ -283,3 +283,57 @@ def test_an_unclosed_subject_is_its_own_text_and_the_body_is_asked_for(quote: st
 @pytest.mark.parametrize("text", ["it's Bob's deal", "the boys' game is on", "say 'hi' to carol", 'say "hi"'])
 def test_text_with_its_quotes_closed_is_left_as_it_is(text: str) -> None:
     assert close_quotes(text) == text
+
+
+# --- a thing named as a new one chooses what is made ----------------------------------------------------------------
+
+# (the request with its thing, the action that makes it): a verb of handing over and a verb inside the text it carries
+# ("call Grace") never choose the action; the thing named as a new one does
+THINGS = [("a task", "tickets.create"), ("a new task", "tickets.create"), ("a follow-up", "tickets.create"),
+          ("another ticket", "tickets.create"), ("a reminder", "calendar.remind")]
+GIVERS = ["give {who} {thing} to call Grace", "give {who} {thing} to call Grace tomorrow at 4pm",
+          "hand {who} {thing} to call Grace", "please give {who} {thing} to chase Lena about the PO",
+          "can you give {who} {thing} to book the room?"]
+GIVEN = [(form.format(who="devi", thing=thing), action)
+         for form, (thing, action) in itertools.product(GIVERS, THINGS)]
+
+
+@pytest.mark.parametrize(("text", "action"), GIVEN)
+def test_the_thing_named_as_new_chooses_what_is_made(text: str, action: str) -> None:
+    found = _interpret(text)
+    assert found.steps and found.steps[0].action == action, (text, found)
+    args = found.steps[0].args
+    said = args.get("title") or args.get("text") or ""
+    assert said.split()[0] in ("call", "chase", "book"), (text, args)  # "a task to" is not part of the title
+    if action == "tickets.create":
+        assert args.get("assignee") == "devi", (text, args)
+
+
+# --- a meeting's time is never a default hour ------------------------------------------------------------------------
+
+MEETINGS = ["schedule a meeting with bob", "set up a meeting with devi and carol", "book a call with carol",
+            "can you put a meeting with bob in my calendar", "give devi a meeting with carol",
+            "please set up time with devi about the Orchid renewal"]
+MEETING_DAYS = ["tomorrow", "on Friday", "next Monday", "on December 3"]
+
+
+@pytest.mark.parametrize(("opener", "day"), list(itertools.product(MEETINGS, MEETING_DAYS)))
+def test_a_meeting_day_without_an_hour_asks_what_time(opener: str, day: str) -> None:
+    found = _interpret(f"{opener} {day}")
+    assert found.kind == "question" and found.param == "start", (opener, day, found)
+    assert found.steps[0].action == "calendar.schedule_meeting" and "start" not in found.steps[0].args
+    assert day.split()[-1] in (found.question or ""), found.question  # the day it understood
+
+
+# --- a write that makes something new is proposed only when asked to make it ----------------------------------------
+
+PASSES = [f"{verb} {thing} {to} {who}" for verb, to in (("pass", "to"), ("hand off", "to"), ("transfer", "to"),
+                                                          ("move", "over to"), ("shift", "to"), ("route", "to"),
+                                                          ("bounce", "to"), ("hand", "to"))
+          for thing in ("D-101", "SUP-17", "the Orchid deal") for who in ("devi", "bob")]
+
+
+@pytest.mark.parametrize("text", PASSES)
+def test_no_word_of_making_makes_nothing(text: str) -> None:
+    found = _interpret(text)
+    assert not any(_creates(s.action) for s in found.steps), (text, found)

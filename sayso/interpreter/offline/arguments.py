@@ -772,8 +772,14 @@ def _take_dates(s: _Extracting) -> None:
         for piece in s.pieces:  # "due by Friday": one date, not a range, when nothing takes ranges
             if piece.kind == "range" and piece.value[0] is None and piece.value[1] is not None:
                 piece.kind, piece.value = "date", piece.value[1]
+    # a time several people keep (a meeting's start) is never a default hour: "tomorrow" alone asks what time
+    shared = not any(p.kind == "person" and p.many for p in s.params)
     if not s.free("moment"):
-        slots.assign_dates(s.text, s.unused(), date_params, s.args, s.take, s.context.now)
+        slots.assign_dates(s.text, s.unused(), date_params, s.args, s.take, s.context.now, default_hour=shared)
+        unset = [p for p in date_params if p.kind == "datetime" and p.name not in s.args]
+        for piece in [p for p in s.unused() if p.kind == "date"][:len(unset)]:
+            s.used.add(id(piece))  # the day is said for it (it counts as said, it is no title): only the hour is asked
+            s.bonus += s.weights.missing
         return
     # "at the earliest time I'm free tomorrow": tomorrow is the day, but no hour stands in for the time
     days = [p for p in date_params if p.kind == "date"]
@@ -959,17 +965,27 @@ def _trim_text(s: _Extracting) -> None:
     """"exports in the tickets": the catalog's own noun is not the text; nor is the courtesy around the request
     ("..., please", the "?" of "could you ...?"), unless it is inside quotes."""
     text_names = {p.name for p in s.of_kind("text")}
+    parts = name_parts(s.entry.action.name)
+    things = {t.stem for t in tokens(" ".join([s.entry.action.description, *parts[:1], *parts[2:]]))[1:]}
     polite = bool(_POLITE_START.match(s.text)) and s.text.rstrip().endswith("?")
     for name, value in list(s.args.items()):
         if not (isinstance(value, str) and name in text_names):
             continue
         trimmed = re.sub(r"\s+(?:in|on|among|from)\s+(?:the\s+|my\s+|our\s+)?(\w+)$",
                          lambda m: "" if stem(m.group(1).lower()) in s.index.vocabulary else m.group(0), value)
+        thing = _THING_FIRST.match(trimmed)  # "a task to call Grace": the task is what is made, its title the rest
+        if thing and stem(thing.group("thing").lower()) in things and not re.search(
+                re.escape(value) + r"[\"”'’]", s.text):
+            trimmed = trimmed[thing.end():]
         if not re.search(re.escape(value) + r"[\"”'’]", s.text):
             trimmed = _COURTESY_END.sub("", trimmed)
             trimmed = trimmed.rstrip("?").rstrip() if polite and s.text.rstrip().endswith(value) else trimmed
         if trimmed and trimmed != value:
             s.args[name] = trimmed
+
+
+_THING_FIRST = re.compile(r"^(?:an?|another)\s+(?:new\s+)?(?P<thing>[\w-]+)\s+(?:to|for|about|saying|:)\s*(?=\S)",
+                          re.I)
 
 
 def _named(param: Param, text: str) -> bool:
