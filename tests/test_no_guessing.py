@@ -337,3 +337,33 @@ PASSES = [f"{verb} {thing} {to} {who}" for verb, to in (("pass", "to"), ("hand o
 def test_no_word_of_making_makes_nothing(text: str) -> None:
     found = _interpret(text)
     assert not any(_creates(s.action) for s in found.steps), (text, found)
+
+
+# --- an answer of an hour keeps the day the request said --------------------------------------------------------------
+
+ASKED_DAYS = [("tomorrow", "2026-11-26"), ("on Friday", "2026-11-27"), ("next Monday", "2026-11-30")]
+ASKING = ["schedule a meeting with bob {} at the earliest time I'm free about the renewal",
+          "set up a meeting with devi {} about the Orchid renewal", "book a call with carol {} about the demo",
+          "can you put a meeting with bob in my calendar {} about the renewal?"]
+HOURS = [("2pm", "14:00"), ("at 3", "15:00"), ("half past 10", "10:30"), ("11:15am", "11:15")]
+
+
+@pytest.mark.parametrize(("form", "day", "hour"), [
+    (form, day, hour) for form, day, hour in itertools.product(ASKING, ASKED_DAYS, HOURS)])
+def test_an_hour_answered_keeps_the_day_said(sqlite_root: Path, form: str, day: tuple[str, str],
+                                             hour: tuple[str, str]) -> None:
+    chat = chat_as(sqlite_root, "alice")
+    asked = chat.say("alice", form.format(day[0]))
+    assert asked.status.value == "needs_clarification", (form, asked.reply)
+    answered = chat.say("alice", hour[0], conversation=asked.conversation)
+    starts = [s.args.get("start") for s in answered.steps or [] if s.action == "calendar.schedule_meeting"]
+    assert starts and starts[0].startswith(f"{day[1]}T{hour[1]}"), (form, day, hour, answered.reply, starts)
+
+
+@pytest.mark.parametrize("answer", ["Monday at 2pm", "tomorrow at 2pm", "December 3 at 2pm"])
+def test_a_day_in_the_answer_wins_over_the_day_said(sqlite_root: Path, answer: str) -> None:
+    chat = chat_as(sqlite_root, "alice")
+    asked = chat.say("alice", "schedule a meeting with bob on Friday about the renewal")
+    answered = chat.say("alice", answer, conversation=asked.conversation)
+    starts = [s.args.get("start") for s in answered.steps or [] if s.action == "calendar.schedule_meeting"]
+    assert starts and not starts[0].startswith("2026-11-27"), (answer, answered.reply, starts)
