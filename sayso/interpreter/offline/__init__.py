@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from ...catalog import Catalog
@@ -409,7 +410,8 @@ def _pick_best(c: _Clause) -> _Outcome:
         best = reads[0]
     if best.entry.action.is_write and not _creates(best.entry) and not c.question:
         # "give devi a follow-up to ...": a thing named as a new one that this action is not about is made
-        named = [j for j in c.judged if _creates(j.entry) and _names_new(c, j.entry)]
+        named = [j for j in c.judged if _creates(j.entry) and _names_new(c, j.entry)] \
+            if _NEW_THING.search(c.text) else []
         given = [j for j in named if _given_new(c, j)]
         if given:
             best = named[0] if named[0] in given else given[0]
@@ -458,20 +460,30 @@ def _with_concepts(stems: set[str]) -> set[str]:
     return stems | {f"~{c}" for base in stems for c in concepts(base)}
 
 
-def _own_verbs(entry: Entry) -> set[str]:
+def _own_verbs(entry: Entry) -> frozenset[str]:
+    return _verbs_of(entry.action.name, entry.action.description, tuple(entry.action.examples))
+
+
+@lru_cache(maxsize=8192)
+def _verbs_of(name: str, description: str, examples: tuple[str, ...]) -> frozenset[str]:
     """The verbs an action is asked for by: its name's verb and the first word of its description and examples,
     each with its concepts (as stems and "~concept")."""
-    said = [t for text in [entry.action.description, *entry.action.examples] for t in tokens(text)[:1]]
-    parts = name_parts(entry.action.name)
-    return _with_concepts({t.stem for t in said if t.lower not in STOP} | {stem(w.lower()) for w in parts[1:2]})
+    said = [t for text in [description, *examples] for t in tokens(text)[:1]]
+    return frozenset(_with_concepts({t.stem for t in said if t.lower not in STOP}
+                                    | {stem(w.lower()) for w in name_parts(name)[1:2]}))
 
 
-def _own_things(entry: Entry) -> set[str]:
+def _own_things(entry: Entry) -> frozenset[str]:
+    return _things_of(entry.action.name, entry.action.description)
+
+
+@lru_cache(maxsize=8192)
+def _things_of(name: str, description: str) -> frozenset[str]:
     """What an action makes, in its own words: its system's and object's names and its description's words after
     the verb ("Create a task, follow-up or ticket"), with their concepts."""
-    parts = name_parts(entry.action.name)
-    return _with_concepts({t.stem for t in tokens(entry.action.description)[1:] if t.lower not in STOP}
-                          | {stem(w.lower()) for w in parts[:1] + parts[2:]})
+    parts = name_parts(name)
+    return frozenset(_with_concepts({t.stem for t in tokens(description)[1:] if t.lower not in STOP}
+                                    | {stem(w.lower()) for w in parts[:1] + parts[2:]}))
 
 
 def _new_things(c: _Clause, entry: Entry) -> list[re.Match[str]]:
@@ -528,7 +540,7 @@ def _asked_to_make(c: _Clause, judged: _Judged) -> bool:
     """Whether the request says to make what ``judged`` makes: a verb of making ("create", "book", "set up"), one
     of the action's own verbs ("schedule", "remind", "tell" for a message), outside the text it carries, or the
     thing it makes named as a new one."""
-    if _MAKING.search(c.text) or _names_new(c, judged.entry):
+    if _MAKING.search(c.text):
         return True
     own = _own_verbs(judged.entry)
     for w in c.words:
@@ -541,7 +553,7 @@ def _asked_to_make(c: _Clause, judged: _Judged) -> bool:
         kinds = {t[1:] for t in terms if t.startswith("~")}
         if kinds & _MAKES or (not kinds <= _ON_EXISTING or not kinds) and terms & own:
             return True
-    return False
+    return _names_new(c, judged.entry)
 
 
 def _needs(entry: Entry) -> int:
