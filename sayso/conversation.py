@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
@@ -36,6 +37,7 @@ from .instructions import Standing
 from .interpreter import Context, FocusItem, Interpretation, Interpreter, registry
 from .interpreter.guesses import decline_guesses
 from .interpreter.offline.schema import Param, params_of
+from .interpreter.values import find_values
 from .notify import notification, route
 from .pipeline import Pipeline, Request, Turn
 from .store import schema
@@ -470,7 +472,7 @@ class Chat:
     def _outcome(self, turn: Turn, state: ConversationState, text: str, found: Interpretation) -> TurnResult:
         pending = state.pending
         if found.kind == "reply":
-            return self._reply(turn, state, found, pending)
+            return self._reply(turn, state, found, pending, text)
         if pending is not None and pending.kind == "confirmation" and found.kind in ("plan", "question"):
             state.pending = None  # a new request: the old confirmation stays listed in `sayso pending`
         if found.kind == "none":
@@ -519,7 +521,7 @@ class Chat:
         return self._run(turn, state, steps, text)
 
     def _reply(self, turn: Turn, state: ConversationState, found: Interpretation,
-               pending: Pending | None) -> TurnResult:
+               pending: Pending | None, text: str = "") -> TurnResult:
         if pending is None:
             return self._say(turn, TurnStatus.NO_ACTION, "Nothing is waiting for an answer.")
         state.pending = None
@@ -546,8 +548,29 @@ class Chat:
             before = target["args"].get(pending.param)
             if isinstance(before, list) and pending.about in before and not isinstance(value, list):
                 value = [value if v == pending.about else v for v in before]  # only the name asked about
-            target["args"][pending.param] = value
+            target["args"][pending.param] = self._on_the_day_said(turn, target["action"], pending, value, text)
         return self._run(turn, state, steps, pending.text)
+
+    def _on_the_day_said(self, turn: Turn, action: str, pending: Pending, value: Any, answer: str) -> Any:
+        """"2pm" to "What time tomorrow?" (or to a time sayso could not work out "tomorrow"): the day the request
+        said is kept, the answer gives only the hour. Kept only when the request said exactly one day and the
+        answer says none."""
+        param = next((p for p in params_of(self.ws.catalog.get(action)) if p.name == pending.param), None)
+        if param is None or param.kind != "datetime" or not isinstance(value, str) or not answer:
+            return value
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        now = self.pipeline.clock.now_in(turn.person.timezone)
+        said = find_values(answer, now)
+        if not any(v.kind == "time" for v in said) or any(v.kind in ("date", "datetime", "range") for v in said):
+            return value
+        days = {v.value for v in find_values(pending.original or pending.text, now) if v.kind == "date"}
+        if len(days) != 1:
+            return value
+        day = days.pop()
+        return when.replace(year=day.year, month=day.month, day=day.day).isoformat()
 
     def _run(self, turn: Turn, state: ConversationState, steps: list[dict[str, Any]], text: str) -> TurnResult:
         steps[:] = [route(s, text, turn.person, self.ws.directory, self.ws.catalog) for s in steps]

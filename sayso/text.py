@@ -4,15 +4,42 @@ JSON may spell a lone UTF-16 surrogate (``"\\ud800"``) and Python decodes it int
 accepts, so it would fail later, deep inside a database driver or the audit chain's hash. ``check_text`` refuses
 it first, as ``InvalidArguments``; ``printable`` shows such a value safely (the surrogate as ``\\ud800``) in the
 audit record of the refusal.
+
+``close_quotes`` ends a quotation the person opened and never closed ("saying 'the demo went well"): what
+follows the opening mark is their own text, to the end of the message, and is read as quoted.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .errors import InvalidArguments
 
-__all__ = ["check_text", "printable"]
+__all__ = ["check_text", "close_quotes", "printable"]
+
+
+# An opening single quote is one no letter stands before ("it's", "Bob's" are apostrophes); a closing one is one no
+# letter follows.
+_SINGLE_OPEN = re.compile(r"(?<![\w'’])['‘](?=\S)")
+_SINGLE_CLOSE = re.compile(r"(?<=[^\s'‘])['’](?![\w'’])")
+
+
+def close_quotes(text: str) -> str:
+    """``text`` with a quotation left open at its end closed there: "saying 'the demo went well" reads as
+    "saying 'the demo went well'", so the quoted words are taken whole, to the end, and never garbled."""
+    said = text.rstrip()
+    if said.count('"') % 2:
+        return said + '"'
+    if said.count("“") > said.count("”"):
+        return said + "”"
+    at = 0
+    while (opened := _SINGLE_OPEN.search(said, at)) is not None:
+        closed = _SINGLE_CLOSE.search(said, opened.end())
+        if closed is None:
+            return said + ("’" if opened.group() == "‘" else "'")
+        at = closed.end()
+    return text
 
 
 def check_text(value: Any, what: str = "the request") -> None:

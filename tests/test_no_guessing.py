@@ -22,6 +22,7 @@ from sayso.demo.catalog import catalog as demo
 from sayso.directory import Directory
 from sayso.interpreter import Context, Interpretation
 from sayso.interpreter.offline import OfflineInterpreter
+from sayso.text import close_quotes
 
 from .test_instructions import chat_as, rows
 
@@ -243,3 +244,126 @@ def test_handing_a_record_over_never_makes_a_new_one(text: str) -> None:
 def test_words_of_making_still_make(text: str, action: str) -> None:
     found = _interpret(text)
     assert found.steps and found.steps[0].action == action, (text, found)
+
+
+# --- a quotation left open runs to the end ------------------------------------------------------------------------
+
+OPEN_QUOTES = ["'{}", '"{}', "“{}", "‘{}"]
+SAID = ["the demo went well", "it's done, thanks to Bob's team", "see you at 3pm tomorrow", "is it signed?"]
+OPEN_FORMS = [("send carol a message saying {}", "chat.send", "text"), ("tell carol {}", "chat.send", "text"),
+              ("message carol: {}", "chat.send", "text"), ("email bob saying {}", "email.send", "body"),
+              ("email bob titled 'Renewal' saying {}", "email.send", "body"),
+              ("remind me tomorrow at 5pm to {}", "calendar.remind", "text")]
+OPEN_CASES = [(form.format(quote.format(said)), action, param, said)
+              for (form, action, param), quote, said in itertools.product(OPEN_FORMS, OPEN_QUOTES, SAID)]
+
+
+@pytest.mark.parametrize(("text", "action", "param", "said"), OPEN_CASES)
+def test_an_unclosed_quote_is_taken_verbatim_to_the_end(text: str, action: str, param: str, said: str) -> None:
+    found = _interpret(text)
+    assert found.steps and found.steps[0].action == action, (text, found)
+    assert found.steps[0].args.get(param) == said, (text, found.steps[0].args)
+
+
+@pytest.mark.parametrize("quote", OPEN_QUOTES)
+@pytest.mark.parametrize("title", ["Call Grace about the renewal", "Q4 planning: the team's goals"])
+def test_an_unclosed_quoted_title_is_taken_whole(quote: str, title: str) -> None:
+    found = _interpret(f"create a task titled {quote.format(title)}")
+    assert found.steps and found.steps[0].action == "tickets.create", found
+    assert found.steps[0].args.get("title") == title, found.steps[0].args
+
+
+@pytest.mark.parametrize("quote", OPEN_QUOTES)
+def test_an_unclosed_subject_is_its_own_text_and_the_body_is_asked_for(quote: str) -> None:
+    found = _interpret(f"email bob titled {quote.format('Renewal terms')}")
+    assert found.kind == "question" and found.param == "body", found
+    assert found.steps[0].args.get("subject") == "Renewal terms", found.steps[0].args
+
+
+@pytest.mark.parametrize("text", ["it's Bob's deal", "the boys' game is on", "say 'hi' to carol", 'say "hi"'])
+def test_text_with_its_quotes_closed_is_left_as_it_is(text: str) -> None:
+    assert close_quotes(text) == text
+
+
+# --- a thing named as a new one chooses what is made ----------------------------------------------------------------
+
+# (the request with its thing, the action that makes it): a verb of handing over and a verb inside the text it carries
+# ("call Grace") never choose the action; the thing named as a new one does
+THINGS = [("a task", "tickets.create"), ("a new task", "tickets.create"), ("a follow-up", "tickets.create"),
+          ("another ticket", "tickets.create"), ("a reminder", "calendar.remind")]
+GIVERS = ["give {who} {thing} to call Grace", "give {who} {thing} to call Grace tomorrow at 4pm",
+          "hand {who} {thing} to call Grace", "please give {who} {thing} to chase Lena about the PO",
+          "can you give {who} {thing} to book the room?"]
+GIVEN = [(form.format(who="devi", thing=thing), action)
+         for form, (thing, action) in itertools.product(GIVERS, THINGS)]
+
+
+@pytest.mark.parametrize(("text", "action"), GIVEN)
+def test_the_thing_named_as_new_chooses_what_is_made(text: str, action: str) -> None:
+    found = _interpret(text)
+    assert found.steps and found.steps[0].action == action, (text, found)
+    args = found.steps[0].args
+    said = args.get("title") or args.get("text") or ""
+    assert said.split()[0] in ("call", "chase", "book"), (text, args)  # "a task to" is not part of the title
+    if action == "tickets.create":
+        assert args.get("assignee") == "devi", (text, args)
+
+
+# --- a meeting's time is never a default hour ------------------------------------------------------------------------
+
+MEETINGS = ["schedule a meeting with bob", "set up a meeting with devi and carol", "book a call with carol",
+            "can you put a meeting with bob in my calendar", "give devi a meeting with carol",
+            "please set up time with devi about the Orchid renewal"]
+MEETING_DAYS = ["tomorrow", "on Friday", "next Monday", "on December 3"]
+
+
+@pytest.mark.parametrize(("opener", "day"), list(itertools.product(MEETINGS, MEETING_DAYS)))
+def test_a_meeting_day_without_an_hour_asks_what_time(opener: str, day: str) -> None:
+    found = _interpret(f"{opener} {day}")
+    assert found.kind == "question" and found.param == "start", (opener, day, found)
+    assert found.steps[0].action == "calendar.schedule_meeting" and "start" not in found.steps[0].args
+    assert day.split()[-1] in (found.question or ""), found.question  # the day it understood
+
+
+# --- a write that makes something new is proposed only when asked to make it ----------------------------------------
+
+PASSES = [f"{verb} {thing} {to} {who}" for verb, to in (("pass", "to"), ("hand off", "to"), ("transfer", "to"),
+                                                          ("move", "over to"), ("shift", "to"), ("route", "to"),
+                                                          ("bounce", "to"), ("hand", "to"))
+          for thing in ("D-101", "SUP-17", "the Orchid deal") for who in ("devi", "bob")]
+
+
+@pytest.mark.parametrize("text", PASSES)
+def test_no_word_of_making_makes_nothing(text: str) -> None:
+    found = _interpret(text)
+    assert not any(_creates(s.action) for s in found.steps), (text, found)
+
+
+# --- an answer of an hour keeps the day the request said --------------------------------------------------------------
+
+ASKED_DAYS = [("tomorrow", "2026-11-26"), ("on Friday", "2026-11-27"), ("next Monday", "2026-11-30")]
+ASKING = ["schedule a meeting with bob {} at the earliest time I'm free about the renewal",
+          "set up a meeting with devi {} about the Orchid renewal", "book a call with carol {} about the demo",
+          "can you put a meeting with bob in my calendar {} about the renewal?"]
+HOURS = [("2pm", "14:00"), ("at 3", "15:00"), ("half past 10", "10:30"), ("11:15am", "11:15")]
+
+
+@pytest.mark.parametrize(("form", "day", "hour"), [
+    (form, day, hour) for form, day, hour in itertools.product(ASKING, ASKED_DAYS, HOURS)])
+def test_an_hour_answered_keeps_the_day_said(sqlite_root: Path, form: str, day: tuple[str, str],
+                                             hour: tuple[str, str]) -> None:
+    chat = chat_as(sqlite_root, "alice")
+    asked = chat.say("alice", form.format(day[0]))
+    assert asked.status.value == "needs_clarification", (form, asked.reply)
+    answered = chat.say("alice", hour[0], conversation=asked.conversation)
+    starts = [s.args.get("start") for s in answered.steps or [] if s.action == "calendar.schedule_meeting"]
+    assert starts and starts[0].startswith(f"{day[1]}T{hour[1]}"), (form, day, hour, answered.reply, starts)
+
+
+@pytest.mark.parametrize("answer", ["Monday at 2pm", "tomorrow at 2pm", "December 3 at 2pm"])
+def test_a_day_in_the_answer_wins_over_the_day_said(sqlite_root: Path, answer: str) -> None:
+    chat = chat_as(sqlite_root, "alice")
+    asked = chat.say("alice", "schedule a meeting with bob on Friday about the renewal")
+    answered = chat.say("alice", answer, conversation=asked.conversation)
+    starts = [s.args.get("start") for s in answered.steps or [] if s.action == "calendar.schedule_meeting"]
+    assert starts and not starts[0].startswith("2026-11-27"), (answer, answered.reply, starts)

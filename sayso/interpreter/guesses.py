@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ..catalog import Catalog
+from ..text import close_quotes
 from . import Interpretation
 from .questions import reads_only
 
@@ -89,5 +90,6 @@ def _declined(found: Interpretation, reason: str, reply: str) -> Interpretation:
 
 def decline_guesses(found: Interpretation, text: str, catalog: Catalog) -> Interpretation:
     """``found``, with reads only when ``text`` is a question, or no action when it would change something
-    under a condition or change many records."""
+    under a condition or change many records. A quotation left open runs to the end of ``text``."""
+    text = close_quotes(text)
     return unless_bulk(unless_conditional(reads_only(found, text, catalog), text, catalog), text, catalog)

@@ -14,10 +14,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from ...catalog import Catalog
 from ...directory import Person
+from ...text import close_quotes
 from ...turn import Option
 from .. import Context, FocusItem, Interpretation, InterpreterRegistry, ProposedStep
 from ..guesses import decline_guesses
@@ -95,7 +97,7 @@ class OfflineInterpreter:
     # --- the steps ---------------------------------------------------------------
 
     def _interpret(self, text: str, context: Context, catalog: Catalog, person: Person) -> Interpretation:
-        text = _unwrap(_SHORTHAND_RE.sub(lambda m: _SHORTHAND[m.group(0).lower()], text))
+        text = _unwrap(_SHORTHAND_RE.sub(lambda m: _SHORTHAND[m.group(0).lower()], close_quotes(text)))
         if not text:
             return _none("empty", "Say what you would like done, for example: show my deals closing this month.")
         index = index_for(catalog)
@@ -436,12 +438,26 @@ def _pick_best(c: _Clause) -> _Outcome:
         if not reads or reads[0].said < w.min_score:
             return _none("out_of_scope", "")
         best = reads[0]
-    if _makes_nothing_new(c, best.entry):  # which action is meant is asked, nothing is made on the guess
-        others = [j.entry for j in c.judged[1:] if j.entry.action.is_write and not _makes_nothing_new(c, j.entry)]
-        options = _options([*others[:2], best.entry])
-        return Interpretation(kind="question", steps=[], options=options,
-                              question="I am not sure what you mean. Which of these? "
-                                       + " / ".join(o.label for o in options))
+    if best.entry.action.is_write and not _creates(best.entry) and not c.question:
+        # "give devi a follow-up to ...": a thing named as a new one that this action is not about is made
+        named = [j for j in c.judged if _creates(j.entry) and _names_new(c, j.entry)] \
+            if _NEW_THING.search(c.text) else []
+        given = [j for j in named if _given_new(c, j)]
+        if given:
+            best = named[0] if named[0] in given else given[0]
+            c.judged = [best, *(j for j in given if j is not best)]
+    if _creates(best.entry) and not _asked_to_make(c, best):
+        # a record is made only when the request says to make one: the action whose thing is named as a new one
+        # ("give devi a task to ..."), else which action is meant is asked, nothing is made on a guess
+        named = [j for j in c.judged if _creates(j.entry) and _names_new(c, j.entry)]
+        if not named:
+            others = [j.entry for j in c.judged[1:] if j.entry.action.is_write and not _creates(j.entry)]
+            options = _options([*others[:2], best.entry])
+            return Interpretation(kind="question", steps=[], options=options,
+                                  question="I am not sure what you mean. Which of these? "
+                                           + " / ".join(o.label for o in options))
+        best = named[0]
+        c.judged = [best, *(j for j in named if j is not best)]
     found = best.found
     if not best.entry.action.is_write and found.unexplained >= w.unexplained_floor \
             and found.unexplained > w.unexplained_ratio * found.explained \
@@ -451,31 +467,123 @@ def _pick_best(c: _Clause) -> _Outcome:
     return None
 
 
-# Verbs of work on a record that already exists: "give D-101 to devi" hands something over, it makes nothing new.
+# Verbs of work on a record that already exists ("give", "move", "close"): never words of making, even where an
+# action's own text uses them ("Set a reminder"); and verbs of making whatever the catalog says.
 _ON_EXISTING = frozenset({"assign", "change", "raise_lower", "close", "delete", "find"})
+_MAKES = frozenset({"create", "reserve", "buy", "rent", "remind"})
+_MAKING_WORDS = frozenset(stem(w) for w in "schedule book arrange organise organize plan order".split())
 _MAKING = re.compile(r"\b(?:set|draw|line|write)\s+(?:\w+\s+)?up\b", re.I)  # "set me up an appointment"
+# A thing named as a new one: "a task", "another ticket", "a new meeting", "a quick call", "2 tickets", "some
+# tickets", or as what is wanted: "I need bus tickets", "get me a cab".
+_NEW_THING = re.compile(
+    r"\b(?:(?:an?|another|some|\d+|one|two|three|four|five|six|seven|eight|nine|ten|a\s+few|a\s+couple\s+of)\s+"
+    r"(?:new\s+)?|new\s+|(?:need|want|get|getting|secure|looking\s+for)\s+(?:me\s+|us\s+)?)"
+    r"(?P<w>[\w-]+)(?:\s+(?P<x>[\w-]+))?", re.I)
 
 
-def _own_verbs(entry: Entry) -> set[str]:
-    """The words an action is asked for by: its name's verb, its description's words and the first word of its
-    examples, each with its concepts (as stems and "~concept")."""
-    said = tokens(entry.action.description) + [t for text in entry.action.examples for t in tokens(text)[:1]]
-    parts = name_parts(entry.action.name)
-    stems = {t.stem for t in said if t.lower not in STOP} | {stem(w.lower()) for w in parts[1:2]}
+def _creates(entry: Entry) -> bool:
+    """A write that makes something new: it names no existing record it must act on."""
+    return entry.action.is_write and not any(p.kind == "record" and p.required for p in entry.params)
+
+
+def _with_concepts(stems: set[str]) -> set[str]:
     return stems | {f"~{c}" for base in stems for c in concepts(base)}
 
 
-def _makes_nothing_new(c: _Clause, entry: Entry) -> bool:
-    """Whether a write that creates a record is asked for with a verb of work on an existing one and no word of
-    making ("give D-101 to devi" is no request for a new ticket)."""
-    if not entry.action.is_write or any(p.kind == "record" and p.required for p in entry.params):
-        return False
-    lead = _lead([w for w in c.words if not w.text[:1].isupper() or w is c.words[0]])
-    if lead is None or not concepts(lead.stem) or not concepts(lead.stem) <= _ON_EXISTING or _MAKING.search(c.text):
-        return False
-    own = _own_verbs(entry)
-    return not any("create" in concepts(w.stem) or w.stem in own or any(f"~{k}" in own for k in concepts(w.stem))
-                   for w in c.words)
+def _own_verbs(entry: Entry) -> frozenset[str]:
+    return _verbs_of(entry.action.name, entry.action.description, tuple(entry.action.examples))
+
+
+@lru_cache(maxsize=8192)
+def _verbs_of(name: str, description: str, examples: tuple[str, ...]) -> frozenset[str]:
+    """The verbs an action is asked for by: its name's verb and the first word of its description and examples,
+    each with its concepts (as stems and "~concept")."""
+    said = [t for text in [description, *examples] for t in tokens(text)[:1]]
+    return frozenset(_with_concepts({t.stem for t in said if t.lower not in STOP}
+                                    | {stem(w.lower()) for w in name_parts(name)[1:2]}))
+
+
+def _own_things(entry: Entry) -> frozenset[str]:
+    return _things_of(entry.action.name, entry.action.description)
+
+
+@lru_cache(maxsize=8192)
+def _things_of(name: str, description: str) -> frozenset[str]:
+    """What an action makes, in its own words: its system's and object's names and its description's words after
+    the verb ("Create a task, follow-up or ticket"), with their concepts."""
+    parts = name_parts(name)
+    return frozenset(_with_concepts({t.stem for t in tokens(description)[1:] if t.lower not in STOP}
+                                    | {stem(w.lower()) for w in parts[:1] + parts[2:]}))
+
+
+def _new_things(c: _Clause, entry: Entry) -> list[re.Match[str]]:
+    """Where the request names what ``entry`` makes as a new one ("a task", "a new ticket", "a reminder")."""
+    own = _own_things(entry)
+    found = []
+    for m in _NEW_THING.finditer(c.text):
+        for word in (m.group("w"), m.group("x")):
+            base = stem(word.lower()) if word else ""
+            if base and base not in STOP and (base in own or any(f"~{k}" in own for k in concepts(base))):
+                found.append(m)
+                break
+    return found
+
+
+_DEFINITE = frozenset("the this that these those my our your his her their its which what".split())
+
+
+def _names_new(c: _Clause, entry: Entry) -> bool:
+    """Whether the request names what ``entry`` makes as a new one: with an article or a number ("a task", "2
+    tickets"), or by the catalog's own name for it said bare ("1:45 pm is appointment", "bus tickets please"),
+    never as one that exists ("the ticket", "my appointment", "the Orchid deal")."""
+    if _new_things(c, entry):
+        return True
+    parts = name_parts(entry.action.name)
+    named = {stem(w.lower()) for w in parts[:1] + parts[2:]}
+    for n, w in enumerate(c.words):
+        if w.stem in named and not w.text[:1].isupper() or (w.stem in named and n == 0):
+            before = c.words[n - 1] if n else None
+            capital = before is not None and before.text[:1].isupper() and before.start > 0 \
+                and not re.search(r"[.!?:,]\s*$", c.text[:before.end + 1])
+            if before is None or not (before.lower in _DEFINITE or capital
+                                      or any(ch.isdigit() for ch in before.text) and "-" in before.text):
+                return True
+    return False
+
+
+_RECEIVERS = frozenset({"me", "us", "him", "her", "them", "myself"})
+
+
+def _given_new(c: _Clause, judged: _Judged) -> bool:
+    """Whether a new thing ``judged`` makes is given to someone: "give devi a task", "hand him a follow-up" (the
+    person right before it), so no existing record is what the request acts on."""
+    people = {m.lower() for name, m in judged.found.mentions.items()
+              if any(p.name == name and p.kind in ("person", "recipient") for p in judged.entry.params)}
+    for m in _new_things(c, judged.entry):
+        before = c.text[:m.start()].split()
+        if before and (before[-1].lower().strip(",") in people | _RECEIVERS):
+            return True
+    return False
+
+
+def _asked_to_make(c: _Clause, judged: _Judged) -> bool:
+    """Whether the request says to make what ``judged`` makes: a verb of making ("create", "book", "set up"), one
+    of the action's own verbs ("schedule", "remind", "tell" for a message), outside the text it carries, or the
+    thing it makes named as a new one."""
+    if _MAKING.search(c.text):
+        return True
+    own = _own_verbs(judged.entry)
+    for w in c.words:
+        if any(a <= w.start < b for a, b in judged.found.free_text) or (
+                w.text[:1].isupper() and w.start and not re.search(r"[.!?:]\s*$", c.text[:w.start])):
+            continue  # a name is no verb ("Add authentication for ..."); a sentence's first word may be one
+        if w.stem in _MAKING_WORDS:
+            return True
+        terms = {t for t, _ in query_terms(w, c.index) if "#" not in t}  # "remnd" is read as "remind"
+        kinds = {t[1:] for t in terms if t.startswith("~")}
+        if kinds & _MAKES or (not kinds <= _ON_EXISTING or not kinds) and terms & own:
+            return True
+    return _names_new(c, judged.entry)
 
 
 def _needs(entry: Entry) -> int:
@@ -527,9 +635,12 @@ def _decide(c: _Clause) -> _Outcome:
         param = best.found.missing[0]
         question = _ask_for(best.entry, param)
         unworkable = best.found.mentions.get(param.name)
+        days = [v.text for v in find_values(c.text, c.context.now) if v.kind == "date"]
         if unworkable and param.kind in ("datetime", "time"):  # "at the earliest time I'm free": a time to look up
             question = (f"I can't work out \"{unworkable}\" myself. What time exactly? "
                         f"({param.name.replace('_', ' ')})")
+        elif param.kind == "datetime" and len(days) == 1:  # "tomorrow" said, no hour: what time that day
+            question = f"What time {days[0]}? ({param.name.replace('_', ' ')})"
         return Interpretation(kind="question", steps=[step], param=param.name,
                               question=question, options=_options_for(param))
     return step

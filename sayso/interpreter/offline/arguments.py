@@ -54,8 +54,10 @@ class Extraction:
 
 _ID = re.compile(r"\b[A-Za-z]{1,8}-\d+\b")
 _CHANNEL = re.compile(r"(?<![\w#])#[a-z0-9][a-z0-9_-]*", re.IGNORECASE)
-# "double" or 'single' quotes (a single quote only where it cannot be an apostrophe: "it's", "Bob's")
-_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]|(?<![\w'’])['‘]((?=\S)[^'‘’\n]*[^\s'‘’])['’](?![\w'’])")
+# "double" or 'single' quotes (a single quote only where it cannot be an apostrophe: "it's", "Bob's"; an apostrophe
+# inside a word may stand within single quotes: 'it's done')
+_QUOTED = re.compile(r"[\"“]([^\"”]+)[\"”]|(?<![\w'’])['‘]((?=\S)(?:[^'‘’\n]|(?<=\w)['’](?=\w))*[^\s'‘’])['’]"
+                     r"(?![\w'’])")
 _QUOTE_OPEN = {'"': '"', "“": "”", "'": "'", "‘": "’"}
 _ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
              "fifth": 5, "5th": 5, "last": -1, "other": 0}
@@ -328,6 +330,10 @@ def _labelled(s: _Finding, role: str, start: int, end: int) -> Piece | None:
     lead = re.match(r"\s*", text[start:end])
     start += lead.end() if lead else 0
     closing = _QUOTE_OPEN.get(text[start:start + 1])
+    quoted = _QUOTED.match(text, start)
+    if quoted and quoted.end() <= end:  # 'it's done': an apostrophe inside a word does not close the quote
+        said = quoted.group(1) or quoted.group(2)
+        return Piece(start, quoted.end(), "text", said.strip(), said, label=role)
     if closing:
         close = text.find(closing, start + 1, end)
         if close > start + 1:
@@ -766,8 +772,14 @@ def _take_dates(s: _Extracting) -> None:
         for piece in s.pieces:  # "due by Friday": one date, not a range, when nothing takes ranges
             if piece.kind == "range" and piece.value[0] is None and piece.value[1] is not None:
                 piece.kind, piece.value = "date", piece.value[1]
+    # a time several people keep (a meeting's start) is never a default hour: "tomorrow" alone asks what time
+    shared = not any(p.kind == "person" and p.many for p in s.params)
     if not s.free("moment"):
-        slots.assign_dates(s.text, s.unused(), date_params, s.args, s.take, s.context.now)
+        slots.assign_dates(s.text, s.unused(), date_params, s.args, s.take, s.context.now, default_hour=shared)
+        unset = [p for p in date_params if p.kind == "datetime" and p.name not in s.args]
+        for piece in [p for p in s.unused() if p.kind == "date"][:len(unset)]:
+            s.used.add(id(piece))  # the day is said for it (it counts as said, it is no title): only the hour is asked
+            s.bonus += s.weights.missing
         return
     # "at the earliest time I'm free tomorrow": tomorrow is the day, but no hour stands in for the time
     days = [p for p in date_params if p.kind == "date"]
@@ -953,17 +965,27 @@ def _trim_text(s: _Extracting) -> None:
     """"exports in the tickets": the catalog's own noun is not the text; nor is the courtesy around the request
     ("..., please", the "?" of "could you ...?"), unless it is inside quotes."""
     text_names = {p.name for p in s.of_kind("text")}
+    parts = name_parts(s.entry.action.name)
+    things = {t.stem for t in tokens(" ".join([s.entry.action.description, *parts[:1], *parts[2:]]))[1:]}
     polite = bool(_POLITE_START.match(s.text)) and s.text.rstrip().endswith("?")
     for name, value in list(s.args.items()):
         if not (isinstance(value, str) and name in text_names):
             continue
         trimmed = re.sub(r"\s+(?:in|on|among|from)\s+(?:the\s+|my\s+|our\s+)?(\w+)$",
                          lambda m: "" if stem(m.group(1).lower()) in s.index.vocabulary else m.group(0), value)
+        thing = _THING_FIRST.match(trimmed)  # "a task to call Grace": the task is what is made, its title the rest
+        if thing and stem(thing.group("thing").lower()) in things and not re.search(
+                re.escape(value) + r"[\"”'’]", s.text):
+            trimmed = trimmed[thing.end():]
         if not re.search(re.escape(value) + r"[\"”'’]", s.text):
             trimmed = _COURTESY_END.sub("", trimmed)
             trimmed = trimmed.rstrip("?").rstrip() if polite and s.text.rstrip().endswith(value) else trimmed
         if trimmed and trimmed != value:
             s.args[name] = trimmed
+
+
+_THING_FIRST = re.compile(r"^(?:an?|another)\s+(?:new\s+)?(?P<thing>[\w-]+)\s+(?:to|for|about|saying|:)\s*(?=\S)",
+                          re.I)
 
 
 def _named(param: Param, text: str) -> bool:

@@ -109,12 +109,13 @@ def _sub(piece: Piece, part: Span) -> Piece:
 
 
 def assign_dates(text: str, pieces: list[Piece], date_params: list[Param], args: dict[str, Any], take: Take,
-                 now: datetime) -> None:
+                 now: datetime, *, default_hour: bool = True) -> None:
     """Ranges to start/end pairs; dates and times to date, date-time and time parameters, by role.
 
     A parameter's role (start or end: "pickup_date", "return_date") meets the words before a value
     ("until the 14th", "drop it off on the 4th"); a date and time said together go to a date-time
-    parameter whole, or split to a date and a time parameter.
+    parameter whole, or split to a date and a time parameter. A day alone goes to a date-time parameter at a
+    default hour only with ``default_hour``.
     """
     days = [p for p in date_params if p.kind == "date"]
     clocks = [p for p in date_params if p.kind == "time"]
@@ -134,7 +135,7 @@ def assign_dates(text: str, pieces: list[Piece], date_params: list[Param], args:
             _take_day(text, _sub(piece, parts["date"]) if "date" in parts else piece, days, args, take, role)
             _take_clock(_sub(piece, parts["time"]) if "time" in parts else piece, clocks, args, take, role)
         elif piece.kind == "date":
-            if not _take_day(text, piece, days, args, take, role):
+            if not _take_day(text, piece, days, args, take, role) and default_hour:
                 target = _pick(moments, args, role)
                 moment = _as_datetime(piece.value, now)
                 if target is not None and moment is not None:
