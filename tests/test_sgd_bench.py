@@ -678,3 +678,35 @@ def test_i_would_before_the_request_is_not_the_request() -> None:
 def test_can_i_have_it_done_after_taking_a_result_asks_for_it() -> None:
     found = _after_search("I like it! Can we sort it out for friday?", "How about Salt House in Paris?")
     assert found.steps and found.steps[0].action == "Tables_1.BookTable"
+
+
+@pytest.mark.parametrize("said", ["Fine, get it.", "OK, get that one.", "Great. Get it."])
+def test_a_verb_whose_object_is_the_result_acts_on_it_even_one_that_can_mean_finding(said: str) -> None:
+    """"get it" after a search was answered: the result itself is what is asked for, so the write that follows
+    the search is asked for (and still asks what it lacks), though "get" alone can mean "find"."""
+    found = _after_search(said, "How about Salt House in Paris?")
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"
+
+
+@pytest.mark.parametrize(("said", "making"), [
+    ("let's go ahead with that appointment", True), ("go ahead and set up the call", True),
+    ("set me up with a table", True), ("give D-101 to devi", False), ("move ahead the due date", False),
+])
+def test_go_ahead_is_a_word_of_making(said: str, making: bool) -> None:
+    """"go ahead (with) ..." asks to proceed with making what the dialogue is about, like "set up": a write that
+    makes something new may be proposed for it (a create needs a word of making: tests/test_no_guessing.py)."""
+    from sayso.interpreter.offline import _MAKING
+
+    assert bool(_MAKING.search(said)) is making
+
+
+def test_a_write_still_pending_needs_no_new_word_of_making() -> None:
+    """The write asked for turns earlier and still missing arguments is already asked for: "one table on the
+    5th" goes on with it, though it says no word of making."""
+    from sayso.interpreter.offline import OfflineInterpreter
+
+    catalog = sgd.build_catalog(SERVICES[:1])
+    context = Context(now=sgd.NOW, pending_action="Tables_1.BookTable",
+                      history=[{"role": "assistant", "text": "What day would you like the table?"}])
+    found = OfflineInterpreter().interpret("one table on the 5th", context, catalog, sgd.PERSON)
+    assert found.steps and found.steps[0].action == "Tables_1.BookTable"

@@ -446,7 +446,7 @@ def _pick_best(c: _Clause) -> _Outcome:
         if given:
             best = named[0] if named[0] in given else given[0]
             c.judged = [best, *(j for j in given if j is not best)]
-    if _creates(best.entry) and not _asked_to_make(c, best):
+    if _creates(best.entry) and not _asked_to_make(c, best) and not _already_asked(c, best.entry):
         # a record is made only when the request says to make one: the action whose thing is named as a new one
         # ("give devi a task to ..."), else which action is meant is asked, nothing is made on a guess
         named = [j for j in c.judged if _creates(j.entry) and _names_new(c, j.entry)]
@@ -472,7 +472,8 @@ def _pick_best(c: _Clause) -> _Outcome:
 _ON_EXISTING = frozenset({"assign", "change", "raise_lower", "close", "delete", "find"})
 _MAKES = frozenset({"create", "reserve", "buy", "rent", "remind"})
 _MAKING_WORDS = frozenset(stem(w) for w in "schedule book arrange organise organize plan order".split())
-_MAKING = re.compile(r"\b(?:set|draw|line|write)\s+(?:\w+\s+)?up\b", re.I)  # "set me up an appointment"
+# "set me up an appointment"; "let's go ahead with that appointment" (proceed with what the dialogue is about)
+_MAKING = re.compile(r"\b(?:(?:set|draw|line|write)\s+(?:\w+\s+)?up|go\s+ahead)\b", re.I)
 # A thing named as a new one: "a task", "another ticket", "a new meeting", "a quick call", "2 tickets", "some
 # tickets", or as what is wanted: "I need bus tickets", "get me a cab".
 _NEW_THING = re.compile(
@@ -564,6 +565,13 @@ def _given_new(c: _Clause, judged: _Judged) -> bool:
         if before and (before[-1].lower().strip(",") in people | _RECEIVERS):
             return True
     return False
+
+
+def _already_asked(c: _Clause, entry: Entry) -> bool:
+    """Whether the conversation already asks for this write: it is the pending one (asked for turns earlier and
+    still missing arguments), or the write the pending search leads to and the person took its result or the
+    offer to do it ("Yes, that's the one. I want it for 1 day")."""
+    return entry is c.pending or entry is c.follows
 
 
 def _asked_to_make(c: _Clause, judged: _Judged) -> bool:
@@ -795,6 +803,8 @@ def _acts_on_result(text: str, context: Context, index: CatalogIndex) -> bool:
                 or _CLOSING.search(sentence):
             continue
         if "find" not in concepts(lead.stem) and _RESULT.search(sentence, lead.end):
+            return True
+        if _RESULT.match(sentence[lead.end:].lstrip()):  # "get it": the result itself is what is asked for
             return True
     return False
 
