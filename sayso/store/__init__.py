@@ -10,7 +10,9 @@ taken at BEGIN; on PostgreSQL in the database, by ``sayso_audit_append``
 the records and moves the head in one statement, sent as the last thing in
 the transaction together with its COMMIT (``PostgresStore.write``): the one
 lock every process's writes queue for is held for that statement and the
-commit, with no round trip and no Python in between.
+commit, with no round trip and no Python in between, and not through the
+commit's flush to disk, which a second transaction in the same message waits
+for before anything is answered (``_DURABLE``).
 
 On PostgreSQL every round trip counts: a request thread that waits for the
 database gives up the GIL, and to get it back waits for the other threads'
@@ -82,6 +84,11 @@ _HEAD = "0010"
 _MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on PostgreSQL
 _CHAINED = "sayso_audit_records"  # Connection.info: a PostgreSQL write's audit records, chained at its commit
 _APPEND = "select sayso_audit_append({}::json)"  # migration 0010's function
+# The chaining transaction commits without waiting for the disk, so the head's lock is not held through the WAL
+# flush; this second transaction, in the same message, writes a WAL record (a transactional logical message,
+# which nothing decodes) and so waits for the flush of everything before it, the first commit included:
+# nothing is answered before it is durable, and the flushes of concurrent writers are grouped.
+_DURABLE = "select pg_logical_emit_message(true, 'sayso', 'durable')"
 PING_AFTER_IDLE_SECONDS = 2.0  # a pooled PostgreSQL connection idle this long is pinged before it is used
 
 
@@ -403,7 +410,8 @@ class PostgresStore(Store):
 
     @staticmethod
     def _chain(conn: Connection, records: list[AuditRecord], *, commit: bool) -> None:
-        """``sayso_audit_append`` on the records, in order, then (``commit``) COMMIT, in one round trip.
+        """``sayso_audit_append`` on the records, in order, then (``commit``) COMMIT and the wait for the disk
+        (``_DURABLE``), in one round trip.
 
         Two statements travel in one message only in PostgreSQL's simple query protocol, which carries no
         parameters, so the records go as one JSON literal, quoted by the driver (``psycopg.sql.Literal``).
@@ -415,8 +423,9 @@ class PostgresStore(Store):
             "turn": r.turn, "event": r.event, "action": r.action, "status": r.status, "detail": r.detail,
             "payload": r.payload.hex()} for r in records], ensure_ascii=False)
         statement = SQL(_APPEND).format(Literal(items)).as_string(_driver(conn))
-        conn.exec_driver_sql(statement + ("; commit" if commit else ""),
-                             execution_options={"no_parameters": True}).close()
+        if commit:
+            statement = f"set local synchronous_commit = off; {statement}; commit; {_DURABLE}"
+        conn.exec_driver_sql(statement, execution_options={"no_parameters": True}).close()
 
     def _one_migration_at_a_time(self, conn: Connection) -> None:
         """A transaction-scoped advisory lock: several processes starting together on a fresh database (a
