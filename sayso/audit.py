@@ -355,6 +355,7 @@ class AuditLog:
         result, hashes = self._check(against, key)
         if not result.ok:
             return result, None
+        self.store.wait_durable()  # the head noted is one a crash cannot undo
         at = self.clock.now().astimezone(UTC).isoformat().replace("+00:00", "Z")
         return result, Checkpoint(hashes.get(1, ""), result.count, hashes.get(result.count, ""), at, workspace)
 

@@ -228,3 +228,19 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_when_pinged_after_id
             assert _backend(store) not in (first, second)  # the pool was replaced
         finally:
             store.dispose()
+
+
+def test_on_postgresql_a_checkpoint_notes_only_a_head_on_disk(root: Path) -> None:
+    """The chain's transactions commit without waiting for the disk (the wait comes after, in the same message),
+    so for a moment others can read a head a crash would undo: a checkpoint, which tells the head to the outside,
+    waits for a flush (which covers every earlier commit) after reading it and before noting it."""
+    pipeline = pipeline_for(root, "alice")
+    chat = Chat(pipeline)
+    assert chat.say("alice", "which of my deals close in the next 30 days?", chat.new("alice")).status.value \
+        == "answered"
+    with round_trips(pipeline.ws.store.engine) as trips:
+        verified, point = pipeline.audit.checkpoint("demo")
+    assert verified.ok and point is not None and point.seq == verified.count
+    waits = [i for i, sent in enumerate(trips) if "pg_logical_emit_message(true" in sent]
+    reads = [i for i, sent in enumerate(trips) if "audit" in sent and "pg_logical" not in sent]
+    assert waits and reads and max(reads) < waits[-1], trips

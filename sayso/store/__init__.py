@@ -148,6 +148,9 @@ class Store:
         with self.engine.begin() as conn:
             yield conn
 
+    def wait_durable(self) -> None:
+        """Return once everything committed so far is on disk (SQLite's commits already wait for it)."""
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect().execution_options(sayso_read=True) as conn:
@@ -373,6 +376,12 @@ class PostgresStore(Store):
         event.listen(engine.pool, "checkin", _idle_since)
         event.listen(engine.pool, "checkout", _ping_when_idle)
         super().__init__(engine)
+
+    def wait_durable(self) -> None:
+        """The audit chain's transactions commit without waiting for the disk (``_DURABLE``): what reads them to
+        tell others (``sayso audit checkpoint``) first waits for a flush, which covers every earlier commit."""
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(_DURABLE).close()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
