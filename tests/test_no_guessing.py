@@ -367,3 +367,11 @@ def test_a_day_in_the_answer_wins_over_the_day_said(sqlite_root: Path, answer: s
     answered = chat.say("alice", answer, conversation=asked.conversation)
     starts = [s.args.get("start") for s in answered.steps or [] if s.action == "calendar.schedule_meeting"]
     assert starts and not starts[0].startswith("2026-11-27"), (answer, answered.reply, starts)
+
+
+@pytest.mark.parametrize("said", ["give devi a task to call Grace tomorrow", "give wes a ticket to book the venue"])
+def test_a_word_after_to_is_a_verb_not_the_thing_named(said: str) -> None:
+    """A word of a thing's kind said bare names that thing ("a cab" for a ride), but not after "to": "a task to
+    call Grace" names a task, and "call" is what the task is about, not a call to schedule."""
+    found = _interpret(said)
+    assert found.steps and found.steps[0].action == "tickets.create", found

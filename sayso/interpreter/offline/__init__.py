@@ -541,8 +541,11 @@ def _names_new(c: _Clause, entry: Entry) -> bool:
         return True
     parts = name_parts(entry.action.name)
     named = {stem(w.lower()) for w in parts[:1] + parts[2:]}
+    kinds = {k for base in named for k in concepts(base)}
     for n, w in enumerate(c.words):
-        if w.stem in named and not w.text[:1].isupper() or (w.stem in named and n == 0):
+        # the name itself, or a word of its kind ("a cab" for a ride) that is no verb ("to call Grace")
+        said = w.stem in named or bool(kinds & concepts(w.stem)) and not (n and c.words[n - 1].lower == "to")
+        if said and not w.text[:1].isupper() or (said and n == 0):
             before = c.words[n - 1] if n else None
             capital = before is not None and before.text[:1].isupper() and before.start > 0 \
                 and not re.search(r"[.!?:,]\s*$", c.text[:before.end + 1])
