@@ -444,9 +444,9 @@ def _pick_best(c: _Clause) -> _Outcome:
             if _NEW_THING.search(c.text) else []
         given = [j for j in named if _given_new(c, j)]
         if given:
-            best = named[0] if named[0] in given else given[0]
+            best = given[0]  # the first named that is given: ``given`` keeps ``named``'s order
             c.judged = [best, *(j for j in given if j is not best)]
-    if _creates(best.entry) and not _asked_to_make(c, best) and not _already_asked(c, best.entry):
+    if _creates(best.entry) and not _already_asked(c, best.entry) and not _asked_to_make(c, best):
         # a record is made only when the request says to make one: the action whose thing is named as a new one
         # ("give devi a task to ..."), else which action is meant is asked, nothing is made on a guess
         named = [j for j in c.judged if _creates(j.entry) and _names_new(c, j.entry)]
@@ -530,6 +530,14 @@ def _new_things(c: _Clause, entry: Entry) -> list[re.Match[str]]:
     return found
 
 
+@lru_cache(maxsize=8192)
+def _names_of(name: str) -> tuple[frozenset[str], frozenset[str]]:
+    """An action's own names for what it makes (its system's and object's, as stems) and their concepts."""
+    parts = name_parts(name)
+    named = frozenset(stem(w.lower()) for w in parts[:1] + parts[2:])
+    return named, frozenset(k for base in named for k in concepts(base))
+
+
 _DEFINITE = frozenset("the this that these those my our your his her their its which what".split())
 
 
@@ -539,13 +547,11 @@ def _names_new(c: _Clause, entry: Entry) -> bool:
     never as one that exists ("the ticket", "my appointment", "the Orchid deal")."""
     if _new_things(c, entry):
         return True
-    parts = name_parts(entry.action.name)
-    named = {stem(w.lower()) for w in parts[:1] + parts[2:]}
-    kinds = {k for base in named for k in concepts(base)}
+    named, kinds = _names_of(entry.action.name)
     for n, w in enumerate(c.words):
         # the name itself, or a word of its kind ("a cab" for a ride) that is no verb ("to call Grace")
         said = w.stem in named or bool(kinds & concepts(w.stem)) and not (n and c.words[n - 1].lower == "to")
-        if said and not w.text[:1].isupper() or (said and n == 0):
+        if said and (n == 0 or not w.text[:1].isupper()):
             before = c.words[n - 1] if n else None
             capital = before is not None and before.text[:1].isupper() and before.start > 0 \
                 and not re.search(r"[.!?:,]\s*$", c.text[:before.end + 1])
