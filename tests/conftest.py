@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from sayso import Clock, Pipeline, Workspace
+from sayso.catalog import Catalog
 from sayso.cli import app
 from sayso.clock import parse_time
 
@@ -87,6 +88,17 @@ def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "postgresql" and not PG_URL:
         pytest.skip("PostgreSQL not configured: set SAYSO_TEST_DATABASE_URL (.ci/run does)")
     return str(request.param)
+
+
+def demo_catalog_with(root: Path, file: str, actions: str) -> Catalog:
+    """The demo workspace's catalog with one more action file (YAML) beside its own."""
+    Workspace.init(root, demo=True, reference=R)
+    (root / "actions" / file).write_text(actions)
+    ws = Workspace.load(root)
+    try:
+        return ws.catalog
+    finally:
+        ws.close()
 
 
 def make_demo(root: Path, backend: str = "sqlite") -> tuple[Path, str | None]:

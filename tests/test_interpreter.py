@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import sayso
-from sayso import Workspace
 from sayso.catalog import Catalog
 from sayso.clock import parse_time
 from sayso.demo.catalog import catalog as demo
@@ -24,6 +23,8 @@ from sayso.directory import Directory
 from sayso.errors import ConfigurationError
 from sayso.interpreter import Context, FocusItem, Interpretation, Interpreter, registry
 from sayso.interpreter.offline import OfflineInterpreter
+
+from .conftest import demo_catalog_with
 
 DIRECTORY = Directory.load(Path(sayso.__file__).resolve().parent / "demo" / "files" / "directory.yaml")
 NOW = "2026-11-25T09:00"  # a Wednesday
@@ -76,13 +77,7 @@ actions:
 
 @pytest.fixture(scope="module")
 def yaml_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    root = Workspace.init(tmp_path_factory.mktemp("yaml") / "ws", demo=True, reference=date(2026, 11, 25))
-    (root / "actions" / "support.yaml").write_text(ESCALATE)
-    ws = Workspace.load(root)
-    try:
-        return ws.catalog
-    finally:
-        ws.close()
+    return demo_catalog_with(tmp_path_factory.mktemp("yaml") / "ws", "support.yaml", ESCALATE)
 
 
 def test_yaml_action_is_understood_with_its_arguments(yaml_catalog: Catalog) -> None:

@@ -8,14 +8,12 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import sayso
-from sayso import Workspace
 from sayso.catalog import Catalog
 from sayso.clock import parse_time
 from sayso.demo.catalog import catalog as demo
@@ -24,6 +22,7 @@ from sayso.interpreter import Context, Interpretation
 from sayso.interpreter.offline import OfflineInterpreter
 from sayso.text import close_quotes
 
+from .conftest import demo_catalog_with
 from .test_instructions import chat_as, rows
 
 DIRECTORY = Directory.load(Path(sayso.__file__).resolve().parent / "demo" / "files" / "directory.yaml")
@@ -99,13 +98,7 @@ actions:
 
 @pytest.fixture(scope="module")
 def events_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    root = Workspace.init(tmp_path_factory.mktemp("events") / "ws", demo=True, reference=date(2026, 11, 25))
-    (root / "actions" / "events.yaml").write_text(EVENTS)
-    ws = Workspace.load(root)
-    try:
-        return ws.catalog
-    finally:
-        ws.close()
+    return demo_catalog_with(tmp_path_factory.mktemp("events") / "ws", "events.yaml", EVENTS)
 
 
 NAMES = ["Catch up on overdue tasks", "Review of the budget", "Q4 planning with the team", "Sync up",
