@@ -69,6 +69,10 @@ _FOLLOW = re.compile(r"^(?:and|what about|how about|same for|and for)\b", re.I)
 _OBEY = re.compile(r"\b(?:do|follow|execute|carry out|run|obey|apply)\s+(?:what(?:ever)?|the (?:instructions?|steps?|"
                    r"requests?|orders?))\b(?:.{0,40}?\b(?:says?|said|asks?|wants?|tells?|instructs?|in|from)\b|\s*$)",
                    re.I)
+# A wh-clause after a verb of looking or telling asks, wherever it stands ("let's see how much I have left", "can
+# you tell me what time it opens"); "tell devi what ..." sends, and "let devi know what ..." too.
+_ASKS_WH = re.compile(r"\b(?:see|check|tell\s+(?:me|us)|show\s+(?:me|us)|find\s+out|figure\s+out|look\s+up|"
+                      r"wonder(?:ing)?)\s+(?:how|what|which|where|when|who|whose)\b(?!\s+(?:about|if)\b)", re.I)
 _WH = re.compile(r"^\s*(?:who|what|what's|whats|which|when|where|why|how|whose)\b(?!\s+(?:about|if)\b)", re.I)
 _AGREE = re.compile(r"\b(?:exactly|correct|that'?s right|proceed|go ahead|works|sounds good|please do)\b", re.I)
 _REFINE = re.compile(r"\b(?:of|among|from|in)\s+(?:those|them|these|that list)\b", re.I)
@@ -327,6 +331,8 @@ def _accept_offer(c: _Clause) -> _Outcome:
     if c.follows is None and c.pending is not None and _acts_on_result(c.original, c.context, c.index) \
             and not _typed_args(c.extract(c.pending), c.pending):  # "make it in London": the search, refined
         c.follows = _follow_up(c.pending, c.index)
+    if c.follows is None and c.pending is not None:
+        c.follows = _follow_up_named(c) or _follow_up_valued(c)
     if c.follows is not None:
         at = c.index.entries.index(c.follows)
         c.scores[at] = c.scores.get(at, 0.0)
@@ -367,7 +373,8 @@ def _read_mood(c: _Clause) -> _Outcome:
     c.seeking = any("find" in v for v in verbs) or c.question
     c.imperative = any(lead is not None and concepts(lead.stem) & _WRITE_CONCEPTS for lead in leads) \
         or (c.acting and not c.seeking)
-    c.asking = bool(_WH.match(c.text) or _WH.match(sentences[-1]))  # "I'm worried. How much is left?"
+    c.asking = bool(_WH.match(c.text) or _WH.match(sentences[-1])  # "I'm worried. How much is left?"
+                    or _ASKS_WH.search(c.text))  # "let's see how much I have", "can you tell me what ..."
     c.indefinite = bool(_INDEFINITE.search(c.text))
     return None
 
@@ -415,7 +422,9 @@ def _judge(c: _Clause) -> _Outcome:
                 a <= t.start < b for a, b in found.free_text)]) + (w.choice_names_action if i in c.named_by_value
                                                                      else 0.0)
         total = lexical + found.evidence - w.missing * len(found.missing) + _mood_score(c, entry)
-        if entry.action.is_write and found.missing and c.indefinite:
+        if entry is c.follows:
+            pass  # it acts on what the read showed ("that sounds like a good hotel"): chosen, and asked for
+        elif entry.action.is_write and found.missing and c.indefinite:
             total += w.write_unchosen  # "I want to hear some music": nothing chosen yet to act on
         elif entry.action.is_write and found.missing and _unsaid(c):
             total += w.write_unsaid  # "I want to go to a concert": neither look nor act said, and incomplete
@@ -811,11 +820,71 @@ def _acts_on_result(text: str, context: Context, index: CatalogIndex) -> bool:
         if asked or lead is None or lead.lower in STOP or lead.lower in _NOT_VERBS or _NOT.search(sentence) \
                 or _CLOSING.search(sentence):
             continue
-        if "find" not in concepts(lead.stem) and _RESULT.search(sentence, lead.end):
+        if "find" not in concepts(lead.stem) and (_RESULT.search(sentence, lead.end)
+                                                   or _names_result(sentence[lead.end:], read)):
             return True
         if _RESULT.match(sentence[lead.end:].lstrip()):  # "get it": the result itself is what is asked for
             return True
     return False
+
+
+_DEMONSTRATIVE = re.compile(r"\b(?:the|that|this)\s+(\w+)|"
+                            r"\b(?:that|this)\b(?=\s+(?:for|to|on|in|now|please)\b|\s*[.!]*$)", re.I)
+
+
+def _names_result(rest: str, read: Entry) -> bool:
+    """"Play that for me", "Cast the song to my speaker": the result pointed at by "that" alone or by the read's
+    own name for what it finds ("the song" after a song search)."""
+    own = _names_of(read.action.name)[0]
+    return any(m.group(1) is None or stem(m.group(1).lower()) in own for m in _DEMONSTRATIVE.finditer(rest))
+
+
+_NEGATED = re.compile(r"\b(?:not|no|never|n't|don'?t|won'?t|can'?t)\b", re.I)
+
+
+def _follow_up_named(c: _Clause) -> Entry | None:
+    """"Can you reserve a room for me?", "I want to make a transfer" with a search or a lookup under way: the
+    write that read leads to, asked for by its own verb (said as a verb, or as the noun after "make", "get"), is
+    where the dialogue goes. Not the read's own verbs ("find", "check"), not in a wh-question or a refusal."""
+    read = c.pending
+    if read is None or read.action.is_write or _WH.match(c.text):
+        return None
+    write = _follow_up(read, c.index)
+    if write is None:
+        return None
+    own = _own_verbs(write) - _own_verbs(read)
+    starts = {m.start() for m in _SENTENCE_STARTS.finditer(c.text)}
+    for w in c.words:
+        if w.text[:1].isupper() and w is not c.words[0] and w.start not in starts:
+            continue  # a name is no verb
+        if (w.stem in own or any(f"~{k}" in own for k in concepts(w.stem))) and w.stem not in STOP:
+            if not _NEGATED.search(_SENTENCE.split(c.text[:w.start])[-1]):  # "I don't want to book it"
+                return write
+    return None
+
+
+# Values that say how much or which of the write's own choices; a date or a place may be about anything (the
+# weather there on the 13th) and stays with what the conversation is doing.
+_QUANTITIES = frozenset({"number", "money", "duration", "enum", "bool"})
+
+
+def _follow_up_valued(c: _Clause) -> Entry | None:
+    """"Fine, 3 please." after "One top item is Chemical Brothers", "$20 from savings" after a balance was shown:
+    once a read was answered, a typed value that only the write it leads to takes (a number of seats, an amount:
+    no parameter of the read's) goes on to that write. Not in a question, and not when the clause names an action
+    by its words: those choose."""
+    read = c.pending
+    if read is None or read.action.is_write or c.original.rstrip().endswith("?") or _WH.match(c.text) \
+            or not c.context.history or c.context.history[-1].get("role") != "assistant" \
+            or (c.scores and c.top() >= c.weights.min_score):
+        return None
+    write = _follow_up(read, c.index)
+    if write is None:
+        return None
+    own = {p.name for p in read.params}
+    found = c.extract(write)
+    typed = {p.name for p in write.params if p.name in found.args and p.kind in _QUANTITIES}
+    return write if typed - own else None
 
 
 def _typed_args(found: Extraction, entry: Entry) -> bool:
