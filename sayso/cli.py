@@ -669,7 +669,7 @@ _HELP = """Say what you want done, in your own words, e.g.
   create a follow-up for the account owner of the Orchid deal next Tuesday
 Answer "yes" or "no" to a confirmation, or pick an option by its number or words.
 Commands: /help  /audit (this conversation's record)  /undo (your last undoable change)
-          /new (a new conversation)  /as USER (demo workspaces: speak as someone else)  /quit"""
+          /new (a new conversation)  /as USER (demo workspaces: speak as someone else)  /quit (or quit)"""
 
 
 def _interpreter(ws: Workspace, name: str | None, model: str | None = None) -> Any:
@@ -774,6 +774,9 @@ def _logs_aside(root: Path) -> None:
     logger.addHandler(handler)
 
 
+_LEAVE = ("/quit", "/exit", "quit", "exit")  # a line that is only one of these ends the chat
+
+
 def _chat_loop(session: _Session, as_json: bool) -> None:
     interactive = sys.stdin.isatty() and not as_json
     if interactive:
@@ -788,7 +791,7 @@ def _chat_loop(session: _Session, as_json: bool) -> None:
         if not interactive and line == "":
             break
         text = line.rstrip("\n")
-        if text.strip() in ("/quit", "/exit"):
+        if text.strip().lower() in _LEAVE:  # even while a question waits: "quit" is never its answer
             break
         try:
             if text.startswith("/"):

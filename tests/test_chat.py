@@ -17,7 +17,7 @@ from sayso import Workspace
 from sayso.conversation import Chat
 from sayso.errors import UnknownConversation
 
-from .conftest import _OPEN, NOW, pipeline_for
+from .conftest import _OPEN, NOW, cli, pipeline_for
 
 
 def chat_for(root: Path, user: str = "alice", now: str = NOW) -> Chat:
@@ -207,3 +207,11 @@ def test_first_conversation_through_chat_json(sqlite_root: Path) -> None:
     answers = [json.loads(line) for line in carol.stdout.splitlines()]
     assert [a["status"] for a in answers] == ["needs_confirmation", "executed"]
     assert rows(sqlite_root, "crm", "select count(*) from effects where operation = 'close_deal'") == [(1,)]
+
+
+def test_quit_ends_the_chat_even_while_a_question_waits(sqlite_root: Path) -> None:
+    done = cli("chat", "--workspace", str(sqlite_root), "--user", "alice", "--now", NOW, "--json",
+               input="close the Kestrel deal as won\nquit\nwhich of my deals close in the next 30 days?\n")
+    out = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [o["status"] for o in out] == ["needs_clarification"], done.stdout  # nothing after "quit" was read
+    assert rows(sqlite_root, "crm", "select count(*) from effects") == [(0,)]

@@ -10,6 +10,7 @@ interpretation's ``reason`` and ``notice``. A polite command ("can you move ...?
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from ..catalog import Action, Catalog
 from . import Interpretation, ProposedStep
@@ -74,12 +75,15 @@ def _slip(word: str, target: str) -> bool:
 
 def _mended(text: str) -> str:
     """``text`` with the question's keywords spelt right."""
-    def mend(m: re.Match[str]) -> str:
-        word = m.group(0).lower()
-        if word in _KEYWORDS:
-            return m.group(0)
-        return next((k for k in _KEYWORDS if _slip(word, k)), m.group(0))
-    return _WORD.sub(mend, text)
+    return _WORD.sub(lambda m: _keyword(m.group(0).lower()) or m.group(0), text)
+
+
+@lru_cache(maxsize=8192)
+def _keyword(word: str) -> str | None:
+    """The keyword ``word`` is a slip of, if any (a keyword itself is left as it is written)."""
+    if word in _KEYWORDS:
+        return None
+    return next((k for k in _KEYWORDS if _slip(word, k)), None)
 
 
 def _verb(word: str, catalog: Catalog | None) -> bool:

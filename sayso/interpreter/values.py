@@ -1266,7 +1266,7 @@ def find_choices(text: str, choices: Sequence[str]) -> list[Span]:
     """
     tokens = list(_WORD.finditer(text))
     stems = [_stem(t.group(0)) for t in tokens]
-    wanted, single = _choice_index(tuple(choices))
+    wanted, single, tails = _choice_index(tuple(choices))
     spans: list[Span] = []
     i = 0
     while i < len(tokens):
@@ -1282,32 +1282,33 @@ def find_choices(text: str, choices: Sequence[str]) -> list[Span]:
             word = tokens[i].group(0)
             if len(word) >= _FUZZY_MIN and (near := _nearest(word.lower(), single)) is not None:
                 spans.append(_span(text, tokens[i].start(), tokens[i].end(), "choice", near))
-            elif (tail := _tail(stems[i], wanted)) is not None:  # "won" for "closed_won"
+            elif (tail := tails.get(stems[i])) is not None:  # "won" for "closed_won"
                 spans.append(_span(text, tokens[i].start(), tokens[i].end(), "choice", tail))
             i += 1
     return spans
 
 
 @lru_cache(maxsize=1024)
-def _choice_index(
-    choices: tuple[str, ...],
-) -> tuple[tuple[tuple[tuple[str, ...], str], ...], tuple[tuple[str, str], ...]]:
-    """The choices' stems, longest first, and the single words long enough for a near spelling (computed once
-    per list of choices: a catalog's enums are the same on every message)."""
+def _choice_index(choices: tuple[str, ...]) -> _ChoiceIndex:
+    """The choices' stems, longest first; the single words long enough for a near spelling; and the compound
+    choices told by their last word alone, "won" for "closed_won" (unless a choice is that word itself, or two
+    compounds end in it). Computed once per list of choices: a catalog's enums are the same on every message."""
     wanted = sorted(((_stems(c), c) for c in choices if _WORD.search(c)), key=lambda p: -len(p[0]))
     single = [(c.lower(), c) for c in choices if len(c) >= _FUZZY_MIN and _WORD.fullmatch(c)]
-    return tuple(wanted), tuple(single)
+    ends: dict[str, list[str]] = {}
+    for stems, choice in wanted:
+        if len(stems) > 1:
+            ends.setdefault(stems[-1], []).append(choice)
+    whole = {stems[0] for stems, _ in wanted if len(stems) == 1}
+    tails = {end: found[0] for end, found in ends.items() if len(found) == 1 and end not in whole}
+    return tuple(wanted), tuple(single), tails
 
 
-def _tail(word_stem: str, wanted: Sequence[tuple[tuple[str, ...], str]]) -> str | None:
-    """The one compound choice whose last word is ``word_stem``, unless a choice is that word itself."""
-    if any(stems == (word_stem,) for stems, _ in wanted):
-        return None
-    tails = [choice for stems, choice in wanted if len(stems) > 1 and stems[-1] == word_stem]
-    return tails[0] if len(tails) == 1 else None
+_ChoiceIndex = tuple[tuple[tuple[tuple[str, ...], str], ...], tuple[tuple[str, str], ...], dict[str, str]]
 
 
-def _nearest(word: str, candidates: Sequence[tuple[str, str]]) -> str | None:
+@lru_cache(maxsize=8192)
+def _nearest(word: str, candidates: tuple[tuple[str, str], ...]) -> str | None:
     """The one candidate spelled like ``word`` but for a typo (ratio >= 85), else None."""
     scored = [(fuzz.ratio(word, low), choice) for low, choice in candidates]
     close = [choice for score, choice in scored if score >= _FUZZY_CUTOFF]

@@ -48,7 +48,7 @@ from ..store import schema
 from ..turn import TurnResult, TurnStatus
 from ..workspace import Workspace
 from .auth import Authenticator
-from .edge import Edge
+from .edge import CALLER, Edge
 from .events import Events
 from .idempotency import Keys, StillRunning
 from .limits import Buckets
@@ -216,9 +216,9 @@ class Service:
         returned, or what it came to when the process that ran it is gone."""
         return self.keys.run(person.id, key, request, handle, at=self.clock(person).now().isoformat(), plan=plan)
 
-    def caller(self, credentials: HTTPAuthorizationCredentials | None) -> Person:
-        header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
-        person = self.auth.person(header)
+    def caller(self, authorization: str | None) -> Person:
+        """The person the ``Authorization`` header's token names, after taking one request from their bucket."""
+        person = self.auth.person(authorization)
         self.buckets.take(person.id)
         return person
 
@@ -291,8 +291,8 @@ MODEL_THREADS = 40  # AnyIO's own default
 # --- dependencies: the service, and the caller resolved once per request --------------------------------------
 
 
-def current_service(request: Request) -> Service:
-    """The application's ``Service``."""
+async def current_service(request: Request) -> Service:
+    """The application's ``Service`` (async: nothing to wait for, so no trip through the thread pool)."""
     service: Service = request.app.state.service
     return service
 
@@ -300,9 +300,15 @@ def current_service(request: Request) -> Service:
 Served = Annotated[Service, Depends(current_service)]
 
 
-def current_person(service: Served, authorization: Auth = None) -> Person:
-    """The person the request's access token names (401 without a valid one), after their rate limit (429)."""
-    return service.caller(authorization)
+async def current_person(request: Request, service: Served, authorization: Auth = None) -> Person:
+    """The person the request's access token names (401 without a valid one), after their rate limit (429):
+    the edge's answer for a request with a body (it asked before reading the body), else asked here, in the
+    thread pool (it may read the database)."""
+    known = request.scope.get("state", {}).get(CALLER)
+    if isinstance(known, Person):
+        return known
+    header = f"{authorization.scheme} {authorization.credentials}" if authorization else None
+    return await run_in_threadpool(service.caller, header)
 
 
 Caller = Annotated[Person, Depends(current_person)]
@@ -633,7 +639,7 @@ def create_app(root: Path | str, *, now: str | None = None, interpreter: Interpr
                                      "Every request but health checks needs `Authorization: Bearer TOKEN`.")
     app.state.service = service
 
-    app.add_middleware(Edge, max_body=service.ws.settings.serve.max_body_bytes, authenticate=service.auth.person,
+    app.add_middleware(Edge, max_body=service.ws.settings.serve.max_body_bytes, authenticate=service.caller,
                        open_paths=_OPEN_PATHS)
     for name in CHANNELS.names():
         CHANNELS.factory(name)().mount(app, service)

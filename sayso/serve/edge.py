@@ -27,9 +27,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InputTooLarge, SaysoError
 
-__all__ = ["Edge", "request_id"]
+__all__ = ["CALLER", "Edge", "request_id"]
 
 log = logging.getLogger("sayso.serve")
+
+CALLER = "sayso_caller"  # the request state's key for whom the edge authenticated
 
 
 def request_id() -> str:
@@ -88,10 +90,11 @@ class _Exchange:
 class Edge:
     """Every request: its id, the body limit (declared and counted), authentication before the body, a log line.
 
-    ``authenticate`` takes the ``Authorization`` header (or None) and raises a ``SaysoError`` for a caller it
-    does not accept; it runs in the thread pool, as routes do. It is asked only for requests that carry a body
-    to a path under ``/v1/`` that is not in ``open_paths``; a request without a body is authenticated by its
-    route, as before.
+    ``authenticate`` takes the ``Authorization`` header (or None) and returns the caller, or raises a
+    ``SaysoError`` for a caller it does not accept; it runs in the thread pool, as routes do. It is asked only
+    for requests that carry a body to a path under ``/v1/`` that is not in ``open_paths``, and what it returns
+    is kept in the request's state under ``CALLER`` for the route; a request without a body is authenticated
+    by its route.
     """
 
     def __init__(self, app: ASGIApp, max_body: int, authenticate: Callable[[str | None], object],
@@ -124,7 +127,7 @@ class Edge:
         if refused:
             await exchange.refuse(InputTooLarge(f"the request is {size} bytes; the limit is {self.max_body}"))
         elif (chunked or size.strip("0")) and self._authenticates(path):
-            refused = not await self._accepts(authorization, exchange)
+            refused = not await self._accepts(scope, authorization, exchange)
         if not refused:
             await self.app(scope, exchange.receive, exchange.send)
         if log.isEnabledFor(logging.INFO):
@@ -137,11 +140,13 @@ class Edge:
         """Whether ``path``'s route authenticates by the ``Authorization`` header."""
         return path.startswith("/v1/") and path not in self.open_paths
 
-    async def _accepts(self, authorization: str | None, exchange: _Exchange) -> bool:
-        """Whether the caller is authenticated; when not, the request is answered (and its body never read)."""
+    async def _accepts(self, scope: Scope, authorization: str | None, exchange: _Exchange) -> bool:
+        """Whether the caller is authenticated; when not, the request is answered (and its body never read).
+        Who it is stays in the request's state (``CALLER``), so the route does not ask again."""
         try:
-            await run_in_threadpool(self.authenticate, authorization)
+            caller = await run_in_threadpool(self.authenticate, authorization)
         except SaysoError as exc:
             await exchange.refuse(exc)
             return False
+        scope.setdefault("state", {})[CALLER] = caller
         return True

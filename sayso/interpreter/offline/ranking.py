@@ -14,6 +14,7 @@ import re
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
@@ -38,8 +39,14 @@ class Entry:
     terms: dict[str, float]
 
 
-def _terms(word: str, numbers: bool = True) -> list[str]:
-    """The index terms of one lowercase word: its stem, an id's prefix, and its concepts."""
+@lru_cache(maxsize=16384)
+def _terms(word: str, numbers: bool = True) -> tuple[str, ...]:
+    """The index terms of one lowercase word: its stem, an id's prefix, and its concepts (a word's terms are
+    the same in every message, and a turn asks for them dozens of times: kept once worked out)."""
+    return tuple(_terms_of(word, numbers))
+
+
+def _terms_of(word: str, numbers: bool) -> list[str]:
     match = _ID.match(word)
     if match:
         return [match.group(1)]

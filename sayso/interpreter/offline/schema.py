@@ -25,7 +25,7 @@ _PLACE = re.compile(r"city|location|address|destination|origin|area|town|from|to
 _LOOSE_PLACE = re.compile(r"place|where")  # "place_name" is a name, "meeting_place" a place
 
 
-@dataclass
+@dataclass(frozen=True)
 class Param:
     name: str
     kind: str  # record|person|recipient|enum|date|datetime|time|money|number|duration|email|bool|text|name|place
@@ -110,6 +110,21 @@ def _named_kind(name: str, spec: dict[str, Any]) -> str:
 
 
 def params_of(action: Action) -> list[Param]:
+    """The action's parameters as the interpreter reads them: worked out once per action (a turn asks for
+    them a few times per action it weighs), a fresh list each call; ``Param`` is frozen, so shared safely."""
+    made = _PARAMS.get(id(action))
+    if made is None or made[0] is not action:  # keyed by identity, the action kept with its parameters
+        if len(_PARAMS) >= _PARAMS_KEPT:
+            _PARAMS.clear()
+        made = _PARAMS[id(action)] = (action, tuple(_params_of(action)))
+    return list(made[1])
+
+
+_PARAMS: dict[int, tuple[Action, tuple[Param, ...]]] = {}
+_PARAMS_KEPT = 20_000  # more actions than any catalog holds; beyond it, the cache starts again
+
+
+def _params_of(action: Action) -> list[Param]:
     schema = action.json_schema()
     required = set(schema.get("required", []))
     out: list[Param] = []

@@ -31,7 +31,14 @@ class Token:
 
 
 def tokens(text: str) -> list[Token]:
-    return [Token(m.group().rstrip("'’-"), m.start()) for m in _WORD.finditer(text) if m.group().strip("'’-")]
+    """The words of ``text`` (a fresh list; a turn asks for the same text's words several times, so the words
+    of recent texts are kept: a ``Token`` is not changed once made)."""
+    return list(_tokens(text))
+
+
+@lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[Token, ...]:
+    return tuple(Token(m.group().rstrip("'’-"), m.start()) for m in _WORD.finditer(text) if m.group().strip("'’-"))
 
 
 # Little words that carry no meaning for ranking.
