@@ -1014,7 +1014,7 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes on one socket, Uvicorn's own "
                                          "multi-process mode; more than 1 needs PostgreSQL (see docs/serve.md)")] = 1,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Requests each process works on at "
-                                                "once (default 4 offline, 40 with a model)")] = None,
+                                                "once (default 3 offline, 40 with a model)")] = None,
 ) -> None:
     """Serve the HTTP API (/v1, OpenAPI at /openapi.json) and the web page (/) for a workspace."""
     try:

@@ -284,7 +284,7 @@ def threads_for(interpreter: Interpreter) -> int:
     return OFFLINE_THREADS if interpreter.name == "offline" else MODEL_THREADS
 
 
-OFFLINE_THREADS = 4
+OFFLINE_THREADS = 3  # bench/scale.py --threads: 3 beat 2 and 4 with two processes on two cores (docs/serve.md)
 MODEL_THREADS = 40  # AnyIO's own default
 
 
