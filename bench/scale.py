@@ -1,7 +1,7 @@
 """Scaling out the standard way: nginx in front of 1, 2 and 3 ``sayso serve`` processes on PostgreSQL.
 
     python bench/scale.py [--clients 16] [--seconds 15] [--processes 1 2 3] [--baseline REV]
-                          [--generator python|wrk|both] [--json]
+                          [--generator python|wrk|both] [--rounds N] [--json]
     python bench/scale.py --faults [--seconds 60] [--kill-every 4]
 
 Throughput: for each number of processes, a fresh demo workspace whose state database is a fresh PostgreSQL
@@ -37,6 +37,7 @@ import random
 import resource
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -221,8 +222,9 @@ def _wrk(name: str, url: str, tokens: dict[str, str], root: Path, args: argparse
     }
 
 
-def baseline(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    """Today's ``--workers 2`` on SQLite, from ``args.baseline``, unpacked (``git archive``) beside the run."""
+def start_baseline(args: argparse.Namespace, tmp: Path) -> tuple[Any, dict[str, str], Path]:
+    """Today's ``--workers 2`` on SQLite, from ``args.baseline``, unpacked (``git archive``) beside the run and
+    started: (its server, its tokens, its workspace)."""
     source = tmp / "baseline-src"
     source.mkdir()
     archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline], capture_output=True, check=True)
@@ -252,39 +254,76 @@ def baseline(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         os.chdir(here)
         sys.executable = executable
         os.environ.pop("PYTHONPATH")
-    try:
-        return measure(server, tokens, root, args)
-    finally:
-        server.stop()
+    return server, tokens, root
 
 
 def throughput(args: argparse.Namespace) -> int:
-    rows: list[tuple[str, dict[str, Any]]] = []
+    """Every setup started first, then measured in turn, ``--rounds`` times (so each round sees the machine as
+    the others do: the setups are measured close together, and a slow minute of a shared machine falls on
+    all of them), and each figure reported as its median over the rounds."""
+    setups: list[tuple[str, Any, dict[str, str], Path]] = []
+    databases: list[str] = []
     with tempfile.TemporaryDirectory(prefix="sayso-scale-", ignore_cleanup_errors=True) as tmp_name:
         tmp = Path(tmp_name)
-        if args.baseline:
-            print(f"baseline: sayso serve --workers 2 on SQLite at {args.baseline}", file=sys.stderr, flush=True)
-            rows.append((f"baseline {args.baseline}: --workers 2, SQLite, no nginx", baseline(args, tmp)))
-        for count in args.processes:
-            print(f"{count} process(es) behind nginx, PostgreSQL", file=sys.stderr, flush=True)
-            database = create_database(args.database_url)
-            try:
+        try:
+            if args.baseline:
+                print(f"baseline: sayso serve --workers 2 on SQLite at {args.baseline}", file=sys.stderr, flush=True)
+                setups.append((f"baseline {args.baseline}: --workers 2, SQLite, no nginx", *start_baseline(args, tmp)))
+            for count in args.processes:
+                print(f"{count} process(es) behind nginx, PostgreSQL", file=sys.stderr, flush=True)
+                databases.append(database := create_database(args.database_url))
                 root = tmp / f"pg{count}" / "ws"
                 root.parent.mkdir()
                 tokens = make_workspace(root, database)
                 threads = ("--threads", str(args.threads)) if args.threads else ()
-                running = cluster.Cluster(root, count, extra=threads)
-                try:
-                    label = f"nginx + {count} process(es), PostgreSQL{f', {args.threads} threads' if threads else ''}"
-                    rows.append((label, measure(running, tokens, root, args)))
-                finally:
-                    running.stop()
-            finally:
+                label = f"nginx + {count} process(es), PostgreSQL{f', {args.threads} threads' if threads else ''}"
+                setups.append((label, cluster.Cluster(root, count, extra=threads), tokens, root))
+            rounds: dict[str, list[dict[str, Any]]] = {label: [] for label, *_ in setups}
+            for number in range(1, args.rounds + 1):
+                for label, server, tokens, root in setups:
+                    print(f"round {number}/{args.rounds}: {label}", file=sys.stderr, flush=True)
+                    rounds[label].append(measure(server, tokens, root, args))
+        finally:
+            for _, server, _, _ in setups:
+                server.stop()
+            for database in databases:
                 drop_database(args.database_url, database)
+    rows = [(label, _median_figures(found)) for label, found in rounds.items()]
     report(rows, args)
+    if args.rounds > 1:
+        print()
+        print(f"each round ({args.rounds}), reads/s (p99 ms):")
+        for label, found in rounds.items():
+            for generator in args.generators:
+                each = ", ".join(f"{r[f'{generator} read']['per_s']} ({r[f'{generator} read']['p99_ms']})"
+                                 for r in found)
+                print(f"  {label} / {generator}: {each}")
     if args.json:
         print(json.dumps({name: figures for name, figures in rows}, sort_keys=True))
     return 0
+
+
+def _median_figures(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One setup's figures over its rounds: each number its median (p99 too: the median round's tail), errors
+    summed, effects ok only when every round's were."""
+    merged: dict[str, Any] = {}
+    for key in rounds[0]:
+        runs = [r[key] for r in rounds]
+        figures: dict[str, Any] = {}
+        for name, first in runs[0].items():
+            values = [run[name] for run in runs]
+            if name == "cores":
+                figures[name] = {who: round(statistics.median(v[who] for v in values), 2) for who in first}
+            elif name == "errors":
+                figures[name] = sum(values)
+            elif name == "effects_ok":
+                figures[name] = None if first is None else all(values)
+            elif isinstance(first, int | float) and not isinstance(first, bool):
+                figures[name] = round(statistics.median(values), 2)
+            else:
+                figures[name] = first
+        merged[key] = figures
+    return merged
 
 
 def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> None:
@@ -559,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", action="store_true", help="the fault run instead of the throughput figures")
     parser.add_argument("--kill-every", type=float, default=4, help="seconds between kills in --faults (4)")
     parser.add_argument("--runs", type=int, default=1, help="consecutive fault runs (default 1)")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every setup this many times, in turn, and "
+                        "report each figure's median (default 1)")
     parser.add_argument("--generator", choices=["python", "wrk", "both"], default="both",
                         help="the load: bench/load.py's Python clients, wrk (Debian's, in C, bench/scale.lua), or "
                         "each in turn (default)")
