@@ -328,11 +328,13 @@ def _accept_offer(c: _Clause) -> _Outcome:
     one sounds good" to "How about X?") is not asking for the write: the search goes on."""
     if _accepts(c.original):
         c.follows = _offered(c.context, c.index)
-    if c.follows is None and c.pending is not None and _acts_on_result(c.original, c.context, c.index) \
-            and not _typed_args(c.extract(c.pending), c.pending):  # "make it in London": the search, refined
-        c.follows = _follow_up(c.pending, c.index)
     if c.follows is None and c.pending is not None:
-        c.follows = _follow_up_named(c) or _follow_up_valued(c)
+        write = _follow_up(c.pending, c.index)  # the write the pending action leads to, worked out once
+        if write is not None and (
+                (_acts_on_result(c.original, c.context, c.index)
+                 and not _typed_args(c.extract(c.pending), c.pending))  # "make it in London": the search, refined
+                or _says_its_verb(c, c.pending, write) or _gives_its_value(c, c.pending, write)):
+            c.follows = write
     if c.follows is not None:
         at = c.index.entries.index(c.follows)
         c.scores[at] = c.scores.get(at, 0.0)
@@ -842,16 +844,12 @@ def _names_result(rest: str, read: Entry) -> bool:
 _NEGATED = re.compile(r"\b(?:not|no|never|n't|don'?t|won'?t|can'?t)\b", re.I)
 
 
-def _follow_up_named(c: _Clause) -> Entry | None:
+def _says_its_verb(c: _Clause, read: Entry, write: Entry) -> bool:
     """"Can you reserve a room for me?", "I want to make a transfer" with a search or a lookup under way: the
     write that read leads to, asked for by its own verb (said as a verb, or as the noun after "make", "get"), is
     where the dialogue goes. Not the read's own verbs ("find", "check"), not in a wh-question or a refusal."""
-    read = c.pending
-    if read is None or read.action.is_write or _WH.match(c.text):
-        return None
-    write = _follow_up(read, c.index)
-    if write is None:
-        return None
+    if read.action.is_write or _WH.match(c.text):
+        return False
     own = _own_verbs(write) - _own_verbs(read)
     starts = {m.start() for m in _SENTENCE_STARTS.finditer(c.text)}
     for w in c.words:
@@ -859,8 +857,8 @@ def _follow_up_named(c: _Clause) -> Entry | None:
             continue  # a name is no verb
         if (w.stem in own or any(f"~{k}" in own for k in concepts(w.stem))) and w.stem not in STOP:
             if not _NEGATED.search(_SENTENCE.split(c.text[:w.start])[-1]):  # "I don't want to book it"
-                return write
-    return None
+                return True
+    return False
 
 
 # Values that say how much or which of the write's own choices; a date or a place may be about anything (the
@@ -868,23 +866,18 @@ def _follow_up_named(c: _Clause) -> Entry | None:
 _QUANTITIES = frozenset({"number", "money", "duration", "enum", "bool"})
 
 
-def _follow_up_valued(c: _Clause) -> Entry | None:
+def _gives_its_value(c: _Clause, read: Entry, write: Entry) -> bool:
     """"Fine, 3 please." after "One top item is Chemical Brothers", "$20 from savings" after a balance was shown:
     once a read was answered, a typed value that only the write it leads to takes (a number of seats, an amount:
     no parameter of the read's) goes on to that write. Not in a question, and not when the clause names an action
     by its words: those choose."""
-    read = c.pending
-    if read is None or read.action.is_write or c.original.rstrip().endswith("?") or _WH.match(c.text) \
+    if read.action.is_write or c.original.rstrip().endswith("?") or _WH.match(c.text) \
             or not c.context.history or c.context.history[-1].get("role") != "assistant" \
             or (c.scores and c.top() >= c.weights.min_score):
-        return None
-    write = _follow_up(read, c.index)
-    if write is None:
-        return None
+        return False
     own = {p.name for p in read.params}
     found = c.extract(write)
-    typed = {p.name for p in write.params if p.name in found.args and p.kind in _QUANTITIES}
-    return write if typed - own else None
+    return bool({p.name for p in write.params if p.name in found.args and p.kind in _QUANTITIES} - own)
 
 
 def _typed_args(found: Extraction, entry: Entry) -> bool:
