@@ -521,7 +521,7 @@ class Chat:
         return self._run(turn, state, steps, text)
 
     def _reply(self, turn: Turn, state: ConversationState, found: Interpretation,
-               pending: Pending | None, text: str = "") -> TurnResult:
+               pending: Pending | None, text: str) -> TurnResult:
         if pending is None:
             return self._say(turn, TurnStatus.NO_ACTION, "Nothing is waiting for an answer.")
         state.pending = None

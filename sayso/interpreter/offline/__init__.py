@@ -523,9 +523,8 @@ def _own_things(entry: Entry) -> frozenset[str]:
 def _things_of(name: str, description: str) -> frozenset[str]:
     """What an action makes, in its own words: its system's and object's names and its description's words after
     the verb ("Create a task, follow-up or ticket"), with their concepts."""
-    parts = name_parts(name)
     return frozenset(_with_concepts({t.stem for t in tokens(description)[1:] if t.lower not in STOP}
-                                    | {stem(w.lower()) for w in parts[:1] + parts[2:]}))
+                                    | _names_of(name)[0]))
 
 
 def _new_things(c: _Clause, entry: Entry) -> list[re.Match[str]]:
@@ -778,11 +777,16 @@ def _accepts(text: str) -> bool:
     return bool(_ACCEPT.match(text.strip())) and not _NOT.search(first)
 
 
+def _answered(context: Context) -> bool:
+    """Whether sayso spoke last: what the person says now answers it (a result shown, an offer made)."""
+    return bool(context.history) and context.history[-1].get("role") == "assistant"
+
+
 def _offered(context: Context, index: CatalogIndex) -> Entry | None:
     """The write the assistant's last words offer to do after the pending read ("Would you like to play it?"):
     the write that follows the read, when the last question said is more about it than about the read."""
     read = index.by_name.get(context.pending_action or "")
-    if read is None or read.action.is_write or not context.history or context.history[-1].get("role") != "assistant":
+    if read is None or read.action.is_write or not _answered(context):
         return None
     asked = [q for q in re.findall(r"[^.!?]*\?", context.history[-1].get("text", "")) if q.strip()]
     write = _follow_up(read, index) if asked else None
@@ -807,8 +811,7 @@ def _acts_on_result(text: str, context: Context, index: CatalogIndex) -> bool:
     answered, a message that takes its result (accepts it or points at it) and asks for something to be done to
     it, in a sentence that is neither a question nor a search of its own, goes on to the write."""
     read = index.by_name.get(context.pending_action or "")
-    if read is None or read.action.is_write or not context.history \
-            or context.history[-1].get("role") != "assistant":
+    if read is None or read.action.is_write or not _answered(context):
         return False
     text = text.strip()
     accepted = _ACCEPT.match(text)
@@ -872,7 +875,7 @@ def _gives_its_value(c: _Clause, read: Entry, write: Entry) -> bool:
     no parameter of the read's) goes on to that write. Not in a question, and not when the clause names an action
     by its words: those choose."""
     if read.action.is_write or c.original.rstrip().endswith("?") or _WH.match(c.text) \
-            or not c.context.history or c.context.history[-1].get("role") != "assistant" \
+            or not _answered(c.context) \
             or (c.scores and c.top() >= c.weights.min_score):
         return False
     own = {p.name for p in read.params}
