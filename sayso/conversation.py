@@ -61,7 +61,7 @@ _conversations, _messages = schema.conversations, schema.messages
 _LOAD = select(_conversations.c.user_id, _conversations.c.state).where(_conversations.c.id == bindparam("b_id"))
 _SAVE_STATE = update(_conversations).where(_conversations.c.id == bindparam("b_id")).values(
     state=bindparam("b_state"), updated_at=bindparam("b_at"))
-_ADD_MESSAGES = insert(_messages)
+_ADD_MESSAGES = insert(_messages).inline()  # no RETURNING: nothing reads the new ids
 
 
 class Pending(BaseModel):
@@ -140,10 +140,12 @@ class Conversations:
         with self.store.write() as conn:
             if turn is not None:
                 turn.flush(conn)
-            conn.execute(_SAVE_STATE, {"b_id": conversation, "b_state": state.model_dump(mode="json"), "b_at": now})
-            if messages:
-                conn.execute(_ADD_MESSAGES, [{"status": None, "data": None, **message, "conversation": conversation,
-                                              "at": now} for message in messages])
+            # Nothing reads these writes' results: on PostgreSQL they go with the commit, in its round trip.
+            self.store.execute_at_commit(conn, _SAVE_STATE, [
+                {"b_id": conversation, "b_state": state.model_dump(mode="json"), "b_at": now}])
+            self.store.execute_at_commit(conn, _ADD_MESSAGES, [
+                {"status": None, "data": None, **message, "conversation": conversation, "at": now}
+                for message in messages])
 
     def messages(self, conversation: str, user: str, limit: int = 200) -> list[dict[str, Any]]:
         self.get(conversation, user)

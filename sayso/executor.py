@@ -150,12 +150,13 @@ class Executor:
             if prepare is not None:
                 prepare(conn)
             self.audit.append(conn, before)
-            conn.execute(_INSERT_PLAN, {
+            store = self.workspace.store  # nothing reads these writes' results: on PostgreSQL, sent with the commit
+            store.execute_at_commit(conn, _INSERT_PLAN, [{
                 "id": plan.id, "conversation": plan.conversation, "turn": plan.turn, "actor": plan.actor,
                 "status": "running", "lease_owner": self.owner, "lease_until": time.time() + LEASE_SECONDS,
                 "payload": plan.payload(), "created_at": now,
-            })
-            conn.execute(_INSERT_STEPS, [
+            }])
+            store.execute_at_commit(conn, _INSERT_STEPS, [
                 {"key": s.key, "plan_id": plan.id, "idx": s.index, "actor": plan.actor, "action": s.action,
                  "status": StepStatus.PENDING.value, "at": now}
                 for s in plan.steps
@@ -205,11 +206,12 @@ class Executor:
 
     def _record_step(self, finished: dict[str, Any], skipped: list[dict[str, Any]], lease: dict[str, Any],
                      events: list[AuditEvent], conn: Connection) -> None:
-        """A step's outcome in the effect ledger, the plan's lease or end, and their audit records."""
-        conn.execute(self._finish_step, finished)
-        if skipped:
-            conn.execute(_SKIP_STEP, skipped)
-        conn.execute(_SET_PLAN, lease)
+        """A step's outcome in the effect ledger, the plan's lease or end, and their audit records (the last
+        statements of their transaction: on PostgreSQL, sent with its commit)."""
+        store = self.workspace.store
+        store.execute_at_commit(conn, self._finish_step, [finished])
+        store.execute_at_commit(conn, _SKIP_STEP, skipped)
+        store.execute_at_commit(conn, _SET_PLAN, [lease])
         self.audit.append(conn, events)
 
     def _apply(

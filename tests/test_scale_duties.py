@@ -29,7 +29,7 @@ from .conftest import NOW, pipeline_for
 from .processes import pg_database, pg_workspace, tokens_for
 
 # The chaining transaction's commit does not wait for the disk; the next one, in the same message, does.
-ASYNC = "set local synchronous_commit = off; "
+ASYNC = "set local synchronous_commit = off; select sayso_audit_append("
 DURABLE = "; commit; select pg_logical_emit_message(true, 'sayso', 'durable')"
 
 
@@ -78,8 +78,9 @@ def test_instructions_fire_once_per_due_time_with_three_processes_looking(root: 
 @contextmanager
 def round_trips(engine: Engine) -> Iterator[list[str]]:
     """What each round trip to PostgreSQL sent, as libpq's protocol trace shows it (one run of messages from
-    the client before the server answers), for the pooled connections checked out meanwhile: each one's first
-    message, lower case (a simple query's text, or an extended one's statement)."""
+    the client before the server answers), for the pooled connections checked out meanwhile: each trip's
+    statements in order, lower case, joined by "; " (a simple query's text, an extended one's statement), with
+    the values bound to them after each ("$1 = ..." as the trace quotes them)."""
     found: list[str] = []
     with tempfile.TemporaryFile("w+") as trace:
 
@@ -100,32 +101,47 @@ def round_trips(engine: Engine) -> Iterator[list[str]]:
             event.remove(engine.pool, "checkout", checkout)
             event.remove(engine.pool, "checkin", checkin)
             trace.seek(0)
-            sender = "B"
+            messages: list[list[str]] = []  # direction, message, content
             for line in trace:
-                if not line.startswith(("F\t", "B\t")):  # a statement's next line
-                    continue
-                direction, _size, message, *rest = line.rstrip("\n").split("\t") + [""]
-                if direction == "F" and sender == "B":
-                    found.append(_sent(message, rest[0]))
+                if line.startswith(("F\t", "B\t")):
+                    direction, _size, message, *rest = line.rstrip("\n").split("\t", 3) + [""]
+                    messages.append([direction, message, rest[0]])
+                elif messages:  # a statement's next line (a newline in a quoted value)
+                    messages[-1][2] += "\n" + line.rstrip("\n")
+            sender, trip = "B", []
+            for direction, message, content in messages:
+                if direction == "F" and sender == "B" and trip:
+                    found.append("; ".join(trip))
+                    trip = []
+                if direction == "F" and (sent := _sent(message, content)):
+                    trip.append(sent)
                 sender = direction
+            if trip:
+                found.append("; ".join(trip))
 
 
 def _sent(message: str, content: str) -> str:
     """A traced message's statement, lower case: a simple query's text; a Parse's, after the statement's name;
-    other messages (a Bind of a prepared statement) by their name."""
+    a Bind's values ("$1 = ..."), if it binds any; a Bind of a statement prepared earlier, "bind"; nothing for
+    the other messages (Describe, Execute, Sync, Flush)."""
     if message == "Query":
         return content.strip().removeprefix('"').removesuffix('"').lower()
     if message == "Parse":
         return re.sub(r'" \d+( \w+)*$', "", content.split('" "', 1)[-1]).lower()
-    return message.lower()
+    if message == "Bind":
+        _portal, name, rest = content.strip().split(" ", 2)
+        prepared, values = name != '""', rest if "'" in rest else ""
+        return ("bind " if prepared else "") + (f"$1 = {values}" if values else "bind" * prepared)
+    return ""
 
 
 def test_on_postgresql_a_write_chains_its_audit_records_in_one_statement_sent_with_its_commit(
         root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The head row's lock serialises every process's writes: a transaction's audit records are chained by the
     database in one statement (lock the head, hash, insert, move the head) at its end, sent in one message with
-    the COMMIT, so the lock is held for that statement and the commit, with no round trip in between. The
-    chain stays one and verifies; two appends in one transaction keep their order."""
+    the COMMIT, so the lock is held for that statement and the commit, with no round trip in between. A read
+    turn's whole write (BEGIN, its state, its messages, the chain, COMMIT) is that one message. The chain stays one and
+    verifies; two appends in one transaction keep their order."""
     import sayso.store
 
     monkeypatch.setattr(sayso.store, "PING_AFTER_IDLE_SECONDS", 3600.0)  # a busy pool's count (no idle pings)
@@ -139,13 +155,13 @@ def test_on_postgresql_a_write_chains_its_audit_records_in_one_statement_sent_wi
             pipeline.audit.append(conn, [AuditEvent("turn", "alice", "answered", None, conversation, "t1", "api")])
             conn.execute(text("select 1"))
             pipeline.audit.append(conn, [AuditEvent("turn", "alice", "answered", None, conversation, "t2", "api")])
-    chained = [i for i, sent in enumerate(trips) if "sayso_audit_append" in sent]
-    assert len(chained) == 2 and all(trips[i].endswith(DURABLE) for i in chained), trips
-    turn = trips[chained[0] - 3:chained[0]]  # the turn's save: BEGIN, its state, its messages
-    assert turn[0].startswith("begin") and turn[1].startswith("update conversations set"), turn
-    assert not [sent for sent in trips if "audit_head" in sent or sent == "commit"]  # nothing else locks or ends
-    last = ("begin", "select 1", ASYNC + "select sayso_audit_append(")
-    assert [sent[:len(start)] for sent, start in zip(trips[-3:], last, strict=True)] == list(last), trips[-3:]
+    chained = [sent for sent in trips if "sayso_audit_append" in sent]
+    assert len(chained) == 2 and all(ASYNC in sent and sent.endswith(DURABLE) for sent in chained), trips
+    turn = chained[0]  # the turn's whole write, in one message
+    assert turn.startswith("begin; update conversations set state=") and turn.count("; insert into messages ") == 2
+    assert turn.index("; insert into messages ") < turn.index(ASYNC), turn
+    assert not [sent for sent in trips if "audit_head" in sent or sent.startswith("commit")]  # nothing else locks
+    assert trips[-3:-1] == ["begin", "select 1"] and trips[-1].startswith(ASYNC), trips[-3:]
     assert '"turn": "t1"' in trips[-1] and trips[-1].index('"turn": "t1"') < trips[-1].index('"turn": "t2"')
     verified = pipeline.audit.verify()
     assert verified.ok, verified
@@ -153,13 +169,14 @@ def test_on_postgresql_a_write_chains_its_audit_records_in_one_statement_sent_wi
     assert turns == ["t1", "t2"]
 
 
-def test_on_postgresql_a_read_turn_is_six_round_trips_and_an_action_nine(
+def test_on_postgresql_a_read_turn_and_an_action_are_three_round_trips_each(
         root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What a request costs the database, counted in libpq's protocol trace (autocommit reads have no BEGIN
-    or COMMIT): a read turn is the rate-limit statement, the conversation's load, then BEGIN, its state, its
-    messages, and the audit chain's statement with the COMMIT; an action, the rate-limit statement and two
-    transactions (the plan, then its outcome). Nothing per request reconnects, pings, checks the schema or reads
-    the token again."""
+    or COMMIT): a read turn is the rate-limit statement, the conversation's load, then one message with its
+    whole write (BEGIN, its state, its messages, the audit chain's statement, COMMIT); an action, the
+    rate-limit statement and two transactions, each one such message: the plan and its steps before the
+    effect, the step's outcome and the plan's end after it.
+    Nothing per request reconnects, pings, checks the schema or reads the token again."""
     pytest.importorskip("fastapi", reason="the HTTP service needs its extra: pip install 'sayso[serve]'")
     from fastapi.testclient import TestClient
 
@@ -181,12 +198,11 @@ def test_on_postgresql_a_read_turn_is_six_round_trips_and_an_action_nine(
         with round_trips(engine) as trips:
             sent = http.post("/v1/actions/chat.send", json={"args": {"to": "carol", "text": "counted"}}).json()
     assert read["status"] == "answered" and sent["status"] == "executed"
-    assert len(read_trips) == 6, read_trips
-    assert read_trips[2].startswith("begin"), read_trips
-    assert read_trips[-1].startswith(ASYNC + "select sayso_audit_append(") and read_trips[-1].endswith(DURABLE)
-    assert len(trips) == 9 and len([t for t in trips if t.startswith("begin")]) == 2, trips
-    assert [t for t in trips if t.startswith(ASYNC + "select sayso_audit_append(") and t.endswith(DURABLE)] == [
-        t for t in trips if "sayso_audit_append" in t] and len([t for t in trips if "audit_append" in t]) == 2
+    assert len(read_trips) == 3, read_trips
+    assert read_trips[2].startswith("begin; update conversations") and read_trips[2].endswith(DURABLE), read_trips
+    assert len(trips) == 3 and [t[:len("begin; insert into plans")] for t in trips[1:]] == [
+        "begin; insert into plans", "begin; update steps set "], trips
+    assert all(ASYNC in t and t.endswith(DURABLE) for t in trips[1:]), trips
     assert messages_to(root, "carol")[-1] == "counted"
 
 

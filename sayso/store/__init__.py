@@ -8,11 +8,15 @@ chained where its head is locked: on SQLite in Python, under the write lock
 taken at BEGIN; on PostgreSQL in the database, by ``sayso_audit_append``
 (migration 0010), which locks the head row ``FOR UPDATE``, chains and inserts
 the records and moves the head in one statement, sent as the last thing in
-the transaction together with its COMMIT (``PostgresStore.write``): the one
-lock every process's writes queue for is held for that statement and the
-commit, with no round trip and no Python in between, and not through the
+the transaction, in one message with its COMMIT (``PostgresStore.write``):
+the one lock every process's writes queue for is held for that statement and
+the commit, with no round trip and no Python in between, and not through the
 commit's flush to disk, which a second transaction in the same message waits
-for before anything is answered (``_DURABLE``).
+for before anything is answered (``_DURABLE``). Writes whose results nobody
+reads (a conversation's state and messages, a plan and its steps, a step's
+outcome) go in that message too (``Store.execute_at_commit``), and so does
+the BEGIN of a transaction that sent nothing before: a read turn's whole
+write is one round trip.
 
 On PostgreSQL every round trip counts: a request thread that waits for the
 database gives up the GIL, and to get it back waits for the other threads'
@@ -57,7 +61,9 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Insert,
     Sequence,
+    Update,
     bindparam,
     create_engine,
     event,
@@ -83,12 +89,16 @@ _STEPS_SEQ = Sequence("steps_seq")  # PostgreSQL's; created by migration 0007
 _HEAD = "0010"
 _MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on PostgreSQL
 _CHAINED = "sayso_audit_records"  # Connection.info: a PostgreSQL write's audit records, chained at its commit
-_APPEND = "select sayso_audit_append({}::json)"  # migration 0010's function
+_AT_COMMIT = "sayso_at_commit"  # Connection.info: a PostgreSQL write's statements sent with its commit
+_UNBEGUN = "sayso_unbegun"  # Connection.info: True while a PostgreSQL write's BEGIN is not yet sent
+_APPEND = "select sayso_audit_append(%s::json)"  # migration 0010's function
+_APPEND_ONE = "select sayso_audit_append({}::json)"  # the same, its argument quoted in
 # The chaining transaction commits without waiting for the disk, so the head's lock is not held through the WAL
 # flush; this second transaction, in the same message, writes a WAL record (a transactional logical message,
 # which nothing decodes) and so waits for the flush of everything before it, the first commit included:
 # nothing is answered before it is durable, and the flushes of concurrent writers are grouped.
 _DURABLE = "select pg_logical_emit_message(true, 'sayso', 'durable')"
+Write = Insert | Update  # a statement Store.execute_at_commit takes
 PING_AFTER_IDLE_SECONDS = 2.0  # a pooled PostgreSQL connection idle this long is pinged before it is used
 
 
@@ -150,6 +160,13 @@ class Store:
 
     def wait_durable(self) -> None:
         """Return once everything committed so far is on disk (SQLite's commits already wait for it)."""
+
+    def execute_at_commit(self, conn: Connection, statement: Write, params: list[dict[str, Any]]) -> None:
+        """Run ``statement`` once per item of ``params`` in ``conn``'s write transaction, for a write whose
+        result nothing reads (no rows, no row count, no new id) and whose rows nothing later in the transaction
+        reads: here at once; on PostgreSQL at the commit, in its message, after what was sent at once."""
+        for item in params:
+            conn.execute(statement, item)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -375,6 +392,9 @@ class PostgresStore(Store):
             raise ConfigurationError('PostgreSQL needs its driver: pip install "sayso[postgres]"') from None
         event.listen(engine.pool, "checkin", _idle_since)
         event.listen(engine.pool, "checkout", _ping_when_idle)
+        event.listen(engine, "before_cursor_execute", _begin_first)
+        # execute_at_commit's statements, compiled: (the statement, its compiled form, its values' processors)
+        self._compiled: dict[tuple[int, tuple[str, ...]], tuple[Write, Any, dict[str, Any]]] = {}
         super().__init__(engine)
 
     def wait_durable(self) -> None:
@@ -391,50 +411,94 @@ class PostgresStore(Store):
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction, committed on success. The audit records appended in it are chained at its
-        end, by one statement sent in one message with the COMMIT (``_chain``), so the head row's lock, which
-        every process's appends wait for, is held for that statement and the commit only."""
-        with self.engine.connect() as conn:
+        """One write transaction, committed on success, in as few round trips as its statements allow.
+
+        The connection is in the driver's autocommit mode and the transaction is begun by sayso: its BEGIN
+        goes with its first statement (``_begin_first``, one more trip) or, when every statement in it is
+        one whose result nobody reads (``execute_at_commit``), with the commit. At the end, the statements
+        queued by ``execute_at_commit``, the chaining of the audit records appended in it and the COMMIT go
+        in one message (``_commit``): one round trip. The head row's lock, which every process's appends
+        wait for, is held for that statement and the commit only."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             records: list[AuditRecord] = []
-            conn.info[_CHAINED] = records
+            at_commit: list[tuple[Write, dict[str, Any]]] = []
+            conn.info[_CHAINED], conn.info[_AT_COMMIT], conn.info[_UNBEGUN] = records, at_commit, True
             try:
                 conn.begin()
                 yield conn
-                if records:
-                    self._chain(conn, records, commit=True)
-                conn.commit()  # after _chain's COMMIT, a no-op at the server (the driver sees no transaction)
+                if at_commit or records or not conn.info[_UNBEGUN]:
+                    self._commit(conn, at_commit, records)
+                conn.commit()  # after the COMMIT sent, a no-op at the server (the driver sees no transaction)
             except BaseException:
-                conn.rollback()
+                conn.info[_UNBEGUN] = False
+                conn.rollback()  # the driver sends ROLLBACK when a transaction is open at the server
                 raise
             finally:
-                del conn.info[_CHAINED]
+                del conn.info[_CHAINED], conn.info[_AT_COMMIT], conn.info[_UNBEGUN]
+
+    def execute_at_commit(self, conn: Connection, statement: Write, params: list[dict[str, Any]]) -> None:
+        """Queue ``statement`` (once per item of ``params``) to be sent with the ``write`` transaction's
+        commit, in the same round trip (outside one, run at once)."""
+        queued = conn.info.get(_AT_COMMIT)
+        if queued is None:
+            super().execute_at_commit(conn, statement, params)
+        else:
+            queued.extend((statement, item) for item in params)
 
     def append_audit(self, conn: Connection, records: list[AuditRecord]) -> None:
         """Queue ``records`` to be chained at the end of the ``write`` transaction (outside one, at once)."""
         queued = conn.info.get(_CHAINED)
         if queued is None:
-            self._chain(conn, records, commit=False)
+            conn.exec_driver_sql(_APPEND, (_append_items(records),)).close()
         else:
             queued.extend(records)
 
-    @staticmethod
-    def _chain(conn: Connection, records: list[AuditRecord], *, commit: bool) -> None:
-        """``sayso_audit_append`` on the records, in order, then (``commit``) COMMIT and the wait for the disk
-        (``_DURABLE``), in one round trip.
+    def _commit(self, conn: Connection, at_commit: list[tuple[Write, dict[str, Any]]],
+                records: list[AuditRecord]) -> None:
+        """The write's last statements and its COMMIT in one message: one round trip, and no Python between
+        the chain's statement, which takes the head's lock, and the COMMIT, which releases it.
 
-        Two statements travel in one message only in PostgreSQL's simple query protocol, which carries no
-        parameters, so the records go as one JSON literal, quoted by the driver (``psycopg.sql.Literal``).
+        In order: the BEGIN when nothing was sent yet; the statements queued by ``execute_at_commit``; with
+        audit records, ``sayso_audit_append`` on them, in a transaction that commits without waiting for the
+        disk (so the head's lock is not held through the WAL flush), then a second transaction (``_DURABLE``)
+        that waits for the flush of everything before it, the first commit included: nothing is answered
+        before it is durable, and the flushes of concurrent writers are grouped. Several statements travel
+        in one message only in PostgreSQL's simple query protocol, which carries no parameters, so their
+        values are quoted by the driver (psycopg's client-side binding, ``_literal``). A statement that
+        fails ends the message there; the transaction is rolled back.
         """
         from psycopg.sql import SQL, Literal
 
-        items = json.dumps([{
-            "id": r.id, "at": r.at, "actor": r.actor, "channel": r.channel, "conversation": r.conversation,
-            "turn": r.turn, "event": r.event, "action": r.action, "status": r.status, "detail": r.detail,
-            "payload": r.payload.hex()} for r in records], ensure_ascii=False)
-        statement = SQL(_APPEND).format(Literal(items)).as_string(_driver(conn))
-        if commit:
-            statement = f"set local synchronous_commit = off; {statement}; commit; {_DURABLE}"
-        conn.exec_driver_sql(statement, execution_options={"no_parameters": True}).close()
+        driver = _driver(conn)
+        sent = ["begin"] if conn.info[_UNBEGUN] else []
+        conn.info[_UNBEGUN] = False
+        sent.extend(self._literal(driver, statement, params) for statement, params in at_commit)
+        if records:
+            sent += ["set local synchronous_commit = off",
+                     SQL(_APPEND_ONE).format(Literal(_append_items(records))).as_string(driver), "commit", _DURABLE]
+        else:
+            sent.append("commit")
+        conn.exec_driver_sql("; ".join(sent), execution_options={"no_parameters": True}).close()
+
+    def _literal(self, driver: Any, statement: Write, params: dict[str, Any]) -> str:
+        """``statement`` with ``params`` as one SQL text, the values quoted by psycopg as it quotes them for a
+        ``ClientCursor``; the statement compiled once per set of parameter names (an INSERT's columns)."""
+        import psycopg
+
+        key = (id(statement), tuple(params))
+        found = self._compiled.get(key)
+        if found is None or found[0] is not statement:
+            compiled = statement.compile(dialect=self.engine.dialect, column_keys=list(params))
+            processors = {name: bind.type.dialect_impl(self.engine.dialect).bind_processor(self.engine.dialect)
+                          for name, bind in compiled.binds.items()}
+            found = self._compiled[key] = (statement, compiled, processors)
+        _, compiled, processors = found
+        values = compiled.construct_params(params)
+        for name, value in values.items():  # as SQLAlchemy processes them (a JSON value into the driver's Json)
+            process = processors.get(name)
+            if process is not None:
+                values[name] = process(value)
+        return str(psycopg.ClientCursor(driver).mogrify(compiled.string, values))
 
     def _one_migration_at_a_time(self, conn: Connection) -> None:
         """A transaction-scoped advisory lock: several processes starting together on a fresh database (a
@@ -456,6 +520,23 @@ class PostgresStore(Store):
 def _driver(conn: Connection) -> Any:
     """The psycopg connection under ``conn``."""
     return conn.connection.driver_connection
+
+
+def _append_items(records: list[AuditRecord]) -> str:
+    """``sayso_audit_append``'s argument: the records, in order, as JSON (the payload the hash covers as hex,
+    so that the database never re-encodes it)."""
+    return json.dumps([{
+        "id": r.id, "at": r.at, "actor": r.actor, "channel": r.channel, "conversation": r.conversation,
+        "turn": r.turn, "event": r.event, "action": r.action, "status": r.status, "detail": r.detail,
+        "payload": r.payload.hex()} for r in records], ensure_ascii=False)
+
+
+def _begin_first(conn: Connection, cursor: Any, _statement: str, _params: Any, _context: Any,
+                 _many: bool) -> None:
+    """Before the first statement of a PostgreSQL ``write`` that is sent at once, its BEGIN."""
+    if conn.info.get(_UNBEGUN):
+        conn.info[_UNBEGUN] = False
+        cursor.execute("begin")
 
 
 def _idle_since(_dbapi_conn: Any, record: Any) -> None:
