@@ -165,8 +165,8 @@ class Store:
         """Run ``statement`` once per item of ``params`` in ``conn``'s write transaction, for a write whose
         result nothing reads (no rows, no row count, no new id) and whose rows nothing later in the transaction
         reads: here at once; on PostgreSQL at the commit, in its message, after what was sent at once."""
-        for item in params:
-            conn.execute(statement, item)
+        if params:
+            conn.execute(statement, params)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
