@@ -270,6 +270,28 @@ def test_standing_instructions_over_http_are_the_callers_own(api: Api) -> None:
         assert [i["status"] for i in alice.get("/v1/instructions", params={"all": "true"}).json()] == ["cancelled"]
 
 
+def test_text_with_a_nul_character_is_a_request_error_on_either_store(demo_root: Path) -> None:
+    """PostgreSQL's text cannot hold NUL: a message or an action's argument saying one was a 500 there (the
+    turn failed saving its state). It is refused where the request enters, on both stores alike, audited as it
+    came (NUL written out), and nothing is done."""
+    for api in start(demo_root):
+        with api.client("alice") as alice:
+            conversation = alice.post("/v1/conversations").json()["id"]
+            for path, body in ((f"/v1/conversations/{conversation}/messages", {"text": "tell bob hi\x00there"}),
+                               ("/v1/actions/chat.send", {"args": {"to": "bob", "text": "a\x00b"}})):
+                refused = alice.post(path, json=body)
+                assert refused.status_code == 400, refused.text
+                assert refused.json()["error"]["code"] == "invalid_arguments"
+                assert "NUL character (\\u0000)" in refused.json()["error"]["message"]
+            audited = [r for r in alice.get("/v1/audit").json() if r["event"] == "error"]
+            assert [r["detail"]["request"] for r in audited] == [
+                {"text": "tell bob hi\\u0000there"},
+                {"action": "chat.send", "args": {"to": "bob", "text": "a\\u0000b"}}]
+            fine = say(alice, conversation, "which of my deals close in the next 30 days?")
+            assert fine.status_code == 200 and fine.json()["status"] == "answered"
+        assert api.chat_messages() == 0
+
+
 def test_text_that_is_not_unicode_and_times_out_of_range_are_request_errors(api: Api) -> None:
     surrogate = b'"hi \\ud800"'  # JSON's spelling of a lone surrogate: a str no UTF-8 encoder takes
     with api.client("alice") as alice:
