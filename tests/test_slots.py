@@ -48,6 +48,17 @@ class FindMovie(BaseModel):
     director: str | None = Field(None, description="Name of director of the movie")
 
 
+class GetRide(BaseModel):
+    destination: str = Field(description="Where the ride goes")
+    riders: Literal["1", "2", "3", "4"] = Field(description="Number of riders")
+    shared_ride: Literal["True", "False"] | None = Field(None, description="Whether the ride is shared")
+
+
+class FindEvents(BaseModel):
+    city: str = Field(description="City where the event is happening")
+    subcategory: str | None = Field(None, description="Subcategory of event, such as a music genre or a sport")
+
+
 class ReserveHotel(BaseModel):
     place_name: str = Field(description="Name of the accommodation")
     stay_length: str = Field(description="Length of stay in days")
@@ -58,7 +69,8 @@ def _noop(params: Any) -> dict[str, Any]:
 
 
 for _name, _model in (("cars.rent", RentCar), ("hotels.find", FindHotel), ("buses.book", BookBus),
-                      ("movies.find", FindMovie), ("hotels.reserve", ReserveHotel)):
+                      ("movies.find", FindMovie), ("hotels.reserve", ReserveHotel),
+                      ("taxi.get_ride", GetRide), ("events.find", FindEvents)):
     def _handler(params: Any) -> dict[str, Any]:
         return {}
 
@@ -127,6 +139,79 @@ def test_bool_from_its_word_and_negation() -> None:
     assert args["has_wifi"] == "True"
     args, _ = _extract("hotels.find", "a hotel in Paris, no wi-fi needed")
     assert args["has_wifi"] == "False"
+
+
+@pytest.mark.parametrize("text", [
+    "I need a ride to the airport", "can you get me a ride?", "book a ride for 2 to Union Square",
+    "a ride for my friends and me, please", "I'd like a ride there",
+])
+def test_the_actions_own_noun_answers_no_yes_no_parameter(text: str) -> None:
+    args, _ = _extract("taxi.get_ride", text)
+    assert "shared_ride" not in args
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("a shared ride to Union Square", "True"), ("I need a ride, not shared", "False"),
+    ("a ride to Union Square, sharing is fine", "True"),
+])
+def test_a_yes_no_parameter_is_still_answered_by_its_other_words(text: str, value: str) -> None:
+    args, _ = _extract("taxi.get_ride", text)
+    assert args["shared_ride"] == value
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("I need a ride to 1900 University Ave #105", "1900 University Ave #105"),
+    ("get me a cab for two heading to 18300 Carriage Drive", "18300 Carriage Drive"),
+    ("a ride to 160 Saratoga Ave # 280, shared is fine", "160 Saratoga Ave # 280"),
+    ("Can you book a ride to 12 Baker Street?", "12 Baker Street"),
+    ("take me to Union Square", "Union Square"),
+])
+def test_a_street_address_keeps_its_house_number_and_unit(text: str, address: str) -> None:
+    args, mentions = _extract("taxi.get_ride", text)
+    assert args["destination"] == address
+    assert mentions["destination"] == address
+
+
+def test_a_number_a_parameter_counts_is_not_a_house_number() -> None:
+    args, _ = _extract("taxi.get_ride", "a ride for 3 to Union Square")
+    assert args == {"riders": "3", "destination": "Union Square"}
+
+
+@pytest.mark.parametrize(("text", "genre"), [
+    ("Can you find me a Romance movie to watch?", "Romance"),
+    ("I want to watch a Comic movie", "Comic"),
+    ("find me a drama film, please", "drama"),
+    ("find me a movie in the Adventure category", "Adventure"),
+    ("any good thriller flicks?", "thriller"),
+])
+def test_a_word_before_the_things_noun_is_its_kind(text: str, genre: str) -> None:
+    args, mentions = _extract("movies.find", text)
+    assert args.get("genre") == genre
+    assert mentions["genre"] == genre
+    assert "starring" not in args and "director" not in args
+
+
+def test_a_kind_leaves_the_names_to_the_others() -> None:
+    args, _ = _extract("movies.find", "I want to watch a Comic movie starring Gordon Tanner")
+    assert args == {"genre": "Comic", "starring": "Gordon Tanner"}
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("I want to attend an electronica concert in Paris", "electronica"),
+    ("show me a baseball game in Chicago", "baseball"),
+    ("find me some blues shows around Austin", "blues"),
+    ("I would like to see a jazz gig in Portland", "jazz"),
+])
+def test_a_kind_of_the_actions_thing_said_in_its_own_words(text: str, kind: str) -> None:
+    args, _ = _extract("events.find", text)
+    assert args["subcategory"] == kind
+    assert kind not in args["city"]
+
+
+@pytest.mark.parametrize("text", ["reserve a beachfront hotel for 3 days", "book me a lovely hotel for 2 days"])
+def test_a_modifier_is_no_name_where_nothing_takes_a_kind(text: str) -> None:
+    args, _ = _extract("hotels.reserve", text)
+    assert "place_name" not in args
 
 
 def _counts(action: str, text: str) -> dict[str, Any]:

@@ -872,7 +872,9 @@ def _take_leftovers(s: _Extracting) -> None:
     """Names, places, counts and yes/no answers of generic catalogs (slots.py)."""
     leftover = [c for c in s.chunks if id(c) not in s.used]
     s.pieces.extend(leftover)  # counted as evidence when a slot takes them
-    slots.assign_names(s.text, s.words, leftover, s.unused(), s.params, s.args, s.take, s.context)
+    own = frozenset(stem(w.lower()) for w in name_parts(s.entry.action.name))
+    nouns = frozenset(t.stem for t in s.words if not t.lower.endswith("ing") and s.index.matched(s.entry, t))
+    slots.assign_names(s.text, s.words, leftover, s.unused(), s.params, s.args, s.take, s.context, own, nouns)
 
 
 def _take_references(s: _Extracting) -> None:
