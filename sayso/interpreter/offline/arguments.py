@@ -872,8 +872,11 @@ def _take_leftovers(s: _Extracting) -> None:
     """Names, places, counts and yes/no answers of generic catalogs (slots.py)."""
     leftover = [c for c in s.chunks if id(c) not in s.used]
     s.pieces.extend(leftover)  # counted as evidence when a slot takes them
+    if not any(p.kind in ("name", "place", "bool") for p in s.params):
+        return  # nothing here for slots to fill: the demo's catalogs take records, people and values
     own = frozenset(stem(w.lower()) for w in name_parts(s.entry.action.name))
-    nouns = frozenset(t.stem for t in s.words if not t.lower.endswith("ing") and s.index.matched(s.entry, t))
+    nouns = frozenset(t.stem for t in s.words if leftover and not t.lower.endswith("ing")
+                      and s.index.matched(s.entry, t))
     slots.assign_names(s.text, s.words, leftover, s.unused(), s.params, s.args, s.take, s.context, own, nouns)
 
 
