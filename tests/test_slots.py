@@ -214,6 +214,27 @@ def test_a_modifier_is_no_name_where_nothing_takes_a_kind(text: str) -> None:
     assert "place_name" not in args
 
 
+@pytest.mark.parametrize(("text", "place"), [
+    ("find me a hotel in New York", "New York"),
+    ("a hotel in New York City, please", "New York City"),
+    ("I need a hotel in Foster City", "Foster City"),
+    ("any hotel around Salt Lake City?", "Salt Lake City"),
+    ("a hotel in the District of Columbia", "District of Columbia"),
+    ("Can you find a hotel in Isle of Palms?", "Isle of Palms"),
+    ("a hotel near Great Falls", "Great Falls"),
+])
+def test_a_name_keeps_its_words_of_conversation_and_of(text: str, place: str) -> None:
+    args, mentions = _extract("hotels.find", text)
+    assert args["location"] == place
+    assert mentions["location"] == place
+
+
+@pytest.mark.parametrize("text", ["Great. A hotel in Paris, please", "New hotel in Paris?", "a hotel in Paris. Fine"])
+def test_a_capital_that_starts_a_sentence_joins_no_name(text: str) -> None:
+    args, _ = _extract("hotels.find", text)
+    assert args["location"] == "Paris"
+
+
 def _counts(action: str, text: str) -> dict[str, Any]:
     """``assign_counts`` alone, on the number pieces of ``text``."""
     params = params_of(catalog.get(action))

@@ -509,6 +509,15 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
     return sorted(state.chosen, key=lambda p: p.start)
 
 
+_NAME_JOINERS = frozenset({"of", "de", "del", "la", "le", "du", "da", "von", "van"})
+
+
+def _joins_names(token: Token, before: Token, after: list[Token]) -> bool:
+    """"of" (or "de", "van"...) between two capitalised words is inside one name, not a preposition."""
+    return token.lower in _NAME_JOINERS and before.text[:1].isupper() and bool(after) \
+        and after[0].text[:1].isupper()
+
+
 def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, index: CatalogIndex) -> list[Piece]:
     """Runs of words no piece explains and the action does not use as its own words: names of records."""
     covered = [(p.start, p.end) for p in pieces]
@@ -531,8 +540,11 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
 
     kinds = {t.lower() for p in entry.params for t in p.record.split("|") if t}
     lead = next((t for t in words if t.lower not in STOP), None)
-    for token in words:
+    for i, token in enumerate(words):
         inside = any(s <= token.start < e for s, e in covered)
+        if run and not inside and _joins_names(token, run[-1], words[i + 1:i + 2]):
+            run.append(token)  # "District of Columbia", "Bank of America": one name
+            continue
         if run and not inside and token.lower.rstrip("s") in kinds:
             run.append(token)  # "the Orchid deal": the type word tells grounding which kind of record
             flush()

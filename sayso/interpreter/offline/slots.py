@@ -426,12 +426,13 @@ def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str], thing
         run.clear()
 
     last_end = piece.start
-    for token in inside:
+    for i, token in enumerate(inside):
         if run and _breaks(text, text[last_end:token.start], token, run, token is inside[-1]):
             flush()
         last_end = token.end
         word = token.lower
-        proper = _proper(text, token) or (bool(run) and token.text[:1].isdigit())
+        proper = _proper(text, token) or (bool(run) and token.text[:1].isdigit()) \
+            or _capital_in_name(text, token, run, inside[i + 1:i + 2])
         if _ends_run(word, proper, bool(run), vocabulary):
             flush()
             continue
@@ -450,6 +451,15 @@ def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str], thing
     return out
 
 
+def _capital_in_name(text: str, token: Token, run: list[Token], after: list[Token]) -> bool:
+    """A capitalised word of conversation next to a name is part of it: "New York", "Foster City"."""
+    if token.lower not in DISCOURSE or not token.text[:1].isupper() or _sentence_start(text, token.start):
+        return False
+    if run:
+        return _proper(text, run[-1]) and not re.search(r"[.!?;,:]", text[run[-1].end:token.start])
+    return bool(after) and _proper(text, after[0]) and not re.search(r"[.!?;,:]", text[token.end:after[0].start])
+
+
 def _breaks(text: str, gap: str, token: Token, run: list[Token], last: bool) -> bool:
     """Punctuation ends a run, except a comma inside one place ("Long Beach, CA", "Paris, France")."""
     if not re.search(r"[.!?;,:]", gap):
@@ -460,7 +470,7 @@ def _breaks(text: str, gap: str, token: Token, run: list[Token], last: bool) -> 
 
 def _ends_run(word: str, proper: bool, running: bool, vocabulary: set[str]) -> bool:
     """Discourse and stop words (but "of", "and" inside a name) and the parameters' own words end a run."""
-    return word in DISCOURSE or (word in STOP and not (running and word in _CONNECTORS)) or (
+    return (word in DISCOURSE and not proper) or (word in STOP and not (running and word in _CONNECTORS)) or (
         stem(word) in vocabulary and not (running and proper))
 
 
