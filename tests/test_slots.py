@@ -59,6 +59,13 @@ class FindEvents(BaseModel):
     subcategory: str | None = Field(None, description="Subcategory of event, such as a music genre or a sport")
 
 
+class Transfer(BaseModel):
+    account: Literal["checking", "savings"] = Field(description="The user's account")
+    amount: float = Field(description="Amount of money to transfer")
+    recipient_account: Literal["checking", "savings"] | None = Field(
+        None, description="The account of the recipient to transfer the money to")
+
+
 class ReserveHotel(BaseModel):
     place_name: str = Field(description="Name of the accommodation")
     stay_length: str = Field(description="Length of stay in days")
@@ -70,7 +77,8 @@ def _noop(params: Any) -> dict[str, Any]:
 
 for _name, _model in (("cars.rent", RentCar), ("hotels.find", FindHotel), ("buses.book", BookBus),
                       ("movies.find", FindMovie), ("hotels.reserve", ReserveHotel),
-                      ("taxi.get_ride", GetRide), ("events.find", FindEvents)):
+                      ("taxi.get_ride", GetRide), ("events.find", FindEvents),
+                      ("bank.transfer", Transfer)):
     def _handler(params: Any) -> dict[str, Any]:
         return {}
 
@@ -233,6 +241,20 @@ def test_a_name_keeps_its_words_of_conversation_and_of(text: str, place: str) ->
 def test_a_capital_that_starts_a_sentence_joins_no_name(text: str) -> None:
     args, _ = _extract("hotels.find", text)
     assert args["location"] == "Paris"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("transfer $200 to their savings account", {"recipient_account": "savings"}),
+    ("send 50 dollars into Grace's checking", {"recipient_account": "checking"}),
+    ("move $300 from my savings", {"account": "savings"}),
+    ("transfer 1600 dollars from my savings account to their checking account",
+     {"account": "savings", "recipient_account": "checking"}),
+    ("transfer $75 from checking to savings", {"account": "checking", "recipient_account": "savings"}),
+    ("transfer $75 using savings", {"account": "savings"}),  # no word points either way: the first
+])
+def test_a_value_two_parameters_share_goes_by_the_words_before_it(text: str, expected: dict[str, str]) -> None:
+    args, _ = _extract("bank.transfer", text)
+    assert {k: v for k, v in args.items() if k != "amount"} == expected
 
 
 def _counts(action: str, text: str) -> dict[str, Any]:
