@@ -66,6 +66,11 @@ class Transfer(BaseModel):
         None, description="The account of the recipient to transfer the money to")
 
 
+class AddAlarm(BaseModel):
+    alarm_time: str = Field(description="Time of the new alarm")
+    alarm_name: str | None = Field(None, description="Name of the new alarm")
+
+
 class ReserveHotel(BaseModel):
     place_name: str = Field(description="Name of the accommodation")
     stay_length: str = Field(description="Length of stay in days")
@@ -78,7 +83,7 @@ def _noop(params: Any) -> dict[str, Any]:
 for _name, _model in (("cars.rent", RentCar), ("hotels.find", FindHotel), ("buses.book", BookBus),
                       ("movies.find", FindMovie), ("hotels.reserve", ReserveHotel),
                       ("taxi.get_ride", GetRide), ("events.find", FindEvents),
-                      ("bank.transfer", Transfer)):
+                      ("bank.transfer", Transfer), ("alarms.add", AddAlarm)):
     def _handler(params: Any) -> dict[str, Any]:
         return {}
 
@@ -255,6 +260,20 @@ def test_a_capital_that_starts_a_sentence_joins_no_name(text: str) -> None:
 def test_a_value_two_parameters_share_goes_by_the_words_before_it(text: str, expected: dict[str, str]) -> None:
     args, _ = _extract("bank.transfer", text)
     assert {k: v for k, v in args.items() if k != "amount"} == expected
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("add an alarm called Music practice", "Music practice"),
+    ("I'd like a new alarm named Leave for home.", "Leave for home"),
+    ("set an alarm at 5:15 pm called cleaning", "cleaning"),
+    ("could you add an alarm titled Grocery run?", "Grocery run"),
+    ("an alarm called Pick up the kids at 3 pm, please", "Pick up the kids"),
+    ("I want a new alarm for 7 am. It'll be called Morning run.", "Morning run"),
+])
+def test_a_name_after_called_runs_to_the_end_of_its_clause(text: str, name: str) -> None:
+    args, mentions = _extract("alarms.add", text)
+    assert args["alarm_name"] == name
+    assert mentions["alarm_name"] == name
 
 
 def _counts(action: str, text: str) -> dict[str, Any]:

@@ -922,7 +922,9 @@ def _take_leftovers(s: _Extracting) -> None:
     own = frozenset(stem(w.lower()) for w in name_parts(s.entry.action.name))
     nouns = frozenset(t.stem for t in s.words if leftover and not t.lower.endswith("ing")
                       and s.index.matched(s.entry, t))
-    slots.assign_names(s.text, s.words, leftover, s.unused(), s.params, s.args, s.take, s.context, own, nouns)
+    covered = [(p.start, p.end) for p in s.pieces if p.kind != "chunk"]
+    slots.assign_names(s.text, s.words, leftover, s.unused(), s.params, s.args, s.take, s.context, own, nouns,
+                       covered)
 
 
 def _take_references(s: _Extracting) -> None:

@@ -13,7 +13,7 @@ gives a date and a time) is a new piece whose text is exactly its own words.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -334,7 +334,7 @@ _GENERIC_PLACE = frozenset({"city", "locat", "location", "place", "area", "town"
 
 def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: list[Piece], params: list[Param],
                  args: dict[str, Any], take: Take, context: Context, own: frozenset[str] = frozenset(),
-                 nouns: frozenset[str] = frozenset()) -> None:
+                 nouns: frozenset[str] = frozenset(), covered: Sequence[tuple[int, int]] = ()) -> None:
     """Leftover words to name and place parameters, by their capitals and the words around them.
 
     A value is a proper name ("Bourbon Steak", "San Fran") or words right after a cue ("to
@@ -345,7 +345,8 @@ def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: lis
     name parameter. Yes/no parameters named in the message are answered too (``assign_bools``; ``own``:
     the stems of the action's own name). ``nouns``: the stems of the message's words that are the action's
     own words, by word or concept ("concert" for an event): a word right before one is a kind of that thing
-    ("an electronica concert").
+    ("an electronica concert"). ``covered``: where the message's other values are; a name after "called"
+    runs to the end of its clause or to the first of them ("an alarm called Leave for home at 5 pm").
     """
     sample = next(iter(chunks or pieces), None)
     if sample is not None:
@@ -356,11 +357,19 @@ def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: lis
     vocabulary = set().union(*(_param_stems(p) for p in params))
     names = {stem(w) for p in candidates for w in re.split(r"[_\W]+", p.name.lower()) if w} - _GENERIC_PLACE
     things = vocabulary | nouns
+    named = _named_spans(text, chunks, covered)
+    for span in named:
+        free = [p for p in candidates if p.name not in args and p.kind == "name"]
+        target = _by_near_words(text, span, free) or next(iter(free), None)
+        if target is not None:
+            take(target, span, [span.value] if target.many else span.value)
     for piece in chunks:
         for span, modifier in _spans(text, piece, vocabulary, names, things):
             free = [p for p in candidates if p.name not in args]
             if not free:
                 return
+            if any(n.start <= span.start < n.end for n in named):
+                continue
             if modifier:  # "a baseball game": a kind of game, or nothing (not the game's name)
                 target = _by_kind(text, span, free, things)
             else:
@@ -369,6 +378,27 @@ def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: lis
                 if target.kind == "place":
                     span = _with_numbers(text, span, pieces)
                 take(target, span, [span.value] if target.many else span.value)
+
+
+_NAMING_WORDS = frozenset({"called", "named", "titled", "entitled"})
+_NAMING_WORD = re.compile(r"\b(?:called|named|titled|entitled)\s+", re.I)
+
+
+def _named_spans(text: str, chunks: list[Piece], covered: Sequence[tuple[int, int]]) -> list[Piece]:
+    """"an alarm called Music practice", "named Leave for home": after a naming word, the name is every word
+    up to the end of the clause or the next value, small words and all, when no value was found there."""
+    out: list[Piece] = []
+    for m in _NAMING_WORD.finditer(text):
+        start = m.end()
+        chunk = next((c for c in chunks if c.start <= start < c.end), None)
+        if chunk is None:
+            continue
+        end = min([e.start() for e in _CLAUSE_END.finditer(text, start)] + [len(text)])
+        end = min([a for a, _ in covered if start < a < end] + [end])
+        said = re.sub(r"(?:[\s,]+(?:and|with|for|to|on|at|by|in|from|please))*[\s,]*$", "", text[start:end])
+        if said:
+            out.append(replace(chunk, start=start, end=start + len(said), value=said, text=said))
+    return out
 
 
 _HOUSE_NUMBER = re.compile(r"\d+[A-Za-z]?")
@@ -433,8 +463,8 @@ def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str], thing
         word = token.lower
         proper = _proper(text, token) or (bool(run) and token.text[:1].isdigit()) \
             or _capital_in_name(text, token, run, inside[i + 1:i + 2])
-        if _ends_run(word, proper, bool(run), vocabulary):
-            flush()
+        if _ends_run(word, proper, bool(run), vocabulary) or word in _NAMING_WORDS:
+            flush()  # "called", "named" point at a name and are none of it
             continue
         if run:
             named = any(_proper(text, t) for t in run)
