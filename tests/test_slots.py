@@ -276,6 +276,23 @@ def test_a_name_after_called_runs_to_the_end_of_its_clause(text: str, name: str)
     assert mentions["alarm_name"] == name
 
 
+@pytest.mark.parametrize(("action", "text", "param", "value"), [
+    ("movies.find", "a movie starring Taraji P. Henson", "starring", "Taraji P. Henson"),
+    ("movies.find", "anything starring Jeremy St. James?", "starring", "Jeremy St. James"),
+    ("hotels.find", "a hotel in St. Helena, please", "location", "St. Helena"),
+    ("hotels.find", "I need a hotel in Washington D.C. for the weekend", "location", "Washington D.C."),
+    ("hotels.find", "find a hotel near Mt. Shasta", "location", "Mt. Shasta"),
+])
+def test_a_period_after_an_initial_stays_inside_the_name(action: str, text: str, param: str, value: str) -> None:
+    args, _ = _extract(action, text)
+    assert args[param] == value
+
+
+def test_a_period_after_a_word_still_ends_the_name() -> None:
+    args, _ = _extract("hotels.find", "a hotel in Paris. Great, thanks")
+    assert args["location"] == "Paris"
+
+
 def _counts(action: str, text: str) -> dict[str, Any]:
     """``assign_counts`` alone, on the number pieces of ``text``."""
     params = params_of(catalog.get(action))

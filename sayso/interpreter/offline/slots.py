@@ -425,8 +425,13 @@ def _with_numbers(text: str, span: Piece, pieces: list[Piece]) -> Piece:
     return replace(span, start=start, end=end, value=said, text=said)
 
 
+# A period after an initial or a short title is inside a name: "Taraji P. Henson", "St. Helena", "D.C.".
+_ABBREVIATED = re.compile(r"(?:^|[\s.])(?:[A-Z]|St|Mt|Ft|Mr|Mrs|Ms|Dr|Jr|Sr)\.\s*$")
+
+
 def _sentence_start(text: str, start: int) -> bool:
-    return not text[:start].strip() or bool(re.search(r"[.!?:;\"“(]\s*$", text[:start]))
+    before = text[:start]
+    return not before.strip() or (bool(re.search(r"[.!?:;\"“(]\s*$", before)) and not _ABBREVIATED.search(before))
 
 
 def _proper(text: str, token: Token) -> bool:
@@ -450,6 +455,8 @@ def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str], thing
             run.pop()
         if run:
             start, end = run[0].start, run[-1].end
+            if len(run) > 1 and text[end:end + 1] == "." and _ABBREVIATED.search(text[:end + 1]):
+                end += 1  # "Washington D.C."
             said = text[start:end]
             out.append((replace(piece, start=start, end=end, value=re.sub(r"['’]s$", "", said), text=said,
                                 prep=_prep_before(text, start)), modifier and not any(_proper(text, t) for t in run)))
@@ -494,6 +501,8 @@ def _breaks(text: str, gap: str, token: Token, run: list[Token], last: bool) -> 
     """Punctuation ends a run, except a comma inside one place ("Long Beach, CA", "Paris, France")."""
     if not re.search(r"[.!?;,:]", gap):
         return False
+    if gap.strip() == "." and _ABBREVIATED.search(text[:run[-1].end + 1]) and _proper(text, token):
+        return False  # "Taraji P. Henson", "St. Helena"
     return not (gap.strip() == "," and _proper(text, token) and any(_proper(text, t) for t in run)
                 and (token.text.isupper() or last))
 
