@@ -71,6 +71,11 @@ class AddAlarm(BaseModel):
     alarm_name: str | None = Field(None, description="Name of the new alarm")
 
 
+class PlayTrack(BaseModel):
+    track_name: str = Field(description="Name of the track")
+    device: Literal["TV", "Kitchen speaker", "Bedroom speaker"] | None = Field(None, description="Where to play")
+
+
 class ReserveHotel(BaseModel):
     place_name: str = Field(description="Name of the accommodation")
     stay_length: str = Field(description="Length of stay in days")
@@ -83,7 +88,8 @@ def _noop(params: Any) -> dict[str, Any]:
 for _name, _model in (("cars.rent", RentCar), ("hotels.find", FindHotel), ("buses.book", BookBus),
                       ("movies.find", FindMovie), ("hotels.reserve", ReserveHotel),
                       ("taxi.get_ride", GetRide), ("events.find", FindEvents),
-                      ("bank.transfer", Transfer), ("alarms.add", AddAlarm)):
+                      ("bank.transfer", Transfer), ("alarms.add", AddAlarm),
+                      ("media.play", PlayTrack)):
     def _handler(params: Any) -> dict[str, Any]:
         return {}
 
@@ -291,6 +297,20 @@ def test_a_period_after_an_initial_stays_inside_the_name(action: str, text: str,
 def test_a_period_after_a_word_still_ends_the_name() -> None:
     args, _ = _extract("hotels.find", "a hotel in Paris. Great, thanks")
     assert args["location"] == "Paris"
+
+
+@pytest.mark.parametrize("text", [
+    "play it on the speaker in the kitchen", "put it on in the bedroom, please", "can you play that on the TV?",
+    "cast it to my speaker in the Kitchen",
+])
+def test_words_of_another_parameters_choices_are_no_name(text: str) -> None:
+    args, _ = _extract("media.play", text)
+    assert "track_name" not in args
+
+
+def test_a_name_beside_a_choices_words_is_still_a_name() -> None:
+    args, _ = _extract("media.play", "play Blinding Lights in the kitchen")
+    assert args["track_name"] == "Blinding Lights"
 
 
 def _counts(action: str, text: str) -> dict[str, Any]:

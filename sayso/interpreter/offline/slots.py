@@ -357,6 +357,7 @@ def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: lis
     vocabulary = set().union(*(_param_stems(p) for p in params))
     names = {stem(w) for p in candidates for w in re.split(r"[_\W]+", p.name.lower()) if w} - _GENERIC_PLACE
     things = vocabulary | nouns
+    listed = {stem(t.lower) for p in params if p.enum for v in p.enum for t in tokens(v)} - STOP
     named = _named_spans(text, chunks, covered)
     for span in named:
         free = [p for p in candidates if p.name not in args and p.kind == "name"]
@@ -368,7 +369,7 @@ def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: lis
             free = [p for p in candidates if p.name not in args]
             if not free:
                 return
-            if any(n.start <= span.start < n.end for n in named):
+            if any(n.start <= span.start < n.end for n in named) or _listed(span, listed):
                 continue
             if modifier:  # "a baseball game": a kind of game, or nothing (not the game's name)
                 target = _by_kind(text, span, free, things)
@@ -378,6 +379,13 @@ def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: lis
                 if target.kind == "place":
                     span = _with_numbers(text, span, pieces)
                 take(target, span, [span.value] if target.many else span.value)
+
+
+def _listed(span: Piece, listed: set[str]) -> bool:
+    """"the speaker in the kitchen" for a device listed as "Kitchen speaker": words of another parameter's listed
+    values, said in another order, are that choice's words, not a name."""
+    words = tokens(span.text)
+    return bool(words) and all(stem(t.lower) in listed for t in words)
 
 
 _NAMING_WORDS = frozenset({"called", "named", "titled", "entitled"})
