@@ -56,6 +56,7 @@ class GetRide(BaseModel):
 
 class FindEvents(BaseModel):
     city: str = Field(description="City where the event is happening")
+    category: Literal["Music", "Sports"] | None = Field(None, description="Type of event")
     subcategory: str | None = Field(None, description="Subcategory of event, such as a music genre or a sport")
 
 
@@ -311,6 +312,16 @@ def test_words_of_another_parameters_choices_are_no_name(text: str) -> None:
 def test_a_name_beside_a_choices_words_is_still_a_name() -> None:
     args, _ = _extract("media.play", "play Blinding Lights in the kitchen")
     assert args["track_name"] == "Blinding Lights"
+
+
+@pytest.mark.parametrize("text", [
+    "I usually enjoy Music events in Austin", "we really love Sports events in Chicago",
+    "I also like Music events in Denver",
+    "They adore Sports events in Boston", "I love Music events in Paris",
+])
+def test_a_verb_after_its_subject_is_no_kind(text: str) -> None:
+    args, _ = _extract("events.find", text)
+    assert "subcategory" not in args
 
 
 def _counts(action: str, text: str) -> dict[str, Any]:

@@ -534,9 +534,16 @@ def _word_before(text: str, start: int) -> str:
     return ""
 
 
+_SUBJECT = re.compile(r"\b(?:i|we|you|they|he|she|i'?d|we'?d|i'?ll|we'?ll)\s+(?:\w+ly\s+|also\s+|just\s+|too\s+)?$",
+                      re.I)
+
+
 def _before_noun(text: str, token: Token, vocabulary: set[str]) -> bool:
-    """A lowercase word right before a parameter's own noun: "comedy movie", "country music"."""
+    """A lowercase word right before a parameter's own noun: "comedy movie", "country music"; not a verb after
+    its subject ("I enjoy music", "we really love games")."""
     if re.search(r"(?:ed|ing|ly)$", token.lower) or len(token.lower) < 3:
+        return False
+    if _SUBJECT.search(text[:token.start]):
         return False
     after = re.match(r"\s+([A-Za-z]+)", text[token.end:])
     return after is not None and stem(after.group(1).lower()) in vocabulary
