@@ -15,6 +15,7 @@ from sayso.interpreter.offline import slots
 from sayso.interpreter.offline.arguments import Piece, extract, find_pieces
 from sayso.interpreter.offline.ranking import index_for
 from sayso.interpreter.offline.schema import Param, params_of
+from sayso.interpreter.offline.words import stem
 
 NOW = datetime(2019, 3, 1, 9, 0, tzinfo=UTC)
 PERSON = Person(id="user", name="User", role="user", timezone="UTC")
@@ -322,6 +323,20 @@ def test_a_name_beside_a_choices_words_is_still_a_name() -> None:
 def test_a_verb_after_its_subject_is_no_kind(text: str) -> None:
     args, _ = _extract("events.find", text)
     assert "subcategory" not in args
+
+
+@pytest.mark.parametrize(("plural", "singular"), [
+    ("games", "game"), ("notes", "note"), ("dates", "date"), ("types", "type"), ("boxes", "box"),
+    ("matches", "match"), ("buses", "bus"), ("closes", "close"), ("movies", "movie"),
+])
+def test_a_plural_meets_its_singular(plural: str, singular: str) -> None:
+    assert stem(plural) == stem(singular)
+
+
+@pytest.mark.parametrize("text", ["show me baseball games in Chicago", "find baseball matches in Chicago"])
+def test_a_plural_names_the_actions_thing_too(text: str) -> None:
+    args, _ = _extract("events.find", text)
+    assert args["subcategory"] == "baseball"
 
 
 def _counts(action: str, text: str) -> dict[str, Any]:
