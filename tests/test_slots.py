@@ -15,6 +15,7 @@ from sayso.interpreter.offline import slots
 from sayso.interpreter.offline.arguments import Piece, extract, find_pieces
 from sayso.interpreter.offline.ranking import index_for
 from sayso.interpreter.offline.schema import Param, params_of
+from sayso.interpreter.offline.words import stem
 
 NOW = datetime(2019, 3, 1, 9, 0, tzinfo=UTC)
 PERSON = Person(id="user", name="User", role="user", timezone="UTC")
@@ -48,6 +49,35 @@ class FindMovie(BaseModel):
     director: str | None = Field(None, description="Name of director of the movie")
 
 
+class GetRide(BaseModel):
+    destination: str = Field(description="Where the ride goes")
+    riders: Literal["1", "2", "3", "4"] = Field(description="Number of riders")
+    shared_ride: Literal["True", "False"] | None = Field(None, description="Whether the ride is shared")
+
+
+class FindEvents(BaseModel):
+    city: str = Field(description="City where the event is happening")
+    category: Literal["Music", "Sports"] | None = Field(None, description="Type of event")
+    subcategory: str | None = Field(None, description="Subcategory of event, such as a music genre or a sport")
+
+
+class Transfer(BaseModel):
+    account: Literal["checking", "savings"] = Field(description="The user's account")
+    amount: float = Field(description="Amount of money to transfer")
+    recipient_account: Literal["checking", "savings"] | None = Field(
+        None, description="The account of the recipient to transfer the money to")
+
+
+class AddAlarm(BaseModel):
+    alarm_time: str = Field(description="Time of the new alarm")
+    alarm_name: str | None = Field(None, description="Name of the new alarm")
+
+
+class PlayTrack(BaseModel):
+    track_name: str = Field(description="Name of the track")
+    device: Literal["TV", "Kitchen speaker", "Bedroom speaker"] | None = Field(None, description="Where to play")
+
+
 class ReserveHotel(BaseModel):
     place_name: str = Field(description="Name of the accommodation")
     stay_length: str = Field(description="Length of stay in days")
@@ -58,7 +88,10 @@ def _noop(params: Any) -> dict[str, Any]:
 
 
 for _name, _model in (("cars.rent", RentCar), ("hotels.find", FindHotel), ("buses.book", BookBus),
-                      ("movies.find", FindMovie), ("hotels.reserve", ReserveHotel)):
+                      ("movies.find", FindMovie), ("hotels.reserve", ReserveHotel),
+                      ("taxi.get_ride", GetRide), ("events.find", FindEvents),
+                      ("bank.transfer", Transfer), ("alarms.add", AddAlarm),
+                      ("media.play", PlayTrack)):
     def _handler(params: Any) -> dict[str, Any]:
         return {}
 
@@ -127,6 +160,183 @@ def test_bool_from_its_word_and_negation() -> None:
     assert args["has_wifi"] == "True"
     args, _ = _extract("hotels.find", "a hotel in Paris, no wi-fi needed")
     assert args["has_wifi"] == "False"
+
+
+@pytest.mark.parametrize("text", [
+    "I need a ride to the airport", "can you get me a ride?", "book a ride for 2 to Union Square",
+    "a ride for my friends and me, please", "I'd like a ride there",
+])
+def test_the_actions_own_noun_answers_no_yes_no_parameter(text: str) -> None:
+    args, _ = _extract("taxi.get_ride", text)
+    assert "shared_ride" not in args
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("a shared ride to Union Square", "True"), ("I need a ride, not shared", "False"),
+    ("a ride to Union Square, sharing is fine", "True"),
+])
+def test_a_yes_no_parameter_is_still_answered_by_its_other_words(text: str, value: str) -> None:
+    args, _ = _extract("taxi.get_ride", text)
+    assert args["shared_ride"] == value
+
+
+@pytest.mark.parametrize(("text", "address"), [
+    ("I need a ride to 1900 University Ave #105", "1900 University Ave #105"),
+    ("get me a cab for two heading to 18300 Carriage Drive", "18300 Carriage Drive"),
+    ("a ride to 160 Saratoga Ave # 280, shared is fine", "160 Saratoga Ave # 280"),
+    ("Can you book a ride to 12 Baker Street?", "12 Baker Street"),
+    ("take me to Union Square", "Union Square"),
+])
+def test_a_street_address_keeps_its_house_number_and_unit(text: str, address: str) -> None:
+    args, mentions = _extract("taxi.get_ride", text)
+    assert args["destination"] == address
+    assert mentions["destination"] == address
+
+
+def test_a_number_a_parameter_counts_is_not_a_house_number() -> None:
+    args, _ = _extract("taxi.get_ride", "a ride for 3 to Union Square")
+    assert args == {"riders": "3", "destination": "Union Square"}
+
+
+@pytest.mark.parametrize(("text", "genre"), [
+    ("Can you find me a Romance movie to watch?", "Romance"),
+    ("I want to watch a Comic movie", "Comic"),
+    ("find me a drama film, please", "drama"),
+    ("find me a movie in the Adventure category", "Adventure"),
+    ("any good thriller flicks?", "thriller"),
+])
+def test_a_word_before_the_things_noun_is_its_kind(text: str, genre: str) -> None:
+    args, mentions = _extract("movies.find", text)
+    assert args.get("genre") == genre
+    assert mentions["genre"] == genre
+    assert "starring" not in args and "director" not in args
+
+
+def test_a_kind_leaves_the_names_to_the_others() -> None:
+    args, _ = _extract("movies.find", "I want to watch a Comic movie starring Gordon Tanner")
+    assert args == {"genre": "Comic", "starring": "Gordon Tanner"}
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("I want to attend an electronica concert in Paris", "electronica"),
+    ("show me a baseball game in Chicago", "baseball"),
+    ("find me some blues shows around Austin", "blues"),
+    ("I would like to see a jazz gig in Portland", "jazz"),
+])
+def test_a_kind_of_the_actions_thing_said_in_its_own_words(text: str, kind: str) -> None:
+    args, _ = _extract("events.find", text)
+    assert args["subcategory"] == kind
+    assert kind not in args["city"]
+
+
+@pytest.mark.parametrize("text", ["reserve a beachfront hotel for 3 days", "book me a lovely hotel for 2 days"])
+def test_a_modifier_is_no_name_where_nothing_takes_a_kind(text: str) -> None:
+    args, _ = _extract("hotels.reserve", text)
+    assert "place_name" not in args
+
+
+@pytest.mark.parametrize(("text", "place"), [
+    ("find me a hotel in New York", "New York"),
+    ("a hotel in New York City, please", "New York City"),
+    ("I need a hotel in Foster City", "Foster City"),
+    ("any hotel around Salt Lake City?", "Salt Lake City"),
+    ("a hotel in the District of Columbia", "District of Columbia"),
+    ("Can you find a hotel in Isle of Palms?", "Isle of Palms"),
+    ("a hotel near Great Falls", "Great Falls"),
+])
+def test_a_name_keeps_its_words_of_conversation_and_of(text: str, place: str) -> None:
+    args, mentions = _extract("hotels.find", text)
+    assert args["location"] == place
+    assert mentions["location"] == place
+
+
+@pytest.mark.parametrize("text", ["Great. A hotel in Paris, please", "New hotel in Paris?", "a hotel in Paris. Fine"])
+def test_a_capital_that_starts_a_sentence_joins_no_name(text: str) -> None:
+    args, _ = _extract("hotels.find", text)
+    assert args["location"] == "Paris"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("transfer $200 to their savings account", {"recipient_account": "savings"}),
+    ("send 50 dollars into Grace's checking", {"recipient_account": "checking"}),
+    ("move $300 from my savings", {"account": "savings"}),
+    ("transfer 1600 dollars from my savings account to their checking account",
+     {"account": "savings", "recipient_account": "checking"}),
+    ("transfer $75 from checking to savings", {"account": "checking", "recipient_account": "savings"}),
+    ("transfer $75 using savings", {"account": "savings"}),  # no word points either way: the first
+])
+def test_a_value_two_parameters_share_goes_by_the_words_before_it(text: str, expected: dict[str, str]) -> None:
+    args, _ = _extract("bank.transfer", text)
+    assert {k: v for k, v in args.items() if k != "amount"} == expected
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("add an alarm called Music practice", "Music practice"),
+    ("I'd like a new alarm named Leave for home.", "Leave for home"),
+    ("set an alarm at 5:15 pm called cleaning", "cleaning"),
+    ("could you add an alarm titled Grocery run?", "Grocery run"),
+    ("an alarm called Pick up the kids at 3 pm, please", "Pick up the kids"),
+    ("I want a new alarm for 7 am. It'll be called Morning run.", "Morning run"),
+])
+def test_a_name_after_called_runs_to_the_end_of_its_clause(text: str, name: str) -> None:
+    args, mentions = _extract("alarms.add", text)
+    assert args["alarm_name"] == name
+    assert mentions["alarm_name"] == name
+
+
+@pytest.mark.parametrize(("action", "text", "param", "value"), [
+    ("movies.find", "a movie starring Taraji P. Henson", "starring", "Taraji P. Henson"),
+    ("movies.find", "anything starring Jeremy St. James?", "starring", "Jeremy St. James"),
+    ("hotels.find", "a hotel in St. Helena, please", "location", "St. Helena"),
+    ("hotels.find", "I need a hotel in Washington D.C. for the weekend", "location", "Washington D.C."),
+    ("hotels.find", "find a hotel near Mt. Shasta", "location", "Mt. Shasta"),
+])
+def test_a_period_after_an_initial_stays_inside_the_name(action: str, text: str, param: str, value: str) -> None:
+    args, _ = _extract(action, text)
+    assert args[param] == value
+
+
+def test_a_period_after_a_word_still_ends_the_name() -> None:
+    args, _ = _extract("hotels.find", "a hotel in Paris. Great, thanks")
+    assert args["location"] == "Paris"
+
+
+@pytest.mark.parametrize("text", [
+    "play it on the speaker in the kitchen", "put it on in the bedroom, please", "can you play that on the TV?",
+    "cast it to my speaker in the Kitchen",
+])
+def test_words_of_another_parameters_choices_are_no_name(text: str) -> None:
+    args, _ = _extract("media.play", text)
+    assert "track_name" not in args
+
+
+def test_a_name_beside_a_choices_words_is_still_a_name() -> None:
+    args, _ = _extract("media.play", "play Blinding Lights in the kitchen")
+    assert args["track_name"] == "Blinding Lights"
+
+
+@pytest.mark.parametrize("text", [
+    "I usually enjoy Music events in Austin", "we really love Sports events in Chicago",
+    "I also like Music events in Denver",
+    "They adore Sports events in Boston", "I love Music events in Paris",
+])
+def test_a_verb_after_its_subject_is_no_kind(text: str) -> None:
+    args, _ = _extract("events.find", text)
+    assert "subcategory" not in args
+
+
+@pytest.mark.parametrize(("plural", "singular"), [
+    ("games", "game"), ("notes", "note"), ("dates", "date"), ("types", "type"), ("boxes", "box"),
+    ("matches", "match"), ("buses", "bus"), ("closes", "close"), ("movies", "movie"),
+])
+def test_a_plural_meets_its_singular(plural: str, singular: str) -> None:
+    assert stem(plural) == stem(singular)
+
+
+@pytest.mark.parametrize("text", ["show me baseball games in Chicago", "find baseball matches in Chicago"])
+def test_a_plural_names_the_actions_thing_too(text: str) -> None:
+    args, _ = _extract("events.find", text)
+    assert args["subcategory"] == "baseball"
 
 
 def _counts(action: str, text: str) -> dict[str, Any]:

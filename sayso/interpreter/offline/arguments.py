@@ -421,9 +421,12 @@ def _find_marked_text(s: _Finding) -> None:
 
 
 def _drop_overlaps(s: _Finding) -> None:
-    """Earlier kinds win overlaps; an enum value also counts inside free text."""
+    """Earlier kinds win overlaps; an enum value also counts inside free text, and for each parameter that
+    lists it (``_direct_shared`` picks one)."""
     for piece in s.found:
         if all(piece.end <= c.start or piece.start >= c.end or (piece.kind == "choice" and c.kind == "text")
+               or (piece.kind == c.kind == "choice" and (piece.start, piece.end) == (c.start, c.end)
+                   and piece.value[0] != c.value[0])
                for c in s.chosen):
             s.chosen.append(piece)
 
@@ -509,6 +512,15 @@ def find_pieces(text: str, context: Context, person: Person, params: list[Param]
     return sorted(state.chosen, key=lambda p: p.start)
 
 
+_NAME_JOINERS = frozenset({"of", "de", "del", "la", "le", "du", "da", "von", "van"})
+
+
+def _joins_names(token: Token, before: Token, after: list[Token]) -> bool:
+    """"of" (or "de", "van"...) between two capitalised words is inside one name, not a preposition."""
+    return token.lower in _NAME_JOINERS and before.text[:1].isupper() and bool(after) \
+        and after[0].text[:1].isupper()
+
+
 def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, index: CatalogIndex) -> list[Piece]:
     """Runs of words no piece explains and the action does not use as its own words: names of records."""
     covered = [(p.start, p.end) for p in pieces]
@@ -531,8 +543,11 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
 
     kinds = {t.lower() for p in entry.params for t in p.record.split("|") if t}
     lead = next((t for t in words if t.lower not in STOP), None)
-    for token in words:
+    for i, token in enumerate(words):
         inside = any(s <= token.start < e for s, e in covered)
+        if run and not inside and _joins_names(token, run[-1], words[i + 1:i + 2]):
+            run.append(token)  # "District of Columbia", "Bank of America": one name
+            continue
         if run and not inside and token.lower.rstrip("s") in kinds:
             run.append(token)  # "the Orchid deal": the type word tells grounding which kind of record
             flush()
@@ -666,6 +681,7 @@ def _take_choices(s: _Extracting) -> None:
         if piece.kind == "choice":
             choices.setdefault(piece.value[0], []).append(piece)
     own = {stem(w.lower()) for w in name_parts(s.entry.action.name)} if choices else set()
+    _direct_shared(s, choices)
     for name, said in choices.items():
         param = next(p for p in s.params if p.name == name)
         said = [piece for piece in said if not _names_the_action(piece, param, own)]
@@ -677,6 +693,35 @@ def _take_choices(s: _Extracting) -> None:
                 continue
             said = targets
         s.take(param, said[0], said[0].value[1])
+
+
+# Parameters for where something goes or who receives it, and the words before a value that point there
+# ("to their savings account", "into Grace's checking") or back at the source ("from my checking").
+_TOWARD_PARAM = re.compile(r"recipient|receiv|destination|target|payee|beneficiar|\bto\b|\binto\b")
+_TOWARD_CUE = re.compile(r"\b(?:to|into|their|his|her|someone'?s?|\w+'s|\w+\s+'s)\s+(?:\w+\s+)?$", re.I)
+_FROM_CUE = re.compile(r"\b(?:from|my|our|mine)\s+(?:\w+\s+)?$", re.I)
+
+
+def _direct_shared(s: _Extracting, choices: dict[str, list[Piece]]) -> None:
+    """A value two parameters share ("savings" for the account and the recipient's account) goes by the words
+    before it: "to their savings" to the one that receives, "from my savings" to the other; with neither, to
+    the first that lists it."""
+    params = {p.name: p for p in s.params}
+    at: dict[tuple[int, int], list[str]] = {}
+    for name, said in choices.items():
+        for piece in said:
+            at.setdefault((piece.start, piece.end), []).append(name)
+    for (start, end), names in at.items():
+        if len(names) < 2:
+            continue
+        before = s.text[max(0, start - 30):start]
+        toward = bool(_TOWARD_CUE.search(before))
+        directed = toward or bool(_FROM_CUE.search(before))
+        fits = [n for n in names if bool(_TOWARD_PARAM.search(params[n].words.lower())) == toward] if directed else []
+        keep = fits[0] if fits else names[0]
+        for name in names:
+            if name != keep:
+                choices[name] = [p for p in choices[name] if (p.start, p.end) != (start, end)]
 
 
 def _names_the_action(piece: Piece, param: Param, own: set[str]) -> bool:
@@ -872,7 +917,14 @@ def _take_leftovers(s: _Extracting) -> None:
     """Names, places, counts and yes/no answers of generic catalogs (slots.py)."""
     leftover = [c for c in s.chunks if id(c) not in s.used]
     s.pieces.extend(leftover)  # counted as evidence when a slot takes them
-    slots.assign_names(s.text, s.words, leftover, s.unused(), s.params, s.args, s.take, s.context)
+    if not any(p.kind in ("name", "place", "bool") for p in s.params):
+        return  # nothing here for slots to fill: the demo's catalogs take records, people and values
+    own = frozenset(stem(w.lower()) for w in name_parts(s.entry.action.name))
+    nouns = frozenset(t.stem for t in s.words if leftover and not t.lower.endswith("ing")
+                      and s.index.matched(s.entry, t))
+    covered = [(p.start, p.end) for p in s.pieces if p.kind != "chunk"]
+    slots.assign_names(s.text, s.words, leftover, s.unused(), s.params, s.args, s.take, s.context, own, nouns,
+                       covered)
 
 
 def _take_references(s: _Extracting) -> None:

@@ -13,7 +13,7 @@ gives a date and a time) is a new piece whose text is exactly its own words.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -289,15 +289,19 @@ _NEGATION = re.compile(r"\b(?:no|not|non|without|don'?t|doesn'?t|isn'?t|aren'?t|
                        re.I)
 
 
-def assign_bools(text: str, params: list[Param], args: dict[str, Any], take: Take, make: Callable[..., Piece]) \
-        -> None:
-    """Yes/no parameters named in the message: "with wifi" is True, "no pets"/"non-smoking" False."""
+def assign_bools(text: str, params: list[Param], args: dict[str, Any], take: Take, make: Callable[..., Piece],
+                 own: frozenset[str] = frozenset()) -> None:
+    """Yes/no parameters named in the message: "with wifi" is True, "no pets"/"non-smoking" False.
+
+    A word of the action's own name (``own``, stems) answers nothing: "I need a ride" asks for the
+    ride GetRide gives, it does not say that ``shared_ride`` is wanted.
+    """
     lowered = text.lower().replace("wi-fi", "wifi ")
     for param in params:
         if param.kind != "bool" or param.name in args:
             continue
         keys = {stem(w) for w in re.split(r"[_\W]+", param.name.lower()) if w and w not in _BOOL_GENERIC
-                and w not in STOP and len(w) > 2}
+                and w not in STOP and len(w) > 2} - own
         if not keys:
             continue
         for token in tokens(lowered):
@@ -329,7 +333,8 @@ _GENERIC_PLACE = frozenset({"city", "locat", "location", "place", "area", "town"
 
 
 def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: list[Piece], params: list[Param],
-                 args: dict[str, Any], take: Take, context: Context) -> None:
+                 args: dict[str, Any], take: Take, context: Context, own: frozenset[str] = frozenset(),
+                 nouns: frozenset[str] = frozenset(), covered: Sequence[tuple[int, int]] = ()) -> None:
     """Leftover words to name and place parameters, by their capitals and the words around them.
 
     A value is a proper name ("Bourbon Steak", "San Fran") or words right after a cue ("to
@@ -337,28 +342,104 @@ def assign_names(text: str, words: list[Token], chunks: list[Piece], pieces: lis
     ("yeah", "help", "available") or one of the parameters' own words. The parameter is the one
     whose own word stands next to the value ("directed by", "album", "genre"), else the one the
     preposition points at ("to" a destination, "from" an origin, "in" a place), else the first
-    name parameter. Yes/no parameters named in the message are answered too (``assign_bools``).
+    name parameter. Yes/no parameters named in the message are answered too (``assign_bools``; ``own``:
+    the stems of the action's own name). ``nouns``: the stems of the message's words that are the action's
+    own words, by word or concept ("concert" for an event): a word right before one is a kind of that thing
+    ("an electronica concert"). ``covered``: where the message's other values are; a name after "called"
+    runs to the end of its clause or to the first of them ("an alarm called Leave for home at 5 pm").
     """
     sample = next(iter(chunks or pieces), None)
     if sample is not None:
-        assign_bools(text, params, args, take, type(sample))
+        assign_bools(text, params, args, take, type(sample), own)
     candidates = [p for p in params if p.kind in ("name", "place")]
     if not candidates:
         return
     vocabulary = set().union(*(_param_stems(p) for p in params))
     names = {stem(w) for p in candidates for w in re.split(r"[_\W]+", p.name.lower()) if w} - _GENERIC_PLACE
+    things = vocabulary | nouns
+    listed = {stem(t.lower) for p in params if p.enum for v in p.enum for t in tokens(v)} - STOP
+    named = _named_spans(text, chunks, covered)
+    for span in named:
+        free = [p for p in candidates if p.name not in args and p.kind == "name"]
+        target = _by_near_words(text, span, free) or next(iter(free), None)
+        if target is not None:
+            take(target, span, [span.value] if target.many else span.value)
     for piece in chunks:
-        for span in _spans(text, piece, vocabulary, names):
+        for span, modifier in _spans(text, piece, vocabulary, names, things):
             free = [p for p in candidates if p.name not in args]
             if not free:
                 return
-            target = _name_param(text, span, free)
+            if any(n.start <= span.start < n.end for n in named) or _listed(span, listed):
+                continue
+            if modifier:  # "a baseball game": a kind of game, or nothing (not the game's name)
+                target = _by_kind(text, span, free, things)
+            else:
+                target = _name_param(text, span, free, things)
             if target is not None:
+                if target.kind == "place":
+                    span = _with_numbers(text, span, pieces)
                 take(target, span, [span.value] if target.many else span.value)
 
 
+def _listed(span: Piece, listed: set[str]) -> bool:
+    """"the speaker in the kitchen" for a device listed as "Kitchen speaker": words of another parameter's listed
+    values, said in another order, are that choice's words, not a name."""
+    words = tokens(span.text)
+    return bool(words) and all(stem(t.lower) in listed for t in words)
+
+
+_NAMING_WORDS = frozenset({"called", "named", "titled", "entitled"})
+_NAMING_WORD = re.compile(r"\b(?:called|named|titled|entitled)\s+", re.I)
+
+
+def _named_spans(text: str, chunks: list[Piece], covered: Sequence[tuple[int, int]]) -> list[Piece]:
+    """"an alarm called Music practice", "named Leave for home": after a naming word, the name is every word
+    up to the end of the clause or the next value, small words and all, when no value was found there."""
+    out: list[Piece] = []
+    for m in _NAMING_WORD.finditer(text):
+        start = m.end()
+        chunk = next((c for c in chunks if c.start <= start < c.end), None)
+        if chunk is None:
+            continue
+        end = min([e.start() for e in _CLAUSE_END.finditer(text, start)] + [len(text)])
+        end = min([a for a, _ in covered if start < a < end] + [end])
+        said = re.sub(r"(?:[\s,]+(?:and|with|for|to|on|at|by|in|from|please))*[\s,]*$", "", text[start:end])
+        if said:
+            out.append(replace(chunk, start=start, end=start + len(said), value=said, text=said))
+    return out
+
+
+_HOUSE_NUMBER = re.compile(r"\d+[A-Za-z]?")
+_UNIT = re.compile(r"\s*#\s*[A-Za-z]?\d+[A-Za-z]?\b")
+
+
+def _with_numbers(text: str, span: Piece, pieces: list[Piece]) -> Piece:
+    """A street address keeps its numbers: "to 18300 Carriage Drive", "1900 University Ave #105".
+
+    A number no parameter took, right before a place's name, is its house number; "#" and a number right
+    after it, its unit. Both were read as numbers first, and the place alone would be another address.
+    """
+    start, end = span.start, span.end
+    before = next((p for p in pieces if p.kind == "number" and p.end <= start and not text[p.end:start].strip()
+                   and _HOUSE_NUMBER.fullmatch(p.text)), None)
+    if before is not None:
+        start = before.start
+    unit = _UNIT.match(text, end)
+    if unit is not None:
+        end = unit.end()
+    if (start, end) == (span.start, span.end):
+        return span
+    said = text[start:end]
+    return replace(span, start=start, end=end, value=said, text=said)
+
+
+# A period after an initial or a short title is inside a name: "Taraji P. Henson", "St. Helena", "D.C.".
+_ABBREVIATED = re.compile(r"(?:^|[\s.])(?:[A-Z]|St|Mt|Ft|Mr|Mrs|Ms|Dr|Jr|Sr)\.\s*$")
+
+
 def _sentence_start(text: str, start: int) -> bool:
-    return not text[:start].strip() or bool(re.search(r"[.!?:;\"“(]\s*$", text[:start]))
+    before = text[:start]
+    return not before.strip() or (bool(re.search(r"[.!?:;\"“(]\s*$", before)) and not _ABBREVIATED.search(before))
 
 
 def _proper(text: str, token: Token) -> bool:
@@ -368,32 +449,37 @@ def _proper(text: str, token: Token) -> bool:
     return not _sentence_start(text, token.start) or (token.text.isupper() and len(token.text) > 1)
 
 
-def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str]) -> list[Piece]:
-    """The values inside a leftover chunk: runs of proper names, and words right after a cue."""
+def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str], things: set[str]) \
+        -> list[tuple[Piece, bool]]:
+    """The values inside a leftover chunk: runs of proper names, and words right after a cue or right before
+    a noun of the catalog (each with whether it is only such a modifier: "a baseball game")."""
     inside = [Token(t.text, t.start + piece.start) for t in tokens(text[piece.start:piece.end])]
-    out: list[Piece] = []
+    out: list[tuple[Piece, bool]] = []
     run: list[Token] = []
-    cued = False
+    cued = modifier = False
 
     def flush() -> None:
         while run and run[-1].lower in _CONNECTORS:
             run.pop()
         if run:
             start, end = run[0].start, run[-1].end
+            if len(run) > 1 and text[end:end + 1] == "." and _ABBREVIATED.search(text[:end + 1]):
+                end += 1  # "Washington D.C."
             said = text[start:end]
-            out.append(replace(piece, start=start, end=end, value=re.sub(r"['’]s$", "", said), text=said,
-                               prep=_prep_before(text, start)))
+            out.append((replace(piece, start=start, end=end, value=re.sub(r"['’]s$", "", said), text=said,
+                                prep=_prep_before(text, start)), modifier and not any(_proper(text, t) for t in run)))
         run.clear()
 
     last_end = piece.start
-    for token in inside:
+    for i, token in enumerate(inside):
         if run and _breaks(text, text[last_end:token.start], token, run, token is inside[-1]):
             flush()
         last_end = token.end
         word = token.lower
-        proper = _proper(text, token) or (bool(run) and token.text[:1].isdigit())
-        if _ends_run(word, proper, bool(run), vocabulary):
-            flush()
+        proper = _proper(text, token) or (bool(run) and token.text[:1].isdigit()) \
+            or _capital_in_name(text, token, run, inside[i + 1:i + 2])
+        if _ends_run(word, proper, bool(run), vocabulary) or word in _NAMING_WORDS:
+            flush()  # "called", "named" point at a name and are none of it
             continue
         if run:
             named = any(_proper(text, t) for t in run)
@@ -401,24 +487,37 @@ def _spans(text: str, piece: Piece, vocabulary: set[str], names: set[str]) -> li
                 run.append(token)
                 continue
             flush()
-        cued = not proper and (_after_cue(text, token.start, names) or _before_noun(text, token, vocabulary))
+        after_cue = not proper and _after_cue(text, token.start, names)
+        modifier = not proper and not after_cue and _before_noun(text, token, things)
+        cued = after_cue or modifier
         if proper or cued:
             run.append(token)
     flush()
     return out
 
 
+def _capital_in_name(text: str, token: Token, run: list[Token], after: list[Token]) -> bool:
+    """A capitalised word of conversation next to a name is part of it: "New York", "Foster City"."""
+    if token.lower not in DISCOURSE or not token.text[:1].isupper() or _sentence_start(text, token.start):
+        return False
+    if run:
+        return _proper(text, run[-1]) and not re.search(r"[.!?;,:]", text[run[-1].end:token.start])
+    return bool(after) and _proper(text, after[0]) and not re.search(r"[.!?;,:]", text[token.end:after[0].start])
+
+
 def _breaks(text: str, gap: str, token: Token, run: list[Token], last: bool) -> bool:
     """Punctuation ends a run, except a comma inside one place ("Long Beach, CA", "Paris, France")."""
     if not re.search(r"[.!?;,:]", gap):
         return False
+    if gap.strip() == "." and _ABBREVIATED.search(text[:run[-1].end + 1]) and _proper(text, token):
+        return False  # "Taraji P. Henson", "St. Helena"
     return not (gap.strip() == "," and _proper(text, token) and any(_proper(text, t) for t in run)
                 and (token.text.isupper() or last))
 
 
 def _ends_run(word: str, proper: bool, running: bool, vocabulary: set[str]) -> bool:
     """Discourse and stop words (but "of", "and" inside a name) and the parameters' own words end a run."""
-    return word in DISCOURSE or (word in STOP and not (running and word in _CONNECTORS)) or (
+    return (word in DISCOURSE and not proper) or (word in STOP and not (running and word in _CONNECTORS)) or (
         stem(word) in vocabulary and not (running and proper))
 
 
@@ -435,9 +534,16 @@ def _word_before(text: str, start: int) -> str:
     return ""
 
 
+_SUBJECT = re.compile(r"\b(?:i|we|you|they|he|she|i'?d|we'?d|i'?ll|we'?ll)\s+(?:\w+ly\s+|also\s+|just\s+|too\s+)?$",
+                      re.I)
+
+
 def _before_noun(text: str, token: Token, vocabulary: set[str]) -> bool:
-    """A lowercase word right before a parameter's own noun: "comedy movie", "country music"."""
+    """A lowercase word right before a parameter's own noun: "comedy movie", "country music"; not a verb after
+    its subject ("I enjoy music", "we really love games")."""
     if re.search(r"(?:ed|ing|ly)$", token.lower) or len(token.lower) < 3:
+        return False
+    if _SUBJECT.search(text[:token.start]):
         return False
     after = re.match(r"\s+([A-Za-z]+)", text[token.end:])
     return after is not None and stem(after.group(1).lower()) in vocabulary
@@ -460,9 +566,31 @@ def _prep_before(text: str, start: int) -> str:
     return word if word in _PREPS else ""
 
 
-def _name_param(text: str, span: Piece, candidates: list[Param]) -> Param | None:
-    """Which name or place parameter a value fills: the parameter word next to it, then its preposition."""
-    return _by_near_words(text, span, candidates) or _by_preposition(span, candidates)
+def _name_param(text: str, span: Piece, candidates: list[Param], things: set[str]) -> Param | None:
+    """Which name or place parameter a value fills: a kind before the thing's noun, the parameter word next to
+    it, then its preposition."""
+    return (_by_kind(text, span, candidates, things)
+            or _by_near_words(text, span, candidates) or _by_preposition(span, candidates))
+
+
+# Parameters that name a kind of thing ("genre", "subcategory", "cuisine"), and words that say "a kind".
+_KIND_PARAM = re.compile(r"genre|type|kind|categor|style|cuisine|sort|flavou?r")
+_KIND_WORDS = frozenset("genre genres type types kind kinds category categories style styles sort".split())
+
+
+def _by_kind(text: str, span: Piece, candidates: list[Param], things: set[str]) -> Param | None:
+    """"a Romance movie", "electronica concert", "in the Adventure category": one word right before the
+    thing's noun, or next to a word for a kind, is a kind of that thing (a genre), not a name."""
+    kinds = [p for p in candidates if _KIND_PARAM.search(p.name.lower())]
+    if not kinds or (len(tokens(span.text)) > 1 and not span.text.islower()):
+        return None
+    after = re.match(r"\s+([A-Za-z]+)", text[span.end:])
+    said_after = after.group(1).lower() if after else ""
+    if said_after in _KIND_WORDS or _word_before(text, span.start) in _KIND_WORDS:
+        return kinds[0]
+    if said_after and stem(said_after) in things:
+        return kinds[0]
+    return None
 
 
 def _by_near_words(text: str, span: Piece, candidates: list[Param]) -> Param | None:
@@ -483,6 +611,7 @@ def _by_preposition(span: Piece, candidates: list[Param]) -> Param | None:
     """"to Fresno" a destination, "from Fresno" an origin, "in Fresno" a plain place; else the first name."""
     places = [p for p in candidates if p.kind == "place"]
     names = [p for p in candidates if p.kind == "name"]
+
     if not places:
         return names[0] if names else None
     if span.prep in _TO_PREPS:

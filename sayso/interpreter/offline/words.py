@@ -85,6 +85,8 @@ def stem(word: str) -> str:
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= (5 if suffix == "ly" else 3):
             base = word[: -len(suffix)]
+            if suffix == "es" and not re.search(r"(?:s|x|z|ch|sh)$", base):
+                base += "e"  # "games" and "game", "notes" and "note" meet; "boxes", "matches" lose "es"
             if suffix in ("ied", "ies"):
                 base += "i"  # "movies" and "movie", "parties" and "party" meet at "movi", "parti"
             if len(base) > 3 and base[-1] == base[-2] and base[-1] not in "aeiouls":
