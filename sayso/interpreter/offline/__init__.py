@@ -457,10 +457,15 @@ def _pick_best(c: _Clause) -> _Outcome:
         if given:
             best = given[0]  # the first named that is given: ``given`` keeps ``named``'s order
             c.judged = [best, *(j for j in given if j is not best)]
+    acting = _acts_on_one(c) if best.entry.action.is_write and not c.question else []
+    if acting and all(j.entry is not best.entry for j in acting) and not _already_asked(c, best.entry) \
+            and not any(_creates(j.entry) and _named_new(c, j) for j in c.judged):
+        c.best, c.judged = acting[0], acting  # "assign a ticket to devi": a ticket that exists, not said which
+        return None
     if _creates(best.entry) and not _already_asked(c, best.entry) and not _asked_to_make(c, best):
         # a record is made only when the request says to make one: the action whose thing is named as a new one
         # ("give devi a task to ..."), else which action is meant is asked, nothing is made on a guess
-        named = [j for j in c.judged if _creates(j.entry) and _names_new(c, j.entry)]
+        named = [j for j in c.judged if _creates(j.entry) and _named_new(c, j)]
         if not named:
             others = [j.entry for j in c.judged[1:] if j.entry.action.is_write and not _creates(j.entry)]
             options = _options([*others[:2], best.entry])
@@ -610,7 +615,38 @@ def _asked_to_make(c: _Clause, judged: _Judged) -> bool:
         kinds = {t[1:] for t in terms if t.startswith("~")}
         if kinds & _MAKES or (not kinds <= _ON_EXISTING or not kinds) and terms & own:
             return True
-    return _names_new(c, judged.entry)
+    return _named_new(c, judged)
+
+
+def _works_on_existing(c: _Clause) -> bool:
+    """Whether the request's verb is one of changing a record that exists ("assign", "reassign", "give ... to",
+    "close", "move"), not one of making or of looking."""
+    lead = _lead(c.words)
+    if lead is None or lead.stem in _MAKING_WORDS or _MAKING.search(c.text):
+        return False
+    kinds = {t[1:] for t, _ in query_terms(lead, c.index) if t.startswith("~")}
+    return bool(kinds) and kinds <= _ON_EXISTING - {"find"}  # "get me a cab" asks for one, whichever
+
+
+def _named_new(c: _Clause, judged: _Judged) -> bool:
+    """Whether the request names what ``judged`` makes as a new one. After a verb of work on an existing record,
+    "a ticket" is one that exists, not said which ("assign a ticket to devi"), unless it is given to someone ("give
+    devi a task") or the request says what the new one is about ("assign a follow-up about the renewal to devi")."""
+    if not _names_new(c, judged.entry):
+        return False
+    ends = [m.end() for m in _new_things(c, judged.entry)]
+    if not ends or not _works_on_existing(c) or _given_new(c, judged):
+        return True
+    return any(start >= end for start, _ in judged.found.free_text for end in ends)  # it says what the new one is
+
+
+def _acts_on_one(c: _Clause) -> list[_Judged]:
+    """"assign a ticket to devi": after a verb of work on an existing record, the writes that work on the kind of
+    record named indefinitely and have yet to be told which one (the best first: it asks which one)."""
+    if not _works_on_existing(c):
+        return []
+    return [j for j in c.judged if j.entry.action.is_write and not _creates(j.entry) and _new_things(c, j.entry)
+            and any(p.kind == "record" and p.required and p.name not in j.found.args for p in j.entry.params)]
 
 
 def _needs(entry: Entry) -> int:

@@ -833,12 +833,17 @@ def _text_target(piece: Piece, free: list[Param]) -> Param:
     return next((p for p in required if _BODY_PARAM.search(p.name)), required[0])
 
 
+_INDEFINITE_BEFORE = re.compile(r"\b(?:an?|another|any|some)\s+$", re.I)
+
+
 def _take_record_names(s: _Extracting) -> None:
     """What is left names records, places and things; a capitalised name may be a person by email."""
     s.chunks = _chunks(s.text, s.words, [p for p in s.pieces if id(p) in s.used or p.kind != "choice"], s.entry,
                        s.index)
     for piece in s.chunks:
         named = any(c.isupper() or c.isdigit() for c in piece.text) or piece.prep in _NAMING_PREPS
+        if not named and _INDEFINITE_BEFORE.search(s.text[:piece.start]):
+            continue  # "give a follow-up to bob": "a follow-up" is no record's name, whichever one exists
         target = next((p for p in s.of_kind("record") if p.name not in s.args and (p.required or named)), None)
         if target is None and named and piece.text[:1].isupper():
             target = next((p for p in s.of_kind("person", "recipient")
