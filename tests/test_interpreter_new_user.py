@@ -4,6 +4,10 @@ mechanisms on a catalog of another shape.
 - A verb of work on a record that exists ("assign", "reassign", "give ... to", "hand") with a thing named
   indefinitely ("a ticket") asks which one; it makes nothing new unless the thing is given to someone ("give devi a
   task") or said to be about something.
+- "give devi a meeting with carol": the thing the action makes ("a meeting", "a call", "a follow-up") after a person
+  is what is made, not a message to that person: everyone named is invited.
+- A length ("30 minutes", "an hour") is the meeting's duration, never its title; with nothing else to make a title
+  from, the title is asked for.
 """
 
 from __future__ import annotations
@@ -111,3 +115,73 @@ def test_the_same_on_another_catalog(jobs: Catalog, text: str) -> None:
 
 def test_making_one_on_another_catalog_still_makes(jobs: Catalog) -> None:
     assert _actions(_interpret("give devi a job to fix the boiler", jobs))[:1] == ["jobs.create_job"]
+
+
+# --- the thing made after the person it is for --------------------------------------------------------------------
+
+GIVE = [f"{lead}{verb} {first} {thing} with {other} {when}" for lead, verb, first, thing, other, when in
+        itertools.product(["", "please ", "can you "], ["give", "get", "set"], ["devi", "sam"],
+                          ["a meeting", "a call", "a 30 minute meeting", "a quick sync"],
+                          ["carol", "wes and carol"], ["tomorrow at 3pm", "on friday at 10"])]
+
+
+def test_enough_meeting_phrasings_are_generated() -> None:
+    assert len(GIVE) >= 200 and len(set(GIVE)) == len(GIVE)
+
+
+@pytest.mark.parametrize("text", GIVE)
+def test_everyone_named_for_a_meeting_is_invited(text: str) -> None:
+    found = _interpret(text)
+    assert _actions(found) == ["calendar.schedule_meeting"], (text, found)
+    step = found.steps[0]
+    first = "devi" if " devi " in text else "sam"
+    others = ["wes", "carol"] if "wes and carol" in text else ["carol"]
+    assert sorted(step.args["attendees"]) == sorted([first, *others]), (text, found)
+    title = step.args.get("title", "")
+    assert not any(name in title.lower() for name in ("devi", "sam", "carol", "wes", "minute")), (text, found)
+
+
+@pytest.mark.parametrize("text", ["tell wes the demo went well", "tell devi the export works again",
+                                  "let carol know the Orchid renewal is signed"])
+def test_words_said_to_a_person_are_still_the_message(text: str) -> None:
+    found = _interpret(text)
+    assert _actions(found) == ["chat.send"] and found.steps[0].args.get("text"), (text, found)
+
+
+@pytest.mark.parametrize("text", ["send carol a message", "ping devi a message", "message bob a new message"])
+def test_the_thing_sent_is_not_what_it_says(text: str) -> None:
+    found = _interpret(text)
+    assert found.kind == "question" and found.param == "text", (text, found)
+
+
+# --- a length is the meeting's duration, never its title -------------------------------------------------------
+
+LENGTHS = [f"{lead}{verb} {length} with {who} {when}" for lead, verb, length, who, when in itertools.product(
+    ["", "please ", "could you ", "can you "], ["book", "schedule", "set up"],
+    ["30 minutes", "an hour", "45 mins", "half an hour", "2 hours"], ["carol", "bob"],
+    ["tomorrow at 3pm", "on friday at 10"])]
+
+
+def test_enough_length_phrasings_are_generated() -> None:
+    assert len(LENGTHS) >= 200 and len(set(LENGTHS)) == len(LENGTHS)
+
+
+@pytest.mark.parametrize("text", LENGTHS)
+def test_a_length_is_the_duration_and_the_title_is_asked_for(text: str) -> None:
+    found = _interpret(text)
+    assert _actions(found) == ["calendar.schedule_meeting"], (text, found)
+    step = found.steps[0]
+    assert step.args.get("duration") in (30, 45, 60, 120), (text, found)
+    assert "title" not in step.args, (text, found)
+    assert found.kind == "question" and found.param == "title", (text, found)
+
+
+@pytest.mark.parametrize("text", ["book a 30 minute meeting with carol tomorrow at 3pm",
+                                  "schedule an hour-long sync with bob on friday at 10",
+                                  "book 30 minutes with carol tomorrow at 3pm to review the Orchid renewal"])
+def test_a_meeting_named_besides_its_length_is_titled_by_its_words(text: str) -> None:
+    found = _interpret(text)
+    assert _actions(found) == ["calendar.schedule_meeting"], (text, found)
+    title = found.steps[0].args.get("title", "")
+    assert title and not any(ch.isdigit() for ch in title) and "hour" not in title.lower(), (text, found)
+

@@ -458,7 +458,7 @@ def _pick_best(c: _Clause) -> _Outcome:
             best = given[0]  # the first named that is given: ``given`` keeps ``named``'s order
             c.judged = [best, *(j for j in given if j is not best)]
     acting = _acts_on_one(c) if best.entry.action.is_write and not c.question else []
-    if acting and all(j.entry is not best.entry for j in acting) and not _already_asked(c, best.entry) \
+    if acting and not _already_asked(c, best.entry) \
             and not any(_creates(j.entry) and _named_new(c, j) for j in c.judged):
         c.best, c.judged = acting[0], acting  # "assign a ticket to devi": a ticket that exists, not said which
         return None

@@ -15,6 +15,7 @@ import re
 import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from ...directory import Directory, Person
@@ -24,7 +25,7 @@ from . import slots
 from .ranking import CatalogIndex, Entry, name_parts
 from .schema import Param
 from .weights import DEFAULT, Weights
-from .words import DISCOURSE, STOP, Token, stem, tokens
+from .words import DISCOURSE, STOP, Token, concepts, stem, tokens
 
 __all__ = ["Extraction", "Piece", "extract", "find_pieces"]
 
@@ -174,6 +175,7 @@ class _Finding:
     context: Context
     person: Person
     params: list[Param]
+    things: frozenset[str] = frozenset()  # what the action makes or acts on, in its own words (stems)
     found: list[Piece] = field(default_factory=list)
     values: list[Piece] = field(default_factory=list)
     soft: list[Piece] = field(default_factory=list)  # free text marked only by the words before it
@@ -439,12 +441,35 @@ def _find_addressed_text(s: _Finding) -> None:
         rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:(?:a|an|the)\s+\w+\s+(?=that|saying|about))?"
                         r"(?:(?:saying|about|know|:)\s*)?(?:that\s+(?=\S+\s+\S))?\s*", text[piece.end:])
         start = piece.end + (rest.end() if rest else 0)
+        if _names_thing(text[start:], s.things):
+            continue  # "give devi a meeting with carol": the thing the action makes, not words said to devi
         starts_value = any(c.start == start and c.kind in ("date", "datetime", "time", "range", "money", "duration",
                                                            "moment")
                            for c in s.chosen)
         if len(text[start:].split()) >= 2 and not starts_value and not re.match(
                 r"(?:on|at|by|for|in|to|from|with|next|this|tomorrow|today)\b", text[start:], re.I):
             s.soft.append(Piece(start, len(text), "soft-text", text[start:].strip(), text[start:]))
+
+
+# "a meeting", "a 30 minute call", "up a new follow-up": an indefinite thing and the words before its noun
+_A_THING = re.compile(r"(?:up\s+)?(?:an?|another|one)\s+(?:new\s+)?((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
+
+
+def _names_thing(rest: str, things: frozenset[str]) -> bool:
+    """Whether ``rest`` opens by naming, as a new one, a thing the action makes ("a meeting", "a 30 minute call",
+    "a follow-up"), in its words or their concepts: the object of "give devi ...", not a message to devi."""
+    m = _A_THING.match(rest)
+    return m is not None and any(stem(w.lower()) in things or f"~{k}" in things
+                                 for w in m.group(1).split() for k in concepts(stem(w.lower())))
+
+
+@lru_cache(maxsize=8192)
+def _own_things(name: str, description: str) -> frozenset[str]:
+    """An action's own nouns, as stems and "~concept": its system's and object's names, its description's words
+    after the verb."""
+    parts = name_parts(name)
+    stems = {t.stem for t in tokens(" ".join([description, *parts[:1], *parts[2:]]))[1:] if t.lower not in STOP}
+    return frozenset(stems | {f"~{k}" for base in stems for k in concepts(base)})
 
 
 def _text_end(s: _Finding, piece: Piece) -> int:
@@ -499,9 +524,11 @@ _FINDERS = (
 )
 
 
-def find_pieces(text: str, context: Context, person: Person, params: list[Param]) -> list[Piece]:
-    """Every marked piece of ``text``, without overlaps (earlier kinds in the list win): the finders in order."""
-    state = _Finding(text, context, person, params)
+def find_pieces(text: str, context: Context, person: Person, params: list[Param],
+                things: frozenset[str] = frozenset()) -> list[Piece]:
+    """Every marked piece of ``text``, without overlaps (earlier kinds in the list win): the finders in order.
+    ``things`` are the action's own nouns (stems), so "a meeting" after a person is what is made, not a message."""
+    state = _Finding(text, context, person, params, things)
     for step in _FINDERS:
         step(state)
     for piece in state.chosen:
@@ -561,16 +588,19 @@ _COURTESY_END = re.compile(r"(?:[\s,]+(?:please|pls|thanks|thank\s+you|thx|cheer
 
 
 def _clean_title(text: str, pieces: list[Piece], words: list[Token]) -> str:
-    """A short title from the message itself: its words without the leading verb, dates and quoted text."""
-    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "text", "person", "self", "label")]
+    """A short title from the message itself: its words without the leading verb (and its particle: "set up"),
+    dates, durations (a length is never a title: "book 30 minutes with carol"), people and quoted text."""
+    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "duration", "text", "person", "self",
+                                           "label")]
     kept = "".join(ch for i, ch in enumerate(text) if not any(p.start <= i < p.end for p in cut))
     kept = re.sub(r"\s+", " ", kept).strip(" ,.")
     kept = _COURTESY_END.sub("", _POLITE_START.sub("", kept)).strip(" ,.?!")
     first = tokens(kept)
     if first and first[0].text.islower():
         kept = kept[first[0].end:].strip()  # the verb: "create", "email", "open"
-    kept = re.sub(r"^(?:(?:me|us|him|her|them|and|a|an|the)\s+)+", "", kept, flags=re.IGNORECASE)
-    kept = re.sub(r"\s+(?:for|to|with|on|by|due|and)$", "", re.sub(r"[\s,]+$", "", kept), flags=re.IGNORECASE)
+    kept = re.sub(r"^(?:(?:up|out|together|me|us|him|her|them|and|a|an|the|in(?:to)?(?=\s+(?:a|an|the)\b))(?:\s+|$))+",
+                  "", kept, flags=re.IGNORECASE)
+    kept = re.sub(r"(?:(?:^|[\s,]+)(?:for|to|with|on|at|by|due|and|or))+$", "", kept.rstrip(" ,"), flags=re.IGNORECASE)
     return (kept[:1].upper() + kept[1:])[:300] if kept else ""
 
 
@@ -1048,7 +1078,8 @@ def _score(s: _Extracting) -> Extraction:
 def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, person: Person, *,
             weights: Weights = DEFAULT) -> Extraction:
     """The arguments ``text`` gives ``entry``'s parameters, and how well they fit: the passes in order."""
-    state = _Extracting(text, entry, index, context, weights, find_pieces(text, context, person, entry.params),
+    things = _own_things(entry.action.name, entry.action.description)
+    state = _Extracting(text, entry, index, context, weights, find_pieces(text, context, person, entry.params, things),
                         tokens(text))
     for step in _PASSES:
         step(state)
