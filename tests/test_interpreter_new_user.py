@@ -8,6 +8,8 @@ mechanisms on a catalog of another shape.
   is what is made, not a message to that person: everyone named is invited.
 - A length ("30 minutes", "an hour") is the meeting's duration, never its title; with nothing else to make a title
   from, the title is asked for.
+- A request not to act ("I don't want to reserve it yet", "not yet", "don't book it") never moves toward a write,
+  whatever interpreter proposed one; a request after it ("not yet, but can you find cheaper ones?") still counts.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from sayso.catalog import Catalog
 from sayso.clock import parse_time
 from sayso.demo.catalog import catalog as demo
 from sayso.directory import Directory
-from sayso.interpreter import Context, Interpretation
+from sayso.interpreter import Context, Interpretation, ProposedStep
+from sayso.interpreter.guesses import decline_guesses, refuses
 from sayso.interpreter.offline import OfflineInterpreter
 
 from .conftest import demo_catalog_with
@@ -185,3 +188,99 @@ def test_a_meeting_named_besides_its_length_is_titled_by_its_words(text: str) ->
     title = found.steps[0].args.get("title", "")
     assert title and not any(ch.isdigit() for ch in title) and "hour" not in title.lower(), (text, found)
 
+
+# --- a request not to act -------------------------------------------------------------------------------------
+
+HOTELS = """\
+actions:
+  - name: stays.search_hotels
+    description: Find a hotel at a given location. A service for searching and reserving rooms in hotels.
+    kind: read
+    connector: tickets
+    operation: find
+    risk: none
+    params:
+      place: {type: string, required: true, description: "Where the hotel is"}
+  - name: stays.reserve_hotel
+    description: Reserve a selected hotel for given dates. A service for searching and reserving rooms in hotels.
+    kind: write
+    connector: tickets
+    operation: create
+    risk: low
+    params:
+      hotel: {type: string, required: true, description: "The hotel's name"}
+      check_in: {type: date, required: true, description: "The first night"}
+      nights: {type: integer, required: true, description: "How many nights"}
+"""
+SHOWN = [{"role": "assistant", "text": "I found 3 hotels. The first is the Grand at 4 stars. Shall I reserve it?"}]
+
+
+@pytest.fixture(scope="module")
+def hotels(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
+    return demo_catalog_with(tmp_path_factory.mktemp("hotels") / "ws", "stays.yaml", HOTELS)
+
+
+REFUSALS = [f"{ack}{no}{it}{tail}" for ack, no, it, tail in itertools.product(
+    ["", "No, ", "Hmm, ", "Thanks, but "],
+    ["I don't want to reserve", "don't book", "please don't reserve", "I'd rather not book", "let's not reserve",
+     "we don't need to book", "I do not want to book"],
+    [" it", " the room", " that hotel"], ["", " yet", " now", " just yet."])]
+
+
+def test_enough_refusals_are_generated() -> None:
+    assert len(REFUSALS) >= 300 and len(set(REFUSALS)) == len(REFUSALS)
+
+
+@pytest.mark.parametrize("text", REFUSALS)
+def test_a_refusal_after_a_search_never_moves_to_the_write(hotels: Catalog, text: str) -> None:
+    context = Context(now=NOW, directory=DIRECTORY, pending_action="stays.search_hotels", history=SHOWN)
+    found = _interpret(text, hotels, context)
+    writes = [a for a in _actions(found) if hotels.get(a).is_write]
+    assert not writes, (text, found)
+
+
+@pytest.mark.parametrize("text", ["not yet", "No, not yet.", "not now", "Not right now, thanks."])
+def test_not_yet_after_a_search_is_nothing(hotels: Catalog, text: str) -> None:
+    context = Context(now=NOW, directory=DIRECTORY, pending_action="stays.search_hotels", history=SHOWN)
+    assert _interpret(text, hotels, context).kind == "none", text
+
+
+@pytest.mark.parametrize("text", [f"{no}{verb}" for no, verb in itertools.product(
+    ["", "please ", "no, ", "I don't want to ", "let's not ", "we don't need to "],
+    ["move the Orchid deal to negotiation", "close SUP-17", "email carol the renewal terms",
+     "issue a credit note of 2,000 to Orchid Pharma for the outage", "reassign Juniper Schools to bob"])
+    if no not in ("", "please ", "no, ")])
+def test_a_refusal_on_the_demo_proposes_no_write(text: str) -> None:
+    found = _interpret(text)
+    assert not [a for a in _actions(found) if demo.get(a).is_write], (text, found)
+
+
+@pytest.mark.parametrize("text", ["No, not yet. Can you reserve it for 2 nights from Friday?",
+                                  "Not now, but reserve the Grand for 2 nights on Friday.",
+                                  "I don't want that one. I do want the Grand for 2 nights on Friday."])
+def test_a_request_after_a_refusal_still_counts(hotels: Catalog, text: str) -> None:
+    assert not refuses(text, hotels), text
+
+
+@pytest.mark.parametrize("text", ["tell devi not to book it", "send carol a message saying don't reserve it",
+                                  "move the Orchid deal to negotiation, don't wait",
+                                  "remind me not to call Lena tomorrow at 9"])
+def test_a_negation_inside_a_request_is_not_a_refusal(text: str) -> None:
+    assert not refuses(text, demo), text
+    assert [a for a in _actions(_interpret(text)) if demo.get(a).is_write], text
+
+
+@pytest.mark.parametrize("text", ["don't forget to email carol the deck", "don't hesitate to call me",
+                                  "please don't wait, book it"])
+def test_a_negation_that_asks_is_not_a_refusal(text: str) -> None:
+    assert not refuses(text, demo), text
+
+
+# A model (or any interpreter) that proposes the write anyway: the checks withhold it.
+@pytest.mark.parametrize("text", ["I don't want to reserve it yet", "don't book it", "not yet", "let's not do that",
+                                  "no need to book it, thanks", "hold off on the reservation"])
+def test_a_proposed_write_for_a_refusal_is_withheld_whatever_proposed_it(hotels: Catalog, text: str) -> None:
+    proposed = Interpretation(kind="plan", steps=[ProposedStep(action="stays.reserve_hotel",
+                                                               args={"hotel": "the Grand", "nights": 2})])
+    found = decline_guesses(proposed, text, hotels)
+    assert found.kind == "none" and not found.steps, (text, found)
