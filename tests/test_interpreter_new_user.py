@@ -8,6 +8,8 @@ mechanisms on a catalog of another shape.
   is what is made, not a message to that person: everyone named is invited.
 - A length ("30 minutes", "an hour") is the meeting's duration, never its title; with nothing else to make a title
   from, the title is asked for.
+- "tell carl the renewal is signed", carl unknown: the words after the name are the message, and the name is asked
+  about with the nearest people ("Did you mean Carol?"), the message kept.
 - A request not to act ("I don't want to reserve it yet", "not yet", "don't book it") never moves toward a write,
   whatever interpreter proposed one; a request after it ("not yet, but can you find cheaper ones?") still counts.
 """
@@ -29,6 +31,7 @@ from sayso.interpreter.guesses import decline_guesses, refuses
 from sayso.interpreter.offline import OfflineInterpreter
 
 from .conftest import demo_catalog_with
+from .test_instructions import chat_as, messages_to
 
 DIRECTORY = Directory.load(Path(sayso.__file__).resolve().parent / "demo" / "files" / "directory.yaml")
 ALICE = DIRECTORY.get("alice")
@@ -284,3 +287,42 @@ def test_a_proposed_write_for_a_refusal_is_withheld_whatever_proposed_it(hotels:
                                                                args={"hotel": "the Grand", "nights": 2})])
     found = decline_guesses(proposed, text, hotels)
     assert found.kind == "none" and not found.steps, (text, found)
+
+
+# --- a message to someone sayso does not know -----------------------------------------------------------------
+
+UNKNOWN = [f"{verb} {who} {said}" for verb, who, said in itertools.product(
+    ["tell", "ping", "message", "please tell"], ["carl", "zoe", "tomas", "priyanka"],
+    ["the renewal is signed", "the demo went well", "the export works again", "the customer called back",
+     "Brightwater renewed for two years"])]
+
+
+def test_enough_unknown_addressee_phrasings_are_generated() -> None:
+    assert len(UNKNOWN) >= 80 and len(set(UNKNOWN)) == len(UNKNOWN)
+
+
+@pytest.mark.parametrize("text", UNKNOWN)
+def test_the_message_to_an_unknown_name_is_taken(text: str) -> None:
+    who, said = text.removeprefix("please ").split(" ", 2)[1:]
+    found = _interpret(text)
+    assert _actions(found) == ["chat.send"], (text, found)
+    assert found.steps[0].args == {"to": who, "text": said}, (text, found)
+
+
+def test_an_email_to_an_unknown_name_takes_the_body_and_a_subject_from_it() -> None:
+    found = _interpret("email carl the renewal is signed")
+    assert _actions(found) == ["email.send"], found
+    assert found.steps[0].args == {"to": ["carl"], "body": "the renewal is signed", "subject": "the renewal is signed"}
+
+
+def test_in_a_chat_the_unknown_name_is_asked_about_and_the_message_kept(sqlite_root: Path) -> None:
+    chat = chat_as(sqlite_root, "alice")
+    asked = chat.say("alice", "tell carl the renewal is signed")
+    assert asked.status.value == "needs_clarification", asked.reply
+    assert [o.value for o in asked.options or []] == ["carol"] and asked.question == {
+        "param": "to", "step": 0, "about": "carl"}
+    assert asked.steps[0].args["text"] == "the renewal is signed"
+    done = chat.say("alice", "1", asked.conversation)
+    assert done.status.value == "executed", done.reply
+    assert messages_to(sqlite_root, "carol") == ["the renewal is signed"]
+

@@ -548,6 +548,8 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
         while run and (run[0].lower in STOP):
             run.pop(0)
         capital = next((i for i, t in enumerate(run) if t.text[:1].isupper()), None)
+        if capital:
+            addressed(run[:capital])
         if capital:  # "how big is the Tallgrass deal": the name starts at its first capital
             del run[:capital]
         if run:
@@ -555,6 +557,14 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
             value = re.sub(r"['’]s\b", "", text[start:end])  # "Orchid's amount": the record is Orchid
             out.append(Piece(start, end, "chunk", value, text[start:end], _prep_before(text, start)))
         run.clear()
+
+    def addressed(head: list[Token]) -> None:
+        """"tell carl the Kestrel deal is closed": the word right after the verb stays a name of its own (the
+        person addressed) where the run it starts is cut at a capital or a kind of record."""
+        head = [t for t in head if t.lower not in STOP]
+        if head and lead is not None and words.index(head[0]) == words.index(lead) + 1 and len(head) == 1:
+            said = head[0].text
+            out.append(Piece(head[0].start, head[0].end, "chunk", said, said, _prep_before(text, head[0].start)))
 
     kinds = {t.lower() for p in entry.params for t in p.record.split("|") if t}
     lead = next((t for t in words if t.lower not in STOP), None)
@@ -565,6 +575,7 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
             flush()
             continue
         if run and not inside and token.lower.rstrip("s") in index.record_types:
+            addressed(run[:next((i for i, t in enumerate(run) if t.text[:1].isupper()), 1)])
             run.clear()  # "the Kestrel deal" names a deal: not for a parameter that takes accounts
             continue
         if token is lead and (token.text.islower() or index.matched(entry, token)):
@@ -966,9 +977,32 @@ def _default_addressee(s: _Extracting) -> None:
             continue
         near = next((c for c in s.chunks if id(c) not in s.used and (
             c.prep in ("to", "for", "with") and c.text[:1].isupper() or _after_lead(c, s.words))), None)
-        if near is not None:
-            value = near.text.split()[0] if _after_lead(near, s.words) else near.text
-            s.take(param, near, [value] if param.many else value)
+        if near is None:
+            continue
+        if not _after_lead(near, s.words):
+            s.take(param, near, [near.text] if param.many else near.text)
+            continue
+        value = near.text.split()[0]  # "tell carl the renewal is signed": the name, then what to tell him
+        name = Piece(near.start, near.start + len(value), "chunk", value, value, near.prep)
+        s.pieces.append(name)
+        s.used.add(id(near))
+        s.take(param, name, [value] if param.many else value)
+        _take_text_after(s, name.end)
+
+
+def _take_text_after(s: _Extracting, start: int) -> None:
+    """The words after the person addressed, as the message a required text parameter still wants (its body
+    first), when they are at least two words."""
+    wanting = [p for p in s.of_kind("text") if p.required and p.name not in s.args]
+    wanting.sort(key=lambda p: not _BODY_PARAM.search(p.name))
+    rest = s.text[start:].strip(" ,:")
+    if wanting and len(rest.split()) >= 2:
+        piece = Piece(len(s.text) - len(rest), len(s.text), "text", rest, rest)
+        s.pieces.append(piece)
+        s.take(wanting[0], piece, rest)
+        for param in s.of_kind("text"):  # a subject made from the words before the message was found gives way
+            if param.name in s.args and s.mentions.get(param.name) == s.text and _TITLE_PARAM.search(param.name):
+                del s.args[param.name], s.mentions[param.name]
 
 
 def _default_subject(s: _Extracting) -> None:
