@@ -10,6 +10,9 @@ mechanisms on a catalog of another shape.
   from, the title is asked for.
 - "tell carl the renewal is signed", carl unknown: the words after the name are the message, and the name is asked
   about with the nearest people ("Did you mean Carol?"), the message kept.
+- What is told to someone else is carried, never acted on: "tell carl we won the Orchid deal" closes nothing, and
+  "tell devi what the Orchid deal's stage is" never changes the deal: the message to devi is proposed and what it
+  should say is asked ("ask devi what ..." sends the question itself).
 - A request not to act ("I don't want to reserve it yet", "not yet", "don't book it") never moves toward a write,
   whatever interpreter proposed one; a request after it ("not yet, but can you find cheaper ones?") still counts.
 """
@@ -293,8 +296,8 @@ def test_a_proposed_write_for_a_refusal_is_withheld_whatever_proposed_it(hotels:
 
 UNKNOWN = [f"{verb} {who} {said}" for verb, who, said in itertools.product(
     ["tell", "ping", "message", "please tell"], ["carl", "zoe", "tomas", "priyanka"],
-    ["the renewal is signed", "the demo went well", "the export works again", "the customer called back",
-     "Brightwater renewed for two years"])]
+    ["the renewal is signed", "the demo went well", "we won the Orchid deal", "the export works again",
+     "we closed the Kestrel deal"])]
 
 
 def test_enough_unknown_addressee_phrasings_are_generated() -> None:
@@ -326,3 +329,47 @@ def test_in_a_chat_the_unknown_name_is_asked_about_and_the_message_kept(sqlite_r
     assert done.status.value == "executed", done.reply
     assert messages_to(sqlite_root, "carol") == ["the renewal is signed"]
 
+
+# --- what is told to someone else is carried, never acted on ----------------------------------------------------
+
+TELLS = [f"{lead}{verb} {who}{know} {wh} {what}" for lead, verb, who, know, wh, what in itertools.product(
+    ["", "please ", "can you "], ["tell", "let", "email", "ping"], ["devi", "wes"], [""],
+    ["what", "which stage", "how much"],
+    ["the Orchid deal's stage is", "the Orchid deal is in", "the Kestrel deal is worth", "SUP-17's status is"])]
+TELLS = [t.replace("let devi ", "let devi know ").replace("let wes ", "let wes know ") for t in TELLS]
+
+
+def test_enough_told_questions_are_generated() -> None:
+    assert len(TELLS) >= 250 and len(set(TELLS)) == len(TELLS)
+
+
+@pytest.mark.parametrize("text", TELLS)
+def test_a_question_told_to_someone_is_a_message_never_a_change(text: str) -> None:
+    found = _interpret(text)
+    assert _actions(found) in (["chat.send"], ["email.send"]), (text, found)
+    assert found.kind == "question" and found.param in ("text", "body"), (text, found)
+    assert found.steps[0].args.get("to") in ("devi", "wes", ["devi"], ["wes"]), (text, found)
+
+
+@pytest.mark.parametrize("text", [f"{verb} {who} {said}" for verb, who, said in itertools.product(
+    ["tell", "ping", "please tell"], ["devi", "carl"],
+    ["we won the Orchid deal", "the Kestrel deal is closed", "SUP-17 can be closed", "the customer signed today",
+     "Orchid is in negotiation now"])])
+def test_news_told_to_someone_changes_nothing(text: str) -> None:
+    found = _interpret(text)
+    assert _actions(found) == ["chat.send"], (text, found)
+    assert found.steps[0].args["text"] == text.split(" ", 3 if text.startswith("please") else 2)[-1], (text, found)
+
+
+@pytest.mark.parametrize("text", ["ask devi what the Orchid deal's stage is", "ask carol when she is free",
+                                  "ask wes whether the Cobalt deal is still on"])
+def test_a_question_asked_of_someone_is_the_message(text: str) -> None:
+    found = _interpret(text)
+    assert _actions(found) == ["chat.send"] and found.steps[0].args.get("text"), (text, found)
+
+
+@pytest.mark.parametrize("text", ["tell me what the Orchid deal's stage is",
+                                  "let me know which deals close this month"])
+def test_telling_me_is_still_a_question(text: str) -> None:
+    found = _interpret(text)
+    assert not [a for a in _actions(found) if demo.get(a).is_write], (text, found)

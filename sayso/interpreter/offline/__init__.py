@@ -435,6 +435,63 @@ def _judge(c: _Clause) -> _Outcome:
     return None
 
 
+_TELLS = frozenset({"send", "email"})
+_KNOW_THAT = frozenset({"know", "that", "about"})
+_SAID_PARAM = re.compile(r"text|body|message|content")
+_WH_WORDS = frozenset("what what's whats which how when where who whom whose whether if why".split())
+
+
+def _told(c: _Clause) -> int | None:
+    """Where what is told starts, when the clause opens by telling someone else something ("tell carl we won the
+    Orchid deal", "let devi know what the stage is", "email wes the figures"): the verb of telling, the person
+    (not "me" or "us"), then at least two words."""
+    words = [w for w in c.words if w.lower not in ("please", "can", "could", "would", "will", "you", "just")]
+    if len(words) < 4 or not concepts(words[0].stem) & _TELLS or words[1].lower in _RECEIVERS | STOP - {"her", "him"}:
+        return None
+    rest = [w for w in words[2:] if w.lower not in _KNOW_THAT] if words[2].lower in _KNOW_THAT else words[2:]
+    if len(rest) < 2 or rest[0].lower in ("a", "an", "another"):
+        return None  # "send carol a message": the thing sent, not what it says
+    return rest[0].start
+
+
+def _keep_what_is_told(c: _Clause) -> _Outcome:
+    """What is told to someone else is carried, never acted on: "tell carl we won the Orchid deal" does not close
+    the deal, "tell devi what the Orchid deal's stage is" does not change it. The actions that carry those words as
+    their text are weighed alone (when any does). A question told on ("what the stage is") is not words to send:
+    unless the verb asks ("ask devi what ..."), what to say is asked for."""
+    start = _told(c)
+    if start is None:
+        return None
+    verb = c.words[0] if concepts(c.words[0].stem) & _TELLS else next(w for w in c.words if concepts(w.stem) & _TELLS)
+    said = {verb.stem} | {f"~{k}" for k in concepts(verb.stem)}
+
+    def carries(j: _Judged) -> bool:  # a write the verb asks for, that takes the words told as its text
+        return j.entry.action.is_write and bool((_own_verbs(j.entry) | _own_things(j.entry)) & said) \
+            and any(a <= start < b for a, b in j.found.free_text)
+
+    carrying = [j for j in c.judged if carries(j)]
+    if not carrying:  # not ranked among the first by words ("ask devi what the Orchid deal's stage is")
+        weighed = {j.entry.action.name for j in c.judged}
+        for n, entry in enumerate(c.index.entries):
+            if entry.action.name not in weighed and (_own_verbs(entry) | _own_things(entry)) & said:
+                found = c.extract(entry)
+                judged = _Judged(c.scores.get(n, 0.0) + found.evidence, entry, found, c.scores.get(n, 0.0))
+                if carries(judged):
+                    carrying.append(judged)
+        carrying.sort(key=lambda j: -j.total)
+    if not carrying:
+        return None
+    c.judged = carrying
+    if c.text[start:].split()[0].lower() in _WH_WORDS and verb.stem != "ask":
+        for j in carrying:  # the information is to be sent, not these words: what to say is asked
+            j.found.args = {k: v for k, v in j.found.args.items()
+                            if not any(p.kind == "text" and p.name == k for p in j.entry.params)}
+            j.found.missing = [p for p in j.entry.params if p.required and p.name not in j.found.args
+                               and p.default is None]
+            j.found.missing.sort(key=lambda p: not _SAID_PARAM.search(p.name))
+    return None
+
+
 def _pick_best(c: _Clause) -> _Outcome:
     """The best total, unless its words are too weak, it writes when asked, or it is mostly about other things."""
     w = c.weights
@@ -709,7 +766,8 @@ def _decide(c: _Clause) -> _Outcome:
     return step
 
 
-_CLAUSE_STEPS = (_accept_offer, _continue_pending, _follow_last_read, _read_mood, _judge, _pick_best, _decide)
+_CLAUSE_STEPS = (_accept_offer, _continue_pending, _follow_last_read, _read_mood, _judge, _keep_what_is_told,
+                 _pick_best, _decide)
 
 
 def _about(named: str, text: str, index: CatalogIndex) -> Interpretation:
