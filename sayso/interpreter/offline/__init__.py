@@ -484,8 +484,9 @@ def _keep_what_is_told(c: _Clause) -> _Outcome:
     c.judged = carrying
     if c.text[start:].split()[0].lower() in _WH_WORDS and verb.stem != "ask":
         for j in carrying:  # the information is to be sent, not these words: what to say is asked
-            j.found.args = {k: v for k, v in j.found.args.items()
-                            if not any(p.kind == "text" and p.name == k for p in j.entry.params)}
+            texts = {p.name for p in j.entry.params if p.kind == "text"}
+            j.found.args = {k: v for k, v in j.found.args.items() if k not in texts}
+            j.found.mentions = {k: v for k, v in j.found.mentions.items() if k not in texts}
             j.found.missing = [p for p in j.entry.params if p.required and p.name not in j.found.args
                                and p.default is None]
             j.found.missing.sort(key=lambda p: not _SAID_PARAM.search(p.name))
