@@ -435,6 +435,64 @@ def _judge(c: _Clause) -> _Outcome:
     return None
 
 
+_TELLS = frozenset({"send", "email"})
+_KNOW_THAT = frozenset({"know", "that", "about"})
+_SAID_PARAM = re.compile(r"text|body|message|content")
+_WH_WORDS = frozenset("what what's whats which how when where who whom whose whether if why".split())
+
+
+def _told(c: _Clause) -> int | None:
+    """Where what is told starts, when the clause opens by telling someone else something ("tell carl we won the
+    Orchid deal", "let devi know what the stage is", "email wes the figures"): the verb of telling, the person
+    (not "me" or "us"), then at least two words."""
+    words = [w for w in c.words if w.lower not in ("please", "can", "could", "would", "will", "you", "just")]
+    if len(words) < 4 or not concepts(words[0].stem) & _TELLS or words[1].lower in _RECEIVERS | STOP - {"her", "him"}:
+        return None
+    rest = [w for w in words[2:] if w.lower not in _KNOW_THAT] if words[2].lower in _KNOW_THAT else words[2:]
+    if len(rest) < 2 or rest[0].lower in ("a", "an", "another"):
+        return None  # "send carol a message": the thing sent, not what it says
+    return rest[0].start
+
+
+def _keep_what_is_told(c: _Clause) -> _Outcome:
+    """What is told to someone else is carried, never acted on: "tell carl we won the Orchid deal" does not close
+    the deal, "tell devi what the Orchid deal's stage is" does not change it. The actions that carry those words as
+    their text are weighed alone (when any does). A question told on ("what the stage is") is not words to send:
+    unless the verb asks ("ask devi what ..."), what to say is asked for."""
+    start = _told(c)
+    if start is None:
+        return None
+    verb = c.words[0] if concepts(c.words[0].stem) & _TELLS else next(w for w in c.words if concepts(w.stem) & _TELLS)
+    said = {verb.stem} | {f"~{k}" for k in concepts(verb.stem)}
+
+    def carries(j: _Judged) -> bool:  # a write the verb asks for, that takes the words told as its text
+        return j.entry.action.is_write and bool((_own_verbs(j.entry) | _own_things(j.entry)) & said) \
+            and any(a <= start < b for a, b in j.found.free_text)
+
+    carrying = [j for j in c.judged if carries(j)]
+    if not carrying:  # not ranked among the first by words ("ask devi what the Orchid deal's stage is")
+        weighed = {j.entry.action.name for j in c.judged}
+        for n, entry in enumerate(c.index.entries):
+            if entry.action.name not in weighed and (_own_verbs(entry) | _own_things(entry)) & said:
+                found = c.extract(entry)
+                judged = _Judged(c.scores.get(n, 0.0) + found.evidence, entry, found, c.scores.get(n, 0.0))
+                if carries(judged):
+                    carrying.append(judged)
+        carrying.sort(key=lambda j: -j.total)
+    if not carrying:
+        return None
+    c.judged = carrying
+    if c.text[start:].split()[0].lower() in _WH_WORDS and verb.stem != "ask":
+        for j in carrying:  # the information is to be sent, not these words: what to say is asked
+            texts = {p.name for p in j.entry.params if p.kind == "text"}
+            j.found.args = {k: v for k, v in j.found.args.items() if k not in texts}
+            j.found.mentions = {k: v for k, v in j.found.mentions.items() if k not in texts}
+            j.found.missing = [p for p in j.entry.params if p.required and p.name not in j.found.args
+                               and p.default is None]
+            j.found.missing.sort(key=lambda p: not _SAID_PARAM.search(p.name))
+    return None
+
+
 def _pick_best(c: _Clause) -> _Outcome:
     """The best total, unless its words are too weak, it writes when asked, or it is mostly about other things."""
     w = c.weights
@@ -457,10 +515,15 @@ def _pick_best(c: _Clause) -> _Outcome:
         if given:
             best = given[0]  # the first named that is given: ``given`` keeps ``named``'s order
             c.judged = [best, *(j for j in given if j is not best)]
+    acting = _acts_on_one(c) if best.entry.action.is_write and not c.question else []
+    if acting and not _already_asked(c, best.entry) \
+            and not any(_creates(j.entry) and _named_new(c, j) for j in c.judged):
+        c.best, c.judged = acting[0], acting  # "assign a ticket to devi": a ticket that exists, not said which
+        return None
     if _creates(best.entry) and not _already_asked(c, best.entry) and not _asked_to_make(c, best):
         # a record is made only when the request says to make one: the action whose thing is named as a new one
         # ("give devi a task to ..."), else which action is meant is asked, nothing is made on a guess
-        named = [j for j in c.judged if _creates(j.entry) and _names_new(c, j.entry)]
+        named = [j for j in c.judged if _creates(j.entry) and _named_new(c, j)]
         if not named:
             others = [j.entry for j in c.judged[1:] if j.entry.action.is_write and not _creates(j.entry)]
             options = _options([*others[:2], best.entry])
@@ -610,7 +673,38 @@ def _asked_to_make(c: _Clause, judged: _Judged) -> bool:
         kinds = {t[1:] for t in terms if t.startswith("~")}
         if kinds & _MAKES or (not kinds <= _ON_EXISTING or not kinds) and terms & own:
             return True
-    return _names_new(c, judged.entry)
+    return _named_new(c, judged)
+
+
+def _works_on_existing(c: _Clause) -> bool:
+    """Whether the request's verb is one of changing a record that exists ("assign", "reassign", "give ... to",
+    "close", "move"), not one of making or of looking."""
+    lead = _lead(c.words)
+    if lead is None or lead.stem in _MAKING_WORDS or _MAKING.search(c.text):
+        return False
+    kinds = {t[1:] for t, _ in query_terms(lead, c.index) if t.startswith("~")}
+    return bool(kinds) and kinds <= _ON_EXISTING - {"find"}  # "get me a cab" asks for one, whichever
+
+
+def _named_new(c: _Clause, judged: _Judged) -> bool:
+    """Whether the request names what ``judged`` makes as a new one. After a verb of work on an existing record,
+    "a ticket" is one that exists, not said which ("assign a ticket to devi"), unless it is given to someone ("give
+    devi a task") or the request says what the new one is about ("assign a follow-up about the renewal to devi")."""
+    if not _names_new(c, judged.entry):
+        return False
+    ends = [m.end() for m in _new_things(c, judged.entry)]
+    if not ends or not _works_on_existing(c) or _given_new(c, judged):
+        return True
+    return any(start >= end for start, _ in judged.found.free_text for end in ends)  # it says what the new one is
+
+
+def _acts_on_one(c: _Clause) -> list[_Judged]:
+    """"assign a ticket to devi": after a verb of work on an existing record, the writes that work on the kind of
+    record named indefinitely and have yet to be told which one (the best first: it asks which one)."""
+    if not _works_on_existing(c):
+        return []
+    return [j for j in c.judged if j.entry.action.is_write and not _creates(j.entry) and _new_things(c, j.entry)
+            and any(p.kind == "record" and p.required and p.name not in j.found.args for p in j.entry.params)]
 
 
 def _needs(entry: Entry) -> int:
@@ -673,7 +767,8 @@ def _decide(c: _Clause) -> _Outcome:
     return step
 
 
-_CLAUSE_STEPS = (_accept_offer, _continue_pending, _follow_last_read, _read_mood, _judge, _pick_best, _decide)
+_CLAUSE_STEPS = (_accept_offer, _continue_pending, _follow_last_read, _read_mood, _judge, _keep_what_is_told,
+                 _pick_best, _decide)
 
 
 def _about(named: str, text: str, index: CatalogIndex) -> Interpretation:

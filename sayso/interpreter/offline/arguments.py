@@ -15,6 +15,7 @@ import re
 import weakref
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from ...directory import Directory, Person
@@ -24,7 +25,7 @@ from . import slots
 from .ranking import CatalogIndex, Entry, name_parts
 from .schema import Param
 from .weights import DEFAULT, Weights
-from .words import DISCOURSE, STOP, Token, stem, tokens
+from .words import DISCOURSE, STOP, Token, concepts, stem, tokens
 
 __all__ = ["Extraction", "Piece", "extract", "find_pieces"]
 
@@ -174,6 +175,7 @@ class _Finding:
     context: Context
     person: Person
     params: list[Param]
+    things: frozenset[str] = frozenset()  # what the action makes or acts on, in its own words (stems)
     found: list[Piece] = field(default_factory=list)
     values: list[Piece] = field(default_factory=list)
     soft: list[Piece] = field(default_factory=list)  # free text marked only by the words before it
@@ -442,12 +444,35 @@ def _find_addressed_text(s: _Finding) -> None:
         rest = re.match(r"[\s,]*(?:(?:and|or)\s+\w+[\s,]*)*(?:(?:a|an|the)\s+\w+\s+(?=that|saying|about))?"
                         r"(?:(?:saying|about|know|:)\s*)?(?:that\s+(?=\S+\s+\S))?\s*", text[piece.end:])
         start = piece.end + (rest.end() if rest else 0)
+        if _names_thing(text[start:], s.things):
+            continue  # "give devi a meeting with carol": the thing the action makes, not words said to devi
         starts_value = any(c.start == start and c.kind in ("date", "datetime", "time", "range", "money", "duration",
                                                            "moment")
                            for c in s.chosen)
         if len(text[start:].split()) >= 2 and not starts_value and not re.match(
                 r"(?:on|at|by|for|in|to|from|with|next|this|tomorrow|today)\b", text[start:], re.I):
             s.soft.append(Piece(start, len(text), "soft-text", text[start:].strip(), text[start:]))
+
+
+# "a meeting", "a 30 minute call", "up a new follow-up": an indefinite thing and the words before its noun
+_A_THING = re.compile(r"(?:up\s+)?(?:an?|another|one)\s+(?:new\s+)?((?:[\w-]+\s+){0,2}[\w-]+)", re.I)
+
+
+def _names_thing(rest: str, things: frozenset[str]) -> bool:
+    """Whether ``rest`` opens by naming, as a new one, a thing the action makes ("a meeting", "a 30 minute call",
+    "a follow-up"), in its words or their concepts: the object of "give devi ...", not a message to devi."""
+    m = _A_THING.match(rest)
+    return m is not None and any(stem(w.lower()) in things or f"~{k}" in things
+                                 for w in m.group(1).split() for k in concepts(stem(w.lower())))
+
+
+@lru_cache(maxsize=8192)
+def _own_things(name: str, description: str) -> frozenset[str]:
+    """An action's own nouns, as stems and "~concept": its system's and object's names, its description's words
+    after the verb."""
+    parts = name_parts(name)
+    stems = {t.stem for t in tokens(" ".join([description, *parts[:1], *parts[2:]]))[1:] if t.lower not in STOP}
+    return frozenset(stems | {f"~{k}" for base in stems for k in concepts(base)})
 
 
 def _text_end(s: _Finding, piece: Piece) -> int:
@@ -502,9 +527,11 @@ _FINDERS = (
 )
 
 
-def find_pieces(text: str, context: Context, person: Person, params: list[Param]) -> list[Piece]:
-    """Every marked piece of ``text``, without overlaps (earlier kinds in the list win): the finders in order."""
-    state = _Finding(text, context, person, params)
+def find_pieces(text: str, context: Context, person: Person, params: list[Param],
+                things: frozenset[str] = frozenset()) -> list[Piece]:
+    """Every marked piece of ``text``, without overlaps (earlier kinds in the list win): the finders in order.
+    ``things`` are the action's own nouns (stems), so "a meeting" after a person is what is made, not a message."""
+    state = _Finding(text, context, person, params, things)
     for step in _FINDERS:
         step(state)
     for piece in state.chosen:
@@ -533,6 +560,8 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
         while run and (run[0].lower in STOP):
             run.pop(0)
         capital = next((i for i, t in enumerate(run) if t.text[:1].isupper()), None)
+        if capital:
+            addressed(run[:capital])
         if capital:  # "how big is the Tallgrass deal": the name starts at its first capital
             del run[:capital]
         if run:
@@ -540,6 +569,14 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
             value = re.sub(r"['’]s\b", "", text[start:end])  # "Orchid's amount": the record is Orchid
             out.append(Piece(start, end, "chunk", value, text[start:end], _prep_before(text, start)))
         run.clear()
+
+    def addressed(head: list[Token]) -> None:
+        """"tell carl the Kestrel deal is closed": the word right after the verb stays a name of its own (the
+        person addressed) where the run it starts is cut at a capital or a kind of record."""
+        head = [t for t in head if t.lower not in STOP]
+        if head and lead is not None and words.index(head[0]) == words.index(lead) + 1 and len(head) == 1:
+            said = head[0].text
+            out.append(Piece(head[0].start, head[0].end, "chunk", said, said, _prep_before(text, head[0].start)))
 
     kinds = {t.lower() for p in entry.params for t in p.record.split("|") if t}
     lead = next((t for t in words if t.lower not in STOP), None)
@@ -553,6 +590,7 @@ def _chunks(text: str, words: list[Token], pieces: list[Piece], entry: Entry, in
             flush()
             continue
         if run and not inside and token.lower.rstrip("s") in index.record_types:
+            addressed(run[:next((i for i, t in enumerate(run) if t.text[:1].isupper()), 1)])
             run.clear()  # "the Kestrel deal" names a deal: not for a parameter that takes accounts
             continue
         if token is lead and (token.text.islower() or index.matched(entry, token)):
@@ -576,16 +614,19 @@ _COURTESY_END = re.compile(r"(?:[\s,]+(?:please|pls|thanks|thank\s+you|thx|cheer
 
 
 def _clean_title(text: str, pieces: list[Piece], words: list[Token]) -> str:
-    """A short title from the message itself: its words without the leading verb, dates and quoted text."""
-    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "text", "person", "self", "label")]
+    """A short title from the message itself: its words without the leading verb (and its particle: "set up"),
+    dates, durations (a length is never a title: "book 30 minutes with carol"), people and quoted text."""
+    cut = [p for p in pieces if p.kind in ("date", "datetime", "time", "range", "duration", "text", "person", "self",
+                                           "label")]
     kept = "".join(ch for i, ch in enumerate(text) if not any(p.start <= i < p.end for p in cut))
     kept = re.sub(r"\s+", " ", kept).strip(" ,.")
     kept = _COURTESY_END.sub("", _POLITE_START.sub("", kept)).strip(" ,.?!")
     first = tokens(kept)
     if first and first[0].text.islower():
         kept = kept[first[0].end:].strip()  # the verb: "create", "email", "open"
-    kept = re.sub(r"^(?:(?:me|us|him|her|them|and|a|an|the)\s+)+", "", kept, flags=re.IGNORECASE)
-    kept = re.sub(r"\s+(?:for|to|with|on|by|due|and)$", "", re.sub(r"[\s,]+$", "", kept), flags=re.IGNORECASE)
+    kept = re.sub(r"^(?:(?:up|out|together|me|us|him|her|them|and|a|an|the|in(?:to)?(?=\s+(?:a|an|the)\b))(?:\s+|$))+",
+                  "", kept, flags=re.IGNORECASE)
+    kept = re.sub(r"(?:(?:^|[\s,]+)(?:for|to|with|on|at|by|due|and|or))+$", "", kept.rstrip(" ,"), flags=re.IGNORECASE)
     return (kept[:1].upper() + kept[1:])[:300] if kept else ""
 
 
@@ -878,12 +919,17 @@ def _text_target(piece: Piece, free: list[Param]) -> Param:
     return next((p for p in required if _BODY_PARAM.search(p.name)), required[0])
 
 
+_INDEFINITE_BEFORE = re.compile(r"\b(?:an?|another|any|some)\s+$", re.I)
+
+
 def _take_record_names(s: _Extracting) -> None:
     """What is left names records, places and things; a capitalised name may be a person by email."""
     s.chunks = _chunks(s.text, s.words, [p for p in s.pieces if id(p) in s.used or p.kind != "choice"], s.entry,
                        s.index)
     for piece in s.chunks:
         named = any(c.isupper() or c.isdigit() for c in piece.text) or piece.prep in _NAMING_PREPS
+        if not named and _INDEFINITE_BEFORE.search(s.text[:piece.start]):
+            continue  # "give a follow-up to bob": "a follow-up" is no record's name, whichever one exists
         target = next((p for p in s.of_kind("record") if p.name not in s.args and (p.required or named)), None)
         if target is None and named and piece.text[:1].isupper():
             target = next((p for p in s.of_kind("person", "recipient")
@@ -983,9 +1029,32 @@ def _default_addressee(s: _Extracting) -> None:
             continue
         near = next((c for c in s.chunks if id(c) not in s.used and (
             c.prep in ("to", "for", "with") and c.text[:1].isupper() or _after_lead(c, s.words))), None)
-        if near is not None:
-            value = near.text.split()[0] if _after_lead(near, s.words) else near.text
-            s.take(param, near, [value] if param.many else value)
+        if near is None:
+            continue
+        if not _after_lead(near, s.words):
+            s.take(param, near, [near.text] if param.many else near.text)
+            continue
+        value = near.text.split()[0]  # "tell carl the renewal is signed": the name, then what to tell him
+        name = Piece(near.start, near.start + len(value), "chunk", value, value, near.prep)
+        s.pieces.append(name)
+        s.used.add(id(near))
+        s.take(param, name, [value] if param.many else value)
+        _take_text_after(s, name.end)
+
+
+def _take_text_after(s: _Extracting, start: int) -> None:
+    """The words after the person addressed, as the message a required text parameter still wants (its body
+    first), when they are at least two words."""
+    wanting = [p for p in s.of_kind("text") if p.required and p.name not in s.args]
+    wanting.sort(key=lambda p: not _BODY_PARAM.search(p.name))
+    rest = s.text[start:].strip(" ,:")
+    if wanting and len(rest.split()) >= 2:
+        piece = Piece(len(s.text) - len(rest), len(s.text), "text", rest, rest)
+        s.pieces.append(piece)
+        s.take(wanting[0], piece, rest)
+        for param in s.of_kind("text"):  # a subject made from the words before the message was found gives way
+            if param.name in s.args and s.mentions.get(param.name) == s.text and _TITLE_PARAM.search(param.name):
+                del s.args[param.name], s.mentions[param.name]
 
 
 def _default_subject(s: _Extracting) -> None:
@@ -1095,7 +1164,8 @@ def _score(s: _Extracting) -> Extraction:
 def extract(text: str, entry: Entry, index: CatalogIndex, context: Context, person: Person, *,
             weights: Weights = DEFAULT) -> Extraction:
     """The arguments ``text`` gives ``entry``'s parameters, and how well they fit: the passes in order."""
-    state = _Extracting(text, entry, index, context, weights, find_pieces(text, context, person, entry.params),
+    things = _own_things(entry.action.name, entry.action.description)
+    state = _Extracting(text, entry, index, context, weights, find_pieces(text, context, person, entry.params, things),
                         tokens(text))
     for step in _PASSES:
         step(state)

@@ -114,7 +114,7 @@ _GROUPS: dict[str, str] = {
     "task": "task follow-up followup follow todo to-do ticket action item chore",
     "send": "send message tell ping notify inform let know dm post text write chat shout ask sent told pinged messaged",
     "remind": "remind reminder alert nudge",
-    "meeting": "meeting meet schedule sync call appointment invite",
+    "meeting": "meeting meet schedule sync call appointment invite book",
     "email": "email e-mail mail",
     "note": "note jot record",
     "assign": "assign reassign assignee give transfer hand handover own",
