@@ -35,6 +35,7 @@ from sayso.interpreter.offline import OfflineInterpreter
 
 from .conftest import demo_catalog_with
 from .test_instructions import chat_as, messages_to
+from .test_interpreter_follow_up import HOTELS
 
 DIRECTORY = Directory.load(Path(sayso.__file__).resolve().parent / "demo" / "files" / "directory.yaml")
 ALICE = DIRECTORY.get("alice")
@@ -197,27 +198,7 @@ def test_a_meeting_named_besides_its_length_is_titled_by_its_words(text: str) ->
 
 # --- a request not to act -------------------------------------------------------------------------------------
 
-HOTELS = """\
-actions:
-  - name: stays.search_hotels
-    description: Find a hotel at a given location. A service for searching and reserving rooms in hotels.
-    kind: read
-    connector: tickets
-    operation: find
-    risk: none
-    params:
-      place: {type: string, required: true, description: "Where the hotel is"}
-  - name: stays.reserve_hotel
-    description: Reserve a selected hotel for given dates. A service for searching and reserving rooms in hotels.
-    kind: write
-    connector: tickets
-    operation: create
-    risk: low
-    params:
-      hotel: {type: string, required: true, description: "The hotel's name"}
-      check_in: {type: date, required: true, description: "The first night"}
-      nights: {type: integer, required: true, description: "How many nights"}
-"""
+# The hotels catalog of tests/test_interpreter_follow_up.py (HOTELS): a search, and the reservation it leads to.
 SHOWN = [{"role": "assistant", "text": "I found 3 hotels. The first is the Grand at 4 stars. Shall I reserve it?"}]
 
 
