@@ -6,7 +6,7 @@ SQLite each one takes the write lock up front (``BEGIN IMMEDIATE``) so two
 processes never deadlock upgrading a read lock. The audit chain's records are
 chained where its head is locked: on SQLite in Python, under the write lock
 taken at BEGIN; on PostgreSQL in the database, by ``sayso_audit_append``
-(migration 0010), which locks the head row ``FOR UPDATE``, chains and inserts
+(migrations 0010 and 0011), which locks the head row ``FOR UPDATE``, chains and inserts
 the records and moves the head in one statement, sent as the last thing in
 the transaction, in one message with its COMMIT (``PostgresStore.write``):
 the one lock every process's writes queue for is held for that statement and
@@ -86,12 +86,12 @@ _INSERT_AUDIT = schema.audit.insert()
 _SET_HEAD = update(schema.audit_head).where(schema.audit_head.c.id == 1).values(
     seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 _STEPS_SEQ = Sequence("steps_seq")  # PostgreSQL's; created by migration 0007
-_HEAD = "0010"
+_HEAD = "0011"
 _MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on PostgreSQL
 _CHAINED = "sayso_audit_records"  # Connection.info: a PostgreSQL write's audit records, chained at its commit
 _AT_COMMIT = "sayso_at_commit"  # Connection.info: a PostgreSQL write's statements sent with its commit
 _UNBEGUN = "sayso_unbegun"  # Connection.info: True while a PostgreSQL write's BEGIN is not yet sent
-_APPEND = "select sayso_audit_append(%s::json)"  # migration 0010's function
+_APPEND = "select sayso_audit_append(%s::json)"  # migrations 0010 and 0011: the function
 _APPEND_ONE = "select sayso_audit_append({}::json)"  # the same, its argument quoted in
 # The chaining transaction commits without waiting for the disk, so the head's lock is not held through the WAL
 # flush; this second transaction, in the same message, writes a WAL record (a transactional logical message,
