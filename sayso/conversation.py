@@ -819,7 +819,10 @@ class Chat:
         if re.search(r"\b(?:too|as well|also)\W*$", text, re.I) and state.last_request:
             step["args"][param] = f"Follow up: {state.last_request['text']}"[:1000]  # "remind me Thursday too"
             return True
-        addressed = any(p.kind in ("person", "recipient") and p.name in step["args"] for p in params)
+        # Only a request that names no more than whom to tell ("let carol know", "email wes") takes its text from
+        # the conversation: one that says more ("book 30 minutes with carol tomorrow at 3pm") gave its own.
+        given = [p for p in params if p.name in step["args"]]
+        addressed = bool(given) and all(p.kind in ("person", "recipient") for p in given)
         if not addressed or len([w for w in text.split() if len(w) > 2]) > 6:
             return False
         denied, last = state.last_denied, state.last_request

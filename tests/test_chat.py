@@ -29,6 +29,23 @@ def rows(root: Path, system: str, sql: str, *params: Any) -> list[tuple[Any, ...
         return conn.execute(sql, params).fetchall()
 
 
+@pytest.mark.parametrize("text", ["book 30 minutes with carol tomorrow at 3pm",
+                                  "book an hour with bob on friday at 10",
+                                  "schedule 45 minutes with devi tomorrow at 2pm"])
+def test_a_request_that_says_more_than_whom_to_tell_never_takes_its_text_from_the_last_turn(
+        sqlite_root: Path, text: str) -> None:
+    """Right after a denial (or any turn), "let carol know" sends what was asked and why; a request that gives its
+    own details (a start, a length) and lacks only a title asks for it: the last request and its outcome are not
+    its title, and nothing is made on that guess."""
+    chat = chat_for(sqlite_root, "alice")
+    denied = chat.say("alice", "assign a ticket to devi")
+    assert denied.status.value == "denied"
+    asked = chat.say("alice", text, denied.conversation)
+    assert asked.status.value == "needs_clarification" and "title" in asked.reply.lower(), asked.reply
+    assert "asked:" not in json.dumps([s.args for s in asked.steps])
+    assert rows(sqlite_root, "calendar", "select count(*) from events where owner = 'alice'") == [(0,)]
+
+
 def test_first_conversation_of_the_demo(demo_root: Path) -> None:
     chat = chat_for(demo_root, "alice")
     first = chat.say("alice", "which of my deals close in the next 30 days?")
