@@ -14,7 +14,7 @@ import re
 from ..catalog import Catalog
 from ..text import close_quotes
 from . import Interpretation
-from .questions import reads_only
+from .questions import _QUOTED, reads_only
 
 __all__ = ["decline_guesses", "refuses"]
 
@@ -31,9 +31,6 @@ _CONDITION = re.compile(
 # "all of kofi's tasks", "every lead assigned to Lena": more records than one step changes.
 _BULK = re.compile(r"\b(?:all|every|each|any)\b(?:\s+(?:of\s+)?(?:the|my|our|their|his|her|[\w.]+'s?))?"
                    r"(?:\s+[\w-]+){0,3}?\s+(?:[\w-]+s)\b", re.I)
-
-
-_QUOTED = re.compile(r"(?<!\w)(['\"‘“]).+?(?:\1|[’”])(?!\w)")
 
 
 def _own_words(found: Interpretation, text: str, catalog: Catalog) -> str:

@@ -91,8 +91,7 @@ _MIGRATION_LOCK = 0x5A7502  # the advisory lock key of schema upgrades on Postgr
 _CHAINED = "sayso_audit_records"  # Connection.info: a PostgreSQL write's audit records, chained at its commit
 _AT_COMMIT = "sayso_at_commit"  # Connection.info: a PostgreSQL write's statements sent with its commit
 _UNBEGUN = "sayso_unbegun"  # Connection.info: True while a PostgreSQL write's BEGIN is not yet sent
-_APPEND = "select sayso_audit_append(%s::json)"  # migrations 0010 and 0011: the function
-_APPEND_ONE = "select sayso_audit_append({}::json)"  # the same, its argument quoted in
+_APPEND = "select sayso_audit_append({}::json)"  # migrations 0010 and 0011: the function, its argument quoted in
 # The chaining transaction commits without waiting for the disk, so the head's lock is not held through the WAL
 # flush; this second transaction, in the same message, writes a WAL record (a transactional logical message,
 # which nothing decodes) and so waits for the flush of everything before it, the first commit included:
@@ -449,7 +448,7 @@ class PostgresStore(Store):
         """Queue ``records`` to be chained at the end of the ``write`` transaction (outside one, at once)."""
         queued = conn.info.get(_CHAINED)
         if queued is None:
-            conn.exec_driver_sql(_APPEND, (_append_items(records),)).close()
+            conn.exec_driver_sql(_append(_driver(conn), records), execution_options={"no_parameters": True}).close()
         else:
             queued.extend(records)
 
@@ -467,24 +466,24 @@ class PostgresStore(Store):
         values are quoted by the driver (psycopg's client-side binding, ``_literal``). A statement that
         fails ends the message there; the transaction is rolled back.
         """
-        from psycopg.sql import SQL, Literal
+        import psycopg
 
         driver = _driver(conn)
         sent = ["begin"] if conn.info[_UNBEGUN] else []
         conn.info[_UNBEGUN] = False
-        sent.extend(self._literal(driver, statement, params) for statement, params in at_commit)
+        if at_commit:
+            quoting = psycopg.ClientCursor(driver)
+            sent.extend(self._literal(quoting, statement, params) for statement, params in at_commit)
         if records:
-            sent += ["set local synchronous_commit = off",
-                     SQL(_APPEND_ONE).format(Literal(_append_items(records))).as_string(driver), "commit", _DURABLE]
+            sent += ["set local synchronous_commit = off", _append(driver, records), "commit", _DURABLE]
         else:
             sent.append("commit")
         conn.exec_driver_sql("; ".join(sent), execution_options={"no_parameters": True}).close()
 
-    def _literal(self, driver: Any, statement: Write, params: dict[str, Any]) -> str:
-        """``statement`` with ``params`` as one SQL text, the values quoted by psycopg as it quotes them for a
-        ``ClientCursor``; the statement compiled once per set of parameter names (an INSERT's columns)."""
-        import psycopg
-
+    def _literal(self, quoting: Any, statement: Write, params: dict[str, Any]) -> str:
+        """``statement`` with ``params`` as one SQL text, the values quoted by psycopg's client-side binding
+        (``quoting``, a ``ClientCursor``); the statement compiled once per set of parameter names (an INSERT's
+        columns)."""
         key = (id(statement), tuple(params))
         found = self._compiled.get(key)
         if found is None or found[0] is not statement:
@@ -498,7 +497,7 @@ class PostgresStore(Store):
             process = processors.get(name)
             if process is not None:
                 values[name] = process(value)
-        return str(psycopg.ClientCursor(driver).mogrify(compiled.string, values))
+        return str(quoting.mogrify(compiled.string, values))
 
     def _one_migration_at_a_time(self, conn: Connection) -> None:
         """A transaction-scoped advisory lock: several processes starting together on a fresh database (a
@@ -522,13 +521,16 @@ def _driver(conn: Connection) -> Any:
     return conn.connection.driver_connection
 
 
-def _append_items(records: list[AuditRecord]) -> str:
-    """``sayso_audit_append``'s argument: the records, in order, as JSON (the payload the hash covers as hex,
-    so that the database never re-encodes it)."""
-    return json.dumps([{
+def _append(driver: Any, records: list[AuditRecord]) -> str:
+    """``sayso_audit_append`` on the records, in order, as one SQL text: their JSON (the payload the hash covers
+    as hex, so that the database never re-encodes it) as a literal quoted by the driver (``psycopg.sql``)."""
+    from psycopg.sql import SQL, Literal
+
+    items = json.dumps([{
         "id": r.id, "at": r.at, "actor": r.actor, "channel": r.channel, "conversation": r.conversation,
         "turn": r.turn, "event": r.event, "action": r.action, "status": r.status, "detail": r.detail,
         "payload": r.payload.hex()} for r in records], ensure_ascii=False)
+    return str(SQL(_APPEND).format(Literal(items)).as_string(driver))
 
 
 def _begin_first(conn: Connection, cursor: Any, _statement: str, _params: Any, _context: Any,
